@@ -1,0 +1,23 @@
+//! Everything the coordinator, the participants and the browser app share.
+//!
+//! Module map:
+//! - [`limits`]: every limit and default, unit last, in one place.
+//! - [`money`]: integer cents, parsing what people type, formatting.
+//! - [`wire`]: coordinator ⇄ participant messages (newline-delimited JSON).
+//! - [`api`]: HTTP request and response bodies.
+//! - [`events`]: live events streamed on `/ws`.
+//! - [`protocol`]: Two-Phase Commit as pure state machines (no I/O, no clock,
+//!   no randomness): the processes, the simulation and the model checker all
+//!   run this same code.
+//! - `log` (feature `native`): the framed, checksummed, append-only log with
+//!   group commit that both processes write.
+
+pub mod api;
+pub mod events;
+pub mod limits;
+pub mod money;
+pub mod protocol;
+pub mod wire;
+
+#[cfg(feature = "native")]
+pub mod log;

@@ -1,0 +1,51 @@
+//! Every limit and default of the system, in one place, unit last.
+
+/// Largest amount one transfer may move ($1,000,000.00).
+pub const AMOUNT_CENTS_MAX: i64 = 100_000_000;
+/// Longest protocol line a participant or coordinator accepts (bytes, without the newline).
+pub const LINE_BYTES_MAX: usize = 64 * 1024;
+/// Largest HTTP request body the coordinator reads.
+pub const HTTP_BODY_BYTES_MAX: usize = 16 * 1024;
+/// Longest client-chosen transaction id.
+pub const TX_ID_BYTES_MAX: usize = 128;
+/// Longest account id.
+pub const ACCOUNT_ID_BYTES_MAX: usize = 64;
+/// Most operations one transaction may carry to one node.
+pub const OPS_PER_TX_MAX: usize = 16;
+/// Concurrent TCP connections one participant accepts.
+pub const PARTICIPANT_CONNECTIONS_MAX: usize = 64;
+/// Transactions a participant holds at once (waiting, prepared, in doubt).
+pub const PARTICIPANT_TX_ACTIVE_MAX: usize = 100_000;
+/// Transactions the coordinator runs at once; beyond it a transfer is refused (503).
+pub const COORDINATOR_TX_ACTIVE_MAX: usize = 50_000;
+/// Finished transaction outcomes a participant remembers to answer duplicates.
+pub const PARTICIPANT_OUTCOMES_KEPT_MAX: usize = 200_000;
+/// Finished transactions the coordinator keeps with their full timeline.
+pub const COORDINATOR_HISTORY_KEPT_MAX: usize = 2_000;
+/// Finished outcomes the coordinator keeps to answer a repeated client `tx_id`.
+pub const COORDINATOR_OUTCOMES_KEPT_MAX: usize = 1_000_000;
+/// Ledger entries kept per account (older ones are dropped at checkpoints).
+pub const LEDGER_ENTRIES_KEPT_MAX: usize = 100_000;
+/// Events one WebSocket client may have queued before it is told it lagged.
+pub const WS_CLIENT_QUEUE_MAX: usize = 4_096;
+/// Events kept per transaction timeline.
+pub const TX_TIMELINE_EVENTS_MAX: usize = 64;
+/// Log size after which a checkpoint rewrites it.
+pub const LOG_CHECKPOINT_BYTES: u64 = 32 * 1024 * 1024;
+/// Largest single log record (anything bigger is a corrupt length field).
+pub const LOG_RECORD_BYTES_MAX: usize = 256 * 1024 * 1024;
+
+/// Default time the coordinator waits for all votes.
+pub const PREPARE_TIMEOUT_MS: u64 = 3_000;
+/// Default longest wait for an account lock at a participant.
+pub const LOCK_WAIT_MS: u64 = 3_000;
+/// Default time the coordinator waits for commit acks before answering the
+/// client anyway (the commit is durable; it completes in the background).
+pub const ACK_WAIT_MS: u64 = 3_000;
+/// Resend interval for unacknowledged commits.
+pub const COMMIT_RETRY_MS: u64 = 500;
+/// How often the coordinator asks every node for its in-doubt transactions.
+pub const IN_DOUBT_SWEEP_MS: u64 = 1_000;
+/// Reconnect backoff bounds.
+pub const RECONNECT_BACKOFF_MIN_MS: u64 = 50;
+pub const RECONNECT_BACKOFF_MAX_MS: u64 = 1_000;

@@ -1,0 +1,1 @@
+//! Two-Phase Commit as pure state machines.
