@@ -10,7 +10,7 @@ use crate::wire::{AbortReason, AccountId, Decision, NodeId, Op, TxId};
 pub use crate::wire::{AccountBalance, InDoubtTx, LedgerEntry};
 
 /// `POST /api/transfers`
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TransferRequest {
     pub from: AccountId,
@@ -76,7 +76,7 @@ pub enum TxState {
 }
 
 /// The operations one node performs for a transaction.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Leg {
     pub node: NodeId,
     pub ops: Vec<Op>,
@@ -182,7 +182,7 @@ pub struct ClusterView {
 }
 
 /// An item of `GET /api/accounts`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct AccountView {
     pub id: AccountId,
     pub node: NodeId,
@@ -231,7 +231,7 @@ pub enum CrashPoint {
 }
 
 /// `POST /api/coordinator/crash`
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CoordinatorCrashRequest {
     pub at: CrashPoint,
@@ -266,12 +266,12 @@ pub struct Faults {
 }
 
 /// Every error body: `{"error": "<human sentence>"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ErrorBody {
     pub error: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Health {
     pub status: String,
 }

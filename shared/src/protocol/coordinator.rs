@@ -1,0 +1,998 @@
+//! The coordinator: runs transfers through Two-Phase Commit, decides, logs
+//! the decision, and drives every transaction to its end across crashes.
+//!
+//! - Phase 1 sends `prepare` to every involved node at once and waits for
+//!   all votes, at most `prepare_timeout_us`. Any `abort` vote, a missing
+//!   vote at the timeout, or an unreachable node aborts.
+//! - Presumed abort: a COMMIT record is forced before any `commit` is sent;
+//!   aborts are not forced. After a crash, a transaction without a COMMIT
+//!   record is aborted, so the answer to "what happened to T?" is always
+//!   "commit if my log says so, else abort".
+//! - Commits are re-sent until every node acks; then END is logged lazily
+//!   and the transaction is forgotten.
+//! - On every (re)connection, and periodically, each node is asked for its
+//!   in-doubt transactions and each gets its answer from the log.
+//! - A transfer between two accounts of the same node runs as one-phase
+//!   commit: the node decides alone. If its answer is lost, the coordinator
+//!   asks again with `rollback`, whose ack carries what the node did.
+//! - A repeated client `tx_id` gets the first outcome; nothing moves twice.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use crate::api::{CrashPoint, Leg, NodeVote, Outcome, TransferRequest, TransferResponse, TxState, VoteView};
+use crate::events::{EventKind, COORDINATOR};
+use crate::limits::{
+    ACCOUNT_ID_BYTES_MAX, ACK_WAIT_MS, AMOUNT_CENTS_MAX, COMMIT_RETRY_MS, COORDINATOR_OUTCOMES_KEPT_MAX,
+    COORDINATOR_TX_ACTIVE_MAX, IN_DOUBT_SWEEP_MS, PREPARE_TIMEOUT_MS, TX_ID_BYTES_MAX,
+};
+use crate::protocol::record::{CoordinatorCheckpoint, CoordinatorRecord};
+use crate::wire::{AbortReason, AccountId, Decision, NodeId, Op, Reply, Request, TxId, Vote};
+
+/// Identifies a waiting client (an HTTP request) that gets a `Reply`.
+pub type ClientId = u64;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CoordinatorConfig {
+    pub nodes: Vec<NodeId>,
+    /// Which node holds each account.
+    pub accounts: BTreeMap<AccountId, NodeId>,
+    pub prepare_timeout_us: u64,
+    /// How long a client waits for commit acks before it is answered anyway
+    /// (the commit is durable and completes in the background).
+    pub ack_wait_us: u64,
+    pub commit_retry_us: u64,
+    pub in_doubt_sweep_us: u64,
+}
+
+impl CoordinatorConfig {
+    pub fn new(nodes: Vec<NodeId>, accounts: BTreeMap<AccountId, NodeId>) -> Self {
+        CoordinatorConfig {
+            nodes,
+            accounts,
+            prepare_timeout_us: PREPARE_TIMEOUT_MS * 1000,
+            ack_wait_us: ACK_WAIT_MS * 1000,
+            commit_retry_us: COMMIT_RETRY_MS * 1000,
+            in_doubt_sweep_us: IN_DOUBT_SWEEP_MS * 1000,
+        }
+    }
+}
+
+/// Demo-mode faults the machine itself acts on.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct DemoFaults {
+    /// One-shot: the next transaction reaching this point crashes the engine.
+    pub crash_at: Option<CrashPoint>,
+    /// Step mode: pause after the votes are in and after the decision.
+    pub phase_pause_us: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Input {
+    Transfer { client: ClientId, request: TransferRequest },
+    FromNode { node: NodeId, msg: Reply },
+    NodeUp { node: NodeId },
+    NodeDown { node: NodeId },
+    /// Every record with `seq` or lower is durable.
+    Durable { seq: u64 },
+    /// Time passed: fire due timers.
+    Tick,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum TransferError {
+    /// The request cannot run (unknown account, bad amount): HTTP 422.
+    Invalid(String),
+    /// The `tx_id` was used for a different transfer: HTTP 409.
+    Conflict(String),
+    /// Try again later with the same `tx_id`: HTTP 503.
+    Unavailable(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Send { node: NodeId, msg: Request },
+    Persist { seq: u64, record: CoordinatorRecord, sync: bool },
+    Reply { client: ClientId, result: Result<TransferResponse, TransferError> },
+    Emit(EventKind),
+    /// An armed crash point was reached: drop all volatile state now and
+    /// recover from the log, as a restarted process would.
+    Crash(CrashPoint),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum TimerKind {
+    VoteTimeout,
+    PhasePause,
+    CommitRetry,
+    AckWait,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Phase {
+    /// Waiting for votes (or for the one-phase outcome).
+    Preparing,
+    /// All voted ready; step mode pauses before deciding.
+    PausedBeforeDecision,
+    /// The COMMIT record is appended but not yet durable.
+    Deciding { seq: u64 },
+    /// COMMIT is durable; step mode pauses before sending it.
+    PausedBeforeCommit,
+    /// COMMIT is durable and sent; waiting for acks.
+    Committing,
+    /// One-phase answer lost: asking the node what it did.
+    ResolvingOnePhase,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Tx {
+    request: TransferRequest,
+    ts: u64,
+    legs: Vec<Leg>,
+    started_us: u64,
+    one_phase: bool,
+    phase: Phase,
+    votes: BTreeMap<NodeId, (VoteView, Option<AbortReason>)>,
+    pending_acks: BTreeSet<NodeId>,
+    clients: Vec<ClientId>,
+    replied: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Finished {
+    request: TransferRequest,
+    response: TransferResponse,
+}
+
+/// A transaction the coordinator is still working on (for the API).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActiveTx {
+    pub tx_id: TxId,
+    pub state: TxState,
+    pub request: TransferRequest,
+    pub legs: Vec<Leg>,
+    pub pending_acks: Vec<NodeId>,
+    pub started_us: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Coordinator {
+    config: CoordinatorConfig,
+    faults: DemoFaults,
+    active: BTreeMap<TxId, Tx>,
+    finished: BTreeMap<TxId, Finished>,
+    finished_order: VecDeque<TxId>,
+    connected: BTreeSet<NodeId>,
+    timers: BTreeSet<(u64, TimerKind, TxId)>,
+    /// COMMIT records waiting to become durable, in seq order.
+    deciding: VecDeque<(u64, TxId)>,
+    next_seq: u64,
+    durable_seq: u64,
+    ts_max: u64,
+    sweep_at_us: Option<u64>,
+}
+
+impl Coordinator {
+    /// Rebuilds the coordinator from its log. Commit decisions without END
+    /// come back as committing: they are re-sent to every node that has
+    /// not acknowledged them. Nothing else survives (presumed abort).
+    pub fn recover(config: CoordinatorConfig, records: &[CoordinatorRecord]) -> Coordinator {
+        let mut c = Coordinator {
+            config,
+            faults: DemoFaults::default(),
+            active: BTreeMap::new(),
+            finished: BTreeMap::new(),
+            finished_order: VecDeque::new(),
+            connected: BTreeSet::new(),
+            timers: BTreeSet::new(),
+            deciding: VecDeque::new(),
+            next_seq: 1,
+            durable_seq: 0,
+            ts_max: 0,
+            sweep_at_us: None,
+        };
+        for record in records {
+            c.replay(record);
+        }
+        c
+    }
+
+    fn replay(&mut self, record: &CoordinatorRecord) {
+        match record {
+            CoordinatorRecord::Commit { tx_id, ts, request, legs } => {
+                self.ts_max = self.ts_max.max(*ts);
+                if self.finished.contains_key(tx_id) {
+                    return;
+                }
+                let pending_acks = legs.iter().map(|l| l.node.clone()).collect();
+                let tx = Tx {
+                    request: request.clone(),
+                    ts: *ts,
+                    legs: legs.clone(),
+                    started_us: 0,
+                    one_phase: false,
+                    phase: Phase::Committing,
+                    votes: legs.iter().map(|l| (l.node.clone(), (VoteView::Ready, None))).collect(),
+                    pending_acks,
+                    clients: Vec::new(),
+                    replied: true,
+                };
+                self.active.insert(tx_id.clone(), tx);
+            }
+            CoordinatorRecord::End { tx_id } => {
+                if let Some(tx) = self.active.remove(tx_id) {
+                    let response = recovered_response(tx_id, Decision::Commit, None);
+                    self.remember(tx_id.clone(), tx.request, response);
+                }
+            }
+            CoordinatorRecord::Finished { tx_id, request, decision, reason } => {
+                if self.active.contains_key(tx_id) {
+                    return; // a committing tx: its END decides
+                }
+                let response = recovered_response(tx_id, *decision, *reason);
+                self.remember(tx_id.clone(), request.clone(), response);
+            }
+            CoordinatorRecord::Checkpoint(cp) => {
+                self.active.clear();
+                self.finished.clear();
+                self.finished_order.clear();
+                self.ts_max = self.ts_max.max(cp.ts_max);
+                for (tx_id, request, decision, reason) in &cp.outcomes {
+                    let record = CoordinatorRecord::Finished {
+                        tx_id: tx_id.clone(),
+                        request: request.clone(),
+                        decision: *decision,
+                        reason: *reason,
+                    };
+                    self.replay(&record);
+                }
+                for (tx_id, ts, request, legs) in &cp.pending_commits {
+                    let record =
+                        CoordinatorRecord::Commit { tx_id: tx_id.clone(), ts: *ts, request: request.clone(), legs: legs.clone() };
+                    self.replay(&record);
+                }
+            }
+        }
+    }
+
+    /// A record of everything still needed, to start a rewritten log.
+    pub fn checkpoint(&mut self) -> (u64, CoordinatorRecord) {
+        let pending_commits = self
+            .active
+            .iter()
+            .filter(|(_, tx)| {
+                matches!(tx.phase, Phase::Deciding { .. } | Phase::PausedBeforeCommit | Phase::Committing)
+            })
+            .map(|(id, tx)| (id.clone(), tx.ts, tx.request.clone(), tx.legs.clone()))
+            .collect();
+        let outcomes = self
+            .finished_order
+            .iter()
+            .filter_map(|id| {
+                let f = self.finished.get(id)?;
+                let decision = match f.response.outcome {
+                    Outcome::Committed => Decision::Commit,
+                    Outcome::Aborted => Decision::Abort,
+                };
+                Some((id.clone(), f.request.clone(), decision, f.response.reason))
+            })
+            .collect();
+        let cp = CoordinatorCheckpoint { pending_commits, outcomes, ts_max: self.ts_max };
+        let seq = self.take_seq();
+        (seq, CoordinatorRecord::Checkpoint(Box::new(cp)))
+    }
+
+    pub fn set_faults(&mut self, faults: DemoFaults) {
+        self.faults = faults;
+    }
+
+    pub fn faults(&self) -> &DemoFaults {
+        &self.faults
+    }
+
+    pub fn handle(&mut self, now_us: u64, input: Input) -> Vec<Action> {
+        let mut out = Vec::new();
+        if self.sweep_at_us.is_none() {
+            self.sweep_at_us = Some(now_us.saturating_add(self.config.in_doubt_sweep_us));
+        }
+        match input {
+            Input::Transfer { client, request } => self.on_transfer(now_us, client, request, &mut out),
+            Input::FromNode { node, msg } => self.on_node_message(now_us, node, msg, &mut out),
+            Input::NodeUp { node } => self.on_node_up(node, &mut out),
+            Input::NodeDown { node } => self.on_node_down(now_us, node, &mut out),
+            Input::Durable { seq } => self.on_durable(now_us, seq, &mut out),
+            Input::Tick => self.on_tick(now_us, &mut out),
+        }
+        out
+    }
+
+    /// When the driver must feed `Tick` next.
+    pub fn next_deadline_us(&self) -> Option<u64> {
+        let timer = self.timers.iter().next().map(|(at, _, _)| *at);
+        match (timer, self.sweep_at_us) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    // ----- transfers -----
+
+    fn on_transfer(&mut self, now_us: u64, client: ClientId, request: TransferRequest, out: &mut Vec<Action>) {
+        if let Err(message) = self.validate(&request) {
+            out.push(Action::Reply { client, result: Err(TransferError::Invalid(message)) });
+            return;
+        }
+        let ts = self.ts_max.saturating_add(1).max(now_us);
+        let tx_id = request.tx_id.clone().unwrap_or_else(|| format!("tx-{ts}"));
+        if let Some(f) = self.finished.get(&tx_id) {
+            let result = if same_transfer(&f.request, &request) {
+                Ok(f.response.clone())
+            } else {
+                Err(TransferError::Conflict(format!(
+                    "tx_id {tx_id} was already used for a different transfer ({} → {}, {} cents)",
+                    f.request.from, f.request.to, f.request.amount_cents
+                )))
+            };
+            out.push(Action::Reply { client, result });
+            return;
+        }
+        if let Some(tx) = self.active.get_mut(&tx_id) {
+            if same_transfer(&tx.request, &request) {
+                if tx.replied {
+                    let response = response_of(&tx_id, tx, now_us, Outcome::Committed, None, None);
+                    out.push(Action::Reply { client, result: Ok(response) });
+                } else {
+                    tx.clients.push(client); // same transfer still running: wait for it
+                }
+            } else {
+                let message = format!("tx_id {tx_id} is in use by a different transfer that is still running");
+                out.push(Action::Reply { client, result: Err(TransferError::Conflict(message)) });
+            }
+            return;
+        }
+        if self.active.len() >= COORDINATOR_TX_ACTIVE_MAX {
+            let message = format!("{COORDINATOR_TX_ACTIVE_MAX} transactions are already running; retry shortly");
+            out.push(Action::Reply { client, result: Err(TransferError::Unavailable(message)) });
+            return;
+        }
+        self.ts_max = ts;
+        let legs = self.legs_of(&request);
+        let one_phase = legs.len() == 1;
+        let nodes: Vec<NodeId> = legs.iter().map(|l| l.node.clone()).collect();
+        out.push(Action::Emit(EventKind::TxStarted {
+            tx_id: tx_id.clone(),
+            from: request.from.clone(),
+            to: request.to.clone(),
+            amount_cents: request.amount_cents,
+            nodes,
+            one_phase,
+        }));
+        let mut tx = Tx {
+            request,
+            ts,
+            legs: legs.clone(),
+            started_us: now_us,
+            one_phase,
+            phase: Phase::Preparing,
+            votes: BTreeMap::new(),
+            pending_acks: BTreeSet::new(),
+            clients: vec![client],
+            replied: false,
+        };
+        let mut unreachable = false;
+        for leg in &legs {
+            if !self.connected.contains(&leg.node) {
+                tx.votes.insert(leg.node.clone(), (VoteView::NoAnswer, Some(AbortReason::NodeUnreachable)));
+                unreachable = true;
+                continue;
+            }
+            let msg = if one_phase {
+                Request::CommitOnePhase { tx_id: tx_id.clone(), ts, ops: leg.ops.clone() }
+            } else {
+                Request::Prepare { tx_id: tx_id.clone(), ts, ops: leg.ops.clone() }
+            };
+            out.push(Action::Send { node: leg.node.clone(), msg });
+            out.push(Action::Emit(EventKind::PrepareSent { tx_id: tx_id.clone(), node: leg.node.clone() }));
+        }
+        self.active.insert(tx_id.clone(), tx);
+        if unreachable {
+            self.decide_abort(now_us, &tx_id, AbortReason::NodeUnreachable, out);
+            return;
+        }
+        self.timers.insert((now_us.saturating_add(self.config.prepare_timeout_us), TimerKind::VoteTimeout, tx_id));
+    }
+
+    fn validate(&self, request: &TransferRequest) -> Result<(), String> {
+        if let Some(tx_id) = &request.tx_id {
+            let ok_chars = tx_id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c));
+            if tx_id.is_empty() || tx_id.len() > TX_ID_BYTES_MAX || !ok_chars {
+                return Err(format!(
+                    "tx_id must be 1 to {TX_ID_BYTES_MAX} characters of letters, digits, '-', '_', '.' or ':'"
+                ));
+            }
+        }
+        for account in [&request.from, &request.to] {
+            if account.len() > ACCOUNT_ID_BYTES_MAX || !self.config.accounts.contains_key(account) {
+                let known: Vec<&str> = self.config.accounts.keys().map(String::as_str).collect();
+                let shown: String = account.chars().take(ACCOUNT_ID_BYTES_MAX).collect();
+                return Err(format!("unknown account '{shown}'; the accounts are {}", known.join(", ")));
+            }
+        }
+        if request.from == request.to {
+            return Err(format!("from and to are the same account ({}): nothing to transfer", request.from));
+        }
+        if request.amount_cents <= 0 {
+            return Err(format!("amount_cents must be more than 0 (got {})", request.amount_cents));
+        }
+        if request.amount_cents > AMOUNT_CENTS_MAX {
+            return Err(format!("amount_cents must be at most {AMOUNT_CENTS_MAX} (got {})", request.amount_cents));
+        }
+        Ok(())
+    }
+
+    fn legs_of(&self, request: &TransferRequest) -> Vec<Leg> {
+        let debit = Op { account: request.from.clone(), delta_cents: -request.amount_cents };
+        let credit = Op { account: request.to.clone(), delta_cents: request.amount_cents };
+        let from_node = self.config.accounts[&request.from].clone();
+        let to_node = self.config.accounts[&request.to].clone();
+        if from_node == to_node {
+            vec![Leg { node: from_node, ops: vec![debit, credit] }]
+        } else {
+            vec![Leg { node: from_node, ops: vec![debit] }, Leg { node: to_node, ops: vec![credit] }]
+        }
+    }
+
+    // ----- messages from nodes -----
+
+    fn on_node_message(&mut self, now_us: u64, node: NodeId, msg: Reply, out: &mut Vec<Action>) {
+        match msg {
+            Reply::Vote { tx_id, vote, reason } => self.on_vote(now_us, node, tx_id, vote, reason, out),
+            Reply::Outcome { tx_id, decision, reason } => self.on_one_phase_outcome(now_us, node, tx_id, decision, reason, out),
+            Reply::Ack { tx_id, decision } => self.on_ack(now_us, node, tx_id, decision, out),
+            Reply::InDoubt { tx_ids } => self.on_in_doubt(node, tx_ids, out),
+            // Hello, query results and errors are the driver's business.
+            Reply::Hello { .. } | Reply::QueryResult { .. } | Reply::Error { .. } => {}
+        }
+    }
+
+    fn on_vote(
+        &mut self,
+        now_us: u64,
+        node: NodeId,
+        tx_id: TxId,
+        vote: Vote,
+        reason: Option<AbortReason>,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(tx) = self.active.get_mut(&tx_id) else { return };
+        let is_leg = tx.legs.iter().any(|l| l.node == node);
+        if tx.one_phase || !is_leg || tx.phase != Phase::Preparing || tx.votes.contains_key(&node) {
+            return; // late or duplicate: the decision (if any) stands
+        }
+        let view = match vote {
+            Vote::Ready => VoteView::Ready,
+            Vote::Abort => VoteView::Abort,
+        };
+        tx.votes.insert(node.clone(), (view, reason));
+        out.push(Action::Emit(EventKind::Vote { tx_id: tx_id.clone(), node, vote: view, reason }));
+        if vote == Vote::Abort {
+            self.decide_abort(now_us, &tx_id, reason.unwrap_or(AbortReason::LockConflict), out);
+            return;
+        }
+        let all_ready = tx.legs.iter().all(|l| matches!(tx.votes.get(&l.node), Some((VoteView::Ready, _))));
+        if !all_ready {
+            return;
+        }
+        if self.take_crash(CrashPoint::BeforeDecision, out) {
+            return;
+        }
+        if self.faults.phase_pause_us > 0 {
+            if let Some(tx) = self.active.get_mut(&tx_id) {
+                tx.phase = Phase::PausedBeforeDecision;
+            }
+            self.timers.insert((now_us.saturating_add(self.faults.phase_pause_us), TimerKind::PhasePause, tx_id));
+        } else {
+            self.decide_commit(&tx_id, out);
+        }
+    }
+
+    fn decide_commit(&mut self, tx_id: &TxId, out: &mut Vec<Action>) {
+        let Some(tx) = self.active.get(tx_id) else { return };
+        let record = CoordinatorRecord::Commit {
+            tx_id: tx_id.clone(),
+            ts: tx.ts,
+            request: tx.request.clone(),
+            legs: tx.legs.clone(),
+        };
+        let seq = self.take_seq();
+        if let Some(tx) = self.active.get_mut(tx_id) {
+            tx.phase = Phase::Deciding { seq };
+        }
+        out.push(Action::Persist { seq, record, sync: true });
+        self.deciding.push_back((seq, tx_id.clone()));
+    }
+
+    fn on_durable(&mut self, now_us: u64, seq: u64, out: &mut Vec<Action>) {
+        self.durable_seq = self.durable_seq.max(seq);
+        while let Some((decided_seq, _)) = self.deciding.front() {
+            if *decided_seq > self.durable_seq {
+                break;
+            }
+            let Some((decided_seq, tx_id)) = self.deciding.pop_front() else { break };
+            let still_deciding = matches!(self.active.get(&tx_id).map(|t| t.phase), Some(Phase::Deciding { seq }) if seq == decided_seq);
+            if !still_deciding {
+                continue;
+            }
+            out.push(Action::Emit(EventKind::LogForced {
+                tx_id: tx_id.clone(),
+                node: COORDINATOR.to_string(),
+                record: "commit".to_string(),
+            }));
+            out.push(Action::Emit(EventKind::Decision { tx_id: tx_id.clone(), decision: Decision::Commit, reason: None }));
+            if self.take_crash(CrashPoint::AfterDecision, out) {
+                return;
+            }
+            if self.faults.phase_pause_us > 0 {
+                if let Some(tx) = self.active.get_mut(&tx_id) {
+                    tx.phase = Phase::PausedBeforeCommit;
+                }
+                self.timers.insert((now_us.saturating_add(self.faults.phase_pause_us), TimerKind::PhasePause, tx_id));
+            } else if self.send_commits(now_us, &tx_id, out) {
+                return;
+            }
+        }
+    }
+
+    /// Sends the (durable) commit to every node. Returns true if an armed
+    /// mid-commit crash fired.
+    fn send_commits(&mut self, now_us: u64, tx_id: &TxId, out: &mut Vec<Action>) -> bool {
+        let Some(tx) = self.active.get_mut(tx_id) else { return false };
+        tx.phase = Phase::Committing;
+        tx.pending_acks = tx.legs.iter().map(|l| l.node.clone()).collect();
+        let nodes: Vec<NodeId> = tx.legs.iter().map(|l| l.node.clone()).collect();
+        for (i, node) in nodes.iter().enumerate() {
+            if self.connected.contains(node) {
+                out.push(Action::Send { node: node.clone(), msg: Request::Commit { tx_id: tx_id.clone() } });
+                out.push(Action::Emit(EventKind::CommitSent { tx_id: tx_id.clone(), node: node.clone() }));
+            }
+            if i == 0 && nodes.len() > 1 && self.take_crash(CrashPoint::MidCommit, out) {
+                return true;
+            }
+        }
+        self.timers.insert((now_us.saturating_add(self.config.commit_retry_us), TimerKind::CommitRetry, tx_id.clone()));
+        self.timers.insert((now_us.saturating_add(self.config.ack_wait_us), TimerKind::AckWait, tx_id.clone()));
+        false
+    }
+
+    fn on_ack(&mut self, now_us: u64, node: NodeId, tx_id: TxId, decision: Decision, out: &mut Vec<Action>) {
+        out.push(Action::Emit(EventKind::Ack { tx_id: tx_id.clone(), node: node.clone(), decision }));
+        let Some(tx) = self.active.get_mut(&tx_id) else { return };
+        match tx.phase {
+            Phase::Committing if decision == Decision::Commit => {
+                tx.pending_acks.remove(&node);
+                if tx.pending_acks.is_empty() {
+                    self.finish(now_us, &tx_id, Outcome::Committed, None, None, out);
+                }
+            }
+            Phase::ResolvingOnePhase => {
+                let reason = match decision {
+                    Decision::Commit => None,
+                    Decision::Abort => Some(AbortReason::Timeout),
+                };
+                self.settle_one_phase(now_us, node, tx_id, decision, reason, out);
+            }
+            _ => {}
+        }
+    }
+
+    fn on_one_phase_outcome(
+        &mut self,
+        now_us: u64,
+        node: NodeId,
+        tx_id: TxId,
+        decision: Decision,
+        reason: Option<AbortReason>,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(tx) = self.active.get(&tx_id) else { return };
+        if !tx.one_phase || tx.legs[0].node != node {
+            return;
+        }
+        self.settle_one_phase(now_us, node, tx_id, decision, reason, out);
+    }
+
+    fn settle_one_phase(
+        &mut self,
+        now_us: u64,
+        node: NodeId,
+        tx_id: TxId,
+        decision: Decision,
+        reason: Option<AbortReason>,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(tx) = self.active.get_mut(&tx_id) else { return };
+        let view = match decision {
+            Decision::Commit => VoteView::Ready,
+            Decision::Abort => VoteView::Abort,
+        };
+        tx.votes.insert(node.clone(), (view, reason));
+        out.push(Action::Emit(EventKind::Vote { tx_id: tx_id.clone(), node, vote: view, reason }));
+        out.push(Action::Emit(EventKind::Decision { tx_id: tx_id.clone(), decision, reason }));
+        let detail = reason.map(|r| format!("node {} aborted the one-phase transfer ({r})", tx.legs[0].node));
+        self.finish(now_us, &tx_id, decision.into(), reason, detail, out);
+    }
+
+    fn on_in_doubt(&mut self, node: NodeId, tx_ids: Vec<TxId>, out: &mut Vec<Action>) {
+        if tx_ids.is_empty() {
+            return;
+        }
+        out.push(Action::Emit(EventKind::InDoubtReported { node: node.clone(), tx_ids: tx_ids.clone() }));
+        for tx_id in tx_ids {
+            let decision = match self.active.get(&tx_id).map(|t| t.phase) {
+                // Still deciding: the answer comes with the decision.
+                Some(Phase::Preparing | Phase::PausedBeforeDecision | Phase::Deciding { .. } | Phase::ResolvingOnePhase) => {
+                    continue
+                }
+                Some(Phase::PausedBeforeCommit | Phase::Committing) => Decision::Commit,
+                None => match self.finished.get(&tx_id).map(|f| f.response.outcome) {
+                    Some(Outcome::Committed) => Decision::Commit,
+                    // Presumed abort: no commit record means abort.
+                    _ => Decision::Abort,
+                },
+            };
+            let msg = match decision {
+                Decision::Commit => Request::Commit { tx_id: tx_id.clone() },
+                Decision::Abort => Request::Rollback { tx_id: tx_id.clone() },
+            };
+            out.push(Action::Send { node: node.clone(), msg });
+            out.push(Action::Emit(EventKind::Resolved { tx_id, node: node.clone(), decision }));
+        }
+    }
+
+    // ----- nodes coming and going -----
+
+    fn on_node_up(&mut self, node: NodeId, out: &mut Vec<Action>) {
+        self.connected.insert(node.clone());
+        out.push(Action::Send { node: node.clone(), msg: Request::Recover });
+        out.push(Action::Emit(EventKind::RecoveryQuery { node: node.clone() }));
+        for (tx_id, tx) in &self.active {
+            let msg = match tx.phase {
+                Phase::Committing if tx.pending_acks.contains(&node) => Request::Commit { tx_id: tx_id.clone() },
+                Phase::ResolvingOnePhase if tx.legs[0].node == node => Request::Rollback { tx_id: tx_id.clone() },
+                _ => continue,
+            };
+            out.push(Action::Send { node: node.clone(), msg });
+        }
+    }
+
+    fn on_node_down(&mut self, now_us: u64, node: NodeId, out: &mut Vec<Action>) {
+        self.connected.remove(&node);
+        let waiting_on_node: Vec<TxId> = self
+            .active
+            .iter()
+            .filter(|(_, tx)| {
+                tx.phase == Phase::Preparing && tx.legs.iter().any(|l| l.node == node) && !tx.votes.contains_key(&node)
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for tx_id in waiting_on_node {
+            if let Some(tx) = self.active.get_mut(&tx_id) {
+                tx.votes.insert(node.clone(), (VoteView::NoAnswer, Some(AbortReason::NodeUnreachable)));
+            }
+            self.decide_abort(now_us, &tx_id, AbortReason::NodeUnreachable, out);
+        }
+    }
+
+    // ----- timers -----
+
+    fn on_tick(&mut self, now_us: u64, out: &mut Vec<Action>) {
+        if self.sweep_at_us.is_some_and(|at| at <= now_us) {
+            self.sweep_at_us = Some(now_us.saturating_add(self.config.in_doubt_sweep_us));
+            for node in &self.connected {
+                out.push(Action::Send { node: node.clone(), msg: Request::Recover });
+            }
+        }
+        while let Some(&(at, kind, ref tx_id)) = self.timers.iter().next() {
+            if at > now_us {
+                break;
+            }
+            let tx_id = tx_id.clone();
+            self.timers.remove(&(at, kind, tx_id.clone()));
+            match kind {
+                TimerKind::VoteTimeout => self.on_vote_timeout(now_us, &tx_id, out),
+                TimerKind::PhasePause => self.on_phase_pause(now_us, &tx_id, out),
+                TimerKind::CommitRetry => self.on_commit_retry(now_us, &tx_id, out),
+                TimerKind::AckWait => self.on_ack_wait(now_us, &tx_id, out),
+            }
+            if out.iter().any(|a| matches!(a, Action::Crash(_))) {
+                return;
+            }
+        }
+    }
+
+    fn on_vote_timeout(&mut self, now_us: u64, tx_id: &TxId, out: &mut Vec<Action>) {
+        let Some(tx) = self.active.get_mut(tx_id) else { return };
+        if tx.phase != Phase::Preparing {
+            return;
+        }
+        if tx.one_phase {
+            // The node may have committed: never guess. Ask with rollback,
+            // whose ack says what it did.
+            tx.phase = Phase::ResolvingOnePhase;
+            let node = tx.legs[0].node.clone();
+            if self.connected.contains(&node) {
+                out.push(Action::Send { node, msg: Request::Rollback { tx_id: tx_id.clone() } });
+            }
+            self.timers.insert((now_us.saturating_add(self.config.commit_retry_us), TimerKind::CommitRetry, tx_id.clone()));
+            self.timers.insert((now_us.saturating_add(self.config.ack_wait_us), TimerKind::AckWait, tx_id.clone()));
+            return;
+        }
+        let mut reason = AbortReason::Timeout;
+        for leg in &tx.legs {
+            if !tx.votes.contains_key(&leg.node) {
+                let unreachable = !self.connected.contains(&leg.node);
+                let why = if unreachable { AbortReason::NodeUnreachable } else { AbortReason::Timeout };
+                tx.votes.insert(leg.node.clone(), (VoteView::NoAnswer, Some(why)));
+                if unreachable {
+                    reason = AbortReason::NodeUnreachable;
+                }
+            }
+        }
+        self.decide_abort(now_us, tx_id, reason, out);
+    }
+
+    fn on_phase_pause(&mut self, now_us: u64, tx_id: &TxId, out: &mut Vec<Action>) {
+        match self.active.get(tx_id).map(|t| t.phase) {
+            Some(Phase::PausedBeforeDecision) => self.decide_commit(tx_id, out),
+            Some(Phase::PausedBeforeCommit) => {
+                self.send_commits(now_us, tx_id, out);
+            }
+            _ => {}
+        }
+    }
+
+    fn on_commit_retry(&mut self, now_us: u64, tx_id: &TxId, out: &mut Vec<Action>) {
+        let Some(tx) = self.active.get(tx_id) else { return };
+        let msg = match tx.phase {
+            Phase::Committing => Request::Commit { tx_id: tx_id.clone() },
+            Phase::ResolvingOnePhase => Request::Rollback { tx_id: tx_id.clone() },
+            _ => return,
+        };
+        let targets: Vec<NodeId> = match tx.phase {
+            Phase::Committing => tx.pending_acks.iter().cloned().collect(),
+            _ => vec![tx.legs[0].node.clone()],
+        };
+        for node in targets {
+            if self.connected.contains(&node) {
+                out.push(Action::Send { node, msg: msg.clone() });
+            }
+        }
+        self.timers.insert((now_us.saturating_add(self.config.commit_retry_us), TimerKind::CommitRetry, tx_id.clone()));
+    }
+
+    fn on_ack_wait(&mut self, now_us: u64, tx_id: &TxId, out: &mut Vec<Action>) {
+        let Some(tx) = self.active.get_mut(tx_id) else { return };
+        if tx.replied {
+            return;
+        }
+        let clients = std::mem::take(&mut tx.clients);
+        match tx.phase {
+            Phase::Committing => {
+                tx.replied = true;
+                let waiting: Vec<&str> = tx.pending_acks.iter().map(String::as_str).collect();
+                let detail = format!(
+                    "committed (the decision is durable); still waiting for acks from node {}, which will apply it when reachable",
+                    waiting.join(", ")
+                );
+                let response = response_of(tx_id, tx, now_us, Outcome::Committed, None, Some(detail));
+                out.push(Action::Emit(EventKind::TxFinished {
+                    tx_id: tx_id.clone(),
+                    outcome: Outcome::Committed,
+                    reason: None,
+                    duration_ms: response.duration_ms,
+                }));
+                for client in clients {
+                    out.push(Action::Reply { client, result: Ok(response.clone()) });
+                }
+            }
+            _ => {
+                let message = format!(
+                    "the outcome of {tx_id} is not known yet (node {} does not answer); retry with the same tx_id",
+                    tx.legs[0].node
+                );
+                for client in clients {
+                    out.push(Action::Reply { client, result: Err(TransferError::Unavailable(message.clone())) });
+                }
+            }
+        }
+    }
+
+    // ----- endings -----
+
+    fn decide_abort(&mut self, now_us: u64, tx_id: &TxId, reason: AbortReason, out: &mut Vec<Action>) {
+        let Some(tx) = self.active.get(tx_id) else { return };
+        out.push(Action::Emit(EventKind::Decision { tx_id: tx_id.clone(), decision: Decision::Abort, reason: Some(reason) }));
+        for leg in &tx.legs {
+            let voted_abort = matches!(tx.votes.get(&leg.node), Some((VoteView::Abort, _)));
+            if voted_abort || !self.connected.contains(&leg.node) {
+                continue; // it aborted already, or it learns by the in-doubt query
+            }
+            out.push(Action::Send { node: leg.node.clone(), msg: Request::Rollback { tx_id: tx_id.clone() } });
+            out.push(Action::Emit(EventKind::RollbackSent { tx_id: tx_id.clone(), node: leg.node.clone() }));
+        }
+        let detail = abort_detail(tx, reason, self.config.prepare_timeout_us);
+        self.finish(now_us, tx_id, Outcome::Aborted, Some(reason), Some(detail), out);
+    }
+
+    fn finish(
+        &mut self,
+        now_us: u64,
+        tx_id: &TxId,
+        outcome: Outcome,
+        reason: Option<AbortReason>,
+        detail: Option<String>,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(mut tx) = self.active.remove(tx_id) else { return };
+        let response = response_of(tx_id, &tx, now_us, outcome, reason, detail);
+        if !tx.replied {
+            out.push(Action::Emit(EventKind::TxFinished {
+                tx_id: tx_id.clone(),
+                outcome,
+                reason,
+                duration_ms: response.duration_ms,
+            }));
+        }
+        for client in std::mem::take(&mut tx.clients) {
+            out.push(Action::Reply { client, result: Ok(response.clone()) });
+        }
+        let decision = match outcome {
+            Outcome::Committed => Decision::Commit,
+            Outcome::Aborted => Decision::Abort,
+        };
+        let record = if tx.one_phase || decision == Decision::Abort {
+            CoordinatorRecord::Finished { tx_id: tx_id.clone(), request: tx.request.clone(), decision, reason }
+        } else {
+            CoordinatorRecord::End { tx_id: tx_id.clone() }
+        };
+        let seq = self.take_seq();
+        out.push(Action::Persist { seq, record, sync: false });
+        if decision == Decision::Commit {
+            out.push(Action::Emit(EventKind::TxEnded { tx_id: tx_id.clone() }));
+        }
+        let mut remembered = response;
+        remembered.detail = Some(match remembered.detail.take() {
+            Some(d) => format!("{d} (first outcome of this tx_id)"),
+            None => "first outcome of this tx_id".to_string(),
+        });
+        self.remember(tx_id.clone(), tx.request, remembered);
+    }
+
+    fn remember(&mut self, tx_id: TxId, request: TransferRequest, response: TransferResponse) {
+        if self.finished.insert(tx_id.clone(), Finished { request, response }).is_none() {
+            self.finished_order.push_back(tx_id);
+            if self.finished_order.len() > COORDINATOR_OUTCOMES_KEPT_MAX {
+                if let Some(old) = self.finished_order.pop_front() {
+                    self.finished.remove(&old);
+                }
+            }
+        }
+    }
+
+    fn take_crash(&mut self, point: CrashPoint, out: &mut Vec<Action>) -> bool {
+        if self.faults.crash_at != Some(point) {
+            return false;
+        }
+        self.faults.crash_at = None;
+        out.push(Action::Crash(point));
+        true
+    }
+
+    fn take_seq(&mut self) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        seq
+    }
+
+    // ----- read-only views -----
+
+    pub fn active(&self) -> Vec<ActiveTx> {
+        self.active
+            .iter()
+            .map(|(id, tx)| ActiveTx {
+                tx_id: id.clone(),
+                state: match tx.phase {
+                    Phase::Preparing | Phase::ResolvingOnePhase => TxState::Active,
+                    Phase::PausedBeforeDecision | Phase::Deciding { .. } => TxState::Prepared,
+                    Phase::PausedBeforeCommit | Phase::Committing => TxState::Committed,
+                },
+                request: tx.request.clone(),
+                legs: tx.legs.clone(),
+                pending_acks: tx.pending_acks.iter().cloned().collect(),
+                started_us: tx.started_us,
+            })
+            .collect()
+    }
+
+    pub fn active_count(&self) -> usize {
+        self.active.len()
+    }
+
+    /// The first outcome of a finished transaction, if still remembered.
+    pub fn finished(&self, tx_id: &str) -> Option<&TransferResponse> {
+        self.finished.get(tx_id).map(|f| &f.response)
+    }
+
+    pub fn is_connected(&self, node: &str) -> bool {
+        self.connected.contains(node)
+    }
+
+    pub fn config(&self) -> &CoordinatorConfig {
+        &self.config
+    }
+}
+
+fn same_transfer(a: &TransferRequest, b: &TransferRequest) -> bool {
+    a.from == b.from && a.to == b.to && a.amount_cents == b.amount_cents
+}
+
+fn response_of(
+    tx_id: &TxId,
+    tx: &Tx,
+    now_us: u64,
+    outcome: Outcome,
+    reason: Option<AbortReason>,
+    detail: Option<String>,
+) -> TransferResponse {
+    let votes = tx
+        .legs
+        .iter()
+        .map(|l| match tx.votes.get(&l.node) {
+            Some((vote, reason)) => NodeVote { node: l.node.clone(), vote: *vote, reason: *reason },
+            None => NodeVote { node: l.node.clone(), vote: VoteView::NoAnswer, reason: None },
+        })
+        .collect();
+    TransferResponse {
+        tx_id: tx_id.clone(),
+        outcome,
+        reason,
+        detail,
+        votes,
+        duration_ms: now_us.saturating_sub(tx.started_us) as f64 / 1000.0,
+    }
+}
+
+fn recovered_response(tx_id: &TxId, decision: Decision, reason: Option<AbortReason>) -> TransferResponse {
+    TransferResponse {
+        tx_id: tx_id.clone(),
+        outcome: decision.into(),
+        reason,
+        detail: Some("first outcome of this tx_id (recovered from the coordinator's log)".to_string()),
+        votes: Vec::new(),
+        duration_ms: 0.0,
+    }
+}
+
+fn abort_detail(tx: &Tx, reason: AbortReason, prepare_timeout_us: u64) -> String {
+    let abort_vote = tx.votes.iter().find(|(_, (v, _))| *v == VoteView::Abort);
+    match (reason, abort_vote) {
+        (AbortReason::InsufficientFunds, _) => {
+            format!("insufficient funds: {} has less than {} cents", tx.request.from, tx.request.amount_cents)
+        }
+        (AbortReason::NodeUnreachable, _) => {
+            let down: Vec<&str> = tx
+                .votes
+                .iter()
+                .filter(|(_, (_, r))| *r == Some(AbortReason::NodeUnreachable))
+                .map(|(n, _)| n.as_str())
+                .collect();
+            format!("node {} is unreachable, so nothing was transferred", down.join(", "))
+        }
+        (AbortReason::Timeout, _) => {
+            let silent: Vec<&str> =
+                tx.votes.iter().filter(|(_, (v, _))| *v == VoteView::NoAnswer).map(|(n, _)| n.as_str()).collect();
+            format!("no vote from node {} within {} ms", silent.join(", "), prepare_timeout_us / 1000)
+        }
+        (reason, Some((node, _))) => format!("node {node} voted abort ({reason})"),
+        (reason, None) => format!("aborted ({reason})"),
+    }
+}

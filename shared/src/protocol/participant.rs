@@ -1,0 +1,636 @@
+//! The participant: accounts, per-account locks, votes, apply.
+//!
+//! Rules it keeps (DESIGN.md, "The protocol"):
+//! - `prepare` locks the accounts, checks them, forces a PREPARED record and
+//!   only then votes `ready` (the vote is held until `Durable`).
+//! - Before it has voted, it may abort on its own (lock wait timed out, no
+//!   funds). After a `ready` vote it is **in doubt**: it keeps its locks
+//!   until the coordinator's decision arrives, however long that takes.
+//! - Every message is idempotent: outcomes are remembered, so a duplicate or
+//!   late `prepare`, `commit` or `rollback` changes nothing.
+//! - Deadlocks cannot form: transactions carry a timestamp `ts` (smaller is
+//!   older); a transaction only ever waits for an *older* one, and one that
+//!   finds an account held by a *younger* transaction dies at once
+//!   (`lock_conflict`). Waits are also bounded by `lock_wait_us`.
+//!
+//! Locks are released as soon as a commit or rollback is *appended* (before
+//! it is durable): the log is a sequence, so any later transaction's PREPARED
+//! record can only be durable if this outcome record is too.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use crate::limits::{LEDGER_ENTRIES_KEPT_MAX, OPS_PER_TX_MAX, PARTICIPANT_OUTCOMES_KEPT_MAX, PARTICIPANT_TX_ACTIVE_MAX};
+use crate::protocol::record::{ParticipantCheckpoint, ParticipantRecord};
+use crate::wire::{
+    AbortReason, AccountBalance, AccountId, Decision, InDoubtTx, LedgerEntry, NodeId, Op, ParticipantCrashPoint, Reply,
+    Request, TxId, Vote,
+};
+
+/// Identifies a connection (or a simulated peer) that a reply goes back to.
+pub type PeerId = u64;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ParticipantConfig {
+    pub node: NodeId,
+    /// Opening balances, used only when the log is empty.
+    pub accounts: Vec<(AccountId, i64)>,
+    /// Longest wait for an account lock before voting abort.
+    pub lock_wait_us: u64,
+    /// Whether `arm_crash` is obeyed (demo mode).
+    pub faults_allowed: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Input {
+    Message { from: PeerId, msg: Request },
+    /// Every record with `seq` or lower is durable.
+    Durable { seq: u64 },
+    /// Time passed: expire lock waits whose deadline is due.
+    Tick,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Action {
+    Send { to: PeerId, msg: Reply },
+    /// Append `record` to the log; `sync` asks for an fdatasync soon because
+    /// something waits for it.
+    Persist { seq: u64, record: ParticipantRecord, sync: bool },
+    /// An armed crash point was reached: the process must die now.
+    Crash(ParticipantCrashPoint),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Phase {
+    /// Waiting for locks (no vote yet).
+    Waiting { deadline_us: u64 },
+    /// Locked and logged; `seq` is the PREPARED record (voted once durable).
+    Prepared { seq: u64, since_us: u64 },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Tx {
+    ts: u64,
+    ops: Vec<Op>,
+    /// Who asked: the vote or outcome goes there.
+    peer: PeerId,
+    one_phase: bool,
+    phase: Phase,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Participant {
+    config: ParticipantConfig,
+    balances: BTreeMap<AccountId, i64>,
+    ledgers: BTreeMap<AccountId, VecDeque<LedgerEntry>>,
+    txs: BTreeMap<TxId, Tx>,
+    /// Account → the transaction holding its lock.
+    locks: BTreeMap<AccountId, TxId>,
+    /// Transactions waiting for locks, oldest first.
+    waiting: BTreeSet<(u64, TxId)>,
+    outcomes: BTreeMap<TxId, Decision>,
+    outcome_order: VecDeque<TxId>,
+    /// Messages held until a record is durable: (seq, action).
+    held: VecDeque<(u64, Action)>,
+    next_seq: u64,
+    durable_seq: u64,
+    armed_crash: Option<ParticipantCrashPoint>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RecoveryError {
+    #[error("log record {index} of node {node} cannot be read: {detail}")]
+    BadRecord { node: NodeId, index: usize, detail: String },
+    #[error("log of node {node} is inconsistent at record {index}: {detail}")]
+    Inconsistent { node: NodeId, index: usize, detail: String },
+}
+
+impl Participant {
+    /// The record a fresh data dir starts with: the opening balances.
+    pub fn init_record(config: &ParticipantConfig) -> ParticipantRecord {
+        ParticipantRecord::Init { accounts: config.accounts.clone() }
+    }
+
+    /// Rebuilds the durable state by replaying the log. An empty log means a
+    /// fresh node with the configured opening balances (the driver must then
+    /// persist [`Participant::init_record`] before serving). Prepared
+    /// transactions come back in doubt, holding their locks.
+    pub fn recover(config: ParticipantConfig, records: &[ParticipantRecord]) -> Result<Participant, RecoveryError> {
+        let mut p = Participant {
+            balances: config.accounts.iter().cloned().collect(),
+            ledgers: config.accounts.iter().map(|(a, _)| (a.clone(), VecDeque::new())).collect(),
+            config,
+            txs: BTreeMap::new(),
+            locks: BTreeMap::new(),
+            waiting: BTreeSet::new(),
+            outcomes: BTreeMap::new(),
+            outcome_order: VecDeque::new(),
+            held: VecDeque::new(),
+            next_seq: 1,
+            durable_seq: 0,
+            armed_crash: None,
+        };
+        for (index, record) in records.iter().enumerate() {
+            p.replay(index, record)?;
+        }
+        Ok(p)
+    }
+
+    fn replay(&mut self, index: usize, record: &ParticipantRecord) -> Result<(), RecoveryError> {
+        let node = self.config.node.clone();
+        let inconsistent = |detail: String| RecoveryError::Inconsistent { node: node.clone(), index, detail };
+        match record {
+            ParticipantRecord::Init { accounts } => {
+                self.balances = accounts.iter().cloned().collect();
+                self.ledgers = accounts.iter().map(|(a, _)| (a.clone(), VecDeque::new())).collect();
+            }
+            ParticipantRecord::Prepared { tx_id, ts, ops } => {
+                if self.outcomes.contains_key(tx_id) || self.txs.contains_key(tx_id) {
+                    return Ok(()); // a duplicate prepare that was logged again: nothing new
+                }
+                for op in ops {
+                    if !self.balances.contains_key(&op.account) {
+                        return Err(inconsistent(format!("{tx_id} prepares unknown account {}", op.account)));
+                    }
+                    if let Some(holder) = self.locks.get(&op.account) {
+                        return Err(inconsistent(format!("{tx_id} locks {} held by {holder}", op.account)));
+                    }
+                }
+                for op in ops {
+                    self.locks.insert(op.account.clone(), tx_id.clone());
+                }
+                let tx = Tx { ts: *ts, ops: ops.clone(), peer: 0, one_phase: false, phase: Phase::Prepared { seq: 0, since_us: 0 } };
+                self.txs.insert(tx_id.clone(), tx);
+            }
+            ParticipantRecord::Committed { tx_id, ops } => {
+                if self.outcomes.contains_key(tx_id) {
+                    return Ok(());
+                }
+                if let Some(tx) = self.txs.remove(tx_id) {
+                    self.unlock(tx_id, &tx.ops);
+                }
+                self.apply(tx_id, ops).map_err(inconsistent)?;
+                self.remember(tx_id.clone(), Decision::Commit);
+            }
+            ParticipantRecord::Aborted { tx_id } => {
+                if let Some(tx) = self.txs.remove(tx_id) {
+                    self.unlock(tx_id, &tx.ops);
+                }
+                self.remember(tx_id.clone(), Decision::Abort);
+            }
+            ParticipantRecord::Checkpoint(cp) => {
+                self.balances = cp.accounts.iter().cloned().collect();
+                self.ledgers = cp.ledgers.iter().map(|(a, e)| (a.clone(), e.iter().cloned().collect())).collect();
+                for (account, _) in &cp.accounts {
+                    self.ledgers.entry(account.clone()).or_default();
+                }
+                self.txs.clear();
+                self.locks.clear();
+                self.outcomes.clear();
+                self.outcome_order.clear();
+                for (tx_id, decision) in &cp.outcomes {
+                    self.remember(tx_id.clone(), *decision);
+                }
+                for (tx_id, ts, ops) in &cp.prepared {
+                    let prepared = ParticipantRecord::Prepared { tx_id: tx_id.clone(), ts: *ts, ops: ops.clone() };
+                    self.replay(index, &prepared)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A record of everything durable, to start a rewritten (compacted) log.
+    /// Returns the `Persist` seq the rewrite stands for: once the rewrite is
+    /// durable, feed `Durable { seq }` as for any record.
+    pub fn checkpoint(&mut self) -> (u64, ParticipantRecord) {
+        let prepared = self
+            .txs
+            .iter()
+            .filter(|(_, tx)| matches!(tx.phase, Phase::Prepared { .. }))
+            .map(|(id, tx)| (id.clone(), tx.ts, tx.ops.clone()))
+            .collect();
+        let cp = ParticipantCheckpoint {
+            accounts: self.balances.iter().map(|(a, b)| (a.clone(), *b)).collect(),
+            ledgers: self.ledgers.iter().map(|(a, e)| (a.clone(), e.iter().cloned().collect())).collect(),
+            prepared,
+            outcomes: self.outcome_order.iter().filter_map(|id| self.outcomes.get(id).map(|d| (id.clone(), *d))).collect(),
+        };
+        let seq = self.take_seq();
+        (seq, ParticipantRecord::Checkpoint(Box::new(cp)))
+    }
+
+    pub fn handle(&mut self, now_us: u64, input: Input) -> Vec<Action> {
+        let mut out = Vec::new();
+        match input {
+            Input::Message { from, msg } => self.on_message(now_us, from, msg, &mut out),
+            Input::Durable { seq } => self.on_durable(seq, &mut out),
+            Input::Tick => self.on_tick(now_us, &mut out),
+        }
+        out
+    }
+
+    /// When the driver must feed `Tick` next (the nearest lock-wait deadline).
+    pub fn next_deadline_us(&self) -> Option<u64> {
+        self.waiting
+            .iter()
+            .filter_map(|(_, id)| match self.txs.get(id).map(|tx| &tx.phase) {
+                Some(Phase::Waiting { deadline_us }) => Some(*deadline_us),
+                _ => None,
+            })
+            .min()
+    }
+
+    fn on_message(&mut self, now_us: u64, from: PeerId, msg: Request, out: &mut Vec<Action>) {
+        match msg {
+            Request::Prepare { tx_id, ts, ops } => self.on_prepare(now_us, from, tx_id, ts, ops, false, out),
+            Request::CommitOnePhase { tx_id, ts, ops } => self.on_prepare(now_us, from, tx_id, ts, ops, true, out),
+            Request::Commit { tx_id } => self.on_commit(now_us, from, tx_id, out),
+            Request::Rollback { tx_id } => self.on_rollback(now_us, from, tx_id, out),
+            Request::Recover => {
+                let tx_ids = self.in_doubt(now_us).into_iter().map(|t| t.tx_id).collect();
+                out.push(Action::Send { to: from, msg: Reply::InDoubt { tx_ids } });
+            }
+            Request::ArmCrash { point } => {
+                if self.config.faults_allowed {
+                    self.armed_crash = Some(point);
+                } else {
+                    let message = "fault injection is disabled on this node (start it with --allow-faults)".to_string();
+                    out.push(Action::Send { to: from, msg: Reply::Error { message } });
+                }
+            }
+            Request::Query { .. } => {
+                // Queries are read-only and answered by the driver from the
+                // accessors below; they never reach the protocol.
+                let message = "queries are answered by the driver, not the protocol".to_string();
+                out.push(Action::Send { to: from, msg: Reply::Error { message } });
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_prepare(
+        &mut self,
+        now_us: u64,
+        from: PeerId,
+        tx_id: TxId,
+        ts: u64,
+        ops: Vec<Op>,
+        one_phase: bool,
+        out: &mut Vec<Action>,
+    ) {
+        if let Some(decision) = self.outcomes.get(&tx_id).copied() {
+            // Decided before: answer the same way again.
+            let msg = match (one_phase, decision) {
+                (true, d) => Reply::Outcome { tx_id, decision: d, reason: reason_for(d) },
+                (false, Decision::Commit) => Reply::Vote { tx_id, vote: Vote::Ready, reason: None },
+                (false, Decision::Abort) => Reply::Vote { tx_id, vote: Vote::Abort, reason: Some(AbortReason::AlreadyAborted) },
+            };
+            self.send_after_latest(from, msg, out);
+            return;
+        }
+        if let Some(tx) = self.txs.get_mut(&tx_id) {
+            tx.peer = from;
+            if let Phase::Prepared { seq, .. } = tx.phase {
+                let vote = Reply::Vote { tx_id, vote: Vote::Ready, reason: None };
+                self.send_when_durable(seq, Action::Send { to: from, msg: vote }, out);
+            }
+            return; // still waiting for locks: the vote comes when they are granted
+        }
+        if let Err(reason) = self.validate(&ops) {
+            self.remember(tx_id.clone(), Decision::Abort);
+            out.push(Action::Send { to: from, msg: refusal(&tx_id, one_phase, reason) });
+            return;
+        }
+        if self.txs.len() >= PARTICIPANT_TX_ACTIVE_MAX {
+            // Not remembered: the same tx may succeed when retried later.
+            out.push(Action::Send { to: from, msg: refusal(&tx_id, one_phase, AbortReason::Overloaded) });
+            return;
+        }
+        let younger_holds = ops.iter().any(|op| match self.locks.get(&op.account).and_then(|h| self.txs.get(h)) {
+            Some(holder) => holder.ts > ts,
+            None => false,
+        });
+        if younger_holds {
+            // Wait-die: an older transaction never waits for a younger one.
+            self.remember(tx_id.clone(), Decision::Abort);
+            out.push(Action::Send { to: from, msg: refusal(&tx_id, one_phase, AbortReason::LockConflict) });
+            return;
+        }
+        let deadline_us = now_us.saturating_add(self.config.lock_wait_us);
+        let tx = Tx { ts, ops, peer: from, one_phase, phase: Phase::Waiting { deadline_us } };
+        self.txs.insert(tx_id.clone(), tx);
+        self.waiting.insert((ts, tx_id));
+        self.grant_waiting(now_us, out);
+    }
+
+    fn validate(&self, ops: &[Op]) -> Result<(), AbortReason> {
+        if ops.is_empty() || ops.len() > OPS_PER_TX_MAX || ops.iter().any(|op| op.delta_cents == 0) {
+            return Err(AbortReason::InvalidRequest);
+        }
+        if ops.iter().any(|op| !self.balances.contains_key(&op.account)) {
+            return Err(AbortReason::UnknownAccount);
+        }
+        Ok(())
+    }
+
+    /// Grants locks to waiting transactions, oldest first. An account wanted
+    /// by an older waiter is reserved for it, so younger ones never overtake
+    /// (which would make an older transaction wait for a younger one).
+    fn grant_waiting(&mut self, now_us: u64, out: &mut Vec<Action>) {
+        let mut reserved: BTreeSet<AccountId> = BTreeSet::new();
+        let queue: Vec<(u64, TxId)> = self.waiting.iter().cloned().collect();
+        for (ts, tx_id) in queue {
+            let Some(tx) = self.txs.get(&tx_id) else { continue };
+            let free = tx.ops.iter().all(|op| {
+                let holder = self.locks.get(&op.account);
+                (holder.is_none() || holder == Some(&tx_id)) && !reserved.contains(&op.account)
+            });
+            if !free {
+                reserved.extend(tx.ops.iter().map(|op| op.account.clone()));
+                continue;
+            }
+            self.waiting.remove(&(ts, tx_id.clone()));
+            let ops = tx.ops.clone();
+            for op in &ops {
+                self.locks.insert(op.account.clone(), tx_id.clone());
+            }
+            self.locked(now_us, tx_id, out);
+        }
+    }
+
+    /// All locks of `tx_id` are held: check funds, then prepare (or, for
+    /// one-phase, apply at once).
+    fn locked(&mut self, now_us: u64, tx_id: TxId, out: &mut Vec<Action>) {
+        let Some(tx) = self.txs.get(&tx_id) else { return };
+        let (peer, one_phase, ops, ts) = (tx.peer, tx.one_phase, tx.ops.clone(), tx.ts);
+        if !self.funds_suffice(&ops) {
+            self.txs.remove(&tx_id);
+            self.unlock(&tx_id, &ops);
+            self.remember(tx_id.clone(), Decision::Abort);
+            out.push(Action::Send { to: peer, msg: refusal(&tx_id, one_phase, AbortReason::InsufficientFunds) });
+            // The released locks may let others in; the caller's loop (or the
+            // next release) grants them.
+            return;
+        }
+        if one_phase {
+            self.txs.remove(&tx_id);
+            self.unlock(&tx_id, &ops);
+            if let Err(e) = self.apply(&tx_id, &ops) {
+                // funds_suffice just checked this: a failure is a bug.
+                panic!("applying a checked one-phase transaction failed: {e}");
+            }
+            self.remember(tx_id.clone(), Decision::Commit);
+            let seq = self.persist(ParticipantRecord::Committed { tx_id: tx_id.clone(), ops }, true, out);
+            let msg = Reply::Outcome { tx_id, decision: Decision::Commit, reason: None };
+            self.send_when_durable(seq, Action::Send { to: peer, msg }, out);
+            return;
+        }
+        let record = ParticipantRecord::Prepared { tx_id: tx_id.clone(), ts, ops };
+        let seq = self.persist(record, true, out);
+        if let Some(tx) = self.txs.get_mut(&tx_id) {
+            tx.phase = Phase::Prepared { seq, since_us: now_us };
+        }
+        if self.armed_crash == Some(ParticipantCrashPoint::AfterPrepareLogged) {
+            self.armed_crash = None;
+            self.send_when_durable(seq, Action::Crash(ParticipantCrashPoint::AfterPrepareLogged), out);
+        }
+        let vote = Reply::Vote { tx_id, vote: Vote::Ready, reason: None };
+        self.send_when_durable(seq, Action::Send { to: peer, msg: vote }, out);
+    }
+
+    fn funds_suffice(&self, ops: &[Op]) -> bool {
+        let mut after: BTreeMap<&AccountId, i64> = BTreeMap::new();
+        for op in ops {
+            let balance = after.entry(&op.account).or_insert_with(|| self.balances.get(&op.account).copied().unwrap_or(0));
+            *balance = balance.saturating_add(op.delta_cents);
+        }
+        after.values().all(|b| *b >= 0)
+    }
+
+    fn on_commit(&mut self, now_us: u64, from: PeerId, tx_id: TxId, out: &mut Vec<Action>) {
+        if let Some(decision) = self.outcomes.get(&tx_id).copied() {
+            // Duplicate, or a commit for a transaction this node aborted:
+            // the ack carries what actually happened here.
+            self.send_after_latest(from, Reply::Ack { tx_id, decision }, out);
+            return;
+        }
+        let prepared = matches!(self.txs.get(&tx_id).map(|t| &t.phase), Some(Phase::Prepared { .. }));
+        if !prepared {
+            let message = if self.txs.contains_key(&tx_id) {
+                format!("commit for {tx_id} before it was prepared here")
+            } else {
+                format!("commit for {tx_id}, which this node never prepared")
+            };
+            out.push(Action::Send { to: from, msg: Reply::Error { message } });
+            return;
+        }
+        let Some(tx) = self.txs.remove(&tx_id) else { return };
+        self.unlock(&tx_id, &tx.ops);
+        if let Err(e) = self.apply(&tx_id, &tx.ops) {
+            // A prepared transaction holds its locks and was checked: only a
+            // bug gets here.
+            panic!("applying prepared transaction {tx_id} failed: {e}");
+        }
+        self.remember(tx_id.clone(), Decision::Commit);
+        self.drop_held_votes(&tx_id);
+        let seq = self.persist(ParticipantRecord::Committed { tx_id: tx_id.clone(), ops: tx.ops }, true, out);
+        if self.armed_crash == Some(ParticipantCrashPoint::AfterCommitApplied) {
+            self.armed_crash = None;
+            self.send_when_durable(seq, Action::Crash(ParticipantCrashPoint::AfterCommitApplied), out);
+        }
+        let ack = Reply::Ack { tx_id, decision: Decision::Commit };
+        self.send_when_durable(seq, Action::Send { to: from, msg: ack }, out);
+        self.grant_waiting(now_us, out);
+    }
+
+    fn on_rollback(&mut self, now_us: u64, from: PeerId, tx_id: TxId, out: &mut Vec<Action>) {
+        if let Some(decision) = self.outcomes.get(&tx_id).copied() {
+            self.send_after_latest(from, Reply::Ack { tx_id, decision }, out);
+            return;
+        }
+        match self.txs.remove(&tx_id) {
+            Some(tx) => {
+                self.waiting.remove(&(tx.ts, tx_id.clone()));
+                self.unlock(&tx_id, &tx.ops);
+                self.drop_held_votes(&tx_id);
+                if matches!(tx.phase, Phase::Prepared { .. }) {
+                    // Presumed abort: not forced. If it is lost in a crash,
+                    // the transaction comes back in doubt and the coordinator
+                    // (having no commit record) says abort again.
+                    self.persist(ParticipantRecord::Aborted { tx_id: tx_id.clone() }, false, out);
+                }
+            }
+            None => {} // never seen: remember, so a late prepare votes abort
+        }
+        self.remember(tx_id.clone(), Decision::Abort);
+        out.push(Action::Send { to: from, msg: Reply::Ack { tx_id, decision: Decision::Abort } });
+        self.grant_waiting(now_us, out);
+    }
+
+    fn on_durable(&mut self, seq: u64, out: &mut Vec<Action>) {
+        self.durable_seq = self.durable_seq.max(seq);
+        while let Some((held_seq, _)) = self.held.front() {
+            if *held_seq > self.durable_seq {
+                break;
+            }
+            if let Some((_, action)) = self.held.pop_front() {
+                out.push(action);
+            }
+        }
+    }
+
+    fn on_tick(&mut self, now_us: u64, out: &mut Vec<Action>) {
+        let expired: Vec<(u64, TxId)> = self
+            .waiting
+            .iter()
+            .filter(|(_, id)| matches!(self.txs.get(id).map(|t| &t.phase), Some(Phase::Waiting { deadline_us }) if *deadline_us <= now_us))
+            .cloned()
+            .collect();
+        if expired.is_empty() {
+            return;
+        }
+        for (ts, tx_id) in expired {
+            self.waiting.remove(&(ts, tx_id.clone()));
+            if let Some(tx) = self.txs.remove(&tx_id) {
+                // Not voted yet: a unilateral abort is allowed.
+                self.remember(tx_id.clone(), Decision::Abort);
+                out.push(Action::Send { to: tx.peer, msg: refusal(&tx_id, tx.one_phase, AbortReason::LockConflict) });
+            }
+        }
+        self.grant_waiting(now_us, out);
+    }
+
+    fn apply(&mut self, tx_id: &TxId, ops: &[Op]) -> Result<(), String> {
+        for op in ops {
+            let balance = self.balances.get(&op.account).copied().ok_or_else(|| format!("unknown account {}", op.account))?;
+            let after = balance.checked_add(op.delta_cents).ok_or("balance overflow")?;
+            if after < 0 {
+                return Err(format!("account {} would go negative ({after} cents)", op.account));
+            }
+            self.balances.insert(op.account.clone(), after);
+            let ledger = self.ledgers.entry(op.account.clone()).or_default();
+            ledger.push_back(LedgerEntry { tx_id: tx_id.clone(), delta_cents: op.delta_cents, balance_cents: after });
+            if ledger.len() > LEDGER_ENTRIES_KEPT_MAX {
+                ledger.pop_front();
+            }
+        }
+        Ok(())
+    }
+
+    fn unlock(&mut self, tx_id: &TxId, ops: &[Op]) {
+        for op in ops {
+            if self.locks.get(&op.account) == Some(tx_id) {
+                self.locks.remove(&op.account);
+            }
+        }
+    }
+
+    fn remember(&mut self, tx_id: TxId, decision: Decision) {
+        if self.outcomes.insert(tx_id.clone(), decision).is_none() {
+            self.outcome_order.push_back(tx_id);
+            if self.outcome_order.len() > PARTICIPANT_OUTCOMES_KEPT_MAX {
+                if let Some(old) = self.outcome_order.pop_front() {
+                    self.outcomes.remove(&old);
+                }
+            }
+        }
+    }
+
+    fn take_seq(&mut self) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        seq
+    }
+
+    fn persist(&mut self, record: ParticipantRecord, sync: bool, out: &mut Vec<Action>) -> u64 {
+        let seq = self.take_seq();
+        out.push(Action::Persist { seq, record, sync });
+        seq
+    }
+
+    fn send_when_durable(&mut self, seq: u64, action: Action, out: &mut Vec<Action>) {
+        if seq <= self.durable_seq {
+            out.push(action);
+        } else {
+            self.held.push_back((seq, action));
+        }
+    }
+
+    /// Sends once everything appended so far is durable (for answers about
+    /// an outcome whose record may still be in flight).
+    fn send_after_latest(&mut self, to: PeerId, msg: Reply, out: &mut Vec<Action>) {
+        let latest = self.next_seq - 1;
+        self.send_when_durable(latest, Action::Send { to, msg }, out);
+    }
+
+    fn drop_held_votes(&mut self, tx_id: &TxId) {
+        self.held.retain(|(_, action)| !matches!(action, Action::Send { msg: Reply::Vote { tx_id: t, .. }, .. } if t == tx_id));
+    }
+
+    // ----- read-only views for the driver's queries -----
+
+    pub fn node(&self) -> &NodeId {
+        &self.config.node
+    }
+
+    pub fn balances(&self) -> Vec<AccountBalance> {
+        self.balances.iter().map(|(id, b)| AccountBalance { id: id.clone(), balance_cents: *b }).collect()
+    }
+
+    pub fn ledger(&self, account: &str) -> Option<Vec<LedgerEntry>> {
+        self.ledgers.get(account).map(|l| l.iter().cloned().collect())
+    }
+
+    /// Transactions that voted (or will vote, once durable) `ready` and wait
+    /// for the decision. Only durable ones are reported.
+    pub fn in_doubt(&self, now_us: u64) -> Vec<InDoubtTx> {
+        self.txs
+            .iter()
+            .filter_map(|(id, tx)| match tx.phase {
+                Phase::Prepared { seq, since_us } if seq <= self.durable_seq => Some(InDoubtTx {
+                    tx_id: id.clone(),
+                    prepared_for_ms: now_us.saturating_sub(since_us) / 1000,
+                }),
+                _ => None,
+            })
+            .collect()
+    }
+
+    pub fn locked_accounts(&self) -> Vec<AccountId> {
+        self.locks.keys().cloned().collect()
+    }
+
+    pub fn outcome(&self, tx_id: &str) -> Option<Decision> {
+        self.outcomes.get(tx_id).copied()
+    }
+
+    /// Transactions holding or waiting for locks (for limits and display).
+    pub fn active_count(&self) -> usize {
+        self.txs.len()
+    }
+
+    /// Marks recovered in-doubt transactions as prepared since `now_us` (the
+    /// log does not keep wall-clock times).
+    pub fn set_recovered_since(&mut self, now_us: u64) {
+        for tx in self.txs.values_mut() {
+            if let Phase::Prepared { since_us, .. } = &mut tx.phase {
+                *since_us = now_us;
+            }
+        }
+    }
+}
+
+fn reason_for(decision: Decision) -> Option<AbortReason> {
+    match decision {
+        Decision::Commit => None,
+        Decision::Abort => Some(AbortReason::AlreadyAborted),
+    }
+}
+
+fn refusal(tx_id: &TxId, one_phase: bool, reason: AbortReason) -> Reply {
+    if one_phase {
+        Reply::Outcome { tx_id: tx_id.clone(), decision: Decision::Abort, reason: Some(reason) }
+    } else {
+        Reply::Vote { tx_id: tx_id.clone(), vote: Vote::Abort, reason: Some(reason) }
+    }
+}

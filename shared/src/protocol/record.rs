@@ -1,0 +1,76 @@
+//! Log records of the participant and of the coordinator. They are stored as
+//! JSON payloads inside checksummed frames (see `crate::log`).
+
+use serde::{Deserialize, Serialize};
+
+use crate::api::{Leg, TransferRequest};
+use crate::wire::{AbortReason, AccountId, Decision, LedgerEntry, Op, TxId};
+
+/// A participant's log record.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "rec", rename_all = "snake_case")]
+pub enum ParticipantRecord {
+    /// First record of a fresh data dir: the opening balances.
+    Init { accounts: Vec<(AccountId, i64)> },
+    /// Locks held and funds checked; forced before the `ready` vote.
+    Prepared { tx_id: TxId, ts: u64, ops: Vec<Op> },
+    /// The operations were applied (commit of a prepared tx, or 1PC).
+    Committed { tx_id: TxId, ops: Vec<Op> },
+    /// A prepared transaction was rolled back (not forced: presumed abort).
+    Aborted { tx_id: TxId },
+    /// Everything durable, written as the first record of a rewritten log.
+    Checkpoint(Box<ParticipantCheckpoint>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ParticipantCheckpoint {
+    pub accounts: Vec<(AccountId, i64)>,
+    pub ledgers: Vec<(AccountId, Vec<LedgerEntry>)>,
+    /// Prepared (in-doubt) transactions, with their locks.
+    pub prepared: Vec<(TxId, u64, Vec<Op>)>,
+    /// Recent outcomes, oldest first, to answer duplicates.
+    pub outcomes: Vec<(TxId, Decision)>,
+}
+
+/// A coordinator's log record.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "rec", rename_all = "snake_case")]
+pub enum CoordinatorRecord {
+    /// The commit decision. Forced before any `commit` is sent: this record
+    /// *is* the commit point of the transaction.
+    Commit { tx_id: TxId, ts: u64, request: TransferRequest, legs: Vec<Leg> },
+    /// Every node acknowledged the commit; the transaction can be forgotten.
+    /// Written lazily (not forced).
+    End { tx_id: TxId },
+    /// Outcome of an aborted or one-phase transaction, for history and for
+    /// answering a repeated client `tx_id`. Not forced: after a crash, a
+    /// transaction without a `Commit` record is aborted anyway (presumed abort).
+    Finished { tx_id: TxId, request: TransferRequest, decision: Decision, reason: Option<AbortReason> },
+    /// Everything still needed, written as the first record of a rewritten log.
+    Checkpoint(Box<CoordinatorCheckpoint>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct CoordinatorCheckpoint {
+    /// Commit decisions not yet acknowledged by every node.
+    pub pending_commits: Vec<(TxId, u64, TransferRequest, Vec<Leg>)>,
+    /// Recent finished outcomes, oldest first.
+    pub outcomes: Vec<(TxId, TransferRequest, Decision, Option<AbortReason>)>,
+    /// Highest transaction timestamp issued so far.
+    pub ts_max: u64,
+}
+
+macro_rules! json_codec {
+    ($t:ty) => {
+        impl $t {
+            pub fn encode(&self) -> Vec<u8> {
+                serde_json::to_vec(self).expect("log records always serialise")
+            }
+            pub fn decode(bytes: &[u8]) -> Result<Self, String> {
+                serde_json::from_slice(bytes).map_err(|e| e.to_string())
+            }
+        }
+    };
+}
+json_codec!(ParticipantRecord);
+json_codec!(CoordinatorRecord);
