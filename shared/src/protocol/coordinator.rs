@@ -143,6 +143,22 @@ struct Finished {
     response: TransferResponse,
 }
 
+// `TransferResponse` holds an f64 (`duration_ms`), which is never NaN here
+// (it is computed from integer microseconds), so equality is reflexive and
+// the coordinator can be a state of a model checker.
+impl Eq for Finished {}
+
+impl std::hash::Hash for Finished {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        let r = &self.response;
+        self.request.hash(state);
+        (&r.tx_id, r.outcome, r.reason, &r.detail, r.duration_ms.to_bits()).hash(state);
+        for v in &r.votes {
+            (&v.node, v.vote, v.reason).hash(state);
+        }
+    }
+}
+
 /// A transaction the coordinator is still working on (for the API).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ActiveTx {
@@ -154,7 +170,7 @@ pub struct ActiveTx {
     pub started_us: u64,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Coordinator {
     config: CoordinatorConfig,
     faults: DemoFaults,
