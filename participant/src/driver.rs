@@ -1,0 +1,329 @@
+//! The driver: the ONE task that owns the `Participant` state machine, the
+//! log writer and the clock. It is a thin loop:
+//!
+//! ```text
+//! wait for: a request from a connection | Durable{seq} from the log writer
+//!           | the next lock-wait deadline | shutdown | a log failure
+//! → drain every request already queued, feeding each to `handle`
+//! → run the actions in order (Send → that connection's outbox,
+//!   Persist → the log writer, Crash → SIGKILL ourselves)
+//! → hand the batch's log records to the writer together (group commit)
+//! → checkpoint if the log grew too big
+//! ```
+//!
+//! Group commit: the writer thread syncs everything queued behind one
+//! fdatasync. Persist actions are collected while a burst of requests is
+//! drained and submitted together at the end, so the writer finds them all
+//! queued at once. That only moves log submissions later relative to sends
+//! that do **not** depend on them: the state machine holds back every send
+//! that depends on a record (votes, acks, crash points) until `Durable`
+//! says so, and the records themselves keep their order.
+//!
+//! Time is microseconds since an `Instant` taken at start (monotonic).
+//! Queries are answered here from the read accessors (see [`crate::query`]).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::mpsc::TrySendError;
+use std::time::{Duration, Instant};
+
+use shared::limits::LOG_RECORD_BYTES_MAX;
+use shared::log::{GroupCommitWriter, LogError, WriteCmd};
+use shared::protocol::participant::{Action, Input, Participant, PeerId};
+use shared::wire::{ParticipantCrashPoint, Reply, Request};
+use tokio::sync::{mpsc, watch};
+
+use crate::connection::{Delivery, Outbox};
+use crate::query::{self, LogStats};
+use crate::recovery::Recovered;
+
+/// Messages from connections that may wait for the driver.
+pub const INBOX_MAX: usize = 4_096;
+/// Most inputs handled in one round before the log batch is submitted.
+const DRAIN_MAX: usize = INBOX_MAX;
+
+/// What connections tell the driver.
+#[derive(Debug)]
+pub enum DriverMsg {
+    Connected { peer: PeerId, outbox: Outbox },
+    Request { peer: PeerId, msg: Request },
+    Disconnected { peer: PeerId },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    #[error(
+        "the write-ahead log failed: {0}. Nothing that depended on unsynced records was sent; \
+         restart the node to recover from what is on disk"
+    )]
+    Log(LogError),
+    #[error(
+        "the log writer stopped unexpectedly; restart the node to recover from what is on disk"
+    )]
+    WriterClosed,
+}
+
+pub struct Driver {
+    participant: Participant,
+    writer: Option<GroupCommitWriter>,
+    durable: watch::Receiver<u64>,
+    errors: mpsc::Receiver<LogError>,
+    peers: HashMap<PeerId, Outbox>,
+    start: Instant,
+    /// Log records produced this round, submitted together.
+    pending: Vec<WriteCmd>,
+    /// Records in the log file once everything submitted is written.
+    log_records: u64,
+    checkpoint: CheckpointPolicy,
+}
+
+/// When to rewrite the log as one checkpoint record.
+struct CheckpointPolicy {
+    bytes_min: u64,
+    /// Log size that triggers the next checkpoint: at least `bytes_min`, and
+    /// at least twice the last checkpoint, so a big state does not make every
+    /// write a checkpoint.
+    at_bytes: u64,
+    /// Seq of a rewrite not yet durable (the writer's size is stale until then).
+    in_flight: Option<u64>,
+}
+
+impl Driver {
+    pub fn new(recovered: Recovered, checkpoint_bytes: u64) -> Driver {
+        let Recovered {
+            participant,
+            writer,
+            durable,
+            errors,
+            log_records,
+        } = recovered;
+        Driver {
+            participant,
+            writer: Some(writer),
+            durable,
+            errors,
+            peers: HashMap::new(),
+            start: Instant::now(),
+            pending: Vec::new(),
+            log_records,
+            checkpoint: CheckpointPolicy {
+                bytes_min: checkpoint_bytes,
+                at_bytes: checkpoint_bytes,
+                in_flight: None,
+            },
+        }
+    }
+
+    /// Runs until `shutdown` resolves, every connection sender is gone, or
+    /// the log fails. On the way out, everything submitted is made durable.
+    pub async fn run(
+        mut self,
+        mut inbox: mpsc::Receiver<DriverMsg>,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), DriverError> {
+        let served = self.serve(&mut inbox, shutdown).await;
+        let flushed = self.flush_writes();
+        if let Some(writer) = self.writer.take() {
+            tokio::task::block_in_place(|| writer.shutdown());
+        }
+        // A failure reported by the writer is the real cause of anything else.
+        if let Ok(error) = self.errors.try_recv() {
+            return Err(DriverError::Log(error));
+        }
+        served.and(flushed)
+    }
+
+    async fn serve(
+        &mut self,
+        inbox: &mut mpsc::Receiver<DriverMsg>,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), DriverError> {
+        tokio::pin!(shutdown);
+        loop {
+            let deadline_us = self.participant.next_deadline_us();
+            let wake_at = deadline_us
+                .and_then(|us| self.start.checked_add(Duration::from_micros(us)))
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(3_600));
+            tokio::select! {
+                biased;
+                Some(error) = self.errors.recv() => return Err(DriverError::Log(error)),
+                _ = &mut shutdown => return Ok(()),
+                changed = self.durable.changed() => {
+                    // The sender lives in the writer thread: gone means it stopped.
+                    changed.map_err(|_| DriverError::WriterClosed)?;
+                    let seq = *self.durable.borrow_and_update();
+                    self.feed(Input::Durable { seq });
+                }
+                msg = inbox.recv() => {
+                    let Some(msg) = msg else { return Ok(()) };
+                    self.on_msg(msg);
+                    for _ in 0..DRAIN_MAX {
+                        let Ok(msg) = inbox.try_recv() else { break };
+                        self.on_msg(msg);
+                    }
+                }
+                () = tokio::time::sleep_until(wake_at.into()), if deadline_us.is_some() => {
+                    self.feed(Input::Tick);
+                }
+            }
+            self.flush_writes()?;
+            self.maybe_checkpoint()?;
+        }
+    }
+
+    fn now_us(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_micros()).unwrap_or(u64::MAX)
+    }
+
+    fn on_msg(&mut self, msg: DriverMsg) {
+        match msg {
+            DriverMsg::Connected { peer, outbox } => {
+                self.peers.insert(peer, outbox);
+            }
+            DriverMsg::Disconnected { peer } => {
+                self.peers.remove(&peer);
+            }
+            DriverMsg::Request {
+                peer,
+                msg: Request::Query { req_id, query },
+            } => {
+                let log = LogStats {
+                    forces: self.writer.as_ref().map_or(0, |w| w.forces()),
+                    records: self.log_records,
+                };
+                let result = query::answer(&self.participant, self.now_us(), log, query);
+                self.send(peer, Reply::QueryResult { req_id, result });
+            }
+            DriverMsg::Request { peer, msg } => {
+                tracing::debug!(peer, ?msg, "request");
+                self.feed(Input::Message { from: peer, msg });
+            }
+        }
+    }
+
+    fn feed(&mut self, input: Input) {
+        let now_us = self.now_us();
+        for action in self.participant.handle(now_us, input) {
+            self.run_action(action);
+        }
+    }
+
+    fn run_action(&mut self, action: Action) {
+        match action {
+            Action::Send { to, msg } => {
+                for reply in query::fit_line(msg) {
+                    self.send(to, reply);
+                }
+            }
+            Action::Persist { seq, record, sync } => {
+                self.pending.push(WriteCmd::Append {
+                    seq,
+                    payload: record.encode(),
+                    sync,
+                });
+                self.log_records += 1;
+            }
+            Action::Crash(point) => crash(point),
+        }
+    }
+
+    fn send(&mut self, to: PeerId, reply: Reply) {
+        let Some(outbox) = self.peers.get(&to) else {
+            tracing::debug!(peer = to, ?reply, "peer gone; reply dropped");
+            return;
+        };
+        match outbox.send(reply) {
+            Delivery::Queued => {}
+            Delivery::Gone => {
+                self.peers.remove(&to);
+            }
+            Delivery::Overflow => {
+                tracing::warn!(
+                    peer = to,
+                    "peer is not reading its replies; dropping the connection"
+                );
+                self.peers.remove(&to);
+            }
+        }
+    }
+
+    /// Hands this round's records to the writer, in seq order.
+    fn flush_writes(&mut self) -> Result<(), DriverError> {
+        let mut pending = std::mem::take(&mut self.pending);
+        for cmd in pending.drain(..) {
+            self.submit(cmd)?;
+        }
+        self.pending = pending; // keep the allocation
+        Ok(())
+    }
+
+    fn submit(&self, cmd: WriteCmd) -> Result<(), DriverError> {
+        let writer = self.writer.as_ref().ok_or(DriverError::WriterClosed)?;
+        match writer.try_submit(cmd) {
+            Ok(()) => Ok(()),
+            // Backpressure: the writer is behind by a full queue; waiting
+            // for it (bounded by disk speed) is the right thing to do.
+            Err(TrySendError::Full(cmd)) => tokio::task::block_in_place(|| writer.submit(cmd))
+                .map_err(|_| DriverError::WriterClosed),
+            Err(TrySendError::Disconnected(_)) => Err(DriverError::WriterClosed),
+        }
+    }
+
+    fn maybe_checkpoint(&mut self) -> Result<(), DriverError> {
+        let Some(writer) = self.writer.as_ref() else {
+            return Ok(());
+        };
+        if let Some(seq) = self.checkpoint.in_flight {
+            if *self.durable.borrow() < seq {
+                return Ok(());
+            }
+            self.checkpoint.in_flight = None;
+        }
+        let size_bytes = writer.size_bytes();
+        if size_bytes <= self.checkpoint.at_bytes {
+            return Ok(());
+        }
+        let (seq, record) = self.participant.checkpoint();
+        let payload = record.encode();
+        let payload_bytes = payload.len() as u64;
+        if payload.len() > LOG_RECORD_BYTES_MAX {
+            // The seq is simply skipped: seqs only need to increase.
+            tracing::error!(
+                payload_bytes,
+                "checkpoint is larger than LOG_RECORD_BYTES_MAX; not checkpointing (the log keeps growing)"
+            );
+            self.checkpoint.at_bytes = u64::MAX;
+            return Ok(());
+        }
+        self.submit(WriteCmd::Rewrite {
+            seq,
+            records: vec![payload],
+        })?;
+        tracing::info!(
+            log_bytes = size_bytes,
+            checkpoint_bytes = payload_bytes,
+            "log rewritten as a checkpoint"
+        );
+        self.log_records = 1;
+        self.checkpoint.in_flight = Some(seq);
+        self.checkpoint.at_bytes = self
+            .checkpoint
+            .bytes_min
+            .max(payload_bytes.saturating_mul(2));
+        Ok(())
+    }
+}
+
+/// An armed crash point was reached (demo mode): die like `kill -9` would.
+fn crash(point: ParticipantCrashPoint) -> ! {
+    tracing::error!(
+        ?point,
+        "armed crash point reached: killing this process with SIGKILL (fault injection)"
+    );
+    // SAFETY: getpid and kill have no memory-safety preconditions.
+    unsafe {
+        libc::kill(libc::getpid(), libc::SIGKILL);
+    }
+    // SIGKILL cannot be caught; this is only reached if kill itself failed.
+    std::process::abort()
+}
