@@ -1,1 +1,134 @@
-fn main() {}
+//! The coordinator process. Module map:
+//! - `config`: flags and the cluster they describe.
+//! - `app`: state shared by everything that outlives an engine crash.
+//! - `engine`: the driver loop around the pure `Coordinator` machine.
+//! - `transport`: persistent connections to the nodes, with the fault layer.
+//! - `supervisor`: the participant processes (start, SIGKILL, restart, adopt).
+//! - `hub`: event numbering, history, stats, broadcast.
+//! - `monitor`: node-status and balance watchers.
+//! - `http`: REST routes, the WebSocket stream, the dashboard files.
+
+mod app;
+mod config;
+mod engine;
+mod http;
+mod hub;
+mod monitor;
+mod supervisor;
+mod transport;
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::app::App;
+use crate::config::{Args, Config};
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    if args.fresh {
+        wipe_data_dir(&args.data_dir)?;
+    }
+    let config = Config::from_args(args)?;
+    if !config.participant_bin.is_file() {
+        anyhow::bail!(
+            "the participant executable {} does not exist: build it with `cargo build -p participant` (same profile), or pass --participant-bin",
+            config.participant_bin.display()
+        );
+    }
+    // Fail fast if another coordinator owns this data dir.
+    drop(
+        shared::log::file::LogFile::open(&config.coordinator_dir, "coordinator.log")
+            .context("cannot open the coordinator's log")?,
+    );
+    let listen = config.args.listen;
+    let listener = TcpListener::bind(listen).await.with_context(|| {
+        format!("cannot listen on {listen} (is another coordinator running? pick another with --listen, or port 0)")
+    })?;
+    let local = listener.local_addr()?;
+    let app = App::new(config);
+    app.supervisor.start_all().await?;
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let engine = tokio::spawn(engine::supervise(app.clone(), shutdown_rx.clone()));
+    tokio::spawn(monitor::node_statuses(app.clone(), shutdown_rx.clone()));
+    tokio::spawn(monitor::balances(app.clone(), shutdown_rx.clone()));
+
+    let nodes: Vec<String> = app
+        .config
+        .nodes
+        .iter()
+        .map(|n| format!("{} at {}", n.id, app.supervisor.addr(&n.id).map(|a| a.to_string()).unwrap_or_default()))
+        .collect();
+    tracing::info!(nodes = %nodes.join(", "), demo = app.demo_mode(), "cluster running");
+    println!("Dashboard and API: http://{local}/");
+    if let Some(path) = &app.config.args.ready_file {
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, local.to_string()).and_then(|_| std::fs::rename(&tmp, path))
+            .with_context(|| format!("cannot write the ready file {}", path.display()))?;
+    }
+
+    let router = http::routes::router(app.clone());
+    axum::serve(listener, router).with_graceful_shutdown(shutdown_signal()).await.context("the HTTP server failed")?;
+
+    tracing::info!("shutting down: stopping the engine and the participants");
+    let _ = shutdown_tx.send(true);
+    let _ = engine.await;
+    app.supervisor.shutdown().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
+/// Removes what this program keeps in the data dir (and nothing else).
+fn wipe_data_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Ok(()) };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        if name == "coordinator" || name.starts_with("node-") {
+            std::fs::remove_dir_all(entry.path())
+                .with_context(|| format!("cannot delete {} for --fresh", entry.path().display()))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,386 @@
+//! The engine: a thin driver loop around the pure `Coordinator` machine.
+//!
+//! It owns everything volatile: the machine, the decision log's writer, the
+//! connections to the nodes, the waiting HTTP clients and the clock. Each
+//! turn reads inputs (commands, node messages, durability notices, timers),
+//! feeds them to the machine and runs the resulting actions in order.
+//!
+//! An injected coordinator crash ends the loop: all of it is dropped (the
+//! connections close, waiting clients get 503), and [`supervise`] starts a
+//! new engine from the log after the requested pause, exactly as a restarted
+//! process would. A real `kill -9` of the process takes the same recovery
+//! path at the next start.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use shared::api::{ComponentStatus, CrashPoint, TransferRequest, TransferResponse};
+use shared::events::EventKind;
+use shared::limits::LOG_CHECKPOINT_BYTES;
+use shared::log::file::LogFile;
+use shared::log::writer::{GroupCommitWriter, WriteCmd};
+use shared::protocol::coordinator::{
+    ActiveTx, Action, ClientId, Coordinator, CoordinatorConfig, DemoFaults, Input, TransferError,
+};
+use shared::protocol::record::CoordinatorRecord;
+use shared::wire::{ParticipantCrashPoint, Request};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinSet;
+
+use crate::app::{App, Live};
+use crate::transport::{NodeEvent, Transport};
+
+/// Commands waiting for the engine (HTTP requests beyond it get 503).
+const COMMANDS_MAX: usize = 65_536;
+/// Node messages waiting for the engine.
+const NODE_EVENTS_MAX: usize = 65_536;
+/// Inputs handled per turn before the loop looks at the other sources.
+const DRAIN_PER_TURN_MAX: usize = 4_096;
+/// Pause before retrying an engine that failed to start.
+const RESTART_AFTER_FAILURE_MS: u64 = 2_000;
+const LOG_NAME: &str = "coordinator.log";
+
+pub type TransferReply = Result<TransferResponse, TransferError>;
+
+pub enum Command {
+    Transfer { request: TransferRequest, reply: oneshot::Sender<TransferReply> },
+    SetFaults(DemoFaults),
+    Active { reply: oneshot::Sender<Vec<ActiveTx>> },
+    Lookup { tx_id: String, reply: oneshot::Sender<Option<TransferResponse>> },
+}
+
+enum Exit {
+    Crashed(CrashPoint),
+    Shutdown,
+    Failed(anyhow::Error),
+}
+
+/// Runs engines until shutdown: start from the log, run, and after an
+/// injected crash, start again.
+pub async fn supervise(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        set_status(&app, ComponentStatus::Recovering);
+        let exit = match Engine::start(app.clone()).await {
+            Ok(engine) => {
+                set_status(&app, ComponentStatus::Up);
+                engine.run(&mut shutdown).await
+            }
+            Err(e) => Exit::Failed(e),
+        };
+        app.engine.set_live(None);
+        app.engine.in_flight.store(0, std::sync::atomic::Ordering::Relaxed);
+        set_status(&app, ComponentStatus::Down);
+        let pause_ms = match exit {
+            Exit::Shutdown => return,
+            Exit::Crashed(point) => {
+                let pause = app.take_coordinator_crash().map(|c| c.restart_after_ms).unwrap_or(3_000);
+                tracing::warn!(?point, pause_ms = pause, "coordinator engine crashed (injected); restarting from its log");
+                pause
+            }
+            Exit::Failed(e) => {
+                tracing::error!("coordinator engine failed: {e:#}");
+                RESTART_AFTER_FAILURE_MS
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(pause_ms)) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+fn set_status(app: &App, status: ComponentStatus) {
+    if app.engine.status() != status {
+        app.engine.set_status(status);
+        app.hub.publish(EventKind::CoordinatorStatus { status });
+    }
+}
+
+/// Microseconds since the Unix epoch, never going backwards.
+struct Clock {
+    last_us: u64,
+}
+
+impl Clock {
+    fn now_us(&mut self) -> u64 {
+        let wall = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0);
+        self.last_us = self.last_us.max(wall);
+        self.last_us
+    }
+
+    fn instant_at(&mut self, at_us: u64) -> tokio::time::Instant {
+        let now_us = self.now_us();
+        tokio::time::Instant::now() + Duration::from_micros(at_us.saturating_sub(now_us))
+    }
+}
+
+struct Engine {
+    app: Arc<App>,
+    machine: Coordinator,
+    writer: GroupCommitWriter,
+    transport: Transport,
+    _connections: JoinSet<()>,
+    commands: mpsc::Receiver<Command>,
+    node_events: mpsc::Receiver<NodeEvent>,
+    durable: watch::Receiver<u64>,
+    write_error: watch::Receiver<Option<String>>,
+    clients: HashMap<ClientId, oneshot::Sender<TransferReply>>,
+    next_client: ClientId,
+    clock: Clock,
+    crashed: Option<CrashPoint>,
+    failed: Option<anyhow::Error>,
+    checkpoint_seq: Option<u64>,
+}
+
+impl Engine {
+    async fn start(app: Arc<App>) -> anyhow::Result<Engine> {
+        let dir = app.config.coordinator_dir.clone();
+        let (file, raw) = tokio::task::spawn_blocking(move || LogFile::open(&dir, LOG_NAME))
+            .await
+            .context("the log-opening task panicked")??;
+        let mut records = Vec::with_capacity(raw.len());
+        for (index, bytes) in raw.iter().enumerate() {
+            let record = CoordinatorRecord::decode(bytes).map_err(|e| {
+                anyhow::anyhow!(
+                    "record {index} of {} is not a coordinator record ({e}); restore the data dir from a backup, or move it away to start fresh",
+                    app.config.coordinator_dir.join(LOG_NAME).display()
+                )
+            })?;
+            records.push(record);
+        }
+        let mut machine = Coordinator::recover(coordinator_config(&app), &records);
+        machine.set_faults(app.demo_faults());
+        let pending = machine.active().len();
+        tracing::info!(records = records.len(), pending_commits = pending, "coordinator recovered from its log");
+
+        let (durable_tx, durable) = watch::channel(0u64);
+        let (error_tx, write_error) = watch::channel(None::<String>);
+        let writer = GroupCommitWriter::spawn(
+            file,
+            Box::new(move |seq| {
+                durable_tx.send_replace(seq);
+            }),
+            Box::new(move |e| {
+                error_tx.send_replace(Some(e.to_string()));
+            }),
+        );
+        let (node_tx, node_events) = mpsc::channel(NODE_EVENTS_MAX);
+        let (transport, connections) = Transport::start(&app.supervisor, app.links.clone(), node_tx);
+        let (command_tx, commands) = mpsc::channel(COMMANDS_MAX);
+        app.engine.set_live(Some(Live { commands: command_tx, transport: transport.clone() }));
+        Ok(Engine {
+            app,
+            machine,
+            writer,
+            transport,
+            _connections: connections,
+            commands,
+            node_events,
+            durable,
+            write_error,
+            clients: HashMap::new(),
+            next_client: 1,
+            clock: Clock { last_us: 0 },
+            crashed: None,
+            failed: None,
+            checkpoint_seq: None,
+        })
+    }
+
+    async fn run(mut self, shutdown: &mut watch::Receiver<bool>) -> Exit {
+        let exit = loop {
+            let deadline = self.machine.next_deadline_us().map(|us| self.clock.instant_at(us));
+            let sleep = async {
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => break Exit::Shutdown,
+                Ok(()) = self.write_error.changed() => {
+                    let e = self.write_error.borrow().clone().unwrap_or_default();
+                    break Exit::Failed(anyhow::anyhow!("the decision log cannot be written: {e}"));
+                }
+                Ok(()) = self.durable.changed() => {
+                    let seq = *self.durable.borrow_and_update();
+                    self.feed(Input::Durable { seq });
+                }
+                Some(event) = self.node_events.recv() => {
+                    self.on_node_event(event);
+                    for _ in 0..DRAIN_PER_TURN_MAX {
+                        match self.node_events.try_recv() {
+                            Ok(event) => self.on_node_event(event),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                Some(command) = self.commands.recv() => {
+                    self.on_command(command);
+                    for _ in 0..DRAIN_PER_TURN_MAX {
+                        match self.commands.try_recv() {
+                            Ok(command) => self.on_command(command),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                _ = sleep => self.feed(Input::Tick),
+            }
+            if let Some(point) = self.crashed {
+                break Exit::Crashed(point);
+            }
+            if let Some(e) = self.failed.take() {
+                break Exit::Failed(e);
+            }
+            self.maybe_checkpoint();
+            self.app.engine.in_flight.store(self.machine.active_count() as u64, std::sync::atomic::Ordering::Relaxed);
+            self.app.engine.log_forces.store(self.writer.forces(), std::sync::atomic::Ordering::Relaxed);
+        };
+        // Everything volatile goes now: connections close as the task set
+        // drops, waiting clients see their reply channel close (503).
+        self.app.engine.set_live(None);
+        let writer = self.writer;
+        let _ = tokio::task::spawn_blocking(move || writer.shutdown()).await;
+        exit
+    }
+
+    fn on_node_event(&mut self, event: NodeEvent) {
+        let input = match event {
+            NodeEvent::Up { node } => Input::NodeUp { node },
+            NodeEvent::Down { node } => Input::NodeDown { node },
+            NodeEvent::Message { node, msg } => Input::FromNode { node, msg },
+        };
+        self.feed(input);
+    }
+
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Transfer { request, reply } => {
+                let client = self.next_client;
+                self.next_client += 1;
+                self.clients.insert(client, reply);
+                self.feed(Input::Transfer { client, request });
+            }
+            Command::SetFaults(faults) => self.machine.set_faults(faults),
+            Command::Active { reply } => {
+                let _ = reply.send(self.machine.active());
+            }
+            Command::Lookup { tx_id, reply } => {
+                let _ = reply.send(self.machine.finished(&tx_id).cloned());
+            }
+        }
+    }
+
+    fn feed(&mut self, input: Input) {
+        if self.crashed.is_some() {
+            return;
+        }
+        let now_us = self.clock.now_us();
+        for action in self.machine.handle(now_us, input) {
+            if self.crashed.is_some() {
+                break; // a crash loses whatever came after it
+            }
+            self.execute(action);
+        }
+    }
+
+    fn execute(&mut self, action: Action) {
+        match action {
+            Action::Send { node, msg } => {
+                if matches!(msg, Request::Prepare { .. }) {
+                    self.maybe_random_crash(&node);
+                }
+                self.transport.send(&node, msg);
+            }
+            Action::Persist { seq, record, sync } => {
+                if let Err(e) = self.writer.submit(WriteCmd::Append { seq, payload: record.encode(), sync }) {
+                    self.failed = Some(anyhow::anyhow!("the decision log writer stopped: {e}"));
+                }
+            }
+            Action::Reply { client, result } => {
+                if let Ok(response) = &result {
+                    self.app.hub.set_detail(&response.tx_id, response.detail.clone());
+                }
+                if let Some(reply) = self.clients.remove(&client) {
+                    let _ = reply.send(result);
+                }
+            }
+            Action::Emit(kind) => self.emit(kind),
+            Action::Crash(point) => {
+                self.crashed = Some(point);
+                let description = format!("coordinator crashed at {} (injected)", crash_point_name(point));
+                self.app.hub.publish(EventKind::Fault { target: "coordinator".to_string(), description });
+            }
+        }
+    }
+
+    /// Publishes an event; a `ready` vote or a commit ack implies the node
+    /// forced a log record first, which the live view shows as its own step.
+    fn emit(&self, kind: EventKind) {
+        let forced = match &kind {
+            EventKind::Vote { tx_id, node, vote: shared::api::VoteView::Ready, .. } => {
+                Some((tx_id.clone(), node.clone(), "prepared"))
+            }
+            EventKind::Ack { tx_id, node, decision: shared::wire::Decision::Commit } => {
+                Some((tx_id.clone(), node.clone(), "committed"))
+            }
+            _ => None,
+        };
+        if let Some((tx_id, node, record)) = forced {
+            self.app.hub.publish(EventKind::LogForced { tx_id, node, record: record.to_string() });
+        }
+        self.app.hub.publish(kind);
+    }
+
+    /// The original demo's random crash during prepare: with the configured
+    /// probability, the node is told to crash right after logging PREPARED.
+    fn maybe_random_crash(&self, node: &str) {
+        let p = self.app.prepare_crash_probability();
+        if p <= 0.0 || rand::random::<f64>() >= p {
+            return;
+        }
+        self.transport.send(node, Request::ArmCrash { point: ParticipantCrashPoint::AfterPrepareLogged });
+        self.app.hub.publish(EventKind::Fault {
+            target: node.to_string(),
+            description: format!("random crash during prepare (p = {p:.2}): node {node} will crash after logging PREPARED"),
+        });
+    }
+
+    fn maybe_checkpoint(&mut self) {
+        if self.writer.size_bytes() < LOG_CHECKPOINT_BYTES {
+            return;
+        }
+        let durable = *self.durable.borrow();
+        if self.checkpoint_seq.is_some_and(|seq| durable < seq) {
+            return; // the last one is still being written
+        }
+        let (seq, record) = self.machine.checkpoint();
+        tracing::info!(seq, "checkpointing the coordinator log");
+        if let Err(e) = self.writer.submit(WriteCmd::Rewrite { seq, records: vec![record.encode()] }) {
+            self.failed = Some(anyhow::anyhow!("the decision log writer stopped: {e}"));
+        }
+        self.checkpoint_seq = Some(seq);
+    }
+}
+
+fn coordinator_config(app: &App) -> CoordinatorConfig {
+    let args = &app.config.args;
+    let mut config = CoordinatorConfig::new(
+        app.config.nodes.iter().map(|n| n.id.clone()).collect(),
+        app.config.account_nodes.clone(),
+    );
+    config.prepare_timeout_us = args.prepare_timeout_ms.saturating_mul(1000);
+    config.ack_wait_us = args.ack_wait_ms.saturating_mul(1000);
+    config
+}
+
+pub fn crash_point_name(point: CrashPoint) -> &'static str {
+    match point {
+        CrashPoint::BeforeDecision => "before_decision",
+        CrashPoint::AfterDecision => "after_decision",
+        CrashPoint::MidCommit => "mid_commit",
+    }
+}

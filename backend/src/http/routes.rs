@@ -1,0 +1,350 @@
+//! The REST routes of the API contract. Handlers parse and check input, send
+//! a command to the engine and await its reply: no protocol decision lives
+//! here.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, Query as UrlQuery, State};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{any, get, post, put};
+use axum::{Json, Router};
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use shared::api::{
+    CoordinatorCrashRequest, FaultsUpdate, Health, LinkFault, Outcome, TransactionDetail, TransactionSummary,
+    TransferRequest, TxState,
+};
+use shared::events::EventKind;
+use shared::limits::{COORDINATOR_HISTORY_KEPT_MAX, HTTP_BODY_BYTES_MAX};
+use shared::protocol::coordinator::TransferError;
+use shared::wire::{Query, QueryResult};
+use tokio::sync::oneshot;
+use tower_http::services::{ServeDir, ServeFile};
+
+use super::view::{accounts_of, cluster_view};
+use super::{ws, ApiError};
+use crate::app::App;
+use crate::engine::{crash_point_name, Command};
+use crate::supervisor::SupervisorError;
+
+type ApiResult = Result<Response, ApiError>;
+
+const LINK_DELAY_MS_MAX: u64 = 60_000;
+const PHASE_PAUSE_MS_MAX: u64 = 60_000;
+const RESTART_AFTER_MS_MAX: u64 = 600_000;
+const TRANSACTIONS_LIMIT_DEFAULT: usize = 50;
+
+pub fn router(app: Arc<App>) -> Router {
+    let static_dir = app.config.args.static_dir.clone();
+    let api = Router::new()
+        .route("/api/health", get(health))
+        .route("/api/transfers", post(transfer))
+        .route("/api/transactions", get(list_transactions))
+        .route("/api/transactions/{tx_id}", get(get_transaction))
+        .route("/api/cluster", get(cluster))
+        .route("/api/accounts", get(accounts))
+        .route("/api/accounts/{id}/ledger", get(ledger))
+        .route("/api/stats", get(stats))
+        .route("/api/faults", get(get_faults).put(put_faults))
+        .route("/api/nodes/{id}/crash", post(crash_node))
+        .route("/api/nodes/{id}/restart", post(restart_node))
+        .route("/api/nodes/{id}/link", put(set_link).delete(heal_link))
+        .route("/api/coordinator/crash", post(crash_coordinator))
+        .route("/api/{*rest}", any(api_not_found))
+        .route("/ws", get(ws::handler))
+        .layer(DefaultBodyLimit::max(HTTP_BODY_BYTES_MAX))
+        .with_state(app);
+    if static_dir.join("index.html").is_file() {
+        let index = ServeFile::new(static_dir.join("index.html"));
+        api.fallback_service(ServeDir::new(&static_dir).fallback(index))
+    } else {
+        tracing::warn!(dir = %static_dir.display(), "the dashboard is not built; serving a notice at /");
+        api.fallback(|| async move { Html(NOT_BUILT_PAGE) })
+    }
+}
+
+const NOT_BUILT_PAGE: &str = "<!doctype html><meta charset=utf-8><title>2PC coordinator</title>\
+<body style='font-family:sans-serif;max-width:40em;margin:3em auto'><h1>The coordinator is running</h1>\
+<p>The dashboard has not been built. Build it with <code>trunk build --release</code> at the repository root \
+(or run <code>scripts/demo.sh</code>, which does everything), then reload.</p>\
+<p>The API works already: try <a href='/api/cluster'>/api/cluster</a>.</p></body>";
+
+/// Parses a JSON body, with errors that say what was wrong and what is expected.
+fn parse_body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>, example: &str) -> Result<T, ApiError> {
+    let bytes = body.map_err(|e| ApiError::new(e.status(), format!("cannot read the request body: {}", e.body_text())))?;
+    serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}; expected {example}")))
+}
+
+fn require_demo(app: &App) -> Result<(), ApiError> {
+    if app.demo_mode() {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "fault injection is only allowed in demo mode; start the coordinator with --demo",
+        ))
+    }
+}
+
+fn require_node(app: &App, id: &str) -> Result<(), ApiError> {
+    if app.supervisor.node_ids().iter().any(|n| n == id) {
+        Ok(())
+    } else {
+        Err(ApiError::not_found(format!("no node '{id}'; the nodes are {}", app.supervisor.node_ids().join(", "))))
+    }
+}
+
+async fn health() -> Json<Health> {
+    Json(Health { status: "ok".to_string() })
+}
+
+async fn api_not_found() -> ApiError {
+    ApiError::not_found("no such API endpoint; see the API section of the README")
+}
+
+async fn transfer(State(app): State<Arc<App>>, body: Result<Bytes, BytesRejection>) -> ApiResult {
+    let request: TransferRequest =
+        parse_body(body, r#"{"from": "A", "to": "B", "amount_cents": 10000, "tx_id": "optional"}"#)?;
+    let down = || {
+        ApiError::unavailable("the coordinator is down (recovering from a crash); retry with the same tx_id")
+    };
+    let live = app.engine.live().ok_or_else(down)?;
+    let (reply, answer) = oneshot::channel();
+    live.commands
+        .try_send(Command::Transfer { request, reply })
+        .map_err(|_| ApiError::unavailable("the coordinator is overloaded; retry shortly with the same tx_id"))?;
+    match answer.await {
+        Ok(Ok(response)) => {
+            let status = match response.outcome {
+                Outcome::Committed => StatusCode::OK,
+                Outcome::Aborted => StatusCode::CONFLICT,
+            };
+            Ok((status, Json(response)).into_response())
+        }
+        Ok(Err(TransferError::Invalid(message))) => Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, message)),
+        Ok(Err(TransferError::Conflict(message))) => Err(ApiError::new(StatusCode::CONFLICT, message)),
+        Ok(Err(TransferError::Unavailable(message))) => Err(ApiError::unavailable(message)),
+        Err(_) => Err(ApiError::unavailable(
+            "the coordinator crashed while running this transfer; retry with the same tx_id to learn its outcome",
+        )),
+    }
+}
+
+async fn list_transactions(
+    State(app): State<Arc<App>>,
+    UrlQuery(params): UrlQuery<HashMap<String, String>>,
+) -> Result<Json<Vec<TransactionSummary>>, ApiError> {
+    let limit = match params.get("limit") {
+        None => TRANSACTIONS_LIMIT_DEFAULT,
+        Some(text) => match text.parse::<usize>() {
+            Ok(n) if (1..=COORDINATOR_HISTORY_KEPT_MAX).contains(&n) => n,
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "limit must be a whole number from 1 to {COORDINATOR_HISTORY_KEPT_MAX} (got '{text}')"
+                )))
+            }
+        },
+    };
+    Ok(Json(app.hub.recent(limit)))
+}
+
+async fn get_transaction(State(app): State<Arc<App>>, Path(tx_id): Path<String>) -> ApiResult {
+    if let Some(detail) = app.hub.detail(&tx_id) {
+        return Ok(Json(detail).into_response());
+    }
+    // Not in the recent history: maybe the engine still knows it (a commit
+    // recovered from the log, or an old outcome).
+    if let Some(live) = app.engine.live() {
+        let (reply, answer) = oneshot::channel();
+        if live.commands.send(Command::Active { reply }).await.is_ok() {
+            if let Ok(active) = answer.await {
+                if let Some(tx) = active.into_iter().find(|t| t.tx_id == tx_id) {
+                    let detail = TransactionDetail {
+                        summary: TransactionSummary {
+                            tx_id: tx.tx_id,
+                            state: tx.state,
+                            from: tx.request.from,
+                            to: tx.request.to,
+                            amount_cents: tx.request.amount_cents,
+                            reason: None,
+                            started_at_ms: tx.started_us / 1000,
+                            duration_ms: None,
+                            pending_acks: tx.pending_acks,
+                        },
+                        detail: Some("recovered from the coordinator's log; waiting for acks".to_string()),
+                        legs: tx.legs,
+                        votes: Vec::new(),
+                        timeline: Vec::new(),
+                    };
+                    return Ok(Json(detail).into_response());
+                }
+            }
+        }
+        let (reply, answer) = oneshot::channel();
+        if live.commands.send(Command::Lookup { tx_id: tx_id.clone(), reply }).await.is_ok() {
+            if let Ok(Some(response)) = answer.await {
+                let state = match response.outcome {
+                    Outcome::Committed => TxState::Committed,
+                    Outcome::Aborted => TxState::Aborted,
+                };
+                let body = json!({
+                    "tx_id": response.tx_id, "state": state, "reason": response.reason,
+                    "detail": response.detail, "votes": response.votes, "legs": [], "timeline": [],
+                });
+                return Ok(Json(body).into_response());
+            }
+        }
+    }
+    Err(ApiError::not_found(format!("no transaction '{tx_id}' is known")))
+}
+
+async fn cluster(State(app): State<Arc<App>>) -> Response {
+    Json(cluster_view(&app).await).into_response()
+}
+
+async fn accounts(State(app): State<Arc<App>>) -> ApiResult {
+    let view = cluster_view(&app).await;
+    let accounts = accounts_of(&view);
+    let missing: Vec<&str> = view.nodes.iter().filter(|n| n.accounts.is_empty()).map(|n| n.id.as_str()).collect();
+    if !missing.is_empty() {
+        return Err(ApiError::unavailable(format!(
+            "node {} has not answered yet, so its balances are unknown; retry shortly",
+            missing.join(", ")
+        )));
+    }
+    Ok(Json(accounts).into_response())
+}
+
+async fn ledger(State(app): State<Arc<App>>, Path(account): Path<String>) -> ApiResult {
+    let Some(node) = app.config.account_nodes.get(&account) else {
+        return Err(ApiError::not_found(format!("no account '{account}'")));
+    };
+    let live = app.engine.live().ok_or_else(|| ApiError::unavailable("the coordinator is down; retry shortly"))?;
+    match live.transport.query(node, Query::Ledger { account: account.clone() }).await {
+        Ok(QueryResult::Ledger { entries, .. }) => Ok(Json(entries).into_response()),
+        Ok(QueryResult::Error { message }) => Err(ApiError::not_found(message)),
+        Ok(QueryResult::Status(_)) => Err(ApiError::new(StatusCode::BAD_GATEWAY, "node answered a different query")),
+        Err(e) => Err(ApiError::unavailable(format!("cannot read the ledger of {account}: {e}"))),
+    }
+}
+
+async fn stats(State(app): State<Arc<App>>) -> Response {
+    let in_flight = app.engine.gauge(&app.engine.in_flight);
+    let forces = app.engine.gauge(&app.engine.log_forces);
+    Json(app.hub.stats(in_flight, forces)).into_response()
+}
+
+async fn get_faults(State(app): State<Arc<App>>) -> Response {
+    Json(app.faults()).into_response()
+}
+
+async fn put_faults(State(app): State<Arc<App>>, body: Result<Bytes, BytesRejection>) -> ApiResult {
+    require_demo(&app)?;
+    let update: FaultsUpdate = parse_body(body, r#"{"prepare_crash_probability": 0.3, "phase_pause_ms": 0}"#)?;
+    if let Some(p) = update.prepare_crash_probability {
+        if !(0.0..=1.0).contains(&p) {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("prepare_crash_probability must be between 0 and 1 (got {p})"),
+            ));
+        }
+    }
+    if update.phase_pause_ms.is_some_and(|ms| ms > PHASE_PAUSE_MS_MAX) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("phase_pause_ms must be at most {PHASE_PAUSE_MS_MAX}"),
+        ));
+    }
+    app.update_faults(update.prepare_crash_probability, update.phase_pause_ms);
+    let faults = app.faults();
+    let description = format!(
+        "prepare crash probability {:.2}, phase pause {} ms",
+        faults.prepare_crash_probability, faults.phase_pause_ms
+    );
+    app.hub.publish(EventKind::Fault { target: "coordinator".to_string(), description });
+    Ok(Json(faults).into_response())
+}
+
+async fn crash_node(State(app): State<Arc<App>>, Path(id): Path<String>) -> ApiResult {
+    require_demo(&app)?;
+    require_node(&app, &id)?;
+    let pid = app.supervisor.crash(&id).await.map_err(supervisor_error)?;
+    app.hub.publish(EventKind::Fault { target: id.clone(), description: format!("node {id} killed (SIGKILL, pid {pid})") });
+    Ok(Json(json!({"node": id, "pid": pid, "status": "down"})).into_response())
+}
+
+async fn restart_node(State(app): State<Arc<App>>, Path(id): Path<String>) -> ApiResult {
+    require_demo(&app)?;
+    require_node(&app, &id)?;
+    app.supervisor.start(&id).await.map_err(supervisor_error)?;
+    app.hub.publish(EventKind::Fault {
+        target: id.clone(),
+        description: format!("node {id} restarted; it recovers from its log"),
+    });
+    Ok(Json(json!({"node": id, "status": "recovering"})).into_response())
+}
+
+fn supervisor_error(e: SupervisorError) -> ApiError {
+    let status = match &e {
+        SupervisorError::UnknownNode(_) => StatusCode::NOT_FOUND,
+        SupervisorError::AlreadyRunning(..) | SupervisorError::NotRunning(_) => StatusCode::CONFLICT,
+        SupervisorError::Start(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    ApiError::new(status, e.to_string())
+}
+
+async fn set_link(State(app): State<Arc<App>>, Path(id): Path<String>, body: Result<Bytes, BytesRejection>) -> ApiResult {
+    require_demo(&app)?;
+    require_node(&app, &id)?;
+    let fault: LinkFault = parse_body(body, r#"{"delay_ms": 500, "drop": false, "duplicate": false}"#)?;
+    if fault.delay_ms > LINK_DELAY_MS_MAX {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("delay_ms must be at most {LINK_DELAY_MS_MAX}"),
+        ));
+    }
+    app.links.set(&id, fault.clone());
+    let description = if fault.is_healthy() {
+        format!("link to node {id} healed")
+    } else {
+        format!(
+            "link to node {id}: delay {} ms{}{}",
+            fault.delay_ms,
+            if fault.drop { ", dropping every message" } else { "" },
+            if fault.duplicate { ", duplicating every message" } else { "" }
+        )
+    };
+    app.hub.publish(EventKind::Fault { target: id.clone(), description });
+    Ok(Json(fault).into_response())
+}
+
+async fn heal_link(State(app): State<Arc<App>>, Path(id): Path<String>) -> ApiResult {
+    require_demo(&app)?;
+    require_node(&app, &id)?;
+    app.links.set(&id, LinkFault::default());
+    app.hub.publish(EventKind::Fault { target: id.clone(), description: format!("link to node {id} healed") });
+    Ok(Json(LinkFault::default()).into_response())
+}
+
+async fn crash_coordinator(State(app): State<Arc<App>>, body: Result<Bytes, BytesRejection>) -> ApiResult {
+    require_demo(&app)?;
+    let request: CoordinatorCrashRequest = parse_body(body, r#"{"at": "after_decision", "restart_after_ms": 3000}"#)?;
+    if request.restart_after_ms > RESTART_AFTER_MS_MAX {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("restart_after_ms must be at most {RESTART_AFTER_MS_MAX}"),
+        ));
+    }
+    let description = format!(
+        "coordinator crash armed at {}; it restarts {} ms later",
+        crash_point_name(request.at),
+        request.restart_after_ms
+    );
+    app.arm_coordinator_crash(request.clone());
+    app.hub.publish(EventKind::Fault { target: "coordinator".to_string(), description });
+    Ok(Json(json!({"armed": request.at, "restart_after_ms": request.restart_after_ms})).into_response())
+}

@@ -1,0 +1,102 @@
+//! Builds the cluster view by asking every node for its status, falling back
+//! to the last status it reported when it does not answer.
+
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use shared::api::{AccountView, ClusterView, ComponentStatus, CoordinatorView, NodeView};
+use shared::wire::{NodeStatus, Query, QueryResult};
+
+use crate::app::App;
+use crate::supervisor::ProcState;
+
+/// A node that was started this recently and is not connected yet is
+/// `recovering` rather than `unreachable`.
+const RECOVERING_GRACE_MS: u64 = 10_000;
+
+/// Asks a node for its status (None if it does not answer).
+pub async fn query_status(app: &App, node: &str) -> Option<NodeStatus> {
+    let live = app.engine.live()?;
+    match live.transport.query(node, Query::Status).await {
+        Ok(QueryResult::Status(status)) => {
+            app.remember_status(status.clone());
+            Some(status)
+        }
+        _ => None,
+    }
+}
+
+/// The status of a node as the dashboard shows it. `answered` is whether it
+/// just answered a query (None: not asked).
+pub fn node_status(app: &App, node: &str, answered: Option<bool>) -> ComponentStatus {
+    let connected = app.engine.live().is_some_and(|l| l.transport.is_connected(node));
+    match app.supervisor.state(node) {
+        None | Some(ProcState::Exited) => ComponentStatus::Down,
+        Some(ProcState::Starting) => ComponentStatus::Recovering,
+        Some(ProcState::Running { .. }) => {
+            let reachable = answered.unwrap_or(connected) && !app.links.get(node).drop;
+            if reachable {
+                return ComponentStatus::Up;
+            }
+            let young = app
+                .supervisor
+                .started_at(node)
+                .is_some_and(|t| t.elapsed() < Duration::from_millis(RECOVERING_GRACE_MS));
+            if !connected && young && app.engine.live().is_some() {
+                ComponentStatus::Recovering
+            } else {
+                ComponentStatus::Unreachable
+            }
+        }
+    }
+}
+
+pub async fn cluster_view(app: &App) -> ClusterView {
+    let ids = app.supervisor.node_ids();
+    let statuses = join_all(ids.iter().map(|id| query_status(app, id))).await;
+    let mut nodes = Vec::new();
+    let mut total_cents: i64 = 0;
+    let mut complete = true;
+    for (id, fresh) in ids.iter().zip(statuses) {
+        let answered = fresh.is_some();
+        complete &= answered;
+        let known = fresh.or_else(|| app.last_status(id));
+        let (accounts, in_doubt_detail, locked_accounts) = match known {
+            Some(s) => (s.accounts, s.in_doubt, s.locked_accounts),
+            None => (Vec::new(), Vec::new(), Vec::new()),
+        };
+        total_cents = accounts.iter().fold(total_cents, |sum, a| sum.saturating_add(a.balance_cents));
+        let (pid, supervised) = match app.supervisor.state(id) {
+            Some(ProcState::Running { pid, supervised }) => (Some(pid), supervised),
+            _ => (None, true),
+        };
+        nodes.push(NodeView {
+            id: id.clone(),
+            addr: app.supervisor.addr(id).map(|a| a.to_string()).unwrap_or_default(),
+            status: node_status(app, id, Some(answered)),
+            accounts,
+            in_doubt: in_doubt_detail.iter().map(|t| t.tx_id.clone()).collect(),
+            in_doubt_detail,
+            locked_accounts,
+            link: app.links.get(id),
+            supervised,
+            pid,
+        });
+    }
+    ClusterView {
+        coordinator: CoordinatorView { status: app.engine.status(), demo_mode: app.demo_mode() },
+        nodes,
+        total_cents,
+        expected_total_cents: app.config.expected_total_cents,
+        total_complete: complete,
+    }
+}
+
+pub fn accounts_of(view: &ClusterView) -> Vec<AccountView> {
+    view.nodes
+        .iter()
+        .flat_map(|n| {
+            n.accounts.iter().map(|a| AccountView { id: a.id.clone(), node: n.id.clone(), balance_cents: a.balance_cents })
+        })
+        .collect()
+}

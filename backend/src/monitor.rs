@@ -1,0 +1,56 @@
+//! Background watchers: publish `node_status` when a node's status changes,
+//! and `balances` after anything that may have moved money.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use shared::api::ComponentStatus;
+use shared::events::EventKind;
+use tokio::sync::watch;
+
+use crate::app::App;
+use crate::http::view::{accounts_of, cluster_view, node_status};
+
+const STATUS_POLL_MS: u64 = 100;
+/// Coalesces bursts of finished transfers into one balance refresh.
+const BALANCES_DEBOUNCE_MS: u64 = 150;
+/// Balances are refreshed at least this often (in-doubt ages, locks).
+const BALANCES_REFRESH_MS: u64 = 2_000;
+
+pub async fn node_statuses(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
+    let mut last: BTreeMap<String, ComponentStatus> = BTreeMap::new();
+    loop {
+        for node in app.supervisor.node_ids() {
+            let status = node_status(&app, &node, None);
+            if last.get(&node) != Some(&status) {
+                last.insert(node.clone(), status);
+                app.hub.publish(EventKind::NodeStatus { node, status });
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(STATUS_POLL_MS)) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+pub async fn balances(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
+    let mut last = None;
+    loop {
+        tokio::select! {
+            _ = app.hub.balances_dirty.notified() => {
+                tokio::time::sleep(Duration::from_millis(BALANCES_DEBOUNCE_MS)).await;
+            }
+            _ = tokio::time::sleep(Duration::from_millis(BALANCES_REFRESH_MS)) => {}
+            _ = shutdown.changed() => return,
+        }
+        let view = cluster_view(&app).await;
+        let accounts = accounts_of(&view);
+        let current = (accounts.clone(), view.total_cents);
+        if last.as_ref() != Some(&current) {
+            last = Some(current);
+            app.hub.publish(EventKind::Balances { accounts, total_cents: view.total_cents });
+        }
+    }
+}

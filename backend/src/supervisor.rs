@@ -1,0 +1,336 @@
+//! Starts, watches, crashes (SIGKILL) and restarts the participant
+//! processes. A participant that is already running on its data dir (left
+//! over from a coordinator that was killed) is adopted, never started twice.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use shared::wire::{decode_line, NodeId, Reply};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::process::Command;
+use tokio::sync::watch;
+
+use crate::config::{Config, NodeConfig};
+
+/// How long a starting participant may take to recover and listen.
+const START_TIMEOUT_MS: u64 = 30_000;
+/// How long to wait for a participant to exit after SIGTERM at shutdown.
+const STOP_TIMEOUT_MS: u64 = 3_000;
+/// How long an adoption probe waits for the participant's hello.
+const ADOPT_PROBE_MS: u64 = 1_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcState {
+    /// Started by us (or adopted) and not known to have exited.
+    Running { pid: u32, supervised: bool },
+    /// Being started; recovering from its log.
+    Starting,
+    /// Killed or exited.
+    Exited,
+}
+
+struct NodeProc {
+    config: NodeConfig,
+    addr: Option<SocketAddr>,
+    state: watch::Sender<ProcState>,
+    started_at: Option<Instant>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SupervisorError {
+    #[error("no node {0}")]
+    UnknownNode(String),
+    #[error("node {0} is already running (pid {1}); crash it first")]
+    AlreadyRunning(String, u32),
+    #[error("node {0} is not running")]
+    NotRunning(String),
+    #[error("{0:#}")]
+    Start(anyhow::Error),
+}
+
+/// Cheap to clone: every clone sees the same processes.
+#[derive(Clone)]
+pub struct Supervisor {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    nodes: Mutex<BTreeMap<NodeId, NodeProc>>,
+    participant_bin: PathBuf,
+    lock_wait_ms: u64,
+    allow_faults: bool,
+}
+
+impl Supervisor {
+    pub fn new(config: &Config) -> Supervisor {
+        let nodes = config
+            .nodes
+            .iter()
+            .map(|n| {
+                let (state, _) = watch::channel(ProcState::Exited);
+                let addr = (n.port != 0).then(|| SocketAddr::from(([127, 0, 0, 1], n.port)));
+                (n.id.clone(), NodeProc { config: n.clone(), addr, state, started_at: None })
+            })
+            .collect();
+        Supervisor {
+            inner: Arc::new(Inner {
+                nodes: Mutex::new(nodes),
+                participant_bin: config.participant_bin.clone(),
+                lock_wait_ms: config.args.lock_wait_ms,
+                allow_faults: config.args.demo,
+            }),
+        }
+    }
+
+    pub fn node_ids(&self) -> Vec<NodeId> {
+        self.lock().keys().cloned().collect()
+    }
+
+    /// The address a node listens on, once known.
+    pub fn addr(&self, node: &str) -> Option<SocketAddr> {
+        self.lock().get(node).and_then(|n| n.addr)
+    }
+
+    pub fn state(&self, node: &str) -> Option<ProcState> {
+        self.lock().get(node).map(|n| *n.state.borrow())
+    }
+
+    pub fn started_at(&self, node: &str) -> Option<Instant> {
+        self.lock().get(node).and_then(|n| n.started_at)
+    }
+
+    pub fn subscribe(&self, node: &str) -> Option<watch::Receiver<ProcState>> {
+        self.lock().get(node).map(|n| n.state.subscribe())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<NodeId, NodeProc>> {
+        // A panic while holding this lock would be a bug elsewhere; the map
+        // itself stays consistent, so keep serving.
+        self.inner.nodes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adopts or starts every node, in parallel.
+    pub async fn start_all(&self) -> anyhow::Result<()> {
+        let mut tasks = Vec::new();
+        for node in self.node_ids() {
+            let sup = self.clone();
+            tasks.push(tokio::spawn(async move { sup.adopt_or_start(&node).await }));
+        }
+        for task in tasks {
+            task.await.context("a node start task panicked")??;
+        }
+        Ok(())
+    }
+
+    async fn adopt_or_start(&self, node: &str) -> anyhow::Result<()> {
+        let data_dir = self.node_config(node)?.data_dir;
+        let candidates: Vec<SocketAddr> =
+            [read_addr_file(&data_dir.join("addr")), self.addr(node)].into_iter().flatten().collect();
+        for addr in candidates {
+            if let Some(pid) = probe(addr, node).await {
+                tracing::info!(node, %addr, pid, "adopting participant that is already running");
+                self.set_running(node, addr, pid, false);
+                self.watch_adopted(node.to_string(), pid);
+                return Ok(());
+            }
+        }
+        self.start(node).await.map_err(|e| anyhow::anyhow!("{e}"))
+    }
+
+    fn node_config(&self, node: &str) -> Result<NodeConfig, SupervisorError> {
+        self.lock().get(node).map(|n| n.config.clone()).ok_or_else(|| SupervisorError::UnknownNode(node.to_string()))
+    }
+
+    fn set_running(&self, node: &str, addr: SocketAddr, pid: u32, supervised: bool) {
+        if let Some(n) = self.lock().get_mut(node) {
+            n.addr = Some(addr);
+            n.started_at = Some(Instant::now());
+            n.state.send_replace(ProcState::Running { pid, supervised });
+        }
+    }
+
+    fn set_state(&self, node: &str, state: ProcState) {
+        if let Some(n) = self.lock().get(node) {
+            n.state.send_replace(state);
+        }
+    }
+
+    /// Starts the participant process and waits until it listens.
+    pub async fn start(&self, node: &str) -> Result<(), SupervisorError> {
+        let cfg = self.node_config(node)?;
+        if let Some(ProcState::Running { pid, .. }) = self.state(node) {
+            return Err(SupervisorError::AlreadyRunning(node.to_string(), pid));
+        }
+        self.set_state(node, ProcState::Starting);
+        let result = self.spawn(&cfg).await;
+        if result.is_err() {
+            self.set_state(node, ProcState::Exited);
+        }
+        result.map_err(SupervisorError::Start)
+    }
+
+    async fn spawn(&self, cfg: &NodeConfig) -> anyhow::Result<()> {
+        std::fs::create_dir_all(&cfg.data_dir)
+            .with_context(|| format!("cannot create the data dir {} of node {}", cfg.data_dir.display(), cfg.id))?;
+        let ready_file = cfg.data_dir.join("addr");
+        let _ = std::fs::remove_file(&ready_file);
+        let port = self.addr(&cfg.id).map(|a| a.port()).unwrap_or(cfg.port);
+        let mut cmd = Command::new(&self.inner.participant_bin);
+        cmd.arg("--id")
+            .arg(&cfg.id)
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--data-dir")
+            .arg(&cfg.data_dir)
+            .arg("--ready-file")
+            .arg(&ready_file)
+            .arg("--lock-wait-ms")
+            .arg(self.inner.lock_wait_ms.to_string());
+        for (account, balance) in &cfg.accounts {
+            cmd.arg("--account").arg(format!("{account}={balance}"));
+        }
+        if self.inner.allow_faults {
+            cmd.arg("--allow-faults");
+        }
+        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::inherit());
+        let mut child = cmd.spawn().with_context(|| {
+            format!(
+                "cannot start {} for node {} (build it with `cargo build -p participant`, or pass --participant-bin)",
+                self.inner.participant_bin.display(),
+                cfg.id
+            )
+        })?;
+        let pid = child.id().context("the participant exited before it could be watched")?;
+        let deadline = Instant::now() + Duration::from_millis(START_TIMEOUT_MS);
+        let addr = loop {
+            if let Some(addr) = read_addr_file(&ready_file) {
+                break addr;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                anyhow::bail!(
+                    "participant {} exited while starting ({status}); its log above says why (a locked or corrupt data dir in {}?)",
+                    cfg.id,
+                    cfg.data_dir.display()
+                );
+            }
+            if Instant::now() > deadline {
+                let _ = child.start_kill();
+                anyhow::bail!("participant {} did not start listening within {START_TIMEOUT_MS} ms", cfg.id);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        tracing::info!(node = %cfg.id, %addr, pid, "participant started");
+        self.set_running(&cfg.id, addr, pid, true);
+        let sup = self.clone();
+        let node = cfg.id.clone();
+        tokio::spawn(async move {
+            let status = child.wait().await;
+            tracing::warn!(node, pid, ?status, "participant exited");
+            let current = sup.state(&node);
+            if current == Some(ProcState::Running { pid, supervised: true }) {
+                sup.set_state(&node, ProcState::Exited);
+            }
+        });
+        Ok(())
+    }
+
+    fn watch_adopted(&self, node: String, pid: u32) {
+        let sup = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                if sup.state(&node) != Some(ProcState::Running { pid, supervised: false }) {
+                    return;
+                }
+                if !pid_alive(pid) {
+                    tracing::warn!(node, pid, "adopted participant exited");
+                    sup.set_state(&node, ProcState::Exited);
+                    return;
+                }
+            }
+        });
+    }
+
+    /// SIGKILL, as `kill -9` would: no chance to flush anything.
+    pub async fn crash(&self, node: &str) -> Result<u32, SupervisorError> {
+        let pid = match self.state(node) {
+            None => return Err(SupervisorError::UnknownNode(node.to_string())),
+            Some(ProcState::Running { pid, .. }) => pid,
+            Some(_) => return Err(SupervisorError::NotRunning(node.to_string())),
+        };
+        // SAFETY: kill(2) with a pid we started or adopted; no memory is involved.
+        unsafe {
+            libc::kill(pid as libc::pid_t, libc::SIGKILL);
+        }
+        let mut rx = self.subscribe(node).ok_or_else(|| SupervisorError::UnknownNode(node.to_string()))?;
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(START_TIMEOUT_MS);
+        while *rx.borrow_and_update() == (ProcState::Running { pid, supervised: true })
+            || *rx.borrow() == (ProcState::Running { pid, supervised: false })
+        {
+            if tokio::time::timeout_at(deadline, rx.changed()).await.is_err() {
+                break;
+            }
+        }
+        Ok(pid)
+    }
+
+    /// SIGTERM every running participant we started, then SIGKILL stragglers.
+    pub async fn shutdown(&self) {
+        let running: Vec<(NodeId, u32)> = self
+            .lock()
+            .iter()
+            .filter_map(|(id, n)| match *n.state.borrow() {
+                ProcState::Running { pid, supervised: true } => Some((id.clone(), pid)),
+                _ => None,
+            })
+            .collect();
+        for (_, pid) in &running {
+            // SAFETY: kill(2) on our own child.
+            unsafe {
+                libc::kill(*pid as libc::pid_t, libc::SIGTERM);
+            }
+        }
+        let deadline = Instant::now() + Duration::from_millis(STOP_TIMEOUT_MS);
+        for (node, pid) in running {
+            while pid_alive(pid) && self.state(&node) == Some(ProcState::Running { pid, supervised: true }) {
+                if Instant::now() > deadline {
+                    // SAFETY: as above.
+                    unsafe {
+                        libc::kill(pid as libc::pid_t, libc::SIGKILL);
+                    }
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+}
+
+fn read_addr_file(path: &Path) -> Option<SocketAddr> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+fn pid_alive(pid: u32) -> bool {
+    // SAFETY: signal 0 only checks that the process exists.
+    unsafe { libc::kill(pid as libc::pid_t, 0) == 0 }
+}
+
+/// Connects and reads the hello line: returns the pid if it is `node`.
+async fn probe(addr: SocketAddr, node: &str) -> Option<u32> {
+    let attempt = async {
+        let stream = TcpStream::connect(addr).await.ok()?;
+        let mut lines = BufReader::new(stream).lines();
+        let line = lines.next_line().await.ok()??;
+        match decode_line::<Reply>(line.as_bytes()).ok()? {
+            Reply::Hello { node: n, pid, .. } if n == node => Some(pid),
+            _ => None,
+        }
+    };
+    tokio::time::timeout(Duration::from_millis(ADOPT_PROBE_MS), attempt).await.ok().flatten()
+}
