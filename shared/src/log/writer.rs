@@ -1,0 +1,545 @@
+//! [`GroupCommitWriter`]: a std thread that owns the [`LogFile`] and shares
+//! one fdatasync among every record queued while the previous one ran.
+//!
+//! The loop: block for one command, drain every command already queued into
+//! the batch, apply them in order, then
+//! - if any append asked for `sync` (or the batch held a `Rewrite`): one
+//!   fdatasync, then `on_durable(highest seq in the batch)`;
+//! - otherwise: write to the OS only (no fsync, no callback).
+//!
+//! Under load each fdatasync thus covers many transactions; when idle a lone
+//! record is synced at once. Nothing waits on a timer.
+//!
+//! # Contract for callers
+//! - Seqs are assigned by the caller and strictly increase in the order the
+//!   commands are submitted (from several threads: assign and submit under one
+//!   lock). The writer thread asserts this.
+//! - `on_durable(seq)` means every command with a seq `<= seq` is durable. It
+//!   runs on the writer thread: keep it short, and never `submit` from it (the
+//!   queue may be full and the writer is the one that drains it).
+//! - A `Rewrite` replaces the log with its records: they must already reflect
+//!   every command submitted before it.
+//! - `on_error` is called at most once, with the first I/O error. The writer
+//!   then stops, drops whatever is queued, and later `submit`s fail with
+//!   [`WriterClosed`]. Records not yet reported durable may be lost: the
+//!   process should stop and recover from disk.
+//! - `submit` blocks while the queue is full (`WRITER_QUEUE_MAX` commands):
+//!   that is the backpressure. From async code, call it where blocking is
+//!   acceptable (e.g. `spawn_blocking`) or keep the queue from filling.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use super::file::{LogError, LogFile};
+use super::frame;
+
+/// Commands that may wait in the writer's queue; also the largest batch.
+pub const WRITER_QUEUE_MAX: usize = 65_536;
+
+/// One command for the writer thread.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteCmd {
+    /// Append one record; `sync: true` asks for it to be made durable (and
+    /// reported through `on_durable`) as soon as possible.
+    Append {
+        seq: u64,
+        payload: Vec<u8>,
+        sync: bool,
+    },
+    /// Checkpoint: replace the whole log with `records`; always durable.
+    Rewrite { seq: u64, records: Vec<Vec<u8>> },
+}
+
+impl WriteCmd {
+    fn seq(&self) -> u64 {
+        match self {
+            WriteCmd::Append { seq, .. } | WriteCmd::Rewrite { seq, .. } => *seq,
+        }
+    }
+}
+
+/// The writer thread has stopped (after an I/O error, or a panic).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the log writer has stopped; records can no longer be made durable")]
+pub struct WriterClosed;
+
+/// Counters shared between the writer thread and its handle.
+#[derive(Debug, Default)]
+struct Stats {
+    forces: AtomicU64,
+    size_bytes: AtomicU64,
+    batches: AtomicU64,
+    appends: AtomicU64,
+}
+
+/// Handle to the writer thread. Dropping it is the same as [`shutdown`](Self::shutdown).
+#[derive(Debug)]
+pub struct GroupCommitWriter {
+    sender: Option<SyncSender<WriteCmd>>,
+    thread: Option<JoinHandle<()>>,
+    stats: Arc<Stats>,
+}
+
+type OnDurable = Box<dyn Fn(u64) + Send>;
+type OnError = Box<dyn Fn(LogError) + Send>;
+
+impl GroupCommitWriter {
+    /// Starts the writer thread, which owns `file` until shutdown.
+    ///
+    /// Panics if the OS cannot start a thread.
+    pub fn spawn(file: LogFile, on_durable: OnDurable, on_error: OnError) -> GroupCommitWriter {
+        let (sender, receiver) = sync_channel(WRITER_QUEUE_MAX);
+        let stats = Arc::new(Stats::default());
+        stats.size_bytes.store(file.size_bytes(), Ordering::Relaxed);
+        stats.forces.store(file.forces(), Ordering::Relaxed);
+        let thread_stats = Arc::clone(&stats);
+        let thread = std::thread::Builder::new()
+            .name("log-writer".into())
+            .spawn(move || {
+                let mut thread = WriterThread {
+                    file,
+                    stats: thread_stats,
+                    on_durable,
+                    last_seq: None,
+                    written_not_durable: None,
+                };
+                thread.run(receiver, on_error);
+            })
+            .expect("the OS starts the log writer thread");
+        GroupCommitWriter {
+            sender: Some(sender),
+            thread: Some(thread),
+            stats,
+        }
+    }
+
+    /// Queues `cmd`, blocking while the queue is full.
+    ///
+    /// Panics if an appended payload (or a rewritten record) is empty or
+    /// longer than `LOG_RECORD_BYTES_MAX`.
+    pub fn submit(&self, cmd: WriteCmd) -> Result<(), WriterClosed> {
+        assert_payloads(&cmd);
+        let sender = self.sender.as_ref().ok_or(WriterClosed)?;
+        sender.send(cmd).map_err(|_| WriterClosed)
+    }
+
+    /// Like [`submit`](Self::submit) but never blocks: gives the command back
+    /// if the queue is full.
+    pub fn try_submit(&self, cmd: WriteCmd) -> Result<(), TrySendError<WriteCmd>> {
+        assert_payloads(&cmd);
+        match self.sender.as_ref() {
+            Some(sender) => sender.try_send(cmd),
+            None => Err(TrySendError::Disconnected(cmd)),
+        }
+    }
+
+    /// fdatasyncs done so far (including one per rewrite).
+    pub fn forces(&self) -> u64 {
+        self.stats.forces.load(Ordering::Relaxed)
+    }
+
+    /// Size of the log after the last batch, in bytes.
+    pub fn size_bytes(&self) -> u64 {
+        self.stats.size_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Batches processed so far (each ends in at most one fdatasync).
+    pub fn batches(&self) -> u64 {
+        self.stats.batches.load(Ordering::Relaxed)
+    }
+
+    /// Records appended so far (not counting rewritten records).
+    pub fn appends(&self) -> u64 {
+        self.stats.appends.load(Ordering::Relaxed)
+    }
+
+    /// Lets the thread apply everything already queued, sync whatever is not
+    /// yet durable (reporting it through `on_durable`), and waits for it to
+    /// exit, which closes the log and releases the data-directory lock.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        // Dropping the only sender ends the thread's `recv` loop once the
+        // queue is empty.
+        drop(self.sender.take());
+        if let Some(thread) = self.thread.take() {
+            if thread.join().is_err() {
+                tracing::error!("the log writer thread panicked");
+            }
+        }
+    }
+}
+
+impl Drop for GroupCommitWriter {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn assert_payloads(cmd: &WriteCmd) {
+    match cmd {
+        WriteCmd::Append { payload, .. } => frame::assert_payload_len(payload.len()),
+        WriteCmd::Rewrite { records, .. } => {
+            for record in records {
+                frame::assert_payload_len(record.len());
+            }
+        }
+    }
+}
+
+/// State owned by the writer thread.
+struct WriterThread {
+    file: LogFile,
+    stats: Arc<Stats>,
+    on_durable: OnDurable,
+    last_seq: Option<u64>,
+    /// Highest seq handed to the OS but not yet reported durable.
+    written_not_durable: Option<u64>,
+}
+
+impl WriterThread {
+    fn run(&mut self, receiver: Receiver<WriteCmd>, on_error: OnError) {
+        let mut batch = Vec::new();
+        while let Ok(first) = receiver.recv() {
+            batch.push(first);
+            while batch.len() < WRITER_QUEUE_MAX {
+                match receiver.try_recv() {
+                    Ok(cmd) => batch.push(cmd),
+                    Err(_) => break,
+                }
+            }
+            let applied = self.apply_batch(batch.drain(..));
+            self.stats.batches.fetch_add(1, Ordering::Relaxed);
+            self.publish_stats();
+            if let Err(error) = applied {
+                on_error(error);
+                return;
+            }
+        }
+        // Shutdown: everything queued has been applied; make it durable.
+        if let Some(seq) = self.written_not_durable.take() {
+            let synced = self.file.sync();
+            self.publish_stats();
+            match synced {
+                Ok(()) => (self.on_durable)(seq),
+                Err(error) => on_error(error),
+            }
+        }
+    }
+
+    fn apply_batch(&mut self, batch: impl Iterator<Item = WriteCmd>) -> Result<(), LogError> {
+        // Whether an append after the batch's last rewrite asked for sync.
+        let mut sync_wanted = false;
+        let mut rewrite_seq = None;
+        let mut highest_seq = None;
+        for cmd in batch {
+            let seq = cmd.seq();
+            if let Some(last) = self.last_seq {
+                assert!(
+                    seq > last,
+                    "log seqs must strictly increase: {seq} after {last}"
+                );
+            }
+            self.last_seq = Some(seq);
+            highest_seq = Some(seq);
+            match cmd {
+                WriteCmd::Append { payload, sync, .. } => {
+                    self.file.append(&payload)?;
+                    self.stats.appends.fetch_add(1, Ordering::Relaxed);
+                    sync_wanted |= sync;
+                }
+                WriteCmd::Rewrite { records, .. } => {
+                    // Supersedes every earlier append, synced or not.
+                    self.file.rewrite(&records)?;
+                    rewrite_seq = Some(seq);
+                    sync_wanted = false;
+                }
+            }
+        }
+        let Some(highest_seq) = highest_seq else {
+            return Ok(());
+        };
+        if sync_wanted {
+            self.file.sync()?;
+            self.written_not_durable = None;
+            (self.on_durable)(highest_seq);
+            return Ok(());
+        }
+        self.file.flush()?;
+        if rewrite_seq != Some(highest_seq) {
+            // Unforced appends after the last rewrite (or with none).
+            self.written_not_durable = Some(highest_seq);
+        } else {
+            self.written_not_durable = None;
+        }
+        if let Some(seq) = rewrite_seq {
+            (self.on_durable)(seq);
+        }
+        Ok(())
+    }
+
+    fn publish_stats(&self) {
+        self.stats
+            .forces
+            .store(self.file.forces(), Ordering::Relaxed);
+        self.stats
+            .size_bytes
+            .store(self.file.size_bytes(), Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+    use std::sync::{Condvar, Mutex};
+    use std::time::{Duration, Instant};
+
+    const NAME: &str = "wal";
+    const WAIT_MS_MAX: u64 = 10_000;
+
+    /// Every `on_durable` value, in call order, plus a condvar to wait on.
+    #[derive(Default)]
+    struct Durable {
+        seqs: Mutex<Vec<u64>>,
+        changed: Condvar,
+    }
+
+    impl Durable {
+        fn highest(&self) -> Option<u64> {
+            self.seqs.lock().expect("lock").last().copied()
+        }
+
+        fn wait_for(&self, seq: u64) {
+            let deadline = Instant::now() + Duration::from_millis(WAIT_MS_MAX);
+            let mut seqs = self.seqs.lock().expect("lock");
+            while seqs.last().is_none_or(|&s| s < seq) {
+                let left = deadline.saturating_duration_since(Instant::now());
+                assert!(!left.is_zero(), "seq {seq} never became durable");
+                seqs = self.changed.wait_timeout(seqs, left).expect("lock").0;
+            }
+        }
+    }
+
+    fn spawn_with(
+        dir: &Path,
+        durable: &Arc<Durable>,
+        slow_ms: u64,
+    ) -> (GroupCommitWriter, Arc<Mutex<Vec<String>>>) {
+        let (file, _) = LogFile::open(dir, NAME).expect("log opens");
+        let errors = Arc::new(Mutex::new(Vec::new()));
+        let on_durable = {
+            let durable = Arc::clone(durable);
+            Box::new(move |seq: u64| {
+                durable.seqs.lock().expect("lock").push(seq);
+                durable.changed.notify_all();
+                // A slow disk: submitters pile up behind the writer.
+                std::thread::sleep(Duration::from_millis(slow_ms));
+            })
+        };
+        let on_error = {
+            let errors = Arc::clone(&errors);
+            Box::new(move |error: LogError| errors.lock().expect("lock").push(error.to_string()))
+        };
+        (GroupCommitWriter::spawn(file, on_durable, on_error), errors)
+    }
+
+    fn append(seq: u64, payload: &[u8], sync: bool) -> WriteCmd {
+        WriteCmd::Append {
+            seq,
+            payload: payload.to_vec(),
+            sync,
+        }
+    }
+
+    fn reopen(dir: &Path) -> Vec<Vec<u8>> {
+        LogFile::open(dir, NAME).expect("log reopens").1
+    }
+
+    fn assert_strictly_increasing(seqs: &[u64]) {
+        for pair in seqs.windows(2) {
+            assert!(
+                pair[0] < pair[1],
+                "on_durable went {} then {}",
+                pair[0],
+                pair[1]
+            );
+        }
+    }
+
+    #[test]
+    fn concurrent_sync_appends_share_forces() {
+        const THREADS: u64 = 8;
+        const PER_THREAD: u64 = 100;
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let durable = Arc::new(Durable::default());
+        let (writer, errors) = spawn_with(tmp.path(), &durable, 1);
+        let writer = Arc::new(writer);
+        let next_seq = Arc::new(Mutex::new(0u64));
+
+        let workers: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let (writer, durable, next_seq) = (
+                    Arc::clone(&writer),
+                    Arc::clone(&durable),
+                    Arc::clone(&next_seq),
+                );
+                std::thread::spawn(move || {
+                    for _ in 0..PER_THREAD {
+                        // Like a transaction: persist, then wait until durable.
+                        let seq = {
+                            let mut next = next_seq.lock().expect("lock");
+                            *next += 1;
+                            let payload = format!("{{\"seq\":{},\"thread\":{t}}}", *next);
+                            writer
+                                .submit(append(*next, payload.as_bytes(), true))
+                                .expect("writer alive");
+                            *next
+                        };
+                        durable.wait_for(seq);
+                    }
+                })
+            })
+            .collect();
+        for worker in workers {
+            worker.join().expect("worker");
+        }
+
+        let records = THREADS * PER_THREAD;
+        let writer = Arc::into_inner(writer).expect("workers are done");
+        let forces = writer.forces();
+        assert_eq!(writer.appends(), records);
+        assert!(
+            forces * 3 < records,
+            "{forces} forces for {records} records: no group commit"
+        );
+        assert!(forces <= writer.batches());
+        writer.shutdown();
+
+        let seqs = durable.seqs.lock().expect("lock").clone();
+        assert_strictly_increasing(&seqs);
+        assert_eq!(seqs.last().copied(), Some(records));
+        assert!(errors.lock().expect("lock").is_empty());
+
+        let recovered = reopen(tmp.path());
+        assert_eq!(recovered.len() as u64, records);
+        for (i, payload) in recovered.iter().enumerate() {
+            let prefix = format!("{{\"seq\":{},", i + 1);
+            assert!(
+                payload.starts_with(prefix.as_bytes()),
+                "record {i} out of seq order"
+            );
+        }
+    }
+
+    #[test]
+    fn unforced_appends_neither_force_nor_call_back() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let durable = Arc::new(Durable::default());
+        let (writer, _) = spawn_with(tmp.path(), &durable, 0);
+        for seq in 1..=10 {
+            writer
+                .submit(append(seq, b"lazy", false))
+                .expect("writer alive");
+        }
+        let expected = (frame::frame_len(4) * 10) as u64;
+        let deadline = Instant::now() + Duration::from_millis(WAIT_MS_MAX);
+        while writer.size_bytes() < expected {
+            assert!(Instant::now() < deadline, "appends never written");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(writer.forces(), 0);
+        assert_eq!(durable.highest(), None);
+
+        // A later sync append covers the earlier unforced ones.
+        writer
+            .submit(append(11, b"eager", true))
+            .expect("writer alive");
+        durable.wait_for(11);
+        assert_eq!(writer.forces(), 1);
+
+        // Shutdown syncs trailing unforced appends and reports them.
+        writer
+            .submit(append(12, b"lazy", false))
+            .expect("writer alive");
+        writer.shutdown();
+        assert_eq!(*durable.seqs.lock().expect("lock"), vec![11, 12]);
+        assert_eq!(reopen(tmp.path()).len(), 12);
+    }
+
+    #[test]
+    fn rewrite_applies_in_order_with_appends() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let durable = Arc::new(Durable::default());
+        let (writer, _) = spawn_with(tmp.path(), &durable, 0);
+        writer.submit(append(1, b"old-1", true)).expect("alive");
+        writer.submit(append(2, b"old-2", false)).expect("alive");
+        writer
+            .submit(WriteCmd::Rewrite {
+                seq: 3,
+                records: vec![b"snapshot".to_vec()],
+            })
+            .expect("alive");
+        writer.submit(append(4, b"new-1", false)).expect("alive");
+        durable.wait_for(3);
+        writer.submit(append(5, b"new-2", true)).expect("alive");
+        durable.wait_for(5);
+        writer.shutdown();
+
+        let seqs = durable.seqs.lock().expect("lock").clone();
+        assert_strictly_increasing(&seqs);
+        assert_eq!(seqs.last().copied(), Some(5));
+        assert_eq!(
+            reopen(tmp.path()),
+            vec![b"snapshot".to_vec(), b"new-1".to_vec(), b"new-2".to_vec()]
+        );
+    }
+
+    #[test]
+    fn io_error_is_reported_once_and_stops_the_writer() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let durable = Arc::new(Durable::default());
+        let (writer, errors) = spawn_with(tmp.path(), &durable, 0);
+        writer.submit(append(1, b"kept", true)).expect("alive");
+        durable.wait_for(1);
+        // A directory in the checkpoint file's place makes the rewrite fail.
+        std::fs::create_dir(tmp.path().join(format!("{NAME}.tmp"))).expect("mkdir");
+        writer
+            .submit(WriteCmd::Rewrite {
+                seq: 2,
+                records: vec![b"lost".to_vec()],
+            })
+            .expect("alive");
+        let deadline = Instant::now() + Duration::from_millis(WAIT_MS_MAX);
+        let mut seq = 3;
+        while writer.submit(append(seq, b"late", true)).is_ok() {
+            assert!(Instant::now() < deadline, "writer never stopped");
+            std::thread::sleep(Duration::from_millis(1));
+            seq += 1;
+        }
+        writer.shutdown();
+        let errors = errors.lock().expect("lock").clone();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].contains("wal.tmp"), "{}", errors[0]);
+        assert_eq!(*durable.seqs.lock().expect("lock"), vec![1]);
+        std::fs::remove_dir(tmp.path().join(format!("{NAME}.tmp"))).expect("rmdir");
+        assert_eq!(reopen(tmp.path()), vec![b"kept".to_vec()]);
+    }
+
+    #[test]
+    fn dropping_the_writer_releases_the_lock() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let durable = Arc::new(Durable::default());
+        let (writer, _) = spawn_with(tmp.path(), &durable, 0);
+        assert!(matches!(
+            LogFile::open(tmp.path(), NAME),
+            Err(LogError::Locked { .. })
+        ));
+        drop(writer);
+        assert!(reopen(tmp.path()).is_empty());
+    }
+}
