@@ -973,7 +973,8 @@ fn response_of(
         reason,
         detail,
         votes,
-        duration_ms: now_us.saturating_sub(tx.started_us) as f64 / 1000.0,
+        // A transaction recovered from the log has no start time (0).
+        duration_ms: if tx.started_us == 0 { 0.0 } else { now_us.saturating_sub(tx.started_us) as f64 / 1000.0 },
     }
 }
 
