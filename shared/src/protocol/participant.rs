@@ -93,6 +93,11 @@ pub struct Participant {
     held: VecDeque<(u64, Action)>,
     next_seq: u64,
     durable_seq: u64,
+    /// Highest seq of a forced (`sync`) record. Answers about an outcome
+    /// wait for this, not for the latest record: an unforced record (an
+    /// `Aborted`, presumed abort) is never reported durable on its own, so
+    /// waiting for it could hold a reply forever.
+    forced_seq: u64,
     armed_crash: Option<ParticipantCrashPoint>,
 }
 
@@ -127,6 +132,7 @@ impl Participant {
             held: VecDeque::new(),
             next_seq: 1,
             durable_seq: 0,
+            forced_seq: 0,
             armed_crash: None,
         };
         for (index, record) in records.iter().enumerate() {
@@ -544,6 +550,9 @@ impl Participant {
 
     fn persist(&mut self, record: ParticipantRecord, sync: bool, out: &mut Vec<Action>) -> u64 {
         let seq = self.take_seq();
+        if sync {
+            self.forced_seq = seq;
+        }
         out.push(Action::Persist { seq, record, sync });
         seq
     }
@@ -556,11 +565,12 @@ impl Participant {
         }
     }
 
-    /// Sends once everything appended so far is durable (for answers about
-    /// an outcome whose record may still be in flight).
+    /// Sends once every forced record appended so far is durable (for
+    /// answers about an outcome whose record may still be in flight: a
+    /// `Committed` record is forced; an `Aborted` one needs no durability).
     fn send_after_latest(&mut self, to: PeerId, msg: Reply, out: &mut Vec<Action>) {
-        let latest = self.next_seq - 1;
-        self.send_when_durable(latest, Action::Send { to, msg }, out);
+        let latest_forced = self.forced_seq;
+        self.send_when_durable(latest_forced, Action::Send { to, msg }, out);
     }
 
     fn drop_held_votes(&mut self, tx_id: &TxId) {
