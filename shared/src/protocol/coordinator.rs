@@ -691,9 +691,17 @@ impl Coordinator {
             .map(|(id, _)| id.clone())
             .collect();
         for tx_id in waiting_on_node {
-            if let Some(tx) = self.active.get_mut(&tx_id) {
-                tx.votes.insert(node.clone(), (VoteView::NoAnswer, Some(AbortReason::NodeUnreachable)));
+            let Some(tx) = self.active.get_mut(&tx_id) else { continue };
+            if tx.one_phase {
+                // The node decides a one-phase transfer alone and may have
+                // committed it before the connection broke: never guess. Ask
+                // with rollback once it is back; its ack says what it did.
+                tx.phase = Phase::ResolvingOnePhase;
+                self.timers.insert((now_us.saturating_add(self.config.commit_retry_us), TimerKind::CommitRetry, tx_id.clone()));
+                self.timers.insert((now_us.saturating_add(self.config.ack_wait_us), TimerKind::AckWait, tx_id.clone()));
+                continue;
             }
+            tx.votes.insert(node.clone(), (VoteView::NoAnswer, Some(AbortReason::NodeUnreachable)));
             self.decide_abort(now_us, &tx_id, AbortReason::NodeUnreachable, out);
         }
     }

@@ -1,0 +1,140 @@
+//! Unit tests of the coordinator state machine, without any I/O: inputs go
+//! in, actions come out, and the tests look at them.
+
+use std::collections::BTreeMap;
+
+use shared::api::{CrashPoint, Outcome, TransferRequest, TransferResponse};
+use shared::protocol::coordinator::{Action, ClientId, Coordinator, CoordinatorConfig, DemoFaults, Input, TransferError};
+use shared::protocol::record::CoordinatorRecord;
+use shared::wire::{AbortReason, Decision, Reply, Request, Vote};
+
+const N1: &str = "6001";
+const N2: &str = "6002";
+
+fn config() -> CoordinatorConfig {
+    let accounts: BTreeMap<String, String> = [("A", N1), ("A2", N1), ("B", N2)]
+        .iter()
+        .map(|(a, n)| (a.to_string(), n.to_string()))
+        .collect();
+    let mut c = CoordinatorConfig::new(vec![N1.into(), N2.into()], accounts);
+    c.prepare_timeout_us = 3_000;
+    c.ack_wait_us = 3_000;
+    c.commit_retry_us = 500;
+    c.in_doubt_sweep_us = 1_000_000;
+    c
+}
+
+/// A coordinator plus its simulated log, with every node connected.
+struct Harness {
+    c: Coordinator,
+    now_us: u64,
+    /// Every record appended, with its seq.
+    log: Vec<(u64, CoordinatorRecord)>,
+    durable_seq: u64,
+}
+
+impl Harness {
+    fn new() -> Harness {
+        let mut h = Harness { c: Coordinator::recover(config(), &[]), now_us: 1_000, log: Vec::new(), durable_seq: 0 };
+        h.run(Input::NodeUp { node: N1.into() });
+        h.run(Input::NodeUp { node: N2.into() });
+        h
+    }
+
+    fn run(&mut self, input: Input) -> Vec<Action> {
+        let actions = self.c.handle(self.now_us, input);
+        for a in &actions {
+            if let Action::Persist { seq, record, .. } = a {
+                self.log.push((*seq, record.clone()));
+            }
+            if let Action::Send { msg: Request::Commit { tx_id }, .. } = a {
+                assert!(self.commit_durable(tx_id), "commit for {tx_id} sent before its COMMIT record was durable");
+            }
+        }
+        actions
+    }
+
+    fn commit_durable(&self, tx_id: &str) -> bool {
+        self.log.iter().any(|(seq, r)| {
+            *seq <= self.durable_seq && matches!(r, CoordinatorRecord::Commit { tx_id: t, .. } if t == tx_id)
+        })
+    }
+
+    /// Makes every appended record durable.
+    fn fsync(&mut self) -> Vec<Action> {
+        let Some(seq) = self.log.last().map(|(s, _)| *s) else { return Vec::new() };
+        self.durable_seq = seq;
+        self.run(Input::Durable { seq })
+    }
+
+    fn transfer(&mut self, client: ClientId, from: &str, to: &str, amount_cents: i64, tx_id: &str) -> Vec<Action> {
+        let request = TransferRequest { from: from.into(), to: to.into(), amount_cents, tx_id: Some(tx_id.into()) };
+        self.run(Input::Transfer { client, request })
+    }
+
+    fn vote(&mut self, node: &str, tx_id: &str, vote: Vote, reason: Option<AbortReason>) -> Vec<Action> {
+        self.run(Input::FromNode { node: node.into(), msg: Reply::Vote { tx_id: tx_id.into(), vote, reason } })
+    }
+
+    fn ack(&mut self, node: &str, tx_id: &str, decision: Decision) -> Vec<Action> {
+        self.run(Input::FromNode { node: node.into(), msg: Reply::Ack { tx_id: tx_id.into(), decision } })
+    }
+
+    fn advance(&mut self, us: u64) -> Vec<Action> {
+        self.now_us += us;
+        self.run(Input::Tick)
+    }
+
+    fn durable_records(&self) -> Vec<CoordinatorRecord> {
+        self.log.iter().filter(|(s, _)| *s <= self.durable_seq).map(|(_, r)| r.clone()).collect()
+    }
+}
+
+fn sends(actions: &[Action]) -> Vec<(String, Request)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Send { node, msg } => Some((node.clone(), msg.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn replies(actions: &[Action]) -> Vec<(ClientId, Result<TransferResponse, TransferError>)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Reply { client, result } => Some((*client, result.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn outcome_of(actions: &[Action], client: ClientId) -> Option<(Outcome, Option<AbortReason>)> {
+    replies(actions).into_iter().find(|(c, _)| *c == client).and_then(|(_, r)| r.ok()).map(|r| (r.outcome, r.reason))
+}
+
+fn commit(tx: &str) -> Request {
+    Request::Commit { tx_id: tx.into() }
+}
+fn rollback(tx: &str) -> Request {
+    Request::Rollback { tx_id: tx.into() }
+}
+
+// ----- one-phase commit -----
+
+#[test]
+fn one_phase_node_down_after_send_is_resolved_not_presumed_aborted() {
+    // The node decides a one-phase transfer alone and may have committed it
+    // before its connection broke: the coordinator must ask, never guess.
+    let mut h = Harness::new();
+    let a = h.transfer(1, "A", "A2", 100, "t1");
+    assert!(matches!(&sends(&a)[..], [(n, Request::CommitOnePhase { .. })] if n == N1));
+    let a = h.run(Input::NodeDown { node: N1.into() });
+    assert!(outcome_of(&a, 1).is_none(), "client told {:?} while the node may have committed", replies(&a));
+    // The node comes back: the coordinator asks with rollback; the ack says commit.
+    let a = h.run(Input::NodeUp { node: N1.into() });
+    assert!(sends(&a).contains(&(N1.into(), rollback("t1"))), "{:?}", sends(&a));
+    let a = h.ack(N1, "t1", Decision::Commit);
+    assert_eq!(outcome_of(&a, 1), Some((Outcome::Committed, None)));
+}
