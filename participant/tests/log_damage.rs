@@ -1,0 +1,146 @@
+//! What the node does with a damaged log: a torn tail (a crash in the middle
+//! of an append) is cut and the node starts with everything before it; damage
+//! in the middle, or a record that does not decode, refuses to start. Also:
+//! checkpoints keep the log bounded and recover like the full log.
+
+mod common;
+
+use common::{temp, Node, Spec, Started};
+use shared::wire::{Decision, Vote};
+
+fn spec() -> Spec {
+    Spec::new("6001", &[("A", 100_000), ("B", 0)])
+}
+
+/// (offset, payload length) of every frame: `[len u32 LE][crc u32 LE][payload]`.
+fn frames(log: &[u8]) -> Vec<(usize, usize)> {
+    let mut frames = Vec::new();
+    let mut at = 0;
+    while at + 8 <= log.len() {
+        let len = u32::from_le_bytes(log[at..at + 4].try_into().expect("4 bytes")) as usize;
+        if at + 8 + len > log.len() {
+            break;
+        }
+        frames.push((at, len));
+        at += 8 + len;
+    }
+    frames
+}
+
+/// CRC-32 (IEEE), as the log's framing uses.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &byte in bytes {
+        crc ^= u32::from(byte);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
+}
+
+/// Two committed transfers, then a third prepared (its PREPARED record is
+/// the last one in the log), then kill -9.
+fn two_commits_and_a_prepare(data: &std::path::Path) -> Node {
+    let mut node = Node::start(&spec(), data);
+    let mut client = node.client();
+    client.transfer("t1", 1, &[("A", -100), ("B", 100)]);
+    client.transfer("t2", 2, &[("A", -200), ("B", 200)]);
+    assert_eq!(client.prepare("t3", 3, &[("A", -300), ("B", 300)]), (Vote::Ready, None));
+    node.kill9();
+    node
+}
+
+#[test]
+fn a_torn_tail_is_cut_and_earlier_commits_survive() {
+    let (_dir, data) = temp();
+    let node = two_commits_and_a_prepare(&data);
+    let log = std::fs::read(node.log_path()).expect("read the log");
+    assert_eq!(frames(&log).len(), 6, "init, 2 x (prepared, committed), prepared");
+    let file = std::fs::OpenOptions::new().write(true).open(node.log_path()).expect("open the log");
+    file.set_len(log.len() as u64 - 5).expect("cut the tail");
+    drop(file);
+
+    let node = node.restart();
+    let mut client = node.client();
+    assert_eq!((client.balance("A"), client.balance("B")), (99_700, 300));
+    assert_eq!(client.ledger("A"), vec![("t1".to_string(), -100), ("t2".to_string(), -200)]);
+    assert!(client.recover().is_empty(), "the torn PREPARED record is gone");
+    assert!(client.status().locked_accounts.is_empty());
+    client.transfer("t4", 4, &[("A", -1)]);
+    assert_eq!(client.balance("A"), 99_699);
+}
+
+#[test]
+fn a_flipped_byte_in_the_middle_refuses_to_start() {
+    let (_dir, data) = temp();
+    let node = two_commits_and_a_prepare(&data);
+    let mut log = std::fs::read(node.log_path()).expect("read the log");
+    let (offset, len) = frames(&log)[2]; // t1's COMMITTED record
+    log[offset + 8 + len / 2] ^= 0x20;
+    std::fs::write(node.log_path(), &log).expect("write the log");
+
+    match Node::try_start(&spec(), &data) {
+        Started::Ready(_) => panic!("started on a log with a corrupt record in the middle"),
+        Started::Exited { status, stderr } => {
+            assert_eq!(status.code(), Some(1), "{stderr}");
+            assert!(stderr.contains("corrupt"), "{stderr}");
+            assert!(stderr.contains("participant.log"), "names the file: {stderr}");
+        }
+    }
+}
+
+#[test]
+fn a_record_that_does_not_decode_refuses_to_start() {
+    let (_dir, data) = temp();
+    let node = two_commits_and_a_prepare(&data);
+    // A correctly framed record whose payload is not a participant record.
+    let payload = br#"{"rec":"launch_missiles"}"#;
+    let mut frame = Vec::new();
+    frame.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    frame.extend_from_slice(&crc32(payload).to_le_bytes());
+    frame.extend_from_slice(payload);
+    let mut log = std::fs::read(node.log_path()).expect("read the log");
+    log.extend_from_slice(&frame);
+    std::fs::write(node.log_path(), &log).expect("write the log");
+
+    match Node::try_start(&spec(), &data) {
+        Started::Ready(_) => panic!("started on a log with an unreadable record"),
+        Started::Exited { status, stderr } => {
+            assert_eq!(status.code(), Some(1), "{stderr}");
+            assert!(stderr.contains("participant.log record 6"), "names the file and the record: {stderr}");
+        }
+    }
+}
+
+#[test]
+fn checkpoints_keep_the_log_small_and_recover_everything() {
+    let (_dir, data) = temp();
+    let checkpoint_bytes = 4_096u64;
+    let spec = spec().arg("--log-checkpoint-bytes").arg(&checkpoint_bytes.to_string());
+    let mut node = Node::start(&spec, &data);
+    let mut client = node.client();
+    let transfers = 100;
+    for i in 0..transfers {
+        client.transfer(&format!("t{i}"), i, &[("A", -10), ("B", 10)]);
+    }
+    assert_eq!(client.prepare("open", 1_000, &[("A", -1)]), (Vote::Ready, None));
+    let status = client.status();
+    let log_bytes = std::fs::metadata(node.log_path()).expect("stat the log").len();
+    println!("log after {transfers} transfers: {log_bytes} bytes, {} records", status.log_records);
+    // Without checkpoints: ~200 records of ~100 bytes.
+    assert!(status.log_records < 2 * transfers, "{status:?}");
+    assert!(log_bytes < 16 * checkpoint_bytes, "the log stays bounded: {log_bytes} bytes");
+    assert!(node.stderr().contains("checkpoint"), "{}", node.stderr());
+
+    node.kill9();
+    let node = node.restart();
+    let mut client = node.client();
+    assert_eq!((client.balance("A"), client.balance("B")), (100_000 - 10 * transfers as i64, 10 * transfers as i64));
+    assert_eq!(client.ledger("B").len(), transfers as usize);
+    assert_eq!(client.recover(), vec!["open".to_string()], "prepared transactions survive a checkpoint");
+    assert_eq!(client.status().locked_accounts, vec!["A".to_string()]);
+    assert_eq!(client.commit("t0"), Decision::Commit, "old outcomes are remembered across checkpoints");
+    assert_eq!(client.commit("open"), Decision::Commit);
+    assert_eq!(client.balance("A"), 100_000 - 10 * transfers as i64 - 1);
+}
