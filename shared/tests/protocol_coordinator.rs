@@ -138,3 +138,25 @@ fn one_phase_node_down_after_send_is_resolved_not_presumed_aborted() {
     let a = h.ack(N1, "t1", Decision::Commit);
     assert_eq!(outcome_of(&a, 1), Some((Outcome::Committed, None)));
 }
+
+#[test]
+fn retried_one_phase_after_coordinator_crash_is_never_reported_aborted_unasked() {
+    // t1 runs one-phase; the node commits it, but the coordinator crashes
+    // before hearing so (its FINISHED record for a one-phase transfer is
+    // not forced). The client retries t1 while the node is unreachable: the
+    // coordinator must not answer "aborted" (the money moved); it does not
+    // know, so it says "unavailable, retry".
+    let mut h = Harness::new();
+    h.transfer(1, "A", "A2", 100, "t1");
+    let mut h2 = Harness { c: Coordinator::recover(config(), &h.durable_records()), now_us: h.now_us, log: Vec::new(), durable_seq: 0 };
+    h2.run(Input::NodeUp { node: N2.into() });
+    let a = h2.transfer(2, "A", "A2", 100, "t1");
+    assert!(outcome_of(&a, 2).is_none(), "told {:?} without asking the node", replies(&a));
+    assert!(matches!(&replies(&a)[..], [(2, Err(TransferError::Unavailable(_)))]), "{:?}", replies(&a));
+    // Once the node is back, the retry asks it, and its memory answers.
+    h2.run(Input::NodeUp { node: N1.into() });
+    let a = h2.transfer(3, "A", "A2", 100, "t1");
+    assert!(matches!(&sends(&a)[..], [(n, Request::CommitOnePhase { .. })] if n == N1));
+    let a = h2.run(Input::FromNode { node: N1.into(), msg: Reply::Outcome { tx_id: "t1".into(), decision: Decision::Commit, reason: None } });
+    assert_eq!(outcome_of(&a, 3), Some((Outcome::Committed, None)));
+}

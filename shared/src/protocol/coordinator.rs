@@ -373,6 +373,18 @@ impl Coordinator {
         self.ts_max = ts;
         let legs = self.legs_of(&request);
         let one_phase = legs.len() == 1;
+        if one_phase && request.tx_id.is_some() && !self.connected.contains(&legs[0].node) {
+            // This may be a retry of a one-phase transfer that the node
+            // committed before this coordinator restarted (its FINISHED
+            // record is not forced; the node's COMMITTED record is). Only the
+            // node knows, so never answer "aborted" without asking it.
+            let message = format!(
+                "node {} is unreachable, and only it knows whether {tx_id} ran before; retry with the same tx_id",
+                legs[0].node
+            );
+            out.push(Action::Reply { client, result: Err(TransferError::Unavailable(message)) });
+            return;
+        }
         let nodes: Vec<NodeId> = legs.iter().map(|l| l.node.clone()).collect();
         out.push(Action::Emit(EventKind::TxStarted {
             tx_id: tx_id.clone(),
