@@ -302,7 +302,8 @@ async fn concurrent_transfers(nodes: u16, count: usize) {
     for i in 0..count {
         let from = accounts[i % accounts.len()].clone();
         let to = accounts[(i + 1 + (i / accounts.len()) % (accounts.len() - 1)) % accounts.len()].clone();
-        let (from, to) = if i % 2 == 0 { (from, to) } else { (to, from) };
+        // Every other round goes the other way, so money flows both ways.
+        let (from, to) = if (i / accounts.len()) % 2 == 0 { (from, to) } else { (to, from) };
         let amount = 1 + (i as i64 * 7919) % 5_000;
         let http = c.http.clone();
         let url = c.url("/api/transfers");
@@ -315,16 +316,24 @@ async fn concurrent_transfers(nodes: u16, count: usize) {
         }));
     }
     let mut reported = Reported::default();
+    let mut reasons = std::collections::BTreeMap::<String, usize>::new();
     let deadline = tokio::time::Instant::now() + DEADLINE;
     for task in tasks {
         let (tx_id, status, body) = tokio::time::timeout_at(deadline, task).await.expect("no hang").unwrap();
         match status {
             200 => reported.committed.insert(tx_id),
-            409 => reported.aborted.insert(tx_id),
+            409 => {
+                *reasons.entry(body["reason"].to_string()).or_default() += 1;
+                reported.aborted.insert(tx_id)
+            }
             other => panic!("{tx_id} answered {other}: {body}"),
         };
     }
-    println!("{nodes} nodes, {count} concurrent: {} committed, {} aborted", reported.committed.len(), reported.aborted.len());
+    println!(
+        "{nodes} nodes, {count} concurrent: {} committed, {} aborted {reasons:?}",
+        reported.committed.len(),
+        reported.aborted.len()
+    );
     assert!(!reported.committed.is_empty());
     let view = c.wait_quiescent().await;
     let report = audit(&c, &view, &reported).await;

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Every test, in layers, fastest first: the pure protocol and codecs, the
+# seeded simulation and the model checker, real processes (kill -9, chaos),
+# the dashboard's unit tests, then the dashboard in headless Chromium.
+# Installs whatever tool is missing first (once; a re-run skips them).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+scripts/install-tools.sh
+export PATH="$HOME/.cargo/bin:$PATH"
+export TRUNK_SKIP_VERSION_CHECK=true
+export CHROMEDRIVER=/usr/bin/chromedriver
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+step "build: coordinator, participant, dashboard"
+cargo build -p backend -p participant
+trunk build --release
+
+step "Rust tests: protocol, log, simulation, model checking, real processes"
+cargo test --workspace --exclude frontend
+
+step "dashboard unit tests (native, then wasm in headless Chromium)"
+cargo test -p frontend
+cargo test -p frontend --target wasm32-unknown-unknown
+
+step "dashboard end to end in headless Chromium"
+tmp=$(mktemp -d)
+backend_pid=""
+cleanup() {
+  if [ -n "$backend_pid" ]; then kill -KILL -- "-$backend_pid" 2>/dev/null || true; fi
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+setsid target/debug/backend --demo --listen 127.0.0.1:0 --node-port-base 0 \
+  --data-dir "$tmp/data" --static-dir "$root/dist" --ready-file "$tmp/ready" \
+  >"$tmp/backend.out" 2>"$tmp/backend.err" &
+backend_pid=$!
+for _ in $(seq 600); do [ -s "$tmp/ready" ] && break; sleep 0.1; done
+if ! [ -s "$tmp/ready" ]; then
+  echo "the demo cluster did not start; its log:" >&2; cat "$tmp/backend.err" >&2; exit 1
+fi
+E2E_BASE_URL="http://$(cat "$tmp/ready")" node --test e2e/
