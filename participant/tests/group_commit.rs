@@ -16,7 +16,9 @@ const CONNECTIONS: usize = 4;
 fn concurrent_prepares_share_log_forces() {
     let (_dir, data) = temp();
     // One account per transaction, so none waits for another's lock.
-    let accounts: Vec<(String, i64)> = (0..TRANSACTIONS).map(|i| (format!("acct{i}"), 1_000)).collect();
+    let accounts: Vec<(String, i64)> = (0..TRANSACTIONS)
+        .map(|i| (format!("acct{i}"), 1_000))
+        .collect();
     let account_refs: Vec<(&str, i64)> = accounts.iter().map(|(a, b)| (a.as_str(), *b)).collect();
     let node = Node::start(&Spec::new("6001", &account_refs), &data);
     let forces_before = node.client().status().log_forces;
@@ -30,14 +32,26 @@ fn concurrent_prepares_share_log_forces() {
                 // All prepares of this connection in one write: pipelined.
                 let batch: Vec<u8> = ids
                     .iter()
-                    .flat_map(|i| encode_line(&prepare(&format!("t{i}"), *i as u64, &[(&format!("acct{i}"), -100)])))
+                    .flat_map(|i| {
+                        encode_line(&prepare(
+                            &format!("t{i}"),
+                            *i as u64,
+                            &[(&format!("acct{i}"), -100)],
+                        ))
+                    })
                     .collect();
                 client.send_raw(&batch);
                 for i in &ids {
                     assert_eq!(client.vote(&format!("t{i}")), (Vote::Ready, None), "t{i}");
                 }
-                let commits: Vec<u8> =
-                    ids.iter().flat_map(|i| encode_line(&Request::Commit { tx_id: format!("t{i}") })).collect();
+                let commits: Vec<u8> = ids
+                    .iter()
+                    .flat_map(|i| {
+                        encode_line(&Request::Commit {
+                            tx_id: format!("t{i}"),
+                        })
+                    })
+                    .collect();
                 client.send_raw(&commits);
                 for i in &ids {
                     assert_eq!(client.ack(&format!("t{i}")), Decision::Commit, "t{i}");
@@ -52,8 +66,18 @@ fn concurrent_prepares_share_log_forces() {
     let status = node.client().status();
     let forces = status.log_forces - forces_before;
     let records = 2 * TRANSACTIONS as u64; // one PREPARED and one COMMITTED each
-    println!("{records} records (log holds {}) written with {forces} log forces", status.log_records);
-    assert!(forces * 2 < records, "no batching: {forces} forces for {records} records");
-    assert!(status.accounts.iter().all(|a| a.balance_cents == 900), "{:?}", status.accounts);
+    println!(
+        "{records} records (log holds {}) written with {forces} log forces",
+        status.log_records
+    );
+    assert!(
+        forces * 2 < records,
+        "no batching: {forces} forces for {records} records"
+    );
+    assert!(
+        status.accounts.iter().all(|a| a.balance_cents == 900),
+        "{:?}",
+        status.accounts
+    );
     assert!(status.locked_accounts.is_empty());
 }

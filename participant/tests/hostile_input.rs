@@ -32,9 +32,18 @@ fn garbage_gets_error_replies_and_the_connection_stays_open() {
         ("plain text", b"hello there\n"),
         ("invalid UTF-8", b"\xff\xfe\xfd\x80\n"),
         ("binary with a NUL", b"\x00\x01\x02{\n"),
-        ("unknown message type", br#"{"type":"launch_missiles"}"# as &[u8]),
-        ("unknown field", br#"{"type":"commit","tx_id":"t","extra":1}"#),
-        ("wrong field type", br#"{"type":"prepare","tx_id":5,"ts":"x","ops":{}}"#),
+        (
+            "unknown message type",
+            br#"{"type":"launch_missiles"}"# as &[u8],
+        ),
+        (
+            "unknown field",
+            br#"{"type":"commit","tx_id":"t","extra":1}"#,
+        ),
+        (
+            "wrong field type",
+            br#"{"type":"prepare","tx_id":5,"ts":"x","ops":{}}"#,
+        ),
         ("truncated JSON", br#"{"type":"prepare","tx_id":"t","#),
     ];
     for (what, line) in bad_lines {
@@ -68,7 +77,9 @@ fn a_one_megabyte_line_gets_an_error_and_a_clean_close() {
     let replies = client.recv_until_closed();
     let _ = flood.join();
     assert!(
-        replies.iter().all(|r| matches!(r, Reply::Error { message } if message.contains("longer than"))),
+        replies
+            .iter()
+            .all(|r| matches!(r, Reply::Error { message } if message.contains("longer than"))),
         "only an error may come back: {replies:?}"
     );
     println!("replies before the close: {replies:?}");
@@ -90,8 +101,14 @@ fn a_long_line_without_a_newline_is_not_buffered_forever() {
     });
     let replies = client.recv_until_closed();
     let _ = flood.join();
-    assert!(replies.iter().all(|r| matches!(r, Reply::Error { .. })), "{replies:?}");
-    assert_eq!(node.client().prepare("t1", 1, &[("A", -1)]), (Vote::Ready, None));
+    assert!(
+        replies.iter().all(|r| matches!(r, Reply::Error { .. })),
+        "{replies:?}"
+    );
+    assert_eq!(
+        node.client().prepare("t1", 1, &[("A", -1)]),
+        (Vote::Ready, None)
+    );
 }
 
 #[test]

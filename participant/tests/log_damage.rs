@@ -33,7 +33,11 @@ fn crc32(bytes: &[u8]) -> u32 {
     for &byte in bytes {
         crc ^= u32::from(byte);
         for _ in 0..8 {
-            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc
@@ -46,7 +50,10 @@ fn two_commits_and_a_prepare(data: &std::path::Path) -> Node {
     let mut client = node.client();
     client.transfer("t1", 1, &[("A", -100), ("B", 100)]);
     client.transfer("t2", 2, &[("A", -200), ("B", 200)]);
-    assert_eq!(client.prepare("t3", 3, &[("A", -300), ("B", 300)]), (Vote::Ready, None));
+    assert_eq!(
+        client.prepare("t3", 3, &[("A", -300), ("B", 300)]),
+        (Vote::Ready, None)
+    );
     node.kill9();
     node
 }
@@ -56,16 +63,29 @@ fn a_torn_tail_is_cut_and_earlier_commits_survive() {
     let (_dir, data) = temp();
     let node = two_commits_and_a_prepare(&data);
     let log = std::fs::read(node.log_path()).expect("read the log");
-    assert_eq!(frames(&log).len(), 6, "init, 2 x (prepared, committed), prepared");
-    let file = std::fs::OpenOptions::new().write(true).open(node.log_path()).expect("open the log");
+    assert_eq!(
+        frames(&log).len(),
+        6,
+        "init, 2 x (prepared, committed), prepared"
+    );
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(node.log_path())
+        .expect("open the log");
     file.set_len(log.len() as u64 - 5).expect("cut the tail");
     drop(file);
 
     let node = node.restart();
     let mut client = node.client();
     assert_eq!((client.balance("A"), client.balance("B")), (99_700, 300));
-    assert_eq!(client.ledger("A"), vec![("t1".to_string(), -100), ("t2".to_string(), -200)]);
-    assert!(client.recover().is_empty(), "the torn PREPARED record is gone");
+    assert_eq!(
+        client.ledger("A"),
+        vec![("t1".to_string(), -100), ("t2".to_string(), -200)]
+    );
+    assert!(
+        client.recover().is_empty(),
+        "the torn PREPARED record is gone"
+    );
     assert!(client.status().locked_accounts.is_empty());
     client.transfer("t4", 4, &[("A", -1)]);
     assert_eq!(client.balance("A"), 99_699);
@@ -85,7 +105,10 @@ fn a_flipped_byte_in_the_middle_refuses_to_start() {
         Started::Exited { status, stderr } => {
             assert_eq!(status.code(), Some(1), "{stderr}");
             assert!(stderr.contains("corrupt"), "{stderr}");
-            assert!(stderr.contains("participant.log"), "names the file: {stderr}");
+            assert!(
+                stderr.contains("participant.log"),
+                "names the file: {stderr}"
+            );
         }
     }
 }
@@ -108,7 +131,10 @@ fn a_record_that_does_not_decode_refuses_to_start() {
         Started::Ready(_) => panic!("started on a log with an unreadable record"),
         Started::Exited { status, stderr } => {
             assert_eq!(status.code(), Some(1), "{stderr}");
-            assert!(stderr.contains("participant.log record 6"), "names the file and the record: {stderr}");
+            assert!(
+                stderr.contains("participant.log record 6"),
+                "names the file and the record: {stderr}"
+            );
         }
     }
 }
@@ -117,30 +143,54 @@ fn a_record_that_does_not_decode_refuses_to_start() {
 fn checkpoints_keep_the_log_small_and_recover_everything() {
     let (_dir, data) = temp();
     let checkpoint_bytes = 4_096u64;
-    let spec = spec().arg("--log-checkpoint-bytes").arg(&checkpoint_bytes.to_string());
+    let spec = spec()
+        .arg("--log-checkpoint-bytes")
+        .arg(&checkpoint_bytes.to_string());
     let mut node = Node::start(&spec, &data);
     let mut client = node.client();
     let transfers = 100;
     for i in 0..transfers {
         client.transfer(&format!("t{i}"), i, &[("A", -10), ("B", 10)]);
     }
-    assert_eq!(client.prepare("open", 1_000, &[("A", -1)]), (Vote::Ready, None));
+    assert_eq!(
+        client.prepare("open", 1_000, &[("A", -1)]),
+        (Vote::Ready, None)
+    );
     let status = client.status();
-    let log_bytes = std::fs::metadata(node.log_path()).expect("stat the log").len();
-    println!("log after {transfers} transfers: {log_bytes} bytes, {} records", status.log_records);
+    let log_bytes = std::fs::metadata(node.log_path())
+        .expect("stat the log")
+        .len();
+    println!(
+        "log after {transfers} transfers: {log_bytes} bytes, {} records",
+        status.log_records
+    );
     // Without checkpoints: ~200 records of ~100 bytes.
     assert!(status.log_records < 2 * transfers, "{status:?}");
-    assert!(log_bytes < 16 * checkpoint_bytes, "the log stays bounded: {log_bytes} bytes");
+    assert!(
+        log_bytes < 16 * checkpoint_bytes,
+        "the log stays bounded: {log_bytes} bytes"
+    );
     assert!(node.stderr().contains("checkpoint"), "{}", node.stderr());
 
     node.kill9();
     let node = node.restart();
     let mut client = node.client();
-    assert_eq!((client.balance("A"), client.balance("B")), (100_000 - 10 * transfers as i64, 10 * transfers as i64));
+    assert_eq!(
+        (client.balance("A"), client.balance("B")),
+        (100_000 - 10 * transfers as i64, 10 * transfers as i64)
+    );
     assert_eq!(client.ledger("B").len(), transfers as usize);
-    assert_eq!(client.recover(), vec!["open".to_string()], "prepared transactions survive a checkpoint");
+    assert_eq!(
+        client.recover(),
+        vec!["open".to_string()],
+        "prepared transactions survive a checkpoint"
+    );
     assert_eq!(client.status().locked_accounts, vec!["A".to_string()]);
-    assert_eq!(client.commit("t0"), Decision::Commit, "old outcomes are remembered across checkpoints");
+    assert_eq!(
+        client.commit("t0"),
+        Decision::Commit,
+        "old outcomes are remembered across checkpoints"
+    );
     assert_eq!(client.commit("open"), Decision::Commit);
     assert_eq!(client.balance("A"), 100_000 - 10 * transfers as i64 - 1);
 }

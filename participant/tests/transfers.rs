@@ -15,7 +15,14 @@ fn hello_names_the_node_and_its_pid() {
     let (_dir, data) = temp();
     let node = Node::start(&spec(), &data);
     let client = node.client();
-    assert_eq!(client.hello, Reply::Hello { node: "6001".into(), pid: node.pid(), faults_allowed: false });
+    assert_eq!(
+        client.hello,
+        Reply::Hello {
+            node: "6001".into(),
+            pid: node.pid(),
+            faults_allowed: false
+        }
+    );
 }
 
 #[test]
@@ -24,8 +31,14 @@ fn prepare_then_commit_moves_money_and_writes_the_ledger() {
     let node = Node::start(&spec(), &data);
     let mut client = node.client();
 
-    assert_eq!(client.prepare("t1", 1, &[("A", -10_000), ("B", 10_000)]), (Vote::Ready, None));
-    assert_eq!(client.status().locked_accounts, vec!["A".to_string(), "B".to_string()]);
+    assert_eq!(
+        client.prepare("t1", 1, &[("A", -10_000), ("B", 10_000)]),
+        (Vote::Ready, None)
+    );
+    assert_eq!(
+        client.status().locked_accounts,
+        vec!["A".to_string(), "B".to_string()]
+    );
     assert_eq!(client.commit("t1"), Decision::Commit);
 
     let status = client.status();
@@ -63,8 +76,12 @@ fn unknown_account_votes_abort() {
     assert_eq!(vote, (Vote::Abort, Some(AbortReason::UnknownAccount)));
     assert_eq!(client.balance("A"), 100_000);
     assert!(client.status().locked_accounts.is_empty());
-    match client.query(shared::wire::Query::Ledger { account: "NOPE".into() }) {
-        shared::wire::QueryResult::Error { message } => assert!(message.contains("NOPE"), "{message}"),
+    match client.query(shared::wire::Query::Ledger {
+        account: "NOPE".into(),
+    }) {
+        shared::wire::QueryResult::Error { message } => {
+            assert!(message.contains("NOPE"), "{message}")
+        }
         other => panic!("expected an error for an unknown ledger, got {other:?}"),
     }
 }
@@ -79,14 +96,21 @@ fn duplicate_prepare_commit_and_rollback_give_the_same_answers() {
     assert_eq!(client.prepare("t1", 1, &[("A", -100)]), (Vote::Ready, None));
     assert_eq!(client.commit("t1"), Decision::Commit);
     assert_eq!(client.commit("t1"), Decision::Commit);
-    assert_eq!(client.prepare("t1", 1, &[("A", -100)]), (Vote::Ready, None), "a late duplicate prepare");
+    assert_eq!(
+        client.prepare("t1", 1, &[("A", -100)]),
+        (Vote::Ready, None),
+        "a late duplicate prepare"
+    );
     assert_eq!(client.balance("A"), 99_900, "applied exactly once");
     assert_eq!(client.ledger("A").len(), 1);
 
     assert_eq!(client.prepare("t2", 2, &[("A", -100)]), (Vote::Ready, None));
     assert_eq!(client.rollback("t2"), Decision::Abort);
     assert_eq!(client.rollback("t2"), Decision::Abort);
-    assert_eq!(client.prepare("t2", 2, &[("A", -100)]), (Vote::Abort, Some(AbortReason::AlreadyAborted)));
+    assert_eq!(
+        client.prepare("t2", 2, &[("A", -100)]),
+        (Vote::Abort, Some(AbortReason::AlreadyAborted))
+    );
     // A commit for a transaction this node aborted acks what really happened.
     assert_eq!(client.commit("t2"), Decision::Abort);
     assert_eq!(client.balance("A"), 99_900);
@@ -112,9 +136,14 @@ fn commit_of_a_transaction_never_prepared_is_an_error() {
     let node = Node::start(&spec(), &data);
     let mut client = node.client();
 
-    client.send(&Request::Commit { tx_id: "ghost".into() });
+    client.send(&Request::Commit {
+        tx_id: "ghost".into(),
+    });
     let reply = client.recv().expect("a reply");
-    assert!(matches!(&reply, Reply::Error { message } if message.contains("ghost")), "{reply:?}");
+    assert!(
+        matches!(&reply, Reply::Error { message } if message.contains("ghost")),
+        "{reply:?}"
+    );
     assert_eq!(client.balance("A"), 100_000);
 }
 
@@ -124,13 +153,27 @@ fn one_phase_commit_applies_at_once() {
     let node = Node::start(&spec(), &data);
     let mut client = node.client();
 
-    let request = Request::CommitOnePhase { tx_id: "t1".into(), ts: 1, ops: common::ops_of(&[("A", -300), ("B", 300)]) };
+    let request = Request::CommitOnePhase {
+        tx_id: "t1".into(),
+        ts: 1,
+        ops: common::ops_of(&[("A", -300), ("B", 300)]),
+    };
     client.send(&request);
     let outcome = client.recv_where("an outcome", |r| matches!(r, Reply::Outcome { .. }));
-    assert_eq!(outcome, Reply::Outcome { tx_id: "t1".into(), decision: Decision::Commit, reason: None });
+    assert_eq!(
+        outcome,
+        Reply::Outcome {
+            tx_id: "t1".into(),
+            decision: Decision::Commit,
+            reason: None
+        }
+    );
     client.send(&request);
     let again = client.recv_where("an outcome", |r| matches!(r, Reply::Outcome { .. }));
-    assert_eq!(again, outcome, "a duplicate one-phase commit changes nothing");
+    assert_eq!(
+        again, outcome,
+        "a duplicate one-phase commit changes nothing"
+    );
     assert_eq!((client.balance("A"), client.balance("B")), (99_700, 50_300));
 }
 
@@ -149,7 +192,10 @@ fn many_transactions_in_flight_on_one_connection() {
     client.send(&Request::Rollback { tx_id: "ta".into() });
     assert_eq!(client.ack("ta"), Decision::Abort);
     assert_eq!(client.ack("tb"), Decision::Commit);
-    assert_eq!((client.balance("A"), client.balance("B")), (100_000, 49_998));
+    assert_eq!(
+        (client.balance("A"), client.balance("B")),
+        (100_000, 49_998)
+    );
 }
 
 #[test]
@@ -160,7 +206,14 @@ fn a_lock_wait_is_bounded_and_ends_in_an_abort() {
 
     assert_eq!(client.prepare("old", 1, &[("A", -1)]), (Vote::Ready, None));
     // Younger: waits for the lock, then gives up.
-    assert_eq!(client.prepare("young", 2, &[("A", -1)]), (Vote::Abort, Some(AbortReason::LockConflict)));
+    assert_eq!(
+        client.prepare("young", 2, &[("A", -1)]),
+        (Vote::Abort, Some(AbortReason::LockConflict))
+    );
     assert_eq!(client.commit("old"), Decision::Commit);
-    assert_eq!(client.prepare("next", 3, &[("A", -1)]), (Vote::Ready, None), "the lock is free again");
+    assert_eq!(
+        client.prepare("next", 3, &[("A", -1)]),
+        (Vote::Ready, None),
+        "the lock is free again"
+    );
 }

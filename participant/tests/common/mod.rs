@@ -19,8 +19,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use shared::wire::{
-    decode_line, encode_line, AbortReason, Decision, NodeStatus, Op, Query, QueryResult, Reply, Request, TxId,
-    Vote,
+    decode_line, encode_line, AbortReason, Decision, NodeStatus, Op, Query, QueryResult, Reply,
+    Request, TxId, Vote,
 };
 
 /// Generous bound for anything to happen (a slow CI machine, a debug build).
@@ -38,7 +38,10 @@ pub fn wait_until<T>(what: &str, mut condition: impl FnMut() -> Option<T>) -> T 
         if let Some(value) = condition() {
             return value;
         }
-        assert!(Instant::now() < deadline, "timed out after {WAIT:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {WAIT:?} waiting for {what}"
+        );
         std::thread::sleep(POLL);
     }
 }
@@ -88,7 +91,9 @@ impl Node {
     pub fn start(spec: &Spec, data_dir: &Path) -> Node {
         match Node::try_start(spec, data_dir) {
             Started::Ready(node) => node,
-            Started::Exited { status, stderr } => panic!("participant exited ({status}) instead of starting:\n{stderr}"),
+            Started::Exited { status, stderr } => {
+                panic!("participant exited ({status}) instead of starting:\n{stderr}")
+            }
         }
     }
 
@@ -113,7 +118,11 @@ impl Node {
         for (account, cents) in &spec.accounts {
             command.arg("--account").arg(format!("{account}={cents}"));
         }
-        command.args(&spec.extra).env("RUST_LOG", "info").stdout(Stdio::null()).stderr(stderr);
+        command
+            .args(&spec.extra)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(stderr);
         let child = command.spawn().expect("spawn the participant binary");
         let mut node = Node {
             child: Some(child),
@@ -142,7 +151,10 @@ impl Node {
             }
             Seen::Exited(status) => {
                 node.child = None;
-                Started::Exited { status, stderr: node.stderr() }
+                Started::Exited {
+                    status,
+                    stderr: node.stderr(),
+                }
             }
         }
     }
@@ -171,7 +183,9 @@ impl Node {
     /// Waits for the process to exit on its own.
     pub fn wait_exit(&mut self) -> ExitStatus {
         let child = self.child.as_mut().expect("node is running");
-        let status = wait_until("the participant to exit", || child.try_wait().expect("try_wait"));
+        let status = wait_until("the participant to exit", || {
+            child.try_wait().expect("try_wait")
+        });
         self.child = None;
         status
     }
@@ -192,7 +206,10 @@ impl Drop for Node {
 }
 
 fn unique() -> u128 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
 }
 
 /// One connection to a node.
@@ -210,7 +227,10 @@ impl Client {
     pub fn connect(addr: SocketAddr) -> Client {
         let mut client = Client::connect_raw(addr);
         let hello = client.recv().expect("a hello line");
-        assert!(matches!(hello, Reply::Hello { .. }), "first line must be hello, got {hello:?}");
+        assert!(
+            matches!(hello, Reply::Hello { .. }),
+            "first line must be hello, got {hello:?}"
+        );
         client.hello = hello;
         client
     }
@@ -218,14 +238,18 @@ impl Client {
     /// Connects without reading anything.
     pub fn connect_raw(addr: SocketAddr) -> Client {
         let stream = TcpStream::connect(addr).expect("connect to the participant");
-        stream.set_read_timeout(Some(WAIT)).expect("set a read timeout");
+        stream
+            .set_read_timeout(Some(WAIT))
+            .expect("set a read timeout");
         let reader = BufReader::new(stream.try_clone().expect("clone the stream"));
         Client {
             stream,
             reader,
             pending: VecDeque::new(),
             next_req_id: 1,
-            hello: Reply::Error { message: "no hello read".into() },
+            hello: Reply::Error {
+                message: "no hello read".into(),
+            },
         }
     }
 
@@ -234,7 +258,9 @@ impl Client {
     }
 
     pub fn send_raw(&mut self, bytes: &[u8]) {
-        self.stream.write_all(bytes).expect("write to the participant");
+        self.stream
+            .write_all(bytes)
+            .expect("write to the participant");
     }
 
     /// The next reply, or `None` once the node closed the connection (EOF
@@ -251,8 +277,12 @@ impl Client {
         match self.reader.read_until(b'\n', &mut line) {
             Ok(0) => None,
             Ok(_) => {
-                let text = line.strip_suffix(b"\n").expect("the node ends every line with a newline");
-                Some(decode_line(text).unwrap_or_else(|e| panic!("bad reply {:?}: {e}", String::from_utf8_lossy(text))))
+                let text = line
+                    .strip_suffix(b"\n")
+                    .expect("the node ends every line with a newline");
+                Some(decode_line(text).unwrap_or_else(|e| {
+                    panic!("bad reply {:?}: {e}", String::from_utf8_lossy(text))
+                }))
             }
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
                 panic!("no reply within {WAIT:?}")
@@ -267,7 +297,9 @@ impl Client {
             return self.pending.remove(pos).expect("position is valid");
         }
         loop {
-            let reply = self.read_reply().unwrap_or_else(|| panic!("connection closed while waiting for {what}"));
+            let reply = self
+                .read_reply()
+                .unwrap_or_else(|| panic!("connection closed while waiting for {what}"));
             if wanted(&reply) {
                 return reply;
             }
@@ -284,13 +316,21 @@ impl Client {
         replies
     }
 
-    pub fn prepare(&mut self, tx_id: &str, ts: u64, ops: &[(&str, i64)]) -> (Vote, Option<AbortReason>) {
+    pub fn prepare(
+        &mut self,
+        tx_id: &str,
+        ts: u64,
+        ops: &[(&str, i64)],
+    ) -> (Vote, Option<AbortReason>) {
         self.send(&prepare(tx_id, ts, ops));
         self.vote(tx_id)
     }
 
     pub fn vote(&mut self, tx_id: &str) -> (Vote, Option<AbortReason>) {
-        let reply = self.recv_where("a vote", |r| matches!(r, Reply::Vote { tx_id: t, .. } if t == tx_id));
+        let reply = self.recv_where(
+            "a vote",
+            |r| matches!(r, Reply::Vote { tx_id: t, .. } if t == tx_id),
+        );
         match reply {
             Reply::Vote { vote, reason, .. } => (vote, reason),
             other => unreachable!("{other:?}"),
@@ -298,17 +338,24 @@ impl Client {
     }
 
     pub fn commit(&mut self, tx_id: &str) -> Decision {
-        self.send(&Request::Commit { tx_id: tx_id.into() });
+        self.send(&Request::Commit {
+            tx_id: tx_id.into(),
+        });
         self.ack(tx_id)
     }
 
     pub fn rollback(&mut self, tx_id: &str) -> Decision {
-        self.send(&Request::Rollback { tx_id: tx_id.into() });
+        self.send(&Request::Rollback {
+            tx_id: tx_id.into(),
+        });
         self.ack(tx_id)
     }
 
     pub fn ack(&mut self, tx_id: &str) -> Decision {
-        let reply = self.recv_where("an ack", |r| matches!(r, Reply::Ack { tx_id: t, .. } if t == tx_id));
+        let reply = self.recv_where(
+            "an ack",
+            |r| matches!(r, Reply::Ack { tx_id: t, .. } if t == tx_id),
+        );
         match reply {
             Reply::Ack { decision, .. } => decision,
             other => unreachable!("{other:?}"),
@@ -317,7 +364,11 @@ impl Client {
 
     /// Prepare + commit of one transaction that must succeed.
     pub fn transfer(&mut self, tx_id: &str, ts: u64, ops: &[(&str, i64)]) {
-        assert_eq!(self.prepare(tx_id, ts, ops), (Vote::Ready, None), "prepare {tx_id}");
+        assert_eq!(
+            self.prepare(tx_id, ts, ops),
+            (Vote::Ready, None),
+            "prepare {tx_id}"
+        );
         assert_eq!(self.commit(tx_id), Decision::Commit, "commit {tx_id}");
     }
 
@@ -333,7 +384,10 @@ impl Client {
         let req_id = self.next_req_id;
         self.next_req_id += 1;
         self.send(&Request::Query { req_id, query });
-        match self.recv_where("a query result", |r| matches!(r, Reply::QueryResult { req_id: id, .. } if *id == req_id)) {
+        match self.recv_where(
+            "a query result",
+            |r| matches!(r, Reply::QueryResult { req_id: id, .. } if *id == req_id),
+        ) {
             Reply::QueryResult { result, .. } => result,
             other => unreachable!("{other:?}"),
         }
@@ -349,13 +403,20 @@ impl Client {
     pub fn balance(&mut self, account: &str) -> i64 {
         let status = self.status();
         let found = status.accounts.iter().find(|a| a.id == account);
-        found.unwrap_or_else(|| panic!("no account {account} in {status:?}")).balance_cents
+        found
+            .unwrap_or_else(|| panic!("no account {account} in {status:?}"))
+            .balance_cents
     }
 
     /// (tx_id, delta) of every ledger entry of `account`, oldest first.
     pub fn ledger(&mut self, account: &str) -> Vec<(String, i64)> {
-        match self.query(Query::Ledger { account: account.into() }) {
-            QueryResult::Ledger { entries, .. } => entries.into_iter().map(|e| (e.tx_id, e.delta_cents)).collect(),
+        match self.query(Query::Ledger {
+            account: account.into(),
+        }) {
+            QueryResult::Ledger { entries, .. } => entries
+                .into_iter()
+                .map(|e| (e.tx_id, e.delta_cents))
+                .collect(),
             other => panic!("expected a ledger, got {other:?}"),
         }
     }
@@ -368,11 +429,20 @@ impl Client {
 }
 
 pub fn prepare(tx_id: &str, ts: u64, ops: &[(&str, i64)]) -> Request {
-    Request::Prepare { tx_id: tx_id.into(), ts, ops: ops_of(ops) }
+    Request::Prepare {
+        tx_id: tx_id.into(),
+        ts,
+        ops: ops_of(ops),
+    }
 }
 
 pub fn ops_of(ops: &[(&str, i64)]) -> Vec<Op> {
-    ops.iter().map(|(account, delta_cents)| Op { account: account.to_string(), delta_cents: *delta_cents }).collect()
+    ops.iter()
+        .map(|(account, delta_cents)| Op {
+            account: account.to_string(),
+            delta_cents: *delta_cents,
+        })
+        .collect()
 }
 
 /// A temp dir for one test, with a `data` path inside for the node.

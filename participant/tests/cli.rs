@@ -1,0 +1,151 @@
+//! Flags: bad ones exit with code 2 and a message naming the flag and the
+//! fix; good ones print `listening on <addr>`; account flags that disagree
+//! with an existing data dir are warned about.
+
+mod common;
+
+use std::process::{Command, Stdio};
+
+use common::{exe, temp, wait_until, Node, Spec};
+
+/// Runs the binary with `args` and returns (exit code, stderr).
+fn run(args: &[&str]) -> (Option<i32>, String) {
+    let output = Command::new(exe())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the participant");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn bad_flags_exit_2_naming_the_flag() {
+    let (dir, _data) = temp();
+    let data = dir.path().join("d");
+    let data = data.to_str().expect("utf-8 path");
+    let cases: [(&[&str], &str); 7] = [
+        (&["--data-dir", data, "--account", "A=1"], "--id"),
+        (&["--id", "1", "--account", "A=1"], "--data-dir"),
+        (
+            &["--id", "1", "--data-dir", data, "--account", "A"],
+            "--account",
+        ),
+        (
+            &["--id", "1", "--data-dir", data, "--account", "A=-5"],
+            "negative",
+        ),
+        (
+            &["--id", "1", "--data-dir", data, "--account", "A=1.50"],
+            "cents",
+        ),
+        (
+            &[
+                "--id",
+                "1",
+                "--data-dir",
+                data,
+                "--account",
+                "A=1",
+                "--listen",
+                "nowhere",
+            ],
+            "--listen",
+        ),
+        (
+            &[
+                "--id",
+                "1",
+                "--data-dir",
+                data,
+                "--account",
+                "A=1",
+                "--lock-wait-ms",
+                "0",
+            ],
+            "--lock-wait-ms",
+        ),
+    ];
+    for (args, mentions) in cases {
+        let (code, stderr) = run(args);
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(mentions),
+            "{args:?} should mention {mentions}: {stderr}"
+        );
+    }
+    let (code, stderr) = run(&[
+        "--id",
+        "1",
+        "--data-dir",
+        data,
+        "--account",
+        "A=1",
+        "--account",
+        "A=2",
+    ]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("--account A is given twice"), "{stderr}");
+}
+
+#[test]
+fn a_new_data_dir_needs_accounts() {
+    let (_dir, data) = temp();
+    let (code, stderr) = run(&[
+        "--id",
+        "1",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        data.to_str().expect("utf-8 path"),
+    ]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("--account"), "{stderr}");
+}
+
+#[test]
+fn prints_the_listening_address_on_stdout() {
+    let (dir, data) = temp();
+    let stdout_path = dir.path().join("stdout");
+    let stdout = std::fs::File::create(&stdout_path).expect("create the stdout file");
+    let mut child = Command::new(exe())
+        .args([
+            "--id",
+            "7",
+            "--listen",
+            "127.0.0.1:0",
+            "--account",
+            "A=1",
+            "--data-dir",
+        ])
+        .arg(&data)
+        .stdout(stdout)
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let line = wait_until("the listening line", || {
+        let text = std::fs::read_to_string(&stdout_path).ok()?;
+        text.lines().next().map(str::to_string)
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    let addr = line
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected stdout: {line}"));
+    let addr: std::net::SocketAddr = addr.parse().expect("an address");
+    assert_ne!(addr.port(), 0);
+}
+
+#[test]
+fn account_flags_that_disagree_with_the_data_dir_are_warned_about() {
+    let (_dir, data) = temp();
+    let mut node = Node::start(&Spec::new("6001", &[("A", 100)]), &data);
+    node.kill9();
+    let node = Node::start(&Spec::new("6001", &[("Z", 5)]), &data);
+    let stderr = node.stderr();
+    assert!(stderr.contains("IGNORED"), "{stderr}");
+    let mut client = node.client();
+    assert_eq!(client.balance("A"), 100, "the data dir wins");
+}
