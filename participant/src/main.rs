@@ -20,6 +20,7 @@ mod query;
 mod recovery;
 mod server;
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -30,6 +31,7 @@ use shared::limits::{ACCOUNT_ID_BYTES_MAX, LOCK_WAIT_MS, LOG_CHECKPOINT_BYTES};
 use shared::protocol::participant::ParticipantConfig;
 use shared::wire::{AccountId, Reply};
 use tokio::net::TcpListener;
+use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::watch;
 
 /// Exit code for bad flags (the same one clap uses).
@@ -215,6 +217,13 @@ async fn run(config: Config) -> ExitCode {
         pid: std::process::id(),
         faults_allowed: config.participant.faults_allowed,
     });
+    let mut signals = match ShutdownSignals::register() {
+        Ok(signals) => signals,
+        Err(e) => {
+            eprintln!("error: cannot install the SIGTERM/SIGINT handlers: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (inbox_tx, inbox_rx) = tokio::sync::mpsc::channel(driver::INBOX_MAX);
     let driver = driver::Driver::new(recovered, config.log_checkpoint_bytes);
@@ -226,7 +235,8 @@ async fn run(config: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    println!("listening on {local_addr}");
+    // Not println!: it panics if stdout is a closed pipe.
+    let _ = writeln!(std::io::stdout(), "listening on {local_addr}");
     tracing::info!(node = %config.participant.node, addr = %local_addr, "listening");
 
     let server_task = tokio::spawn(server::run(
@@ -238,7 +248,7 @@ async fn run(config: Config) -> ExitCode {
     let mut driver_task = driver_task;
     // The driver only stops on its own after a log failure.
     let driver_stopped = tokio::select! {
-        _ = shutdown_signal() => {
+        _ = signals.recv() => {
             tracing::info!("shutting down: no new connections; draining the log");
             None
         }
@@ -271,20 +281,26 @@ async fn wait_for(mut shutdown: watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|stop| *stop).await;
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = ctrl_c => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(e) => {
-            tracing::warn!(
-                "cannot listen for SIGTERM ({e}); only Ctrl-C stops this process cleanly"
-            );
-            let _ = ctrl_c.await;
+/// SIGTERM and SIGINT (Ctrl-C), registered before the ready file is written
+/// so that a supervisor's signal can never hit the default action (death
+/// without draining the log).
+struct ShutdownSignals {
+    term: Signal,
+    interrupt: Signal,
+}
+
+impl ShutdownSignals {
+    fn register() -> std::io::Result<ShutdownSignals> {
+        Ok(ShutdownSignals {
+            term: signal(SignalKind::terminate())?,
+            interrupt: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.interrupt.recv() => {}
         }
     }
 }
