@@ -1,0 +1,190 @@
+//! One function per REST call of the coordinator (see the API contract),
+//! with the `shared` types. The base is the page's own origin: the
+//! coordinator serves this app, and `trunk serve` proxies `/api`.
+//!
+//! Every error becomes an [`ApiError`] carrying the HTTP status (if any) and
+//! the server's own sentence from `{"error": "..."}`.
+
+use std::fmt;
+
+use gloo_net::http::{Request, RequestBuilder, Response};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use shared::api::{
+    AccountView, ClusterView, CoordinatorCrashRequest, ErrorBody, Faults, FaultsUpdate, LinkFault,
+    Stats, TransactionDetail, TransactionSummary, TransferRequest, TransferResponse,
+};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// `None` when no HTTP answer arrived at all.
+    pub status: Option<u16>,
+    pub message: String,
+}
+
+impl ApiError {
+    fn network(error: impl fmt::Display) -> Self {
+        ApiError {
+            status: None,
+            message: format!("the coordinator did not answer ({error})"),
+        }
+    }
+
+    /// Fault injection is refused outside demo mode.
+    pub fn is_forbidden(&self) -> bool {
+        self.status == Some(403)
+    }
+
+    /// The coordinator is down or recovering: retry with the same `tx_id`.
+    pub fn is_unavailable(&self) -> bool {
+        self.status == Some(503)
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.status {
+            Some(403) => write!(
+                f,
+                "refused (403): {} — fault injection needs the coordinator in demo mode",
+                self.message
+            ),
+            Some(status) => write!(f, "{} (HTTP {status})", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+async fn error_of(response: &Response) -> ApiError {
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    let message = match serde_json::from_str::<ErrorBody>(&text) {
+        Ok(body) => body.error,
+        Err(_) if !text.trim().is_empty() => text.trim().chars().take(200).collect(),
+        Err(_) => response.status_text(),
+    };
+    ApiError {
+        status: Some(status),
+        message,
+    }
+}
+
+async fn fetch(request: Result<Request, gloo_net::Error>) -> Result<Response, ApiError> {
+    let request = request.map_err(ApiError::network)?;
+    request.send().await.map_err(ApiError::network)
+}
+
+async fn decode<T: DeserializeOwned>(response: Response) -> Result<T, ApiError> {
+    let status = response.status();
+    response.json::<T>().await.map_err(|e| ApiError {
+        status: Some(status),
+        message: format!("unexpected answer: {e}"),
+    })
+}
+
+async fn get_json<T: DeserializeOwned>(url: &str) -> Result<T, ApiError> {
+    let response = fetch(Request::get(url).build()).await?;
+    if !response.ok() {
+        return Err(error_of(&response).await);
+    }
+    decode(response).await
+}
+
+/// A command whose answer body the dashboard does not need.
+async fn command(request: Result<Request, gloo_net::Error>) -> Result<(), ApiError> {
+    let response = fetch(request).await?;
+    if response.ok() {
+        Ok(())
+    } else {
+        Err(error_of(&response).await)
+    }
+}
+
+fn with_json(builder: RequestBuilder, body: &impl Serialize) -> Result<Request, gloo_net::Error> {
+    builder.json(body)
+}
+
+fn node_url(node: &str, action: &str) -> String {
+    format!("/api/nodes/{}/{action}", js_sys::encode_uri_component(node))
+}
+
+pub async fn cluster() -> Result<ClusterView, ApiError> {
+    get_json("/api/cluster").await
+}
+
+pub async fn accounts() -> Result<Vec<AccountView>, ApiError> {
+    get_json("/api/accounts").await
+}
+
+pub async fn stats() -> Result<Stats, ApiError> {
+    get_json("/api/stats").await
+}
+
+pub async fn faults() -> Result<Faults, ApiError> {
+    get_json("/api/faults").await
+}
+
+pub async fn transactions(limit: usize) -> Result<Vec<TransactionSummary>, ApiError> {
+    get_json(&format!("/api/transactions?limit={limit}")).await
+}
+
+pub async fn transaction(tx_id: &str) -> Result<TransactionDetail, ApiError> {
+    get_json(&format!(
+        "/api/transactions/{}",
+        js_sys::encode_uri_component(tx_id)
+    ))
+    .await
+}
+
+/// `POST /api/transfers`: a 200 (committed) and a 409 (aborted) both carry
+/// a [`TransferResponse`]; everything else is an error.
+pub async fn transfer(request: &TransferRequest) -> Result<TransferResponse, ApiError> {
+    let response = fetch(with_json(Request::post("/api/transfers"), request)).await?;
+    match response.status() {
+        200 => decode(response).await,
+        409 => {
+            // A 409 is also "this tx_id was used with another body": that
+            // one carries an error body, not an outcome.
+            let status = response.status();
+            let text = response.text().await.map_err(ApiError::network)?;
+            match serde_json::from_str::<TransferResponse>(&text) {
+                Ok(outcome) => Ok(outcome),
+                Err(_) => Err(match serde_json::from_str::<ErrorBody>(&text) {
+                    Ok(body) => ApiError {
+                        status: Some(status),
+                        message: body.error,
+                    },
+                    Err(_) => ApiError {
+                        status: Some(status),
+                        message: text.chars().take(200).collect(),
+                    },
+                }),
+            }
+        }
+        _ => Err(error_of(&response).await),
+    }
+}
+
+pub async fn crash_node(node: &str) -> Result<(), ApiError> {
+    command(Request::post(&node_url(node, "crash")).build()).await
+}
+
+pub async fn restart_node(node: &str) -> Result<(), ApiError> {
+    command(Request::post(&node_url(node, "restart")).build()).await
+}
+
+pub async fn set_link(node: &str, fault: &LinkFault) -> Result<(), ApiError> {
+    command(with_json(Request::put(&node_url(node, "link")), fault)).await
+}
+
+pub async fn heal_link(node: &str) -> Result<(), ApiError> {
+    command(Request::delete(&node_url(node, "link")).build()).await
+}
+
+pub async fn crash_coordinator(request: &CoordinatorCrashRequest) -> Result<(), ApiError> {
+    command(with_json(Request::post("/api/coordinator/crash"), request)).await
+}
+
+pub async fn update_faults(update: &FaultsUpdate) -> Result<(), ApiError> {
+    command(with_json(Request::put("/api/faults"), update)).await
+}

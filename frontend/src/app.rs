@@ -1,0 +1,313 @@
+//! Lays out the page and provides [`Ctx`], the state every panel shares:
+//! the [`Model`] fed by the live stream, the pinned transaction, the toasts
+//! and a ticking clock. Also owns the polling and the debounced refreshes.
+
+use std::time::Duration;
+
+use leptos::prelude::*;
+use shared::api::TransactionDetail;
+use shared::wire::TxId;
+
+use crate::api::{self, ApiError};
+use crate::components::{
+    cluster::ClusterPanel, faults::FaultsPanel, header::Header, history::HistoryPanel,
+    load::LoadPanel, protocol::ProtocolPanel, stats::StatsPanel, toasts::Toasts,
+    transfer::TransferPanel,
+};
+use crate::format::Tone;
+use crate::model::{Effects, Model, HISTORY_ROWS_MAX};
+use crate::ws::{use_live_events, Connection};
+
+/// How often stats are polled (they carry the throughput history).
+pub const STATS_POLL_MS: u64 = 1_000;
+/// How often the cluster is polled besides the event-driven refreshes.
+pub const CLUSTER_POLL_MS: u64 = 2_000;
+/// Wait after an event before re-reading the cluster, so a burst of events
+/// costs one request.
+pub const CLUSTER_REFRESH_DEBOUNCE_MS: u64 = 150;
+/// Tick of the clock that counts in-doubt waits up.
+pub const CLOCK_TICK_MS: u64 = 250;
+/// How long a toast stays.
+pub const TOAST_MS: u64 = 7_000;
+/// Most toasts shown at once.
+pub const TOASTS_MAX: usize = 4;
+
+/// A transaction pinned from the history (or a result card): the diagram
+/// shows it instead of following the latest one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pinned {
+    pub tx_id: TxId,
+    pub detail: Option<TransactionDetail>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Toast {
+    pub id: u64,
+    pub title: String,
+    pub text: String,
+    pub tone: Tone,
+}
+
+/// Everything the panels share; cheap to copy.
+#[derive(Clone, Copy)]
+pub struct Ctx {
+    pub model: RwSignal<Model>,
+    pub connection: ReadSignal<Connection>,
+    pub pinned: RwSignal<Option<Pinned>>,
+    pub toasts: RwSignal<Vec<Toast>>,
+    /// Browser clock (Unix ms), ticking every [`CLOCK_TICK_MS`].
+    pub now_ms: ReadSignal<u64>,
+    next_toast_id: StoredValue<u64>,
+    cluster_refresh_pending: StoredValue<bool>,
+}
+
+/// The browser's clock in Unix milliseconds.
+pub fn now_ms() -> u64 {
+    js_sys::Date::now() as u64
+}
+
+pub fn use_ctx() -> Ctx {
+    expect_context::<Ctx>()
+}
+
+impl Ctx {
+    pub fn toast(&self, title: impl Into<String>, text: impl Into<String>, tone: Tone) {
+        let id = self.next_toast_id.get_value() + 1;
+        self.next_toast_id.set_value(id);
+        let toast = Toast {
+            id,
+            title: title.into(),
+            text: text.into(),
+            tone,
+        };
+        self.toasts.update(|list| {
+            list.push(toast);
+            let excess = list.len().saturating_sub(TOASTS_MAX);
+            list.drain(..excess);
+        });
+        let toasts = self.toasts;
+        set_timeout(
+            move || toasts.update(|list| list.retain(|t| t.id != id)),
+            Duration::from_millis(TOAST_MS),
+        );
+    }
+
+    /// Shows a failed call; a 403 gets its own clear title.
+    pub fn api_error(&self, action: &str, error: &ApiError) {
+        let title = if error.is_forbidden() {
+            "Fault injection is disabled".to_string()
+        } else {
+            format!("{action} failed")
+        };
+        self.toast(title, error.to_string(), Tone::Bad);
+    }
+
+    pub fn dismiss_toast(&self, id: u64) {
+        self.toasts.update(|list| list.retain(|t| t.id != id));
+    }
+
+    /// Re-reads the cluster soon; calls within the debounce window share one request.
+    pub fn refresh_cluster_soon(&self) {
+        if self.cluster_refresh_pending.get_value() {
+            return;
+        }
+        self.cluster_refresh_pending.set_value(true);
+        let ctx = *self;
+        set_timeout(
+            move || {
+                ctx.cluster_refresh_pending.set_value(false);
+                ctx.refresh_cluster();
+            },
+            Duration::from_millis(CLUSTER_REFRESH_DEBOUNCE_MS),
+        );
+    }
+
+    pub fn refresh_cluster(&self) {
+        let model = self.model;
+        leptos::task::spawn_local(async move {
+            if let Ok(cluster) = api::cluster().await {
+                model.update(|m| m.set_cluster(cluster, now_ms()));
+            }
+        });
+    }
+
+    pub fn refresh_faults(&self) {
+        let model = self.model;
+        leptos::task::spawn_local(async move {
+            if let Ok(faults) = api::faults().await {
+                model.update(|m| m.faults = faults);
+            }
+        });
+    }
+
+    pub fn refresh_accounts(&self) {
+        let model = self.model;
+        leptos::task::spawn_local(async move {
+            if let Ok(accounts) = api::accounts().await {
+                model.update(|m| m.accounts = accounts);
+            }
+        });
+    }
+
+    fn refresh_stats(&self) {
+        let model = self.model;
+        leptos::task::spawn_local(async move {
+            if let Ok(stats) = api::stats().await {
+                model.update(|m| {
+                    if m.stats != stats {
+                        m.stats = stats;
+                    }
+                });
+            }
+        });
+    }
+
+    fn refresh_history(&self) {
+        let model = self.model;
+        leptos::task::spawn_local(async move {
+            if let Ok(list) = api::transactions(HISTORY_ROWS_MAX).await {
+                model.update(|m| m.set_transactions(list));
+            }
+        });
+    }
+
+    fn run_effects(&self, effects: Effects) {
+        if effects.refresh_cluster {
+            self.refresh_cluster_soon();
+        }
+        if effects.refresh_faults {
+            self.refresh_faults();
+        }
+    }
+
+    /// Pins a transaction: the diagram and timeline show it.
+    pub fn pin(&self, tx_id: TxId) {
+        self.pinned.set(Some(Pinned {
+            tx_id: tx_id.clone(),
+            detail: None,
+            error: None,
+        }));
+        let pinned = self.pinned;
+        leptos::task::spawn_local(async move {
+            let result = api::transaction(&tx_id).await;
+            pinned.update(|p| {
+                // Only if the person did not pick another one meanwhile.
+                if let Some(p) = p.as_mut().filter(|p| p.tx_id == tx_id) {
+                    match result {
+                        Ok(detail) => p.detail = Some(detail),
+                        Err(error) => p.error = Some(error.to_string()),
+                    }
+                }
+            });
+        });
+    }
+
+    pub fn follow_live(&self) {
+        self.pinned.set(None);
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    let model = RwSignal::new(Model::default());
+    let (now, set_now) = signal(now_ms());
+    let pinned = RwSignal::new(None::<Pinned>);
+    let toasts = RwSignal::new(Vec::<Toast>::new());
+    let next_toast_id = StoredValue::new(0u64);
+    let cluster_refresh_pending = StoredValue::new(false);
+
+    // The hook needs the context's refresh functions, and the context needs
+    // the hook's connection signal: a placeholder signal breaks the cycle.
+    let (connection_proxy, set_connection_proxy) = signal(Connection::Connecting);
+    let ctx = Ctx {
+        model,
+        connection: connection_proxy,
+        pinned,
+        toasts,
+        now_ms: now,
+        next_toast_id,
+        cluster_refresh_pending,
+    };
+    provide_context(ctx);
+
+    let connection = use_live_events(
+        move |batch| {
+            let now = now_ms();
+            let mut effects = Effects::default();
+            let mut resynced = false;
+            model.update(|m| {
+                for event in batch {
+                    resynced |= matches!(event.kind, shared::events::EventKind::Snapshot(_));
+                    let e = m.fold(event, now);
+                    effects.refresh_cluster |= e.refresh_cluster;
+                    effects.refresh_faults |= e.refresh_faults;
+                }
+            });
+            ctx.run_effects(effects);
+            if resynced {
+                ctx.refresh_accounts();
+            }
+        },
+        move || model.update(Model::connection_lost),
+    );
+    Effect::new(move |_| set_connection_proxy.set(connection.get()));
+
+    // First paint from plain HTTP, so the page is useful even before the
+    // stream's snapshot arrives.
+    ctx.refresh_cluster();
+    ctx.refresh_accounts();
+    ctx.refresh_stats();
+    ctx.refresh_faults();
+    ctx.refresh_history();
+
+    let stats_timer = set_interval_with_handle(
+        move || ctx.refresh_stats(),
+        Duration::from_millis(STATS_POLL_MS),
+    )
+    .ok();
+    let cluster_timer = set_interval_with_handle(
+        move || ctx.refresh_cluster(),
+        Duration::from_millis(CLUSTER_POLL_MS),
+    )
+    .ok();
+    let clock_timer = set_interval_with_handle(
+        move || set_now.set(now_ms()),
+        Duration::from_millis(CLOCK_TICK_MS),
+    )
+    .ok();
+    on_cleanup(move || {
+        for timer in [stats_timer, cluster_timer, clock_timer]
+            .into_iter()
+            .flatten()
+        {
+            timer.clear();
+        }
+    });
+
+    view! {
+        <div class="app">
+            <Header/>
+            <main class="layout">
+                <section class="area-cluster">
+                    <ClusterPanel/>
+                </section>
+                <section class="area-controls">
+                    <TransferPanel/>
+                    <FaultsPanel/>
+                    <LoadPanel/>
+                </section>
+                <section class="area-protocol">
+                    <ProtocolPanel/>
+                </section>
+                <section class="area-stats">
+                    <StatsPanel/>
+                </section>
+                <section class="area-history">
+                    <HistoryPanel/>
+                </section>
+            </main>
+            <Toasts/>
+        </div>
+    }
+}

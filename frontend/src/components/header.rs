@@ -1,0 +1,121 @@
+//! The top bar: the product name, the live-stream state and the invariant
+//! "total = expected ✓", always visible; a loud banner under it when the
+//! invariant is violated or the stream is reconnecting.
+
+use leptos::prelude::*;
+use shared::money::format_cents;
+
+use crate::app::use_ctx;
+use crate::model::Invariant;
+use crate::ws::Connection;
+
+#[component]
+pub fn Header() -> impl IntoView {
+    let ctx = use_ctx();
+    let invariant = Memo::new(move |_| ctx.model.with(|m| m.invariant()));
+    let connection = ctx.connection;
+
+    let badge = move || {
+        let (class, text, hint) = match invariant.get() {
+            Invariant::Unknown => (
+                "invariant unknown",
+                "Total —".to_string(),
+                "waiting for the cluster".to_string(),
+            ),
+            Invariant::Holds { total_cents } => (
+                "invariant holds",
+                format!("Total {} ✓", format_cents(total_cents)),
+                "the sum of all balances equals the initial total".to_string(),
+            ),
+            Invariant::Partial {
+                total_cents,
+                silent_nodes,
+            } => {
+                let who = if silent_nodes.is_empty() {
+                    "a node is".to_string()
+                } else {
+                    format!("node {} not", silent_nodes.join(", "))
+                };
+                (
+                    "invariant partial",
+                    format!("Partial {} · {who} answering", format_cents(total_cents)),
+                    "some balances are unknown while a node is down".to_string(),
+                )
+            }
+            Invariant::Settling {
+                total_cents,
+                expected_cents,
+            } => (
+                "invariant settling",
+                format!(
+                    "Settling {} → {}",
+                    format_cents(total_cents),
+                    format_cents(expected_cents)
+                ),
+                "a commit is applied on some nodes but not yet all".to_string(),
+            ),
+            Invariant::Violated {
+                total_cents,
+                expected_cents,
+            } => (
+                "invariant violated",
+                format!(
+                    "Total {} ≠ {} ✗",
+                    format_cents(total_cents),
+                    format_cents(expected_cents)
+                ),
+                "money was lost or created".to_string(),
+            ),
+        };
+        view! {
+            <div class=class data-testid="invariant" title=hint>{text}</div>
+        }
+    };
+
+    let pill = move || {
+        let (class, text) = match connection.get() {
+            Connection::Connecting => ("pill pill-warn", "connecting…".to_string()),
+            Connection::Live => ("pill pill-live", "live".to_string()),
+            Connection::Reconnecting { .. } => ("pill pill-bad", "offline".to_string()),
+        };
+        view! { <span class=class data-testid="connection"><span class="dot"></span>{text}</span> }
+    };
+
+    let violated = move || matches!(invariant.get(), Invariant::Violated { .. });
+    let reconnecting = move || match connection.get() {
+        Connection::Reconnecting {
+            attempt,
+            retry_in_ms,
+        } => Some((attempt, retry_in_ms)),
+        _ => None,
+    };
+
+    view! {
+        <header class="topbar">
+            <div class="brand">
+                <div class="logo" aria-hidden="true">"2PC"</div>
+                <div>
+                    <h1>"Two-Phase Commit Bank"</h1>
+                    <p class="subtitle">"Atomic transfers across processes · break it on purpose, watch it recover"</p>
+                </div>
+            </div>
+            <div class="topbar-right">
+                {pill}
+                {badge}
+            </div>
+        </header>
+        <Show when=violated>
+            <div class="banner banner-violated" role="alert" data-testid="violation-banner">
+                <strong>"INVARIANT VIOLATED"</strong>
+                " — the sum of all balances differs from the initial total while nothing is in flight."
+            </div>
+        </Show>
+        {move || reconnecting().map(|(attempt, retry_in_ms)| view! {
+            <div class="banner banner-reconnecting" role="status" data-testid="reconnecting-banner">
+                <span class="spinner" aria-hidden="true"></span>
+                <strong>"Reconnecting…"</strong>
+                {format!(" live updates lost; attempt {attempt}, next try in {:.1} s. The page resyncs from a fresh snapshot.", retry_in_ms as f64 / 1000.0)}
+            </div>
+        })}
+    }
+}

@@ -1,0 +1,22 @@
+//! One panel per file. Each reads the shared [`crate::app::Ctx`].
+//!
+//! - [`header`]: title, connection state, the invariant banner, the
+//!   "reconnecting…" banner.
+//! - [`cluster`]: coordinator and node cards, with per-node failure buttons.
+//! - [`transfer`]: the transfer form and its result card.
+//! - [`faults`]: coordinator crash, random prepare crashes, step mode.
+//! - [`load`]: the concurrency demo.
+//! - [`protocol`]: the live sequence diagram and the event log.
+//! - [`stats`]: totals, abort reasons, latency, throughput.
+//! - [`history`]: recent transactions; a click pins one in the diagram.
+//! - [`toasts`]: errors and notices.
+
+pub mod cluster;
+pub mod faults;
+pub mod header;
+pub mod history;
+pub mod load;
+pub mod protocol;
+pub mod stats;
+pub mod toasts;
+pub mod transfer;

@@ -1,0 +1,289 @@
+//! The live protocol view: an SVG sequence diagram of one transaction (the
+//! latest, or one pinned from the history) beside a scrolling event log.
+//! The geometry comes from [`crate::diagram::layout`]; this file only draws.
+
+use leptos::prelude::*;
+use shared::api::{ComponentStatus, TransactionSummary};
+use shared::events::{Event, COORDINATOR};
+use shared::money::format_cents;
+
+use crate::app::use_ctx;
+use crate::diagram::{layout, Layout, Row, Shape};
+use crate::format::{
+    clock_ms, describe_event, duration_ms, reason_label, short_tx_id, state_label, Tone,
+};
+use crate::model::merge_timelines;
+
+const TONES: [Tone; 6] = [
+    Tone::Neutral,
+    Tone::Info,
+    Tone::Good,
+    Tone::Bad,
+    Tone::Warn,
+    Tone::Log,
+];
+
+fn marker_id(tone: Tone) -> String {
+    format!("arrowhead-{}", tone.class())
+}
+
+/// The browser's offset from UTC in minutes, for clock times in the log.
+fn utc_offset_minutes() -> i64 {
+    -(js_sys::Date::new_0().get_timezone_offset() as i64)
+}
+
+#[component]
+pub fn ProtocolPanel() -> impl IntoView {
+    let ctx = use_ctx();
+    let pinned = ctx.pinned;
+
+    // The transaction shown and its events.
+    let shown = Memo::new(move |_| {
+        let pin = pinned.get();
+        ctx.model.with(|m| match pin {
+            Some(p) => {
+                let fetched = p
+                    .detail
+                    .as_ref()
+                    .map(|d| d.timeline.clone())
+                    .unwrap_or_default();
+                let events = merge_timelines(&fetched, m.timeline(&p.tx_id));
+                let summary = p
+                    .detail
+                    .as_ref()
+                    .map(|d| d.summary.clone())
+                    .or_else(|| m.transactions.iter().find(|t| t.tx_id == p.tx_id).cloned());
+                (Some(p.tx_id.clone()), summary, events)
+            }
+            None => {
+                let tx_id = m.latest_tx.clone();
+                let events = tx_id
+                    .as_deref()
+                    .and_then(|id| m.timeline(id))
+                    .map(|t| t.events.clone())
+                    .unwrap_or_default();
+                let summary = tx_id
+                    .as_deref()
+                    .and_then(|id| m.transactions.iter().find(|t| t.tx_id == id).cloned());
+                (tx_id, summary, events)
+            }
+        })
+    });
+    let node_ids = Memo::new(move |_| {
+        ctx.model.with(|m| {
+            m.cluster
+                .as_ref()
+                .map(|c| c.nodes.iter().map(|n| n.id.clone()).collect::<Vec<_>>())
+                .unwrap_or_default()
+        })
+    });
+    let diagram = Memo::new(move |_| shown.with(|(_, _, events)| layout(&node_ids.get(), events)));
+    let is_pinned = move || pinned.with(|p| p.is_some());
+
+    let title = move || {
+        let (tx_id, summary, _) = shown.get();
+        let Some(tx_id) = tx_id else {
+            return view! { <span class="muted">"No transaction yet — make a transfer."</span> }
+                .into_any();
+        };
+        let facts = summary.map(|s: TransactionSummary| {
+            let state = state_label(s.state);
+            let reason = s.reason.map(|r| format!(" · {}", reason_label(r))).unwrap_or_default();
+            let took = s.duration_ms.map(|d| format!(" · {}", duration_ms(d))).unwrap_or_default();
+            view! {
+                <span class="tx-facts">{format!("{} → {} {}", s.from, s.to, format_cents(s.amount_cents))}</span>
+                <span class=format!("chip state-{state}")>{format!("{state}{reason}")}</span>
+                <span class="muted small">{took}</span>
+            }
+        });
+        view! { <span class="mono tx-id" title=tx_id.clone()>{short_tx_id(&tx_id)}</span>{facts} }
+            .into_any()
+    };
+
+    let pin_error = move || {
+        pinned
+            .get()
+            .and_then(|p| p.error)
+            .map(|e| view! { <p class="notice notice-bad">{e}</p> })
+    };
+
+    view! {
+        <div class="panel protocol-panel" data-testid="protocol-panel">
+            <div class="panel-head">
+                <h3>"Protocol, live"</h3>
+                <div class="protocol-title">{title}</div>
+                <div class="head-actions">
+                    {move || if is_pinned() {
+                        view! { <button class="btn btn-small" data-testid="follow-live" on:click=move |_| ctx.follow_live()>"● Follow live"</button> }.into_any()
+                    } else {
+                        view! { <span class="chip chip-live">"following the latest"</span> }.into_any()
+                    }}
+                </div>
+            </div>
+            {pin_error}
+            <div class="protocol-body">
+                <div class="diagram-scroll">
+                    <SequenceDiagram diagram=diagram/>
+                    <Legend/>
+                </div>
+                <div class="log-column">
+                    {move || if is_pinned() {
+                        view! { <Timeline events=Signal::derive(move || shown.get().2)/> }.into_any()
+                    } else {
+                        view! { <EventLog/> }.into_any()
+                    }}
+                </div>
+            </div>
+        </div>
+    }
+}
+
+#[component]
+fn SequenceDiagram(diagram: Memo<Layout>) -> impl IntoView {
+    let ctx = use_ctx();
+    let statuses = Memo::new(move |_| {
+        ctx.model.with(|m| {
+            m.cluster
+                .as_ref()
+                .map(|c| {
+                    let mut list: Vec<(String, ComponentStatus)> =
+                        c.nodes.iter().map(|n| (n.id.clone(), n.status)).collect();
+                    list.push((COORDINATOR.to_string(), c.coordinator.status));
+                    list
+                })
+                .unwrap_or_default()
+        })
+    });
+    let status_of =
+        move |id: &str| statuses.with(|s| s.iter().find(|(n, _)| n == id).map(|(_, st)| *st));
+    let row_key = move |row: &Row| format!("{row:?}");
+    let view_box = move || diagram.with(|d| format!("0 0 {} {}", d.width, d.height));
+    let height = move || diagram.with(|d| d.height.to_string());
+    let empty = move || diagram.with(|d| d.rows.is_empty());
+
+    view! {
+        <svg class="seq" data-testid="sequence-diagram" role="img" aria-label="sequence diagram of the transaction"
+            viewBox=view_box width="100%" height=height preserveAspectRatio="xMidYMin meet">
+            <defs>
+                {TONES.iter().map(|tone| view! {
+                    <marker id=marker_id(*tone) viewBox="0 0 10 10" refX="9" refY="5" markerWidth="8" markerHeight="8" orient="auto-start-reverse">
+                        <path d="M0,0 L10,5 L0,10 z" class=format!("arrowhead {}", tone.class())/>
+                    </marker>
+                }).collect_view()}
+            </defs>
+            {move || diagram.with(|d| d.lanes.iter().map(|lane| {
+                let status = status_of(&lane.id);
+                let down = status.is_some_and(|s| s != ComponentStatus::Up);
+                let (top, bottom) = (d.lifeline_top, d.lifeline_bottom);
+                view! {
+                    <g class="lane" class:is-down=down>
+                        <rect class="lane-head" x=lane.x - 62.0 y="8" width="124" height="30" rx="8"/>
+                        <text class="lane-label" x=lane.x y="28" text-anchor="middle">{lane.label.clone()}</text>
+                        <line class="lifeline" x1=lane.x y1=top x2=lane.x y2=bottom/>
+                    </g>
+                }
+            }).collect_view())}
+            <For each=move || diagram.get().rows key=row_key let:row>
+                <DiagramRow row=row/>
+            </For>
+            {move || empty().then(|| diagram.with(|d| view! {
+                <text class="diagram-empty" x=d.width / 2.0 y=d.lifeline_top + 24.0 text-anchor="middle">
+                    "Messages appear here as the protocol runs."
+                </text>
+            }))}
+        </svg>
+    }
+}
+
+#[component]
+fn DiagramRow(row: Row) -> impl IntoView {
+    let tone = row.tone.class();
+    let shape = match row.shape {
+        Shape::Arrow { from_x, to_x, dashed } => {
+            // Stop short of the lifeline so the arrowhead touches it.
+            let direction = if to_x > from_x { 1.0 } else { -1.0 };
+            view! {
+                <line class=format!("msg {tone}") class:dashed=dashed
+                    x1=from_x + direction * 3.0 y1=row.y x2=to_x - direction * 3.0 y2=row.y
+                    marker-end=format!("url(#{})", marker_id(row.tone))/>
+            }
+            .into_any()
+        }
+        Shape::Mark { x } => view! {
+            <rect class=format!("mark {tone}") x=x - 7.0 y=row.y - 7.0 width="14" height="14" rx="3"/>
+        }
+        .into_any(),
+    };
+    view! {
+        <g class="seq-row">
+            <text class="row-time" x="8" y=row.y + 4.0>{row.time_label.clone()}</text>
+            {shape}
+            <text class=format!("row-label {tone}") x=row.label_x y=row.label_y text-anchor=row.anchor.svg()>{row.label.clone()}</text>
+        </g>
+    }
+}
+
+#[component]
+fn Legend() -> impl IntoView {
+    let items = [
+        (Tone::Neutral, "prepare"),
+        (Tone::Good, "ready / commit"),
+        (Tone::Bad, "abort / rollback"),
+        (Tone::Log, "log force"),
+        (Tone::Info, "recovery"),
+        (Tone::Warn, "in doubt"),
+    ];
+    view! {
+        <ul class="legend">
+            {items.into_iter().map(|(tone, text)| view! { <li><span class=format!("swatch {}", tone.class())></span>{text}</li> }).collect_view()}
+        </ul>
+    }
+}
+
+#[component]
+fn EventLog() -> impl IntoView {
+    let ctx = use_ctx();
+    let offset = utc_offset_minutes();
+    let lines = Memo::new(move |_| {
+        ctx.model
+            .with(|m| m.log.iter().rev().cloned().collect::<Vec<_>>())
+    });
+    view! {
+        <div class="log-head"><span>"Event log"</span><span class="muted small">"newest first · click a line to pin its transaction"</span></div>
+        <ol class="event-log" data-testid="event-log">
+            <For each=move || lines.get() key=|line| line.id let:line>
+                {
+                    let tx = line.tx_id.clone();
+                    let clickable = tx.is_some();
+                    view! {
+                        <li class=format!("log-line {}", line.tone.class()) class:clickable=clickable
+                            on:click=move |_| if let Some(tx) = tx.clone() { ctx.pin(tx) }>
+                            <span class="log-time mono">{clock_ms(line.ts_ms, offset)}</span>
+                            <span class="log-text">{line.text.clone()}</span>
+                            {line.tx_id.as_deref().map(|t| view! { <span class="log-tx mono">{short_tx_id(t)}</span> })}
+                        </li>
+                    }
+                }
+            </For>
+        </ol>
+    }
+}
+
+#[component]
+fn Timeline(events: Signal<Vec<Event>>) -> impl IntoView {
+    let offset = utc_offset_minutes();
+    view! {
+        <div class="log-head"><span>"Timeline of this transaction"</span><span class="muted small">"oldest first"</span></div>
+        <ol class="event-log timeline" data-testid="tx-timeline">
+            {move || events.get().into_iter().map(|event| {
+                let (text, tone) = describe_event(&event.kind);
+                view! {
+                    <li class=format!("log-line {}", tone.class())>
+                        <span class="log-time mono">{clock_ms(event.ts_ms, offset)}</span>
+                        <span class="log-text">{text}</span>
+                    </li>
+                }
+            }).collect_view()}
+        </ol>
+    }
+}

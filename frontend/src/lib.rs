@@ -1,0 +1,31 @@
+//! The browser dashboard of the Two-Phase Commit demo: a Leptos (CSR) app
+//! compiled to WebAssembly by trunk and served by the coordinator at `/`.
+//!
+//! Module map. The pure modules know nothing of the browser, so their unit
+//! tests run natively with `cargo test -p frontend`:
+//! - [`model`]: the dashboard's state and [`model::Model::fold`], which folds
+//!   one live event into it; the invariant banner's verdict.
+//! - [`diagram`]: the sequence diagram's layout (events → lanes, arrows and
+//!   marks with coordinates).
+//! - [`charts`]: sparkline and bar-chart geometry.
+//! - [`load`]: the concurrency demo: random transfers and the summary.
+//! - [`validate`]: the transfer form's validation.
+//! - [`format`]: words and numbers people read (reasons, durations, ids).
+//!
+//! The browser side:
+//! - [`api`]: one function per REST call, with `shared` types.
+//! - [`ws`]: the one live-event hook (reconnects with backoff, resyncs from
+//!   the snapshot, cleans up).
+//! - [`app`]: lays out the page and provides the shared state as context.
+//! - [`components`]: one panel per file.
+
+pub mod api;
+pub mod app;
+pub mod charts;
+pub mod components;
+pub mod diagram;
+pub mod format;
+pub mod load;
+pub mod model;
+pub mod validate;
+pub mod ws;
