@@ -5,7 +5,8 @@
 //! Every reply must fit in one protocol line (`LINE_BYTES_MAX`), because the
 //! coordinator reads lines with the same bound. The lists that can grow
 //! without a fixed limit are therefore cut to what fits:
-//! - a ledger answers with its **newest** entries;
+//! - a ledger answers a page: the entries from `offset` that fit (the
+//!   coordinator asks for the next page until it has them all);
 //! - a status cuts its `in_doubt` and `locked_accounts` lists (oldest kept);
 //! - an `in_doubt` reply (XA recover) is split over several lines.
 
@@ -27,13 +28,18 @@ pub struct LogStats {
 pub fn answer(participant: &Participant, now_us: u64, log: LogStats, query: Query) -> QueryResult {
     match query {
         Query::Status => status(participant, now_us, log),
-        Query::Ledger { account } => match participant.ledger(&account) {
+        Query::Ledger { account, offset } => match participant.ledger(&account) {
             Some(entries) => {
                 let budget = LINE_BYTES_MAX - ENVELOPE_BYTES - account.len();
-                let start = entries.len() - fitting_tail(&entries, budget);
+                let total = entries.len();
+                let start = usize::try_from(offset).unwrap_or(usize::MAX).min(total);
+                let page = &entries[start..];
+                let take = fitting_head(page, budget);
                 QueryResult::Ledger {
                     account,
-                    entries: entries[start..].to_vec(),
+                    entries: page[..take].to_vec(),
+                    offset: start as u64,
+                    total: total as u64,
                 }
             }
             None => QueryResult::Error {
@@ -93,11 +99,6 @@ pub fn fit_line(reply: Reply) -> Vec<Reply> {
 /// How many items from the front fit in `budget` bytes of JSON.
 fn fitting_head<T: Serialize>(items: &[T], budget: usize) -> usize {
     count_fitting(items.iter(), budget)
-}
-
-/// How many items from the back fit in `budget` bytes of JSON.
-fn fitting_tail<T: Serialize>(items: &[T], budget: usize) -> usize {
-    count_fitting(items.iter().rev(), budget)
 }
 
 fn count_fitting<'a, T: Serialize + 'a>(

@@ -78,6 +78,7 @@ fn unknown_account_votes_abort() {
     assert!(client.status().locked_accounts.is_empty());
     match client.query(shared::wire::Query::Ledger {
         account: "NOPE".into(),
+        offset: 0,
     }) {
         shared::wire::QueryResult::Error { message } => {
             assert!(message.contains("NOPE"), "{message}")
@@ -216,4 +217,29 @@ fn a_lock_wait_is_bounded_and_ends_in_an_abort() {
         (Vote::Ready, None),
         "the lock is free again"
     );
+}
+
+/// A ledger longer than one protocol line comes back in pages, complete
+/// and in order.
+#[test]
+fn a_long_ledger_is_read_page_by_page() {
+    let (_dir, data) = temp();
+    let node = Node::start(&spec(), &data);
+    let mut client = node.client();
+    let count = 1_500; // about 90 KB of entries: more than one 64 KiB line
+    for i in 0..count {
+        client.transfer(&format!("page-{i}"), i + 1, &[("A", -1), ("B", 1)]);
+    }
+    let ledger = client.ledger("A");
+    assert_eq!(ledger.len(), count as usize);
+    for (i, (tx_id, delta)) in ledger.iter().enumerate() {
+        assert_eq!((tx_id.as_str(), *delta), (format!("page-{i}").as_str(), -1));
+    }
+    match client.query(shared::wire::Query::Ledger { account: "A".into(), offset: 0 }) {
+        shared::wire::QueryResult::Ledger { entries, total, .. } => {
+            assert_eq!(total, count);
+            assert!(entries.len() < count as usize, "the first page holds only what fits");
+        }
+        other => panic!("expected a ledger, got {other:?}"),
+    }
 }

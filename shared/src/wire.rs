@@ -124,7 +124,14 @@ pub enum Request {
 #[serde(tag = "what", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Query {
     Status,
-    Ledger { account: AccountId },
+    /// Ledger entries from index `offset` (0 = the oldest kept), as many
+    /// as fit in one line; ask again from `offset + entries.len()` until
+    /// `total` is reached.
+    Ledger {
+        account: AccountId,
+        #[serde(default)]
+        offset: u64,
+    },
 }
 
 /// Participant → coordinator.
@@ -148,7 +155,16 @@ pub enum Reply {
 #[serde(tag = "what", rename_all = "snake_case", deny_unknown_fields)]
 pub enum QueryResult {
     Status(NodeStatus),
-    Ledger { account: AccountId, entries: Vec<LedgerEntry> },
+    Ledger {
+        account: AccountId,
+        entries: Vec<LedgerEntry>,
+        /// Index of the first entry returned.
+        #[serde(default)]
+        offset: u64,
+        /// Entries kept on this account's ledger.
+        #[serde(default)]
+        total: u64,
+    },
     Error { message: String },
 }
 
@@ -225,7 +241,7 @@ mod tests {
             Request::Commit { tx_id: "t1".into() },
             Request::Rollback { tx_id: "t1".into() },
             Request::Recover,
-            Request::Query { req_id: 3, query: Query::Ledger { account: "A".into() } },
+            Request::Query { req_id: 3, query: Query::Ledger { account: "A".into(), offset: 0 } },
             Request::ArmCrash { point: ParticipantCrashPoint::AfterPrepareLogged },
         ];
         for msg in msgs {

@@ -16,6 +16,7 @@ use serde_json::Value;
 use shared::api::{ClusterView, ComponentStatus, LedgerEntry, TransferResponse};
 
 pub mod audit;
+pub mod chaos;
 
 /// Generous: tests run on a loaded 2-core machine.
 pub const DEADLINE: Duration = Duration::from_secs(60);

@@ -224,11 +224,24 @@ async fn ledger(State(app): State<Arc<App>>, Path(account): Path<String>) -> Api
         return Err(ApiError::not_found(format!("no account '{account}'")));
     };
     let live = app.engine.live().ok_or_else(|| ApiError::unavailable("the coordinator is down; retry shortly"))?;
-    match live.transport.query(node, Query::Ledger { account: account.clone() }).await {
-        Ok(QueryResult::Ledger { entries, .. }) => Ok(Json(entries).into_response()),
-        Ok(QueryResult::Error { message }) => Err(ApiError::not_found(message)),
-        Ok(QueryResult::Status(_)) => Err(ApiError::new(StatusCode::BAD_GATEWAY, "node answered a different query")),
-        Err(e) => Err(ApiError::unavailable(format!("cannot read the ledger of {account}: {e}"))),
+    // The node answers a page per line; read them all, oldest first.
+    let mut all = Vec::new();
+    loop {
+        let query = Query::Ledger { account: account.clone(), offset: all.len() as u64 };
+        match live.transport.query(node, query).await {
+            Ok(QueryResult::Ledger { entries, total, .. }) => {
+                let done = entries.is_empty() || all.len() + entries.len() >= total as usize;
+                all.extend(entries);
+                if done {
+                    return Ok(Json(all).into_response());
+                }
+            }
+            Ok(QueryResult::Error { message }) => return Err(ApiError::not_found(message)),
+            Ok(QueryResult::Status(_)) => {
+                return Err(ApiError::new(StatusCode::BAD_GATEWAY, "node answered a different query"))
+            }
+            Err(e) => return Err(ApiError::unavailable(format!("cannot read the ledger of {account}: {e}"))),
+        }
     }
 }
 

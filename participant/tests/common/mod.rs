@@ -409,15 +409,30 @@ impl Client {
     }
 
     /// (tx_id, delta) of every ledger entry of `account`, oldest first.
+    /// Reads every page (each reply holds what fits in one line).
     pub fn ledger(&mut self, account: &str) -> Vec<(String, i64)> {
-        match self.query(Query::Ledger {
-            account: account.into(),
-        }) {
-            QueryResult::Ledger { entries, .. } => entries
-                .into_iter()
-                .map(|e| (e.tx_id, e.delta_cents))
-                .collect(),
-            other => panic!("expected a ledger, got {other:?}"),
+        let mut all: Vec<(String, i64)> = Vec::new();
+        loop {
+            let query = Query::Ledger {
+                account: account.into(),
+                offset: all.len() as u64,
+            };
+            match self.query(query) {
+                QueryResult::Ledger {
+                    entries,
+                    offset,
+                    total,
+                    ..
+                } => {
+                    assert_eq!(offset, all.len() as u64, "the page starts where asked");
+                    let done = entries.is_empty() || all.len() + entries.len() >= total as usize;
+                    all.extend(entries.into_iter().map(|e| (e.tx_id, e.delta_cents)));
+                    if done {
+                        return all;
+                    }
+                }
+                other => panic!("expected a ledger, got {other:?}"),
+            }
         }
     }
 
