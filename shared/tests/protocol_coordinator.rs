@@ -160,3 +160,38 @@ fn retried_one_phase_after_coordinator_crash_is_never_reported_aborted_unasked()
     let a = h2.run(Input::FromNode { node: N1.into(), msg: Reply::Outcome { tx_id: "t1".into(), decision: Decision::Commit, reason: None } });
     assert_eq!(outcome_of(&a, 3), Some((Outcome::Committed, None)));
 }
+
+fn commit_record(tx: &str) -> CoordinatorRecord {
+    CoordinatorRecord::Commit {
+        tx_id: tx.into(),
+        ts: 7,
+        request: TransferRequest { from: "A".into(), to: "B".into(), amount_cents: 100, tx_id: Some(tx.into()) },
+        legs: vec![
+            shared::api::Leg { node: N1.into(), ops: vec![shared::wire::Op { account: "A".into(), delta_cents: -100 }] },
+            shared::api::Leg { node: N2.into(), ops: vec![shared::wire::Op { account: "B".into(), delta_cents: 100 }] },
+        ],
+    }
+}
+
+#[test]
+fn recovered_commit_is_resent_until_acknowledged_even_if_messages_are_lost() {
+    // After a restart the coordinator re-sends logged commits on connect;
+    // if those are lost it must keep retrying, not wait for a reconnect.
+    let mut h = Harness { c: Coordinator::recover(config(), &[commit_record("t1")]), now_us: 1_000, log: Vec::new(), durable_seq: 0 };
+    h.log.push((0, commit_record("t1"))); // durable before the crash
+    let a = h.run(Input::NodeUp { node: N1.into() });
+    assert!(sends(&a).contains(&(N1.into(), commit("t1"))));
+    let a = h.run(Input::NodeUp { node: N2.into() });
+    assert!(sends(&a).contains(&(N2.into(), commit("t1"))));
+    h.ack(N1, "t1", Decision::Commit);
+    // The commit to N2 (or its ack) is lost. Time passes: it is re-sent.
+    let mut resent = false;
+    for _ in 0..10 {
+        let a = h.advance(config().commit_retry_us);
+        resent |= sends(&a).contains(&(N2.into(), commit("t1")));
+    }
+    assert!(resent, "a recovered commit was never re-sent after its message was lost");
+    let a = h.ack(N2, "t1", Decision::Commit);
+    assert!(a.iter().any(|x| matches!(x, Action::Persist { record: CoordinatorRecord::End { .. }, .. })));
+    assert_eq!(h.c.active_count(), 0);
+}

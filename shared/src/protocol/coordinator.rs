@@ -308,7 +308,16 @@ impl Coordinator {
     pub fn handle(&mut self, now_us: u64, input: Input) -> Vec<Action> {
         let mut out = Vec::new();
         if self.sweep_at_us.is_none() {
+            // First input since recovery: the clock is known now. Recovered
+            // commits are re-sent on connect, and also on a timer, in case
+            // that message or its ack is lost.
             self.sweep_at_us = Some(now_us.saturating_add(self.config.in_doubt_sweep_us));
+            let retry_at_us = now_us.saturating_add(self.config.commit_retry_us);
+            for (tx_id, tx) in &self.active {
+                if tx.phase == Phase::Committing {
+                    self.timers.insert((retry_at_us, TimerKind::CommitRetry, tx_id.clone()));
+                }
+            }
         }
         match input {
             Input::Transfer { client, request } => self.on_transfer(now_us, client, request, &mut out),
