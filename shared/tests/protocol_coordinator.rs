@@ -195,3 +195,22 @@ fn recovered_commit_is_resent_until_acknowledged_even_if_messages_are_lost() {
     assert!(a.iter().any(|x| matches!(x, Action::Persist { record: CoordinatorRecord::End { .. }, .. })));
     assert_eq!(h.c.active_count(), 0);
 }
+
+#[test]
+fn a_tx_id_answered_by_presumed_abort_is_not_run_again() {
+    // t1 was prepared everywhere when the coordinator crashed. The restarted
+    // coordinator has no record, so it answers a node's in-doubt report with
+    // rollback (presumed abort). If the client's retry of t1 then started a
+    // new attempt, that rollback, arriving late, would abort the node's
+    // prepared state *after* it voted ready for the new attempt, while the
+    // other node commits. The retry must get the presumed answer: aborted.
+    let mut h = Harness::new();
+    let a = h.run(Input::FromNode { node: N2.into(), msg: Reply::InDoubt { tx_ids: vec!["t1".into()] } });
+    assert!(sends(&a).contains(&(N2.into(), rollback("t1"))));
+    let a = h.transfer(1, "A", "B", 100, "t1");
+    assert!(sends(&a).iter().all(|(_, m)| !matches!(m, Request::Prepare { .. })), "ran t1 again: {:?}", sends(&a));
+    assert_eq!(outcome_of(&a, 1).map(|o| o.0), Some(Outcome::Aborted));
+    // And the same answer again.
+    let a = h.transfer(2, "A", "B", 100, "t1");
+    assert_eq!(outcome_of(&a, 2).map(|o| o.0), Some(Outcome::Aborted));
+}

@@ -185,6 +185,12 @@ pub struct Coordinator {
     durable_seq: u64,
     ts_max: u64,
     sweep_at_us: Option<u64>,
+    /// Transactions this incarnation answered "abort" by presumed abort (a
+    /// node reported them in doubt; no record here). A retry of such a
+    /// tx_id gets that answer instead of a new attempt: a late rollback
+    /// must never meet a new attempt's prepared state after its ready vote.
+    presumed_aborted: BTreeSet<TxId>,
+    presumed_aborted_order: VecDeque<TxId>,
 }
 
 impl Coordinator {
@@ -205,6 +211,8 @@ impl Coordinator {
             durable_seq: 0,
             ts_max: 0,
             sweep_at_us: None,
+            presumed_aborted: BTreeSet::new(),
+            presumed_aborted_order: VecDeque::new(),
         };
         for record in records {
             c.replay(record);
@@ -358,6 +366,16 @@ impl Coordinator {
                 )))
             };
             out.push(Action::Reply { client, result });
+            return;
+        }
+        if self.presumed_aborted.remove(&tx_id) {
+            let mut response = recovered_response(&tx_id, Decision::Abort, Some(AbortReason::CoordinatorCrashed));
+            response.detail = Some(
+                "the coordinator restarted before deciding this transaction, so it was aborted (presumed abort)"
+                    .to_string(),
+            );
+            self.remember(tx_id, request, response.clone());
+            out.push(Action::Reply { client, result: Ok(response) });
             return;
         }
         if let Some(tx) = self.active.get_mut(&tx_id) {
@@ -672,8 +690,12 @@ impl Coordinator {
                 Some(Phase::PausedBeforeCommit | Phase::Committing) => Decision::Commit,
                 None => match self.finished.get(&tx_id).map(|f| f.response.outcome) {
                     Some(Outcome::Committed) => Decision::Commit,
+                    Some(Outcome::Aborted) => Decision::Abort,
                     // Presumed abort: no commit record means abort.
-                    _ => Decision::Abort,
+                    None => {
+                        self.presume_aborted(tx_id.clone());
+                        Decision::Abort
+                    }
                 },
             };
             let msg = match decision {
@@ -919,6 +941,17 @@ impl Coordinator {
                 if let Some(old) = self.finished_order.pop_front() {
                     self.finished.remove(&old);
                 }
+            }
+        }
+    }
+
+    fn presume_aborted(&mut self, tx_id: TxId) {
+        if self.presumed_aborted.insert(tx_id.clone()) {
+            self.presumed_aborted_order.push_back(tx_id);
+        }
+        while self.presumed_aborted_order.len() > COORDINATOR_OUTCOMES_KEPT_MAX {
+            if let Some(old) = self.presumed_aborted_order.pop_front() {
+                self.presumed_aborted.remove(&old);
             }
         }
     }
