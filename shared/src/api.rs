@@ -230,6 +230,16 @@ pub enum CrashPoint {
     MidCommit,
 }
 
+/// Optional body of `POST /api/nodes/{id}/crash`: without `at` the node is
+/// killed at once (SIGKILL); with it, the node kills itself when its next
+/// transaction reaches that point.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeCrashRequest {
+    #[serde(default)]
+    pub at: Option<crate::wire::ParticipantCrashPoint>,
+}
+
 /// `POST /api/coordinator/crash`
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -113,6 +113,21 @@ impl Cluster {
     /// Starts (or restarts) the coordinator on the same data dir and port.
     pub async fn start_coordinator(&mut self) {
         let _ = std::fs::remove_file(self.ready_file());
+        let mut cmd = self.coordinator_command();
+        let child = cmd.spawn().expect("the backend starts");
+        self.groups.push(child.id() as i32);
+        self.coordinator = Some(child);
+        let ready = self.ready_file();
+        let addr = wait_for(&format!("the coordinator to write {}", ready.display()), DEADLINE, || {
+            std::fs::read_to_string(&ready).ok().filter(|s| !s.is_empty())
+        })
+        .await;
+        self.base_url = format!("http://{}", addr.trim());
+    }
+
+    /// The command that starts this cluster's coordinator (in its own
+    /// process group), for tests that need to watch it fail.
+    pub fn coordinator_command(&self) -> Command {
         let o = &self.options;
         let listen = if self.base_url.is_empty() {
             "127.0.0.1:0".to_string()
@@ -150,15 +165,7 @@ impl Cluster {
             cmd.arg("--demo");
         }
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-        let child = cmd.spawn().expect("the backend starts");
-        self.groups.push(child.id() as i32);
-        self.coordinator = Some(child);
-        let ready = self.ready_file();
-        let addr = wait_for(&format!("the coordinator to write {}", ready.display()), DEADLINE, || {
-            std::fs::read_to_string(&ready).ok().filter(|s| !s.is_empty())
-        })
-        .await;
-        self.base_url = format!("http://{}", addr.trim());
+        cmd
     }
 
     /// SIGKILL of the coordinator process only (its participants keep running).
@@ -167,6 +174,16 @@ impl Cluster {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// SIGTERM, then wait for the coordinator to exit (and reap it).
+    pub async fn stop_coordinator(&mut self) -> std::process::ExitStatus {
+        let mut child = self.coordinator.take().expect("the coordinator is running");
+        // SAFETY: kill(2) on our own child.
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGTERM);
+        }
+        wait_for("the coordinator to exit after SIGTERM", DEADLINE, || child.try_wait().ok().flatten()).await
     }
 
     pub fn coordinator_pid(&self) -> Option<u32> {

@@ -15,13 +15,13 @@ use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use shared::api::{
-    CoordinatorCrashRequest, FaultsUpdate, Health, LinkFault, Outcome, TransactionDetail, TransactionSummary,
+    CoordinatorCrashRequest, FaultsUpdate, Health, LinkFault, NodeCrashRequest, Outcome, TransactionDetail, TransactionSummary,
     TransferRequest, TxState,
 };
 use shared::events::EventKind;
 use shared::limits::{COORDINATOR_HISTORY_KEPT_MAX, HTTP_BODY_BYTES_MAX};
 use shared::protocol::coordinator::TransferError;
-use shared::wire::{Query, QueryResult};
+use shared::wire::{ParticipantCrashPoint, Query, QueryResult, Request};
 use tokio::sync::oneshot;
 use tower_http::services::{ServeDir, ServeFile};
 
@@ -282,12 +282,34 @@ async fn put_faults(State(app): State<Arc<App>>, body: Result<Bytes, BytesReject
     Ok(Json(faults).into_response())
 }
 
-async fn crash_node(State(app): State<Arc<App>>, Path(id): Path<String>) -> ApiResult {
+async fn crash_node(State(app): State<Arc<App>>, Path(id): Path<String>, body: Result<Bytes, BytesRejection>) -> ApiResult {
     require_demo(&app)?;
     require_node(&app, &id)?;
+    let empty = body.as_ref().is_ok_and(|b| b.iter().all(u8::is_ascii_whitespace));
+    let request: NodeCrashRequest =
+        if empty { NodeCrashRequest::default() } else { parse_body(body, r#"{"at": "after_prepare_logged"}"#)? };
+    if let Some(point) = request.at {
+        return arm_node_crash(&app, &id, point);
+    }
     let pid = app.supervisor.crash(&id).await.map_err(supervisor_error)?;
     app.hub.publish(EventKind::Fault { target: id.clone(), description: format!("node {id} killed (SIGKILL, pid {pid})") });
     Ok(Json(json!({"node": id, "pid": pid, "status": "down"})).into_response())
+}
+
+/// Tells the node to kill itself at `point` of its next transaction.
+fn arm_node_crash(app: &App, id: &str, point: ParticipantCrashPoint) -> ApiResult {
+    let live = app.engine.live().ok_or_else(|| ApiError::unavailable("the coordinator is down; retry shortly"))?;
+    if !live.transport.is_connected(id) {
+        return Err(ApiError::new(StatusCode::CONFLICT, format!("node {id} is not connected, so it cannot be armed")));
+    }
+    live.transport.send(id, Request::ArmCrash { point });
+    let name = match point {
+        ParticipantCrashPoint::AfterPrepareLogged => "after_prepare_logged",
+        ParticipantCrashPoint::AfterCommitApplied => "after_commit_applied",
+    };
+    let description = format!("node {id} will crash at {name} of its next transaction");
+    app.hub.publish(EventKind::Fault { target: id.to_string(), description });
+    Ok(Json(json!({"node": id, "armed": name})).into_response())
 }
 
 async fn restart_node(State(app): State<Arc<App>>, Path(id): Path<String>) -> ApiResult {

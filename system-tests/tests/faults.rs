@@ -1,0 +1,185 @@
+//! Every fault knob of issue 4 against real processes, each followed by the
+//! money audit: participant crash points, partitions, slow and duplicating
+//! links, the original demo's random crash during prepare, and torn or
+//! corrupt coordinator logs.
+
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use shared::api::{ComponentStatus, Outcome};
+use shared::wire::AbortReason;
+use system_tests::audit::{audit, Reported};
+use system_tests::{Cluster, Options};
+
+fn quick() -> Options {
+    Options { prepare_timeout_ms: 1_000, ack_wait_ms: 1_000, ..Options::default() }
+}
+
+async fn assert_books_balance(c: &Cluster, reported: Reported) {
+    let view = c.wait_quiescent().await;
+    let report = audit(c, &view, &reported).await;
+    assert!(report.violations.is_empty(), "{:#?}", report.violations);
+}
+
+fn committed(ids: &[&str]) -> Reported {
+    Reported { committed: ids.iter().map(|s| s.to_string()).collect(), ..Reported::default() }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_crashing_after_logging_prepared_aborts_the_transfer() {
+    let c = Cluster::start(quick()).await;
+    let (status, body) = c.post("/api/nodes/6002/crash", json!({"at": "after_prepare_logged"})).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, r) = c.transfer_outcome("A", "B", 500, Some("p-crash")).await;
+    assert_eq!(status, 409);
+    assert!(matches!(r.reason, Some(AbortReason::NodeUnreachable | AbortReason::Timeout)), "{r:?}");
+    c.wait_node_status("6002", ComponentStatus::Down).await;
+    // It restarts in doubt (PREPARED is in its log) and learns "abort".
+    c.post("/api/nodes/6002/restart", json!({})).await;
+    c.wait_all_up().await;
+    assert_books_balance(&c, Reported { aborted: ["p-crash".to_string()].into(), ..Reported::default() }).await;
+    assert!(c.ledger("B").await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_crashing_after_applying_a_commit_acks_it_after_restart() {
+    let c = Cluster::start(quick()).await;
+    let (status, body) = c.post("/api/nodes/6002/crash", json!({"at": "after_commit_applied"})).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, r) = c.transfer_outcome("A", "B", 700, Some("c-crash")).await;
+    assert_eq!((status, r.outcome), (200, Outcome::Committed), "the decision was commit: {r:?}");
+    assert!(r.detail.as_deref().is_some_and(|d| d.contains("6002")), "the answer names the missing ack: {r:?}");
+    c.wait_node_status("6002", ComponentStatus::Down).await;
+    c.post("/api/nodes/6002/restart", json!({})).await;
+    c.wait_all_up().await;
+    assert_books_balance(&c, committed(&["c-crash"])).await;
+    assert_eq!(c.ledger("B").await.len(), 1, "applied exactly once despite the re-sent commit");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_aborts_until_healed_and_a_slow_link_only_slows() {
+    let c = Cluster::start(quick()).await;
+    let (status, _) = c.put("/api/nodes/6002/link", json!({"drop": true})).await;
+    assert_eq!(status, 200);
+    let (status, r) = c.transfer_outcome("A", "B", 100, Some("cut-1")).await;
+    assert_eq!((status, r.reason), (409, Some(AbortReason::Timeout)), "{r:?}");
+    let view = c.cluster().await;
+    let node = view.nodes.iter().find(|n| n.id == "6002").unwrap();
+    assert_eq!(node.status, ComponentStatus::Unreachable);
+    assert!(node.link.drop);
+    let (status, _) = c.delete("/api/nodes/6002/link").await;
+    assert_eq!(status, 200);
+    c.wait_all_up().await;
+    let (status, _) = c.transfer_outcome("A", "B", 100, Some("healed-1")).await;
+    assert_eq!(status, 200);
+
+    c.put("/api/nodes/6001/link", json!({"delay_ms": 150})).await;
+    let started = Instant::now();
+    let (status, r) = c.transfer_outcome("A", "B", 100, Some("slow-1")).await;
+    assert_eq!(status, 200, "{r:?}");
+    // Prepare and commit each cross the slow link both ways.
+    assert!(started.elapsed() >= Duration::from_millis(4 * 150), "took {:?}", started.elapsed());
+    assert!(r.duration_ms >= 4.0 * 150.0, "{r:?}");
+    c.delete("/api/nodes/6001/link").await;
+    assert_books_balance(&c, committed(&["healed-1", "slow-1"])).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicated_messages_change_nothing() {
+    let c = Cluster::start(quick()).await;
+    for node in ["6001", "6002"] {
+        let (status, _) = c.put(&format!("/api/nodes/{node}/link"), json!({"duplicate": true})).await;
+        assert_eq!(status, 200);
+    }
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let id = format!("dup-link-{i}");
+        let (from, to) = if i % 2 == 0 { ("A", "B") } else { ("B", "A") };
+        let (status, r) = c.transfer_outcome(from, to, 100 + i, Some(&id)).await;
+        assert_eq!(status, 200, "{r:?}");
+        ids.push(id);
+    }
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    assert_books_balance(&c, committed(&ids)).await;
+    assert_eq!(c.ledger("A").await.len(), 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_original_demos_random_prepare_crash_never_breaks_atomicity() {
+    let c = Cluster::start(quick()).await;
+    let (status, faults) = c.put("/api/faults", json!({"prepare_crash_probability": 1.0})).await;
+    assert_eq!(status, 200);
+    assert_eq!(faults["prepare_crash_probability"], 1.0);
+    let (status, r) = c.transfer_outcome("A", "B", 100, Some("rand-1")).await;
+    assert_eq!(status, 409, "{r:?}");
+    c.put("/api/faults", json!({"prepare_crash_probability": 0.0})).await;
+    for node in ["6001", "6002"] {
+        c.post(&format!("/api/nodes/{node}/restart"), json!({})).await;
+    }
+    c.wait_all_up().await;
+    let (status, _) = c.transfer_outcome("A", "B", 100, Some("rand-2")).await;
+    assert_eq!(status, 200);
+    let reported = Reported {
+        committed: ["rand-2".to_string()].into(),
+        aborted: ["rand-1".to_string()].into(),
+        ..Reported::default()
+    };
+    assert_books_balance(&c, reported).await;
+}
+
+fn coordinator_log(c: &Cluster) -> std::path::PathBuf {
+    c.data_dir().join("coordinator").join("coordinator.log")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_torn_coordinator_log_tail_is_cut_and_everything_before_it_kept() {
+    let mut c = Cluster::start(quick()).await;
+    for i in 0..5 {
+        let (status, _) = c.transfer_outcome("A", "B", 1_000, Some(&format!("torn-{i}"))).await;
+        assert_eq!(status, 200);
+    }
+    // A clean stop writes everything (SIGTERM exits 0); then tear the last
+    // record in half.
+    assert!(c.stop_coordinator().await.success(), "a clean stop exits 0");
+    let path = coordinator_log(&c);
+    let len = std::fs::metadata(&path).unwrap().len();
+    assert!(len > 20, "the log has records");
+    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    file.set_len(len - 5).unwrap();
+    drop(file);
+    c.start_coordinator().await;
+    c.wait_all_up().await;
+    // The commits before the tear are intact: their retries are answered
+    // from the log, and nothing moves twice.
+    for i in 0..4 {
+        let (status, r) = c.transfer_outcome("A", "B", 1_000, Some(&format!("torn-{i}"))).await;
+        assert_eq!((status, r.outcome), (200, Outcome::Committed));
+    }
+    assert_eq!(c.balances().await["A"], 95_000);
+    let ids: Vec<String> = (0..5).map(|i| format!("torn-{i}")).collect();
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    assert_books_balance(&c, committed(&ids)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_record_in_the_middle_refuses_to_start_with_a_clear_message() {
+    let mut c = Cluster::start(quick()).await;
+    for i in 0..5 {
+        c.transfer_outcome("A", "B", 1_000, Some(&format!("mid-{i}"))).await;
+    }
+    assert!(c.stop_coordinator().await.success(), "a clean stop exits 0");
+    let path = coordinator_log(&c);
+    let mut file = std::fs::OpenOptions::new().read(true).write(true).open(&path).unwrap();
+    let mut byte = [0u8; 1];
+    file.seek(SeekFrom::Start(20)).unwrap();
+    file.read_exact(&mut byte).unwrap();
+    file.seek(SeekFrom::Start(20)).unwrap();
+    file.write_all(&[byte[0] ^ 0x55]).unwrap();
+    drop(file);
+    let output = c.coordinator_command().stderr(std::process::Stdio::piped()).output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("coordinator.log"), "names the file: {stderr}");
+    assert!(stderr.contains("offset"), "names where: {stderr}");
+}
