@@ -114,8 +114,12 @@ async fn the_original_demos_random_prepare_crash_never_breaks_atomicity() {
     let (status, r) = c.transfer_outcome("A", "B", 100, Some("rand-1")).await;
     assert_eq!(status, 409, "{r:?}");
     c.put("/api/faults", json!({"prepare_crash_probability": 0.0})).await;
+    // Both nodes were armed before their prepare; each dies once its
+    // PREPARED record is durable, which may be after the answer above.
     for node in ["6001", "6002"] {
-        c.post(&format!("/api/nodes/{node}/restart"), json!({})).await;
+        c.wait_node_status(node, ComponentStatus::Down).await;
+        let (status, body) = c.post(&format!("/api/nodes/{node}/restart"), json!({})).await;
+        assert_eq!(status, 200, "{body}");
     }
     c.wait_all_up().await;
     let (status, _) = c.transfer_outcome("A", "B", 100, Some("rand-2")).await;
