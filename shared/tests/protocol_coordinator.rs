@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 
 use shared::api::{CrashPoint, Outcome, TransferRequest, TransferResponse};
-use shared::protocol::coordinator::{Action, ClientId, Coordinator, CoordinatorConfig, DemoFaults, Input, TransferError};
+use shared::protocol::coordinator::{
+    Action, ClientId, Coordinator, CoordinatorConfig, DemoFaults, Input, TransferError,
+};
 use shared::protocol::record::CoordinatorRecord;
 use shared::wire::{AbortReason, Decision, Reply, Request, Vote};
 
@@ -35,7 +37,12 @@ struct Harness {
 
 impl Harness {
     fn new() -> Harness {
-        let mut h = Harness { c: Coordinator::recover(config(), &[]), now_us: 1_000, log: Vec::new(), durable_seq: 0 };
+        let mut h = Harness {
+            c: Coordinator::recover(config(), &[]),
+            now_us: 1_000,
+            log: Vec::new(),
+            durable_seq: 0,
+        };
         h.run(Input::NodeUp { node: N1.into() });
         h.run(Input::NodeUp { node: N2.into() });
         h
@@ -47,8 +54,15 @@ impl Harness {
             if let Action::Persist { seq, record, .. } = a {
                 self.log.push((*seq, record.clone()));
             }
-            if let Action::Send { msg: Request::Commit { tx_id }, .. } = a {
-                assert!(self.commit_durable(tx_id), "commit for {tx_id} sent before its COMMIT record was durable");
+            if let Action::Send {
+                msg: Request::Commit { tx_id },
+                ..
+            } = a
+            {
+                assert!(
+                    self.commit_durable(tx_id),
+                    "commit for {tx_id} sent before its COMMIT record was durable"
+                );
             }
         }
         actions
@@ -62,22 +76,42 @@ impl Harness {
 
     /// Makes every appended record durable.
     fn fsync(&mut self) -> Vec<Action> {
-        let Some(seq) = self.log.last().map(|(s, _)| *s) else { return Vec::new() };
+        let Some(seq) = self.log.last().map(|(s, _)| *s) else {
+            return Vec::new();
+        };
         self.durable_seq = seq;
         self.run(Input::Durable { seq })
     }
 
     fn transfer(&mut self, client: ClientId, from: &str, to: &str, amount_cents: i64, tx_id: &str) -> Vec<Action> {
-        let request = TransferRequest { from: from.into(), to: to.into(), amount_cents, tx_id: Some(tx_id.into()) };
+        let request = TransferRequest {
+            from: from.into(),
+            to: to.into(),
+            amount_cents,
+            tx_id: Some(tx_id.into()),
+        };
         self.run(Input::Transfer { client, request })
     }
 
     fn vote(&mut self, node: &str, tx_id: &str, vote: Vote, reason: Option<AbortReason>) -> Vec<Action> {
-        self.run(Input::FromNode { node: node.into(), msg: Reply::Vote { tx_id: tx_id.into(), vote, reason } })
+        self.run(Input::FromNode {
+            node: node.into(),
+            msg: Reply::Vote {
+                tx_id: tx_id.into(),
+                vote,
+                reason,
+            },
+        })
     }
 
     fn ack(&mut self, node: &str, tx_id: &str, decision: Decision) -> Vec<Action> {
-        self.run(Input::FromNode { node: node.into(), msg: Reply::Ack { tx_id: tx_id.into(), decision } })
+        self.run(Input::FromNode {
+            node: node.into(),
+            msg: Reply::Ack {
+                tx_id: tx_id.into(),
+                decision,
+            },
+        })
     }
 
     fn advance(&mut self, us: u64) -> Vec<Action> {
@@ -86,7 +120,11 @@ impl Harness {
     }
 
     fn durable_records(&self) -> Vec<CoordinatorRecord> {
-        self.log.iter().filter(|(s, _)| *s <= self.durable_seq).map(|(_, r)| r.clone()).collect()
+        self.log
+            .iter()
+            .filter(|(s, _)| *s <= self.durable_seq)
+            .map(|(_, r)| r.clone())
+            .collect()
     }
 }
 
@@ -111,7 +149,11 @@ fn replies(actions: &[Action]) -> Vec<(ClientId, Result<TransferResponse, Transf
 }
 
 fn outcome_of(actions: &[Action], client: ClientId) -> Option<(Outcome, Option<AbortReason>)> {
-    replies(actions).into_iter().find(|(c, _)| *c == client).and_then(|(_, r)| r.ok()).map(|r| (r.outcome, r.reason))
+    replies(actions)
+        .into_iter()
+        .find(|(c, _)| *c == client)
+        .and_then(|(_, r)| r.ok())
+        .map(|r| (r.outcome, r.reason))
 }
 
 fn commit(tx: &str) -> Request {
@@ -131,7 +173,11 @@ fn one_phase_node_down_after_send_is_resolved_not_presumed_aborted() {
     let a = h.transfer(1, "A", "A2", 100, "t1");
     assert!(matches!(&sends(&a)[..], [(n, Request::CommitOnePhase { .. })] if n == N1));
     let a = h.run(Input::NodeDown { node: N1.into() });
-    assert!(outcome_of(&a, 1).is_none(), "client told {:?} while the node may have committed", replies(&a));
+    assert!(
+        outcome_of(&a, 1).is_none(),
+        "client told {:?} while the node may have committed",
+        replies(&a)
+    );
     // The node comes back: the coordinator asks with rollback; the ack says commit.
     let a = h.run(Input::NodeUp { node: N1.into() });
     assert!(sends(&a).contains(&(N1.into(), rollback("t1"))), "{:?}", sends(&a));
@@ -148,16 +194,36 @@ fn retried_one_phase_after_coordinator_crash_is_never_reported_aborted_unasked()
     // know, so it says "unavailable, retry".
     let mut h = Harness::new();
     h.transfer(1, "A", "A2", 100, "t1");
-    let mut h2 = Harness { c: Coordinator::recover(config(), &h.durable_records()), now_us: h.now_us, log: Vec::new(), durable_seq: 0 };
+    let mut h2 = Harness {
+        c: Coordinator::recover(config(), &h.durable_records()),
+        now_us: h.now_us,
+        log: Vec::new(),
+        durable_seq: 0,
+    };
     h2.run(Input::NodeUp { node: N2.into() });
     let a = h2.transfer(2, "A", "A2", 100, "t1");
-    assert!(outcome_of(&a, 2).is_none(), "told {:?} without asking the node", replies(&a));
-    assert!(matches!(&replies(&a)[..], [(2, Err(TransferError::Unavailable(_)))]), "{:?}", replies(&a));
+    assert!(
+        outcome_of(&a, 2).is_none(),
+        "told {:?} without asking the node",
+        replies(&a)
+    );
+    assert!(
+        matches!(&replies(&a)[..], [(2, Err(TransferError::Unavailable(_)))]),
+        "{:?}",
+        replies(&a)
+    );
     // Once the node is back, the retry asks it, and its memory answers.
     h2.run(Input::NodeUp { node: N1.into() });
     let a = h2.transfer(3, "A", "A2", 100, "t1");
     assert!(matches!(&sends(&a)[..], [(n, Request::CommitOnePhase { .. })] if n == N1));
-    let a = h2.run(Input::FromNode { node: N1.into(), msg: Reply::Outcome { tx_id: "t1".into(), decision: Decision::Commit, reason: None } });
+    let a = h2.run(Input::FromNode {
+        node: N1.into(),
+        msg: Reply::Outcome {
+            tx_id: "t1".into(),
+            decision: Decision::Commit,
+            reason: None,
+        },
+    });
     assert_eq!(outcome_of(&a, 3), Some((Outcome::Committed, None)));
 }
 
@@ -165,10 +231,27 @@ fn commit_record(tx: &str) -> CoordinatorRecord {
     CoordinatorRecord::Commit {
         tx_id: tx.into(),
         ts: 7,
-        request: TransferRequest { from: "A".into(), to: "B".into(), amount_cents: 100, tx_id: Some(tx.into()) },
+        request: TransferRequest {
+            from: "A".into(),
+            to: "B".into(),
+            amount_cents: 100,
+            tx_id: Some(tx.into()),
+        },
         legs: vec![
-            shared::api::Leg { node: N1.into(), ops: vec![shared::wire::Op { account: "A".into(), delta_cents: -100 }] },
-            shared::api::Leg { node: N2.into(), ops: vec![shared::wire::Op { account: "B".into(), delta_cents: 100 }] },
+            shared::api::Leg {
+                node: N1.into(),
+                ops: vec![shared::wire::Op {
+                    account: "A".into(),
+                    delta_cents: -100,
+                }],
+            },
+            shared::api::Leg {
+                node: N2.into(),
+                ops: vec![shared::wire::Op {
+                    account: "B".into(),
+                    delta_cents: 100,
+                }],
+            },
         ],
     }
 }
@@ -177,7 +260,12 @@ fn commit_record(tx: &str) -> CoordinatorRecord {
 fn recovered_commit_is_resent_until_acknowledged_even_if_messages_are_lost() {
     // After a restart the coordinator re-sends logged commits on connect;
     // if those are lost it must keep retrying, not wait for a reconnect.
-    let mut h = Harness { c: Coordinator::recover(config(), &[commit_record("t1")]), now_us: 1_000, log: Vec::new(), durable_seq: 0 };
+    let mut h = Harness {
+        c: Coordinator::recover(config(), &[commit_record("t1")]),
+        now_us: 1_000,
+        log: Vec::new(),
+        durable_seq: 0,
+    };
     h.log.push((0, commit_record("t1"))); // durable before the crash
     let a = h.run(Input::NodeUp { node: N1.into() });
     assert!(sends(&a).contains(&(N1.into(), commit("t1"))));
@@ -190,9 +278,18 @@ fn recovered_commit_is_resent_until_acknowledged_even_if_messages_are_lost() {
         let a = h.advance(config().commit_retry_us);
         resent |= sends(&a).contains(&(N2.into(), commit("t1")));
     }
-    assert!(resent, "a recovered commit was never re-sent after its message was lost");
+    assert!(
+        resent,
+        "a recovered commit was never re-sent after its message was lost"
+    );
     let a = h.ack(N2, "t1", Decision::Commit);
-    assert!(a.iter().any(|x| matches!(x, Action::Persist { record: CoordinatorRecord::End { .. }, .. })));
+    assert!(a.iter().any(|x| matches!(
+        x,
+        Action::Persist {
+            record: CoordinatorRecord::End { .. },
+            ..
+        }
+    )));
     assert_eq!(h.c.active_count(), 0);
 }
 
@@ -205,10 +302,19 @@ fn a_tx_id_answered_by_presumed_abort_is_not_run_again() {
     // prepared state *after* it voted ready for the new attempt, while the
     // other node commits. The retry must get the presumed answer: aborted.
     let mut h = Harness::new();
-    let a = h.run(Input::FromNode { node: N2.into(), msg: Reply::InDoubt { tx_ids: vec!["t1".into()] } });
+    let a = h.run(Input::FromNode {
+        node: N2.into(),
+        msg: Reply::InDoubt {
+            tx_ids: vec!["t1".into()],
+        },
+    });
     assert!(sends(&a).contains(&(N2.into(), rollback("t1"))));
     let a = h.transfer(1, "A", "B", 100, "t1");
-    assert!(sends(&a).iter().all(|(_, m)| !matches!(m, Request::Prepare { .. })), "ran t1 again: {:?}", sends(&a));
+    assert!(
+        sends(&a).iter().all(|(_, m)| !matches!(m, Request::Prepare { .. })),
+        "ran t1 again: {:?}",
+        sends(&a)
+    );
     assert_eq!(outcome_of(&a, 1).map(|o| o.0), Some(Outcome::Aborted));
     // And the same answer again.
     let a = h.transfer(2, "A", "B", 100, "t1");
