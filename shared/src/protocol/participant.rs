@@ -99,6 +99,8 @@ pub struct Participant {
     /// waiting for it could hold a reply forever.
     forced_seq: u64,
     armed_crash: Option<ParticipantCrashPoint>,
+    /// Tests only: see [`Participant::set_unsafe_abort_in_doubt_after_us`].
+    unsafe_abort_in_doubt_after_us: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -134,6 +136,7 @@ impl Participant {
             durable_seq: 0,
             forced_seq: 0,
             armed_crash: None,
+            unsafe_abort_in_doubt_after_us: None,
         };
         for (index, record) in records.iter().enumerate() {
             p.replay(index, record)?;
@@ -237,13 +240,37 @@ impl Participant {
 
     /// When the driver must feed `Tick` next (the nearest lock-wait deadline).
     pub fn next_deadline_us(&self) -> Option<u64> {
-        self.waiting
+        let lock_wait = self
+            .waiting
             .iter()
             .filter_map(|(_, id)| match self.txs.get(id).map(|tx| &tx.phase) {
                 Some(Phase::Waiting { deadline_us }) => Some(*deadline_us),
                 _ => None,
             })
-            .min()
+            .min();
+        let unsafe_abort = self.unsafe_abort_in_doubt_after_us.and_then(|after_us| {
+            self.txs
+                .values()
+                .filter_map(|tx| match tx.phase {
+                    Phase::Prepared { since_us, .. } => Some(since_us.saturating_add(after_us)),
+                    _ => None,
+                })
+                .min()
+        });
+        match (lock_wait, unsafe_abort) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// **Reproduces the original demo's bug, for tests only**: a prepared
+    /// (in-doubt) transaction aborts on its own once it has waited this long
+    /// for the decision. It exists so the model checker can prove it catches
+    /// that bug; never set it outside tests. Volatile: `recover` starts
+    /// without it.
+    #[doc(hidden)]
+    pub fn set_unsafe_abort_in_doubt_after_us(&mut self, after_us: Option<u64>) {
+        self.unsafe_abort_in_doubt_after_us = after_us;
     }
 
     fn on_message(&mut self, now_us: u64, from: PeerId, msg: Request, out: &mut Vec<Action>) {
@@ -486,6 +513,9 @@ impl Participant {
     }
 
     fn on_tick(&mut self, now_us: u64, out: &mut Vec<Action>) {
+        if let Some(after_us) = self.unsafe_abort_in_doubt_after_us {
+            self.unsafe_abort_in_doubt(now_us, after_us, out);
+        }
         let expired: Vec<(u64, TxId)> = self
             .waiting
             .iter()
@@ -504,6 +534,25 @@ impl Participant {
             }
         }
         self.grant_waiting(now_us, out);
+    }
+
+    /// The original demo's bug (tests only): roll back an in-doubt
+    /// transaction on a timeout, as if a rollback had arrived.
+    fn unsafe_abort_in_doubt(&mut self, now_us: u64, after_us: u64, out: &mut Vec<Action>) {
+        let due: Vec<TxId> = self
+            .txs
+            .iter()
+            .filter(|(_, tx)| matches!(tx.phase, Phase::Prepared { since_us, .. } if since_us.saturating_add(after_us) <= now_us))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for tx_id in due {
+            if let Some(tx) = self.txs.remove(&tx_id) {
+                self.unlock(&tx_id, &tx.ops);
+                self.drop_held_votes(&tx_id);
+                self.persist(ParticipantRecord::Aborted { tx_id: tx_id.clone() }, false, out);
+                self.remember(tx_id, Decision::Abort);
+            }
+        }
     }
 
     fn apply(&mut self, tx_id: &TxId, ops: &[Op]) -> Result<(), String> {
