@@ -27,8 +27,9 @@ pub const CLUSTER_POLL_MS: u64 = 2_000;
 pub const CLUSTER_REFRESH_DEBOUNCE_MS: u64 = 150;
 /// Tick of the clock that counts in-doubt waits up.
 pub const CLOCK_TICK_MS: u64 = 250;
-/// How long a toast stays.
-pub const TOAST_MS: u64 = 7_000;
+/// How long a toast stays: errors longer than confirmations.
+pub const TOAST_ERROR_MS: u64 = 8_000;
+pub const TOAST_OK_MS: u64 = 2_500;
 /// Most toasts shown at once.
 pub const TOASTS_MAX: usize = 4;
 
@@ -53,11 +54,12 @@ pub struct Toast {
 #[derive(Clone, Copy)]
 pub struct Ctx {
     pub model: RwSignal<Model>,
-    pub connection: ReadSignal<Connection>,
+    pub connection: RwSignal<Connection>,
     pub pinned: RwSignal<Option<Pinned>>,
     pub toasts: RwSignal<Vec<Toast>>,
-    /// Browser clock (Unix ms), ticking every [`CLOCK_TICK_MS`].
-    pub now_ms: ReadSignal<u64>,
+    /// Browser clock (Unix ms), ticking every [`CLOCK_TICK_MS`] once the
+    /// app runs.
+    pub now_ms: RwSignal<u64>,
     next_toast_id: StoredValue<u64>,
     cluster_refresh_pending: StoredValue<bool>,
 }
@@ -72,6 +74,20 @@ pub fn use_ctx() -> Ctx {
 }
 
 impl Ctx {
+    /// Fresh state, not connected to anything: [`App`] starts the stream
+    /// and the polling; tests mount single panels on it.
+    pub fn new(model: Model) -> Self {
+        Ctx {
+            model: RwSignal::new(model),
+            connection: RwSignal::new(Connection::Connecting),
+            pinned: RwSignal::new(None),
+            toasts: RwSignal::new(Vec::new()),
+            now_ms: RwSignal::new(now_ms()),
+            next_toast_id: StoredValue::new(0),
+            cluster_refresh_pending: StoredValue::new(false),
+        }
+    }
+
     pub fn toast(&self, title: impl Into<String>, text: impl Into<String>, tone: Tone) {
         let id = self.next_toast_id.get_value() + 1;
         self.next_toast_id.set_value(id);
@@ -87,9 +103,10 @@ impl Ctx {
             list.drain(..excess);
         });
         let toasts = self.toasts;
+        let stay_ms = if tone == Tone::Bad { TOAST_ERROR_MS } else { TOAST_OK_MS };
         set_timeout(
             move || toasts.update(|list| list.retain(|t| t.id != id)),
-            Duration::from_millis(TOAST_MS),
+            Duration::from_millis(stay_ms),
         );
     }
 
@@ -210,26 +227,9 @@ impl Ctx {
 
 #[component]
 pub fn App() -> impl IntoView {
-    let model = RwSignal::new(Model::default());
-    let (now, set_now) = signal(now_ms());
-    let pinned = RwSignal::new(None::<Pinned>);
-    let toasts = RwSignal::new(Vec::<Toast>::new());
-    let next_toast_id = StoredValue::new(0u64);
-    let cluster_refresh_pending = StoredValue::new(false);
-
-    // The hook needs the context's refresh functions, and the context needs
-    // the hook's connection signal: a placeholder signal breaks the cycle.
-    let (connection_proxy, set_connection_proxy) = signal(Connection::Connecting);
-    let ctx = Ctx {
-        model,
-        connection: connection_proxy,
-        pinned,
-        toasts,
-        now_ms: now,
-        next_toast_id,
-        cluster_refresh_pending,
-    };
+    let ctx = Ctx::new(Model::default());
     provide_context(ctx);
+    let model = ctx.model;
 
     let connection = use_live_events(
         move |batch| {
@@ -251,7 +251,7 @@ pub fn App() -> impl IntoView {
         },
         move || model.update(Model::connection_lost),
     );
-    Effect::new(move |_| set_connection_proxy.set(connection.get()));
+    Effect::new(move |_| ctx.connection.set(connection.get()));
 
     // First paint from plain HTTP, so the page is useful even before the
     // stream's snapshot arrives.
@@ -272,7 +272,7 @@ pub fn App() -> impl IntoView {
     )
     .ok();
     let clock_timer = set_interval_with_handle(
-        move || set_now.set(now_ms()),
+        move || ctx.now_ms.set(now_ms()),
         Duration::from_millis(CLOCK_TICK_MS),
     )
     .ok();
@@ -292,20 +292,18 @@ pub fn App() -> impl IntoView {
                 <section class="area-cluster">
                     <ClusterPanel/>
                 </section>
-                <section class="area-controls">
-                    <TransferPanel/>
-                    <FaultsPanel/>
-                    <LoadPanel/>
-                </section>
-                <section class="area-protocol">
-                    <ProtocolPanel/>
-                </section>
-                <section class="area-stats">
-                    <StatsPanel/>
-                </section>
-                <section class="area-history">
-                    <HistoryPanel/>
-                </section>
+                <div class="columns">
+                    <section class="column column-controls">
+                        <TransferPanel/>
+                        <FaultsPanel/>
+                        <LoadPanel/>
+                    </section>
+                    <section class="column column-live">
+                        <ProtocolPanel/>
+                        <StatsPanel/>
+                        <HistoryPanel/>
+                    </section>
+                </div>
             </main>
             <Toasts/>
         </div>

@@ -12,13 +12,13 @@ use shared::wire::NodeId;
 use crate::format::{decision_label, duration_ms, outcome_label, reason_label, vote_label, Tone};
 
 /// Width of the SVG user space; the SVG scales to its panel.
-pub const WIDTH: f64 = 760.0;
+pub const WIDTH: f64 = 720.0;
 /// Height of the lane heads above the first row.
-pub const HEAD_H: f64 = 52.0;
+pub const HEAD_H: f64 = 56.0;
 /// Height of one row (one event).
-pub const ROW_H: f64 = 32.0;
+pub const ROW_H: f64 = 36.0;
 /// Left gutter holding the time of each row.
-pub const GUTTER_W: f64 = 70.0;
+pub const GUTTER_W: f64 = 62.0;
 pub const MARGIN_RIGHT: f64 = 20.0;
 /// Space below the last row.
 pub const FOOT_H: f64 = 18.0;
@@ -284,7 +284,7 @@ pub fn layout(nodes: &[NodeId], events: &[Event]) -> Layout {
                     time_label,
                     label,
                     label_x: (from_x + to_x) / 2.0,
-                    label_y: y - 6.0,
+                    label_y: y - 7.0,
                     anchor: Anchor::Middle,
                     tone,
                     shape: Shape::Arrow {

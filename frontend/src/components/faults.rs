@@ -103,12 +103,12 @@ pub fn FaultsPanel() -> impl IntoView {
             <div class="control">
                 <div class="control-title">"Crash the coordinator"</div>
                 <p class="muted small">"The next transaction that reaches this step crashes the coordinator's engine; it recovers from its log."</p>
+                <select data-testid="coord-crash-point" on:change=move |ev| crash_point.set(event_target_value(&ev))>
+                        <option value="before_decision" selected=move || crash_point.get() == "before_decision">"before the decision (votes in, nothing logged)"</option>
+                        <option value="after_decision" selected=move || crash_point.get() == "after_decision">"after the decision (COMMIT logged, nothing sent)"</option>
+                        <option value="mid_commit" selected=move || crash_point.get() == "mid_commit">"mid-commit (commit sent to the first node only)"</option>
+                </select>
                 <div class="row-inline">
-                    <select data-testid="coord-crash-point" on:change=move |ev| crash_point.set(event_target_value(&ev))>
-                        <option value="before_decision" selected=move || crash_point.get() == "before_decision">"before the decision"</option>
-                        <option value="after_decision" selected=move || crash_point.get() == "after_decision">"after the decision"</option>
-                        <option value="mid_commit" selected=move || crash_point.get() == "mid_commit">"mid-commit"</option>
-                    </select>
                     <select data-testid="coord-restart-after" title="restart after"
                         on:change=move |ev| restart_after_ms.set(event_target_value(&ev).parse().unwrap_or(RESTART_AFTER_MS_CHOICES[0]))>
                         {RESTART_AFTER_MS_CHOICES.iter().map(|ms| {

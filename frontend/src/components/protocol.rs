@@ -158,12 +158,11 @@ fn SequenceDiagram(diagram: Memo<Layout>) -> impl IntoView {
         move |id: &str| statuses.with(|s| s.iter().find(|(n, _)| n == id).map(|(_, st)| *st));
     let row_key = move |row: &Row| format!("{row:?}");
     let view_box = move || diagram.with(|d| format!("0 0 {} {}", d.width, d.height));
-    let height = move || diagram.with(|d| d.height.to_string());
     let empty = move || diagram.with(|d| d.rows.is_empty());
 
     view! {
         <svg class="seq" data-testid="sequence-diagram" role="img" aria-label="sequence diagram of the transaction"
-            viewBox=view_box width="100%" height=height preserveAspectRatio="xMidYMin meet">
+            viewBox=view_box preserveAspectRatio="xMidYMin meet">
             <defs>
                 {TONES.iter().map(|tone| view! {
                     <marker id=marker_id(*tone) viewBox="0 0 10 10" refX="9" refY="5" markerWidth="8" markerHeight="8" orient="auto-start-reverse">
@@ -177,8 +176,8 @@ fn SequenceDiagram(diagram: Memo<Layout>) -> impl IntoView {
                 let (top, bottom) = (d.lifeline_top, d.lifeline_bottom);
                 view! {
                     <g class="lane" class:is-down=down>
-                        <rect class="lane-head" x=lane.x - 62.0 y="8" width="124" height="30" rx="8"/>
-                        <text class="lane-label" x=lane.x y="28" text-anchor="middle">{lane.label.clone()}</text>
+                        <rect class="lane-head" x=lane.x - 66.0 y="8" width="132" height="34" rx="9"/>
+                        <text class="lane-label" x=lane.x y="30" text-anchor="middle">{lane.label.clone()}</text>
                         <line class="lifeline" x1=lane.x y1=top x2=lane.x y2=bottom/>
                     </g>
                 }
@@ -210,13 +209,13 @@ fn DiagramRow(row: Row) -> impl IntoView {
             .into_any()
         }
         Shape::Mark { x } => view! {
-            <rect class=format!("mark {tone}") x=x - 7.0 y=row.y - 7.0 width="14" height="14" rx="3"/>
+            <rect class=format!("mark {tone}") x=x - 8.0 y=row.y - 8.0 width="16" height="16" rx="4"/>
         }
         .into_any(),
     };
     view! {
         <g class="seq-row">
-            <text class="row-time" x="8" y=row.y + 4.0>{row.time_label.clone()}</text>
+            <text class="row-time" x="6" y=row.y + 4.0>{row.time_label.clone()}</text>
             {shape}
             <text class=format!("row-label {tone}") x=row.label_x y=row.label_y text-anchor=row.anchor.svg()>{row.label.clone()}</text>
         </g>
@@ -249,7 +248,7 @@ fn EventLog() -> impl IntoView {
             .with(|m| m.log.iter().rev().cloned().collect::<Vec<_>>())
     });
     view! {
-        <div class="log-head"><span>"Event log"</span><span class="muted small">"newest first · click a line to pin its transaction"</span></div>
+        <div class="log-head"><span>"Event log"</span><span class="muted small">"newest first · click to pin"</span></div>
         <ol class="event-log" data-testid="event-log">
             <For each=move || lines.get() key=|line| line.id let:line>
                 {

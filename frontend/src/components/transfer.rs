@@ -92,7 +92,7 @@ pub fn TransferPanel() -> impl IntoView {
             .into_iter()
             .map(|a| {
                 let id = a.id.clone();
-                let label = format!("{} · node {} · {}", a.id, a.node, format_cents(a.balance_cents));
+                let label = format!("{} — {}", a.id, format_cents(a.balance_cents));
                 view! { <option value=id.clone() selected=move || selected.get() == id>{label}</option> }
             })
             .collect_view()
@@ -193,8 +193,8 @@ fn ResultCard(sent: Sent, result: RwSignal<Option<Sent>>) -> impl IntoView {
                     </div>
                     {response.reason.map(|r| view! {
                         <p class="result-reason" data-testid="transfer-reason">
-                            <strong>{reason_label(r)}</strong>
-                            {response.detail.clone().map(|d| format!(" — {d}"))}
+                            <span class="chip chip-bad">{reason_label(r)}</span>
+                            {response.detail.clone().map(|d| view! { <span class="result-detail">{d}</span> })}
                         </p>
                     })}
                     <ul class="votes" data-testid="transfer-votes">{votes}</ul>

@@ -1,0 +1,199 @@
+//! The panels in a real browser (headless Chromium via chromedriver):
+//! each test mounts one panel on a hand-made state and reads the DOM.
+//!
+//!   CHROMEDRIVER=/usr/bin/chromedriver cargo test -p frontend --target wasm32-unknown-unknown
+#![cfg(target_arch = "wasm32")]
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use frontend::app::Ctx;
+use frontend::components::{cluster::ClusterPanel, header::Header, protocol::ProtocolPanel, transfer::TransferPanel};
+use frontend::model::Model;
+use frontend::ws::Connection;
+use leptos::prelude::*;
+use shared::api::{
+    AccountView, ClusterView, ComponentStatus, CoordinatorView, Faults, LinkFault, NodeView, Stats, VoteView,
+};
+use shared::events::{Event, EventKind, Snapshot};
+use shared::wire::{AccountBalance, Decision, InDoubtTx};
+use wasm_bindgen::JsCast;
+use wasm_bindgen_test::*;
+use web_sys::{Element, HtmlElement, HtmlInputElement};
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+fn node(id: &str, account: &str, balance_cents: i64) -> NodeView {
+    NodeView {
+        id: id.into(),
+        addr: format!("127.0.0.1:{id}"),
+        status: ComponentStatus::Up,
+        accounts: vec![AccountBalance { id: account.into(), balance_cents }],
+        in_doubt: vec![],
+        in_doubt_detail: vec![],
+        locked_accounts: vec![],
+        link: LinkFault::default(),
+        supervised: true,
+        pid: Some(42),
+    }
+}
+
+fn cluster(total_cents: i64) -> ClusterView {
+    ClusterView {
+        coordinator: CoordinatorView { status: ComponentStatus::Up, demo_mode: true },
+        nodes: vec![node("6001", "A", 100_000), node("6002", "B", total_cents - 100_000)],
+        total_cents,
+        expected_total_cents: 200_000,
+        total_complete: true,
+    }
+}
+
+fn model_with(cluster: ClusterView) -> Model {
+    let mut model = Model::default();
+    model.set_cluster(cluster, 0);
+    model.accounts = vec![
+        AccountView { id: "A".into(), node: "6001".into(), balance_cents: 100_000 },
+        AccountView { id: "B".into(), node: "6002".into(), balance_cents: 100_000 },
+    ];
+    model
+}
+
+/// Mounts `panel` in a fresh container with `model` as the shared state;
+/// returns the container and the context to change the state later.
+fn mount<V: IntoView + 'static>(model: Model, panel: fn() -> V) -> (HtmlElement, Ctx) {
+    let document = document();
+    let container: HtmlElement = document.create_element("div").unwrap().unchecked_into();
+    document.body().unwrap().append_child(&container).unwrap();
+    let slot = Rc::new(Cell::new(None));
+    let out = Rc::clone(&slot);
+    let handle = leptos::mount::mount_to(container.clone(), move || {
+        let ctx = Ctx::new(model);
+        provide_context(ctx);
+        out.set(Some(ctx));
+        panel()
+    });
+    handle.forget();
+    (container, slot.get().expect("mounted"))
+}
+
+fn find(root: &HtmlElement, selector: &str) -> Option<Element> {
+    root.query_selector(selector).unwrap()
+}
+
+fn text_of(root: &HtmlElement, selector: &str) -> String {
+    find(root, selector).unwrap_or_else(|| panic!("no {selector}")).text_content().unwrap_or_default()
+}
+
+fn count(root: &HtmlElement, selector: &str) -> u32 {
+    root.query_selector_all(selector).unwrap().length()
+}
+
+async fn settle() {
+    for _ in 0..3 {
+        leptos::task::tick().await;
+    }
+}
+
+#[wasm_bindgen_test]
+async fn header_shows_the_invariant_and_turns_loud_when_violated() {
+    let (root, ctx) = mount(model_with(cluster(200_000)), || view! { <Header/> });
+    settle().await;
+    assert_eq!(text_of(&root, "[data-testid=invariant]"), "Total $2,000.00 ✓");
+    assert!(find(&root, "[data-testid=violation-banner]").is_none());
+
+    ctx.model.update(|m| m.set_cluster(cluster(190_000), 0));
+    settle().await;
+    assert!(text_of(&root, "[data-testid=invariant]").contains("≠"));
+    assert!(find(&root, ".invariant.violated").is_some());
+    assert!(find(&root, "[data-testid=violation-banner]").is_some());
+
+    ctx.connection.set(Connection::Reconnecting { attempt: 2, retry_in_ms: 1_000 });
+    settle().await;
+    assert!(text_of(&root, "[data-testid=reconnecting-banner]").contains("Reconnecting"));
+    assert_eq!(text_of(&root, "[data-testid=connection]"), "offline");
+}
+
+#[wasm_bindgen_test]
+async fn cluster_cards_show_status_balances_and_in_doubt_waits() {
+    let mut view = cluster(200_000);
+    view.nodes[1].status = ComponentStatus::Down;
+    view.nodes[0].locked_accounts = vec!["A".into()];
+    view.nodes[0].in_doubt = vec!["tx-doubt".into()];
+    view.nodes[0].in_doubt_detail = vec![InDoubtTx { tx_id: "tx-doubt".into(), prepared_for_ms: 4_000 }];
+    let (root, _ctx) = mount(model_with(view), || view! { <ClusterPanel/> });
+    settle().await;
+    assert_eq!(text_of(&root, "[data-testid=balance-A]"), "$1,000.00");
+    assert_eq!(text_of(&root, "[data-testid=node-status-6002]"), "down");
+    assert!(find(&root, "[data-testid=node-card-6002].is-down").is_some());
+    assert!(text_of(&root, "[data-testid=in-doubt-6001]").contains("waiting"));
+    assert!(find(&root, ".account.is-locked").is_some());
+    let restart: HtmlElement = find(&root, "[data-testid=restart-6002]").unwrap().unchecked_into();
+    assert!(!restart.has_attribute("disabled"), "a down node can be restarted");
+    assert!(find(&root, "[data-testid=crash-6002]").unwrap().has_attribute("disabled"));
+}
+
+fn ev(seq: u64, kind: EventKind) -> Event {
+    Event { seq, ts_ms: 1_000 + seq, kind }
+}
+
+#[wasm_bindgen_test]
+async fn protocol_view_draws_the_latest_transaction_as_it_happens() {
+    let (root, ctx) = mount(Model::default(), || view! { <ProtocolPanel/> });
+    let snapshot = Snapshot { cluster: cluster(200_000), transactions: vec![], stats: Stats::default(), faults: Faults::default() };
+    let events = vec![
+        ev(1, EventKind::Snapshot(Box::new(snapshot))),
+        ev(
+            2,
+            EventKind::TxStarted {
+                tx_id: "t1".into(),
+                from: "A".into(),
+                to: "B".into(),
+                amount_cents: 100,
+                nodes: vec!["6001".into(), "6002".into()],
+                one_phase: false,
+            },
+        ),
+        ev(3, EventKind::PrepareSent { tx_id: "t1".into(), node: "6001".into() }),
+        ev(4, EventKind::PrepareSent { tx_id: "t1".into(), node: "6002".into() }),
+        ev(5, EventKind::Vote { tx_id: "t1".into(), node: "6001".into(), vote: VoteView::Ready, reason: None }),
+    ];
+    ctx.model.update(|m| {
+        for e in events {
+            m.fold(e, 0);
+        }
+    });
+    settle().await;
+    assert_eq!(count(&root, "[data-testid=sequence-diagram] .seq-row"), 4);
+    assert_eq!(count(&root, "[data-testid=sequence-diagram] .lane"), 3);
+    assert_eq!(count(&root, "[data-testid=event-log] li"), 4);
+
+    ctx.model.update(|m| {
+        m.fold(ev(6, EventKind::Decision { tx_id: "t1".into(), decision: Decision::Commit, reason: None }), 0);
+    });
+    settle().await;
+    assert_eq!(count(&root, "[data-testid=sequence-diagram] .seq-row"), 5);
+    assert!(text_of(&root, "[data-testid=sequence-diagram]").contains("decide COMMIT"));
+    assert!(find(&root, "[data-testid=sequence-diagram] .msg.tone-good").is_some(), "the ready vote is green");
+}
+
+#[wasm_bindgen_test]
+async fn transfer_form_refuses_bad_input_before_sending() {
+    let (root, _ctx) = mount(model_with(cluster(200_000)), || view! { <TransferPanel/> });
+    settle().await;
+    assert_eq!(count(&root, "[data-testid=transfer-from] option"), 2);
+
+    let amount: HtmlInputElement = find(&root, "[data-testid=transfer-amount]").unwrap().unchecked_into();
+    amount.set_value("12.345");
+    let input = web_sys::Event::new_with_event_init_dict("input", &{
+        let init = web_sys::EventInit::new();
+        init.set_bubbles(true);
+        init
+    })
+    .unwrap();
+    amount.dispatch_event(&input).unwrap();
+    let submit: HtmlElement = find(&root, "[data-testid=transfer-submit]").unwrap().unchecked_into();
+    submit.click();
+    settle().await;
+    assert!(text_of(&root, "[data-testid=transfer-error]").contains("at most two decimals"));
+    assert!(find(&root, "[data-testid=transfer-result]").is_none(), "nothing was sent");
+}
