@@ -19,7 +19,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use crate::limits::{LEDGER_ENTRIES_KEPT_MAX, OPS_PER_TX_MAX, PARTICIPANT_OUTCOMES_KEPT_MAX, PARTICIPANT_TX_ACTIVE_MAX};
+use crate::limits::{AMOUNT_CENTS_MAX, LEDGER_ENTRIES_KEPT_MAX, OPS_PER_TX_MAX, PARTICIPANT_OUTCOMES_KEPT_MAX, PARTICIPANT_TX_ACTIVE_MAX};
 use crate::protocol::record::{ParticipantCheckpoint, ParticipantRecord};
 use crate::wire::{
     AbortReason, AccountBalance, AccountId, Decision, InDoubtTx, LedgerEntry, NodeId, Op, ParticipantCrashPoint, Reply,
@@ -357,7 +357,8 @@ impl Participant {
     }
 
     fn validate(&self, ops: &[Op]) -> Result<(), AbortReason> {
-        if ops.is_empty() || ops.len() > OPS_PER_TX_MAX || ops.iter().any(|op| op.delta_cents == 0) {
+        let bad_delta = |op: &Op| op.delta_cents == 0 || op.delta_cents.unsigned_abs() > AMOUNT_CENTS_MAX as u64;
+        if ops.is_empty() || ops.len() > OPS_PER_TX_MAX || ops.iter().any(bad_delta) {
             return Err(AbortReason::InvalidRequest);
         }
         if ops.iter().any(|op| !self.balances.contains_key(&op.account)) {
@@ -396,11 +397,11 @@ impl Participant {
     fn locked(&mut self, now_us: u64, tx_id: TxId, out: &mut Vec<Action>) {
         let Some(tx) = self.txs.get(&tx_id) else { return };
         let (peer, one_phase, ops, ts) = (tx.peer, tx.one_phase, tx.ops.clone(), tx.ts);
-        if !self.funds_suffice(&ops) {
+        if let Err(reason) = self.check_funds(&ops) {
             self.txs.remove(&tx_id);
             self.unlock(&tx_id, &ops);
             self.remember(tx_id.clone(), Decision::Abort);
-            out.push(Action::Send { to: peer, msg: refusal(&tx_id, one_phase, AbortReason::InsufficientFunds) });
+            out.push(Action::Send { to: peer, msg: refusal(&tx_id, one_phase, reason) });
             // The released locks may let others in; the caller's loop (or the
             // next release) grants them.
             return;
@@ -409,7 +410,7 @@ impl Participant {
             self.txs.remove(&tx_id);
             self.unlock(&tx_id, &ops);
             if let Err(e) = self.apply(&tx_id, &ops) {
-                // funds_suffice just checked this: a failure is a bug.
+                // check_funds just checked this: a failure is a bug.
                 panic!("applying a checked one-phase transaction failed: {e}");
             }
             self.remember(tx_id.clone(), Decision::Commit);
@@ -431,13 +432,19 @@ impl Participant {
         self.send_when_durable(seq, Action::Send { to: peer, msg: vote }, out);
     }
 
-    fn funds_suffice(&self, ops: &[Op]) -> bool {
+    /// Checks the balance after every op, in order, exactly as `apply` will
+    /// apply them: never negative, never overflowing. Once this passes with
+    /// the locks held, applying cannot fail.
+    fn check_funds(&self, ops: &[Op]) -> Result<(), AbortReason> {
         let mut after: BTreeMap<&AccountId, i64> = BTreeMap::new();
         for op in ops {
             let balance = after.entry(&op.account).or_insert_with(|| self.balances.get(&op.account).copied().unwrap_or(0));
-            *balance = balance.saturating_add(op.delta_cents);
+            *balance = balance.checked_add(op.delta_cents).ok_or(AbortReason::InvalidRequest)?;
+            if *balance < 0 {
+                return Err(AbortReason::InsufficientFunds);
+            }
         }
-        after.values().all(|b| *b >= 0)
+        Ok(())
     }
 
     fn on_commit(&mut self, now_us: u64, from: PeerId, tx_id: TxId, out: &mut Vec<Action>) {
