@@ -1,0 +1,191 @@
+//! The load: which transfers to make, C closed-loop clients making them
+//! until a deadline, and the tally of what happened and how long it took.
+//!
+//! Each client runs one transfer at a time (closed loop), so C is exactly
+//! the number of transfers in flight. Transfers that start during the
+//! warm-up are not measured; the measured window ends when the last transfer
+//! started before the deadline finishes.
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+/// The accounts of each node, and the size of the transfers.
+pub struct Workload {
+    pub by_node: Vec<Vec<String>>,
+    pub amount_cents_max: i64,
+}
+
+/// One transfer to make: always between two different nodes (2PC).
+pub struct Transfer<'a> {
+    pub from_node: usize,
+    pub to_node: usize,
+    pub from: &'a str,
+    pub to: &'a str,
+    pub amount_cents: i64,
+}
+
+impl Workload {
+    pub fn pick(&self, rng: &mut StdRng) -> Transfer<'_> {
+        let nodes = self.by_node.len();
+        assert!(
+            nodes >= 2,
+            "transfers between nodes need at least two nodes"
+        );
+        let from_node = rng.random_range(0..nodes);
+        let to_node = (from_node + rng.random_range(1..nodes)) % nodes;
+        let from = &self.by_node[from_node][rng.random_range(0..self.by_node[from_node].len())];
+        let to = &self.by_node[to_node][rng.random_range(0..self.by_node[to_node].len())];
+        Transfer {
+            from_node,
+            to_node,
+            from,
+            to,
+            amount_cents: rng.random_range(1..=self.amount_cents_max),
+        }
+    }
+}
+
+/// What one transfer came to.
+pub enum Outcome {
+    Committed,
+    /// Aborted by the protocol, with the API's reason.
+    Aborted(String),
+    /// No transfer outcome (HTTP error status, broken connection, ...).
+    Error(String),
+}
+
+/// Something that can make transfers (one per client).
+pub trait Client {
+    async fn transfer(&mut self, transfer: Transfer<'_>) -> Outcome;
+}
+
+#[derive(Default)]
+pub struct Tally {
+    pub committed: u64,
+    pub aborted: BTreeMap<String, u64>,
+    pub errors: BTreeMap<String, u64>,
+    pub latencies_us: Vec<u32>,
+}
+
+impl Tally {
+    fn record(&mut self, outcome: &Outcome, latency: Duration) {
+        match outcome {
+            Outcome::Committed => self.committed += 1,
+            Outcome::Aborted(reason) => *self.aborted.entry(reason.clone()).or_default() += 1,
+            Outcome::Error(what) => *self.errors.entry(what.clone()).or_default() += 1,
+        }
+        self.latencies_us
+            .push(u32::try_from(latency.as_micros()).unwrap_or(u32::MAX));
+    }
+
+    fn merge(&mut self, other: Tally) {
+        self.committed += other.committed;
+        for (k, v) in other.aborted {
+            *self.aborted.entry(k).or_default() += v;
+        }
+        for (k, v) in other.errors {
+            *self.errors.entry(k).or_default() += v;
+        }
+        self.latencies_us.extend(other.latencies_us);
+    }
+
+    pub fn aborted_total(&self) -> u64 {
+        self.aborted.values().sum()
+    }
+
+    pub fn errors_total(&self) -> u64 {
+        self.errors.values().sum()
+    }
+
+    /// Latency percentiles in ms: p50, p99, p99.9, max.
+    pub fn percentiles_ms(&mut self) -> [f64; 4] {
+        if self.latencies_us.is_empty() {
+            return [0.0; 4];
+        }
+        self.latencies_us.sort_unstable();
+        let sorted = &self.latencies_us;
+        let at = |p: f64| {
+            let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+            f64::from(sorted[rank.clamp(1, sorted.len()) - 1]) / 1000.0
+        };
+        [
+            at(50.0),
+            at(99.0),
+            at(99.9),
+            f64::from(sorted[sorted.len() - 1]) / 1000.0,
+        ]
+    }
+}
+
+pub struct Run {
+    /// Transfers started in the measured window.
+    pub measured: Tally,
+    /// From the end of the warm-up to the last measured completion.
+    pub elapsed: Duration,
+    /// Every committed transfer, warm-up included (for the audit).
+    pub committed_all: u64,
+    /// Every transfer without an outcome, warm-up included.
+    pub errors_all: u64,
+}
+
+/// Runs `clients` closed-loop clients (on the current thread's `LocalSet`)
+/// for `warmup` then `measure`.
+pub async fn drive<C: Client + 'static>(
+    clients: Vec<C>,
+    workload: Rc<Workload>,
+    warmup: Duration,
+    measure: Duration,
+) -> Run {
+    let start = Instant::now() + warmup;
+    let end = start + measure;
+    let mut tasks = Vec::new();
+    for (i, mut client) in clients.into_iter().enumerate() {
+        let workload = workload.clone();
+        tasks.push(tokio::task::spawn_local(async move {
+            let mut rng = StdRng::seed_from_u64(0x2bc_0000 + i as u64);
+            let mut tally = Tally::default();
+            let (mut committed_all, mut errors_all, mut last_done) = (0u64, 0u64, start);
+            loop {
+                let began = Instant::now();
+                if began >= end {
+                    break;
+                }
+                let transfer = workload.pick(&mut rng);
+                let outcome = client.transfer(transfer).await;
+                let done = Instant::now();
+                match outcome {
+                    Outcome::Committed => committed_all += 1,
+                    Outcome::Error(_) => errors_all += 1,
+                    Outcome::Aborted(_) => {}
+                }
+                if began >= start {
+                    tally.record(&outcome, done - began);
+                    last_done = last_done.max(done);
+                }
+            }
+            (tally, committed_all, errors_all, last_done)
+        }));
+    }
+    let mut run = Run {
+        measured: Tally::default(),
+        elapsed: Duration::ZERO,
+        committed_all: 0,
+        errors_all: 0,
+    };
+    let mut last_done = start;
+    for task in tasks {
+        let (tally, committed_all, errors_all, done) = task.await.expect("a client task panicked");
+        run.measured.merge(tally);
+        run.committed_all += committed_all;
+        run.errors_all += errors_all;
+        last_done = last_done.max(done);
+    }
+    run.elapsed = last_done
+        .saturating_duration_since(start)
+        .max(Duration::from_millis(1));
+    run
+}

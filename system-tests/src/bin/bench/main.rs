@@ -1,0 +1,643 @@
+//! `bench`: starts a fresh cluster on free ports in a temp dir, drives
+//! transfers at it with C concurrent closed-loop clients for D seconds, and
+//! prints throughput, aborts by reason, latency percentiles and log forces
+//! per committed transfer on each process; then checks the money invariants.
+//!
+//! Modules:
+//! - `load`: the workload, the client loop, the tally.
+//! - `http_client`: a minimal keep-alive HTTP/1.1 client (one per client).
+//! - `node_link`: a `shared::wire` connection to a participant.
+//! - `cpu`: CPU time of each process, from `/proc`.
+//! - `direct`: `--direct`, the participants driven by the bench's own
+//!   minimal 2PC coordinator (no HTTP, no coordinator process).
+//!
+//! Build first: `cargo build --release -p backend -p participant`.
+
+mod cpu;
+mod direct;
+mod http_client;
+mod load;
+mod node_link;
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use serde::Deserialize;
+use system_tests::{Cluster, Options};
+
+use crate::direct::{Clock, DecisionLog, DirectClient, Participants};
+use crate::http_client::HttpConn;
+use crate::load::{Client, Outcome, Run, Transfer, Workload};
+use crate::node_link::NodeLink;
+
+const SECONDS_MAX: u64 = 600;
+const CLIENTS_MAX: usize = 4_096;
+/// Accounts per node in `--hot` mode unless `--accounts-per-node` says otherwise.
+const HOT_ACCOUNTS_PER_NODE: u32 = 2;
+const COLD_ACCOUNTS_PER_NODE: u32 = 1_000;
+
+/// Benchmark of the 2PC money-transfer system: starts a fresh cluster
+/// (coordinator + participants, fsync on, on 127.0.0.1 free ports), drives
+/// cross-node transfers with C concurrent clients over keep-alive
+/// connections for D seconds, prints committed/s, aborted/s by reason,
+/// latency p50/p99/p99.9/max and log forces per committed transfer on each
+/// process, then checks that money was conserved.
+///
+/// Needs `cargo build --release -p backend -p participant` first.
+#[derive(Debug, Clone, Parser)]
+#[command(about, long_about)]
+struct Args {
+    /// Participant processes.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(2..=26))]
+    nodes: u16,
+    /// Accounts on each node [default: 1000, or 2 with --hot].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    accounts_per_node: Option<u32>,
+    /// Contention: a few hot accounts (2 per node unless --accounts-per-node).
+    #[arg(long)]
+    hot: bool,
+    /// Concurrent clients (transfers in flight).
+    #[arg(long, default_value_t = 64)]
+    clients: usize,
+    /// Measured seconds.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Seconds of load before measuring.
+    #[arg(long, default_value_t = 1)]
+    warmup_seconds: u64,
+    /// Drive the participants directly over TCP with the bench's own minimal
+    /// 2PC coordinator (no HTTP, no coordinator process).
+    #[arg(long)]
+    direct: bool,
+    /// Run C = --sweep-clients, without and with contention, and print a table.
+    #[arg(long)]
+    sweep: bool,
+    /// Client counts for --sweep.
+    #[arg(long, value_delimiter = ',', default_value = "1,4,16,64,256")]
+    sweep_clients: Vec<usize>,
+    /// Opening balance of every account (large, so that no transfer fails for funds).
+    #[arg(long, default_value_t = 1_000_000_000)]
+    balance_cents: i64,
+    /// Each transfer moves 1 to this many cents.
+    #[arg(long, default_value_t = 100)]
+    amount_cents_max: i64,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if let Err(e) = validate(&args) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
+    // One thread: the load generator shares the machine with the system
+    // under test and should take as little of it as it can.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let local = tokio::task::LocalSet::new();
+    match local.block_on(&runtime, run_all(args)) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn validate(args: &Args) -> Result<(), String> {
+    if args.seconds == 0 || args.seconds > SECONDS_MAX || args.warmup_seconds > SECONDS_MAX {
+        return Err(format!(
+            "--seconds must be 1 to {SECONDS_MAX} and --warmup-seconds at most {SECONDS_MAX}"
+        ));
+    }
+    let all_clients = std::iter::once(args.clients).chain(args.sweep_clients.iter().copied());
+    if all_clients.into_iter().any(|c| c == 0 || c > CLIENTS_MAX) {
+        return Err(format!("client counts must be 1 to {CLIENTS_MAX}"));
+    }
+    if args.amount_cents_max < 1 || args.balance_cents < 1 {
+        return Err("--amount-cents-max and --balance-cents must be positive".to_string());
+    }
+    Ok(())
+}
+
+/// Runs what was asked; Ok(false) if an invariant check failed.
+async fn run_all(args: Args) -> anyhow::Result<bool> {
+    if !args.sweep {
+        let report = run_one(&args).await?;
+        print!("{}", report.text());
+        return Ok(report.invariants.is_ok());
+    }
+    let mut reports = Vec::new();
+    for hot in [false, true] {
+        for &clients in &args.sweep_clients {
+            let point = Args {
+                hot,
+                clients,
+                ..args.clone()
+            };
+            let report = run_one(&point).await?;
+            print!("{}", report.text());
+            reports.push(report);
+        }
+    }
+    println!();
+    print!("{}", table(&reports));
+    Ok(reports.iter().all(|r| r.invariants.is_ok()))
+}
+
+/// What one run measured.
+struct Report {
+    mode: &'static str,
+    hot: bool,
+    nodes: u16,
+    accounts_per_node: u32,
+    clients: usize,
+    run: Run,
+    /// (process, forces per committed transfer)
+    forces: Vec<(String, f64)>,
+    /// (process, CPU microseconds per committed transfer)
+    cpu_us: Vec<(String, f64)>,
+    invariants: Result<String, String>,
+}
+
+impl Report {
+    fn committed_per_s(&self) -> f64 {
+        self.run.measured.committed as f64 / self.run.elapsed.as_secs_f64()
+    }
+
+    fn aborted_per_s(&self) -> f64 {
+        self.run.measured.aborted_total() as f64 / self.run.elapsed.as_secs_f64()
+    }
+
+    fn text(&self) -> String {
+        let mut tally = load::Tally {
+            latencies_us: self.run.measured.latencies_us.clone(),
+            ..Default::default()
+        };
+        let [p50, p99, p999, max] = tally.percentiles_ms();
+        let secs = self.run.elapsed.as_secs_f64();
+        let m = &self.run.measured;
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "\n== {} | {} nodes x {} accounts ({}) | {} clients | {:.1} s measured",
+            self.mode,
+            self.nodes,
+            self.accounts_per_node,
+            if self.hot {
+                "contention"
+            } else {
+                "no contention"
+            },
+            self.clients,
+            secs
+        );
+        let _ = writeln!(
+            out,
+            "committed   {:>9}  {:>10.1}/s",
+            m.committed,
+            self.committed_per_s()
+        );
+        let reasons: Vec<String> = m
+            .aborted
+            .iter()
+            .map(|(r, n)| format!("{r} {:.1}/s", *n as f64 / secs))
+            .collect();
+        let _ = writeln!(
+            out,
+            "aborted     {:>9}  {:>10.1}/s  {}",
+            m.aborted_total(),
+            self.aborted_per_s(),
+            if reasons.is_empty() {
+                String::new()
+            } else {
+                format!("({})", reasons.join(", "))
+            }
+        );
+        if m.errors_total() > 0 {
+            let errors: Vec<String> = m.errors.iter().map(|(r, n)| format!("{n} x {r}")).collect();
+            let _ = writeln!(
+                out,
+                "errors      {:>9}  ({})",
+                m.errors_total(),
+                errors.join("; ")
+            );
+        }
+        let _ = writeln!(
+            out,
+            "latency ms  p50 {p50:.3}  p99 {p99:.3}  p99.9 {p999:.3}  max {max:.3}"
+        );
+        let forces: Vec<String> = self
+            .forces
+            .iter()
+            .map(|(p, f)| format!("{p} {f:.3}"))
+            .collect();
+        let _ = writeln!(
+            out,
+            "log forces per committed transfer: {}",
+            forces.join(", ")
+        );
+        let cpu: Vec<String> = self
+            .cpu_us
+            .iter()
+            .map(|(p, us)| format!("{p} {us:.0}"))
+            .collect();
+        let total: f64 = self.cpu_us.iter().map(|(_, us)| us).sum();
+        let _ = writeln!(
+            out,
+            "CPU us per committed transfer: {} (total {total:.0})",
+            cpu.join(", ")
+        );
+        match &self.invariants {
+            Ok(what) => {
+                let _ = writeln!(out, "invariants: OK ({what})");
+            }
+            Err(what) => {
+                let _ = writeln!(out, "invariants: VIOLATED: {what}");
+            }
+        }
+        out
+    }
+}
+
+fn table(reports: &[Report]) -> String {
+    let mut out = String::new();
+    let procs: Vec<String> = reports
+        .first()
+        .map(|r| r.forces.iter().map(|(p, _)| p.clone()).collect())
+        .unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "| mode | contention | clients | committed/s | aborted/s | p50 ms | p99 ms | p99.9 ms | max ms | forces/commit ({}) | invariants |",
+        procs.join(" / ")
+    );
+    let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|");
+    for r in reports {
+        let mut tally = load::Tally {
+            latencies_us: r.run.measured.latencies_us.clone(),
+            ..Default::default()
+        };
+        let [p50, p99, p999, max] = tally.percentiles_ms();
+        let forces: Vec<String> = r.forces.iter().map(|(_, f)| format!("{f:.2}")).collect();
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.1} | {} | {} |",
+            r.mode,
+            if r.hot { "hot" } else { "none" },
+            r.clients,
+            r.committed_per_s(),
+            r.aborted_per_s(),
+            p50,
+            p99,
+            p999,
+            max,
+            forces.join(" / "),
+            if r.invariants.is_ok() {
+                "ok"
+            } else {
+                "VIOLATED"
+            }
+        );
+    }
+    out
+}
+
+fn accounts_per_node(args: &Args) -> u32 {
+    args.accounts_per_node.unwrap_or(if args.hot {
+        HOT_ACCOUNTS_PER_NODE
+    } else {
+        COLD_ACCOUNTS_PER_NODE
+    })
+}
+
+/// Account names as the coordinator makes them: A, B, ... or A1, A2, ...
+fn account_names(nodes: u16, per_node: u32) -> Vec<Vec<String>> {
+    (0..nodes)
+        .map(|i| {
+            let letter = char::from(b'A' + i as u8);
+            if per_node == 1 {
+                vec![letter.to_string()]
+            } else {
+                (1..=per_node).map(|k| format!("{letter}{k}")).collect()
+            }
+        })
+        .collect()
+}
+
+async fn run_one(args: &Args) -> anyhow::Result<Report> {
+    if args.direct {
+        run_direct(args).await
+    } else {
+        run_http(args).await
+    }
+}
+
+// ----- through the HTTP API -----
+
+struct HttpClient {
+    conn: HttpConn,
+    body: Vec<u8>,
+}
+
+#[derive(Deserialize)]
+struct AnswerBody {
+    reason: Option<String>,
+    error: Option<String>,
+}
+
+impl Client for HttpClient {
+    async fn transfer(&mut self, t: Transfer<'_>) -> Outcome {
+        self.body.clear();
+        use std::io::Write;
+        let _ = write!(
+            self.body,
+            r#"{{"from":"{}","to":"{}","amount_cents":{}}}"#,
+            t.from, t.to, t.amount_cents
+        );
+        match self.conn.post_json("/api/transfers", &self.body).await {
+            Ok(answer) if answer.status == 200 => Outcome::Committed,
+            Ok(answer) => {
+                let body: Option<AnswerBody> = serde_json::from_slice(&answer.body).ok();
+                match (answer.status, body) {
+                    (
+                        409,
+                        Some(AnswerBody {
+                            reason: Some(reason),
+                            ..
+                        }),
+                    ) => Outcome::Aborted(reason),
+                    (
+                        status,
+                        Some(AnswerBody {
+                            error: Some(error), ..
+                        }),
+                    ) => Outcome::Error(format!("HTTP {status}: {error}")),
+                    (status, _) => Outcome::Error(format!("HTTP {status}")),
+                }
+            }
+            Err(e) => Outcome::Error(format!("connection: {e}")),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct StatsBody {
+    committed: u64,
+    log_forces: u64,
+}
+
+async fn coordinator_stats(cluster: &Cluster) -> anyhow::Result<StatsBody> {
+    let (status, body) = cluster.get("/api/stats").await;
+    anyhow::ensure!(status == 200, "GET /api/stats answered {status}: {body}");
+    Ok(serde_json::from_value(body)?)
+}
+
+async fn node_forces(links: &[NodeLink]) -> anyhow::Result<Vec<u64>> {
+    let mut forces = Vec::new();
+    for link in links {
+        forces.push(link.status().await?.log_forces);
+    }
+    Ok(forces)
+}
+
+async fn run_http(args: &Args) -> anyhow::Result<Report> {
+    let per_node = accounts_per_node(args);
+    let options = Options {
+        nodes: args.nodes,
+        accounts_per_node: per_node,
+        balance_cents: args.balance_cents,
+        demo: false,
+        ..Options::default()
+    };
+    let cluster = Cluster::start(options).await;
+    let view = cluster.cluster().await;
+    let by_node: Vec<Vec<String>> = view
+        .nodes
+        .iter()
+        .map(|n| n.accounts.iter().map(|a| a.id.clone()).collect())
+        .collect();
+    let sorted = |lists: &[Vec<String>]| {
+        lists
+            .iter()
+            .map(|l| l.iter().cloned().collect::<std::collections::BTreeSet<_>>())
+            .collect::<Vec<_>>()
+    };
+    anyhow::ensure!(
+        sorted(&by_node) == sorted(&account_names(args.nodes, per_node)),
+        "the cluster's accounts are not the expected ones"
+    );
+    let mut links = Vec::new();
+    for node in &view.nodes {
+        let addr: SocketAddr = node
+            .addr
+            .parse()
+            .with_context(|| format!("node {} has no address", node.id))?;
+        links.push(NodeLink::connect(addr).await?);
+    }
+    let addr: SocketAddr = cluster.base_url.trim_start_matches("http://").parse()?;
+    let mut procs = vec![(
+        "coordinator".to_string(),
+        cluster.coordinator_pid().context("no coordinator pid")?,
+    )];
+    for node in &view.nodes {
+        procs.push((
+            node.id.clone(),
+            node.pid
+                .with_context(|| format!("node {} has no pid", node.id))?,
+        ));
+    }
+    procs.push(("bench".to_string(), std::process::id()));
+    let coordinator_before = coordinator_stats(&cluster).await?;
+    let nodes_before = node_forces(&links).await?;
+    let cpu_before = cpu::times(&procs);
+
+    let workload = Rc::new(Workload {
+        by_node,
+        amount_cents_max: args.amount_cents_max,
+    });
+    let clients = (0..args.clients)
+        .map(|_| HttpClient {
+            conn: HttpConn::new(addr),
+            body: Vec::with_capacity(128),
+        })
+        .collect();
+    let run = load::drive(
+        clients,
+        workload,
+        Duration::from_secs(args.warmup_seconds),
+        Duration::from_secs(args.seconds),
+    )
+    .await;
+    let cpu_us = cpu::per_commit(&procs, &cpu_before, run.committed_all);
+
+    let view = cluster.wait_quiescent().await;
+    let coordinator_after = coordinator_stats(&cluster).await?;
+    let nodes_after = node_forces(&links).await?;
+    let per_commit =
+        |before: u64, after: u64| (after - before) as f64 / run.committed_all.max(1) as f64;
+    let mut forces = vec![(
+        "coordinator".to_string(),
+        per_commit(coordinator_before.log_forces, coordinator_after.log_forces),
+    )];
+    for ((link, before), after) in links.iter().zip(&nodes_before).zip(&nodes_after) {
+        forces.push((link.node.clone(), per_commit(*before, *after)));
+    }
+    let balances: Vec<(String, i64)> = view
+        .nodes
+        .iter()
+        .flat_map(|n| n.accounts.iter().map(|a| (a.id.clone(), a.balance_cents)))
+        .collect();
+    let mut invariants = check_money(&balances, view.expected_total_cents);
+    if view.total_complete && invariants.is_ok() {
+        let counted = coordinator_after.committed - coordinator_before.committed;
+        if counted != run.committed_all && run.errors_all == 0 {
+            invariants = Err(format!(
+                "the coordinator counted {counted} commits but clients were told {}",
+                run.committed_all
+            ));
+        } else if let Ok(what) = &mut invariants {
+            let _ = write!(what, "; nothing in doubt or locked; coordinator counted {counted} commits, clients saw {}", run.committed_all);
+        }
+    } else if !view.total_complete {
+        invariants = Err("a node did not answer, so the total is partial".to_string());
+    }
+    Ok(Report {
+        mode: "http",
+        hot: args.hot,
+        nodes: args.nodes,
+        accounts_per_node: per_node,
+        clients: args.clients,
+        run,
+        forces,
+        cpu_us,
+        invariants,
+    })
+}
+
+/// Total conserved, nothing negative.
+fn check_money(balances: &[(String, i64)], expected_total_cents: i64) -> Result<String, String> {
+    let total: i64 = balances.iter().map(|(_, b)| b).sum();
+    let negative: Vec<&String> = balances
+        .iter()
+        .filter(|(_, b)| *b < 0)
+        .map(|(a, _)| a)
+        .collect();
+    if !negative.is_empty() {
+        return Err(format!("negative balances on {negative:?}"));
+    }
+    if total != expected_total_cents {
+        return Err(format!(
+            "total is {total} cents, expected {expected_total_cents}"
+        ));
+    }
+    Ok(format!(
+        "total {total} cents = expected, no negative balance"
+    ))
+}
+
+// ----- directly against the participants -----
+
+async fn run_direct(args: &Args) -> anyhow::Result<Report> {
+    let per_node = accounts_per_node(args);
+    let by_node = account_names(args.nodes, per_node);
+    let dir = tempfile::Builder::new().prefix("tpc-bench-").tempdir()?;
+    let participants = Participants::start(dir.path(), &by_node, args.balance_cents).await?;
+    let mut links = Vec::new();
+    for addr in &participants.addrs {
+        links.push(NodeLink::connect(*addr).await?);
+    }
+    let node_ids: Rc<Vec<String>> = Rc::new(links.iter().map(|l| l.node.clone()).collect());
+    let links = Rc::new(links);
+    let log = Arc::new(DecisionLog::open(&dir.path().join("coordinator"))?);
+    let clock = Rc::new(Clock::new());
+    let nodes_before = node_forces(&links).await?;
+    let log_before = log.forces();
+    let mut procs: Vec<(String, u32)> = node_ids.iter().cloned().zip(participants.pids()).collect();
+    procs.push(("bench".to_string(), std::process::id()));
+    let cpu_before = cpu::times(&procs);
+
+    let workload = Rc::new(Workload {
+        by_node: by_node.clone(),
+        amount_cents_max: args.amount_cents_max,
+    });
+    let clients = (0..args.clients)
+        .map(|id| DirectClient {
+            id,
+            links: links.clone(),
+            log: log.clone(),
+            clock: clock.clone(),
+            node_ids: node_ids.clone(),
+            next_tx: 0,
+        })
+        .collect();
+    let run = load::drive(
+        clients,
+        workload,
+        Duration::from_secs(args.warmup_seconds),
+        Duration::from_secs(args.seconds),
+    )
+    .await;
+    let cpu_us = cpu::per_commit(&procs, &cpu_before, run.committed_all);
+
+    // Settle: the last rollbacks and commits are applied asynchronously.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let statuses = loop {
+        let mut statuses = Vec::new();
+        for link in links.iter() {
+            statuses.push(link.status().await?);
+        }
+        let settled = statuses
+            .iter()
+            .all(|s| s.in_doubt.is_empty() && s.locked_accounts.is_empty());
+        if settled || tokio::time::Instant::now() > deadline {
+            break statuses;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let per_commit =
+        |before: u64, after: u64| (after - before) as f64 / run.committed_all.max(1) as f64;
+    let mut forces = vec![(
+        "bench-coordinator".to_string(),
+        per_commit(log_before, log.forces()),
+    )];
+    for (status, before) in statuses.iter().zip(&nodes_before) {
+        forces.push((status.node.clone(), per_commit(*before, status.log_forces)));
+    }
+    let balances: Vec<(String, i64)> = statuses
+        .iter()
+        .flat_map(|s| s.accounts.iter().map(|a| (a.id.clone(), a.balance_cents)))
+        .collect();
+    let expected = args.balance_cents * i64::from(args.nodes) * i64::from(per_node);
+    let unsettled: Vec<&String> = statuses
+        .iter()
+        .filter(|s| !s.in_doubt.is_empty() || !s.locked_accounts.is_empty())
+        .map(|s| &s.node)
+        .collect();
+    let invariants = if unsettled.is_empty() {
+        check_money(&balances, expected).map(|what| format!("{what}; nothing in doubt or locked"))
+    } else {
+        Err(format!(
+            "nodes {unsettled:?} still hold locks or in-doubt transactions"
+        ))
+    };
+    drop(participants);
+    Ok(Report {
+        mode: "direct",
+        hot: args.hot,
+        nodes: args.nodes,
+        accounts_per_node: per_node,
+        clients: args.clients,
+        run,
+        forces,
+        cpu_us,
+        invariants,
+    })
+}

@@ -1,0 +1,185 @@
+//! One persistent TCP connection to a participant, speaking `shared::wire`:
+//! many transactions in flight on it, replies routed to whoever waits for
+//! them (by `tx_id`, or by `req_id` for queries), outgoing lines batched into
+//! one write. The benchmark's own minimal coordinator uses it (`--direct`),
+//! and both modes use it to read each node's `log_forces`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context};
+use shared::limits::LINE_BYTES_MAX;
+use shared::wire::{decode_line, encode_line, NodeStatus, Query, QueryResult, Reply, Request};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::tcp::OwnedReadHalf;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+
+/// Lines waiting to be written.
+const OUTBOX_MAX: usize = 65_536;
+const QUERY_TIMEOUT_MS: u64 = 5_000;
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum Key {
+    Tx(String),
+    Query(u64),
+}
+
+type Waiters = Arc<Mutex<HashMap<Key, oneshot::Sender<Reply>>>>;
+
+pub struct NodeLink {
+    pub node: String,
+    outbox: mpsc::Sender<Vec<u8>>,
+    waiters: Waiters,
+    next_req_id: AtomicU64,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for NodeLink {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+impl NodeLink {
+    pub async fn connect(addr: SocketAddr) -> anyhow::Result<NodeLink> {
+        let stream = TcpStream::connect(addr)
+            .await
+            .with_context(|| format!("cannot connect to the participant at {addr}"))?;
+        stream.set_nodelay(true)?;
+        let (read, mut write) = stream.into_split();
+        let mut reader = BufReader::with_capacity(64 * 1024, read);
+        let mut line = Vec::new();
+        let node = match read_reply(&mut reader, &mut line).await? {
+            Some(Reply::Hello { node, .. }) => node,
+            other => bail!("the participant at {addr} did not say hello: {other:?}"),
+        };
+        let waiters: Waiters = Arc::new(Mutex::new(HashMap::new()));
+        let (outbox, mut queue) = mpsc::channel::<Vec<u8>>(OUTBOX_MAX);
+        let writer = tokio::spawn(async move {
+            let mut buf = Vec::with_capacity(64 * 1024);
+            while let Some(first) = queue.recv().await {
+                buf.clear();
+                buf.extend_from_slice(&first);
+                while buf.len() < 256 * 1024 {
+                    match queue.try_recv() {
+                        Ok(line) => buf.extend_from_slice(&line),
+                        Err(_) => break,
+                    }
+                }
+                if write.write_all(&buf).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let reader_waiters = waiters.clone();
+        let reader_node = node.clone();
+        let reader = tokio::spawn(async move {
+            loop {
+                let reply = match read_reply(&mut reader, &mut line).await {
+                    Ok(Some(reply)) => reply,
+                    Ok(None) => return,
+                    Err(e) => {
+                        eprintln!("bench: connection to node {reader_node} failed: {e:#}");
+                        return;
+                    }
+                };
+                let key = match &reply {
+                    Reply::Vote { tx_id, .. }
+                    | Reply::Ack { tx_id, .. }
+                    | Reply::Outcome { tx_id, .. } => Key::Tx(tx_id.clone()),
+                    Reply::QueryResult { req_id, .. } => Key::Query(*req_id),
+                    Reply::Error { message } => {
+                        eprintln!("bench: node {reader_node} says: {message}");
+                        continue;
+                    }
+                    Reply::Hello { .. } | Reply::InDoubt { .. } => continue,
+                };
+                let waiter = reader_waiters.lock().expect("waiters lock").remove(&key);
+                if let Some(waiter) = waiter {
+                    let _ = waiter.send(reply);
+                }
+            }
+        });
+        Ok(NodeLink {
+            node,
+            outbox,
+            waiters,
+            next_req_id: AtomicU64::new(1),
+            tasks: vec![writer, reader],
+        })
+    }
+
+    /// Registers interest in the next reply about `tx_id` (a vote, an ack or
+    /// an outcome). Register before sending the request it answers.
+    pub fn expect(&self, tx_id: &str) -> oneshot::Receiver<Reply> {
+        let (tx, rx) = oneshot::channel();
+        self.waiters
+            .lock()
+            .expect("waiters lock")
+            .insert(Key::Tx(tx_id.to_string()), tx);
+        rx
+    }
+
+    /// Stops waiting for a reply about `tx_id` (after a timeout).
+    pub fn forget(&self, tx_id: &str) {
+        self.waiters
+            .lock()
+            .expect("waiters lock")
+            .remove(&Key::Tx(tx_id.to_string()));
+    }
+
+    pub fn send(&self, msg: &Request) -> anyhow::Result<()> {
+        self.outbox
+            .try_send(encode_line(msg))
+            .map_err(|_| anyhow!("the link to node {} is closed or full", self.node))
+    }
+
+    pub async fn status(&self) -> anyhow::Result<NodeStatus> {
+        let req_id = self.next_req_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.waiters
+            .lock()
+            .expect("waiters lock")
+            .insert(Key::Query(req_id), tx);
+        self.send(&Request::Query {
+            req_id,
+            query: Query::Status,
+        })?;
+        let reply = tokio::time::timeout(Duration::from_millis(QUERY_TIMEOUT_MS), rx)
+            .await
+            .map_err(|_| anyhow!("node {} did not answer a status query", self.node))?
+            .map_err(|_| anyhow!("the connection to node {} closed", self.node))?;
+        match reply {
+            Reply::QueryResult {
+                result: QueryResult::Status(status),
+                ..
+            } => Ok(status),
+            other => bail!("node {} answered a status query with {other:?}", self.node),
+        }
+    }
+}
+
+async fn read_reply(
+    reader: &mut BufReader<OwnedReadHalf>,
+    line: &mut Vec<u8>,
+) -> anyhow::Result<Option<Reply>> {
+    line.clear();
+    let n = (&mut *reader)
+        .take(LINE_BYTES_MAX as u64 + 1)
+        .read_until(b'\n', line)
+        .await?;
+    if n == 0 {
+        return Ok(None);
+    }
+    if line.last() != Some(&b'\n') {
+        bail!("a line longer than {LINE_BYTES_MAX} bytes, or a connection closed mid-line");
+    }
+    line.pop();
+    Ok(Some(decode_line::<Reply>(line)?))
+}
