@@ -223,6 +223,33 @@ fn mentioned_nodes(kind: &EventKind) -> Vec<NodeId> {
     }
 }
 
+/// While a transaction waits in doubt, the coordinator's sweep asks each
+/// node again every second and each node reports the same thing: draw one
+/// query and one report per node until something else happens.
+#[derive(Default)]
+struct RepeatFilter {
+    /// (is a report, node) drawn since the last other event.
+    seen: Vec<(bool, NodeId)>,
+}
+
+impl RepeatFilter {
+    fn is_repeat(&mut self, kind: &EventKind) -> bool {
+        let key = match kind {
+            EventKind::RecoveryQuery { node } => (false, node.clone()),
+            EventKind::InDoubtReported { node, .. } => (true, node.clone()),
+            _ => {
+                self.seen.clear();
+                return false;
+            }
+        };
+        if self.seen.contains(&key) {
+            return true;
+        }
+        self.seen.push(key);
+        false
+    }
+}
+
 /// `+0 ms`, `+12 ms`, `+1.5 s`.
 fn elapsed_label(ms: u64) -> String {
     if ms < 1_000 {
@@ -268,7 +295,11 @@ pub fn layout(nodes: &[NodeId], events: &[Event]) -> Layout {
     let first_ts_ms = events.iter().map(|e| e.ts_ms).min().unwrap_or(0);
 
     let mut rows = Vec::new();
+    let mut repeats = RepeatFilter::default();
     for event in events {
+        if repeats.is_repeat(&event.kind) {
+            continue;
+        }
         let Some((glyph, label, tone)) = glyph_of(&event.kind) else {
             continue;
         };
@@ -528,6 +559,27 @@ mod tests {
         assert_eq!(layout.rows[0].time_label, "+0 ms");
         assert_eq!(layout.rows[3].time_label, "+3 ms");
         assert_eq!(layout.rows[5].time_label, "+3.0 s");
+    }
+
+    #[test]
+    fn repeated_in_doubt_sweeps_draw_once_until_something_else_happens() {
+        let report = |seq, node: &str| {
+            ev(seq, seq, EventKind::InDoubtReported { node: node.into(), tx_ids: vec!["t".into()] })
+        };
+        let query = |seq, node: &str| ev(seq, seq, EventKind::RecoveryQuery { node: node.into() });
+        let events = vec![
+            query(1, "6001"),
+            report(2, "6001"),
+            report(3, "6002"),
+            report(4, "6001"),
+            query(5, "6001"),
+            report(6, "6002"),
+            ev(7, 7, EventKind::Resolved { tx_id: "t".into(), node: "6001".into(), decision: Decision::Commit }),
+            report(8, "6002"),
+        ];
+        let layout = layout(&nodes(), &events);
+        let labels: Vec<&str> = layout.rows.iter().map(|r| r.label.as_str()).collect();
+        assert_eq!(labels, vec!["in doubt?", "in doubt: 1", "in doubt: 1", "resolve: commit", "in doubt: 1"]);
     }
 
     #[test]

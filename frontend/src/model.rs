@@ -24,6 +24,9 @@ use crate::format::{describe_event, Tone};
 
 /// Lines kept in the live event log.
 pub const EVENT_LOG_LINES_MAX: usize = 300;
+/// A line equal to one of this many latest lines is counted on it instead
+/// of added (two nodes reporting in turn still collapse).
+pub const LOG_REPEAT_WINDOW_LINES: usize = 4;
 /// Transactions kept in the history table.
 pub const HISTORY_ROWS_MAX: usize = 50;
 /// Transactions whose live timeline is kept (for the sequence diagram).
@@ -43,6 +46,9 @@ pub struct LogLine {
     pub text: String,
     pub tone: Tone,
     pub tx_id: Option<TxId>,
+    /// How many times this same line arrived in a row (see
+    /// [`LOG_REPEAT_WINDOW_LINES`]); the time is the latest one's.
+    pub repeats: u32,
 }
 
 /// The protocol events of one transaction, in arrival order.
@@ -177,6 +183,20 @@ impl Model {
         }
     }
 
+    /// Adopts a timeline fetched over HTTP (`GET /api/transactions/{id}`)
+    /// for a transaction that started before this page connected. Live
+    /// events already seen for it are kept after the fetched ones.
+    pub fn adopt_timeline(&mut self, tx_id: &str, fetched: Vec<Event>) {
+        let merged = merge_timelines(&fetched, self.timeline(tx_id));
+        self.timelines.retain(|t| t.tx_id != tx_id);
+        let mut events = merged;
+        events.truncate(TIMELINE_EVENTS_MAX);
+        self.timelines.push_back(Timeline { tx_id: tx_id.to_string(), events });
+        while self.timelines.len() > TIMELINES_KEPT_MAX {
+            self.timelines.pop_front();
+        }
+    }
+
     /// The WebSocket closed: state is kept but no longer live.
     pub fn connection_lost(&mut self) {
         self.synced = false;
@@ -249,6 +269,16 @@ impl Model {
 
     fn push_log(&mut self, event: &Event) {
         let (text, tone) = describe_event(&event.kind);
+        let tx_id = event.kind.tx_id().map(str::to_string);
+        // Periodic reports (in-doubt sweeps) repeat: count them on the
+        // recent line instead of flooding the log.
+        let recent = self.log.iter_mut().rev().take(LOG_REPEAT_WINDOW_LINES);
+        if let Some(line) = recent.into_iter().find(|l| l.text == text && l.tx_id == tx_id) {
+            line.repeats += 1;
+            line.seq = event.seq;
+            line.ts_ms = event.ts_ms;
+            return;
+        }
         self.next_log_id += 1;
         self.log.push_back(LogLine {
             id: self.next_log_id,
@@ -256,7 +286,8 @@ impl Model {
             ts_ms: event.ts_ms,
             text,
             tone,
-            tx_id: event.kind.tx_id().map(str::to_string),
+            tx_id,
+            repeats: 1,
         });
         while self.log.len() > EVENT_LOG_LINES_MAX {
             self.log.pop_front();
@@ -936,11 +967,37 @@ mod tests {
     }
 
     #[test]
+    fn repeated_reports_are_counted_on_one_log_line() {
+        let mut model = Model::default();
+        model.fold(snapshot(0), 0);
+        for round in 0..3u64 {
+            for (i, node) in ["6001", "6002"].iter().enumerate() {
+                let seq = 1 + round * 2 + i as u64;
+                model.fold(ev(seq, EventKind::InDoubtReported { node: (*node).into(), tx_ids: vec!["t".into()] }), 0);
+            }
+        }
+        assert_eq!(model.log.len(), 2);
+        assert_eq!(model.log[0].repeats, 3);
+        assert_eq!(model.log[1].seq, 6);
+    }
+
+    #[test]
     fn in_doubt_waits_count_on_from_the_fetch() {
         let mut model = Model::default();
         model.set_cluster(cluster(), 10_000);
         assert_eq!(model.waited_ms(1_500, 12_000), 3_500);
         assert_eq!(model.waited_ms(1_500, 9_000), 1_500);
+    }
+
+    #[test]
+    fn adopted_timelines_keep_live_events_that_came_later() {
+        let mut model = Model::default();
+        model.fold(snapshot(0), 0);
+        model.fold(vote(3, "t", "6002", VoteView::Ready), 0);
+        model.adopt_timeline("t", vec![started(1, "t"), vote(2, "t", "6001", VoteView::Ready)]);
+        let seqs: Vec<u64> = model.timeline("t").unwrap().events.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, vec![1, 2, 3]);
+        assert_eq!(model.timelines.len(), 1);
     }
 
     #[test]

@@ -80,6 +80,25 @@ pub fn ProtocolPanel() -> impl IntoView {
     let diagram = Memo::new(move |_| shown.with(|(_, _, events)| layout(&node_ids.get(), events)));
     let is_pinned = move || pinned.with(|p| p.is_some());
 
+    // The latest transaction may have started before this page connected:
+    // fetch its timeline once.
+    let fetched_for = StoredValue::new(None::<String>);
+    Effect::new(move |_| {
+        let (tx_id, _, events) = shown.get();
+        let Some(tx_id) = tx_id.filter(|_| events.is_empty() && !is_pinned()) else {
+            return;
+        };
+        if fetched_for.get_value().as_deref() == Some(tx_id.as_str()) {
+            return;
+        }
+        fetched_for.set_value(Some(tx_id.clone()));
+        leptos::task::spawn_local(async move {
+            if let Ok(detail) = crate::api::transaction(&tx_id).await {
+                ctx.model.update(|m| m.adopt_timeline(&tx_id, detail.timeline));
+            }
+        });
+    });
+
     let title = move || {
         let (tx_id, summary, _) = shown.get();
         let Some(tx_id) = tx_id else {
@@ -250,7 +269,8 @@ fn EventLog() -> impl IntoView {
     view! {
         <div class="log-head"><span>"Event log"</span><span class="muted small">"newest first · click to pin"</span></div>
         <ol class="event-log" data-testid="event-log">
-            <For each=move || lines.get() key=|line| line.id let:line>
+            {move || lines.with(|l| l.is_empty()).then(|| view! { <li class="log-line muted">"Waiting for events…"</li> })}
+            <For each=move || lines.get() key=|line| (line.id, line.repeats) let:line>
                 {
                     let tx = line.tx_id.clone();
                     let clickable = tx.is_some();
@@ -258,7 +278,10 @@ fn EventLog() -> impl IntoView {
                         <li class=format!("log-line {}", line.tone.class()) class:clickable=clickable
                             on:click=move |_| if let Some(tx) = tx.clone() { ctx.pin(tx) }>
                             <span class="log-time mono">{clock_ms(line.ts_ms, offset)}</span>
-                            <span class="log-text">{line.text.clone()}</span>
+                            <span class="log-text">
+                                {line.text.clone()}
+                                {(line.repeats > 1).then(|| view! { <span class="repeats">{format!("×{}", line.repeats)}</span> })}
+                            </span>
                             {line.tx_id.as_deref().map(|t| view! { <span class="log-tx mono">{short_tx_id(t)}</span> })}
                         </li>
                     }

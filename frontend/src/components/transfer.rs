@@ -161,7 +161,7 @@ fn ResultCard(sent: Sent, result: RwSignal<Option<Sent>>) -> impl IntoView {
         Sent::Pending(request) => view! {
             <div class="result result-pending" data-testid="transfer-result" data-outcome="pending">
                 <span class="spinner" aria-hidden="true"></span>
-                {format!("{} → {} {} — waiting for the votes…", request.from, request.to, format_cents(request.amount_cents))}
+                {format!("{} → {} {} — running Two-Phase Commit…", request.from, request.to, format_cents(request.amount_cents))}
             </div>
         }
         .into_any(),
