@@ -22,7 +22,7 @@ use shared::limits::LOG_CHECKPOINT_BYTES;
 use shared::log::file::LogFile;
 use shared::log::writer::{GroupCommitWriter, WriteCmd};
 use shared::protocol::coordinator::{
-    ActiveTx, Action, ClientId, Coordinator, CoordinatorConfig, DemoFaults, Input, TransferError,
+    Action, ActiveTx, ClientId, Coordinator, CoordinatorConfig, DemoFaults, Input, TransferError,
 };
 use shared::protocol::record::CoordinatorRecord;
 use shared::wire::{ParticipantCrashPoint, Request};
@@ -45,10 +45,18 @@ const LOG_NAME: &str = "coordinator.log";
 pub type TransferReply = Result<TransferResponse, TransferError>;
 
 pub enum Command {
-    Transfer { request: TransferRequest, reply: oneshot::Sender<TransferReply> },
+    Transfer {
+        request: TransferRequest,
+        reply: oneshot::Sender<TransferReply>,
+    },
     SetFaults(DemoFaults),
-    Active { reply: oneshot::Sender<Vec<ActiveTx>> },
-    Lookup { tx_id: String, reply: oneshot::Sender<Option<TransferResponse>> },
+    Active {
+        reply: oneshot::Sender<Vec<ActiveTx>>,
+    },
+    Lookup {
+        tx_id: String,
+        reply: oneshot::Sender<Option<TransferResponse>>,
+    },
 }
 
 enum Exit {
@@ -70,13 +78,22 @@ pub async fn supervise(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
             Err(e) => Exit::Failed(e),
         };
         app.engine.set_live(None);
-        app.engine.in_flight.store(0, std::sync::atomic::Ordering::Relaxed);
+        app.engine
+            .in_flight
+            .store(0, std::sync::atomic::Ordering::Relaxed);
         set_status(&app, ComponentStatus::Down);
         let pause_ms = match exit {
             Exit::Shutdown => return,
             Exit::Crashed(point) => {
-                let pause = app.take_coordinator_crash().map(|c| c.restart_after_ms).unwrap_or(3_000);
-                tracing::warn!(?point, pause_ms = pause, "coordinator engine crashed (injected); restarting from its log");
+                let pause = app
+                    .take_coordinator_crash()
+                    .map(|c| c.restart_after_ms)
+                    .unwrap_or(3_000);
+                tracing::warn!(
+                    ?point,
+                    pause_ms = pause,
+                    "coordinator engine crashed (injected); restarting from its log"
+                );
                 pause
             }
             Exit::Failed(e) => {
@@ -105,7 +122,10 @@ struct Clock {
 
 impl Clock {
     fn now_us(&mut self) -> u64 {
-        let wall = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0);
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_micros() as u64)
+            .unwrap_or(0);
         self.last_us = self.last_us.max(wall);
         self.last_us
     }
@@ -153,7 +173,11 @@ impl Engine {
         let mut machine = Coordinator::recover(coordinator_config(&app), &records);
         machine.set_faults(app.demo_faults());
         let pending = machine.active().len();
-        tracing::info!(records = records.len(), pending_commits = pending, "coordinator recovered from its log");
+        tracing::info!(
+            records = records.len(),
+            pending_commits = pending,
+            "coordinator recovered from its log"
+        );
 
         let (durable_tx, durable) = watch::channel(0u64);
         let (error_tx, write_error) = watch::channel(None::<String>);
@@ -167,9 +191,13 @@ impl Engine {
             }),
         );
         let (node_tx, node_events) = mpsc::channel(NODE_EVENTS_MAX);
-        let (transport, connections) = Transport::start(&app.supervisor, app.links.clone(), node_tx);
+        let (transport, connections) =
+            Transport::start(&app.supervisor, app.links.clone(), node_tx);
         let (command_tx, commands) = mpsc::channel(COMMANDS_MAX);
-        app.engine.set_live(Some(Live { commands: command_tx, transport: transport.clone() }));
+        app.engine.set_live(Some(Live {
+            commands: command_tx,
+            transport: transport.clone(),
+        }));
         Ok(Engine {
             app,
             machine,
@@ -191,7 +219,10 @@ impl Engine {
 
     async fn run(mut self, shutdown: &mut watch::Receiver<bool>) -> Exit {
         let exit = loop {
-            let deadline = self.machine.next_deadline_us().map(|us| self.clock.instant_at(us));
+            let deadline = self
+                .machine
+                .next_deadline_us()
+                .map(|us| self.clock.instant_at(us));
             let sleep = async {
                 match deadline {
                     Some(at) => tokio::time::sleep_until(at).await,
@@ -236,8 +267,14 @@ impl Engine {
                 break Exit::Failed(e);
             }
             self.maybe_checkpoint();
-            self.app.engine.in_flight.store(self.machine.active_count() as u64, std::sync::atomic::Ordering::Relaxed);
-            self.app.engine.log_forces.store(self.writer.forces(), std::sync::atomic::Ordering::Relaxed);
+            self.app.engine.in_flight.store(
+                self.machine.active_count() as u64,
+                std::sync::atomic::Ordering::Relaxed,
+            );
+            self.app
+                .engine
+                .log_forces
+                .store(self.writer.forces(), std::sync::atomic::Ordering::Relaxed);
         };
         // Everything volatile goes now: connections close as the task set
         // drops, waiting clients see their reply channel close (503).
@@ -296,13 +333,19 @@ impl Engine {
                 self.transport.send(&node, msg);
             }
             Action::Persist { seq, record, sync } => {
-                if let Err(e) = self.writer.submit(WriteCmd::Append { seq, payload: record.encode(), sync }) {
+                if let Err(e) = self.writer.submit(WriteCmd::Append {
+                    seq,
+                    payload: record.encode(),
+                    sync,
+                }) {
                     self.failed = Some(anyhow::anyhow!("the decision log writer stopped: {e}"));
                 }
             }
             Action::Reply { client, result } => {
                 if let Ok(response) = &result {
-                    self.app.hub.set_detail(&response.tx_id, response.detail.clone());
+                    self.app
+                        .hub
+                        .set_detail(&response.tx_id, response.detail.clone());
                 }
                 if let Some(reply) = self.clients.remove(&client) {
                     let _ = reply.send(result);
@@ -311,8 +354,14 @@ impl Engine {
             Action::Emit(kind) => self.emit(kind),
             Action::Crash(point) => {
                 self.crashed = Some(point);
-                let description = format!("coordinator crashed at {} (injected)", crash_point_name(point));
-                self.app.hub.publish(EventKind::Fault { target: "coordinator".to_string(), description });
+                let description = format!(
+                    "coordinator crashed at {} (injected)",
+                    crash_point_name(point)
+                );
+                self.app.hub.publish(EventKind::Fault {
+                    target: "coordinator".to_string(),
+                    description,
+                });
             }
         }
     }
@@ -321,16 +370,25 @@ impl Engine {
     /// forced a log record first, which the live view shows as its own step.
     fn emit(&self, kind: EventKind) {
         let forced = match &kind {
-            EventKind::Vote { tx_id, node, vote: shared::api::VoteView::Ready, .. } => {
-                Some((tx_id.clone(), node.clone(), "prepared"))
-            }
-            EventKind::Ack { tx_id, node, decision: shared::wire::Decision::Commit } => {
-                Some((tx_id.clone(), node.clone(), "committed"))
-            }
+            EventKind::Vote {
+                tx_id,
+                node,
+                vote: shared::api::VoteView::Ready,
+                ..
+            } => Some((tx_id.clone(), node.clone(), "prepared")),
+            EventKind::Ack {
+                tx_id,
+                node,
+                decision: shared::wire::Decision::Commit,
+            } => Some((tx_id.clone(), node.clone(), "committed")),
             _ => None,
         };
         if let Some((tx_id, node, record)) = forced {
-            self.app.hub.publish(EventKind::LogForced { tx_id, node, record: record.to_string() });
+            self.app.hub.publish(EventKind::LogForced {
+                tx_id,
+                node,
+                record: record.to_string(),
+            });
         }
         self.app.hub.publish(kind);
     }
@@ -342,7 +400,12 @@ impl Engine {
         if p <= 0.0 || rand::random::<f64>() >= p {
             return;
         }
-        self.transport.send(node, Request::ArmCrash { point: ParticipantCrashPoint::AfterPrepareLogged });
+        self.transport.send(
+            node,
+            Request::ArmCrash {
+                point: ParticipantCrashPoint::AfterPrepareLogged,
+            },
+        );
         self.app.hub.publish(EventKind::Fault {
             target: node.to_string(),
             description: format!("random crash during prepare (p = {p:.2}): node {node} will crash after logging PREPARED"),
@@ -359,7 +422,10 @@ impl Engine {
         }
         let (seq, record) = self.machine.checkpoint();
         tracing::info!(seq, "checkpointing the coordinator log");
-        if let Err(e) = self.writer.submit(WriteCmd::Rewrite { seq, records: vec![record.encode()] }) {
+        if let Err(e) = self.writer.submit(WriteCmd::Rewrite {
+            seq,
+            records: vec![record.encode()],
+        }) {
             self.failed = Some(anyhow::anyhow!("the decision log writer stopped: {e}"));
         }
         self.checkpoint_seq = Some(seq);

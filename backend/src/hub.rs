@@ -23,7 +23,10 @@ const LATENCY_SAMPLES_MAX: usize = 100_000;
 const THROUGHPUT_HISTORY_S: usize = 60;
 
 pub fn unix_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 struct TxEntry {
@@ -65,7 +68,12 @@ impl Hub {
     pub fn new(account_nodes: BTreeMap<AccountId, NodeId>) -> Hub {
         let (tx, _) = broadcast::channel(WS_CLIENT_QUEUE_MAX);
         Hub {
-            inner: Mutex::new(Inner { seq: 0, txs: HashMap::new(), order: VecDeque::new(), stats: StatsAcc::default() }),
+            inner: Mutex::new(Inner {
+                seq: 0,
+                txs: HashMap::new(),
+                order: VecDeque::new(),
+                stats: StatsAcc::default(),
+            }),
             tx,
             balances_dirty: Notify::new(),
             account_nodes,
@@ -89,12 +97,19 @@ impl Hub {
     pub fn publish(&self, kind: EventKind) {
         let wakes_balances = matches!(
             kind,
-            EventKind::TxFinished { .. } | EventKind::Ack { .. } | EventKind::NodeStatus { .. } | EventKind::Resolved { .. }
+            EventKind::TxFinished { .. }
+                | EventKind::Ack { .. }
+                | EventKind::NodeStatus { .. }
+                | EventKind::Resolved { .. }
         );
         {
             let mut inner = self.lock();
             inner.seq += 1;
-            let event = Event { seq: inner.seq, ts_ms: unix_ms(), kind };
+            let event = Event {
+                seq: inner.seq,
+                ts_ms: unix_ms(),
+                kind,
+            };
             self.observe(&mut inner, &event);
             if self.tx.receiver_count() > 0 {
                 if let Ok(json) = serde_json::to_string(&event) {
@@ -109,7 +124,14 @@ impl Hub {
     }
 
     fn observe(&self, inner: &mut Inner, event: &Event) {
-        if let EventKind::TxStarted { tx_id, from, to, amount_cents, .. } = &event.kind {
+        if let EventKind::TxStarted {
+            tx_id,
+            from,
+            to,
+            amount_cents,
+            ..
+        } = &event.kind
+        {
             inner.stats.attempted += 1;
             let legs = self.legs_of(from, to, *amount_cents);
             let entry = TxEntry {
@@ -125,7 +147,14 @@ impl Hub {
                     pending_acks: Vec::new(),
                 },
                 detail: None,
-                votes: legs.iter().map(|l| NodeVote { node: l.node.clone(), vote: VoteView::NoAnswer, reason: None }).collect(),
+                votes: legs
+                    .iter()
+                    .map(|l| NodeVote {
+                        node: l.node.clone(),
+                        vote: VoteView::NoAnswer,
+                        reason: None,
+                    })
+                    .collect(),
                 legs,
                 timeline: Vec::new(),
             };
@@ -138,7 +167,13 @@ impl Hub {
                 }
             }
         }
-        if let EventKind::TxFinished { outcome, reason, duration_ms, .. } = &event.kind {
+        if let EventKind::TxFinished {
+            outcome,
+            reason,
+            duration_ms,
+            ..
+        } = &event.kind
+        {
             let stats = &mut inner.stats;
             match outcome {
                 Outcome::Committed => {
@@ -154,7 +189,9 @@ impl Hub {
                 }
                 Outcome::Aborted => {
                     stats.aborted += 1;
-                    let key = reason.map(|r| r.as_str().to_string()).unwrap_or_else(|| "unknown".to_string());
+                    let key = reason
+                        .map(|r| r.as_str().to_string())
+                        .unwrap_or_else(|| "unknown".to_string());
                     *stats.aborts_by_reason.entry(key).or_default() += 1;
                 }
             }
@@ -163,35 +200,53 @@ impl Hub {
                 stats.latencies_ms.pop_front();
             }
         }
-        let Some(tx_id) = event.kind.tx_id() else { return };
-        let Some(entry) = inner.txs.get_mut(tx_id) else { return };
+        let Some(tx_id) = event.kind.tx_id() else {
+            return;
+        };
+        let Some(entry) = inner.txs.get_mut(tx_id) else {
+            return;
+        };
         if entry.timeline.len() < TX_TIMELINE_EVENTS_MAX {
             entry.timeline.push(event.clone());
         }
         match &event.kind {
-            EventKind::Vote { node, vote, reason, .. } => {
+            EventKind::Vote {
+                node, vote, reason, ..
+            } => {
                 if let Some(v) = entry.votes.iter_mut().find(|v| &v.node == node) {
                     v.vote = *vote;
                     v.reason = *reason;
                 }
             }
-            EventKind::Decision { decision, reason, .. } => {
+            EventKind::Decision {
+                decision, reason, ..
+            } => {
                 entry.summary.state = match decision {
                     Decision::Commit => TxState::Committed,
                     Decision::Abort => TxState::Aborted,
                 };
                 entry.summary.reason = *reason;
                 if *decision == Decision::Commit {
-                    entry.summary.pending_acks = entry.legs.iter().map(|l| l.node.clone()).collect();
+                    entry.summary.pending_acks =
+                        entry.legs.iter().map(|l| l.node.clone()).collect();
                 }
             }
             EventKind::LogForced { node, .. } if node == shared::events::COORDINATOR => {
                 entry.summary.state = TxState::Committed;
             }
-            EventKind::Ack { node, decision: Decision::Commit, .. } => {
+            EventKind::Ack {
+                node,
+                decision: Decision::Commit,
+                ..
+            } => {
                 entry.summary.pending_acks.retain(|n| n != node);
             }
-            EventKind::TxFinished { outcome, reason, duration_ms, .. } => {
+            EventKind::TxFinished {
+                outcome,
+                reason,
+                duration_ms,
+                ..
+            } => {
                 entry.summary.duration_ms = Some(*duration_ms);
                 entry.summary.reason = *reason;
                 entry.summary.state = match outcome {
@@ -207,12 +262,30 @@ impl Hub {
     fn legs_of(&self, from: &str, to: &str, amount_cents: i64) -> Vec<Leg> {
         let from_node = self.account_nodes.get(from).cloned().unwrap_or_default();
         let to_node = self.account_nodes.get(to).cloned().unwrap_or_default();
-        let debit = Op { account: from.to_string(), delta_cents: -amount_cents };
-        let credit = Op { account: to.to_string(), delta_cents: amount_cents };
+        let debit = Op {
+            account: from.to_string(),
+            delta_cents: -amount_cents,
+        };
+        let credit = Op {
+            account: to.to_string(),
+            delta_cents: amount_cents,
+        };
         if from_node == to_node {
-            vec![Leg { node: from_node, ops: vec![debit, credit] }]
+            vec![Leg {
+                node: from_node,
+                ops: vec![debit, credit],
+            }]
         } else {
-            vec![Leg { node: from_node, ops: vec![debit] }, Leg { node: to_node, ops: vec![credit] }]
+            vec![
+                Leg {
+                    node: from_node,
+                    ops: vec![debit],
+                },
+                Leg {
+                    node: to_node,
+                    ops: vec![credit],
+                },
+            ]
         }
     }
 
@@ -228,7 +301,13 @@ impl Hub {
     /// Most recent first.
     pub fn recent(&self, limit: usize) -> Vec<TransactionSummary> {
         let inner = self.lock();
-        inner.order.iter().rev().take(limit).filter_map(|id| inner.txs.get(id).map(|e| e.summary.clone())).collect()
+        inner
+            .order
+            .iter()
+            .rev()
+            .take(limit)
+            .filter_map(|id| inner.txs.get(id).map(|e| e.summary.clone()))
+            .collect()
     }
 
     pub fn detail(&self, tx_id: &str) -> Option<TransactionDetail> {
@@ -257,10 +336,14 @@ impl Hub {
         };
         let now_s = unix_ms() / 1000;
         let per_second: BTreeMap<u64, u64> = s.per_second.iter().copied().collect();
-        let throughput_history: Vec<u64> =
-            (0..THROUGHPUT_HISTORY_S as u64).rev().map(|ago| per_second.get(&(now_s - ago)).copied().unwrap_or(0)).collect();
+        let throughput_history: Vec<u64> = (0..THROUGHPUT_HISTORY_S as u64)
+            .rev()
+            .map(|ago| per_second.get(&(now_s - ago)).copied().unwrap_or(0))
+            .collect();
         // The last 10 complete seconds.
-        let last10: u64 = (1..=10u64).map(|ago| per_second.get(&(now_s - ago)).copied().unwrap_or(0)).sum();
+        let last10: u64 = (1..=10u64)
+            .map(|ago| per_second.get(&(now_s - ago)).copied().unwrap_or(0))
+            .sum();
         Stats {
             attempted: s.attempted,
             committed: s.committed,

@@ -46,7 +46,12 @@ pub struct LinkFaults {
 
 impl LinkFaults {
     pub fn get(&self, node: &str) -> LinkFault {
-        self.links.read().unwrap_or_else(|e| e.into_inner()).get(node).cloned().unwrap_or_default()
+        self.links
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(node)
+            .cloned()
+            .unwrap_or_default()
     }
 
     pub fn set(&self, node: &str, fault: LinkFault) {
@@ -123,39 +128,68 @@ impl Transport {
             tasks.spawn(conn.run(outbox_rx));
             links.insert(node, link);
         }
-        (Transport { links: Arc::new(links), next_req_id: Arc::new(AtomicU64::new(1)) }, tasks)
+        (
+            Transport {
+                links: Arc::new(links),
+                next_req_id: Arc::new(AtomicU64::new(1)),
+            },
+            tasks,
+        )
     }
 
     /// Queues a message; it is dropped if the node is not connected or its
     /// outbox is full (the protocol survives lost messages).
     pub fn send(&self, node: &str, msg: Request) {
-        let Some(link) = self.links.get(node) else { return };
+        let Some(link) = self.links.get(node) else {
+            return;
+        };
         if !link.connected.load(Ordering::Relaxed) {
             return;
         }
         if link.outbox.try_send((Instant::now(), msg)).is_err() {
-            tracing::warn!(node, "outbox full: dropping a message (it will be retried by the protocol)");
+            tracing::warn!(
+                node,
+                "outbox full: dropping a message (it will be retried by the protocol)"
+            );
         }
     }
 
     pub fn is_connected(&self, node: &str) -> bool {
-        self.links.get(node).is_some_and(|l| l.connected.load(Ordering::Relaxed))
+        self.links
+            .get(node)
+            .is_some_and(|l| l.connected.load(Ordering::Relaxed))
     }
 
     pub async fn query(&self, node: &str, query: Query) -> Result<QueryResult, QueryError> {
-        let link = self.links.get(node).ok_or_else(|| QueryError::UnknownNode(node.to_string()))?;
+        let link = self
+            .links
+            .get(node)
+            .ok_or_else(|| QueryError::UnknownNode(node.to_string()))?;
         if !link.connected.load(Ordering::Relaxed) {
             return Err(QueryError::NotConnected(node.to_string()));
         }
         let req_id = self.next_req_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
-        link.queries.lock().unwrap_or_else(|e| e.into_inner()).insert(req_id, tx);
-        if link.outbox.try_send((Instant::now(), Request::Query { req_id, query })).is_err() {
-            link.queries.lock().unwrap_or_else(|e| e.into_inner()).remove(&req_id);
+        link.queries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(req_id, tx);
+        if link
+            .outbox
+            .try_send((Instant::now(), Request::Query { req_id, query }))
+            .is_err()
+        {
+            link.queries
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&req_id);
             return Err(QueryError::NotConnected(node.to_string()));
         }
         let answer = tokio::time::timeout(Duration::from_millis(QUERY_TIMEOUT_MS), rx).await;
-        link.queries.lock().unwrap_or_else(|e| e.into_inner()).remove(&req_id);
+        link.queries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&req_id);
         match answer {
             Ok(Ok(result)) => Ok(result),
             Ok(Err(_)) => Err(QueryError::NotConnected(node.to_string())),
@@ -192,38 +226,68 @@ impl Connection {
             let (pid, _faults_allowed) = hello;
             self.connected.store(true, Ordering::Relaxed);
             tracing::info!(node = %self.node, pid, "connected to participant");
-            if self.events.send(NodeEvent::Up { node: self.node.clone() }).await.is_err() {
+            if self
+                .events
+                .send(NodeEvent::Up {
+                    node: self.node.clone(),
+                })
+                .await
+                .is_err()
+            {
                 return; // the engine is gone
             }
             let why = self.serve(reader, writer, &mut outbox).await;
             self.connected.store(false, Ordering::Relaxed);
-            self.queries.lock().unwrap_or_else(|e| e.into_inner()).clear();
+            self.queries
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clear();
             tracing::warn!(node = %self.node, "connection to participant lost: {why}");
-            if self.events.send(NodeEvent::Down { node: self.node.clone() }).await.is_err() {
+            if self
+                .events
+                .send(NodeEvent::Down {
+                    node: self.node.clone(),
+                })
+                .await
+                .is_err()
+            {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(backoff_ms)).await;
         }
     }
 
-    async fn connect(&self, addr: SocketAddr) -> Option<(BufReader<OwnedReadHalf>, OwnedWriteHalf, (u32, bool))> {
-        let stream = tokio::time::timeout(Duration::from_millis(CONNECT_TIMEOUT_MS), TcpStream::connect(addr))
-            .await
-            .ok()?
-            .ok()?;
+    async fn connect(
+        &self,
+        addr: SocketAddr,
+    ) -> Option<(BufReader<OwnedReadHalf>, OwnedWriteHalf, (u32, bool))> {
+        let stream = tokio::time::timeout(
+            Duration::from_millis(CONNECT_TIMEOUT_MS),
+            TcpStream::connect(addr),
+        )
+        .await
+        .ok()?
+        .ok()?;
         let _ = stream.set_nodelay(true);
         let (read, write) = stream.into_split();
         let mut reader = BufReader::with_capacity(64 * 1024, read);
         let mut line = Vec::new();
-        let hello = tokio::time::timeout(Duration::from_millis(HELLO_TIMEOUT_MS), read_line(&mut reader, &mut line))
-            .await
-            .ok()?
-            .ok()?;
+        let hello = tokio::time::timeout(
+            Duration::from_millis(HELLO_TIMEOUT_MS),
+            read_line(&mut reader, &mut line),
+        )
+        .await
+        .ok()?
+        .ok()?;
         if !hello {
             return None;
         }
         match decode_line::<Reply>(&line) {
-            Ok(Reply::Hello { node, pid, faults_allowed }) if node == self.node => Some((reader, write, (pid, faults_allowed))),
+            Ok(Reply::Hello {
+                node,
+                pid,
+                faults_allowed,
+            }) if node == self.node => Some((reader, write, (pid, faults_allowed))),
             Ok(Reply::Hello { node, .. }) => {
                 tracing::error!(expected = %self.node, found = %node, %addr, "a different node answers at this address");
                 None
@@ -296,7 +360,8 @@ impl Connection {
                                 }
                                 buf.clear();
                             }
-                            tokio::time::sleep_until(at + Duration::from_millis(fault.delay_ms)).await;
+                            tokio::time::sleep_until(at + Duration::from_millis(fault.delay_ms))
+                                .await;
                         }
                         let line = encode_line(&msg);
                         buf.extend_from_slice(&line);
@@ -327,18 +392,32 @@ impl Connection {
     /// engine is gone.
     async fn deliver(&self, msg: Reply) -> bool {
         if let Reply::QueryResult { req_id, result } = msg {
-            if let Some(waiter) = self.queries.lock().unwrap_or_else(|e| e.into_inner()).remove(&req_id) {
+            if let Some(waiter) = self
+                .queries
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&req_id)
+            {
                 let _ = waiter.send(result);
             }
             return true;
         }
-        self.events.send(NodeEvent::Message { node: self.node.clone(), msg }).await.is_ok()
+        self.events
+            .send(NodeEvent::Message {
+                node: self.node.clone(),
+                msg,
+            })
+            .await
+            .is_ok()
     }
 }
 
 /// Reads one line (without its newline) into `line`, never buffering more
 /// than [`LINE_BYTES_MAX`]. Ok(false) at a clean end of stream.
-pub async fn read_line<R: AsyncBufRead + Unpin>(reader: &mut R, line: &mut Vec<u8>) -> std::io::Result<bool> {
+pub async fn read_line<R: AsyncBufRead + Unpin>(
+    reader: &mut R,
+    line: &mut Vec<u8>,
+) -> std::io::Result<bool> {
     line.clear();
     loop {
         let available = reader.fill_buf().await?;
@@ -346,7 +425,10 @@ pub async fn read_line<R: AsyncBufRead + Unpin>(reader: &mut R, line: &mut Vec<u
             return if line.is_empty() {
                 Ok(false)
             } else {
-                Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection closed mid-line"))
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "connection closed mid-line",
+                ))
             };
         }
         let (chunk, found) = match available.iter().position(|b| *b == b'\n') {
