@@ -152,6 +152,13 @@ struct Engine {
     crashed: Option<CrashPoint>,
     failed: Option<anyhow::Error>,
     checkpoint_seq: Option<u64>,
+    /// Log records produced this turn, handed to the writer together at its
+    /// end (in seq order) so that they share one batch and one fdatasync.
+    /// Nothing waits on them before that: sends that depend on a record are
+    /// released by the machine only after `Durable`.
+    log_batch: Vec<WriteCmd>,
+    /// Log size that triggers the next checkpoint (see `maybe_checkpoint`).
+    checkpoint_at_bytes: u64,
 }
 
 impl Engine {
@@ -214,6 +221,8 @@ impl Engine {
             crashed: None,
             failed: None,
             checkpoint_seq: None,
+            log_batch: Vec::new(),
+            checkpoint_at_bytes: LOG_CHECKPOINT_BYTES,
         })
     }
 
@@ -260,6 +269,7 @@ impl Engine {
                 }
                 _ = sleep => self.feed(Input::Tick),
             }
+            self.flush_log();
             if let Some(point) = self.crashed {
                 break Exit::Crashed(point);
             }
@@ -333,19 +343,20 @@ impl Engine {
                 self.transport.send(&node, msg);
             }
             Action::Persist { seq, record, sync } => {
-                if let Err(e) = self.writer.submit(WriteCmd::Append {
+                self.log_batch.push(WriteCmd::Append {
                     seq,
                     payload: record.encode(),
                     sync,
-                }) {
-                    self.failed = Some(anyhow::anyhow!("the decision log writer stopped: {e}"));
-                }
+                });
             }
             Action::Reply { client, result } => {
-                if let Ok(response) = &result {
-                    self.app
-                        .hub
-                        .set_detail(&response.tx_id, response.detail.clone());
+                if let Ok(TransferResponse {
+                    tx_id,
+                    detail: Some(detail),
+                    ..
+                }) = &result
+                {
+                    self.app.hub.set_detail(tx_id, Some(detail.clone()));
                 }
                 if let Some(reply) = self.clients.remove(&client) {
                     let _ = reply.send(result);
@@ -412,8 +423,22 @@ impl Engine {
         });
     }
 
+    /// Hands this turn's records to the writer, in seq order.
+    fn flush_log(&mut self) {
+        for cmd in self.log_batch.drain(..) {
+            if let Err(e) = self.writer.submit(cmd) {
+                self.failed = Some(anyhow::anyhow!("the decision log writer stopped: {e}"));
+                break;
+            }
+        }
+    }
+
+    /// Rewrites the log as one checkpoint record once it is big enough: at
+    /// least `LOG_CHECKPOINT_BYTES`, and at least twice the last checkpoint,
+    /// so that a big checkpoint (many remembered outcomes) does not make
+    /// every turn rewrite the log again.
     fn maybe_checkpoint(&mut self) {
-        if self.writer.size_bytes() < LOG_CHECKPOINT_BYTES {
+        if self.writer.size_bytes() < self.checkpoint_at_bytes {
             return;
         }
         let durable = *self.durable.borrow();
@@ -421,14 +446,17 @@ impl Engine {
             return; // the last one is still being written
         }
         let (seq, record) = self.machine.checkpoint();
-        tracing::info!(seq, "checkpointing the coordinator log");
+        let payload = record.encode();
+        let payload_bytes = payload.len() as u64;
+        tracing::info!(seq, payload_bytes, "checkpointing the coordinator log");
         if let Err(e) = self.writer.submit(WriteCmd::Rewrite {
             seq,
-            records: vec![record.encode()],
+            records: vec![payload],
         }) {
             self.failed = Some(anyhow::anyhow!("the decision log writer stopped: {e}"));
         }
         self.checkpoint_seq = Some(seq);
+        self.checkpoint_at_bytes = LOG_CHECKPOINT_BYTES.max(payload_bytes.saturating_mul(2));
     }
 }
 

@@ -21,6 +21,8 @@ use tokio::sync::{broadcast, Notify};
 const LATENCY_SAMPLES_MAX: usize = 100_000;
 /// Seconds of throughput history kept.
 const THROUGHPUT_HISTORY_S: usize = 60;
+/// Events a two-node transfer usually has (its timeline's first allocation).
+const TIMELINE_CAPACITY_HINT: usize = 16;
 
 pub fn unix_ms() -> u64 {
     SystemTime::now()
@@ -94,6 +96,11 @@ impl Hub {
     }
 
     /// Adds an event: numbers it, records it, broadcasts it.
+    ///
+    /// This runs for every protocol step of every transaction (about 15 per
+    /// transfer), so it avoids copies: the event is serialised only when a
+    /// WebSocket client listens, and then moved (not cloned) into its
+    /// transaction's timeline.
     pub fn publish(&self, kind: EventKind) {
         let wakes_balances = matches!(
             kind,
@@ -110,20 +117,21 @@ impl Hub {
                 ts_ms: unix_ms(),
                 kind,
             };
-            self.observe(&mut inner, &event);
+            crate::metrics::observe(&event);
             if self.tx.receiver_count() > 0 {
                 if let Ok(json) = serde_json::to_string(&event) {
                     // Sent under the lock so clients see seq in order.
                     let _ = self.tx.send(json.into());
                 }
             }
+            self.observe(&mut inner, event);
         }
         if wakes_balances {
             self.balances_dirty.notify_one();
         }
     }
 
-    fn observe(&self, inner: &mut Inner, event: &Event) {
+    fn observe(&self, inner: &mut Inner, event: Event) {
         if let EventKind::TxStarted {
             tx_id,
             from,
@@ -156,7 +164,7 @@ impl Hub {
                     })
                     .collect(),
                 legs,
-                timeline: Vec::new(),
+                timeline: Vec::with_capacity(TIMELINE_CAPACITY_HINT),
             };
             if inner.txs.insert(tx_id.clone(), entry).is_none() {
                 inner.order.push_back(tx_id.clone());
@@ -189,10 +197,13 @@ impl Hub {
                 }
                 Outcome::Aborted => {
                     stats.aborted += 1;
-                    let key = reason
-                        .map(|r| r.as_str().to_string())
-                        .unwrap_or_else(|| "unknown".to_string());
-                    *stats.aborts_by_reason.entry(key).or_default() += 1;
+                    let key = reason.map(|r| r.as_str()).unwrap_or("unknown");
+                    match stats.aborts_by_reason.get_mut(key) {
+                        Some(n) => *n += 1,
+                        None => {
+                            stats.aborts_by_reason.insert(key.to_string(), 1);
+                        }
+                    }
                 }
             }
             stats.latencies_ms.push_back(*duration_ms);
@@ -206,9 +217,6 @@ impl Hub {
         let Some(entry) = inner.txs.get_mut(tx_id) else {
             return;
         };
-        if entry.timeline.len() < TX_TIMELINE_EVENTS_MAX {
-            entry.timeline.push(event.clone());
-        }
         match &event.kind {
             EventKind::Vote {
                 node, vote, reason, ..
@@ -256,6 +264,9 @@ impl Hub {
             }
             EventKind::TxEnded { .. } => entry.summary.pending_acks.clear(),
             _ => {}
+        }
+        if entry.timeline.len() < TX_TIMELINE_EVENTS_MAX {
+            entry.timeline.push(event);
         }
     }
 

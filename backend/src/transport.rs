@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use shared::api::LinkFault;
 use shared::limits::{LINE_BYTES_MAX, RECONNECT_BACKOFF_MAX_MS, RECONNECT_BACKOFF_MIN_MS};
-use shared::wire::{decode_line, encode_line, NodeId, Query, QueryResult, Reply, Request};
+use shared::wire::{decode_line, NodeId, Query, QueryResult, Reply, Request};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
@@ -336,11 +336,11 @@ impl Connection {
                 if fault.delay_ms > 0 {
                     tokio::time::sleep_until(at + Duration::from_millis(fault.delay_ms)).await;
                 }
-                let copies = if fault.duplicate { 2 } else { 1 };
-                for _ in 0..copies {
-                    if !self.deliver(msg.clone()).await {
-                        return "engine stopped".to_string();
-                    }
+                if fault.duplicate && !self.deliver(msg.clone()).await {
+                    return "engine stopped".to_string();
+                }
+                if !self.deliver(msg).await {
+                    return "engine stopped".to_string();
                 }
             }
             "inbound queue closed".to_string()
@@ -349,9 +349,10 @@ impl Connection {
             let mut buf = Vec::with_capacity(64 * 1024);
             while let Some(first) = outbox.recv().await {
                 buf.clear();
+                // Read once per batch: a fault set meanwhile applies from the next one.
+                let fault = self.faults.get(&self.node);
                 let mut next = Some(first);
                 while let Some((at, msg)) = next.take() {
-                    let fault = self.faults.get(&self.node);
                     if !fault.drop {
                         if fault.delay_ms > 0 {
                             if !buf.is_empty() {
@@ -363,10 +364,10 @@ impl Connection {
                             tokio::time::sleep_until(at + Duration::from_millis(fault.delay_ms))
                                 .await;
                         }
-                        let line = encode_line(&msg);
-                        buf.extend_from_slice(&line);
+                        let start = buf.len();
+                        encode_line_into(&msg, &mut buf);
                         if fault.duplicate {
-                            buf.extend_from_slice(&line);
+                            buf.extend_from_within(start..);
                         }
                     }
                     if buf.len() < 256 * 1024 {
@@ -410,6 +411,14 @@ impl Connection {
             .await
             .is_ok()
     }
+}
+
+/// Appends `msg` as one protocol line (like `shared::wire::encode_line`,
+/// without a buffer of its own per message).
+fn encode_line_into(msg: &Request, buf: &mut Vec<u8>) {
+    // Serialising these plain data types cannot fail (see `encode_line`).
+    serde_json::to_writer(&mut *buf, msg).expect("wire types always serialise");
+    buf.push(b'\n');
 }
 
 /// Reads one line (without its newline) into `line`, never buffering more
