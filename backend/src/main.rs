@@ -13,6 +13,7 @@ mod config;
 mod engine;
 mod http;
 mod hub;
+mod metrics;
 mod monitor;
 mod supervisor;
 mod transport;
@@ -20,7 +21,6 @@ mod transport;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::Parser;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -34,7 +34,13 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let args = Args::parse();
+    let args = match Args::load() {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -56,7 +62,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         wipe_data_dir(&args.data_dir)?;
     }
     let config = Config::from_args(args)?;
-    if !config.participant_bin.is_file() {
+    if config.has_supervised_nodes() && !config.participant_bin.is_file() {
         anyhow::bail!(
             "the participant executable {} does not exist: build it with `cargo build -p participant` (same profile), or pass --participant-bin",
             config.participant_bin.display()
