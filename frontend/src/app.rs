@@ -261,13 +261,23 @@ pub fn App() -> impl IntoView {
     ctx.refresh_faults();
     ctx.refresh_history();
 
+    // Polls only while the stream is live: offline, they would only fail.
+    let live = move || ctx.connection.get_untracked() == Connection::Live;
     let stats_timer = set_interval_with_handle(
-        move || ctx.refresh_stats(),
+        move || {
+            if live() {
+                ctx.refresh_stats();
+            }
+        },
         Duration::from_millis(STATS_POLL_MS),
     )
     .ok();
     let cluster_timer = set_interval_with_handle(
-        move || ctx.refresh_cluster(),
+        move || {
+            if live() {
+                ctx.refresh_cluster();
+            }
+        },
         Duration::from_millis(CLUSTER_POLL_MS),
     )
     .ok();
@@ -288,7 +298,7 @@ pub fn App() -> impl IntoView {
     view! {
         <div class="app">
             <Header/>
-            <main class="layout">
+            <main class="layout" class:is-offline=move || ctx.connection.get() != Connection::Live>
                 <section class="area-cluster">
                     <ClusterPanel/>
                 </section>

@@ -305,7 +305,7 @@ mod tests {
     #[test]
     fn durations_pick_a_readable_unit() {
         assert_eq!(duration_ms(0.424), "0.42 ms");
-        assert_eq!(duration_ms(3.14), "3.1 ms");
+        assert_eq!(duration_ms(3.12), "3.1 ms");
         assert_eq!(duration_ms(250.4), "250 ms");
         assert_eq!(duration_ms(1_500.0), "1.5 s");
         assert_eq!(duration_ms(125_000.0), "2 min 5 s");
