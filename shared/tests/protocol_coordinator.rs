@@ -320,3 +320,34 @@ fn a_tx_id_answered_by_presumed_abort_is_not_run_again() {
     let a = h.transfer(2, "A", "B", 100, "t1");
     assert_eq!(outcome_of(&a, 2).map(|o| o.0), Some(Outcome::Aborted));
 }
+
+fn in_doubt_reports(actions: &[Action]) -> usize {
+    actions
+        .iter()
+        .filter(|a| matches!(a, Action::Emit(shared::events::EventKind::InDoubtReported { .. })))
+        .count()
+}
+
+#[test]
+fn in_doubt_reports_are_shown_for_recovery_queries_and_resolutions_only() {
+    let mut h = Harness::new();
+    // A transaction paused in step mode after its votes: its nodes report
+    // it in doubt at every sweep, and the coordinator rightly waits.
+    h.c.set_faults(DemoFaults { crash_at: None, phase_pause_us: 10_000_000 });
+    h.transfer(1, "A", "B", 100, "paused");
+    h.vote(N1, "paused", Vote::Ready, None);
+    h.vote(N2, "paused", Vote::Ready, None);
+    let sweep = Input::FromNode { node: N1.into(), msg: Reply::InDoubt { tx_ids: vec!["paused".into()] } };
+    let a = h.run(sweep.clone());
+    assert_eq!(in_doubt_reports(&a), 0, "a sweep that resolves nothing stays quiet: {a:?}");
+    assert!(sends(&a).is_empty(), "nothing is answered while the decision is pending: {a:?}");
+    // After a reconnection the answer to the recovery query is shown.
+    h.run(Input::NodeDown { node: N1.into() });
+    h.run(Input::NodeUp { node: N1.into() });
+    let a = h.run(sweep.clone());
+    assert_eq!(in_doubt_reports(&a), 1, "{a:?}");
+    // An unknown transaction is resolved (presumed abort), and shown.
+    let a = h.run(Input::FromNode { node: N2.into(), msg: Reply::InDoubt { tx_ids: vec!["ghost".into()] } });
+    assert_eq!(in_doubt_reports(&a), 1, "{a:?}");
+    assert!(sends(&a).contains(&(N2.into(), rollback("ghost"))));
+}

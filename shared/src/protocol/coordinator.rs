@@ -185,6 +185,8 @@ pub struct Coordinator {
     durable_seq: u64,
     ts_max: u64,
     sweep_at_us: Option<u64>,
+    /// Nodes whose reconnection recovery query is not answered yet.
+    recovery_pending: BTreeSet<NodeId>,
     /// Transactions this incarnation answered "abort" by presumed abort (a
     /// node reported them in doubt; no record here). A retry of such a
     /// tx_id gets that answer instead of a new attempt: a late rollback
@@ -211,6 +213,7 @@ impl Coordinator {
             durable_seq: 0,
             ts_max: 0,
             sweep_at_us: None,
+            recovery_pending: BTreeSet::new(),
             presumed_aborted: BTreeSet::new(),
             presumed_aborted_order: VecDeque::new(),
         };
@@ -677,11 +680,15 @@ impl Coordinator {
     }
 
     fn on_in_doubt(&mut self, node: NodeId, tx_ids: Vec<TxId>, out: &mut Vec<Action>) {
+        // The answer to a reconnection's recovery query is always shown; a
+        // periodic sweep's answer only when it resolves something (a
+        // transaction paused in step mode is reported every second).
+        let answers_recovery_query = self.recovery_pending.remove(&node);
         if tx_ids.is_empty() {
             return;
         }
-        out.push(Action::Emit(EventKind::InDoubtReported { node: node.clone(), tx_ids: tx_ids.clone() }));
-        for tx_id in tx_ids {
+        let mut resolutions = Vec::new();
+        for tx_id in tx_ids.iter().cloned() {
             let decision = match self.active.get(&tx_id).map(|t| t.phase) {
                 // Still deciding: the answer comes with the decision.
                 Some(Phase::Preparing | Phase::PausedBeforeDecision | Phase::Deciding { .. } | Phase::ResolvingOnePhase) => {
@@ -702,15 +709,20 @@ impl Coordinator {
                 Decision::Commit => Request::Commit { tx_id: tx_id.clone() },
                 Decision::Abort => Request::Rollback { tx_id: tx_id.clone() },
             };
-            out.push(Action::Send { node: node.clone(), msg });
-            out.push(Action::Emit(EventKind::Resolved { tx_id, node: node.clone(), decision }));
+            resolutions.push(Action::Send { node: node.clone(), msg });
+            resolutions.push(Action::Emit(EventKind::Resolved { tx_id, node: node.clone(), decision }));
         }
+        if answers_recovery_query || !resolutions.is_empty() {
+            out.push(Action::Emit(EventKind::InDoubtReported { node: node.clone(), tx_ids }));
+        }
+        out.extend(resolutions);
     }
 
     // ----- nodes coming and going -----
 
     fn on_node_up(&mut self, node: NodeId, out: &mut Vec<Action>) {
         self.connected.insert(node.clone());
+        self.recovery_pending.insert(node.clone());
         out.push(Action::Send { node: node.clone(), msg: Request::Recover });
         out.push(Action::Emit(EventKind::RecoveryQuery { node: node.clone() }));
         for (tx_id, tx) in &self.active {
@@ -1055,7 +1067,8 @@ fn abort_detail(tx: &Tx, reason: AbortReason, prepare_timeout_us: u64) -> String
     let abort_vote = tx.votes.iter().find(|(_, (v, _))| *v == VoteView::Abort);
     match (reason, abort_vote) {
         (AbortReason::InsufficientFunds, _) => {
-            format!("insufficient funds: {} has less than {} cents", tx.request.from, tx.request.amount_cents)
+            let amount = crate::money::format_cents(tx.request.amount_cents);
+            format!("insufficient funds: {} has less than {amount}", tx.request.from)
         }
         (AbortReason::NodeUnreachable, _) => {
             let down: Vec<&str> = tx
