@@ -331,6 +331,11 @@ fn in_doubt_reports(actions: &[Action]) -> usize {
 #[test]
 fn in_doubt_reports_are_shown_for_recovery_queries_and_resolutions_only() {
     let mut h = Harness::new();
+    // The nodes answer the recovery query of their connection: nothing.
+    for node in [N1, N2] {
+        let a = h.run(Input::FromNode { node: node.into(), msg: Reply::InDoubt { tx_ids: vec![] } });
+        assert_eq!(in_doubt_reports(&a), 0, "an empty answer shows nothing");
+    }
     // A transaction paused in step mode after its votes: its nodes report
     // it in doubt at every sweep, and the coordinator rightly waits.
     h.c.set_faults(DemoFaults { crash_at: None, phase_pause_us: 10_000_000 });
