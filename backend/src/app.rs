@@ -27,6 +27,11 @@ pub struct App {
     demo: Mutex<DemoState>,
     /// Last status each node reported (shown while it does not answer).
     pub last_known: Mutex<BTreeMap<NodeId, NodeStatus>>,
+    /// Read-only connections for status and ledger queries. They live
+    /// outside the engine, so the dashboard still sees the nodes (and their
+    /// in-doubt transactions) while the engine is crashed; link faults apply
+    /// to them as to the engine's.
+    pub observer: std::sync::OnceLock<Transport>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -47,6 +52,7 @@ impl App {
             engine: EngineHandle::new(),
             demo: Mutex::new(DemoState::default()),
             last_known: Mutex::new(BTreeMap::new()),
+            observer: std::sync::OnceLock::new(),
             config,
         })
     }
@@ -98,6 +104,13 @@ impl App {
     pub fn arm_coordinator_crash(&self, request: CoordinatorCrashRequest) {
         self.demo().coordinator_crash = Some(request);
         self.engine.try_command(Command::SetFaults(self.demo_faults()));
+    }
+
+    /// Disarms a crash that has not fired yet; false if none was armed.
+    pub fn disarm_coordinator_crash(&self) -> bool {
+        let was_armed = self.demo().coordinator_crash.take().is_some();
+        self.engine.try_command(Command::SetFaults(self.demo_faults()));
+        was_armed
     }
 
     /// The armed crash fired: disarm it and say how long to stay down.

@@ -81,6 +81,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let app = App::new(config);
     app.supervisor.start_all().await?;
 
+    // Query-only connections to the nodes, alive across engine crashes.
+    let (observer_events, mut observer_rx) = tokio::sync::mpsc::channel(1_024);
+    let (observer, _observer_connections) =
+        transport::Transport::start(&app.supervisor, app.links.clone(), observer_events);
+    tokio::spawn(async move { while observer_rx.recv().await.is_some() {} });
+    let _ = app.observer.set(observer);
+
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let engine = tokio::spawn(engine::supervise(app.clone(), shutdown_rx.clone()));
     tokio::spawn(monitor::node_statuses(app.clone(), shutdown_rx.clone()));

@@ -187,3 +187,43 @@ async fn a_corrupt_record_in_the_middle_refuses_to_start_with_a_clear_message() 
     assert!(stderr.contains("coordinator.log"), "names the file: {stderr}");
     assert!(stderr.contains("offset"), "names where: {stderr}");
 }
+
+/// While the coordinator's engine is crashed, the dashboard still sees the
+/// nodes, and the transaction they hold in doubt, through its query-only
+/// connections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_and_their_in_doubt_transactions_stay_visible_while_the_coordinator_is_down() {
+    let c = Cluster::start(quick()).await;
+    let (status, _) = c.post("/api/coordinator/crash", json!({"at": "after_decision", "restart_after_ms": 8_000})).await;
+    assert_eq!(status, 200);
+    let (status, _) = c.transfer("A", "B", 300, Some("seen-in-doubt")).await;
+    assert_eq!(status, 503);
+    let view = system_tests::wait_for_async("both nodes to show the in-doubt transaction", system_tests::DEADLINE, || async {
+        let view = c.try_cluster().await?;
+        let shown = view.nodes.iter().all(|n| n.status == ComponentStatus::Up && n.in_doubt == ["seen-in-doubt"]);
+        shown.then_some(view)
+    })
+    .await;
+    assert_eq!(view.coordinator.status, ComponentStatus::Down, "{view:?}");
+    assert!(view.nodes.iter().all(|n| !n.locked_accounts.is_empty()), "in-doubt locks are held: {view:?}");
+    // Ledgers can be read meanwhile (nothing applied yet).
+    assert!(c.ledger("A").await.is_empty());
+    c.wait_all_up().await;
+    assert_books_balance(&c, committed(&["seen-in-doubt"])).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_armed_coordinator_crash_can_be_disarmed() {
+    let c = Cluster::start(quick()).await;
+    assert_eq!(c.delete("/api/coordinator/crash").await.0, 404, "nothing armed yet");
+    c.post("/api/coordinator/crash", json!({"at": "before_decision"})).await;
+    let (_, faults) = c.get("/api/faults").await;
+    assert_eq!(faults["coordinator_crash"]["at"], "before_decision");
+    let (status, _) = c.delete("/api/coordinator/crash").await;
+    assert_eq!(status, 200);
+    let (_, faults) = c.get("/api/faults").await;
+    assert!(faults["coordinator_crash"].is_null(), "{faults}");
+    let (status, _) = c.transfer_outcome("A", "B", 100, Some("not-crashed")).await;
+    assert_eq!(status, 200);
+    assert_eq!(c.cluster().await.coordinator.status, ComponentStatus::Up);
+}

@@ -53,7 +53,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/nodes/{id}/crash", post(crash_node))
         .route("/api/nodes/{id}/restart", post(restart_node))
         .route("/api/nodes/{id}/link", put(set_link).delete(heal_link))
-        .route("/api/coordinator/crash", post(crash_coordinator))
+        .route("/api/coordinator/crash", post(crash_coordinator).delete(disarm_coordinator_crash))
         .route("/api/{*rest}", any(api_not_found))
         .route("/ws", get(ws::handler))
         .layer(DefaultBodyLimit::max(HTTP_BODY_BYTES_MAX))
@@ -62,7 +62,7 @@ pub fn router(app: Arc<App>) -> Router {
         let index = ServeFile::new(static_dir.join("index.html"));
         api.fallback_service(ServeDir::new(&static_dir).fallback(index))
     } else {
-        tracing::warn!(dir = %static_dir.display(), "the dashboard is not built; serving a notice at /");
+        tracing::info!(dir = %static_dir.display(), "the dashboard is not built; serving a notice at /");
         api.fallback(|| async move { Html(NOT_BUILT_PAGE) })
     }
 }
@@ -223,12 +223,12 @@ async fn ledger(State(app): State<Arc<App>>, Path(account): Path<String>) -> Api
     let Some(node) = app.config.account_nodes.get(&account) else {
         return Err(ApiError::not_found(format!("no account '{account}'")));
     };
-    let live = app.engine.live().ok_or_else(|| ApiError::unavailable("the coordinator is down; retry shortly"))?;
+    let observer = app.observer.get().ok_or_else(|| ApiError::unavailable("the coordinator is starting; retry shortly"))?;
     // The node answers a page per line; read them all, oldest first.
     let mut all = Vec::new();
     loop {
         let query = Query::Ledger { account: account.clone(), offset: all.len() as u64 };
-        match live.transport.query(node, query).await {
+        match observer.query(node, query).await {
             Ok(QueryResult::Ledger { entries, total, .. }) => {
                 let done = entries.is_empty() || all.len() + entries.len() >= total as usize;
                 all.extend(entries);
@@ -363,6 +363,15 @@ async fn heal_link(State(app): State<Arc<App>>, Path(id): Path<String>) -> ApiRe
     app.links.set(&id, LinkFault::default());
     app.hub.publish(EventKind::Fault { target: id.clone(), description: format!("link to node {id} healed") });
     Ok(Json(LinkFault::default()).into_response())
+}
+
+async fn disarm_coordinator_crash(State(app): State<Arc<App>>) -> ApiResult {
+    require_demo(&app)?;
+    if !app.disarm_coordinator_crash() {
+        return Err(ApiError::not_found("no coordinator crash is armed"));
+    }
+    app.hub.publish(EventKind::Fault { target: "coordinator".to_string(), description: "coordinator crash disarmed".to_string() });
+    Ok(Json(json!({"armed": null})).into_response())
 }
 
 async fn crash_coordinator(State(app): State<Arc<App>>, body: Result<Bytes, BytesRejection>) -> ApiResult {

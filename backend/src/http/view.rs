@@ -16,8 +16,7 @@ const RECOVERING_GRACE_MS: u64 = 10_000;
 
 /// Asks a node for its status (None if it does not answer).
 pub async fn query_status(app: &App, node: &str) -> Option<NodeStatus> {
-    let live = app.engine.live()?;
-    match live.transport.query(node, Query::Status).await {
+    match app.observer.get()?.query(node, Query::Status).await {
         Ok(QueryResult::Status(status)) => {
             app.remember_status(status.clone());
             Some(status)
@@ -29,7 +28,7 @@ pub async fn query_status(app: &App, node: &str) -> Option<NodeStatus> {
 /// The status of a node as the dashboard shows it. `answered` is whether it
 /// just answered a query (None: not asked).
 pub fn node_status(app: &App, node: &str, answered: Option<bool>) -> ComponentStatus {
-    let connected = app.engine.live().is_some_and(|l| l.transport.is_connected(node));
+    let connected = app.observer.get().is_some_and(|t| t.is_connected(node));
     match app.supervisor.state(node) {
         None | Some(ProcState::Exited) => ComponentStatus::Down,
         Some(ProcState::Starting) => ComponentStatus::Recovering,
@@ -42,7 +41,7 @@ pub fn node_status(app: &App, node: &str, answered: Option<bool>) -> ComponentSt
                 .supervisor
                 .started_at(node)
                 .is_some_and(|t| t.elapsed() < Duration::from_millis(RECOVERING_GRACE_MS));
-            if !connected && young && app.engine.live().is_some() {
+            if !connected && young {
                 ComponentStatus::Recovering
             } else {
                 ComponentStatus::Unreachable
