@@ -11,6 +11,7 @@ pub use crate::wire::{AccountBalance, InDoubtTx, LedgerEntry};
 
 /// `POST /api/transfers`
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TransferRequest {
     pub from: AccountId,
@@ -21,6 +22,7 @@ pub struct TransferRequest {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Committed,
@@ -38,6 +40,7 @@ impl From<Decision> for Outcome {
 
 /// A vote as the API reports it: a node that never answered is `no_answer`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum VoteView {
     Ready,
@@ -46,6 +49,7 @@ pub enum VoteView {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NodeVote {
     pub node: NodeId,
     pub vote: VoteView,
@@ -54,6 +58,7 @@ pub struct NodeVote {
 
 /// Body of a 200 (committed) or 409 (aborted) answer to a transfer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TransferResponse {
     pub tx_id: TxId,
     pub outcome: Outcome,
@@ -65,6 +70,7 @@ pub struct TransferResponse {
 
 /// Protocol state of a transaction, as the coordinator knows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum TxState {
     /// Started; votes being collected.
@@ -77,6 +83,7 @@ pub enum TxState {
 
 /// The operations one node performs for a transaction.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Leg {
     pub node: NodeId,
     pub ops: Vec<Op>,
@@ -84,6 +91,7 @@ pub struct Leg {
 
 /// An item of `GET /api/transactions`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TransactionSummary {
     pub tx_id: TxId,
     pub state: TxState,
@@ -101,6 +109,7 @@ pub struct TransactionSummary {
 
 /// `GET /api/transactions/{tx_id}`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TransactionDetail {
     #[serde(flatten)]
     pub summary: TransactionSummary,
@@ -112,6 +121,7 @@ pub struct TransactionDetail {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ComponentStatus {
     Up,
@@ -121,6 +131,7 @@ pub enum ComponentStatus {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CoordinatorView {
     pub status: ComponentStatus,
     /// Whether fault injection is allowed (demo mode).
@@ -129,6 +140,7 @@ pub struct CoordinatorView {
 
 /// A network fault on the link between the coordinator and one node.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct LinkFault {
     /// Added one-way delay for every message, in both directions.
@@ -149,6 +161,7 @@ impl LinkFault {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NodeView {
     pub id: NodeId,
     pub addr: String,
@@ -170,6 +183,7 @@ pub struct NodeView {
 
 /// `GET /api/cluster`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ClusterView {
     pub coordinator: CoordinatorView,
     pub nodes: Vec<NodeView>,
@@ -183,6 +197,7 @@ pub struct ClusterView {
 
 /// An item of `GET /api/accounts`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AccountView {
     pub id: AccountId,
     pub node: NodeId,
@@ -190,6 +205,7 @@ pub struct AccountView {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LatencyMs {
     pub p50: f64,
     pub p90: f64,
@@ -200,6 +216,7 @@ pub struct LatencyMs {
 
 /// `GET /api/stats`
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Stats {
     pub attempted: u64,
     pub committed: u64,
@@ -220,6 +237,7 @@ pub struct Stats {
 
 /// Where the coordinator's engine can be crashed (demo mode).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum CrashPoint {
     /// All votes are in; the decision is not yet logged.
@@ -234,6 +252,7 @@ pub enum CrashPoint {
 /// killed at once (SIGKILL); with it, the node kills itself when its next
 /// transaction reaches that point.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NodeCrashRequest {
     #[serde(default)]
@@ -242,6 +261,7 @@ pub struct NodeCrashRequest {
 
 /// `POST /api/coordinator/crash`
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CoordinatorCrashRequest {
     pub at: CrashPoint,
@@ -256,6 +276,7 @@ fn default_restart_after_ms() -> u64 {
 /// `PUT /api/faults` (every field optional; absent fields keep their value)
 /// and `GET /api/faults`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct FaultsUpdate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -267,6 +288,7 @@ pub struct FaultsUpdate {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Faults {
     pub prepare_crash_probability: f64,
     pub phase_pause_ms: u64,
@@ -277,11 +299,13 @@ pub struct Faults {
 
 /// Every error body: `{"error": "<human sentence>"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     pub error: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Health {
     pub status: String,
 }

@@ -10,6 +10,7 @@ use crate::api::{AccountView, ClusterView, ComponentStatus, Faults, Outcome, Sta
 use crate::wire::{AbortReason, Decision, NodeId, TxId};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Event {
     pub seq: u64,
     pub ts_ms: u64,
@@ -21,6 +22,7 @@ pub struct Event {
 pub const COORDINATOR: &str = "coordinator";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum EventKind {
     /// The whole state, sent first on every connection.
@@ -72,6 +74,7 @@ impl EventKind {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Snapshot {
     pub cluster: ClusterView,
     /// Most recent first.

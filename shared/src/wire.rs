@@ -14,6 +14,7 @@ pub type AccountId = String;
 
 /// One change to one account: `delta_cents` < 0 debits, > 0 credits.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Op {
     pub account: AccountId,
@@ -30,6 +31,7 @@ pub enum Vote {
 
 /// The coordinator's outcome for a transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Decision {
     Commit,
@@ -38,6 +40,7 @@ pub enum Decision {
 
 /// Why a transaction aborted. The strings are the API's `reason` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum AbortReason {
     InsufficientFunds,
@@ -90,6 +93,7 @@ impl std::fmt::Display for AbortReason {
 
 /// Points at which a participant can be told to crash itself (demo mode only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ParticipantCrashPoint {
     /// After its PREPARED record is durable, before the `ready` vote is sent.
@@ -182,6 +186,7 @@ pub struct NodeStatus {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AccountBalance {
     pub id: AccountId,
@@ -189,6 +194,7 @@ pub struct AccountBalance {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct InDoubtTx {
     pub tx_id: TxId,
@@ -198,6 +204,7 @@ pub struct InDoubtTx {
 
 /// One applied change on an account's ledger.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct LedgerEntry {
     pub tx_id: TxId,

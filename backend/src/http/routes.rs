@@ -54,6 +54,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/nodes/{id}/restart", post(restart_node))
         .route("/api/nodes/{id}/link", put(set_link).delete(heal_link))
         .route("/api/coordinator/crash", post(crash_coordinator).delete(disarm_coordinator_crash))
+        .merge(super::ops::router())
         .route("/api/{*rest}", any(api_not_found))
         .route("/ws", get(ws::handler))
         .layer(DefaultBodyLimit::max(HTTP_BODY_BYTES_MAX))

@@ -1,0 +1,154 @@
+//! The CLI's HTTP client: one blocking request per command, with errors
+//! that say what to do (the coordinator is not running, the server's own
+//! `error` sentence for a 4xx/5xx).
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// How long to wait for a TCP connection to the coordinator.
+const CONNECT_TIMEOUT_MS: u64 = 3_000;
+/// Longest wait for an answer: a transfer may take the prepare timeout plus
+/// the ack wait, each 3 s by default, on a slow machine.
+const REQUEST_TIMEOUT_MS: u64 = 60_000;
+/// Largest answer read (a long ledger).
+const BODY_BYTES_MAX: u64 = 256 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot reach the coordinator at {url}: is it running? start it with scripts/demo.sh ({cause})")]
+    Unreachable { url: String, cause: String },
+    #[error("{0}")]
+    Usage(String),
+    #[error("the coordinator answered {status} with a body that is not JSON: {snippet}")]
+    NotJson { status: u16, snippet: String },
+}
+
+/// An HTTP answer: its status and JSON body.
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Answer {
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// The server's `{"error": "..."}` sentence, or a description of the status.
+    pub fn error_sentence(&self) -> String {
+        match self.body.get("error").and_then(Value::as_str) {
+            Some(sentence) => sentence.to_string(),
+            None => format!("the coordinator answered HTTP {}", self.status),
+        }
+    }
+}
+
+pub struct Client {
+    base: String,
+    agent: ureq::Agent,
+}
+
+impl Client {
+    pub fn new(url: &str) -> Result<Client, ClientError> {
+        let base = url.trim_end_matches('/').to_string();
+        if !base.starts_with("http://") {
+            return Err(ClientError::Usage(format!(
+                "--url must start with http:// (got '{url}'); the coordinator speaks plain HTTP, e.g. http://127.0.0.1:8000"
+            )));
+        }
+        let config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(Duration::from_millis(CONNECT_TIMEOUT_MS)))
+            .timeout_global(Some(Duration::from_millis(REQUEST_TIMEOUT_MS)))
+            .build();
+        Ok(Client {
+            base,
+            agent: ureq::Agent::new_with_config(config),
+        })
+    }
+
+    pub fn get(&self, path: &str) -> Result<Answer, ClientError> {
+        self.finish(self.agent.get(self.url(path)).call())
+    }
+
+    pub fn post(&self, path: &str, body: Option<&Value>) -> Result<Answer, ClientError> {
+        let request = self.agent.post(self.url(path));
+        let result = match body {
+            Some(json) => request
+                .content_type("application/json")
+                .send(json.to_string()),
+            None => request.send_empty(),
+        };
+        self.finish(result)
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    fn finish(
+        &self,
+        result: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<Answer, ClientError> {
+        let mut response = result.map_err(|e| self.transport_error(e))?;
+        let status = response.status().as_u16();
+        let text = response
+            .body_mut()
+            .with_config()
+            .limit(BODY_BYTES_MAX)
+            .read_to_string()
+            .map_err(|e| self.transport_error(e))?;
+        if text.trim().is_empty() {
+            return Ok(Answer {
+                status,
+                body: Value::Null,
+            });
+        }
+        let body = serde_json::from_str(&text).map_err(|_| ClientError::NotJson {
+            status,
+            snippet: text.chars().take(200).collect(),
+        })?;
+        Ok(Answer { status, body })
+    }
+
+    fn transport_error(&self, e: ureq::Error) -> ClientError {
+        let cause = match &e {
+            ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+                "connection refused".to_string()
+            }
+            ureq::Error::Timeout(_) => "no answer in time".to_string(),
+            ureq::Error::HostNotFound => "unknown host".to_string(),
+            other => other.to_string(),
+        };
+        ClientError::Unreachable {
+            url: self.base.clone(),
+            cause,
+        }
+    }
+}
+
+/// Escapes one path segment (an account, node or transaction id).
+pub fn segment(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_are_escaped() {
+        assert_eq!(segment("tx-1_a.b~"), "tx-1_a.b~");
+        assert_eq!(segment("a/b c?"), "a%2Fb%20c%3F");
+        assert_eq!(segment("é"), "%C3%A9");
+    }
+}

@@ -1,0 +1,705 @@
+//! Prometheus metrics of the coordinator, served as text at `GET /metrics`
+//! (see `http::ops`).
+//!
+//! Two kinds, so that the hot path stays cheap:
+//! - **Event metrics** are observed as the hub publishes each event
+//!   ([`observe`], one call in `Hub::publish`): transactions by outcome and
+//!   abort reason, end-to-end latency, and the latency of each protocol phase.
+//!   Observing is a match on the event kind and a few atomic adds; the events
+//!   that bound a phase also read the clock once and touch one slot of a
+//!   fixed-size table under an uncontended lock (the hub already serialises
+//!   publishing). Nothing allocates.
+//! - **State metrics** are computed when scraped ([`Metrics::render_state`]):
+//!   in-flight and in-doubt transactions, the oldest in-doubt age, log
+//!   forces and records, per-node connection state, balances. They come from
+//!   the same cluster view as `GET /api/cluster`, so scraping costs one
+//!   status query per node and nothing between scrapes.
+//!
+//! Phase latencies (seconds), per transaction started by this engine:
+//! - prepare round trip: `tx_started` → the last vote;
+//! - decision log force: the last `ready` vote → the COMMIT record durable
+//!   (group-commit wait plus fdatasync; includes step mode's pause);
+//! - commit round trip: the first `commit_sent` → the last commit ack.
+//!
+//! Transactions recovered from the log after a crash have no start here and
+//! are only counted, not timed.
+
+use std::hash::Hasher;
+use std::sync::{LazyLock, Mutex};
+use std::time::Instant;
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
+    Registry,
+};
+use shared::api::{ClusterView, ComponentStatus, Outcome, VoteView};
+use shared::events::{Event, EventKind, COORDINATOR};
+use shared::wire::{AbortReason, Decision};
+
+/// Transactions timed at once; a newer one takes the slot of an older one
+/// whose phases then go untimed (a power of two).
+const PHASE_SLOTS_MAX: usize = 16_384;
+/// Histogram buckets in seconds: 100 µs to 10 s.
+const LATENCY_BUCKETS_S: [f64; 16] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+/// The abort reason label when an abort names none.
+const REASON_UNKNOWN: &str = "unknown";
+
+/// The coordinator's metrics (one per process: the hub reaches it through
+/// [`observe`]).
+pub fn global() -> &'static Metrics {
+    static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+    &METRICS
+}
+
+/// Records one published event. Called by the hub for every event.
+pub fn observe(event: &Event) {
+    global().observe(event);
+}
+
+pub struct Metrics {
+    registry: Registry,
+    started: IntCounter,
+    /// Indexed by [`outcome_index`].
+    finished: [IntCounter; 2],
+    /// Indexed by `AbortReason as usize`; the last one is `unknown`.
+    aborts: Vec<IntCounter>,
+    /// Indexed by [`outcome_index`].
+    duration: [Histogram; 2],
+    prepare: Histogram,
+    log_force: Histogram,
+    commit: Histogram,
+    commit_records: IntCounter,
+    /// Indexed by [`decision_index`].
+    resolved: [IntCounter; 2],
+    phases: Mutex<PhaseClock>,
+    created: Instant,
+}
+
+fn outcome_index(outcome: Outcome) -> usize {
+    match outcome {
+        Outcome::Committed => 0,
+        Outcome::Aborted => 1,
+    }
+}
+
+fn decision_index(decision: Decision) -> usize {
+    match decision {
+        Decision::Commit => 0,
+        Decision::Abort => 1,
+    }
+}
+
+fn histogram(registry: &Registry, name: &str, help: &str) -> Histogram {
+    let h =
+        Histogram::with_opts(HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS_S.to_vec()))
+            .expect("a valid histogram definition");
+    registry
+        .register(Box::new(h.clone()))
+        .expect("metric names are unique");
+    h
+}
+
+fn counter_vec(registry: &Registry, name: &str, help: &str, label: &str) -> IntCounterVec {
+    let v =
+        IntCounterVec::new(Opts::new(name, help), &[label]).expect("a valid counter definition");
+    registry
+        .register(Box::new(v.clone()))
+        .expect("metric names are unique");
+    v
+}
+
+impl Metrics {
+    /// Registers every event metric; every label value is created up front,
+    /// so each series is exported from the start (at zero) and observing
+    /// never looks a label up.
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+        let started = IntCounter::new(
+            "tpc_transactions_started_total",
+            "Transactions started by the coordinator.",
+        )
+        .expect("a valid counter definition");
+        registry
+            .register(Box::new(started.clone()))
+            .expect("metric names are unique");
+        let finished = counter_vec(
+            &registry,
+            "tpc_transactions_total",
+            "Transactions finished (answered), by outcome.",
+            "outcome",
+        );
+        let aborts = counter_vec(
+            &registry,
+            "tpc_transaction_aborts_total",
+            "Aborted transactions, by reason.",
+            "reason",
+        );
+        let mut abort_children: Vec<Option<IntCounter>> = vec![None; AbortReason::ALL.len() + 1];
+        for reason in AbortReason::ALL {
+            abort_children[reason as usize] = Some(aborts.with_label_values(&[reason.as_str()]));
+        }
+        abort_children[AbortReason::ALL.len()] = Some(aborts.with_label_values(&[REASON_UNKNOWN]));
+        let duration = HistogramVec::new(
+            HistogramOpts::new(
+                "tpc_transaction_duration_seconds",
+                "End-to-end latency of finished transactions (request to answer), by outcome.",
+            )
+            .buckets(LATENCY_BUCKETS_S.to_vec()),
+            &["outcome"],
+        )
+        .expect("a valid histogram definition");
+        registry
+            .register(Box::new(duration.clone()))
+            .expect("metric names are unique");
+        let resolved = counter_vec(
+            &registry,
+            "tpc_in_doubt_resolved_total",
+            "In-doubt transactions resolved from the coordinator's log, by decision.",
+            "decision",
+        );
+        let commit_records = IntCounter::new(
+            "tpc_coordinator_commit_records_total",
+            "COMMIT decision records made durable (divide by the coordinator's log forces for the group-commit batch size).",
+        )
+        .expect("a valid counter definition");
+        registry
+            .register(Box::new(commit_records.clone()))
+            .expect("metric names are unique");
+        Metrics {
+            prepare: histogram(
+                &registry,
+                "tpc_prepare_round_trip_seconds",
+                "Phase 1: from tx_started to the last vote.",
+            ),
+            log_force: histogram(
+                &registry,
+                "tpc_decision_log_force_seconds",
+                "From the last ready vote to the COMMIT decision being durable (group-commit wait and fdatasync).",
+            ),
+            commit: histogram(
+                &registry,
+                "tpc_commit_round_trip_seconds",
+                "Phase 2: from the first commit sent to the last commit ack.",
+            ),
+            started,
+            finished: [finished.with_label_values(&["committed"]), finished.with_label_values(&["aborted"])],
+            aborts: abort_children.into_iter().map(|c| c.expect("every reason has a counter")).collect(),
+            duration: [duration.with_label_values(&["committed"]), duration.with_label_values(&["aborted"])],
+            commit_records,
+            resolved: [resolved.with_label_values(&["commit"]), resolved.with_label_values(&["abort"])],
+            phases: Mutex::new(PhaseClock::new()),
+            created: Instant::now(),
+            registry,
+        }
+    }
+
+    /// Records one event: counters at once, phase timings through the
+    /// [`PhaseClock`].
+    pub fn observe(&self, event: &Event) {
+        match &event.kind {
+            EventKind::TxStarted { tx_id, nodes, .. } => {
+                self.started.inc();
+                self.phases().start(tx_id, nodes.len());
+            }
+            EventKind::Vote { tx_id, vote, .. } => {
+                if let Some(prepare_s) = self.phases().vote(tx_id, *vote == VoteView::Ready) {
+                    self.prepare.observe(prepare_s);
+                }
+            }
+            EventKind::LogForced { tx_id, node, .. } if node == COORDINATOR => {
+                self.commit_records.inc();
+                if let Some(force_s) = self.phases().decision_durable(tx_id) {
+                    self.log_force.observe(force_s);
+                }
+            }
+            EventKind::CommitSent { tx_id, .. } => self.phases().commit_sent(tx_id),
+            EventKind::Ack {
+                tx_id,
+                decision: Decision::Commit,
+                ..
+            } => {
+                if let Some(commit_s) = self.phases().commit_ack(tx_id) {
+                    self.commit.observe(commit_s);
+                }
+            }
+            EventKind::TxFinished {
+                tx_id,
+                outcome,
+                reason,
+                duration_ms,
+            } => {
+                let index = outcome_index(*outcome);
+                self.finished[index].inc();
+                self.duration[index].observe(duration_ms / 1000.0);
+                if *outcome == Outcome::Aborted {
+                    let reason_index = reason.map_or(AbortReason::ALL.len(), |r| r as usize);
+                    self.aborts[reason_index].inc();
+                    self.phases().forget(tx_id);
+                }
+            }
+            EventKind::TxEnded { tx_id } => self.phases().forget(tx_id),
+            EventKind::Resolved { decision, .. } => self.resolved[decision_index(*decision)].inc(),
+            _ => {}
+        }
+    }
+
+    fn phases(&self) -> std::sync::MutexGuard<'_, PhaseClock> {
+        self.phases.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The event metrics followed by the state metrics of `state`, in the
+    /// Prometheus text format.
+    pub fn render(&self, state: &State) -> String {
+        let mut families = self.registry.gather();
+        families.extend(state_registry(state, self.created.elapsed().as_secs_f64()).gather());
+        let mut buf = Vec::new();
+        // Encoding plain numbers and label values into memory cannot fail.
+        prometheus::TextEncoder::new()
+            .encode(&families, &mut buf)
+            .expect("text encoding into memory");
+        String::from_utf8(buf).expect("the text format is UTF-8")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+/// What the state metrics are computed from, gathered at scrape time.
+pub struct State {
+    pub cluster: ClusterView,
+    /// Per node: whether the coordinator holds a connection to it.
+    pub connected: Vec<(String, bool)>,
+    pub in_flight: u64,
+    pub coordinator_log_forces: u64,
+    /// Per node: (log forces, log records) as its last status reported.
+    pub node_logs: Vec<(String, u64, u64)>,
+}
+
+/// A fresh registry holding the state metrics (rebuilt per scrape, so a
+/// node that disappears stops being exported).
+fn state_registry(state: &State, uptime_s: f64) -> Registry {
+    let registry = Registry::new();
+    let gauge = |name: &str, help: &str, labels: &[&str]| {
+        let v = IntGaugeVec::new(Opts::new(name, help), labels).expect("a valid gauge definition");
+        registry
+            .register(Box::new(v.clone()))
+            .expect("metric names are unique");
+        v
+    };
+    let fgauge = |name: &str, help: &str, labels: &[&str]| {
+        let v = prometheus::GaugeVec::new(Opts::new(name, help), labels)
+            .expect("a valid gauge definition");
+        registry
+            .register(Box::new(v.clone()))
+            .expect("metric names are unique");
+        v
+    };
+    let scalar = |name: &str, help: &str, value: f64| {
+        let g = prometheus::Gauge::new(name, help).expect("a valid gauge definition");
+        g.set(value);
+        registry
+            .register(Box::new(g))
+            .expect("metric names are unique");
+    };
+    let counter = |name: &str, help: &str, labels: &[&str]| {
+        let v =
+            IntCounterVec::new(Opts::new(name, help), labels).expect("a valid counter definition");
+        registry
+            .register(Box::new(v.clone()))
+            .expect("metric names are unique");
+        v
+    };
+    let up = |s: ComponentStatus| i64::from(s == ComponentStatus::Up);
+
+    let view = &state.cluster;
+    scalar(
+        "tpc_coordinator_up",
+        "1 if the coordinator's engine is up (0: down or recovering).",
+        up(view.coordinator.status) as f64,
+    );
+    scalar(
+        "tpc_uptime_seconds",
+        "Seconds since the coordinator started.",
+        uptime_s,
+    );
+    scalar(
+        "tpc_transactions_in_flight",
+        "Transactions the coordinator is running now.",
+        state.in_flight as f64,
+    );
+
+    let node_up = gauge(
+        "tpc_node_up",
+        "1 if the node is up and answering (0: down, recovering or unreachable).",
+        &["node"],
+    );
+    let connected = gauge(
+        "tpc_node_connected",
+        "1 if the coordinator holds a connection to the node.",
+        &["node"],
+    );
+    let in_doubt = gauge(
+        "tpc_in_doubt_transactions",
+        "Transactions prepared at the node whose outcome it does not know yet.",
+        &["node"],
+    );
+    let oldest = fgauge(
+        "tpc_in_doubt_oldest_age_seconds",
+        "How long the node's oldest in-doubt transaction has been prepared (0 if none).",
+        &["node"],
+    );
+    let locked = gauge(
+        "tpc_locked_accounts",
+        "Accounts locked at the node.",
+        &["node"],
+    );
+    let balance = gauge(
+        "tpc_account_balance_cents",
+        "Balance of each account, as its node last reported.",
+        &["account", "node"],
+    );
+    for node in &view.nodes {
+        let id = node.id.as_str();
+        node_up.with_label_values(&[id]).set(up(node.status));
+        in_doubt
+            .with_label_values(&[id])
+            .set(node.in_doubt.len() as i64);
+        let oldest_ms = node
+            .in_doubt_detail
+            .iter()
+            .map(|t| t.prepared_for_ms)
+            .max()
+            .unwrap_or(0);
+        oldest
+            .with_label_values(&[id])
+            .set(oldest_ms as f64 / 1000.0);
+        locked
+            .with_label_values(&[id])
+            .set(node.locked_accounts.len() as i64);
+        for account in &node.accounts {
+            balance
+                .with_label_values(&[account.id.as_str(), id])
+                .set(account.balance_cents);
+        }
+    }
+    for (node, is_connected) in &state.connected {
+        connected
+            .with_label_values(&[node.as_str()])
+            .set(i64::from(*is_connected));
+    }
+    scalar(
+        "tpc_total_cents",
+        "Sum of the balances of the nodes that answered.",
+        view.total_cents as f64,
+    );
+    scalar(
+        "tpc_expected_total_cents",
+        "The total every audit expects (money is never created or lost).",
+        view.expected_total_cents as f64,
+    );
+
+    let forces = counter(
+        "tpc_log_forces_total",
+        "Log forces (fdatasync) since the process started, by process (`coordinator` or a node id).",
+        &["process"],
+    );
+    let records = counter(
+        "tpc_log_records_total",
+        "Records written to a node's log since it started.",
+        &["process"],
+    );
+    forces
+        .with_label_values(&["coordinator"])
+        .inc_by(state.coordinator_log_forces);
+    for (node, node_forces, node_records) in &state.node_logs {
+        forces
+            .with_label_values(&[node.as_str()])
+            .inc_by(*node_forces);
+        records
+            .with_label_values(&[node.as_str()])
+            .inc_by(*node_records);
+    }
+    registry
+}
+
+/// Start instants of the transactions being timed, in a fixed table indexed
+/// by a hash of the tx id: bounded memory, no allocation per transaction.
+struct PhaseClock {
+    slots: Box<[Option<Slot>]>,
+}
+
+#[derive(Clone, Copy)]
+struct Slot {
+    key: u64,
+    started: Instant,
+    nodes: usize,
+    votes: usize,
+    ready: usize,
+    all_ready_at: Option<Instant>,
+    commit_sent_at: Option<Instant>,
+    acks: usize,
+}
+
+impl PhaseClock {
+    fn new() -> PhaseClock {
+        assert!(PHASE_SLOTS_MAX.is_power_of_two());
+        PhaseClock {
+            slots: vec![None; PHASE_SLOTS_MAX].into_boxed_slice(),
+        }
+    }
+
+    fn slot(&mut self, tx_id: &str) -> Option<&mut Slot> {
+        let key = key_of(tx_id);
+        let slot = &mut self.slots[(key as usize) & (PHASE_SLOTS_MAX - 1)];
+        slot.as_mut().filter(|s| s.key == key)
+    }
+
+    fn start(&mut self, tx_id: &str, nodes: usize) {
+        let key = key_of(tx_id);
+        self.slots[(key as usize) & (PHASE_SLOTS_MAX - 1)] = Some(Slot {
+            key,
+            started: Instant::now(),
+            nodes,
+            votes: 0,
+            ready: 0,
+            all_ready_at: None,
+            commit_sent_at: None,
+            acks: 0,
+        });
+    }
+
+    /// Seconds of the prepare round trip when this was the last vote.
+    fn vote(&mut self, tx_id: &str, ready: bool) -> Option<f64> {
+        let slot = self.slot(tx_id)?;
+        slot.votes += 1;
+        slot.ready += usize::from(ready);
+        if slot.votes != slot.nodes {
+            return None;
+        }
+        let now = Instant::now();
+        if slot.ready == slot.nodes {
+            slot.all_ready_at = Some(now);
+        }
+        Some(now.duration_since(slot.started).as_secs_f64())
+    }
+
+    fn decision_durable(&mut self, tx_id: &str) -> Option<f64> {
+        let since = self.slot(tx_id)?.all_ready_at?;
+        Some(since.elapsed().as_secs_f64())
+    }
+
+    fn commit_sent(&mut self, tx_id: &str) {
+        if let Some(slot) = self.slot(tx_id) {
+            if slot.commit_sent_at.is_none() {
+                slot.commit_sent_at = Some(Instant::now());
+            }
+        }
+    }
+
+    /// Seconds of the commit round trip when this was the last ack.
+    fn commit_ack(&mut self, tx_id: &str) -> Option<f64> {
+        let slot = self.slot(tx_id)?;
+        slot.acks += 1;
+        if slot.acks != slot.nodes {
+            return None;
+        }
+        Some(slot.commit_sent_at?.elapsed().as_secs_f64())
+    }
+
+    fn forget(&mut self, tx_id: &str) {
+        let key = key_of(tx_id);
+        let slot = &mut self.slots[(key as usize) & (PHASE_SLOTS_MAX - 1)];
+        if slot.is_some_and(|s| s.key == key) {
+            *slot = None;
+        }
+    }
+}
+
+/// FNV-1a: fast on short ids, good enough to spread them over the slots.
+fn key_of(tx_id: &str) -> u64 {
+    let mut hasher = Fnv1a(0xcbf2_9ce4_8422_2325);
+    hasher.write(tx_id.as_bytes());
+    hasher.finish()
+}
+
+struct Fnv1a(u64);
+
+impl Hasher for Fnv1a {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(kind: EventKind) -> Event {
+        Event {
+            seq: 1,
+            ts_ms: 0,
+            kind,
+        }
+    }
+
+    fn two_phase_commit(m: &Metrics, tx: &str) {
+        let nodes = vec!["6001".to_string(), "6002".to_string()];
+        m.observe(&event(EventKind::TxStarted {
+            tx_id: tx.into(),
+            from: "A".into(),
+            to: "B".into(),
+            amount_cents: 1,
+            nodes: nodes.clone(),
+            one_phase: false,
+        }));
+        for node in &nodes {
+            m.observe(&event(EventKind::Vote {
+                tx_id: tx.into(),
+                node: node.clone(),
+                vote: VoteView::Ready,
+                reason: None,
+            }));
+        }
+        m.observe(&event(EventKind::LogForced {
+            tx_id: tx.into(),
+            node: COORDINATOR.into(),
+            record: "commit".into(),
+        }));
+        for node in &nodes {
+            m.observe(&event(EventKind::CommitSent {
+                tx_id: tx.into(),
+                node: node.clone(),
+            }));
+        }
+        for node in &nodes {
+            m.observe(&event(EventKind::Ack {
+                tx_id: tx.into(),
+                node: node.clone(),
+                decision: Decision::Commit,
+            }));
+        }
+        m.observe(&event(EventKind::TxFinished {
+            tx_id: tx.into(),
+            outcome: Outcome::Committed,
+            reason: None,
+            duration_ms: 2.0,
+        }));
+        m.observe(&event(EventKind::TxEnded { tx_id: tx.into() }));
+    }
+
+    #[test]
+    fn a_commit_is_counted_and_every_phase_timed_once() {
+        let m = Metrics::new();
+        two_phase_commit(&m, "t1");
+        two_phase_commit(&m, "t2");
+        assert_eq!(m.started.get(), 2);
+        assert_eq!(m.finished[0].get(), 2);
+        assert_eq!(m.duration[0].get_sample_count(), 2);
+        assert_eq!(m.prepare.get_sample_count(), 2);
+        assert_eq!(m.log_force.get_sample_count(), 2);
+        assert_eq!(m.commit.get_sample_count(), 2);
+        assert_eq!(m.commit_records.get(), 2);
+        // Forgotten after the end: a late duplicate ack times nothing.
+        m.observe(&event(EventKind::Ack {
+            tx_id: "t1".into(),
+            node: "6001".into(),
+            decision: Decision::Commit,
+        }));
+        assert_eq!(m.commit.get_sample_count(), 2);
+    }
+
+    #[test]
+    fn aborts_are_counted_by_reason_and_never_timed_as_commits() {
+        let m = Metrics::new();
+        m.observe(&event(EventKind::TxStarted {
+            tx_id: "a".into(),
+            from: "A".into(),
+            to: "B".into(),
+            amount_cents: 1,
+            nodes: vec!["6001".into(), "6002".into()],
+            one_phase: false,
+        }));
+        m.observe(&event(EventKind::Vote {
+            tx_id: "a".into(),
+            node: "6001".into(),
+            vote: VoteView::Abort,
+            reason: Some(AbortReason::InsufficientFunds),
+        }));
+        m.observe(&event(EventKind::TxFinished {
+            tx_id: "a".into(),
+            outcome: Outcome::Aborted,
+            reason: Some(AbortReason::InsufficientFunds),
+            duration_ms: 1.0,
+        }));
+        m.observe(&event(EventKind::TxFinished {
+            tx_id: "b".into(),
+            outcome: Outcome::Aborted,
+            reason: None,
+            duration_ms: 1.0,
+        }));
+        assert_eq!(m.finished[1].get(), 2);
+        assert_eq!(m.aborts[AbortReason::InsufficientFunds as usize].get(), 1);
+        assert_eq!(m.aborts[AbortReason::ALL.len()].get(), 1);
+        assert_eq!(
+            m.prepare.get_sample_count(),
+            0,
+            "one vote of two is no full round trip"
+        );
+        let text = m.render(&State {
+            cluster: ClusterView {
+                coordinator: shared::api::CoordinatorView {
+                    status: ComponentStatus::Up,
+                    demo_mode: false,
+                },
+                nodes: Vec::new(),
+                total_cents: 0,
+                expected_total_cents: 0,
+                total_complete: true,
+            },
+            connected: Vec::new(),
+            in_flight: 0,
+            coordinator_log_forces: 3,
+            node_logs: Vec::new(),
+        });
+        assert!(
+            text.contains("tpc_transaction_aborts_total{reason=\"insufficient_funds\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tpc_transaction_aborts_total{reason=\"unknown\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tpc_transaction_aborts_total{reason=\"timeout\"} 0\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tpc_log_forces_total{process=\"coordinator\"} 3\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_phase_table_is_bounded_and_overwrites_old_slots() {
+        let mut clock = PhaseClock::new();
+        for i in 0..(PHASE_SLOTS_MAX * 3) {
+            clock.start(&format!("tx-{i}"), 2);
+        }
+        assert_eq!(clock.slots.len(), PHASE_SLOTS_MAX);
+        // The newest one is still timed.
+        let newest = format!("tx-{}", PHASE_SLOTS_MAX * 3 - 1);
+        assert!(clock.vote(&newest, true).is_none());
+        assert!(clock.vote(&newest, true).is_some());
+    }
+}
