@@ -66,7 +66,9 @@ struct Cli {
     lock_wait_ms: u64,
 
     /// Obey `arm_crash` requests (demo mode: the coordinator may make this
-    /// process kill itself at a protocol point).
+    /// process kill itself at a protocol point) and `heuristic` decisions
+    /// (an operator forces the outcome of an in-doubt transaction, which can
+    /// break atomicity; see `participant-admin --help`).
     #[arg(long)]
     allow_faults: bool,
 

@@ -7,7 +7,8 @@
 //! without a fixed limit are therefore cut to what fits:
 //! - a ledger answers a page: the entries from `offset` that fit (the
 //!   coordinator asks for the next page until it has them all);
-//! - a status cuts its `in_doubt` and `locked_accounts` lists (oldest kept);
+//! - a status cuts its `in_doubt` and `locked_accounts` lists (oldest kept)
+//!   and its `heuristics` list (newest kept);
 //! - an `in_doubt` reply (XA recover) is split over several lines.
 
 use serde::Serialize;
@@ -54,6 +55,11 @@ fn status(participant: &Participant, now_us: u64, log: LogStats) -> QueryResult 
     in_doubt.truncate(fitting_head(&in_doubt, LINE_BYTES_MAX / 4));
     let mut locked_accounts = participant.locked_accounts();
     locked_accounts.truncate(fitting_head(&locked_accounts, LINE_BYTES_MAX / 4));
+    // Heuristic decisions are rare and must be seen: keep the newest that fit.
+    let mut heuristics = participant.heuristics();
+    heuristics.reverse();
+    heuristics.truncate(fitting_head(&heuristics, LINE_BYTES_MAX / 4));
+    heuristics.reverse();
     let status = NodeStatus {
         node: participant.node().clone(),
         accounts: participant.balances(),
@@ -61,6 +67,7 @@ fn status(participant: &Participant, now_us: u64, log: LogStats) -> QueryResult 
         locked_accounts,
         log_forces: log.forces,
         log_records: log.records,
+        heuristics,
     };
     let line_bytes = serde_json::to_vec(&status)
         .map(|v| v.len())

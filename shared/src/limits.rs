@@ -20,6 +20,9 @@ pub const PARTICIPANT_TX_ACTIVE_MAX: usize = 100_000;
 pub const COORDINATOR_TX_ACTIVE_MAX: usize = 50_000;
 /// Finished transaction outcomes a participant remembers to answer duplicates.
 pub const PARTICIPANT_OUTCOMES_KEPT_MAX: usize = 200_000;
+/// Heuristic decisions a participant keeps (each is kept until then: it is
+/// evidence of a possibly broken transaction). Beyond it, new ones are refused.
+pub const PARTICIPANT_HEURISTICS_KEPT_MAX: usize = 10_000;
 /// Finished transactions the coordinator keeps with their full timeline.
 pub const COORDINATOR_HISTORY_KEPT_MAX: usize = 2_000;
 /// Finished outcomes the coordinator keeps to answer a repeated client `tx_id`.

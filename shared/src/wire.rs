@@ -122,6 +122,15 @@ pub enum Request {
     Query { req_id: u64, query: Query },
     /// Demo mode only: crash this process at the given point of the next transaction.
     ArmCrash { point: ParticipantCrashPoint },
+    /// An operator forces the outcome of a transaction that is in doubt
+    /// here because its decision cannot be learned (the coordinator is down
+    /// or cut off): a **heuristic decision**, as XA and Narayana call it.
+    /// It is forced to the log as HEURISTIC, applied, reported in `status`,
+    /// and a later `commit`/`rollback` that disagrees gets an `error` that
+    /// names the heuristic mismatch. Guessing wrong breaks atomicity; the
+    /// coordinator shows that loudly. Answered with `ack` once durable;
+    /// obeyed only by a node started with `--allow-faults`.
+    Heuristic { tx_id: TxId, decision: Decision },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -183,6 +192,24 @@ pub struct NodeStatus {
     /// Log forces (fdatasync calls) since start.
     pub log_forces: u64,
     pub log_records: u64,
+    /// Outcomes an operator forced here (heuristic decisions), oldest first.
+    #[serde(default)]
+    pub heuristics: Vec<HeuristicOutcome>,
+}
+
+/// A heuristic decision recorded by a participant.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeuristicOutcome {
+    pub tx_id: TxId,
+    /// What the operator forced.
+    pub decision: Decision,
+    /// This node's operations of the transaction (applied if `commit`).
+    pub ops: Vec<Op>,
+    /// The coordinator's decision, once a `commit` or `rollback` for it
+    /// arrived here since this process started (not logged).
+    #[serde(default)]
+    pub coordinator_decision: Option<Decision>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -250,6 +277,7 @@ mod tests {
             Request::Recover,
             Request::Query { req_id: 3, query: Query::Ledger { account: "A".into(), offset: 0 } },
             Request::ArmCrash { point: ParticipantCrashPoint::AfterPrepareLogged },
+            Request::Heuristic { tx_id: "t1".into(), decision: Decision::Abort },
         ];
         for msg in msgs {
             let line = encode_line(&msg);

@@ -13,17 +13,27 @@
 //!   finds an account held by a *younger* transaction dies at once
 //!   (`lock_conflict`). Waits are also bounded by `lock_wait_us`.
 //!
+//! - A **heuristic decision** (`heuristic`, an operator's command for a
+//!   node that cannot learn the decision) ends an in-doubt transaction
+//!   without the coordinator: it is forced to the log as HEURISTIC and kept
+//!   (not cut like ordinary outcomes). A later `commit`/`rollback` that
+//!   agrees is acked; one that disagrees gets an `error` naming the
+//!   mismatch, because atomicity is then broken and must not be hidden.
+//!
 //! Locks are released as soon as a commit or rollback is *appended* (before
 //! it is durable): the log is a sequence, so any later transaction's PREPARED
 //! record can only be durable if this outcome record is too.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use crate::limits::{AMOUNT_CENTS_MAX, LEDGER_ENTRIES_KEPT_MAX, OPS_PER_TX_MAX, PARTICIPANT_OUTCOMES_KEPT_MAX, PARTICIPANT_TX_ACTIVE_MAX};
+use crate::limits::{
+    AMOUNT_CENTS_MAX, LEDGER_ENTRIES_KEPT_MAX, OPS_PER_TX_MAX, PARTICIPANT_HEURISTICS_KEPT_MAX, PARTICIPANT_OUTCOMES_KEPT_MAX,
+    PARTICIPANT_TX_ACTIVE_MAX,
+};
 use crate::protocol::record::{ParticipantCheckpoint, ParticipantRecord};
 use crate::wire::{
-    AbortReason, AccountBalance, AccountId, Decision, InDoubtTx, LedgerEntry, NodeId, Op, ParticipantCrashPoint, Reply,
-    Request, TxId, Vote,
+    AbortReason, AccountBalance, AccountId, Decision, HeuristicOutcome, InDoubtTx, LedgerEntry, NodeId, Op,
+    ParticipantCrashPoint, Reply, Request, TxId, Vote,
 };
 
 /// Identifies a connection (or a simulated peer) that a reply goes back to.
@@ -77,6 +87,15 @@ struct Tx {
     phase: Phase,
 }
 
+/// A heuristic decision: what was forced, and what the coordinator said
+/// about it since (volatile).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Heuristic {
+    decision: Decision,
+    ops: Vec<Op>,
+    coordinator_decision: Option<Decision>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Participant {
     config: ParticipantConfig,
@@ -89,6 +108,9 @@ pub struct Participant {
     waiting: BTreeSet<(u64, TxId)>,
     outcomes: BTreeMap<TxId, Decision>,
     outcome_order: VecDeque<TxId>,
+    /// Heuristic decisions, never cut (at most PARTICIPANT_HEURISTICS_KEPT_MAX).
+    heuristics: BTreeMap<TxId, Heuristic>,
+    heuristic_order: Vec<TxId>,
     /// Messages held until a record is durable: (seq, action).
     held: VecDeque<(u64, Action)>,
     next_seq: u64,
@@ -131,6 +153,8 @@ impl Participant {
             waiting: BTreeSet::new(),
             outcomes: BTreeMap::new(),
             outcome_order: VecDeque::new(),
+            heuristics: BTreeMap::new(),
+            heuristic_order: Vec::new(),
             held: VecDeque::new(),
             next_seq: 1,
             durable_seq: 0,
@@ -186,6 +210,19 @@ impl Participant {
                 }
                 self.remember(tx_id.clone(), Decision::Abort);
             }
+            ParticipantRecord::Heuristic { tx_id, decision, ops } => {
+                if self.heuristics.contains_key(tx_id) {
+                    return Ok(());
+                }
+                if let Some(tx) = self.txs.remove(tx_id) {
+                    self.unlock(tx_id, &tx.ops);
+                }
+                if *decision == Decision::Commit {
+                    self.apply(tx_id, ops).map_err(inconsistent)?;
+                }
+                self.remember(tx_id.clone(), *decision);
+                self.keep_heuristic(tx_id.clone(), *decision, ops.clone());
+            }
             ParticipantRecord::Checkpoint(cp) => {
                 self.balances = cp.accounts.iter().cloned().collect();
                 self.ledgers = cp.ledgers.iter().map(|(a, e)| (a.clone(), e.iter().cloned().collect())).collect();
@@ -196,8 +233,13 @@ impl Participant {
                 self.locks.clear();
                 self.outcomes.clear();
                 self.outcome_order.clear();
+                self.heuristics.clear();
+                self.heuristic_order.clear();
                 for (tx_id, decision) in &cp.outcomes {
                     self.remember(tx_id.clone(), *decision);
+                }
+                for (tx_id, decision, ops) in &cp.heuristics {
+                    self.keep_heuristic(tx_id.clone(), *decision, ops.clone());
                 }
                 for (tx_id, ts, ops) in &cp.prepared {
                     let prepared = ParticipantRecord::Prepared { tx_id: tx_id.clone(), ts: *ts, ops: ops.clone() };
@@ -223,6 +265,11 @@ impl Participant {
             ledgers: self.ledgers.iter().map(|(a, e)| (a.clone(), e.iter().cloned().collect())).collect(),
             prepared,
             outcomes: self.outcome_order.iter().filter_map(|id| self.outcomes.get(id).map(|d| (id.clone(), *d))).collect(),
+            heuristics: self
+                .heuristic_order
+                .iter()
+                .filter_map(|id| self.heuristics.get(id).map(|h| (id.clone(), h.decision, h.ops.clone())))
+                .collect(),
         };
         let seq = self.take_seq();
         (seq, ParticipantRecord::Checkpoint(Box::new(cp)))
@@ -291,6 +338,7 @@ impl Participant {
                     out.push(Action::Send { to: from, msg: Reply::Error { message } });
                 }
             }
+            Request::Heuristic { tx_id, decision } => self.on_heuristic(now_us, from, tx_id, decision, out),
             Request::Query { .. } => {
                 // Queries are read-only and answered by the driver from the
                 // accessors below; they never reach the protocol.
@@ -311,7 +359,8 @@ impl Participant {
         one_phase: bool,
         out: &mut Vec<Action>,
     ) {
-        if let Some(decision) = self.outcomes.get(&tx_id).copied() {
+        let decided = self.outcomes.get(&tx_id).copied().or_else(|| self.heuristics.get(&tx_id).map(|h| h.decision));
+        if let Some(decision) = decided {
             // Decided before: answer the same way again.
             let msg = match (one_phase, decision) {
                 (true, d) => Reply::Outcome { tx_id, decision: d, reason: reason_for(d) },
@@ -448,6 +497,9 @@ impl Participant {
     }
 
     fn on_commit(&mut self, now_us: u64, from: PeerId, tx_id: TxId, out: &mut Vec<Action>) {
+        if self.answer_heuristic(from, &tx_id, Decision::Commit, out) {
+            return;
+        }
         if let Some(decision) = self.outcomes.get(&tx_id).copied() {
             // Duplicate, or a commit for a transaction this node aborted:
             // the ack carries what actually happened here.
@@ -484,6 +536,9 @@ impl Participant {
     }
 
     fn on_rollback(&mut self, now_us: u64, from: PeerId, tx_id: TxId, out: &mut Vec<Action>) {
+        if self.answer_heuristic(from, &tx_id, Decision::Abort, out) {
+            return;
+        }
         if let Some(decision) = self.outcomes.get(&tx_id).copied() {
             self.send_after_latest(from, Reply::Ack { tx_id, decision }, out);
             return;
@@ -505,6 +560,104 @@ impl Participant {
         self.remember(tx_id.clone(), Decision::Abort);
         out.push(Action::Send { to: from, msg: Reply::Ack { tx_id, decision: Decision::Abort } });
         self.grant_waiting(now_us, out);
+    }
+
+    /// A `commit` (`Commit`) or `rollback` (`Abort`) for a transaction
+    /// decided heuristically here: ack if it agrees, name the mismatch if
+    /// not. Returns false if `tx_id` has no heuristic decision.
+    fn answer_heuristic(&mut self, from: PeerId, tx_id: &TxId, coordinator: Decision, out: &mut Vec<Action>) -> bool {
+        let node = self.config.node.clone();
+        let Some(h) = self.heuristics.get_mut(tx_id) else { return false };
+        h.coordinator_decision = Some(coordinator);
+        let forced = h.decision;
+        if forced == coordinator {
+            self.send_after_latest(from, Reply::Ack { tx_id: tx_id.clone(), decision: forced }, out);
+        } else {
+            let effect = match forced {
+                Decision::Commit => "its operations were applied here",
+                Decision::Abort => "its operations were not applied here",
+            };
+            let message = format!(
+                "heuristic mismatch: {tx_id} was heuristically {} on node {node} by an operator, but the coordinator decided {}; \
+                 {effect}, so the transaction is not atomic",
+                decision_word(forced),
+                decision_name(coordinator),
+            );
+            out.push(Action::Send { to: from, msg: Reply::Error { message } });
+        }
+        true
+    }
+
+    /// An operator forces the outcome of an in-doubt transaction.
+    fn on_heuristic(&mut self, now_us: u64, from: PeerId, tx_id: TxId, decision: Decision, out: &mut Vec<Action>) {
+        match self.check_heuristic(&tx_id, decision) {
+            Err(message) => out.push(Action::Send { to: from, msg: Reply::Error { message } }),
+            Ok(true) => self.send_after_latest(from, Reply::Ack { tx_id, decision }, out),
+            Ok(false) => {
+                let Some(tx) = self.txs.remove(&tx_id) else { return };
+                self.unlock(&tx_id, &tx.ops);
+                if decision == Decision::Commit {
+                    if let Err(e) = self.apply(&tx_id, &tx.ops) {
+                        // Prepared: locked and checked. Only a bug gets here.
+                        panic!("applying prepared transaction {tx_id} heuristically failed: {e}");
+                    }
+                }
+                self.remember(tx_id.clone(), decision);
+                self.drop_held_votes(&tx_id);
+                self.keep_heuristic(tx_id.clone(), decision, tx.ops.clone());
+                let record = ParticipantRecord::Heuristic { tx_id: tx_id.clone(), decision, ops: tx.ops };
+                let seq = self.persist(record, true, out);
+                self.send_when_durable(seq, Action::Send { to: from, msg: Reply::Ack { tx_id, decision } }, out);
+                self.grant_waiting(now_us, out);
+            }
+        }
+    }
+
+    /// Ok(true): already forced the same way (answer again); Ok(false):
+    /// in doubt here, may be forced now; Err: refused, with why.
+    fn check_heuristic(&self, tx_id: &TxId, decision: Decision) -> Result<bool, String> {
+        let node = &self.config.node;
+        if !self.config.faults_allowed {
+            return Err(format!(
+                "heuristic decisions are disabled on node {node} (start it with --allow-faults): they can break atomicity"
+            ));
+        }
+        if let Some(h) = self.heuristics.get(tx_id) {
+            if h.decision == decision {
+                return Ok(true);
+            }
+            return Err(format!("{tx_id} was already heuristically {} on node {node}", decision_word(h.decision)));
+        }
+        if let Some(done) = self.outcomes.get(tx_id) {
+            return Err(format!(
+                "{tx_id} is not in doubt on node {node}: it was already {} by the protocol; nothing to force",
+                decision_word(*done)
+            ));
+        }
+        match self.txs.get(tx_id).map(|tx| &tx.phase) {
+            Some(Phase::Prepared { .. }) => {}
+            Some(Phase::Waiting { .. }) => {
+                return Err(format!(
+                    "{tx_id} is not prepared on node {node} yet (it waits for locks and may still abort on its own)"
+                ))
+            }
+            None => {
+                return Err(format!(
+                    "{tx_id} is not in doubt on node {node}: only a prepared transaction waiting for its decision can be forced"
+                ))
+            }
+        }
+        if self.heuristics.len() >= PARTICIPANT_HEURISTICS_KEPT_MAX {
+            return Err(format!("node {node} already keeps {PARTICIPANT_HEURISTICS_KEPT_MAX} heuristic decisions; refusing more"));
+        }
+        Ok(false)
+    }
+
+    fn keep_heuristic(&mut self, tx_id: TxId, decision: Decision, ops: Vec<Op>) {
+        let heuristic = Heuristic { decision, ops, coordinator_decision: None };
+        if self.heuristics.insert(tx_id.clone(), heuristic).is_none() {
+            self.heuristic_order.push(tx_id);
+        }
     }
 
     fn on_durable(&mut self, seq: u64, out: &mut Vec<Action>) {
@@ -666,6 +819,22 @@ impl Participant {
         self.locks.keys().cloned().collect()
     }
 
+    /// Heuristic decisions taken here, oldest first.
+    pub fn heuristics(&self) -> Vec<HeuristicOutcome> {
+        self.heuristic_order
+            .iter()
+            .filter_map(|id| {
+                let h = self.heuristics.get(id)?;
+                Some(HeuristicOutcome {
+                    tx_id: id.clone(),
+                    decision: h.decision,
+                    ops: h.ops.clone(),
+                    coordinator_decision: h.coordinator_decision,
+                })
+            })
+            .collect()
+    }
+
     pub fn outcome(&self, tx_id: &str) -> Option<Decision> {
         self.outcomes.get(tx_id).copied()
     }
@@ -683,6 +852,22 @@ impl Participant {
                 *since_us = now_us;
             }
         }
+    }
+}
+
+/// "committed" / "aborted".
+fn decision_word(decision: Decision) -> &'static str {
+    match decision {
+        Decision::Commit => "committed",
+        Decision::Abort => "aborted",
+    }
+}
+
+/// "commit" / "abort".
+fn decision_name(decision: Decision) -> &'static str {
+    match decision {
+        Decision::Commit => "commit",
+        Decision::Abort => "abort",
     }
 }
 

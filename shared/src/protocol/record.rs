@@ -18,6 +18,9 @@ pub enum ParticipantRecord {
     Committed { tx_id: TxId, ops: Vec<Op> },
     /// A prepared transaction was rolled back (not forced: presumed abort).
     Aborted { tx_id: TxId },
+    /// An operator forced the outcome of a prepared (in-doubt) transaction:
+    /// a heuristic decision. Forced; `ops` were applied if `commit`.
+    Heuristic { tx_id: TxId, decision: Decision, ops: Vec<Op> },
     /// Everything durable, written as the first record of a rewritten log.
     Checkpoint(Box<ParticipantCheckpoint>),
 }
@@ -30,6 +33,9 @@ pub struct ParticipantCheckpoint {
     pub prepared: Vec<(TxId, u64, Vec<Op>)>,
     /// Recent outcomes, oldest first, to answer duplicates.
     pub outcomes: Vec<(TxId, Decision)>,
+    /// Heuristic decisions, oldest first (kept until the limit, never cut).
+    #[serde(default)]
+    pub heuristics: Vec<(TxId, Decision, Vec<Op>)>,
 }
 
 /// A coordinator's log record.
