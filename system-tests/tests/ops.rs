@@ -49,7 +49,7 @@ fn parse_prometheus(text: &str) -> (Vec<Sample>, BTreeMap<String, String>) {
             continue;
         }
         let name_end = line
-            .find(|c: char| c == '{' || c == ' ')
+            .find(['{', ' '])
             .unwrap_or_else(|| panic!("no value: {}", context()));
         let name = &line[..name_end];
         assert!(
