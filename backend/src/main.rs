@@ -92,6 +92,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let engine = tokio::spawn(engine::supervise(app.clone(), shutdown_rx.clone()));
     tokio::spawn(monitor::node_statuses(app.clone(), shutdown_rx.clone()));
     tokio::spawn(monitor::balances(app.clone(), shutdown_rx.clone()));
+    tokio::spawn(http::indoubt::watch_heuristics(app.clone(), shutdown_rx.clone()));
 
     let nodes: Vec<String> = app
         .config

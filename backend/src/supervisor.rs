@@ -1,6 +1,15 @@
 //! Starts, watches, crashes (SIGKILL) and restarts the participant
 //! processes. A participant that is already running on its data dir (left
 //! over from a coordinator that was killed) is adopted, never started twice.
+//!
+//! Remote participants (`--participant`) are only known by address: they
+//! run on their own, possibly on other hosts, so they are never started,
+//! crashed or restarted from here (those answer `NotSupervised`).
+//!
+//! [`Supervisor::admin_request`] reaches any node over a connection of its
+//! own, outside the engine and the fault layer: the operator's channel for
+//! heuristic decisions, which must work when the coordinator's link to the
+//! node is cut (as an operator at the node's console would).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -10,8 +19,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use shared::wire::{decode_line, NodeId, Reply};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use shared::wire::{decode_line, encode_line, NodeId, Reply, Request};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::process::Command;
 use tokio::sync::watch;
@@ -24,6 +33,8 @@ const START_TIMEOUT_MS: u64 = 30_000;
 const STOP_TIMEOUT_MS: u64 = 3_000;
 /// How long an adoption probe waits for the participant's hello.
 const ADOPT_PROBE_MS: u64 = 1_000;
+/// How long an operator's request may take (connect, hello, answer).
+const ADMIN_REQUEST_MS: u64 = 5_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProcState {
@@ -33,6 +44,8 @@ pub enum ProcState {
     Starting,
     /// Killed or exited.
     Exited,
+    /// A remote participant: runs on its own; not started or watched by us.
+    Remote,
 }
 
 struct NodeProc {
@@ -50,6 +63,11 @@ pub enum SupervisorError {
     AlreadyRunning(String, u32),
     #[error("node {0} is not running")]
     NotRunning(String),
+    #[error(
+        "node {0} is not supervised by this coordinator: it runs on its own at {1} (--participant), \
+         so it can only be stopped or restarted where it runs"
+    )]
+    NotSupervised(String, String),
     #[error("{0:#}")]
     Start(anyhow::Error),
 }
@@ -73,8 +91,8 @@ impl Supervisor {
             .nodes
             .iter()
             .map(|n| {
-                let (state, _) = watch::channel(ProcState::Exited);
-                let addr = (n.port != 0).then(|| SocketAddr::from(([127, 0, 0, 1], n.port)));
+                let (state, _) = watch::channel(if n.is_remote() { ProcState::Remote } else { ProcState::Exited });
+                let addr = n.remote.or_else(|| (n.port != 0).then(|| SocketAddr::from(([127, 0, 0, 1], n.port))));
                 (n.id.clone(), NodeProc { config: n.clone(), addr, state, started_at: None })
             })
             .collect();
@@ -115,10 +133,25 @@ impl Supervisor {
         self.inner.nodes.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Adopts or starts every node, in parallel.
+    /// Whether this coordinator starts and watches the node's process.
+    pub fn is_supervised(&self, node: &str) -> bool {
+        self.lock().get(node).is_some_and(|n| !n.config.is_remote())
+    }
+
+    /// Refuses to start or kill a remote participant.
+    fn require_supervised(&self, node: &str) -> Result<(), SupervisorError> {
+        let cfg = self.node_config(node)?;
+        match cfg.remote {
+            Some(addr) => Err(SupervisorError::NotSupervised(node.to_string(), addr.to_string())),
+            None => Ok(()),
+        }
+    }
+
+    /// Adopts or starts every supervised node, in parallel. Remote nodes are
+    /// left to the transport, which connects to them when they listen.
     pub async fn start_all(&self) -> anyhow::Result<()> {
         let mut tasks = Vec::new();
-        for node in self.node_ids() {
+        for node in self.node_ids().into_iter().filter(|n| self.is_supervised(n)) {
             let sup = self.clone();
             tasks.push(tokio::spawn(async move { sup.adopt_or_start(&node).await }));
         }
@@ -163,6 +196,7 @@ impl Supervisor {
 
     /// Starts the participant process and waits until it listens.
     pub async fn start(&self, node: &str) -> Result<(), SupervisorError> {
+        self.require_supervised(node)?;
         let cfg = self.node_config(node)?;
         if let Some(ProcState::Running { pid, .. }) = self.state(node) {
             return Err(SupervisorError::AlreadyRunning(node.to_string(), pid));
@@ -259,6 +293,7 @@ impl Supervisor {
 
     /// SIGKILL, as `kill -9` would: no chance to flush anything.
     pub async fn crash(&self, node: &str) -> Result<u32, SupervisorError> {
+        self.require_supervised(node)?;
         let pid = match self.state(node) {
             None => return Err(SupervisorError::UnknownNode(node.to_string())),
             Some(ProcState::Running { pid, .. }) => pid,
@@ -309,6 +344,34 @@ impl Supervisor {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
+    }
+}
+
+impl Supervisor {
+    /// Sends one request to a node over a connection of its own (not the
+    /// engine's, and not subject to injected link faults) and returns its
+    /// first answer after the hello.
+    pub async fn admin_request(&self, node: &str, request: &Request) -> Result<Reply, String> {
+        let addr = self.addr(node).ok_or_else(|| format!("the address of node {node} is not known yet"))?;
+        let attempt = async {
+            let stream = TcpStream::connect(addr).await.map_err(|e| format!("cannot connect to node {node} at {addr}: {e}"))?;
+            let (read, mut write) = stream.into_split();
+            let mut lines = BufReader::new(read).lines();
+            let mut next = async || match lines.next_line().await {
+                Ok(Some(line)) => decode_line::<Reply>(line.as_bytes()).map_err(|e| format!("node {node} answered badly: {e}")),
+                Ok(None) => Err(format!("node {node} closed the connection")),
+                Err(e) => Err(format!("cannot read from node {node}: {e}")),
+            };
+            match next().await? {
+                Reply::Hello { node: n, .. } if n == node => {}
+                other => return Err(format!("{addr} is not node {node} (it said {other:?})")),
+            }
+            write.write_all(&encode_line(request)).await.map_err(|e| format!("cannot send to node {node}: {e}"))?;
+            next().await
+        };
+        tokio::time::timeout(Duration::from_millis(ADMIN_REQUEST_MS), attempt)
+            .await
+            .unwrap_or_else(|_| Err(format!("node {node} at {addr} did not answer within {ADMIN_REQUEST_MS} ms")))
     }
 }
 

@@ -309,3 +309,157 @@ pub struct ErrorBody {
 pub struct Health {
     pub status: String,
 }
+
+/// `GET /api/in-doubt`: the operator's view of transactions that are
+/// prepared somewhere and not yet resolved, why each one is stuck, and
+/// every heuristic decision an operator forced on a node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct InDoubtView {
+    /// The coordinator's engine (`down` while it recovers from a crash).
+    pub coordinator: ComponentStatus,
+    /// Oldest first.
+    pub transactions: Vec<InDoubtEntry>,
+    /// Heuristic decisions reported by the nodes, oldest first per node.
+    pub heuristics: Vec<HeuristicView>,
+    pub audit: MoneyAudit,
+    /// Nodes that did not answer just now: what is shown for them is what
+    /// they reported last.
+    pub stale_nodes: Vec<NodeId>,
+}
+
+/// One transaction prepared somewhere and not yet resolved.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct InDoubtEntry {
+    pub tx_id: TxId,
+    /// Nodes holding it prepared (locks held, waiting for the decision).
+    pub prepared_on: Vec<PreparedOn>,
+    /// Nodes that owe an ack of the coordinator's commit (they may not
+    /// have reported it in doubt, e.g. when they do not answer).
+    pub pending_acks: Vec<NodeId>,
+    /// How long it has waited: the longest of its nodes' waits, or the time
+    /// since the coordinator started it.
+    pub age_ms: u64,
+    pub coordinator_state: CoordinatorTxState,
+    /// The coordinator's decision, when it has one (`abort` also when it
+    /// has no record: presumed abort).
+    pub decision: Option<Decision>,
+    /// Why it is not resolved yet; resolution itself is automatic.
+    pub stuck: Vec<StuckBecause>,
+    /// The transfer, when the coordinator still knows it.
+    pub from: Option<AccountId>,
+    pub to: Option<AccountId>,
+    pub amount_cents: Option<i64>,
+}
+
+/// A node holding an in-doubt transaction prepared, as it last reported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PreparedOn {
+    pub node: NodeId,
+    /// How long it has been prepared there, by the node's clock.
+    pub prepared_for_ms: u64,
+}
+
+/// What the coordinator knows of an in-doubt transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum CoordinatorTxState {
+    /// COMMIT is durable; waiting for acks (`pending_acks`).
+    Committing,
+    /// Votes are being collected or the decision is being made (e.g. a
+    /// step-mode pause).
+    InFlight,
+    /// Decided abort (recorded); the nodes still holding it get `rollback`.
+    Aborted,
+    /// No record of it: presumed abort. Nodes asking get `rollback`.
+    Unknown,
+    /// The coordinator is down and cannot be asked.
+    CoordinatorDown,
+}
+
+/// One reason an in-doubt transaction is not resolved yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct StuckBecause {
+    pub reason: StuckReason,
+    /// The node concerned, if it is about one node.
+    pub node: Option<NodeId>,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum StuckReason {
+    /// The coordinator is down (recovering from a crash).
+    CoordinatorDown,
+    /// The link between the coordinator and the node is cut (injected).
+    LinkCut,
+    /// The node's process is down.
+    NodeDown,
+    /// The node runs but does not answer (a real network fault, or busy).
+    NodeUnreachable,
+    /// The commit was sent; the node's ack has not arrived yet.
+    WaitingForAck,
+    /// The coordinator has not decided yet.
+    WaitingForDecision,
+    /// An operator forced an outcome on the node that disagrees with the
+    /// coordinator's decision: it will never resolve by itself.
+    HeuristicMismatch,
+    /// Nothing blocks it: the node learns the outcome at its next in-doubt
+    /// query (every second).
+    Resolving,
+}
+
+/// `POST /api/nodes/{id}/heuristic` (demo mode only).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct HeuristicRequest {
+    pub tx_id: TxId,
+    pub decision: Decision,
+}
+
+/// A heuristic decision on one node, compared with the coordinator's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct HeuristicView {
+    pub tx_id: TxId,
+    pub node: NodeId,
+    /// What the operator forced on that node.
+    pub decision: Decision,
+    /// That node's operations of the transaction.
+    pub ops: Vec<Op>,
+    /// The coordinator's decision (`abort` when it has no record: presumed
+    /// abort); null while it has not decided or cannot be asked.
+    pub coordinator_decision: Option<Decision>,
+    /// Whether the two agree; null while the coordinator's is unknown.
+    /// `false` means the transaction is not atomic.
+    pub agrees: Option<bool>,
+    /// What this heuristic adds to (+) or takes from (−) the total compared
+    /// with what the coordinator's decision would have done (0 if it agrees).
+    pub imbalance_cents: i64,
+    pub detail: String,
+}
+
+/// The money audit, with heuristic decisions and unfinished commits
+/// accounted for: a disagreeing heuristic breaks atomicity, and this shows
+/// by how much instead of hiding it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MoneyAudit {
+    pub expected_total_cents: i64,
+    /// Sum of the balances the nodes reported (last known for stale nodes).
+    pub total_cents: i64,
+    /// Sum of `imbalance_cents` of the disagreeing heuristic decisions.
+    pub heuristic_imbalance_cents: i64,
+    /// Net change still to come from commits that some node has not applied
+    /// yet (their legs on `pending_acks` nodes).
+    pub pending_commit_cents: i64,
+    /// `total + pending == expected + heuristic imbalance`.
+    pub balanced: bool,
+    pub detail: String,
+}

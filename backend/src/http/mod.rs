@@ -1,5 +1,6 @@
 //! The HTTP side: REST routes, the WebSocket stream, the dashboard files.
 
+pub mod indoubt;
 pub mod ops;
 pub mod routes;
 pub mod view;

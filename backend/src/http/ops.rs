@@ -71,8 +71,9 @@ async fn serve_metrics(State(app): State<Arc<App>>) -> Response {
 
 async fn serve_openapi() -> Response {
     static DOCUMENT: LazyLock<String> = LazyLock::new(|| {
-        ApiDoc::openapi()
-            .to_pretty_json()
+        let mut doc = ApiDoc::openapi();
+        doc.merge(super::indoubt::InDoubtDoc::openapi());
+        doc.to_pretty_json()
             .expect("the OpenAPI document serialises")
     });
     (

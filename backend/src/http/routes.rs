@@ -55,6 +55,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/nodes/{id}/link", put(set_link).delete(heal_link))
         .route("/api/coordinator/crash", post(crash_coordinator).delete(disarm_coordinator_crash))
         .merge(super::ops::router())
+        .merge(super::indoubt::router())
         .route("/api/{*rest}", any(api_not_found))
         .route("/ws", get(ws::handler))
         .layer(DefaultBodyLimit::max(HTTP_BODY_BYTES_MAX))
@@ -75,12 +76,12 @@ const NOT_BUILT_PAGE: &str = "<!doctype html><meta charset=utf-8><title>2PC coor
 <p>The API works already: try <a href='/api/cluster'>/api/cluster</a>.</p></body>";
 
 /// Parses a JSON body, with errors that say what was wrong and what is expected.
-fn parse_body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>, example: &str) -> Result<T, ApiError> {
+pub(super) fn parse_body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>, example: &str) -> Result<T, ApiError> {
     let bytes = body.map_err(|e| ApiError::new(e.status(), format!("cannot read the request body: {}", e.body_text())))?;
     serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}; expected {example}")))
 }
 
-fn require_demo(app: &App) -> Result<(), ApiError> {
+pub(super) fn require_demo(app: &App) -> Result<(), ApiError> {
     if app.demo_mode() {
         Ok(())
     } else {
@@ -91,7 +92,7 @@ fn require_demo(app: &App) -> Result<(), ApiError> {
     }
 }
 
-fn require_node(app: &App, id: &str) -> Result<(), ApiError> {
+pub(super) fn require_node(app: &App, id: &str) -> Result<(), ApiError> {
     if app.supervisor.node_ids().iter().any(|n| n == id) {
         Ok(())
     } else {
@@ -327,7 +328,9 @@ async fn restart_node(State(app): State<Arc<App>>, Path(id): Path<String>) -> Ap
 fn supervisor_error(e: SupervisorError) -> ApiError {
     let status = match &e {
         SupervisorError::UnknownNode(_) => StatusCode::NOT_FOUND,
-        SupervisorError::AlreadyRunning(..) | SupervisorError::NotRunning(_) => StatusCode::CONFLICT,
+        SupervisorError::AlreadyRunning(..) | SupervisorError::NotRunning(_) | SupervisorError::NotSupervised(..) => {
+            StatusCode::CONFLICT
+        }
         SupervisorError::Start(_) => StatusCode::INTERNAL_SERVER_ERROR,
     };
     ApiError::new(status, e.to_string())

@@ -32,7 +32,7 @@ pub fn node_status(app: &App, node: &str, answered: Option<bool>) -> ComponentSt
     match app.supervisor.state(node) {
         None | Some(ProcState::Exited) => ComponentStatus::Down,
         Some(ProcState::Starting) => ComponentStatus::Recovering,
-        Some(ProcState::Running { .. }) => {
+        Some(ProcState::Running { .. } | ProcState::Remote) => {
             let reachable = answered.unwrap_or(connected) && !app.links.get(node).drop;
             if reachable {
                 return ComponentStatus::Up;
@@ -67,6 +67,7 @@ pub async fn cluster_view(app: &App) -> ClusterView {
         total_cents = accounts.iter().fold(total_cents, |sum, a| sum.saturating_add(a.balance_cents));
         let (pid, supervised) = match app.supervisor.state(id) {
             Some(ProcState::Running { pid, supervised }) => (Some(pid), supervised),
+            Some(ProcState::Remote) => (None, false),
             _ => (None, true),
         };
         nodes.push(NodeView {
