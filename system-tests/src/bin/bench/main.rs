@@ -8,6 +8,7 @@
 //! - `http_client`: a minimal keep-alive HTTP/1.1 client (one per client).
 //! - `node_link`: a `shared::wire` connection to a participant.
 //! - `cpu`: CPU time of each process, from `/proc`.
+//! - `probe`: `--fsync-probe`, the cost of one fdatasync here.
 //! - `direct`: `--direct`, the participants driven by the bench's own
 //!   minimal 2PC coordinator (no HTTP, no coordinator process).
 //!
@@ -18,6 +19,7 @@ mod direct;
 mod http_client;
 mod load;
 mod node_link;
+mod probe;
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -81,6 +83,9 @@ struct Args {
     /// Client counts for --sweep.
     #[arg(long, value_delimiter = ',', default_value = "1,4,16,64,256")]
     sweep_clients: Vec<usize>,
+    /// Only measure what one fdatasync costs on this disk (no cluster).
+    #[arg(long)]
+    fsync_probe: bool,
     /// Opening balance of every account (large, so that no transfer fails for funds).
     #[arg(long, default_value_t = 1_000_000_000)]
     balance_cents: i64,
@@ -130,6 +135,13 @@ fn validate(args: &Args) -> Result<(), String> {
 
 /// Runs what was asked; Ok(false) if an invariant check failed.
 async fn run_all(args: Args) -> anyhow::Result<bool> {
+    if args.fsync_probe {
+        let dir = tempfile::Builder::new()
+            .prefix("tpc-fsync-probe-")
+            .tempdir()?;
+        probe::run(dir.path())?;
+        return Ok(true);
+    }
     if !args.sweep {
         let report = run_one(&args).await?;
         print!("{}", report.text());
@@ -276,10 +288,13 @@ fn table(reports: &[Report]) -> String {
         .unwrap_or_default();
     let _ = writeln!(
         out,
-        "| mode | contention | clients | committed/s | aborted/s | p50 ms | p99 ms | p99.9 ms | max ms | forces/commit ({}) | invariants |",
+        "| mode | contention | clients | committed/s | aborted/s | p50 ms | p99 ms | p99.9 ms | max ms | forces/commit ({}) | CPU us/commit | invariants |",
         procs.join(" / ")
     );
-    let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|");
+    let _ = writeln!(
+        out,
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---|"
+    );
     for r in reports {
         let mut tally = load::Tally {
             latencies_us: r.run.measured.latencies_us.clone(),
@@ -289,7 +304,7 @@ fn table(reports: &[Report]) -> String {
         let forces: Vec<String> = r.forces.iter().map(|(_, f)| format!("{f:.2}")).collect();
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.1} | {} | {} |",
+            "| {} | {} | {} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.1} | {} | {:.0} | {} |",
             r.mode,
             if r.hot { "hot" } else { "none" },
             r.clients,
@@ -300,6 +315,7 @@ fn table(reports: &[Report]) -> String {
             p999,
             max,
             forces.join(" / "),
+            r.cpu_us.iter().map(|(_, us)| us).sum::<f64>(),
             if r.invariants.is_ok() {
                 "ok"
             } else {
