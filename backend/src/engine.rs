@@ -57,6 +57,11 @@ pub enum Command {
         tx_id: String,
         reply: oneshot::Sender<Option<TransferResponse>>,
     },
+    /// A finished transaction with the transfer it was.
+    Finished {
+        tx_id: String,
+        reply: oneshot::Sender<Option<(TransferRequest, TransferResponse)>>,
+    },
 }
 
 enum Exit {
@@ -317,6 +322,10 @@ impl Engine {
             }
             Command::Lookup { tx_id, reply } => {
                 let _ = reply.send(self.machine.finished(&tx_id).cloned());
+            }
+            Command::Finished { tx_id, reply } => {
+                let found = self.machine.finished_with_request(&tx_id);
+                let _ = reply.send(found.map(|(request, response)| (request.clone(), response.clone())));
             }
         }
     }

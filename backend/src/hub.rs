@@ -14,7 +14,7 @@ use shared::api::{
 };
 use shared::events::{Event, EventKind};
 use shared::limits::{COORDINATOR_HISTORY_KEPT_MAX, TX_TIMELINE_EVENTS_MAX, WS_CLIENT_QUEUE_MAX};
-use shared::wire::{AccountId, Decision, NodeId, Op};
+use shared::wire::{AccountId, Decision, NodeId};
 use tokio::sync::{broadcast, Notify};
 
 /// Latencies kept for the percentiles (a sliding window of the newest).

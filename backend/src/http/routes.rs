@@ -15,8 +15,8 @@ use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use shared::api::{
-    CoordinatorCrashRequest, FaultsUpdate, Health, LinkFault, NodeCrashRequest, Outcome, TransactionDetail, TransactionSummary,
-    TransferRequest, TxState,
+    transfer_legs, CoordinatorCrashRequest, FaultsUpdate, Health, LinkFault, NodeCrashRequest, Outcome,
+    TransactionDetail, TransactionSummary, TransferRequest, TransferResponse, TxState,
 };
 use shared::events::EventKind;
 use shared::limits::{COORDINATOR_HISTORY_KEPT_MAX, HTTP_BODY_BYTES_MAX};

@@ -26,7 +26,7 @@ use crate::limits::{
     COORDINATOR_TX_ACTIVE_MAX, IN_DOUBT_SWEEP_MS, PREPARE_TIMEOUT_MS, TX_ID_BYTES_MAX,
 };
 use crate::protocol::record::{CoordinatorCheckpoint, CoordinatorRecord};
-use crate::wire::{AbortReason, AccountId, Decision, NodeId, Op, Reply, Request, TxId, Vote};
+use crate::wire::{AbortReason, AccountId, Decision, NodeId, Reply, Request, TxId, Vote};
 
 /// Identifies a waiting client (an HTTP request) that gets a `Reply`.
 pub type ClientId = u64;
