@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use shared::api::{
-    Leg, NodeVote, Outcome, Stats, TransactionDetail, TransactionSummary, TxState, VoteView,
+    transfer_legs, Leg, NodeVote, Outcome, Stats, TransactionDetail, TransactionSummary, TxState, VoteView,
 };
 use shared::events::{Event, EventKind};
 use shared::limits::{COORDINATOR_HISTORY_KEPT_MAX, TX_TIMELINE_EVENTS_MAX, WS_CLIENT_QUEUE_MAX};
@@ -143,17 +143,7 @@ impl Hub {
             inner.stats.attempted += 1;
             let legs = self.legs_of(from, to, *amount_cents);
             let entry = TxEntry {
-                summary: TransactionSummary {
-                    tx_id: tx_id.clone(),
-                    state: TxState::Active,
-                    from: from.clone(),
-                    to: to.clone(),
-                    amount_cents: *amount_cents,
-                    reason: None,
-                    started_at_ms: event.ts_ms,
-                    duration_ms: None,
-                    pending_acks: Vec::new(),
-                },
+                summary: TransactionSummary::started(tx_id, from, to, *amount_cents, event.ts_ms),
                 detail: None,
                 votes: legs
                     .iter()
@@ -271,33 +261,8 @@ impl Hub {
     }
 
     fn legs_of(&self, from: &str, to: &str, amount_cents: i64) -> Vec<Leg> {
-        let from_node = self.account_nodes.get(from).cloned().unwrap_or_default();
-        let to_node = self.account_nodes.get(to).cloned().unwrap_or_default();
-        let debit = Op {
-            account: from.to_string(),
-            delta_cents: -amount_cents,
-        };
-        let credit = Op {
-            account: to.to_string(),
-            delta_cents: amount_cents,
-        };
-        if from_node == to_node {
-            vec![Leg {
-                node: from_node,
-                ops: vec![debit, credit],
-            }]
-        } else {
-            vec![
-                Leg {
-                    node: from_node,
-                    ops: vec![debit],
-                },
-                Leg {
-                    node: to_node,
-                    ops: vec![credit],
-                },
-            ]
-        }
+        let node_of = |account: &str| self.account_nodes.get(account).map(String::as_str).unwrap_or_default();
+        transfer_legs(from, to, amount_cents, node_of(from), node_of(to))
     }
 
     /// Records the human detail of a finished transfer (from its response).

@@ -187,21 +187,30 @@ async fn get_transaction(State(app): State<Arc<App>>, Path(tx_id): Path<String>)
             }
         }
         let (reply, answer) = oneshot::channel();
-        if live.commands.send(Command::Lookup { tx_id: tx_id.clone(), reply }).await.is_ok() {
-            if let Ok(Some(response)) = answer.await {
-                let state = match response.outcome {
-                    Outcome::Committed => TxState::Committed,
-                    Outcome::Aborted => TxState::Aborted,
-                };
-                let body = json!({
-                    "tx_id": response.tx_id, "state": state, "reason": response.reason,
-                    "detail": response.detail, "votes": response.votes, "legs": [], "timeline": [],
-                });
-                return Ok(Json(body).into_response());
+        if live.commands.send(Command::Finished { tx_id: tx_id.clone(), reply }).await.is_ok() {
+            if let Ok(Some((request, response))) = answer.await {
+                return Ok(Json(finished_detail(&app, request, response)).into_response());
             }
         }
     }
     Err(ApiError::not_found(format!("no transaction '{tx_id}' is known")))
+}
+
+/// The detail of a transaction that left the recent history but whose
+/// outcome the coordinator still remembers (its timeline is gone).
+fn finished_detail(app: &App, request: TransferRequest, response: TransferResponse) -> TransactionDetail {
+    let state = match response.outcome {
+        Outcome::Committed => TxState::Committed,
+        Outcome::Aborted => TxState::Aborted,
+    };
+    let node_of = |account: &str| app.config.account_nodes.get(account).map(String::as_str).unwrap_or_default();
+    let legs = transfer_legs(&request.from, &request.to, request.amount_cents, node_of(&request.from), node_of(&request.to));
+    let mut summary =
+        TransactionSummary::started(&response.tx_id, &request.from, &request.to, request.amount_cents, 0);
+    summary.state = state;
+    summary.reason = response.reason;
+    summary.duration_ms = Some(response.duration_ms);
+    TransactionDetail { summary, detail: response.detail, legs, votes: response.votes, timeline: Vec::new() }
 }
 
 async fn cluster(State(app): State<Arc<App>>) -> Response {

@@ -19,7 +19,9 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use crate::api::{CrashPoint, Leg, NodeVote, Outcome, TransferRequest, TransferResponse, TxState, VoteView};
+use crate::api::{
+    transfer_legs, CrashPoint, Leg, NodeVote, Outcome, TransferRequest, TransferResponse, TxState, VoteView,
+};
 use crate::events::{EventKind, COORDINATOR};
 use crate::limits::{
     ACCOUNT_ID_BYTES_MAX, ACK_WAIT_MS, AMOUNT_CENTS_MAX, COMMIT_RETRY_MS, COORDINATOR_OUTCOMES_KEPT_MAX,
@@ -488,15 +490,9 @@ impl Coordinator {
     }
 
     fn legs_of(&self, request: &TransferRequest) -> Vec<Leg> {
-        let debit = Op { account: request.from.clone(), delta_cents: -request.amount_cents };
-        let credit = Op { account: request.to.clone(), delta_cents: request.amount_cents };
-        let from_node = self.config.accounts[&request.from].clone();
-        let to_node = self.config.accounts[&request.to].clone();
-        if from_node == to_node {
-            vec![Leg { node: from_node, ops: vec![debit, credit] }]
-        } else {
-            vec![Leg { node: from_node, ops: vec![debit] }, Leg { node: to_node, ops: vec![credit] }]
-        }
+        let from_node = &self.config.accounts[&request.from];
+        let to_node = &self.config.accounts[&request.to];
+        transfer_legs(&request.from, &request.to, request.amount_cents, from_node, to_node)
     }
 
     // ----- messages from nodes -----
@@ -1010,6 +1006,11 @@ impl Coordinator {
     /// The first outcome of a finished transaction, if still remembered.
     pub fn finished(&self, tx_id: &str) -> Option<&TransferResponse> {
         self.finished.get(tx_id).map(|f| &f.response)
+    }
+
+    /// A finished transaction with the transfer it was.
+    pub fn finished_with_request(&self, tx_id: &str) -> Option<(&TransferRequest, &TransferResponse)> {
+        self.finished.get(tx_id).map(|f| (&f.request, &f.response))
     }
 
     pub fn is_connected(&self, node: &str) -> bool {
