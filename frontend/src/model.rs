@@ -314,17 +314,7 @@ impl Model {
                 if !self.transactions.iter().any(|t| &t.tx_id == tx_id) {
                     self.transactions.insert(
                         0,
-                        TransactionSummary {
-                            tx_id: tx_id.clone(),
-                            state: TxState::Active,
-                            from: from.clone(),
-                            to: to.clone(),
-                            amount_cents: *amount_cents,
-                            reason: None,
-                            started_at_ms: event.ts_ms,
-                            duration_ms: None,
-                            pending_acks: Vec::new(),
-                        },
+                        TransactionSummary::started(tx_id, from, to, *amount_cents, event.ts_ms),
                     );
                     self.transactions.truncate(HISTORY_ROWS_MAX);
                 }
