@@ -135,6 +135,9 @@ pub async fn run(config: ChaosConfig) -> ChaosSummary {
                 if !known {
                     // The coordinator is down or restarting: back off a little.
                     tokio::time::sleep(Duration::from_millis(100)).await;
+                } else if status == 409 && body["reason"] == "node_unreachable" {
+                    // A node is down: its restart is on the way; don't spin.
+                    tokio::time::sleep(Duration::from_millis(20)).await;
                 }
             }
         }));
@@ -149,7 +152,15 @@ pub async fn run(config: ChaosConfig) -> ChaosSummary {
         tokio::time::sleep(Duration::from_millis(pause)).await;
         let node = nodes[rng.random_range(0..nodes.len())].clone();
         let kind = match rng.random_range(0..100) {
-            0..=24 => inject_node_kill(&cluster, &node).await,
+            0..=24 => {
+                let killed = inject_node_kill(&cluster, &node).await;
+                if killed.is_some() {
+                    // Like a process supervisor would: back after a moment.
+                    let delay = Duration::from_millis(rng.random_range(200..2_000));
+                    restart_later(cluster.http.clone(), base_url.clone(), node.clone(), delay);
+                }
+                killed
+            }
             25..=44 => inject_restart_dead(&cluster, &nodes).await,
             45..=54 => {
                 cluster.kill_coordinator();
@@ -237,6 +248,14 @@ async fn inject_node_kill(cluster: &Cluster, node: &str) -> Option<&'static str>
         kill9(pid);
         Some("node_kill9_pid")
     }
+}
+
+fn restart_later(http: reqwest::Client, base_url: Arc<Mutex<String>>, node: String, delay: Duration) {
+    tokio::spawn(async move {
+        tokio::time::sleep(delay).await;
+        let url = format!("{}/api/nodes/{node}/restart", base_url.lock().unwrap_or_else(|e| e.into_inner()));
+        let _ = try_send(http.post(url).json(&json!({}))).await;
+    });
 }
 
 async fn inject_restart_dead(cluster: &Cluster, nodes: &[String]) -> Option<&'static str> {
