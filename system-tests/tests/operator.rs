@@ -332,3 +332,43 @@ async fn participants_started_on_their_own_are_used_but_never_supervised() {
     let view = c.wait_quiescent().await;
     assert_eq!(view.total_cents, 100_000);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_coordinator_killed_the_operator_forces_an_outcome_with_participant_admin() {
+    let mut c = Cluster::start(Options::default()).await;
+    let addr_of_6002 = c.cluster().await.nodes.iter().find(|n| n.id == "6002").unwrap().addr.clone();
+    c.put("/api/faults", json!({"phase_pause_ms": 3_000})).await;
+    let answer = transfer_in_background(&c, "op-down", 800);
+    wait_in_doubt(&c, "op-down prepared on both nodes", |v| {
+        v.transactions.iter().any(|t| t.tx_id == "op-down" && t.prepared_on.len() == 2)
+    })
+    .await;
+    // kill -9 before the decision: nothing is logged at the coordinator.
+    c.kill_coordinator();
+    let _ = answer.await;
+
+    let out = Command::new(bin("participant-admin"))
+        .args(["--addr", &addr_of_6002, "heuristic", "--tx-id", "op-down", "--decision", "abort"])
+        .output()
+        .expect("participant-admin runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("heuristically aborted"));
+    let out = Command::new(bin("participant-admin")).args(["--addr", &addr_of_6002, "status"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("HEURISTIC op-down aborted") && !text.contains("in doubt op-down"), "{text}");
+
+    // A new coordinator adopts the nodes; with no record of op-down it
+    // presumes abort, which agrees with the heuristic: nothing is broken.
+    c.start_coordinator().await;
+    c.wait_all_up().await;
+    let view = wait_in_doubt(&c, "op-down resolved everywhere, its heuristic compared", |v| {
+        v.transactions.is_empty() && v.heuristics.iter().any(|h| h.tx_id == "op-down" && h.agrees.is_some())
+    })
+    .await;
+    let h = view.heuristics.iter().find(|h| h.tx_id == "op-down").unwrap();
+    assert_eq!((h.decision, h.coordinator_decision, h.agrees), (Decision::Abort, Some(Decision::Abort), Some(true)), "{h:?}");
+    assert_eq!(h.imbalance_cents, 0);
+    assert!(view.audit.balanced && view.audit.total_cents == 200_000, "{:?}", view.audit);
+    let balances = c.balances().await;
+    assert_eq!((balances["A"], balances["B"]), (100_000, 100_000));
+}
