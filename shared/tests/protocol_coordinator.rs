@@ -356,3 +356,164 @@ fn in_doubt_reports_are_shown_for_recovery_queries_and_resolutions_only() {
     assert_eq!(in_doubt_reports(&a), 1, "{a:?}");
     assert!(sends(&a).contains(&(N2.into(), rollback("ghost"))));
 }
+
+// ----- the vote / decision matrix, duplicates, timeouts -----
+
+/// Runs one two-node transfer with the given votes (None = no answer) and
+/// returns everything the coordinator did, after making its log durable.
+fn run_votes(v1: Option<Vote>, v2: Option<Vote>) -> (Harness, Vec<Action>) {
+    let mut h = Harness::new();
+    let mut all = h.transfer(1, "A", "B", 100, "m");
+    for (node, vote) in [(N1, v1), (N2, v2)] {
+        if let Some(vote) = vote {
+            let reason = (vote == Vote::Abort).then_some(AbortReason::InsufficientFunds);
+            all.extend(h.vote(node, "m", vote, reason));
+        }
+    }
+    all.extend(h.advance(10_000)); // past the vote timeout
+    all.extend(h.fsync());
+    (h, all)
+}
+
+#[test]
+fn every_vote_combination_decides_as_two_phase_commit_requires() {
+    use Vote::{Abort as A, Ready as R};
+    let cases = [
+        (Some(R), Some(R), Outcome::Committed, None),
+        (Some(R), Some(A), Outcome::Aborted, Some(AbortReason::InsufficientFunds)),
+        (Some(A), Some(R), Outcome::Aborted, Some(AbortReason::InsufficientFunds)),
+        (Some(A), Some(A), Outcome::Aborted, Some(AbortReason::InsufficientFunds)),
+        (Some(R), None, Outcome::Aborted, Some(AbortReason::Timeout)),
+        (None, Some(R), Outcome::Aborted, Some(AbortReason::Timeout)),
+        (None, None, Outcome::Aborted, Some(AbortReason::Timeout)),
+    ];
+    for (v1, v2, outcome, reason) in cases {
+        let (mut h, mut all) = run_votes(v1, v2);
+        let committed = sends(&all).iter().filter(|(_, m)| matches!(m, Request::Commit { .. })).count();
+        let rolled_back: Vec<String> =
+            sends(&all).into_iter().filter(|(_, m)| matches!(m, Request::Rollback { .. })).map(|(n, _)| n).collect();
+        match outcome {
+            Outcome::Committed => {
+                assert_eq!(committed, 2, "{v1:?}/{v2:?}: commit goes to both nodes");
+                assert!(rolled_back.is_empty());
+                assert!(outcome_of(&all, 1).is_none(), "committed is answered after the acks");
+                all.extend(h.ack(N1, "m", Decision::Commit));
+                all.extend(h.ack(N2, "m", Decision::Commit));
+                assert!(h.durable_records().iter().any(|r| matches!(r, CoordinatorRecord::Commit { .. })));
+            }
+            Outcome::Aborted => {
+                assert_eq!(committed, 0, "{v1:?}/{v2:?}: no commit anywhere");
+                // The first abort vote decides (6001 votes first); every
+                // other node is told to roll back, whatever it voted later.
+                let decisive = if v1 == Some(A) { Some(N1) } else if v2 == Some(A) { Some(N2) } else { None };
+                for node in [N1, N2] {
+                    let told = rolled_back.iter().any(|n| n == node);
+                    assert_eq!(told, Some(node) != decisive, "{v1:?}/{v2:?}: rollback to {node}");
+                }
+                assert!(!h.durable_records().iter().any(|r| matches!(r, CoordinatorRecord::Commit { .. })));
+            }
+        }
+        assert_eq!(outcome_of(&all, 1), Some((outcome, reason)), "{v1:?}/{v2:?}");
+    }
+}
+
+#[test]
+fn an_abort_is_answered_only_once_it_is_durable_and_survives_a_crash() {
+    let mut h = Harness::new();
+    h.transfer(1, "A", "B", 100, "ab");
+    let a = h.vote(N1, "ab", Vote::Abort, Some(AbortReason::InsufficientFunds));
+    assert!(outcome_of(&a, 1).is_none(), "not answered before its record is durable: {a:?}");
+    // A duplicate arriving meanwhile waits too.
+    let a = h.transfer(2, "A", "B", 100, "ab");
+    assert!(replies(&a).is_empty(), "{a:?}");
+    let a = h.fsync();
+    assert_eq!(outcome_of(&a, 1).map(|o| o.0), Some(Outcome::Aborted));
+    assert_eq!(outcome_of(&a, 2).map(|o| o.0), Some(Outcome::Aborted));
+    // The coordinator crashes; the restarted one answers the retry the same way.
+    let mut c = Coordinator::recover(config(), &h.durable_records());
+    c.handle(h.now_us, Input::NodeUp { node: N1.into() });
+    c.handle(h.now_us, Input::NodeUp { node: N2.into() });
+    let request = TransferRequest { from: "A".into(), to: "B".into(), amount_cents: 100, tx_id: Some("ab".into()) };
+    let a = c.handle(h.now_us, Input::Transfer { client: 3, request });
+    assert!(sends(&a).is_empty(), "not run again: {a:?}");
+    assert_eq!(outcome_of(&a, 3), Some((Outcome::Aborted, Some(AbortReason::InsufficientFunds))));
+}
+
+#[test]
+fn duplicate_and_stray_votes_and_acks_change_nothing() {
+    let mut h = Harness::new();
+    h.transfer(1, "A", "B", 100, "d");
+    h.vote(N1, "d", Vote::Ready, None);
+    let a = h.vote(N1, "d", Vote::Ready, None);
+    assert!(sends(&a).is_empty() && replies(&a).is_empty(), "a duplicate vote does nothing: {a:?}");
+    // A late abort from a node that already voted ready cannot flip it.
+    let a = h.vote(N1, "d", Vote::Abort, Some(AbortReason::LockConflict));
+    assert!(sends(&a).is_empty(), "{a:?}");
+    h.vote(N2, "d", Vote::Ready, None);
+    h.fsync();
+    let a = h.ack(N1, "d", Decision::Commit);
+    assert!(replies(&a).is_empty());
+    let a = h.ack(N1, "d", Decision::Commit);
+    assert!(replies(&a).is_empty(), "a duplicate ack does not finish the transaction");
+    let a = h.ack(N2, "d", Decision::Commit);
+    assert_eq!(outcome_of(&a, 1), Some((Outcome::Committed, None)));
+    // After the end: stray messages about it, or about unknown ones, do nothing.
+    for msg in [
+        Reply::Ack { tx_id: "d".into(), decision: Decision::Commit },
+        Reply::Vote { tx_id: "d".into(), vote: Vote::Abort, reason: None },
+        Reply::Vote { tx_id: "zzz".into(), vote: Vote::Ready, reason: None },
+        Reply::Ack { tx_id: "zzz".into(), decision: Decision::Abort },
+    ] {
+        let a = h.run(Input::FromNode { node: N2.into(), msg });
+        assert!(sends(&a).is_empty() && replies(&a).is_empty(), "{a:?}");
+    }
+}
+
+#[test]
+fn a_repeated_tx_id_attaches_or_gets_the_first_outcome_and_a_different_body_conflicts() {
+    let mut h = Harness::new();
+    h.transfer(1, "A", "B", 100, "same");
+    let a = h.transfer(2, "A", "B", 100, "same");
+    assert!(sends(&a).is_empty(), "the running transfer is not started twice: {a:?}");
+    let a = h.transfer(3, "A", "B", 999, "same");
+    assert!(matches!(replies(&a)[..], [(3, Err(TransferError::Conflict(_)))]), "{a:?}");
+    h.vote(N1, "same", Vote::Ready, None);
+    h.vote(N2, "same", Vote::Ready, None);
+    h.fsync();
+    h.ack(N1, "same", Decision::Commit);
+    let a = h.ack(N2, "same", Decision::Commit);
+    assert_eq!(outcome_of(&a, 1), Some((Outcome::Committed, None)));
+    assert_eq!(outcome_of(&a, 2), Some((Outcome::Committed, None)), "the attached client gets it too");
+    let a = h.transfer(4, "A", "B", 100, "same");
+    assert_eq!(outcome_of(&a, 4), Some((Outcome::Committed, None)));
+    assert!(sends(&a).is_empty());
+    let a = h.transfer(5, "B", "A", 100, "same");
+    assert!(matches!(replies(&a)[..], [(5, Err(TransferError::Conflict(_)))]), "{a:?}");
+}
+
+#[test]
+fn a_node_going_down_aborts_what_waits_for_its_vote_but_not_a_commit() {
+    let mut h = Harness::new();
+    h.transfer(1, "A", "B", 100, "w");
+    let a = h.run(Input::NodeDown { node: N2.into() });
+    let a = [a, h.fsync()].concat();
+    assert_eq!(outcome_of(&a, 1), Some((Outcome::Aborted, Some(AbortReason::NodeUnreachable))));
+    // A committed transaction is never aborted by a node going away: the
+    // commit is re-sent when the node is back, and the client is answered
+    // after the ack wait with a detail naming the missing node.
+    h.run(Input::NodeUp { node: N2.into() });
+    h.transfer(2, "A", "B", 100, "c");
+    h.vote(N1, "c", Vote::Ready, None);
+    h.vote(N2, "c", Vote::Ready, None);
+    h.fsync();
+    h.ack(N1, "c", Decision::Commit);
+    h.run(Input::NodeDown { node: N2.into() });
+    let a = h.advance(10_000);
+    let reply = replies(&a).into_iter().find(|(c, _)| *c == 2).expect("answered after the ack wait").1.unwrap();
+    assert_eq!(reply.outcome, Outcome::Committed);
+    assert!(reply.detail.unwrap_or_default().contains(N2));
+    let a = h.run(Input::NodeUp { node: N2.into() });
+    assert!(sends(&a).contains(&(N2.into(), commit("c"))), "re-sent on reconnect: {a:?}");
+    h.ack(N2, "c", Decision::Commit);
+    assert!(h.durable_records().iter().any(|r| matches!(r, CoordinatorRecord::Commit { tx_id, .. } if tx_id == "c")));
+}

@@ -183,6 +183,9 @@ pub struct Coordinator {
     timers: BTreeSet<(u64, TimerKind, TxId)>,
     /// COMMIT records waiting to become durable, in seq order.
     deciding: VecDeque<(u64, TxId)>,
+    /// Clients whose (abort) answer waits for its record to be durable, in
+    /// seq order; the answer itself is the remembered outcome of the tx.
+    held_replies: VecDeque<(u64, ClientId, TxId)>,
     next_seq: u64,
     durable_seq: u64,
     ts_max: u64,
@@ -211,6 +214,7 @@ impl Coordinator {
             connected: BTreeSet::new(),
             timers: BTreeSet::new(),
             deciding: VecDeque::new(),
+            held_replies: VecDeque::new(),
             next_seq: 1,
             durable_seq: 0,
             ts_max: 0,
@@ -362,8 +366,14 @@ impl Coordinator {
         let ts = self.ts_max.saturating_add(1).max(now_us);
         let tx_id = request.tx_id.clone().unwrap_or_else(|| format!("tx-{ts}"));
         if let Some(f) = self.finished.get(&tx_id) {
+            let held = self.held_replies.iter().find(|(_, _, t)| *t == tx_id).map(|(seq, _, _)| *seq);
+            if let (Some(seq), true) = (held, same_transfer(&f.request, &request)) {
+                // Its abort is not on disk yet: this answer waits too.
+                self.held_replies.push_back((seq, client, tx_id));
+                return;
+            }
             let result = if same_transfer(&f.request, &request) {
-                Ok(f.response.clone())
+                Ok(repeated(&f.response))
             } else {
                 Err(TransferError::Conflict(format!(
                     "tx_id {tx_id} was already used for a different transfer ({} → {}, {} cents)",
@@ -567,6 +577,12 @@ impl Coordinator {
 
     fn on_durable(&mut self, now_us: u64, seq: u64, out: &mut Vec<Action>) {
         self.durable_seq = self.durable_seq.max(seq);
+        while self.held_replies.front().is_some_and(|(held_seq, _, _)| *held_seq <= self.durable_seq) {
+            let Some((_, client, tx_id)) = self.held_replies.pop_front() else { break };
+            if let Some(f) = self.finished.get(&tx_id) {
+                out.push(Action::Reply { client, result: Ok(f.response.clone()) });
+            }
+        }
         while let Some((decided_seq, _)) = self.deciding.front() {
             if *decided_seq > self.durable_seq {
                 break;
@@ -917,9 +933,6 @@ impl Coordinator {
                 duration_ms: response.duration_ms,
             }));
         }
-        for client in std::mem::take(&mut tx.clients) {
-            out.push(Action::Reply { client, result: Ok(response.clone()) });
-        }
         let decision = match outcome {
             Outcome::Committed => Decision::Commit,
             Outcome::Aborted => Decision::Abort,
@@ -929,17 +942,26 @@ impl Coordinator {
         } else {
             CoordinatorRecord::End { tx_id: tx_id.clone() }
         };
+        // Presumed abort needs no forced record for the protocol, but the
+        // client's promise does: an `aborted` answer is only given once it is
+        // on disk, so a retry of this tx_id after a coordinator crash gets
+        // the same answer instead of running the transfer again. (A one-phase
+        // outcome needs no force: its node remembers it and answers a rerun
+        // the same way.)
+        let forced = decision == Decision::Abort;
         let seq = self.take_seq();
-        out.push(Action::Persist { seq, record, sync: false });
+        out.push(Action::Persist { seq, record, sync: forced });
+        for client in std::mem::take(&mut tx.clients) {
+            if forced && seq > self.durable_seq {
+                self.held_replies.push_back((seq, client, tx_id.clone()));
+            } else {
+                out.push(Action::Reply { client, result: Ok(response.clone()) });
+            }
+        }
         if decision == Decision::Commit {
             out.push(Action::Emit(EventKind::TxEnded { tx_id: tx_id.clone() }));
         }
-        let mut remembered = response;
-        remembered.detail = Some(match remembered.detail.take() {
-            Some(d) => format!("{d} (first outcome of this tx_id)"),
-            None => "first outcome of this tx_id".to_string(),
-        });
-        self.remember(tx_id.clone(), tx.request, remembered);
+        self.remember(tx_id.clone(), tx.request, response);
     }
 
     fn remember(&mut self, tx_id: TxId, request: TransferRequest, response: TransferResponse) {
@@ -1020,6 +1042,17 @@ impl Coordinator {
     pub fn config(&self) -> &CoordinatorConfig {
         &self.config
     }
+}
+
+/// The remembered first outcome, as an answer to a repeated tx_id.
+fn repeated(first: &TransferResponse) -> TransferResponse {
+    let mut response = first.clone();
+    response.detail = Some(match response.detail.take() {
+        Some(d) if d.contains("first outcome") => d,
+        Some(d) => format!("{d} (first outcome of this tx_id)"),
+        None => "first outcome of this tx_id".to_string(),
+    });
+    response
 }
 
 fn same_transfer(a: &TransferRequest, b: &TransferRequest) -> bool {
