@@ -137,3 +137,17 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 fn invalid(what: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, what.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_status_and_length_and_refuses_chunked() {
+        let head = b"HTTP/1.1 409 Conflict\r\ncontent-type: application/json\r\ncontent-length: 42";
+        assert_eq!(parse_head(head).unwrap(), (409, 42));
+        assert!(parse_head(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked").is_err());
+        assert!(parse_head(b"HTTP/1.1 200 OK\r\n").is_err());
+        assert!(parse_head(b"garbage").is_err());
+    }
+}

@@ -657,3 +657,61 @@ async fn run_direct(args: &Args) -> anyhow::Result<Report> {
         invariants,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn short_run(extra: &[&str]) -> Report {
+        let mut argv = vec![
+            "bench",
+            "--clients",
+            "4",
+            "--seconds",
+            "1",
+            "--warmup-seconds",
+            "0",
+            "--accounts-per-node",
+            "10",
+        ];
+        argv.extend_from_slice(extra);
+        let args = Args::parse_from(argv);
+        validate(&args).expect("valid flags");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let local = tokio::task::LocalSet::new();
+        local
+            .block_on(&runtime, run_one(&args))
+            .expect("the run completes")
+    }
+
+    /// Needs `cargo build -p backend -p participant` (as every system test).
+    #[test]
+    fn a_short_run_through_http_commits_and_keeps_the_money() {
+        let report = short_run(&[]);
+        assert!(report.run.committed_all > 0, "{}", report.text());
+        assert!(report.invariants.is_ok(), "{}", report.text());
+        assert_eq!(report.forces.len(), 3, "coordinator and two nodes");
+    }
+
+    #[test]
+    fn a_short_direct_run_commits_and_keeps_the_money() {
+        let report = short_run(&["--direct", "--hot"]);
+        assert!(report.run.committed_all > 0, "{}", report.text());
+        assert!(report.invariants.is_ok(), "{}", report.text());
+    }
+
+    #[test]
+    fn accounts_are_named_as_the_coordinator_names_them() {
+        assert_eq!(
+            account_names(2, 1),
+            vec![vec!["A".to_string()], vec!["B".to_string()]]
+        );
+        assert_eq!(
+            account_names(2, 2)[1],
+            vec!["B1".to_string(), "B2".to_string()]
+        );
+    }
+}
