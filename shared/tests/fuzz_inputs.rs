@@ -43,7 +43,7 @@ fn seeds(default: u64) -> Vec<u64> {
 
 fn valid_lines() -> Vec<Vec<u8>> {
     let op = Op { account: "A".into(), delta_cents: -100 };
-    let requests = vec![
+    let requests = [
         Request::Prepare { tx_id: "t1".into(), ts: 1, ops: vec![op.clone()] },
         Request::CommitOnePhase { tx_id: "t2".into(), ts: 2, ops: vec![op] },
         Request::Commit { tx_id: "t1".into() },
@@ -53,7 +53,7 @@ fn valid_lines() -> Vec<Vec<u8>> {
         Request::Query { req_id: 2, query: Query::Ledger { account: "A".into(), offset: 3 } },
         Request::ArmCrash { point: ParticipantCrashPoint::AfterCommitApplied },
     ];
-    let mut lines: Vec<Vec<u8>> = requests.iter().map(|r| encode_line(r)).collect();
+    let mut lines: Vec<Vec<u8>> = requests.iter().map(encode_line).collect();
     lines.push(br#"{"from":"A","to":"B","amount_cents":100,"tx_id":"x"}"#.to_vec());
     lines.push(br#"{"delay_ms":5,"drop":true,"duplicate":false}"#.to_vec());
     lines.push(br#"{"at":"mid_commit","restart_after_ms":10}"#.to_vec());

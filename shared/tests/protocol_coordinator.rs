@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use shared::api::{CrashPoint, Outcome, TransferRequest, TransferResponse};
+use shared::api::{Outcome, TransferRequest, TransferResponse};
 use shared::protocol::coordinator::{
     Action, ClientId, Coordinator, CoordinatorConfig, DemoFaults, Input, TransferError,
 };

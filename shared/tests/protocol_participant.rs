@@ -27,7 +27,7 @@ impl Node {
     fn new() -> Node {
         let init = Participant::init_record(&config());
         Node {
-            p: Participant::recover(config(), &[init.clone()]).unwrap(),
+            p: Participant::recover(config(), std::slice::from_ref(&init)).unwrap(),
             now_us: 0,
             log: vec![(0, init)],
             durable_seq: 0,

@@ -219,7 +219,8 @@ pub async fn run(config: ChaosConfig) -> ChaosSummary {
     }
     cluster.wait_all_up().await;
     let view = cluster.wait_quiescent().await;
-    let t = tally.lock().unwrap_or_else(|e| e.into_inner());
+    // The clients have stopped: take the tally (no lock held across the audit).
+    let t = std::mem::take(&mut *tally.lock().unwrap_or_else(|e| e.into_inner()));
     let report = audit(&cluster, &view, &t.reported).await;
     ChaosSummary {
         seed: config.seed,

@@ -122,7 +122,7 @@ enum Phase {
     /// COMMIT is durable and sent; waiting for acks.
     Committing,
     /// One-phase answer lost: asking the node what it did.
-    ResolvingOnePhase,
+    AskingOnePhaseOutcome,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -643,7 +643,7 @@ impl Coordinator {
                     self.finish(now_us, &tx_id, Outcome::Committed, None, None, out);
                 }
             }
-            Phase::ResolvingOnePhase => {
+            Phase::AskingOnePhaseOutcome => {
                 let reason = match decision {
                     Decision::Commit => None,
                     Decision::Abort => Some(AbortReason::Timeout),
@@ -703,7 +703,7 @@ impl Coordinator {
         for tx_id in tx_ids.iter().cloned() {
             let decision = match self.active.get(&tx_id).map(|t| t.phase) {
                 // Still deciding: the answer comes with the decision.
-                Some(Phase::Preparing | Phase::PausedBeforeDecision | Phase::Deciding { .. } | Phase::ResolvingOnePhase) => {
+                Some(Phase::Preparing | Phase::PausedBeforeDecision | Phase::Deciding { .. } | Phase::AskingOnePhaseOutcome) => {
                     continue
                 }
                 Some(Phase::PausedBeforeCommit | Phase::Committing) => Decision::Commit,
@@ -740,7 +740,7 @@ impl Coordinator {
         for (tx_id, tx) in &self.active {
             let msg = match tx.phase {
                 Phase::Committing if tx.pending_acks.contains(&node) => Request::Commit { tx_id: tx_id.clone() },
-                Phase::ResolvingOnePhase if tx.legs[0].node == node => Request::Rollback { tx_id: tx_id.clone() },
+                Phase::AskingOnePhaseOutcome if tx.legs[0].node == node => Request::Rollback { tx_id: tx_id.clone() },
                 _ => continue,
             };
             out.push(Action::Send { node: node.clone(), msg });
@@ -763,7 +763,7 @@ impl Coordinator {
                 // The node decides a one-phase transfer alone and may have
                 // committed it before the connection broke: never guess. Ask
                 // with rollback once it is back; its ack says what it did.
-                tx.phase = Phase::ResolvingOnePhase;
+                tx.phase = Phase::AskingOnePhaseOutcome;
                 self.timers.insert((now_us.saturating_add(self.config.commit_retry_us), TimerKind::CommitRetry, tx_id.clone()));
                 self.timers.insert((now_us.saturating_add(self.config.ack_wait_us), TimerKind::AckWait, tx_id.clone()));
                 continue;
@@ -808,7 +808,7 @@ impl Coordinator {
         if tx.one_phase {
             // The node may have committed: never guess. Ask with rollback,
             // whose ack says what it did.
-            tx.phase = Phase::ResolvingOnePhase;
+            tx.phase = Phase::AskingOnePhaseOutcome;
             let node = tx.legs[0].node.clone();
             if self.connected.contains(&node) {
                 out.push(Action::Send { node, msg: Request::Rollback { tx_id: tx_id.clone() } });
@@ -845,7 +845,7 @@ impl Coordinator {
         let Some(tx) = self.active.get(tx_id) else { return };
         let msg = match tx.phase {
             Phase::Committing => Request::Commit { tx_id: tx_id.clone() },
-            Phase::ResolvingOnePhase => Request::Rollback { tx_id: tx_id.clone() },
+            Phase::AskingOnePhaseOutcome => Request::Rollback { tx_id: tx_id.clone() },
             _ => return,
         };
         let targets: Vec<NodeId> = match tx.phase {
@@ -1009,7 +1009,7 @@ impl Coordinator {
             .map(|(id, tx)| ActiveTx {
                 tx_id: id.clone(),
                 state: match tx.phase {
-                    Phase::Preparing | Phase::ResolvingOnePhase => TxState::Active,
+                    Phase::Preparing | Phase::AskingOnePhaseOutcome => TxState::Active,
                     Phase::PausedBeforeDecision | Phase::Deciding { .. } => TxState::Prepared,
                     Phase::PausedBeforeCommit | Phase::Committing => TxState::Committed,
                 },

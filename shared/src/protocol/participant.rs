@@ -543,19 +543,17 @@ impl Participant {
             self.send_after_latest(from, Reply::Ack { tx_id, decision }, out);
             return;
         }
-        match self.txs.remove(&tx_id) {
-            Some(tx) => {
-                self.waiting.remove(&(tx.ts, tx_id.clone()));
-                self.unlock(&tx_id, &tx.ops);
-                self.drop_held_votes(&tx_id);
-                if matches!(tx.phase, Phase::Prepared { .. }) {
-                    // Presumed abort: not forced. If it is lost in a crash,
-                    // the transaction comes back in doubt and the coordinator
-                    // (having no commit record) says abort again.
-                    self.persist(ParticipantRecord::Aborted { tx_id: tx_id.clone() }, false, out);
-                }
+        // Never seen: it is still remembered below, so a late prepare votes abort.
+        if let Some(tx) = self.txs.remove(&tx_id) {
+            self.waiting.remove(&(tx.ts, tx_id.clone()));
+            self.unlock(&tx_id, &tx.ops);
+            self.drop_held_votes(&tx_id);
+            if matches!(tx.phase, Phase::Prepared { .. }) {
+                // Presumed abort: not forced. If it is lost in a crash,
+                // the transaction comes back in doubt and the coordinator
+                // (having no commit record) says abort again.
+                self.persist(ParticipantRecord::Aborted { tx_id: tx_id.clone() }, false, out);
             }
-            None => {} // never seen: remember, so a late prepare votes abort
         }
         self.remember(tx_id.clone(), Decision::Abort);
         out.push(Action::Send { to: from, msg: Reply::Ack { tx_id, decision: Decision::Abort } });
