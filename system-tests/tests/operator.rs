@@ -13,7 +13,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 use shared::api::{ComponentStatus, CoordinatorTxState, InDoubtView, StuckReason};
-use shared::wire::Decision;
+use shared::wire::{AbortReason, Decision};
 use system_tests::{bin, wait_for, wait_for_async, Cluster, Options, DEADLINE};
 
 async fn in_doubt(c: &Cluster) -> InDoubtView {
@@ -310,8 +310,19 @@ async fn participants_started_on_their_own_are_used_but_never_supervised() {
     c.kill_coordinator();
     c.start_coordinator().await;
     c.wait_all_up().await;
-    let (status, r) = c.transfer_outcome("Y", "X", 200, Some("own-2")).await;
-    assert_eq!(status, 200, "{r:?}");
+    // The engine's own connections may come up just after the view's.
+    let mut attempt = 0;
+    let committed_id = wait_for_async("a transfer to commit through the new coordinator", DEADLINE, || {
+        attempt += 1;
+        let tx_id = format!("own-2-{attempt}");
+        let c = &c;
+        async move {
+            let (status, r) = c.transfer_outcome("Y", "X", 200, Some(&tx_id)).await;
+            assert!(status == 200 || r.reason == Some(AbortReason::NodeUnreachable), "{r:?}");
+            (status == 200).then_some(tx_id)
+        }
+    })
+    .await;
 
     // The operator reaches a node directly, without the coordinator.
     let out = Command::new(bin("participant-admin"))
@@ -323,7 +334,7 @@ async fn participants_started_on_their_own_are_used_but_never_supervised() {
     assert_eq!(status["node"], "7002");
     assert_eq!(status["accounts"][0]["balance_cents"], 50_500);
     let out = Command::new(bin("participant-admin"))
-        .args(["--addr", &y.addr, "heuristic", "--tx-id", "own-2", "--decision", "abort"])
+        .args(["--addr", &y.addr, "heuristic", "--tx-id", &committed_id, "--decision", "abort"])
         .output()
         .expect("participant-admin runs");
     assert!(!out.status.success());
