@@ -265,7 +265,10 @@ impl Supervisor {
         let node = cfg.id.clone();
         tokio::spawn(async move {
             let status = child.wait().await;
-            tracing::warn!(node, pid, ?status, "participant exited");
+            match &status {
+                Ok(s) if s.success() => tracing::info!(node, pid, "participant stopped"),
+                _ => tracing::warn!(node, pid, ?status, "participant exited"),
+            }
             let current = sup.state(&node);
             if current == Some(ProcState::Running { pid, supervised: true }) {
                 sup.set_state(&node, ProcState::Exited);
