@@ -11,8 +11,8 @@ use gloo_net::http::{Request, RequestBuilder, Response};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use shared::api::{
-    AccountView, ClusterView, CoordinatorCrashRequest, ErrorBody, Faults, FaultsUpdate, LinkFault,
-    Stats, TransactionDetail, TransactionSummary, TransferRequest, TransferResponse,
+    AccountView, ClusterView, CoordinatorCrashRequest, ErrorBody, Faults, FaultsUpdate,
+    HeuristicRequest, HeuristicView, InDoubtView, LinkFault, Stats, TransactionDetail, TransactionSummary, TransferRequest, TransferResponse,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -187,4 +187,22 @@ pub async fn crash_coordinator(request: &CoordinatorCrashRequest) -> Result<(), 
 
 pub async fn update_faults(update: &FaultsUpdate) -> Result<(), ApiError> {
     command(with_json(Request::put("/api/faults"), update)).await
+}
+
+pub async fn in_doubt() -> Result<InDoubtView, ApiError> {
+    get_json("/api/in-doubt").await
+}
+
+/// `POST /api/nodes/{id}/heuristic`: forces an outcome on one node (demo
+/// mode only: 403 otherwise; 409 when the node refuses, e.g. it no longer
+/// holds the transaction; 503 when it cannot be reached).
+pub async fn force_heuristic(
+    node: &str,
+    request: &HeuristicRequest,
+) -> Result<HeuristicView, ApiError> {
+    let response = fetch(with_json(Request::post(&node_url(node, "heuristic")), request)).await?;
+    if !response.ok() {
+        return Err(error_of(&response).await);
+    }
+    decode(response).await
 }

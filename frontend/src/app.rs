@@ -11,6 +11,7 @@ use shared::wire::TxId;
 use crate::api::{self, ApiError};
 use crate::components::{
     cluster::ClusterPanel, faults::FaultsPanel, header::Header, history::HistoryPanel,
+    in_doubt::InDoubtPanel,
     load::LoadPanel, protocol::ProtocolPanel, stats::StatsPanel, toasts::Toasts,
     transfer::TransferPanel,
 };
@@ -60,6 +61,9 @@ pub struct Ctx {
     /// Browser clock (Unix ms), ticking every [`CLOCK_TICK_MS`] once the
     /// app runs.
     pub now_ms: RwSignal<u64>,
+    /// Bumped after events that change the in-doubt view: the in-doubt
+    /// panel re-reads it at once instead of at its next poll.
+    pub in_doubt_nudge: RwSignal<u64>,
     next_toast_id: StoredValue<u64>,
     cluster_refresh_pending: StoredValue<bool>,
 }
@@ -83,6 +87,7 @@ impl Ctx {
             pinned: RwSignal::new(None),
             toasts: RwSignal::new(Vec::new()),
             now_ms: RwSignal::new(now_ms()),
+            in_doubt_nudge: RwSignal::new(0),
             next_toast_id: StoredValue::new(0),
             cluster_refresh_pending: StoredValue::new(false),
         }
@@ -196,6 +201,9 @@ impl Ctx {
         if effects.refresh_faults {
             self.refresh_faults();
         }
+        if effects.refresh_in_doubt {
+            self.in_doubt_nudge.update(|n| *n += 1);
+        }
     }
 
     /// Pins a transaction: the diagram and timeline show it.
@@ -242,6 +250,7 @@ pub fn App() -> impl IntoView {
                     let e = m.fold(event, now);
                     effects.refresh_cluster |= e.refresh_cluster;
                     effects.refresh_faults |= e.refresh_faults;
+                    effects.refresh_in_doubt |= e.refresh_in_doubt;
                 }
             });
             ctx.run_effects(effects);
@@ -301,6 +310,9 @@ pub fn App() -> impl IntoView {
             <main class="layout" class:is-offline=move || ctx.connection.get() != Connection::Live>
                 <section class="area-cluster">
                     <ClusterPanel/>
+                </section>
+                <section class="area-in-doubt">
+                    <InDoubtPanel/>
                 </section>
                 <div class="columns">
                     <section class="column column-controls">

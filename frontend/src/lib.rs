@@ -10,6 +10,8 @@
 //! - [`charts`]: sparkline and bar-chart geometry.
 //! - [`load`]: the concurrency demo: random transfers and the summary.
 //! - [`validate`]: the transfer form's validation.
+//! - [`in_doubt`]: the in-doubt panel's words: why stuck, live ages, the
+//!   audit line, the confirm text of a heuristic decision.
 //! - [`format`]: words and numbers people read (reasons, durations, ids).
 //!
 //! The browser side:
@@ -25,6 +27,7 @@ pub mod charts;
 pub mod components;
 pub mod diagram;
 pub mod format;
+pub mod in_doubt;
 pub mod load;
 pub mod model;
 pub mod validate;

@@ -65,13 +65,30 @@ pub struct Effects {
     pub refresh_cluster: bool,
     /// A fault was injected or healed: `GET /api/faults`.
     pub refresh_faults: bool,
+    /// A status changed, a decision was made or an in-doubt transaction
+    /// resolved: `GET /api/in-doubt` (if the panel is showing).
+    pub refresh_in_doubt: bool,
 }
 
 impl Effects {
     fn merge(&mut self, other: Effects) {
         self.refresh_cluster |= other.refresh_cluster;
         self.refresh_faults |= other.refresh_faults;
+        self.refresh_in_doubt |= other.refresh_in_doubt;
     }
+}
+
+/// Events after which the in-doubt view is worth re-reading at once (the
+/// panel polls anyway; this only makes it quick).
+fn changes_in_doubt(kind: &EventKind) -> bool {
+    matches!(
+        kind,
+        EventKind::NodeStatus { .. }
+            | EventKind::CoordinatorStatus { .. }
+            | EventKind::Decision { .. }
+            | EventKind::Resolved { .. }
+            | EventKind::Fault { .. }
+    )
 }
 
 /// The verdict shown in the invariant banner.
@@ -163,6 +180,7 @@ impl Model {
         self.after_snapshot = false;
         self.last_seq = Some(event.seq);
         self.push_log(&event);
+        effects.refresh_in_doubt = changes_in_doubt(&event.kind);
         effects.merge(self.apply(&event));
         self.record_in_timeline(event);
         effects
@@ -1005,5 +1023,29 @@ mod tests {
             merged.iter().map(|e| e.seq).collect::<Vec<_>>(),
             vec![1, 2, 3]
         );
+    }
+
+    #[test]
+    fn status_changes_and_decisions_nudge_the_in_doubt_panel() {
+        let mut model = Model::default();
+        model.fold(snapshot(0), 0);
+        let down = ev(
+            1,
+            EventKind::NodeStatus {
+                node: "6002".into(),
+                status: ComponentStatus::Down,
+            },
+        );
+        assert!(model.fold(down, 0).refresh_in_doubt);
+        assert!(!model.fold(started(2, "t"), 0).refresh_in_doubt);
+        let decided = ev(
+            3,
+            EventKind::Decision {
+                tx_id: "t".into(),
+                decision: Decision::Commit,
+                reason: None,
+            },
+        );
+        assert!(model.fold(decided, 0).refresh_in_doubt);
     }
 }

@@ -8,12 +8,17 @@ use std::cell::Cell;
 use std::rc::Rc;
 
 use frontend::app::Ctx;
-use frontend::components::{cluster::ClusterPanel, header::Header, protocol::ProtocolPanel, transfer::TransferPanel};
+use frontend::components::{
+    cluster::ClusterPanel, header::Header, in_doubt::InDoubtBody, protocol::ProtocolPanel, transfer::TransferPanel,
+};
+use frontend::in_doubt::Polled;
 use frontend::model::Model;
 use frontend::ws::Connection;
 use leptos::prelude::*;
 use shared::api::{
-    AccountView, ClusterView, ComponentStatus, CoordinatorView, Faults, LinkFault, NodeView, Stats, VoteView,
+    AccountView, ClusterView, ComponentStatus, CoordinatorTxState, CoordinatorView, Faults, HeuristicView,
+    InDoubtEntry, InDoubtView, LinkFault, MoneyAudit, NodeView, PreparedOn, Stats, StuckBecause, StuckReason,
+    VoteView,
 };
 use shared::events::{Event, EventKind, Snapshot};
 use shared::wire::{AccountBalance, Decision, InDoubtTx};
@@ -196,4 +201,96 @@ async fn transfer_form_refuses_bad_input_before_sending() {
     settle().await;
     assert!(text_of(&root, "[data-testid=transfer-error]").contains("at most two decimals"));
     assert!(find(&root, "[data-testid=transfer-result]").is_none(), "nothing was sent");
+}
+
+fn in_doubt_fixture() -> InDoubtView {
+    InDoubtView {
+        coordinator: ComponentStatus::Up,
+        transactions: vec![InDoubtEntry {
+            tx_id: "tx-stuck".into(),
+            prepared_on: vec![PreparedOn { node: "6001".into(), prepared_for_ms: 5_000 }],
+            pending_acks: vec!["6002".into()],
+            age_ms: 5_000,
+            coordinator_state: CoordinatorTxState::Committing,
+            decision: Some(Decision::Commit),
+            stuck: vec![StuckBecause {
+                reason: StuckReason::NodeDown,
+                node: Some("6002".into()),
+                detail: "node 6002 is down; it comes back in doubt from its log".into(),
+            }],
+            from: Some("A".into()),
+            to: Some("B".into()),
+            amount_cents: Some(1_000),
+        }],
+        heuristics: vec![HeuristicView {
+            tx_id: "tx-old".into(),
+            node: "6002".into(),
+            decision: Decision::Abort,
+            ops: vec![],
+            coordinator_decision: Some(Decision::Commit),
+            agrees: Some(false),
+            imbalance_cents: -1_000,
+            detail: "tx-old was heuristically aborted on node 6002, the coordinator decided commit".into(),
+        }],
+        audit: MoneyAudit {
+            expected_total_cents: 200_000,
+            total_cents: 199_000,
+            heuristic_imbalance_cents: -1_000,
+            pending_commit_cents: 0,
+            balanced: true,
+            detail: "balanced once the heuristic's -$10.00 is counted".into(),
+        },
+        stale_nodes: vec!["6002".into()],
+    }
+}
+
+#[wasm_bindgen_test]
+async fn in_doubt_panel_lists_why_stuck_heuristic_alarm_and_audit() {
+    let (root, _ctx) = mount(Model::default(), || {
+        let polled = RwSignal::new(Polled::loaded(in_doubt_fixture(), frontend::app::now_ms()));
+        view! { <InDoubtBody polled=polled/> }
+    });
+    settle().await;
+    assert!(find(&root, "[data-testid=in-doubt-empty]").is_none());
+    let row = text_of(&root, "[data-testid=in-doubt-tx-tx-stuck]");
+    assert!(row.contains("A → B · $10.00"), "{row}");
+    assert!(row.contains("coordinator: committing · decided commit"), "{row}");
+    assert!(row.contains("node down: node 6002 is down"), "{row}");
+    assert!(text_of(&root, "[data-testid=in-doubt-age]").starts_with("waiting 5"));
+    assert!(text_of(&root, "[data-testid=in-doubt-prepared-6001]").contains("node 6001"));
+    assert!(text_of(&root, "[data-testid=heuristic-alarm]").contains("forced abort, coordinator decided commit · -$10.00"));
+    assert!(text_of(&root, "[data-testid=in-doubt-audit]").starts_with("Money balanced: $1,990.00"));
+    assert!(find(&root, ".audit-warn").is_some(), "balanced only with the heuristic counted");
+    assert!(text_of(&root, "[data-testid=in-doubt-stale]").contains("node 6002"));
+
+    // Forcing asks first, and the question says what it breaks.
+    assert!(find(&root, "[data-testid=heuristic-confirm]").is_none());
+    let force: HtmlElement = find(&root, "[data-testid=force-abort-6001]").unwrap().unchecked_into();
+    force.click();
+    settle().await;
+    let confirm = text_of(&root, "[data-testid=heuristic-confirm]");
+    assert!(confirm.contains("heuristic decision"), "{confirm}");
+    assert!(confirm.contains("NOT atomic"), "{confirm}");
+    let cancel: HtmlElement = find(&root, "[data-testid=heuristic-confirm-cancel]").unwrap().unchecked_into();
+    cancel.click();
+    settle().await;
+    assert!(find(&root, "[data-testid=heuristic-confirm]").is_none());
+}
+
+#[wasm_bindgen_test]
+async fn in_doubt_panel_says_nothing_in_doubt() {
+    let (root, _ctx) = mount(Model::default(), || {
+        let mut view = in_doubt_fixture();
+        view.transactions.clear();
+        view.heuristics.clear();
+        view.stale_nodes.clear();
+        view.audit.balanced = true;
+        view.audit.heuristic_imbalance_cents = 0;
+        let polled = RwSignal::new(Polled::loaded(view, frontend::app::now_ms()));
+        view! { <InDoubtBody polled=polled/> }
+    });
+    settle().await;
+    assert_eq!(text_of(&root, "[data-testid=in-doubt-empty]"), "Nothing in doubt");
+    assert!(find(&root, "[data-testid=heuristic-alarm]").is_none());
+    assert!(find(&root, ".audit-good").is_some());
 }

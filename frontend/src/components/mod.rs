@@ -3,6 +3,8 @@
 //! - [`header`]: title, connection state, the invariant banner, the
 //!   "reconnecting…" banner.
 //! - [`cluster`]: coordinator and node cards, with per-node failure buttons.
+//! - [`in_doubt`]: the operator's view of in-doubt transactions, why each
+//!   is stuck, forced (heuristic) outcomes and the money audit.
 //! - [`transfer`]: the transfer form and its result card.
 //! - [`faults`]: coordinator crash, random prepare crashes, step mode.
 //! - [`load`]: the concurrency demo.
@@ -15,6 +17,7 @@ pub mod cluster;
 pub mod faults;
 pub mod header;
 pub mod history;
+pub mod in_doubt;
 pub mod load;
 pub mod protocol;
 pub mod stats;
