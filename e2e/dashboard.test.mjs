@@ -36,8 +36,32 @@ function cents(text) {
 }
 
 const byTestId = (id) => `[data-testid="${id}"]`;
+/** Step-mode pause while the in-doubt step crashes a node (generous: a loaded machine). */
+const IN_DOUBT_PAUSE_MS = 5_000;
 
-test('dashboard: transfer, crash, abort, restart, concurrency, history', { timeout: 240_000, skip: !BASE_URL && 'E2E_BASE_URL is not set' }, async (t) => {
+/** A call to the coordinator's API from the test itself; throws on a non-2xx answer. */
+async function api(method, url, body) {
+  const response = await fetch(new URL(url, BASE_URL), {
+    method,
+    headers: body ? { 'content-type': 'application/json' } : {},
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  if (!response.ok) throw new Error(`${method} ${url}: HTTP ${response.status} ${await response.text()}`);
+  return response;
+}
+
+/** Polls `check` until it returns something truthy (every 100 ms). */
+async function until(check, timeoutMs, what) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+test('dashboard: transfer, crash, abort, restart, concurrency, history, in doubt', { timeout: 240_000, skip: !BASE_URL && 'E2E_BASE_URL is not set' }, async (t) => {
   fs.mkdirSync(SHOTS, { recursive: true });
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'tpc-e2e-'));
   const context = await chromium.launchPersistentContext(profile, {
@@ -135,6 +159,33 @@ test('dashboard: transfer, crash, abort, restart, concurrency, history', { timeo
       await shot('07-history-pinned');
       await page.click(byTestId('follow-live'));
       await page.locator(byTestId('event-log')).waitFor();
+    });
+
+    await t.test('a node crashed in step mode leaves a transfer in doubt; the panel explains it', async () => {
+      // Step mode pauses after the votes: crash 6002 right then, straight
+      // through the API (quicker than the page) so it lands in the pause.
+      await api('PUT', '/api/faults', { phase_pause_ms: IN_DOUBT_PAUSE_MS });
+      try {
+        await waitForText('in-doubt-panel', 'Nothing in doubt');
+        const transferDone = api('POST', '/api/transfers', { from: 'A', to: 'B', amount_cents: 500 }).catch(() => null);
+        const txId = await until(async () => {
+          const view = await (await api('GET', '/api/in-doubt')).json();
+          return view.transactions.find((tx) => tx.prepared_on.length === 2)?.tx_id;
+        }, STEP_TIMEOUT_MS, 'the transfer is prepared on both nodes');
+        await api('POST', '/api/nodes/6002/crash');
+        const row = page.locator(byTestId(`in-doubt-tx-${txId}`));
+        await row.filter({ hasText: 'node down' }).waitFor();
+        assert.match(await row.innerText(), /node 6002/);
+        await row.locator(byTestId('in-doubt-age')).filter({ hasText: /waiting/ }).waitFor();
+        await shot('08-in-doubt');
+        await transferDone;
+      } finally {
+        await api('PUT', '/api/faults', { phase_pause_ms: 0 });
+      }
+      await page.click(byTestId('restart-6002'));
+      await waitForText('node-status-6002', /up/i, 60_000);
+      await waitForText('in-doubt-panel', 'Nothing in doubt', 60_000);
+      await waitForText('invariant', EXPECTED_TOTAL, 60_000);
     });
 
     assert.deepEqual(problems, [], 'no page errors and no console errors');

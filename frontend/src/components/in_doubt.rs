@@ -223,11 +223,18 @@ fn InDoubtRow(
     let prepared = move || {
         let Some(e) = entry.get() else { return ().into_any() };
         let since = since_fetch_ms();
+        let stale_nodes = polled.with(|p| p.view.as_ref().map(|v| v.stale_nodes.clone()).unwrap_or_default());
         e.prepared_on
             .into_iter()
             .map(|p| {
                 let node = p.node.clone();
-                let waited = duration_ms(p.prepared_for_ms.saturating_add(since) as f64);
+                // A node that does not answer reported its wait earlier: show
+                // that figure as such rather than counting on from it.
+                let waited = if stale_nodes.contains(&p.node) {
+                    format!("{} when last heard from", duration_ms(p.prepared_for_ms as f64))
+                } else {
+                    duration_ms(p.prepared_for_ms.saturating_add(since) as f64)
+                };
                 let ask = move |decision: Decision| {
                     let node = node.clone();
                     move |_| pending.set(Some(Pending { tx_id: id.get_value(), node: node.clone(), decision }))
