@@ -159,6 +159,8 @@ pub fn signed_cents(cents: i64) -> String {
 pub fn audit_line(audit: &MoneyAudit) -> (String, Tone) {
     let verdict = if audit.balanced {
         format!("Money balanced: {}", format_cents(audit.total_cents))
+    } else if audit.settling {
+        format!("Settling: {} counted while transactions finish", format_cents(audit.total_cents))
     } else {
         format!(
             "Money NOT balanced: {} counted, {} expected",
@@ -166,7 +168,10 @@ pub fn audit_line(audit: &MoneyAudit) -> (String, Tone) {
             format_cents(audit.expected_total_cents)
         )
     };
-    let tone = if !audit.balanced {
+    let tone = if audit.settling {
+        // In flight, not broken: say so without crying wolf.
+        Tone::Warn
+    } else if !audit.balanced {
         Tone::Bad
     } else if audit.heuristic_imbalance_cents != 0 {
         // Balanced only once the broken atomicity is accounted for.
@@ -254,8 +259,20 @@ mod tests {
             heuristic_imbalance_cents,
             pending_commit_cents: 0,
             balanced,
+            settling: false,
             detail: "1 heuristic".into(),
         }
+    }
+
+    #[test]
+    fn an_unsettled_audit_is_amber_not_red() {
+        let mut a = audit(false, 0);
+        a.settling = true;
+        let (text, tone) = audit_line(&a);
+        assert!(text.starts_with("Settling: $1,990.00"), "{text}");
+        assert_eq!(tone, Tone::Warn);
+        a.settling = false;
+        assert_eq!(audit_line(&a).1, Tone::Bad);
     }
 
     #[test]

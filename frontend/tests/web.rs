@@ -238,6 +238,7 @@ fn in_doubt_fixture() -> InDoubtView {
             heuristic_imbalance_cents: -1_000,
             pending_commit_cents: 0,
             balanced: true,
+            settling: false,
             detail: "balanced once the heuristic's -$10.00 is counted".into(),
         },
         stale_nodes: vec!["6002".into()],

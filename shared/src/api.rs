@@ -491,5 +491,10 @@ pub struct MoneyAudit {
     pub pending_commit_cents: i64,
     /// `total + pending == expected + heuristic imbalance`.
     pub balanced: bool,
+    /// Transactions are in flight (locks held, commits not yet acknowledged):
+    /// the balances and the coordinator's state are read at different
+    /// moments, so a difference may be transient. Check again when settled.
+    #[serde(default)]
+    pub settling: bool,
     pub detail: String,
 }

@@ -348,8 +348,15 @@ fn audit(
         .sum();
     let complete = nodes.iter().all(|n| !n.accounts.is_empty());
     let balanced = complete && total_cents + pending_commit_cents == expected_total_cents + heuristic_imbalance_cents;
+    let in_flight = coordinator.active.len() + nodes.iter().filter(|n| !n.locked_accounts.is_empty()).count();
+    let settling = !balanced && in_flight > 0;
     let detail = if !complete {
         "some node has never reported its balances; the total is partial".to_string()
+    } else if settling {
+        format!(
+            "settling: transactions are in flight, and the balances ({total_cents} cents) and the coordinator's state \
+             are read at different moments; the audit holds once they finish"
+        )
     } else if !balanced {
         format!(
             "the balances add up to {total_cents} cents; expected {expected_total_cents}, plus {heuristic_imbalance_cents} from heuristic \
@@ -363,7 +370,7 @@ fn audit(
     } else {
         "every cent is accounted for".to_string()
     };
-    MoneyAudit { expected_total_cents, total_cents, heuristic_imbalance_cents, pending_commit_cents, balanced, detail }
+    MoneyAudit { expected_total_cents, total_cents, heuristic_imbalance_cents, pending_commit_cents, balanced, settling, detail }
 }
 
 async fn force_heuristic(State(app): State<Arc<App>>, Path(id): Path<String>, body: Result<Bytes, BytesRejection>) -> Response {
