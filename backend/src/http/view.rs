@@ -34,8 +34,15 @@ pub fn node_status(app: &App, node: &str, answered: Option<bool>) -> ComponentSt
         Some(ProcState::Starting) => ComponentStatus::Recovering,
         Some(ProcState::Running { .. } | ProcState::Remote) => {
             let reachable = answered.unwrap_or(connected) && !app.links.get(node).drop;
-            if reachable {
+            // "Up" means transfers can use it: while the engine runs, its own
+            // connection to the node must be up too (the observer's alone
+            // would say "up" a moment before the first transfer could run).
+            let engine_reaches = app.engine.live().is_none_or(|l| l.transport.is_connected(node));
+            if reachable && engine_reaches {
                 return ComponentStatus::Up;
+            }
+            if reachable {
+                return ComponentStatus::Recovering; // the coordinator is (re)connecting
             }
             let young = app
                 .supervisor
