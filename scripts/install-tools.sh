@@ -55,7 +55,9 @@ if [ "$want_browser" = 1 ]; then
   if ! [ -d "$root/e2e/node_modules/playwright-core" ] || \
      ! grep -q "\"version\": \"$PLAYWRIGHT_VERSION\"" "$root/e2e/node_modules/playwright-core/package.json"; then
     log "installing playwright-core $PLAYWRIGHT_VERSION for the browser tests"
-    (cd "$root/e2e" && npm install --no-audit --no-fund "playwright-core@$PLAYWRIGHT_VERSION" >/dev/null)
+    # `npm ci` installs exactly what e2e/package-lock.json pins and never
+    # rewrites the tracked package files.
+    (cd "$root/e2e" && npm ci --no-audit --no-fund >/dev/null)
   fi
 fi
 log "tools ready"
