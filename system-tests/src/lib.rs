@@ -62,8 +62,10 @@ impl Default for Options {
             nodes: 2,
             accounts_per_node: 1,
             balance_cents: 100_000,
-            prepare_timeout_ms: 3_000,
-            ack_wait_ms: 3_000,
+            // Generous: on a loaded machine a first fdatasync can take
+            // seconds, and a test expecting a commit must not see a timeout.
+            prepare_timeout_ms: 10_000,
+            ack_wait_ms: 5_000,
             demo: true,
             static_dir: None,
             extra_args: Vec::new(),

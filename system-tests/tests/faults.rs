@@ -13,7 +13,9 @@ use system_tests::audit::{audit, Reported};
 use system_tests::{Cluster, Options};
 
 fn quick() -> Options {
-    Options { prepare_timeout_ms: 1_000, ack_wait_ms: 1_000, ..Options::default() }
+    // Short enough that the tests which wait for a timeout stay quick, long
+    // enough that a slow fdatasync on a loaded machine is not one.
+    Options { prepare_timeout_ms: 5_000, ack_wait_ms: 2_000, ..Options::default() }
 }
 
 async fn assert_books_balance(c: &Cluster, reported: Reported) {
