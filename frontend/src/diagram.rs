@@ -4,12 +4,12 @@
 //! coordinates in a fixed-width SVG user space. Pure: the protocol panel
 //! only draws what [`layout`] returns.
 
-use shared::api::{Outcome, VoteView};
+use shared::api::VoteView;
 use shared::events::{Event, EventKind, COORDINATOR};
 use shared::money::format_cents;
 use shared::wire::NodeId;
 
-use crate::format::{decision_label, duration_ms, outcome_label, reason_label, vote_label, Tone};
+use crate::format::{decision_label, duration_ms, outcome_label, reason_label, tone_of, vote_label, Tone};
 
 /// Width of the SVG user space; the SVG scales to its panel.
 pub const WIDTH: f64 = 720.0;
@@ -109,7 +109,7 @@ fn glyph_of(kind: &EventKind) -> Option<(Glyph, String, Tone)> {
         to: coordinator(),
         dashed,
     };
-    let drawn = match kind {
+    let (glyph, label) = match kind {
         EventKind::TxStarted {
             from,
             to,
@@ -122,28 +122,21 @@ fn glyph_of(kind: &EventKind) -> Option<(Glyph, String, Tone)> {
                 "start {from} → {to} {}{phases}",
                 format_cents(*amount_cents)
             );
-            (Glyph::Mark { at: coordinator() }, label, Tone::Neutral)
+            (Glyph::Mark { at: coordinator() }, label)
         }
-        EventKind::PrepareSent { node, .. } => (to_node(node), "prepare".into(), Tone::Neutral),
+        EventKind::PrepareSent { node, .. } => (to_node(node), "prepare".into()),
         EventKind::Vote {
             node, vote, reason, ..
         } => {
-            let tone = if *vote == VoteView::Ready {
-                Tone::Good
-            } else {
-                Tone::Bad
-            };
             let label = match reason {
                 Some(reason) => format!("{} · {}", vote_label(*vote), reason_label(*reason)),
                 None => vote_label(*vote).to_string(),
             };
-            (from_node(node, *vote == VoteView::NoAnswer), label, tone)
+            (from_node(node, *vote == VoteView::NoAnswer), label)
         }
-        EventKind::LogForced { node, record, .. } => (
-            Glyph::Mark { at: node.clone() },
-            format!("force {record}"),
-            Tone::Log,
-        ),
+        EventKind::LogForced { node, record, .. } => {
+            (Glyph::Mark { at: node.clone() }, format!("force {record}"))
+        }
         EventKind::Decision {
             decision, reason, ..
         } => {
@@ -151,18 +144,13 @@ fn glyph_of(kind: &EventKind) -> Option<(Glyph, String, Tone)> {
             if let Some(reason) = reason {
                 label.push_str(&format!(" · {}", reason_label(*reason)));
             }
-            (
-                Glyph::Mark { at: coordinator() },
-                label,
-                Tone::of_decision(*decision),
-            )
+            (Glyph::Mark { at: coordinator() }, label)
         }
-        EventKind::CommitSent { node, .. } => (to_node(node), "commit".into(), Tone::Good),
-        EventKind::RollbackSent { node, .. } => (to_node(node), "rollback".into(), Tone::Bad),
+        EventKind::CommitSent { node, .. } => (to_node(node), "commit".into()),
+        EventKind::RollbackSent { node, .. } => (to_node(node), "rollback".into()),
         EventKind::Ack { node, decision, .. } => (
             from_node(node, false),
             format!("ack {}", decision_label(*decision)),
-            Tone::of_decision(*decision),
         ),
         EventKind::TxFinished {
             outcome,
@@ -170,32 +158,20 @@ fn glyph_of(kind: &EventKind) -> Option<(Glyph, String, Tone)> {
             duration_ms: ms,
             ..
         } => {
-            let tone = if *outcome == Outcome::Committed {
-                Tone::Good
-            } else {
-                Tone::Bad
-            };
             let mut label = format!("{} · {}", outcome_label(*outcome), duration_ms(*ms));
             if let Some(reason) = reason {
                 label.push_str(&format!(" · {}", reason_label(*reason)));
             }
-            (Glyph::Mark { at: coordinator() }, label, tone)
+            (Glyph::Mark { at: coordinator() }, label)
         }
-        EventKind::TxEnded { .. } => (
-            Glyph::Mark { at: coordinator() },
-            "END: forgotten".into(),
-            Tone::Log,
-        ),
-        EventKind::RecoveryQuery { node } => (to_node(node), "in doubt?".into(), Tone::Info),
-        EventKind::InDoubtReported { node, tx_ids } => (
-            from_node(node, false),
-            format!("in doubt: {}", tx_ids.len()),
-            Tone::Warn,
-        ),
+        EventKind::TxEnded { .. } => (Glyph::Mark { at: coordinator() }, "END: forgotten".into()),
+        EventKind::RecoveryQuery { node } => (to_node(node), "in doubt?".into()),
+        EventKind::InDoubtReported { node, tx_ids } => {
+            (from_node(node, false), format!("in doubt: {}", tx_ids.len()))
+        }
         EventKind::Resolved { node, decision, .. } => (
             to_node(node),
             format!("resolve: {}", decision_label(*decision)),
-            Tone::of_decision(*decision),
         ),
         EventKind::Snapshot(_)
         | EventKind::Lagged { .. }
@@ -204,7 +180,7 @@ fn glyph_of(kind: &EventKind) -> Option<(Glyph, String, Tone)> {
         | EventKind::Fault { .. }
         | EventKind::Balances { .. } => return None,
     };
-    Some(drawn)
+    Some((glyph, label, tone_of(kind)))
 }
 
 fn mentioned_nodes(kind: &EventKind) -> Vec<NodeId> {

@@ -181,14 +181,51 @@ fn with_reason(text: String, reason: Option<AbortReason>) -> String {
     }
 }
 
+/// The colour of an event, the same in the live log and in the diagram:
+/// good for ready/commit, bad for abort/rollback, log for forced records.
+pub fn tone_of(kind: &EventKind) -> Tone {
+    match kind {
+        EventKind::Snapshot(_) | EventKind::RecoveryQuery { .. } => Tone::Info,
+        EventKind::Lagged { .. } | EventKind::Fault { .. } => Tone::Warn,
+        EventKind::TxStarted { .. } | EventKind::PrepareSent { .. } | EventKind::Balances { .. } => Tone::Neutral,
+        EventKind::Vote { vote, .. } => {
+            if *vote == VoteView::Ready {
+                Tone::Good
+            } else {
+                Tone::Bad
+            }
+        }
+        EventKind::LogForced { .. } | EventKind::TxEnded { .. } => Tone::Log,
+        EventKind::Decision { decision, .. }
+        | EventKind::Ack { decision, .. }
+        | EventKind::Resolved { decision, .. } => Tone::of_decision(*decision),
+        EventKind::CommitSent { .. } => Tone::Good,
+        EventKind::RollbackSent { .. } => Tone::Bad,
+        EventKind::TxFinished { outcome, .. } => {
+            if *outcome == Outcome::Committed {
+                Tone::Good
+            } else {
+                Tone::Bad
+            }
+        }
+        EventKind::InDoubtReported { tx_ids, .. } => {
+            if tx_ids.is_empty() {
+                Tone::Info
+            } else {
+                Tone::Warn
+            }
+        }
+        EventKind::NodeStatus { status, .. } | EventKind::CoordinatorStatus { status } => Tone::of_status(*status),
+    }
+}
+
 /// One line of the live event log, and its tone.
 pub fn describe_event(kind: &EventKind) -> (String, Tone) {
-    match kind {
-        EventKind::Snapshot(_) => ("snapshot received: state resynchronised".into(), Tone::Info),
-        EventKind::Lagged { missed } => (
-            format!("this browser fell behind and missed {missed} events: resynchronising"),
-            Tone::Warn,
-        ),
+    let text = match kind {
+        EventKind::Snapshot(_) => "snapshot received: state resynchronised".into(),
+        EventKind::Lagged { missed } => {
+            format!("this browser fell behind and missed {missed} events: resynchronising")
+        }
         EventKind::TxStarted {
             from,
             to,
@@ -197,105 +234,57 @@ pub fn describe_event(kind: &EventKind) -> (String, Tone) {
             ..
         } => {
             let phases = if *one_phase { " (one-phase)" } else { "" };
-            (
-                format!(
-                    "start: {from} → {to} {}{phases}",
-                    format_cents(*amount_cents)
-                ),
-                Tone::Neutral,
-            )
+            format!("start: {from} → {to} {}{phases}", format_cents(*amount_cents))
         }
-        EventKind::PrepareSent { node, .. } => (format!("prepare → {node}"), Tone::Neutral),
+        EventKind::PrepareSent { node, .. } => format!("prepare → {node}"),
         EventKind::Vote {
             node, vote, reason, ..
-        } => {
-            let tone = if *vote == VoteView::Ready {
-                Tone::Good
-            } else {
-                Tone::Bad
-            };
-            (
-                with_reason(format!("{node} votes {}", vote_label(*vote)), *reason),
-                tone,
-            )
-        }
-        EventKind::LogForced { node, record, .. } => {
-            (format!("{node} forces {record} to its log"), Tone::Log)
-        }
+        } => with_reason(format!("{node} votes {}", vote_label(*vote)), *reason),
+        EventKind::LogForced { node, record, .. } => format!("{node} forces {record} to its log"),
         EventKind::Decision {
             decision, reason, ..
-        } => (
-            with_reason(
-                format!("decision: {}", decision_label(*decision).to_uppercase()),
-                *reason,
-            ),
-            Tone::of_decision(*decision),
+        } => with_reason(
+            format!("decision: {}", decision_label(*decision).to_uppercase()),
+            *reason,
         ),
-        EventKind::CommitSent { node, .. } => (format!("commit → {node}"), Tone::Good),
-        EventKind::RollbackSent { node, .. } => (format!("rollback → {node}"), Tone::Bad),
-        EventKind::Ack { node, decision, .. } => (
-            format!("{node} acks {}", decision_label(*decision)),
-            Tone::of_decision(*decision),
-        ),
+        EventKind::CommitSent { node, .. } => format!("commit → {node}"),
+        EventKind::RollbackSent { node, .. } => format!("rollback → {node}"),
+        EventKind::Ack { node, decision, .. } => format!("{node} acks {}", decision_label(*decision)),
         EventKind::TxFinished {
             outcome,
             reason,
             duration_ms: ms,
             ..
-        } => {
-            let tone = if *outcome == Outcome::Committed {
-                Tone::Good
-            } else {
-                Tone::Bad
-            };
-            (
-                with_reason(
-                    format!("{} in {}", outcome_label(*outcome), duration_ms(*ms)),
-                    *reason,
-                ),
-                tone,
-            )
-        }
-        EventKind::TxEnded { .. } => ("all acks in: transaction forgotten (END)".into(), Tone::Log),
-        EventKind::RecoveryQuery { node } => (
-            format!("recovery: asks {node} for in-doubt transactions"),
-            Tone::Info,
+        } => with_reason(
+            format!("{} in {}", outcome_label(*outcome), duration_ms(*ms)),
+            *reason,
         ),
+        EventKind::TxEnded { .. } => "all acks in: transaction forgotten (END)".into(),
+        EventKind::RecoveryQuery { node } => {
+            format!("recovery: asks {node} for in-doubt transactions")
+        }
         EventKind::InDoubtReported { node, tx_ids } => {
-            let tone = if tx_ids.is_empty() {
-                Tone::Info
-            } else {
-                Tone::Warn
-            };
-            (
-                format!("{node} reports {} in-doubt transaction(s)", tx_ids.len()),
-                tone,
-            )
+            format!("{node} reports {} in-doubt transaction(s)", tx_ids.len())
         }
-        EventKind::Resolved { node, decision, .. } => (
-            format!(
-                "resolved at {node} from the log: {}",
-                decision_label(*decision)
-            ),
-            Tone::of_decision(*decision),
+        EventKind::Resolved { node, decision, .. } => format!(
+            "resolved at {node} from the log: {}",
+            decision_label(*decision)
         ),
-        EventKind::NodeStatus { node, status } => (
-            format!("node {node} is {}", status_label(*status)),
-            Tone::of_status(*status),
-        ),
-        EventKind::CoordinatorStatus { status } => (
-            format!("coordinator is {}", status_label(*status)),
-            Tone::of_status(*status),
-        ),
+        EventKind::NodeStatus { node, status } => {
+            format!("node {node} is {}", status_label(*status))
+        }
+        EventKind::CoordinatorStatus { status } => {
+            format!("coordinator is {}", status_label(*status))
+        }
         EventKind::Fault {
             target,
             description,
-        } => (format!("fault on {target}: {description}"), Tone::Warn),
-        EventKind::Balances { total_cents, .. } => (
-            format!("balances updated: total {}", format_cents(*total_cents)),
-            Tone::Neutral,
-        ),
-    }
+        } => format!("fault on {target}: {description}"),
+        EventKind::Balances { total_cents, .. } => {
+            format!("balances updated: total {}", format_cents(*total_cents))
+        }
+    };
+    (text, tone_of(kind))
 }
 
 #[cfg(test)]
