@@ -11,24 +11,8 @@ use shared::protocol::coordinator::{self, Coordinator, CoordinatorConfig};
 use shared::protocol::participant::{self, Participant, ParticipantConfig};
 use shared::wire::{decode_line, encode_line, Op, ParticipantCrashPoint, Query, Reply, Request};
 
-/// splitmix64: tiny, seedable, good enough to drive a fuzzer.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len() as u64) as usize]
-    }
-}
+mod common;
+use common::Rng;
 
 fn cases(default: u64) -> u64 {
     std::env::var("FUZZ_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(default)
@@ -74,7 +58,7 @@ fn mutate(rng: &mut Rng, line: &[u8]) -> Vec<u8> {
                 bytes[i] ^= 1 << rng.below(8);
             }
             1 => bytes.truncate(at),
-            2 => bytes.splice(at..at, rng.pick(&tokens).iter().copied()).for_each(drop),
+            2 => bytes.splice(at..at, rng.choose(&tokens).iter().copied()).for_each(drop),
             3 if at < bytes.len() => {
                 bytes.remove(at);
             }
@@ -92,7 +76,7 @@ fn parsers_never_panic_on_random_or_mutated_input() {
         let input = if rng.below(4) == 0 {
             (0..rng.below(200)).map(|_| rng.next() as u8).collect()
         } else {
-            let base = rng.pick(&valid).clone();
+            let base = rng.choose(&valid).clone();
             mutate(&mut rng, &base)
         };
         let line = input.strip_suffix(b"\n").unwrap_or(&input);
@@ -113,10 +97,10 @@ fn random_request(rng: &mut Rng) -> Request {
     let mut ops = Vec::new();
     let most = if rng.below(10) == 0 { 40 } else { 3 };
     for _ in 0..rng.below(most) {
-        ops.push(Op { account: rng.pick(&accounts).to_string(), delta_cents: *rng.pick(&deltas) });
+        ops.push(Op { account: rng.choose(&accounts).to_string(), delta_cents: *rng.choose(&deltas) });
     }
-    let tx_id = rng.pick(&tx_ids).to_string();
-    let ts = *rng.pick(&[0, 1, 2, 5, u64::MAX]);
+    let tx_id = rng.choose(&tx_ids).to_string();
+    let ts = *rng.choose(&[0, 1, 2, 5, u64::MAX]);
     match rng.below(7) {
         0 => Request::Prepare { tx_id, ts, ops },
         1 => Request::CommitOnePhase { tx_id, ts, ops },
@@ -172,16 +156,16 @@ fn the_coordinator_survives_any_reply_sequence() {
         let mut now_us = 1;
         for _ in 0..60 {
             now_us += rng.below(500_000);
-            let node = rng.pick(&["6001", "6002", "9999"]).to_string();
-            let tx_id = rng.pick(&["tx-1", "tx-2", "t1", "nope"]).to_string();
-            let decision = *rng.pick(&[shared::wire::Decision::Commit, shared::wire::Decision::Abort]);
+            let node = rng.choose(&["6001", "6002", "9999"]).to_string();
+            let tx_id = rng.choose(&["tx-1", "tx-2", "t1", "nope"]).to_string();
+            let decision = *rng.choose(&[shared::wire::Decision::Commit, shared::wire::Decision::Abort]);
             let input = match rng.below(9) {
                 0 => coordinator::Input::Transfer {
                     client: rng.next(),
                     request: TransferRequest {
-                        from: rng.pick(&["A", "B", "Z"]).to_string(),
-                        to: rng.pick(&["A", "B"]).to_string(),
-                        amount_cents: *rng.pick(&[1, 100, 0, -5, i64::MAX, i64::MIN]),
+                        from: rng.choose(&["A", "B", "Z"]).to_string(),
+                        to: rng.choose(&["A", "B"]).to_string(),
+                        amount_cents: *rng.choose(&[1, 100, 0, -5, i64::MAX, i64::MIN]),
                         tx_id: if rng.below(2) == 0 { None } else { Some(tx_id.clone()) },
                     },
                 },
@@ -193,7 +177,7 @@ fn the_coordinator_survives_any_reply_sequence() {
                     node,
                     msg: Reply::Vote {
                         tx_id,
-                        vote: *rng.pick(&[shared::wire::Vote::Ready, shared::wire::Vote::Abort]),
+                        vote: *rng.choose(&[shared::wire::Vote::Ready, shared::wire::Vote::Abort]),
                         reason: None,
                     },
                 },
