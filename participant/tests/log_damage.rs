@@ -13,18 +13,24 @@ fn spec() -> Spec {
 }
 
 /// (offset, payload length) of every frame: `[len u32 LE][crc u32 LE][payload]`.
+/// The log file is preallocated: zeros (a zero length) follow the last frame.
 fn frames(log: &[u8]) -> Vec<(usize, usize)> {
     let mut frames = Vec::new();
     let mut at = 0;
     while at + 8 <= log.len() {
         let len = u32::from_le_bytes(log[at..at + 4].try_into().expect("4 bytes")) as usize;
-        if at + 8 + len > log.len() {
+        if len == 0 || at + 8 + len > log.len() {
             break;
         }
         frames.push((at, len));
         at += 8 + len;
     }
     frames
+}
+
+/// Where the last frame ends (the preallocated zeros start there).
+fn frames_end(log: &[u8]) -> usize {
+    frames(log).last().map_or(0, |&(at, len)| at + 8 + len)
 }
 
 /// CRC-32 (IEEE), as the log's framing uses.
@@ -68,12 +74,13 @@ fn a_torn_tail_is_cut_and_earlier_commits_survive() {
         6,
         "init, 2 x (prepared, committed), prepared"
     );
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .open(node.log_path())
-        .expect("open the log");
-    file.set_len(log.len() as u64 - 5).expect("cut the tail");
-    drop(file);
+    // A write torn by the crash: the last record's final bytes never
+    // reached the disk, so the preallocated zeros are still there.
+    let mut torn = log.clone();
+    let end = frames_end(&log);
+    torn[end - 5..end].fill(0);
+    assert!(torn[end..].iter().all(|&b| b == 0), "zeros after the frames");
+    std::fs::write(node.log_path(), &torn).expect("write the torn log");
 
     let node = node.restart();
     let mut client = node.client();
@@ -124,7 +131,8 @@ fn a_record_that_does_not_decode_refuses_to_start() {
     frame.extend_from_slice(&crc32(payload).to_le_bytes());
     frame.extend_from_slice(payload);
     let mut log = std::fs::read(node.log_path()).expect("read the log");
-    log.extend_from_slice(&frame);
+    let end = frames_end(&log);
+    log.splice(end..end + frame.len(), frame);
     std::fs::write(node.log_path(), &log).expect("write the log");
 
     match Node::try_start(&spec(), &data) {
@@ -157,9 +165,7 @@ fn checkpoints_keep_the_log_small_and_recover_everything() {
         (Vote::Ready, None)
     );
     let status = client.status();
-    let log_bytes = std::fs::metadata(node.log_path())
-        .expect("stat the log")
-        .len();
+    let log_bytes = frames_end(&std::fs::read(node.log_path()).expect("read the log"));
     println!(
         "log after {transfers} transfers: {log_bytes} bytes, {} records",
         status.log_records
@@ -167,7 +173,7 @@ fn checkpoints_keep_the_log_small_and_recover_everything() {
     // Without checkpoints: ~200 records of ~100 bytes.
     assert!(status.log_records < 2 * transfers, "{status:?}");
     assert!(
-        log_bytes < 16 * checkpoint_bytes,
+        log_bytes < 16 * checkpoint_bytes as usize,
         "the log stays bounded: {log_bytes} bytes"
     );
     assert!(node.stderr().contains("checkpoint"), "{}", node.stderr());

@@ -149,11 +149,14 @@ async fn a_torn_coordinator_log_tail_is_cut_and_everything_before_it_kept() {
     // record in half.
     assert!(c.stop_coordinator().await.success(), "a clean stop exits 0");
     let path = coordinator_log(&c);
-    let len = std::fs::metadata(&path).unwrap().len();
-    assert!(len > 20, "the log has records");
-    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
-    file.set_len(len - 5).unwrap();
-    drop(file);
+    let mut log = std::fs::read(&path).unwrap();
+    // The file is preallocated: zeros follow the last frame. Tear that
+    // frame as a crash would: its last bytes stay zeros.
+    let end = shared::log::scan(&log).unwrap().valid_len as usize;
+    assert!(end > 20, "the log has records");
+    assert!(log[end..].iter().all(|&b| b == 0) && log.len() > end, "preallocated");
+    log[end - 5..end].fill(0);
+    std::fs::write(&path, &log).unwrap();
     c.start_coordinator().await;
     c.wait_all_up().await;
     // The commits before the tear are intact: their retries are answered

@@ -63,7 +63,9 @@ pub struct Scan {
 /// The end of a scanned log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Tail {
-    /// The last frame ends exactly at the end of the bytes.
+    /// The last frame ends exactly at the end of the bytes, or only zero
+    /// bytes follow it: space preallocated for later frames (a frame never
+    /// starts with a zero length, so zeros cannot hide one).
     Clean,
     /// Bytes from `offset` to the end are not a valid frame and no valid frame
     /// starts after them: a write torn by a crash, or garbage. Safe to cut.
@@ -83,8 +85,10 @@ pub struct CorruptLog {
 ///
 /// At the first bad frame (length field truncated, length 0 or above
 /// `LOG_RECORD_BYTES_MAX`, payload past the end, checksum mismatch) at offset X:
-/// if a valid frame starts at any Y > X, returns [`CorruptLog`] at X; otherwise
-/// returns the records before X with [`Tail::Torn`] and `valid_len = X`.
+/// if every byte from X on is zero, that is preallocated free space
+/// ([`Tail::Clean`], `valid_len = X`); else if a valid frame starts at any
+/// Y > X, returns [`CorruptLog`] at X; otherwise returns the records before X
+/// with [`Tail::Torn`] and `valid_len = X`.
 pub fn scan(bytes: &[u8]) -> Result<Scan, CorruptLog> {
     scan_with_budget(bytes, SCAN_SEARCH_CRC_BYTES_MAX)
 }
@@ -102,6 +106,16 @@ fn scan_with_budget(bytes: &[u8], search_crc_bytes_max: u64) -> Result<Scan, Cor
             Err(bad) => bad.to_string(),
         };
         let offset_u64 = offset as u64;
+        if bytes[offset..].iter().all(|&byte| byte == 0) {
+            // Preallocated space: the log file is extended with zeros ahead
+            // of the records (see `file`), and no frame starts with a zero
+            // length, so only zeros after the last frame mean "free space".
+            return Ok(Scan {
+                records,
+                valid_len: offset_u64,
+                tail: Tail::Clean,
+            });
+        }
         return match find_valid_frame(bytes, offset + 1, search_crc_bytes_max) {
             Search::NotFound => Ok(Scan {
                 records,
@@ -308,7 +322,7 @@ mod tests {
     fn each_kind_of_bad_frame_is_named() {
         let cases: Vec<(Vec<u8>, &str)> = vec![
             (vec![1, 0, 0], "header truncated"),
-            (vec![0; 12], "length field is 0"),
+            ([&[0u8; 11][..], &[1]].concat(), "length field is 0"),
             (
                 [u32::MAX.to_le_bytes(), [0; 4]].concat(),
                 "exceeds LOG_RECORD_BYTES_MAX",
@@ -335,6 +349,47 @@ mod tests {
                 Tail::Clean => panic!("expected a torn tail for {expected}"),
             }
         }
+    }
+
+    #[test]
+    fn zeros_after_the_last_frame_are_free_space() {
+        let records: Vec<Vec<u8>> = (0..5).map(json_like).collect();
+        let (mut bytes, _) = encode_all(&records);
+        let valid_len = bytes.len() as u64;
+        for zeros in [1, 7, 8, 9, 4096, 1 << 20] {
+            let mut padded = bytes.clone();
+            padded.resize(bytes.len() + zeros, 0);
+            let scan = scan(&padded).expect("zeros are free space");
+            assert_eq!(scan.records, records, "{zeros} zeros");
+            assert_eq!(scan.valid_len, valid_len, "{zeros} zeros");
+            assert_eq!(scan.tail, Tail::Clean, "{zeros} zeros");
+        }
+        // A log that is nothing but preallocated space.
+        assert_eq!(scan(&[0; 4096]).expect("empty").valid_len, 0);
+
+        // A write torn into the free space (the frame's head landed, its
+        // end did not) is a torn tail, cut at the frame's start.
+        let mut torn = Vec::new();
+        encode_frame(&json_like(99), &mut torn);
+        torn.truncate(torn.len() - 3);
+        bytes.extend_from_slice(&torn);
+        bytes.resize(bytes.len() + 4096, 0);
+        let scan = scan(&bytes).expect("a torn frame in free space is torn");
+        assert_eq!(scan.records, records);
+        assert_eq!(scan.valid_len, valid_len);
+        assert!(matches!(scan.tail, Tail::Torn { offset, .. } if offset == valid_len));
+    }
+
+    #[test]
+    fn a_zeroed_frame_before_a_valid_one_is_corruption() {
+        // Zeros hide nothing: a record wiped to zeros with a valid frame
+        // after it is mid-log damage, not free space.
+        let records: Vec<Vec<u8>> = (0..6).map(json_like).collect();
+        let (mut bytes, offsets) = encode_all(&records);
+        bytes[offsets[2]..offsets[3]].fill(0);
+        bytes.resize(bytes.len() + 4096, 0);
+        let err = scan(&bytes).expect_err("a wiped record must refuse");
+        assert_eq!(err.offset, offsets[2] as u64);
     }
 
     #[test]

@@ -10,16 +10,18 @@
 //!
 //! # The format
 //!
-//! A log is a sequence of frames, nothing else (no file header):
+//! A log is a sequence of frames (no file header), then zero bytes: space
+//! preallocated for the next frames (see [`file`]):
 //!
 //! ```text
-//! [len: u32 LE][crc32 of payload: u32 LE][payload: len bytes] [len][crc][payload] ...
+//! [len: u32 LE][crc32 of payload: u32 LE][payload: len bytes] [len][crc][payload] ... 00 00 ...
 //! ```
 //!
 //! with `0 < len <= limits::LOG_RECORD_BYTES_MAX`. The length lets the reader
 //! find the next frame; the CRC-32 (IEEE, as `crc32fast` computes it) tells a
 //! record that was written completely from one that was torn by a crash or
-//! damaged on disk.
+//! damaged on disk. Since no frame has length 0, zeros are never mistaken for
+//! one.
 //!
 //! # Durability: why `fdatasync`
 //!
@@ -41,11 +43,14 @@
 //! one (length field truncated, length 0 or too large, payload past the end of
 //! the file, checksum mismatch) at offset X. Then:
 //!
+//! - **Only zero bytes from X on: free space.** Nothing to cut; appends
+//!   continue at X, overwriting the zeros.
 //! - **No valid frame starts anywhere after X: a torn tail.** A crash in the
 //!   middle of an append leaves a partial last frame (or, after a power cut,
 //!   garbage where it was). That record was never synced, so nobody relied on
 //!   it. The file is cut back to X (truncate + fsync) and a warning names the
-//!   file, the offset and the number of bytes cut. Appending continues at X.
+//!   file, the offset and the number of bytes cut. Appending continues at X
+//!   (after zeros are preallocated again).
 //! - **A valid frame starts at some Y > X: mid-log corruption.** Appends only
 //!   ever add to the end, so a crash cannot produce a bad frame followed by a
 //!   good one: the disk lost or altered bytes that were already there. The
