@@ -8,6 +8,12 @@
 //! - `monitor`: node-status and balance watchers.
 //! - `http`: REST routes, the WebSocket stream, the dashboard files.
 
+/// mimalloc instead of glibc malloc: every transfer allocates and frees
+/// many small buffers (messages, records, events), and glibc's `free` was
+/// the largest single item in the profile (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod app;
 mod config;
 mod engine;

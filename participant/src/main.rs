@@ -14,6 +14,12 @@
 //! - [`driver`]: the one task that owns the state machine, the log writer and
 //!   the clock.
 
+/// mimalloc instead of glibc malloc: every transfer allocates and frees
+/// many small buffers (messages, records, events), and glibc's `free` was
+/// the largest single item in the profile (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod connection;
 mod driver;
 mod query;

@@ -12,7 +12,8 @@
 //! - `direct`: `--direct`, the participants driven by the bench's own
 //!   minimal 2PC coordinator (no HTTP, no coordinator process).
 //!
-//! Build first: `cargo build --release -p backend -p participant`.
+//! Build first: `cargo build --profile perf -p backend -p participant -p system-tests`
+//! (or `--release`: the bench uses the `backend` and `participant` next to itself).
 
 mod cpu;
 mod direct;
@@ -51,7 +52,7 @@ const COLD_ACCOUNTS_PER_NODE: u32 = 1_000;
 /// latency p50/p99/p99.9/max and log forces per committed transfer on each
 /// process, then checks that money was conserved.
 ///
-/// Needs `cargo build --release -p backend -p participant` first.
+/// Needs `cargo build --profile perf -p backend -p participant` (or `--release`) first.
 #[derive(Debug, Clone, Parser)]
 #[command(about, long_about)]
 struct Args {
