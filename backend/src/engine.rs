@@ -432,13 +432,14 @@ impl Engine {
         });
     }
 
-    /// Hands this turn's records to the writer, in seq order.
+    /// Hands this turn's records to the writer, in seq order, as one batch.
     fn flush_log(&mut self) {
-        for cmd in self.log_batch.drain(..) {
-            if let Err(e) = self.writer.submit(cmd) {
-                self.failed = Some(anyhow::anyhow!("the decision log writer stopped: {e}"));
-                break;
-            }
+        if self.log_batch.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.log_batch);
+        if let Err(e) = self.writer.submit_batch(batch) {
+            self.failed = Some(anyhow::anyhow!("the decision log writer stopped: {e}"));
         }
     }
 

@@ -247,23 +247,24 @@ impl Driver {
         }
     }
 
-    /// Hands this round's records to the writer, in seq order.
+    /// Hands this round's records to the writer, in seq order, as one batch
+    /// (one channel operation, at most one wake-up of the writer thread).
     fn flush_writes(&mut self) -> Result<(), DriverError> {
-        let mut pending = std::mem::take(&mut self.pending);
-        for cmd in pending.drain(..) {
-            self.submit(cmd)?;
-        }
-        self.pending = pending; // keep the allocation
-        Ok(())
+        let pending = std::mem::take(&mut self.pending);
+        self.submit_batch(pending)
     }
 
     fn submit(&self, cmd: WriteCmd) -> Result<(), DriverError> {
+        self.submit_batch(vec![cmd])
+    }
+
+    fn submit_batch(&self, cmds: Vec<WriteCmd>) -> Result<(), DriverError> {
         let writer = self.writer.as_ref().ok_or(DriverError::WriterClosed)?;
-        match writer.try_submit(cmd) {
+        match writer.try_submit_batch(cmds) {
             Ok(()) => Ok(()),
             // Backpressure: the writer is behind by a full queue; waiting
             // for it (bounded by disk speed) is the right thing to do.
-            Err(TrySendError::Full(cmd)) => tokio::task::block_in_place(|| writer.submit(cmd))
+            Err(TrySendError::Full(cmds)) => tokio::task::block_in_place(|| writer.submit_batch(cmds))
                 .map_err(|_| DriverError::WriterClosed),
             Err(TrySendError::Disconnected(_)) => Err(DriverError::WriterClosed),
         }

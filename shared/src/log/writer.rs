@@ -23,8 +23,11 @@
 //!   then stops, drops whatever is queued, and later `submit`s fail with
 //!   [`WriterClosed`]. Records not yet reported durable may be lost: the
 //!   process should stop and recover from disk.
-//! - `submit` blocks while the queue is full (`WRITER_QUEUE_MAX` commands):
-//!   that is the backpressure. From async code, call it where blocking is
+//! - `submit` blocks while the queue is full (`WRITER_QUEUE_MAX` submissions,
+//!   each one command or one batch of them): that is the backpressure.
+//!   A driver that produces several records per turn hands them over with
+//!   one [`GroupCommitWriter::submit_batch`]: one channel operation and at
+//!   most one wake-up of the writer thread, instead of one per record. From async code, call it where blocking is
 //!   acceptable (e.g. `spawn_blocking`) or keep the queue from filling.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,7 +38,8 @@ use std::thread::JoinHandle;
 use super::file::{LogError, LogFile};
 use super::frame;
 
-/// Commands that may wait in the writer's queue; also the largest batch.
+/// Submissions (single commands or batches) that may wait in the writer's
+/// queue; also the most the writer drains into one batch.
 pub const WRITER_QUEUE_MAX: usize = 65_536;
 
 /// One command for the writer thread.
@@ -77,7 +81,7 @@ struct Stats {
 /// Handle to the writer thread. Dropping it is the same as [`shutdown`](Self::shutdown).
 #[derive(Debug)]
 pub struct GroupCommitWriter {
-    sender: Option<SyncSender<WriteCmd>>,
+    sender: Option<SyncSender<Vec<WriteCmd>>>,
     thread: Option<JoinHandle<()>>,
     stats: Arc<Stats>,
 }
@@ -120,18 +124,32 @@ impl GroupCommitWriter {
     /// Panics if an appended payload (or a rewritten record) is empty or
     /// longer than `LOG_RECORD_BYTES_MAX`.
     pub fn submit(&self, cmd: WriteCmd) -> Result<(), WriterClosed> {
-        assert_payloads(&cmd);
-        let sender = self.sender.as_ref().ok_or(WriterClosed)?;
-        sender.send(cmd).map_err(|_| WriterClosed)
+        self.submit_batch(vec![cmd])
     }
 
-    /// Like [`submit`](Self::submit) but never blocks: gives the command back
-    /// if the queue is full.
-    pub fn try_submit(&self, cmd: WriteCmd) -> Result<(), TrySendError<WriteCmd>> {
-        assert_payloads(&cmd);
+    /// Queues `cmds` (in seq order) as one submission, blocking while the
+    /// queue is full. Nothing is sent for an empty batch.
+    ///
+    /// Panics like [`submit`](Self::submit).
+    pub fn submit_batch(&self, cmds: Vec<WriteCmd>) -> Result<(), WriterClosed> {
+        if cmds.is_empty() {
+            return Ok(());
+        }
+        cmds.iter().for_each(assert_payloads);
+        let sender = self.sender.as_ref().ok_or(WriterClosed)?;
+        sender.send(cmds).map_err(|_| WriterClosed)
+    }
+
+    /// Like [`submit_batch`](Self::submit_batch) but never blocks: gives the
+    /// batch back if the queue is full.
+    pub fn try_submit_batch(&self, cmds: Vec<WriteCmd>) -> Result<(), TrySendError<Vec<WriteCmd>>> {
+        if cmds.is_empty() {
+            return Ok(());
+        }
+        cmds.iter().for_each(assert_payloads);
         match self.sender.as_ref() {
-            Some(sender) => sender.try_send(cmd),
-            None => Err(TrySendError::Disconnected(cmd)),
+            Some(sender) => sender.try_send(cmds),
+            None => Err(TrySendError::Disconnected(cmds)),
         }
     }
 
@@ -202,13 +220,13 @@ struct WriterThread {
 }
 
 impl WriterThread {
-    fn run(&mut self, receiver: Receiver<WriteCmd>, on_error: OnError) {
+    fn run(&mut self, receiver: Receiver<Vec<WriteCmd>>, on_error: OnError) {
         let mut batch = Vec::new();
         while let Ok(first) = receiver.recv() {
-            batch.push(first);
-            while batch.len() < WRITER_QUEUE_MAX {
+            batch.extend(first);
+            for _ in 1..WRITER_QUEUE_MAX {
                 match receiver.try_recv() {
-                    Ok(cmd) => batch.push(cmd),
+                    Ok(cmds) => batch.extend(cmds),
                     Err(_) => break,
                 }
             }
@@ -434,6 +452,26 @@ mod tests {
                 "record {i} out of seq order"
             );
         }
+    }
+
+    #[test]
+    fn a_batch_is_one_submission_applied_in_order_with_one_force() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let durable = Arc::new(Durable::default());
+        let (writer, errors) = spawn_with(tmp.path(), &durable, 0);
+        writer.submit_batch(Vec::new()).expect("an empty batch is nothing");
+        let batch: Vec<WriteCmd> = (1..=100)
+            .map(|seq| append(seq, format!("record {seq}").as_bytes(), seq % 10 == 0))
+            .collect();
+        writer.submit_batch(batch).expect("writer alive");
+        durable.wait_for(100);
+        assert_eq!(writer.forces(), 1, "one batch, one fdatasync");
+        assert_eq!(writer.appends(), 100);
+        assert_eq!(durable.seqs.lock().expect("lock").as_slice(), &[100]);
+        writer.shutdown();
+        assert!(errors.lock().expect("lock").is_empty());
+        let expected: Vec<Vec<u8>> = (1..=100).map(|seq| format!("record {seq}").into_bytes()).collect();
+        assert_eq!(reopen(tmp.path()), expected);
     }
 
     #[test]

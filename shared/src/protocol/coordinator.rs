@@ -323,7 +323,8 @@ impl Coordinator {
     }
 
     pub fn handle(&mut self, now_us: u64, input: Input) -> Vec<Action> {
-        let mut out = Vec::new();
+        // A new transfer yields about eight actions: one allocation for them.
+        let mut out = Vec::with_capacity(8);
         if self.sweep_at_us.is_none() {
             // First input since recovery: the clock is known now. Recovered
             // commits are re-sent on connect, and also on a timer, in case
