@@ -321,11 +321,11 @@ impl Engine {
                 let _ = reply.send(self.machine.active());
             }
             Command::Lookup { tx_id, reply } => {
-                let _ = reply.send(self.machine.finished(&tx_id).cloned());
+                let _ = reply.send(self.machine.finished(&tx_id));
             }
             Command::Finished { tx_id, reply } => {
                 let found = self.machine.finished_with_request(&tx_id);
-                let _ = reply.send(found.map(|(request, response)| (request.clone(), response.clone())));
+                let _ = reply.send(found.map(|(request, response)| (request.clone(), response)));
             }
         }
     }

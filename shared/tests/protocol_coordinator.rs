@@ -491,6 +491,59 @@ fn a_repeated_tx_id_attaches_or_gets_the_first_outcome_and_a_different_body_conf
     assert!(matches!(replies(&a)[..], [(5, Err(TransferError::Conflict(_)))]), "{a:?}");
 }
 
+/// The remembered outcome is stored compactly (votes that are all `ready`
+/// are not stored) and rebuilt when asked: a repeat must get exactly the
+/// first response, apart from the detail saying it is the first outcome.
+#[test]
+fn a_repeated_tx_id_gets_the_first_response_field_for_field() {
+    let mut h = Harness::new();
+    let first_reply = |a: &[Action], client| {
+        replies(a).into_iter().find(|(c, _)| *c == client).expect("answered").1.expect("a response")
+    };
+    // A commit (every vote ready).
+    h.transfer(1, "A", "B", 100, "c");
+    h.vote(N1, "c", Vote::Ready, None);
+    h.vote(N2, "c", Vote::Ready, None);
+    h.fsync();
+    h.ack(N1, "c", Decision::Commit);
+    let first = first_reply(&h.ack(N2, "c", Decision::Commit), 1);
+    assert_eq!(first.votes.iter().map(|v| v.node.as_str()).collect::<Vec<_>>(), [N1, N2]);
+    // An abort with one vote of each kind.
+    h.transfer(2, "A", "B", 100, "x");
+    h.vote(N1, "x", Vote::Ready, None);
+    let a = [h.vote(N2, "x", Vote::Abort, Some(AbortReason::InsufficientFunds)), h.fsync()].concat();
+    let first_abort = first_reply(&a, 2);
+    assert_eq!(first_abort.votes.len(), 2);
+
+    for (client, tx_id, first) in [(3, "c", first), (4, "x", first_abort)] {
+        let again = first_reply(&h.transfer(client, "A", "B", 100, tx_id), client);
+        assert!(again.detail.as_deref().unwrap_or_default().contains("first outcome"), "{again:?}");
+        let mut again_but_detail = again.clone();
+        again_but_detail.detail = first.detail.clone();
+        assert_eq!(again_but_detail, first, "{tx_id}");
+    }
+}
+
+/// A finished transfer takes its timers with it: the next deadline is the
+/// periodic in-doubt sweep again, not a vote timeout or an ack wait left to
+/// fire as a no-op.
+#[test]
+fn a_finished_transfer_leaves_no_timers_behind() {
+    let mut h = Harness::new();
+    let idle = h.c.next_deadline_us();
+    h.transfer(1, "A", "B", 100, "c");
+    assert!(h.c.next_deadline_us() < idle, "the vote timeout is armed");
+    h.vote(N1, "c", Vote::Ready, None);
+    h.vote(N2, "c", Vote::Ready, None);
+    h.fsync();
+    h.ack(N1, "c", Decision::Commit);
+    h.ack(N2, "c", Decision::Commit);
+    assert_eq!(h.c.next_deadline_us(), idle, "committed: no timers left");
+    h.transfer(2, "A", "B", 100, "x");
+    h.vote(N1, "x", Vote::Abort, Some(AbortReason::LockConflict));
+    assert_eq!(h.c.next_deadline_us(), idle, "aborted: no timers left");
+}
+
 #[test]
 fn a_node_going_down_aborts_what_waits_for_its_vote_but_not_a_commit() {
     let mut h = Harness::new();

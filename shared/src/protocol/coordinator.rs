@@ -137,26 +137,80 @@ struct Tx {
     pending_acks: BTreeSet<NodeId>,
     clients: Vec<ClientId>,
     replied: bool,
+    /// Its timers still in `Coordinator::timers`, removed with it when it
+    /// finishes (so a finished transfer leaves no timers to fire as no-ops).
+    armed: Vec<(u64, TimerKind)>,
 }
 
+/// What is remembered of a finished transaction to answer a repeated
+/// `tx_id` with its first outcome. Up to `COORDINATOR_OUTCOMES_KEPT_MAX` of
+/// these are kept, so it is kept small: the response is rebuilt when asked
+/// ([`Finished::response`]) instead of stored whole, and the usual votes
+/// (every leg voted ready) are not stored at all.
 #[derive(Debug, Clone, PartialEq)]
 struct Finished {
     request: TransferRequest,
-    response: TransferResponse,
+    outcome: Outcome,
+    reason: Option<AbortReason>,
+    detail: Option<String>,
+    duration_ms: f64,
+    /// `None`: one `ready` vote per leg of `request`, in leg order.
+    votes: Option<Vec<NodeVote>>,
 }
 
-// `TransferResponse` holds an f64 (`duration_ms`), which is never NaN here
-// (it is computed from integer microseconds), so equality is reflexive and
-// the coordinator can be a state of a model checker.
+impl Finished {
+    fn of(request: TransferRequest, response: &TransferResponse, legs: &[Leg]) -> Finished {
+        let all_ready = response.votes.len() == legs.len()
+            && !legs.is_empty()
+            && response
+                .votes
+                .iter()
+                .zip(legs)
+                .all(|(v, l)| v.node == l.node && v.vote == VoteView::Ready && v.reason.is_none());
+        Finished {
+            request,
+            outcome: response.outcome,
+            reason: response.reason,
+            detail: response.detail.clone(),
+            duration_ms: response.duration_ms,
+            votes: if all_ready { None } else { Some(response.votes.clone()) },
+        }
+    }
+
+    /// The response as first given; `legs` are the request's legs (needed
+    /// only when the votes were not stored).
+    fn response(&self, tx_id: &str, legs: impl FnOnce(&TransferRequest) -> Vec<Leg>) -> TransferResponse {
+        let votes = match &self.votes {
+            Some(votes) => votes.clone(),
+            None => legs(&self.request)
+                .into_iter()
+                .map(|l| NodeVote { node: l.node, vote: VoteView::Ready, reason: None })
+                .collect(),
+        };
+        TransferResponse {
+            tx_id: tx_id.to_string(),
+            outcome: self.outcome,
+            reason: self.reason,
+            detail: self.detail.clone(),
+            votes,
+            duration_ms: self.duration_ms,
+        }
+    }
+}
+
+// `duration_ms` is an f64, which is never NaN here (it is computed from
+// integer microseconds), so equality is reflexive and the coordinator can be
+// a state of a model checker.
 impl Eq for Finished {}
 
 impl std::hash::Hash for Finished {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        let r = &self.response;
         self.request.hash(state);
-        (&r.tx_id, r.outcome, r.reason, &r.detail, r.duration_ms.to_bits()).hash(state);
-        for v in &r.votes {
-            (&v.node, v.vote, v.reason).hash(state);
+        (self.outcome, self.reason, &self.detail, self.duration_ms.to_bits()).hash(state);
+        if let Some(votes) = &self.votes {
+            for v in votes {
+                (&v.node, v.vote, v.reason).hash(state);
+            }
         }
     }
 }
@@ -248,13 +302,14 @@ impl Coordinator {
                     pending_acks,
                     clients: Vec::new(),
                     replied: true,
+                    armed: Vec::new(),
                 };
                 self.active.insert(tx_id.clone(), tx);
             }
             CoordinatorRecord::End { tx_id } => {
                 if let Some(tx) = self.active.remove(tx_id) {
                     let response = recovered_response(tx_id, Decision::Commit, None);
-                    self.remember(tx_id.clone(), tx.request, response);
+                    self.remember(tx_id.clone(), tx.request, &response, &[]);
                 }
             }
             CoordinatorRecord::Finished { tx_id, request, decision, reason } => {
@@ -262,7 +317,7 @@ impl Coordinator {
                     return; // a committing tx: its END decides
                 }
                 let response = recovered_response(tx_id, *decision, *reason);
-                self.remember(tx_id.clone(), request.clone(), response);
+                self.remember(tx_id.clone(), request.clone(), &response, &[]);
             }
             CoordinatorRecord::Checkpoint(cp) => {
                 self.active.clear();
@@ -302,11 +357,11 @@ impl Coordinator {
             .iter()
             .filter_map(|id| {
                 let f = self.finished.get(id)?;
-                let decision = match f.response.outcome {
+                let decision = match f.outcome {
                     Outcome::Committed => Decision::Commit,
                     Outcome::Aborted => Decision::Abort,
                 };
-                Some((id.clone(), f.request.clone(), decision, f.response.reason))
+                Some((id.clone(), f.request.clone(), decision, f.reason))
             })
             .collect();
         let cp = CoordinatorCheckpoint { pending_commits, outcomes, ts_max: self.ts_max };
@@ -331,9 +386,10 @@ impl Coordinator {
             // that message or its ack is lost.
             self.sweep_at_us = Some(now_us.saturating_add(self.config.in_doubt_sweep_us));
             let retry_at_us = now_us.saturating_add(self.config.commit_retry_us);
-            for (tx_id, tx) in &self.active {
+            for (tx_id, tx) in self.active.iter_mut() {
                 if tx.phase == Phase::Committing {
                     self.timers.insert((retry_at_us, TimerKind::CommitRetry, tx_id.clone()));
+                    tx.armed.push((retry_at_us, TimerKind::CommitRetry));
                 }
             }
         }
@@ -374,7 +430,7 @@ impl Coordinator {
                 return;
             }
             let result = if same_transfer(&f.request, &request) {
-                Ok(repeated(&f.response))
+                Ok(repeated(f.response(&tx_id, |r| self.legs_of(r))))
             } else {
                 Err(TransferError::Conflict(format!(
                     "tx_id {tx_id} was already used for a different transfer ({} → {}, {} cents)",
@@ -390,7 +446,7 @@ impl Coordinator {
                 "the coordinator restarted before deciding this transaction, so it was aborted (presumed abort)"
                     .to_string(),
             );
-            self.remember(tx_id, request, response.clone());
+            self.remember(tx_id, request, &response, &[]);
             out.push(Action::Reply { client, result: Ok(response) });
             return;
         }
@@ -448,6 +504,7 @@ impl Coordinator {
             pending_acks: BTreeSet::new(),
             clients: vec![client],
             replied: false,
+            armed: Vec::new(),
         };
         let mut unreachable = false;
         for leg in &legs {
@@ -469,7 +526,7 @@ impl Coordinator {
             self.decide_abort(now_us, &tx_id, AbortReason::NodeUnreachable, out);
             return;
         }
-        self.timers.insert((now_us.saturating_add(self.config.prepare_timeout_us), TimerKind::VoteTimeout, tx_id));
+        self.arm(now_us.saturating_add(self.config.prepare_timeout_us), TimerKind::VoteTimeout, &tx_id);
     }
 
     fn validate(&self, request: &TransferRequest) -> Result<(), String> {
@@ -554,7 +611,7 @@ impl Coordinator {
             if let Some(tx) = self.active.get_mut(&tx_id) {
                 tx.phase = Phase::PausedBeforeDecision;
             }
-            self.timers.insert((now_us.saturating_add(self.faults.phase_pause_us), TimerKind::PhasePause, tx_id));
+            self.arm(now_us.saturating_add(self.faults.phase_pause_us), TimerKind::PhasePause, &tx_id);
         } else {
             self.decide_commit(&tx_id, out);
         }
@@ -580,8 +637,8 @@ impl Coordinator {
         self.durable_seq = self.durable_seq.max(seq);
         while self.held_replies.front().is_some_and(|(held_seq, _, _)| *held_seq <= self.durable_seq) {
             let Some((_, client, tx_id)) = self.held_replies.pop_front() else { break };
-            if let Some(f) = self.finished.get(&tx_id) {
-                out.push(Action::Reply { client, result: Ok(f.response.clone()) });
+            if let Some(response) = self.finished_response(&tx_id) {
+                out.push(Action::Reply { client, result: Ok(response) });
             }
         }
         while let Some((decided_seq, _)) = self.deciding.front() {
@@ -606,7 +663,7 @@ impl Coordinator {
                 if let Some(tx) = self.active.get_mut(&tx_id) {
                     tx.phase = Phase::PausedBeforeCommit;
                 }
-                self.timers.insert((now_us.saturating_add(self.faults.phase_pause_us), TimerKind::PhasePause, tx_id));
+                self.arm(now_us.saturating_add(self.faults.phase_pause_us), TimerKind::PhasePause, &tx_id);
             } else if self.send_commits(now_us, &tx_id, out) {
                 return;
             }
@@ -629,8 +686,8 @@ impl Coordinator {
                 return true;
             }
         }
-        self.timers.insert((now_us.saturating_add(self.config.commit_retry_us), TimerKind::CommitRetry, tx_id.clone()));
-        self.timers.insert((now_us.saturating_add(self.config.ack_wait_us), TimerKind::AckWait, tx_id.clone()));
+        self.arm(now_us.saturating_add(self.config.commit_retry_us), TimerKind::CommitRetry, &tx_id);
+        self.arm(now_us.saturating_add(self.config.ack_wait_us), TimerKind::AckWait, &tx_id);
         false
     }
 
@@ -708,7 +765,7 @@ impl Coordinator {
                     continue
                 }
                 Some(Phase::PausedBeforeCommit | Phase::Committing) => Decision::Commit,
-                None => match self.finished.get(&tx_id).map(|f| f.response.outcome) {
+                None => match self.finished.get(&tx_id).map(|f| f.outcome) {
                     Some(Outcome::Committed) => Decision::Commit,
                     Some(Outcome::Aborted) => Decision::Abort,
                     // Presumed abort: no commit record means abort.
@@ -765,8 +822,8 @@ impl Coordinator {
                 // committed it before the connection broke: never guess. Ask
                 // with rollback once it is back; its ack says what it did.
                 tx.phase = Phase::AskingOnePhaseOutcome;
-                self.timers.insert((now_us.saturating_add(self.config.commit_retry_us), TimerKind::CommitRetry, tx_id.clone()));
-                self.timers.insert((now_us.saturating_add(self.config.ack_wait_us), TimerKind::AckWait, tx_id.clone()));
+                self.arm(now_us.saturating_add(self.config.commit_retry_us), TimerKind::CommitRetry, &tx_id);
+                self.arm(now_us.saturating_add(self.config.ack_wait_us), TimerKind::AckWait, &tx_id);
                 continue;
             }
             tx.votes.insert(node.clone(), (VoteView::NoAnswer, Some(AbortReason::NodeUnreachable)));
@@ -789,6 +846,9 @@ impl Coordinator {
             }
             let tx_id = tx_id.clone();
             self.timers.remove(&(at, kind, tx_id.clone()));
+            if let Some(tx) = self.active.get_mut(&tx_id) {
+                tx.armed.retain(|&armed| armed != (at, kind));
+            }
             match kind {
                 TimerKind::VoteTimeout => self.on_vote_timeout(now_us, &tx_id, out),
                 TimerKind::PhasePause => self.on_phase_pause(now_us, &tx_id, out),
@@ -814,8 +874,8 @@ impl Coordinator {
             if self.connected.contains(&node) {
                 out.push(Action::Send { node, msg: Request::Rollback { tx_id: tx_id.clone() } });
             }
-            self.timers.insert((now_us.saturating_add(self.config.commit_retry_us), TimerKind::CommitRetry, tx_id.clone()));
-            self.timers.insert((now_us.saturating_add(self.config.ack_wait_us), TimerKind::AckWait, tx_id.clone()));
+            self.arm(now_us.saturating_add(self.config.commit_retry_us), TimerKind::CommitRetry, &tx_id);
+            self.arm(now_us.saturating_add(self.config.ack_wait_us), TimerKind::AckWait, &tx_id);
             return;
         }
         let mut reason = AbortReason::Timeout;
@@ -858,7 +918,7 @@ impl Coordinator {
                 out.push(Action::Send { node, msg: msg.clone() });
             }
         }
-        self.timers.insert((now_us.saturating_add(self.config.commit_retry_us), TimerKind::CommitRetry, tx_id.clone()));
+        self.arm(now_us.saturating_add(self.config.commit_retry_us), TimerKind::CommitRetry, &tx_id);
     }
 
     fn on_ack_wait(&mut self, now_us: u64, tx_id: &TxId, out: &mut Vec<Action>) {
@@ -925,6 +985,7 @@ impl Coordinator {
         out: &mut Vec<Action>,
     ) {
         let Some(mut tx) = self.active.remove(tx_id) else { return };
+        self.disarm(tx_id, &mut tx);
         let response = response_of(tx_id, &tx, now_us, outcome, reason, detail);
         if !tx.replied {
             out.push(Action::Emit(EventKind::TxFinished {
@@ -952,21 +1013,30 @@ impl Coordinator {
         let forced = decision == Decision::Abort;
         let seq = self.take_seq();
         out.push(Action::Persist { seq, record, sync: forced });
-        for client in std::mem::take(&mut tx.clients) {
+        let legs = std::mem::take(&mut tx.legs);
+        self.remember(tx_id.clone(), tx.request, &response, &legs);
+        let clients = std::mem::take(&mut tx.clients);
+        let mut response = Some(response);
+        let last = clients.len().saturating_sub(1);
+        for (i, client) in clients.into_iter().enumerate() {
             if forced && seq > self.durable_seq {
                 self.held_replies.push_back((seq, client, tx_id.clone()));
-            } else {
-                out.push(Action::Reply { client, result: Ok(response.clone()) });
+                continue;
+            }
+            // Usually one client: it gets the response itself, not a copy.
+            let answer = if i == last { response.take() } else { response.clone() };
+            if let Some(answer) = answer {
+                out.push(Action::Reply { client, result: Ok(answer) });
             }
         }
         if decision == Decision::Commit {
             out.push(Action::Emit(EventKind::TxEnded { tx_id: tx_id.clone() }));
         }
-        self.remember(tx_id.clone(), tx.request, response);
     }
 
-    fn remember(&mut self, tx_id: TxId, request: TransferRequest, response: TransferResponse) {
-        if self.finished.insert(tx_id.clone(), Finished { request, response }).is_none() {
+    fn remember(&mut self, tx_id: TxId, request: TransferRequest, response: &TransferResponse, legs: &[Leg]) {
+        let finished = Finished::of(request, response, legs);
+        if self.finished.insert(tx_id.clone(), finished).is_none() {
             self.finished_order.push_back(tx_id);
             if self.finished_order.len() > COORDINATOR_OUTCOMES_KEPT_MAX {
                 if let Some(old) = self.finished_order.pop_front() {
@@ -994,6 +1064,27 @@ impl Coordinator {
         self.faults.crash_at = None;
         out.push(Action::Crash(point));
         true
+    }
+
+    /// Arms a timer for an active transaction.
+    fn arm(&mut self, at: u64, kind: TimerKind, tx_id: &TxId) {
+        if let Some(tx) = self.active.get_mut(tx_id) {
+            tx.armed.push((at, kind));
+            self.timers.insert((at, kind, tx_id.clone()));
+        }
+    }
+
+    /// Removes every timer of a transaction that is leaving `active`.
+    fn disarm(&mut self, tx_id: &TxId, tx: &mut Tx) {
+        if tx.armed.is_empty() {
+            return;
+        }
+        // One key, reused: no copy of the id per timer.
+        let mut key = (0, TimerKind::VoteTimeout, tx_id.clone());
+        for (at, kind) in tx.armed.drain(..) {
+            (key.0, key.1) = (at, kind);
+            self.timers.remove(&key);
+        }
     }
 
     fn take_seq(&mut self) -> u64 {
@@ -1027,13 +1118,19 @@ impl Coordinator {
     }
 
     /// The first outcome of a finished transaction, if still remembered.
-    pub fn finished(&self, tx_id: &str) -> Option<&TransferResponse> {
-        self.finished.get(tx_id).map(|f| &f.response)
+    pub fn finished(&self, tx_id: &str) -> Option<TransferResponse> {
+        self.finished_response(tx_id)
+    }
+
+    fn finished_response(&self, tx_id: &str) -> Option<TransferResponse> {
+        let f = self.finished.get(tx_id)?;
+        Some(f.response(tx_id, |r| self.legs_of(r)))
     }
 
     /// A finished transaction with the transfer it was.
-    pub fn finished_with_request(&self, tx_id: &str) -> Option<(&TransferRequest, &TransferResponse)> {
-        self.finished.get(tx_id).map(|f| (&f.request, &f.response))
+    pub fn finished_with_request(&self, tx_id: &str) -> Option<(&TransferRequest, TransferResponse)> {
+        let f = self.finished.get(tx_id)?;
+        Some((&f.request, f.response(tx_id, |r| self.legs_of(r))))
     }
 
     pub fn is_connected(&self, node: &str) -> bool {
@@ -1046,8 +1143,8 @@ impl Coordinator {
 }
 
 /// The remembered first outcome, as an answer to a repeated tx_id.
-fn repeated(first: &TransferResponse) -> TransferResponse {
-    let mut response = first.clone();
+fn repeated(first: TransferResponse) -> TransferResponse {
+    let mut response = first;
     response.detail = Some(match response.detail.take() {
         Some(d) if d.contains("first outcome") => d,
         Some(d) => format!("{d} (first outcome of this tx_id)"),
