@@ -124,7 +124,9 @@ impl Driver {
         let served = self.serve(&mut inbox, shutdown).await;
         let flushed = self.flush_writes();
         if let Some(writer) = self.writer.take() {
-            tokio::task::block_in_place(|| writer.shutdown());
+            // Blocks this (the only) runtime thread until the writer has
+            // synced and exited: nothing else is left to run by now.
+            writer.shutdown();
         }
         // A failure reported by the writer is the real cause of anything else.
         if let Ok(error) = self.errors.try_recv() {
@@ -263,9 +265,11 @@ impl Driver {
         match writer.try_submit_batch(cmds) {
             Ok(()) => Ok(()),
             // Backpressure: the writer is behind by a full queue; waiting
-            // for it (bounded by disk speed) is the right thing to do.
-            Err(TrySendError::Full(cmds)) => tokio::task::block_in_place(|| writer.submit_batch(cmds))
-                .map_err(|_| DriverError::WriterClosed),
+            // for it (bounded by disk speed) is the right thing to do, and
+            // blocking the runtime's one thread is how: the writer thread
+            // drains the queue without it, and nothing should be accepted
+            // meanwhile.
+            Err(TrySendError::Full(cmds)) => writer.submit_batch(cmds).map_err(|_| DriverError::WriterClosed),
             Err(TrySendError::Disconnected(_)) => Err(DriverError::WriterClosed),
         }
     }
