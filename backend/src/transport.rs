@@ -307,6 +307,12 @@ impl Connection {
         outbox: &mut mpsc::Receiver<(Instant, Request)>,
     ) -> String {
         let (inbound_tx, mut inbound_rx) = mpsc::channel::<(Instant, Reply)>(DELAY_QUEUE_MAX);
+        // Replies queued for the fault layer and not yet delivered. While it
+        // is zero and the link is healthy, a reply goes straight to the
+        // engine (no queue hop); otherwise it queues behind the others, so
+        // the order on the wire is kept.
+        use std::sync::atomic::Ordering::Relaxed;
+        let in_fault_layer = std::sync::atomic::AtomicUsize::new(0);
         let read_loop = async {
             let mut line = Vec::new();
             loop {
@@ -322,6 +328,13 @@ impl Connection {
                         continue;
                     }
                 };
+                if in_fault_layer.load(Relaxed) == 0 && self.faults.get(&self.node).is_healthy() {
+                    if !self.deliver(msg).await {
+                        return "engine stopped".to_string();
+                    }
+                    continue;
+                }
+                in_fault_layer.fetch_add(1, Relaxed);
                 if inbound_tx.send((Instant::now(), msg)).await.is_err() {
                     return "engine stopped".to_string();
                 }
@@ -330,18 +343,20 @@ impl Connection {
         let deliver_loop = async {
             while let Some((at, msg)) = inbound_rx.recv().await {
                 let fault = self.faults.get(&self.node);
-                if fault.drop {
-                    continue;
+                if !fault.drop {
+                    if fault.delay_ms > 0 {
+                        tokio::time::sleep_until(at + Duration::from_millis(fault.delay_ms)).await;
+                    }
+                    if fault.duplicate && !self.deliver(msg.clone()).await {
+                        return "engine stopped".to_string();
+                    }
+                    if !self.deliver(msg).await {
+                        return "engine stopped".to_string();
+                    }
                 }
-                if fault.delay_ms > 0 {
-                    tokio::time::sleep_until(at + Duration::from_millis(fault.delay_ms)).await;
-                }
-                if fault.duplicate && !self.deliver(msg.clone()).await {
-                    return "engine stopped".to_string();
-                }
-                if !self.deliver(msg).await {
-                    return "engine stopped".to_string();
-                }
+                // Done with (delivered or dropped): later replies may now
+                // take the direct path without overtaking this one.
+                in_fault_layer.fetch_sub(1, Relaxed);
             }
             "inbound queue closed".to_string()
         };

@@ -230,8 +230,10 @@ impl WriterThread {
                     Err(_) => break,
                 }
             }
-            let applied = self.apply_batch(batch.drain(..));
+            // Counted before it is applied, so `forces <= batches` holds
+            // whenever anyone looks.
             self.stats.batches.fetch_add(1, Ordering::Relaxed);
+            let applied = self.apply_batch(batch.drain(..));
             self.publish_stats();
             if let Err(error) = applied {
                 on_error(error);
@@ -284,6 +286,8 @@ impl WriterThread {
         if sync_wanted {
             self.file.sync()?;
             self.written_not_durable = None;
+            // Counters first: whoever learns of durability sees the force.
+            self.publish_stats();
             (self.on_durable)(highest_seq);
             return Ok(());
         }
@@ -295,6 +299,7 @@ impl WriterThread {
             self.written_not_durable = None;
         }
         if let Some(seq) = rewrite_seq {
+            self.publish_stats();
             (self.on_durable)(seq);
         }
         Ok(())
