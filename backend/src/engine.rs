@@ -455,10 +455,15 @@ impl Engine {
         if self.checkpoint_seq.is_some_and(|seq| durable < seq) {
             return; // the last one is still being written
         }
-        let (seq, record) = self.machine.checkpoint();
-        let payload = record.encode();
+        let started = std::time::Instant::now();
+        let (seq, payload) = self.machine.checkpoint_encoded();
         let payload_bytes = payload.len() as u64;
-        tracing::info!(seq, payload_bytes, "checkpointing the coordinator log");
+        tracing::info!(
+            seq,
+            payload_bytes,
+            encode_ms = started.elapsed().as_millis() as u64,
+            "checkpointing the coordinator log"
+        );
         if let Err(e) = self.writer.submit(WriteCmd::Rewrite {
             seq,
             records: vec![payload],

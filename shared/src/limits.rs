@@ -35,13 +35,13 @@ pub const WS_CLIENT_QUEUE_MAX: usize = 4_096;
 pub const TX_TIMELINE_EVENTS_MAX: usize = 64;
 /// Log size after which a checkpoint rewrites it.
 pub const LOG_CHECKPOINT_BYTES: u64 = 32 * 1024 * 1024;
-/// Zero bytes a log file is first extended by ahead of its records, so that
-/// appends overwrite already-allocated blocks and an fdatasync need not
-/// commit the filesystem journal (see `log::file`). Each later extension
-/// doubles, up to [`LOG_PREALLOCATE_STEP_MAX_BYTES`].
-pub const LOG_PREALLOCATE_FIRST_BYTES: u64 = 1024 * 1024;
-/// Largest single extension of a log file's preallocated space.
-pub const LOG_PREALLOCATE_STEP_MAX_BYTES: u64 = 16 * 1024 * 1024;
+/// Zero bytes a log file is extended by at a time, ahead of its records, so
+/// that appends overwrite already-allocated blocks and an fdatasync need not
+/// commit the filesystem journal (see `log::file`). One chunk per batch at
+/// most, so no single fdatasync carries more than this many extra bytes.
+pub const LOG_PREALLOCATE_CHUNK_BYTES: u64 = 1024 * 1024;
+/// Free (zeroed) space a log keeps ahead of its records, one chunk at a time.
+pub const LOG_PREALLOCATE_AHEAD_BYTES: u64 = 4 * 1024 * 1024;
 /// Largest single log record (anything bigger is a corrupt length field).
 pub const LOG_RECORD_BYTES_MAX: usize = 256 * 1024 * 1024;
 

@@ -524,6 +524,34 @@ fn a_repeated_tx_id_gets_the_first_response_field_for_field() {
     }
 }
 
+/// The checkpoint is encoded from borrowed parts (no copy of a million
+/// outcomes); it must be byte for byte the record the owned form encodes,
+/// and recover the same machine.
+#[test]
+fn the_encoded_checkpoint_is_the_checkpoint_record() {
+    let mut h = Harness::new();
+    h.transfer(1, "A", "B", 100, "committed");
+    h.vote(N1, "committed", Vote::Ready, None);
+    h.vote(N2, "committed", Vote::Ready, None);
+    h.fsync();
+    h.ack(N1, "committed", Decision::Commit);
+    h.ack(N2, "committed", Decision::Commit);
+    h.transfer(2, "A", "B", 100, "aborted");
+    h.vote(N1, "aborted", Vote::Abort, Some(AbortReason::LockConflict));
+    h.transfer(3, "A", "B", 100, "pending");
+    h.vote(N1, "pending", Vote::Ready, None);
+    h.vote(N2, "pending", Vote::Ready, None);
+    h.fsync(); // committing: waits for its acks
+    let (_, owned) = h.c.checkpoint();
+    let (_, encoded) = h.c.checkpoint_encoded();
+    assert_eq!(String::from_utf8(encoded.clone()).unwrap(), String::from_utf8(owned.encode()).unwrap());
+    let decoded = CoordinatorRecord::decode(&encoded).expect("decodes as a record");
+    assert_eq!(decoded, owned);
+    let CoordinatorRecord::Checkpoint(cp) = decoded else { panic!("not a checkpoint") };
+    assert_eq!(cp.outcomes.len(), 2, "{cp:?}");
+    assert_eq!(cp.pending_commits.len(), 1, "{cp:?}");
+}
+
 /// A finished transfer takes its timers with it: the next deadline is the
 /// periodic in-doubt sweep again, not a vote timeout or an ack wait left to
 /// fire as a no-op.

@@ -8,9 +8,10 @@
 //! # Preallocation
 //!
 //! The file is kept longer than its records: zero bytes follow the last
-//! frame, written and synced ahead of time ([`LOG_PREALLOCATE_FIRST_BYTES`],
-//! then doubling steps up to [`LOG_PREALLOCATE_STEP_MAX_BYTES`], each taken
-//! when less than half the last one is left). An append
+//! frame, written and synced ahead of time: one chunk of
+//! [`LOG_PREALLOCATE_CHUNK_BYTES`] at open, then one more with a batch
+//! whenever less than [`LOG_PREALLOCATE_AHEAD_BYTES`] is left (small chunks,
+//! so no one fdatasync has many zeros to flush). An append
 //! then overwrites blocks that already belong to the file, so the file size
 //! and its extent map do not change and `fdatasync` has only data to flush.
 //! On ext4 an append that grows the file makes every `fdatasync` commit the
@@ -32,7 +33,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use super::frame::{self, Tail};
-use crate::limits::{LOG_PREALLOCATE_FIRST_BYTES, LOG_PREALLOCATE_STEP_MAX_BYTES};
+use crate::limits::{LOG_PREALLOCATE_AHEAD_BYTES, LOG_PREALLOCATE_CHUNK_BYTES};
 
 /// Name of the lock file inside a data directory.
 pub const LOCK_FILE_NAME: &str = "LOCK";
@@ -90,8 +91,6 @@ pub struct LogFile {
     written_bytes: u64,
     /// The file's length: `written_bytes` plus zeroed, preallocated space.
     file_bytes: u64,
-    /// Zero bytes the last extension added; the next one doubles it.
-    step: u64,
     /// Bytes have been handed to the OS since the last fdatasync.
     unsynced: bool,
     forces: u64,
@@ -164,37 +163,26 @@ impl LogFile {
             buffer: Vec::new(),
             written_bytes: scan.valid_len,
             file_bytes,
-            // Free space found at open counts as the last step taken.
-            step: (file_bytes - scan.valid_len)
-                .clamp(LOG_PREALLOCATE_FIRST_BYTES, LOG_PREALLOCATE_STEP_MAX_BYTES),
             unsynced: false,
             forces: 0,
             poisoned: false,
             _lock: lock,
         };
         // Space for the first appends, ready before any transaction waits.
-        if log.file_bytes - log.written_bytes < LOG_PREALLOCATE_FIRST_BYTES / 2 {
-            log.extend_zeros(log.written_bytes, LOG_PREALLOCATE_FIRST_BYTES)?;
+        if log.file_bytes - log.written_bytes < LOG_PREALLOCATE_CHUNK_BYTES {
+            log.extend_zeros(log.written_bytes)?;
             log.file.sync_all().map_err(io_error(&log.path))?;
         }
         Ok((log, scan.records))
     }
 
-    /// Writes `step` zeros from `from` (at or after the end of every frame).
-    /// Not synced here: the next sync makes the new length durable.
-    fn extend_zeros(&mut self, from: u64, step: u64) -> Result<(), LogError> {
-        const CHUNK: usize = 256 * 1024;
-        let end = from + step;
-        let zeros = vec![0u8; CHUNK];
-        let mut at = from;
-        while at < end {
-            let len = (end - at).min(CHUNK as u64) as usize;
-            let written = self.file.write_all_at(&zeros[..len], at);
-            written.map_err(|source| self.poison(source))?;
-            at += len as u64;
-        }
-        self.file_bytes = self.file_bytes.max(end);
-        self.step = step;
+    /// Writes one chunk of zeros from `from` (at or after the end of every
+    /// frame). Not synced here: the next sync makes the new length durable.
+    fn extend_zeros(&mut self, from: u64) -> Result<(), LogError> {
+        let zeros = vec![0u8; LOG_PREALLOCATE_CHUNK_BYTES as usize];
+        let written = self.file.write_all_at(&zeros, from);
+        written.map_err(|source| self.poison(source))?;
+        self.file_bytes = self.file_bytes.max(from + LOG_PREALLOCATE_CHUNK_BYTES);
         Ok(())
     }
 
@@ -220,12 +208,11 @@ impl LogFile {
         self.written_bytes += self.buffer.len() as u64;
         self.buffer.clear();
         self.unsynced = true;
-        // Keep at least half a step of free space ahead, so the next batches
+        // Keep free space ahead, so the next batches
         // overwrite allocated blocks; this sync then flushes the new length
         // once (one journal commit per extension, not per batch).
-        if self.file_bytes.saturating_sub(self.written_bytes) < self.step / 2 {
-            let step = (self.step * 2).min(LOG_PREALLOCATE_STEP_MAX_BYTES);
-            self.extend_zeros(self.file_bytes.max(self.written_bytes), step)?;
+        if self.file_bytes.saturating_sub(self.written_bytes) < LOG_PREALLOCATE_AHEAD_BYTES {
+            self.extend_zeros(self.file_bytes.max(self.written_bytes))?;
         }
         Ok(())
     }
@@ -270,7 +257,7 @@ impl LogFile {
         }
     }
 
-    /// Writes the checkpoint file, with the current step of free space after
+    /// Writes the checkpoint file, with one chunk of free space after
     /// its records, and renames it into place; returns the new handle, the
     /// bytes of its frames and its length.
     fn write_checkpoint(&self, records: &[Vec<u8>]) -> Result<(File, u64, u64), LogError> {
@@ -279,7 +266,7 @@ impl LogFile {
             frame::encode_frame(record, &mut bytes);
         }
         let frames_len = bytes.len() as u64;
-        bytes.resize(bytes.len() + self.step as usize, 0);
+        bytes.resize(bytes.len() + LOG_PREALLOCATE_CHUNK_BYTES as usize, 0);
         let tmp = &self.tmp_path;
         let mut file = OpenOptions::new()
             .read(true)
@@ -452,7 +439,7 @@ mod tests {
         let mut bytes = log_bytes(dir);
         let valid_len = frame::scan(&bytes).expect("log scans").valid_len as usize;
         assert!(
-            bytes.len() - valid_len >= (LOG_PREALLOCATE_FIRST_BYTES / 2) as usize,
+            bytes.len() - valid_len >= (LOG_PREALLOCATE_CHUNK_BYTES / 2) as usize,
             "only {} bytes preallocated after the frames",
             bytes.len() - valid_len
         );
@@ -489,33 +476,31 @@ mod tests {
     fn the_file_is_extended_ahead_of_its_records() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let (mut log, _) = open(tmp.path());
-        // Opening a new log preallocates the first step, durably.
-        assert_eq!(log.file_bytes(), LOG_PREALLOCATE_FIRST_BYTES);
-        assert_eq!(log_bytes(tmp.path()).len() as u64, LOG_PREALLOCATE_FIRST_BYTES);
-        let payload = vec![b'x'; 256 * 1024];
-        let mut lengths = vec![log.file_bytes()];
-        while log.size_bytes() < LOG_PREALLOCATE_STEP_MAX_BYTES * 3 / 2 {
+        // Opening a new log preallocates one chunk, durably.
+        assert_eq!(log.file_bytes(), LOG_PREALLOCATE_CHUNK_BYTES);
+        assert_eq!(log_bytes(tmp.path()).len() as u64, LOG_PREALLOCATE_CHUNK_BYTES);
+        let payload = vec![b'x'; 64 * 1024];
+        let mut flushes = 0u64;
+        while log.size_bytes() < 3 * LOG_PREALLOCATE_AHEAD_BYTES {
+            let before = log.file_bytes();
             log.append(&payload).expect("append");
             log.sync().expect("sync");
-            // Never less than a quarter of the first step free after a sync.
-            assert!(log.file_bytes() - log.size_bytes() >= LOG_PREALLOCATE_FIRST_BYTES / 4);
+            flushes += 1;
+            // At most one chunk per batch, and the file is what it says.
+            assert!(log.file_bytes() - before <= LOG_PREALLOCATE_CHUNK_BYTES);
             assert_eq!(log.file_bytes(), log_bytes(tmp.path()).len() as u64);
-            if lengths.last() != Some(&log.file_bytes()) {
-                lengths.push(log.file_bytes());
+            // Once the runway is built, it stays at least AHEAD - one batch.
+            if flushes * LOG_PREALLOCATE_CHUNK_BYTES > 2 * LOG_PREALLOCATE_AHEAD_BYTES {
+                assert!(log.file_bytes() - log.size_bytes() >= LOG_PREALLOCATE_AHEAD_BYTES - 64 * 1024);
             }
         }
-        // Steps double up to the largest one: few extensions, many appends.
-        let steps: Vec<u64> = lengths.windows(2).map(|w| w[1] - w[0]).collect();
-        assert!(steps.windows(2).all(|w| w[1] >= w[0]), "{steps:?}");
-        assert_eq!(steps.last(), Some(&LOG_PREALLOCATE_STEP_MAX_BYTES), "{steps:?}");
-        assert!(steps.len() < 12, "{steps:?}");
-        let frames = log.size_bytes();
+        let (frames, file_bytes) = (log.size_bytes(), log.file_bytes());
         drop(log);
         // Reopening keeps the free space and finds every record.
         let (log, recovered) = open(tmp.path());
         assert_eq!(recovered.len() as u64 * frame_len(payload.len()) as u64, frames);
         assert_eq!(log.size_bytes(), frames);
-        assert_eq!(log.file_bytes(), *lengths.last().expect("lengths"));
+        assert_eq!(log.file_bytes(), file_bytes);
     }
 
     #[test]

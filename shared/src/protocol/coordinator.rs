@@ -27,7 +27,7 @@ use crate::limits::{
     ACCOUNT_ID_BYTES_MAX, ACK_WAIT_MS, AMOUNT_CENTS_MAX, COMMIT_RETRY_MS, COORDINATOR_OUTCOMES_KEPT_MAX,
     COORDINATOR_TX_ACTIVE_MAX, IN_DOUBT_SWEEP_MS, PREPARE_TIMEOUT_MS, TX_ID_BYTES_MAX,
 };
-use crate::protocol::record::{CoordinatorCheckpoint, CoordinatorRecord};
+use crate::protocol::record::{CoordinatorCheckpoint, CoordinatorCheckpointRef, CoordinatorRecord};
 use crate::wire::{AbortReason, AccountId, Decision, NodeId, Reply, Request, TxId, Vote};
 
 /// Identifies a waiting client (an HTTP request) that gets a `Reply`.
@@ -340,6 +340,33 @@ impl Coordinator {
                 }
             }
         }
+    }
+
+    /// [`checkpoint`](Self::checkpoint), encoded: the same bytes as
+    /// `checkpoint().1.encode()`, without copying every outcome first.
+    pub fn checkpoint_encoded(&mut self) -> (u64, Vec<u8>) {
+        let pending_commits = self
+            .active
+            .iter()
+            .filter(|(_, tx)| {
+                matches!(tx.phase, Phase::Deciding { .. } | Phase::PausedBeforeCommit | Phase::Committing)
+            })
+            .map(|(id, tx)| (id, tx.ts, &tx.request, tx.legs.as_slice()))
+            .collect();
+        let outcomes = self
+            .finished_order
+            .iter()
+            .filter_map(|id| {
+                let f = self.finished.get(id)?;
+                let decision = match f.outcome {
+                    Outcome::Committed => Decision::Commit,
+                    Outcome::Aborted => Decision::Abort,
+                };
+                Some((id, &f.request, decision, f.reason))
+            })
+            .collect();
+        let bytes = CoordinatorCheckpointRef::new(pending_commits, outcomes, self.ts_max).encode();
+        (self.take_seq(), bytes)
     }
 
     /// A record of everything still needed, to start a rewritten log.

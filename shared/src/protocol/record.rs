@@ -66,6 +66,33 @@ pub struct CoordinatorCheckpoint {
     pub ts_max: u64,
 }
 
+/// [`CoordinatorRecord::Checkpoint`] built from borrowed parts: encodes to
+/// the same bytes without copying every remembered outcome first (a
+/// checkpoint may hold a million of them, and it is encoded while
+/// transactions wait).
+#[derive(Serialize)]
+pub struct CoordinatorCheckpointRef<'a> {
+    /// The enum's tag, so the bytes decode as a `CoordinatorRecord`.
+    rec: &'static str,
+    pub pending_commits: Vec<(&'a TxId, u64, &'a TransferRequest, &'a [Leg])>,
+    pub outcomes: Vec<(&'a TxId, &'a TransferRequest, Decision, Option<AbortReason>)>,
+    pub ts_max: u64,
+}
+
+impl<'a> CoordinatorCheckpointRef<'a> {
+    pub fn new(
+        pending_commits: Vec<(&'a TxId, u64, &'a TransferRequest, &'a [Leg])>,
+        outcomes: Vec<(&'a TxId, &'a TransferRequest, Decision, Option<AbortReason>)>,
+        ts_max: u64,
+    ) -> Self {
+        CoordinatorCheckpointRef { rec: "checkpoint", pending_commits, outcomes, ts_max }
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("log records always serialise")
+    }
+}
+
 macro_rules! json_codec {
     ($t:ty) => {
         impl $t {
