@@ -391,9 +391,10 @@ impl Coordinator {
         }
     }
 
-    /// [`checkpoint`](Self::checkpoint), encoded: the same bytes as
-    /// `checkpoint().1.encode()`, without copying every outcome first.
-    pub fn checkpoint_encoded(&mut self) -> (u64, Vec<u8>) {
+    /// Everything still needed to start a rewritten log, borrowed: the
+    /// commits not yet acknowledged everywhere and the remembered outcomes,
+    /// oldest first.
+    fn checkpoint_ref(&self) -> CoordinatorCheckpointRef<'_> {
         let pending_commits = self
             .active
             .iter()
@@ -413,34 +414,33 @@ impl Coordinator {
                 (id, &f.request, decision, f.reason)
             })
             .collect();
-        let bytes = CoordinatorCheckpointRef::new(pending_commits, outcomes, self.ts_max).encode();
+        CoordinatorCheckpointRef::new(pending_commits, outcomes, self.ts_max)
+    }
+
+    /// [`checkpoint`](Self::checkpoint), encoded: the same bytes as
+    /// `checkpoint().1.encode()`, without copying every outcome first.
+    pub fn checkpoint_encoded(&mut self) -> (u64, Vec<u8>) {
+        let bytes = self.checkpoint_ref().encode();
         (self.take_seq(), bytes)
     }
 
     /// A record of everything still needed, to start a rewritten log.
     pub fn checkpoint(&mut self) -> (u64, CoordinatorRecord) {
-        let pending_commits = self
-            .active
-            .iter()
-            .filter(|(_, tx)| {
-                matches!(tx.phase, Phase::Deciding { .. } | Phase::PausedBeforeCommit | Phase::Committing)
-            })
-            .map(|(id, tx)| (id.clone(), tx.ts, tx.request.clone(), tx.legs.clone()))
-            .collect();
-        let outcomes = self
-            .finished
-            .oldest_first()
-            .map(|(id, f)| {
-                let decision = match f.outcome {
-                    Outcome::Committed => Decision::Commit,
-                    Outcome::Aborted => Decision::Abort,
-                };
-                (id.clone(), f.request.clone(), decision, f.reason)
-            })
-            .collect();
-        let cp = CoordinatorCheckpoint { pending_commits, outcomes, ts_max: self.ts_max };
-        let seq = self.take_seq();
-        (seq, CoordinatorRecord::Checkpoint(Box::new(cp)))
+        let parts = self.checkpoint_ref();
+        let cp = CoordinatorCheckpoint {
+            pending_commits: parts
+                .pending_commits
+                .iter()
+                .map(|&(id, ts, request, legs)| (id.clone(), ts, request.clone(), legs.to_vec()))
+                .collect(),
+            outcomes: parts
+                .outcomes
+                .iter()
+                .map(|&(id, request, decision, reason)| (id.clone(), request.clone(), decision, reason))
+                .collect(),
+            ts_max: parts.ts_max,
+        };
+        (self.take_seq(), CoordinatorRecord::Checkpoint(Box::new(cp)))
     }
 
     pub fn set_faults(&mut self, faults: DemoFaults) {
