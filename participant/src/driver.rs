@@ -288,8 +288,7 @@ impl Driver {
         if size_bytes <= self.checkpoint.at_bytes {
             return Ok(());
         }
-        let (seq, record) = self.participant.checkpoint();
-        let payload = record.encode();
+        let (seq, payload) = self.participant.checkpoint_encoded();
         let payload_bytes = payload.len() as u64;
         if payload.len() > LOG_RECORD_BYTES_MAX {
             // The seq is simply skipped: seqs only need to increase.

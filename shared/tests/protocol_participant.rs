@@ -333,10 +333,11 @@ fn recovery_brings_back_in_doubt_transactions_with_their_locks() {
     assert_eq!(r.outcome("t2"), Some(Decision::Commit));
 }
 
-#[test]
-fn checkpoint_then_recover_equals_full_replay() {
+/// `count` prepared transactions t0, t1, ...: committed, rolled back or
+/// left in doubt, in turn.
+fn node_with_mixed_outcomes(count: u64) -> Node {
     let mut n = Node::new();
-    for k in 0..20u64 {
+    for k in 0..count {
         let tx = format!("t{k}");
         n.prepare(&tx, k + 1, if k % 2 == 0 { "A" } else { "B" }, -(k as i64) - 1);
         n.fsync();
@@ -347,6 +348,12 @@ fn checkpoint_then_recover_equals_full_replay() {
         };
         n.fsync();
     }
+    n
+}
+
+#[test]
+fn checkpoint_then_recover_equals_full_replay() {
+    let mut n = node_with_mixed_outcomes(20);
     let full = Participant::recover(config(), &n.durable_records()).unwrap();
     let (_, cp) = n.p.checkpoint();
     let compact = Participant::recover(config(), &[cp]).unwrap();
@@ -363,6 +370,22 @@ fn checkpoint_then_recover_equals_full_replay() {
             assert_eq!(compact.outcome(&format!("t{k}")), replayed);
         }
     }
+}
+
+/// The checkpoint is encoded from borrowed parts (no copy of the ledgers
+/// and outcomes); it must be byte for byte the record the owned form
+/// encodes.
+#[test]
+fn the_encoded_checkpoint_is_the_checkpoint_record() {
+    let mut n = node_with_mixed_outcomes(12);
+    let (_, owned) = n.p.checkpoint();
+    let (_, encoded) = n.p.checkpoint_encoded();
+    assert_eq!(String::from_utf8(encoded.clone()).unwrap(), String::from_utf8(owned.encode()).unwrap());
+    let decoded = ParticipantRecord::decode(&encoded).expect("decodes as a record");
+    assert_eq!(decoded, owned);
+    let ParticipantRecord::Checkpoint(cp) = decoded else { panic!("not a checkpoint") };
+    assert!(!cp.outcomes.is_empty() && !cp.prepared.is_empty(), "{cp:?}");
+    assert!(cp.ledgers.iter().any(|(_, entries)| !entries.is_empty()), "{cp:?}");
 }
 
 /// The durability gates as a property over many random action sequences:

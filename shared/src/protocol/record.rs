@@ -38,6 +38,36 @@ pub struct ParticipantCheckpoint {
     pub heuristics: Vec<(TxId, Decision, Vec<Op>)>,
 }
 
+/// [`ParticipantRecord::Checkpoint`] built from borrowed parts: encodes to
+/// the same bytes without copying the ledgers and outcomes first (they may
+/// hold hundreds of thousands of entries, encoded while transactions wait).
+#[derive(Serialize)]
+pub struct ParticipantCheckpointRef<'a> {
+    /// The enum's tag, so the bytes decode as a `ParticipantRecord`.
+    rec: &'static str,
+    pub accounts: Vec<(&'a AccountId, i64)>,
+    pub ledgers: Vec<(&'a AccountId, &'a std::collections::VecDeque<LedgerEntry>)>,
+    pub prepared: Vec<(&'a TxId, u64, &'a [Op])>,
+    pub outcomes: Vec<(&'a TxId, Decision)>,
+    pub heuristics: Vec<(&'a TxId, Decision, &'a [Op])>,
+}
+
+impl<'a> ParticipantCheckpointRef<'a> {
+    pub fn new(
+        accounts: Vec<(&'a AccountId, i64)>,
+        ledgers: Vec<(&'a AccountId, &'a std::collections::VecDeque<LedgerEntry>)>,
+        prepared: Vec<(&'a TxId, u64, &'a [Op])>,
+        outcomes: Vec<(&'a TxId, Decision)>,
+        heuristics: Vec<(&'a TxId, Decision, &'a [Op])>,
+    ) -> Self {
+        ParticipantCheckpointRef { rec: "checkpoint", accounts, ledgers, prepared, outcomes, heuristics }
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("log records always serialise")
+    }
+}
+
 /// A coordinator's log record.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "rec", rename_all = "snake_case")]
