@@ -19,8 +19,9 @@ use std::time::Duration;
 
 use shared::api::LinkFault;
 use shared::limits::{LINE_BYTES_MAX, RECONNECT_BACKOFF_MAX_MS, RECONNECT_BACKOFF_MIN_MS};
+use shared::lines::{read_bounded_line, LineRead};
 use shared::wire::{decode_line, NodeId, Query, QueryResult, Reply, Request};
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufRead, AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
@@ -443,33 +444,16 @@ pub async fn read_line<R: AsyncBufRead + Unpin>(
     line: &mut Vec<u8>,
 ) -> std::io::Result<bool> {
     line.clear();
-    loop {
-        let available = reader.fill_buf().await?;
-        if available.is_empty() {
-            return if line.is_empty() {
-                Ok(false)
-            } else {
-                Err(std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    "connection closed mid-line",
-                ))
-            };
-        }
-        let (chunk, found) = match available.iter().position(|b| *b == b'\n') {
-            Some(i) => (&available[..i], Some(i + 1)),
-            None => (available, None),
-        };
-        if line.len() + chunk.len() > LINE_BYTES_MAX {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("line longer than {LINE_BYTES_MAX} bytes"),
-            ));
-        }
-        line.extend_from_slice(chunk);
-        let used = found.unwrap_or(available.len());
-        reader.consume(used);
-        if found.is_some() {
-            return Ok(true);
-        }
+    match read_bounded_line(reader, line).await? {
+        LineRead::Line => Ok(true),
+        LineRead::End if line.is_empty() => Ok(false),
+        LineRead::End => Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "connection closed mid-line",
+        )),
+        LineRead::TooLong => Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("line longer than {LINE_BYTES_MAX} bytes"),
+        )),
     }
 }

@@ -21,9 +21,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use shared::limits::LINE_BYTES_MAX;
+use shared::lines::{read_bounded_line, LineRead};
 use shared::protocol::participant::PeerId;
 use shared::wire::{decode_line, encode_line, Reply, Request};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Notify};
@@ -96,9 +97,9 @@ impl Connection {
     /// Reads one line, without its newline. `Ok(None)` means the peer closed
     /// the connection. Cancel-safe: a half-read line stays in `partial`.
     async fn read_line(&mut self) -> Result<Option<Vec<u8>>, ReadError> {
-        loop {
-            let buf = self.reader.fill_buf().await?;
-            if buf.is_empty() {
+        match read_bounded_line(&mut self.reader, &mut self.partial).await? {
+            LineRead::Line => Ok(Some(std::mem::take(&mut self.partial))),
+            LineRead::End => {
                 if !self.partial.is_empty() {
                     tracing::debug!(
                         peer = self.peer,
@@ -106,23 +107,9 @@ impl Connection {
                         "closed in the middle of a line"
                     );
                 }
-                return Ok(None);
+                Ok(None)
             }
-            let (chunk, line_ends) = match buf.iter().position(|&b| b == b'\n') {
-                Some(pos) => (&buf[..pos], true),
-                None => (buf, false),
-            };
-            let consumed = chunk.len() + usize::from(line_ends);
-            if self.partial.len() + chunk.len() > LINE_BYTES_MAX {
-                self.reader.consume(consumed);
-                self.partial.clear();
-                return Err(ReadError::TooLong);
-            }
-            self.partial.extend_from_slice(chunk);
-            self.reader.consume(consumed);
-            if line_ends {
-                return Ok(Some(std::mem::take(&mut self.partial)));
-            }
+            LineRead::TooLong => Err(ReadError::TooLong),
         }
     }
 

@@ -20,4 +20,6 @@ pub mod protocol;
 pub mod wire;
 
 #[cfg(feature = "native")]
+pub mod lines;
+#[cfg(feature = "native")]
 pub mod log;

@@ -760,8 +760,8 @@ impl Coordinator {
                 return true;
             }
         }
-        self.arm(now_us.saturating_add(self.config.commit_retry_us), TimerKind::CommitRetry, &tx_id);
-        self.arm(now_us.saturating_add(self.config.ack_wait_us), TimerKind::AckWait, &tx_id);
+        self.arm(now_us.saturating_add(self.config.commit_retry_us), TimerKind::CommitRetry, tx_id);
+        self.arm(now_us.saturating_add(self.config.ack_wait_us), TimerKind::AckWait, tx_id);
         false
     }
 
@@ -948,8 +948,8 @@ impl Coordinator {
             if self.connected.contains(&node) {
                 out.push(Action::Send { node, msg: Request::Rollback { tx_id: tx_id.clone() } });
             }
-            self.arm(now_us.saturating_add(self.config.commit_retry_us), TimerKind::CommitRetry, &tx_id);
-            self.arm(now_us.saturating_add(self.config.ack_wait_us), TimerKind::AckWait, &tx_id);
+            self.arm(now_us.saturating_add(self.config.commit_retry_us), TimerKind::CommitRetry, tx_id);
+            self.arm(now_us.saturating_add(self.config.ack_wait_us), TimerKind::AckWait, tx_id);
             return;
         }
         let mut reason = AbortReason::Timeout;
@@ -992,7 +992,7 @@ impl Coordinator {
                 out.push(Action::Send { node, msg: msg.clone() });
             }
         }
-        self.arm(now_us.saturating_add(self.config.commit_retry_us), TimerKind::CommitRetry, &tx_id);
+        self.arm(now_us.saturating_add(self.config.commit_retry_us), TimerKind::CommitRetry, tx_id);
     }
 
     fn on_ack_wait(&mut self, now_us: u64, tx_id: &TxId, out: &mut Vec<Action>) {
