@@ -156,7 +156,6 @@ struct Engine {
     clock: Clock,
     crashed: Option<CrashPoint>,
     failed: Option<anyhow::Error>,
-    checkpoint_seq: Option<u64>,
     /// Log records produced this turn, handed to the writer together at its
     /// end (in seq order) so that they share one batch and one fdatasync.
     /// Nothing waits on them before that: sends that depend on a record are
@@ -225,7 +224,6 @@ impl Engine {
             clock: Clock { last_us: 0 },
             crashed: None,
             failed: None,
-            checkpoint_seq: None,
             log_batch: Vec::new(),
             checkpoint_at_bytes: LOG_CHECKPOINT_BYTES,
         })
@@ -448,12 +446,10 @@ impl Engine {
     /// so that a big checkpoint (many remembered outcomes) does not make
     /// every turn rewrite the log again.
     fn maybe_checkpoint(&mut self) {
-        if self.writer.size_bytes() < self.checkpoint_at_bytes {
+        // While one is being written beside the log, the writer's size is
+        // the old log's: wait for it to be installed.
+        if self.writer.checkpointing() || self.writer.size_bytes() < self.checkpoint_at_bytes {
             return;
-        }
-        let durable = *self.durable.borrow();
-        if self.checkpoint_seq.is_some_and(|seq| durable < seq) {
-            return; // the last one is still being written
         }
         let started = std::time::Instant::now();
         let (seq, payload) = self.machine.checkpoint_encoded();
@@ -470,7 +466,6 @@ impl Engine {
         }) {
             self.failed = Some(anyhow::anyhow!("the decision log writer stopped: {e}"));
         }
-        self.checkpoint_seq = Some(seq);
         self.checkpoint_at_bytes = LOG_CHECKPOINT_BYTES.max(payload_bytes.saturating_mul(2));
     }
 }

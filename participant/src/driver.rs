@@ -84,8 +84,6 @@ struct CheckpointPolicy {
     /// at least twice the last checkpoint, so a big state does not make every
     /// write a checkpoint.
     at_bytes: u64,
-    /// Seq of a rewrite not yet durable (the writer's size is stale until then).
-    in_flight: Option<u64>,
 }
 
 impl Driver {
@@ -109,7 +107,6 @@ impl Driver {
             checkpoint: CheckpointPolicy {
                 bytes_min: checkpoint_bytes,
                 at_bytes: checkpoint_bytes,
-                in_flight: None,
             },
         }
     }
@@ -278,11 +275,10 @@ impl Driver {
         let Some(writer) = self.writer.as_ref() else {
             return Ok(());
         };
-        if let Some(seq) = self.checkpoint.in_flight {
-            if *self.durable.borrow() < seq {
-                return Ok(());
-            }
-            self.checkpoint.in_flight = None;
+        // While one is being written beside the log, the writer's size is
+        // the old log's: wait for it to be installed.
+        if writer.checkpointing() {
+            return Ok(());
         }
         let size_bytes = writer.size_bytes();
         if size_bytes <= self.checkpoint.at_bytes {
@@ -309,7 +305,6 @@ impl Driver {
             "log rewritten as a checkpoint"
         );
         self.log_records = 1;
-        self.checkpoint.in_flight = Some(seq);
         self.checkpoint.at_bytes = self
             .checkpoint
             .bytes_min

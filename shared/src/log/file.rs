@@ -240,16 +240,9 @@ impl LogFile {
     /// Later appends go to the new log.
     pub fn rewrite(&mut self, records: &[Vec<u8>]) -> Result<(), LogError> {
         self.check_poisoned()?;
-        match self.write_checkpoint(records) {
-            Ok((file, bytes, file_bytes)) => {
-                self.file = file;
-                self.buffer.clear();
-                self.written_bytes = bytes;
-                self.file_bytes = file_bytes;
-                self.unsynced = false;
-                self.forces += 1;
-                Ok(())
-            }
+        self.buffer.clear();
+        match self.checkpoint_target().write(records) {
+            Ok(written) => self.install_checkpoint(written, std::iter::empty()),
             Err(error) => {
                 self.poisoned = true;
                 Err(error)
@@ -257,30 +250,54 @@ impl LogFile {
         }
     }
 
-    /// Writes the checkpoint file, with one chunk of free space after
-    /// its records, and renames it into place; returns the new handle, the
-    /// bytes of its frames and its length.
-    fn write_checkpoint(&self, records: &[Vec<u8>]) -> Result<(File, u64, u64), LogError> {
-        let mut bytes = Vec::new();
-        for record in records {
-            frame::encode_frame(record, &mut bytes);
+    /// Where a checkpoint file is written beside this log: hand it to another
+    /// thread to [`write`](CheckpointTarget::write) the checkpoint while this
+    /// log keeps taking appends, then [`install_checkpoint`](Self::install_checkpoint).
+    pub fn checkpoint_target(&self) -> CheckpointTarget {
+        CheckpointTarget {
+            tmp_path: self.tmp_path.clone(),
         }
-        let frames_len = bytes.len() as u64;
-        bytes.resize(bytes.len() + LOG_PREALLOCATE_CHUNK_BYTES as usize, 0);
-        let tmp = &self.tmp_path;
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(tmp)
-            .map_err(io_error(tmp))?;
-        file.write_all(&bytes).map_err(io_error(tmp))?;
-        file.sync_all().map_err(io_error(tmp))?;
-        fs::rename(tmp, &self.path).map_err(io_error(&self.path))?;
-        sync_dir(&self.dir)?;
-        // The handle now names the new log; appends go to `frames_len`.
-        Ok((file, frames_len, bytes.len() as u64))
+    }
+
+    /// Makes a written checkpoint the log: appends `tail` (every record
+    /// appended to this log since the checkpoint's snapshot, in order) to it,
+    /// syncs it, renames it over `<name>` and fsyncs the directory. Until the
+    /// rename the old log stays complete, so a crash at any point leaves one
+    /// whole log. Counts the checkpoint's force, and one more for a tail.
+    pub fn install_checkpoint<'a>(
+        &mut self,
+        written: WrittenCheckpoint,
+        tail: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Result<(), LogError> {
+        self.check_poisoned()?;
+        // Whatever is buffered was appended after the snapshot, and so is in
+        // `tail` too: it goes to the new log with it.
+        self.buffer.clear();
+        let WrittenCheckpoint { file, frames_len, file_len } = written;
+        let mut frames = Vec::new();
+        for record in tail {
+            frame::encode_frame(record, &mut frames);
+        }
+        let installed = (|| {
+            let tmp = &self.tmp_path;
+            if !frames.is_empty() {
+                file.write_all_at(&frames, frames_len).map_err(io_error(tmp))?;
+                // It may run past the preallocated space: sync the length too.
+                file.sync_all().map_err(io_error(tmp))?;
+            }
+            fs::rename(tmp, &self.path).map_err(io_error(&self.path))?;
+            sync_dir(&self.dir)
+        })();
+        if let Err(error) = installed {
+            self.poisoned = true;
+            return Err(error);
+        }
+        self.file = file;
+        self.written_bytes = frames_len + frames.len() as u64;
+        self.file_bytes = file_len.max(self.written_bytes);
+        self.unsynced = false;
+        self.forces += 1 + u64::from(!frames.is_empty());
+        Ok(())
     }
 
     /// Bytes of frames in the log, including appends still in the user-space
@@ -320,6 +337,49 @@ impl LogFile {
             path: self.path.clone(),
             source,
         }
+    }
+}
+
+/// Where to write a checkpoint file beside a log (see
+/// [`LogFile::checkpoint_target`]); it may be used from another thread.
+#[derive(Debug, Clone)]
+pub struct CheckpointTarget {
+    tmp_path: PathBuf,
+}
+
+/// A checkpoint file written and synced beside its log, not yet in place.
+#[derive(Debug)]
+pub struct WrittenCheckpoint {
+    file: File,
+    frames_len: u64,
+    file_len: u64,
+}
+
+impl CheckpointTarget {
+    /// Writes `records` as `<name>.tmp`, with one chunk of preallocated
+    /// space after them, and syncs it. The log itself is untouched.
+    pub fn write(&self, records: &[Vec<u8>]) -> Result<WrittenCheckpoint, LogError> {
+        let mut bytes = Vec::new();
+        for record in records {
+            frame::encode_frame(record, &mut bytes);
+        }
+        let frames_len = bytes.len() as u64;
+        bytes.resize(bytes.len() + LOG_PREALLOCATE_CHUNK_BYTES as usize, 0);
+        let tmp = &self.tmp_path;
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(tmp)
+            .map_err(io_error(tmp))?;
+        file.write_all(&bytes).map_err(io_error(tmp))?;
+        file.sync_all().map_err(io_error(tmp))?;
+        Ok(WrittenCheckpoint {
+            file,
+            frames_len,
+            file_len: bytes.len() as u64,
+        })
     }
 }
 

@@ -3,7 +3,7 @@
 //! module only makes them durable and gives them back, in order, at startup.
 //!
 //! - [`frame`]: the on-disk framing and the recovery scan. Pure, no I/O.
-//! - [`file`]: [`file::LogFile`], one log in one locked data directory: open
+//! - [`file`](mod@file): [`file::LogFile`], one log in one locked data directory: open
 //!   and recover, append, sync, checkpoint (rewrite).
 //! - [`writer`]: [`writer::GroupCommitWriter`], a std thread that owns the
 //!   `LogFile` and lets concurrent transactions share one fsync.
@@ -11,7 +11,7 @@
 //! # The format
 //!
 //! A log is a sequence of frames (no file header), then zero bytes: space
-//! preallocated for the next frames (see [`file`]):
+//! preallocated for the next frames (see [`file`](mod@file)):
 //!
 //! ```text
 //! [len: u32 LE][crc32 of payload: u32 LE][payload: len bytes] [len][crc][payload] ... 00 00 ...
@@ -63,12 +63,16 @@
 //!
 //! # Checkpoints
 //!
-//! [`file::LogFile::rewrite`] replaces the whole log with a caller-supplied
-//! list of records (a snapshot of the state): it writes `<name>.tmp`,
-//! fdatasyncs it, renames it over `<name>` and fsyncs the directory. `rename`
-//! is atomic, so after a crash the log is either entirely the old one or
-//! entirely the new one; a leftover `<name>.tmp` is an unfinished checkpoint
-//! and is deleted at the next open.
+//! A checkpoint replaces the whole log with a caller-supplied list of
+//! records (a snapshot of the state) plus whatever was appended after the
+//! snapshot. [`file::CheckpointTarget::write`] writes `<name>.tmp` and syncs
+//! it (in [`writer`], on a helper thread, while appends continue to the
+//! current log); [`file::LogFile::install_checkpoint`] then appends the
+//! records made meanwhile, syncs, renames it over `<name>` and fsyncs the
+//! directory. `rename` is atomic, so after a crash the log is either entirely
+//! the old one (which holds everything) or entirely the new one; a leftover
+//! `<name>.tmp` is an unfinished checkpoint and is deleted at the next open.
+//! [`file::LogFile::rewrite`] does both at once.
 //!
 //! # The data-directory lock
 //!

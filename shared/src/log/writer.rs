@@ -18,7 +18,14 @@
 //!   runs on the writer thread: keep it short, and never `submit` from it (the
 //!   queue may be full and the writer is the one that drains it).
 //! - A `Rewrite` replaces the log with its records: they must already reflect
-//!   every command submitted before it.
+//!   every command submitted before it. It does not hold up later appends:
+//!   the checkpoint file is written and synced by a helper thread while the
+//!   writer keeps appending to (and syncing) the current log; then the
+//!   appends made meanwhile are added to the new file, which is synced and
+//!   renamed into place. The rewrite counts as durable with its batch (the
+//!   current log holds everything it stands for). While one is in progress
+//!   ([`GroupCommitWriter::checkpointing`]) a caller should not start another;
+//!   if it does, the newer one waits and supersedes.
 //! - `on_error` is called at most once, with the first I/O error. The writer
 //!   then stops, drops whatever is queued, and later `submit`s fail with
 //!   [`WriterClosed`]. Records not yet reported durable may be lost: the
@@ -30,12 +37,13 @@
 //!   most one wake-up of the writer thread, instead of one per record. From async code, call it where blocking is
 //!   acceptable (e.g. `spawn_blocking`) or keep the queue from filling.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::time::Duration;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use super::file::{LogError, LogFile};
+use super::file::{LogError, LogFile, WrittenCheckpoint};
 use super::frame;
 
 /// Submissions (single commands or batches) that may wait in the writer's
@@ -76,6 +84,8 @@ struct Stats {
     size_bytes: AtomicU64,
     batches: AtomicU64,
     appends: AtomicU64,
+    /// A rewrite was submitted and is not installed yet.
+    checkpointing: AtomicBool,
 }
 
 /// Handle to the writer thread. Dropping it is the same as [`shutdown`](Self::shutdown).
@@ -108,6 +118,8 @@ impl GroupCommitWriter {
                     on_durable,
                     last_seq: None,
                     written_not_durable: None,
+                    checkpoint: None,
+                    queued_rewrite: None,
                 };
                 thread.run(receiver, on_error);
             })
@@ -136,6 +148,7 @@ impl GroupCommitWriter {
             return Ok(());
         }
         cmds.iter().for_each(assert_payloads);
+        self.note_rewrites(&cmds);
         let sender = self.sender.as_ref().ok_or(WriterClosed)?;
         sender.send(cmds).map_err(|_| WriterClosed)
     }
@@ -147,9 +160,23 @@ impl GroupCommitWriter {
             return Ok(());
         }
         cmds.iter().for_each(assert_payloads);
+        self.note_rewrites(&cmds);
         match self.sender.as_ref() {
             Some(sender) => sender.try_send(cmds),
             None => Err(TrySendError::Disconnected(cmds)),
+        }
+    }
+
+    /// Whether a rewrite (checkpoint) was submitted and is not yet installed:
+    /// set when it is submitted, so a caller checking before its next
+    /// checkpoint never races the writer thread.
+    pub fn checkpointing(&self) -> bool {
+        self.stats.checkpointing.load(Ordering::Acquire)
+    }
+
+    fn note_rewrites(&self, cmds: &[WriteCmd]) {
+        if cmds.iter().any(|cmd| matches!(cmd, WriteCmd::Rewrite { .. })) {
+            self.stats.checkpointing.store(true, Ordering::Release);
         }
     }
 
@@ -217,30 +244,72 @@ struct WriterThread {
     last_seq: Option<u64>,
     /// Highest seq handed to the OS but not yet reported durable.
     written_not_durable: Option<u64>,
+    /// The checkpoint being written beside the log, if any.
+    checkpoint: Option<Checkpoint>,
+    /// A rewrite submitted while another was in progress: it starts when
+    /// that one is installed (and supersedes it).
+    queued_rewrite: Option<(u64, Vec<Vec<u8>>)>,
 }
+
+/// A checkpoint file being written by a helper thread.
+struct Checkpoint {
+    /// Every record appended since the checkpoint's rewrite, with its seq:
+    /// they go into the new file before it replaces the log.
+    tail: Vec<(u64, Vec<u8>)>,
+    done: Receiver<Result<WrittenCheckpoint, LogError>>,
+}
+
+/// How often the writer looks for a finished checkpoint while no commands
+/// arrive (only while one is being written).
+const CHECKPOINT_POLL: Duration = Duration::from_millis(1);
 
 impl WriterThread {
     fn run(&mut self, receiver: Receiver<Vec<WriteCmd>>, on_error: OnError) {
         let mut batch = Vec::new();
-        while let Ok(first) = receiver.recv() {
-            batch.extend(first);
-            for _ in 1..WRITER_QUEUE_MAX {
-                match receiver.try_recv() {
-                    Ok(cmds) => batch.extend(cmds),
+        loop {
+            let first = if self.checkpoint.is_some() {
+                match receiver.recv_timeout(CHECKPOINT_POLL) {
+                    Ok(cmds) => Some(cmds),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
+            } else {
+                match receiver.recv() {
+                    Ok(cmds) => Some(cmds),
                     Err(_) => break,
                 }
+            };
+            if let Some(first) = first {
+                batch.extend(first);
+                for _ in 1..WRITER_QUEUE_MAX {
+                    match receiver.try_recv() {
+                        Ok(cmds) => batch.extend(cmds),
+                        Err(_) => break,
+                    }
+                }
+                // Counted before it is applied, so `forces <= batches` holds
+                // whenever anyone looks.
+                self.stats.batches.fetch_add(1, Ordering::Relaxed);
+                let applied = self.apply_batch(batch.drain(..));
+                self.publish_stats();
+                if let Err(error) = applied {
+                    on_error(error);
+                    return;
+                }
             }
-            // Counted before it is applied, so `forces <= batches` holds
-            // whenever anyone looks.
-            self.stats.batches.fetch_add(1, Ordering::Relaxed);
-            let applied = self.apply_batch(batch.drain(..));
-            self.publish_stats();
-            if let Err(error) = applied {
+            if let Err(error) = self.install_if_written(false) {
                 on_error(error);
                 return;
             }
         }
-        // Shutdown: everything queued has been applied; make it durable.
+        // Shutdown: everything queued has been applied; finish a checkpoint
+        // in progress (and one queued behind it), then make it all durable.
+        while self.checkpoint.is_some() {
+            if let Err(error) = self.install_if_written(true) {
+                on_error(error);
+                return;
+            }
+        }
         if let Some(seq) = self.written_not_durable.take() {
             let synced = self.file.sync();
             self.publish_stats();
@@ -251,10 +320,67 @@ impl WriterThread {
         }
     }
 
+    /// Starts writing a checkpoint of `records` beside the log.
+    fn start_checkpoint(&mut self, records: Vec<Vec<u8>>, tail: Vec<(u64, Vec<u8>)>) -> Result<(), LogError> {
+        let target = self.file.checkpoint_target();
+        let (done_tx, done) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("log-checkpoint".into())
+            .spawn(move || {
+                let _ = done_tx.send(target.write(&records));
+            })
+            .map_err(|source| LogError::Io {
+                path: self.file.path().to_path_buf(),
+                source,
+            })?;
+        self.checkpoint = Some(Checkpoint { tail, done });
+        Ok(())
+    }
+
+    /// Installs the checkpoint being written if it is done (or, with
+    /// `wait`, once it is), then starts a queued one.
+    fn install_if_written(&mut self, wait: bool) -> Result<(), LogError> {
+        let Some(checkpoint) = &self.checkpoint else {
+            return Ok(());
+        };
+        let written = if wait {
+            checkpoint.done.recv().ok()
+        } else {
+            match checkpoint.done.try_recv() {
+                Ok(written) => Some(written),
+                Err(mpsc::TryRecvError::Empty) => return Ok(()),
+                Err(mpsc::TryRecvError::Disconnected) => None,
+            }
+        };
+        let Some(checkpoint) = self.checkpoint.take() else {
+            return Ok(());
+        };
+        let written = written.unwrap_or_else(|| {
+            Err(LogError::Io {
+                path: self.file.path().to_path_buf(),
+                source: std::io::Error::other("the checkpoint thread stopped without an answer"),
+            })
+        })?;
+        // Appends still in the buffer were made after the snapshot: they are
+        // in the tail, and go to the new file with it.
+        let tail = checkpoint.tail.iter().map(|(_, payload)| payload.as_slice());
+        self.file.install_checkpoint(written, tail)?;
+        self.publish_stats();
+        match self.queued_rewrite.take() {
+            Some((seq, records)) => {
+                let newer: Vec<(u64, Vec<u8>)> = checkpoint.tail.into_iter().filter(|(s, _)| *s > seq).collect();
+                self.start_checkpoint(records, newer)
+            }
+            None => {
+                self.stats.checkpointing.store(false, Ordering::Release);
+                Ok(())
+            }
+        }
+    }
+
     fn apply_batch(&mut self, batch: impl Iterator<Item = WriteCmd>) -> Result<(), LogError> {
         // Whether an append after the batch's last rewrite asked for sync.
         let mut sync_wanted = false;
-        let mut rewrite_seq = None;
         let mut highest_seq = None;
         for cmd in batch {
             let seq = cmd.seq();
@@ -271,12 +397,20 @@ impl WriterThread {
                     self.file.append(&payload)?;
                     self.stats.appends.fetch_add(1, Ordering::Relaxed);
                     sync_wanted |= sync;
+                    if let Some(checkpoint) = &mut self.checkpoint {
+                        checkpoint.tail.push((seq, payload));
+                    }
                 }
                 WriteCmd::Rewrite { records, .. } => {
-                    // Supersedes every earlier append, synced or not.
-                    self.file.rewrite(&records)?;
-                    rewrite_seq = Some(seq);
-                    sync_wanted = false;
+                    // Written beside the log while appends go on; durable
+                    // with this batch, since the current log holds all it
+                    // stands for.
+                    if self.checkpoint.is_some() {
+                        self.queued_rewrite = Some((seq, records));
+                    } else {
+                        self.start_checkpoint(records, Vec::new())?;
+                    }
+                    sync_wanted = true;
                 }
             }
         }
@@ -292,16 +426,8 @@ impl WriterThread {
             return Ok(());
         }
         self.file.flush()?;
-        if rewrite_seq != Some(highest_seq) {
-            // Unforced appends after the last rewrite (or with none).
-            self.written_not_durable = Some(highest_seq);
-        } else {
-            self.written_not_durable = None;
-        }
-        if let Some(seq) = rewrite_seq {
-            self.publish_stats();
-            (self.on_durable)(seq);
-        }
+        // Unforced appends: durable with a later sync (or at shutdown).
+        self.written_not_durable = Some(highest_seq);
         Ok(())
     }
 
@@ -568,9 +694,69 @@ mod tests {
         let errors = errors.lock().expect("lock").clone();
         assert_eq!(errors.len(), 1, "{errors:?}");
         assert!(errors[0].contains("wal.tmp"), "{}", errors[0]);
-        assert_eq!(*durable.seqs.lock().expect("lock"), vec![1]);
+        // The checkpoint is written in the background, so appends made
+        // before it failed may have been reported durable (in the current
+        // log): every one that was is still there, and nothing else is.
+        let highest = durable.seqs.lock().expect("lock").last().copied().unwrap_or(0);
         std::fs::remove_dir(tmp.path().join(format!("{NAME}.tmp"))).expect("rmdir");
-        assert_eq!(reopen(tmp.path()), vec![b"kept".to_vec()]);
+        let recovered = reopen(tmp.path());
+        assert_eq!(recovered[0], b"kept".to_vec());
+        assert!(recovered[1..].iter().all(|r| r == b"late"), "{recovered:?}");
+        let late_reported = highest.saturating_sub(2) as usize;
+        assert!(recovered.len() > late_reported, "{} records, {late_reported} late ones reported durable", recovered.len());
+    }
+
+    #[test]
+    fn appends_go_on_while_a_checkpoint_is_written_and_end_up_in_it() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let durable = Arc::new(Durable::default());
+        let (writer, errors) = spawn_with(tmp.path(), &durable, 0);
+        for seq in 1..=50 {
+            writer.submit(append(seq, format!("old-{seq}").as_bytes(), true)).expect("alive");
+        }
+        // A big snapshot takes a while to write; appends keep being made
+        // durable meanwhile (in the current log).
+        let snapshot: Vec<Vec<u8>> = (0..2_000).map(|i| format!("snapshot-{i}-{}", "x".repeat(500)).into_bytes()).collect();
+        writer.submit(WriteCmd::Rewrite { seq: 51, records: snapshot.clone() }).expect("alive");
+        assert!(writer.checkpointing(), "set when submitted");
+        for seq in 52..=300 {
+            writer.submit(append(seq, format!("new-{seq}").as_bytes(), seq % 7 == 0)).expect("alive");
+        }
+        writer.submit(append(301, b"new-301", true)).expect("alive");
+        durable.wait_for(301);
+        // The checkpoint is installed in the background.
+        let deadline = Instant::now() + Duration::from_millis(WAIT_MS_MAX);
+        while writer.checkpointing() {
+            assert!(Instant::now() < deadline, "checkpoint never installed");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(!tmp.path().join(format!("{NAME}.tmp")).exists());
+        writer.submit(append(302, b"after", true)).expect("alive");
+        durable.wait_for(302);
+        writer.shutdown();
+        assert!(errors.lock().expect("lock").is_empty());
+        assert_strictly_increasing(&durable.seqs.lock().expect("lock"));
+        let mut expected = snapshot;
+        expected.extend((52..=301).map(|seq| format!("new-{seq}").into_bytes()));
+        expected.push(b"after".to_vec());
+        assert_eq!(reopen(tmp.path()), expected);
+    }
+
+    #[test]
+    fn a_rewrite_during_a_checkpoint_waits_and_supersedes_it() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let durable = Arc::new(Durable::default());
+        let (writer, errors) = spawn_with(tmp.path(), &durable, 0);
+        writer.submit(append(1, b"a", true)).expect("alive");
+        writer.submit(WriteCmd::Rewrite { seq: 2, records: vec![b"first".to_vec()] }).expect("alive");
+        writer.submit(append(3, b"b", false)).expect("alive");
+        writer.submit(WriteCmd::Rewrite { seq: 4, records: vec![b"second".to_vec()] }).expect("alive");
+        writer.submit(append(5, b"c", true)).expect("alive");
+        durable.wait_for(5);
+        writer.shutdown();
+        assert!(errors.lock().expect("lock").is_empty());
+        // Whichever way the two raced, the newest checkpoint wins.
+        assert_eq!(reopen(tmp.path()), vec![b"second".to_vec(), b"c".to_vec()]);
     }
 
     #[test]
