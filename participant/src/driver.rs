@@ -284,7 +284,9 @@ impl Driver {
         if size_bytes <= self.checkpoint.at_bytes {
             return Ok(());
         }
+        let started = std::time::Instant::now();
         let (seq, payload) = self.participant.checkpoint_encoded();
+        let encode_ms = started.elapsed().as_millis() as u64;
         let payload_bytes = payload.len() as u64;
         if payload.len() > LOG_RECORD_BYTES_MAX {
             // The seq is simply skipped: seqs only need to increase.
@@ -302,6 +304,7 @@ impl Driver {
         tracing::info!(
             log_bytes = size_bytes,
             checkpoint_bytes = payload_bytes,
+            encode_ms,
             "log rewritten as a checkpoint"
         );
         self.log_records = 1;
