@@ -200,3 +200,38 @@ fn checkpoints_keep_the_log_small_and_recover_everything() {
     assert_eq!(client.commit("open"), Decision::Commit);
     assert_eq!(client.balance("A"), 100_000 - 10 * transfers as i64 - 1);
 }
+
+/// Checkpoints are written beside the log while transactions go on, and
+/// installed when done: a `kill -9` at any moment (here: right after the
+/// last ack, while one is often still being written) must leave one whole
+/// log. Tiny checkpoints make one start every few transfers.
+#[test]
+fn kill_9_while_checkpoints_are_written_loses_nothing() {
+    let (_dir, data) = temp();
+    let spec = spec().arg("--log-checkpoint-bytes").arg("2048");
+    let mut node = Node::start(&spec, &data);
+    let mut committed = 0i64;
+    for round in 0..6 {
+        let mut client = node.client();
+        for i in 0..30 {
+            let tx = format!("r{round}-t{i}");
+            client.transfer(&tx, (round * 100 + i + 1) as u64, &[("A", -10), ("B", 10)]);
+            committed += 1;
+        }
+        assert!(
+            node.stderr().contains("log rewritten as a checkpoint"),
+            "round {round}: checkpoints happened: {}",
+            node.stderr()
+        );
+        node.kill9();
+        node = node.restart();
+        let mut client = node.client();
+        assert_eq!(
+            (client.balance("A"), client.balance("B")),
+            (100_000 - 10 * committed, 10 * committed),
+            "round {round}"
+        );
+        assert_eq!(client.ledger("B").len() as i64, committed, "round {round}");
+        assert!(client.recover().is_empty(), "round {round}: nothing in doubt");
+    }
+}
