@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
 use serde::Deserialize;
-use shared::limits::{ACCOUNT_ID_BYTES_MAX, ACK_WAIT_MS, LOCK_WAIT_MS, PREPARE_TIMEOUT_MS};
+use shared::limits::{ACCOUNT_ID_BYTES_MAX, ACK_WAIT_MS, LOCK_WAIT_MS, LOG_CHECKPOINT_BYTES, PREPARE_TIMEOUT_MS};
 use shared::wire::{AccountId, NodeId};
 use toml::Spanned;
 
@@ -123,6 +123,13 @@ pub struct Args {
     /// the commit is durable and completes in the background.
     #[arg(long, value_name = "MS", default_value_t = ACK_WAIT_MS)]
     pub ack_wait_ms: u64,
+
+    /// Log size after which the coordinator's log (and each supervised
+    /// participant's) is rewritten as one checkpoint (a testing knob: tests
+    /// make it tiny so checkpoints run all the time).
+    #[arg(long, value_name = "BYTES", default_value_t = LOG_CHECKPOINT_BYTES, hide = true,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub log_checkpoint_bytes: u64,
 
     /// The participant executable for supervised nodes (default:
     /// `participant` next to this executable).

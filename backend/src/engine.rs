@@ -18,7 +18,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use shared::api::{ComponentStatus, CrashPoint, TransferRequest, TransferResponse};
 use shared::events::EventKind;
-use shared::limits::LOG_CHECKPOINT_BYTES;
 use shared::log::file::LogFile;
 use shared::log::writer::{GroupCommitWriter, WriteCmd};
 use shared::protocol::coordinator::{
@@ -209,6 +208,7 @@ impl Engine {
             commands: command_tx,
             transport: transport.clone(),
         }));
+        let checkpoint_at_bytes = app.config.args.log_checkpoint_bytes;
         Ok(Engine {
             app,
             machine,
@@ -225,7 +225,7 @@ impl Engine {
             crashed: None,
             failed: None,
             log_batch: Vec::new(),
-            checkpoint_at_bytes: LOG_CHECKPOINT_BYTES,
+            checkpoint_at_bytes,
         })
     }
 
@@ -442,7 +442,7 @@ impl Engine {
     }
 
     /// Rewrites the log as one checkpoint record once it is big enough: at
-    /// least `LOG_CHECKPOINT_BYTES`, and at least twice the last checkpoint,
+    /// least `--log-checkpoint-bytes` (`LOG_CHECKPOINT_BYTES`), and at least twice the last checkpoint,
     /// so that a big checkpoint (many remembered outcomes) does not make
     /// every turn rewrite the log again.
     fn maybe_checkpoint(&mut self) {
@@ -466,7 +466,7 @@ impl Engine {
         }) {
             self.failed = Some(anyhow::anyhow!("the decision log writer stopped: {e}"));
         }
-        self.checkpoint_at_bytes = LOG_CHECKPOINT_BYTES.max(payload_bytes.saturating_mul(2));
+        self.checkpoint_at_bytes = self.app.config.args.log_checkpoint_bytes.max(payload_bytes.saturating_mul(2));
     }
 }
 

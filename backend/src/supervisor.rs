@@ -82,6 +82,7 @@ struct Inner {
     nodes: Mutex<BTreeMap<NodeId, NodeProc>>,
     participant_bin: PathBuf,
     lock_wait_ms: u64,
+    log_checkpoint_bytes: u64,
     allow_faults: bool,
 }
 
@@ -101,6 +102,7 @@ impl Supervisor {
                 nodes: Mutex::new(nodes),
                 participant_bin: config.participant_bin.clone(),
                 lock_wait_ms: config.args.lock_wait_ms,
+                log_checkpoint_bytes: config.args.log_checkpoint_bytes,
                 allow_faults: config.args.demo,
             }),
         }
@@ -225,7 +227,9 @@ impl Supervisor {
             .arg("--ready-file")
             .arg(&ready_file)
             .arg("--lock-wait-ms")
-            .arg(self.inner.lock_wait_ms.to_string());
+            .arg(self.inner.lock_wait_ms.to_string())
+            .arg("--log-checkpoint-bytes")
+            .arg(self.inner.log_checkpoint_bytes.to_string());
         for (account, balance) in &cfg.accounts {
             cmd.arg("--account").arg(format!("{account}={balance}"));
         }

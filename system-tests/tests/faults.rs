@@ -138,6 +138,44 @@ fn coordinator_log(c: &Cluster) -> std::path::PathBuf {
     c.data_dir().join("coordinator").join("coordinator.log")
 }
 
+/// Checkpoints are written beside the logs while transfers go on; with tiny
+/// ones (`--log-checkpoint-bytes`, passed on to the nodes too) one is being
+/// written almost all the time. A `kill -9` of the coordinator right after
+/// each round must lose nothing: every transfer it answered is still known
+/// by its tx_id (a retry gets the first outcome and moves nothing) and the
+/// books balance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_of_the_coordinator_while_checkpoints_are_written_loses_nothing() {
+    let options = Options { extra_args: vec!["--log-checkpoint-bytes".into(), "4096".into()], ..quick() };
+    let mut c = Cluster::start(options).await;
+    let mut ids = Vec::new();
+    for round in 0..4 {
+        let transfers = (0..25).map(|i| {
+            let id = format!("cp-{round}-{i}");
+            let c = &c;
+            async move {
+                let (status, r) = c.transfer_outcome("A", "B", 100, Some(&id)).await;
+                assert_eq!((status, r.outcome), (200, Outcome::Committed), "{id}: {r:?}");
+                id
+            }
+        });
+        ids.extend(futures_util::future::join_all(transfers).await);
+        c.kill_coordinator();
+        c.start_coordinator().await;
+        c.wait_all_up().await;
+    }
+    for id in &ids {
+        let (status, r) = c.transfer_outcome("A", "B", 100, Some(id)).await;
+        assert_eq!((status, r.outcome), (200, Outcome::Committed), "retry of {id}: {r:?}");
+    }
+    // Each moved exactly once, retries included.
+    let moved = 100 * ids.len() as i64;
+    let balances = c.balances().await;
+    assert_eq!((balances["A"], balances["B"]), (100_000 - moved, 100_000 + moved));
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    assert_books_balance(&c, committed(&ids)).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_torn_coordinator_log_tail_is_cut_and_everything_before_it_kept() {
     let mut c = Cluster::start(quick()).await;
