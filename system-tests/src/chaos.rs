@@ -79,11 +79,18 @@ struct Tally {
     aborts_by_reason: BTreeMap<String, u64>,
 }
 
+/// Log size that triggers a checkpoint in chaos runs.
+const CHAOS_CHECKPOINT_BYTES: u64 = 64 * 1024;
+
 pub async fn run(config: ChaosConfig) -> ChaosSummary {
     let options = Options {
         nodes: config.nodes,
         prepare_timeout_ms: 1_000,
         ack_wait_ms: 1_000,
+        // Small checkpoints, so that the coordinator and every node rewrite
+        // their logs (beside the old ones, in the background) every second
+        // or so, and the kills land on checkpoints in progress too.
+        extra_args: vec!["--log-checkpoint-bytes".into(), CHAOS_CHECKPOINT_BYTES.to_string()],
         ..Options::default()
     };
     let mut cluster = Cluster::start(options).await;
