@@ -162,6 +162,9 @@ struct Engine {
     log_batch: Vec<WriteCmd>,
     /// Log size that triggers the next checkpoint (see `maybe_checkpoint`).
     checkpoint_at_bytes: u64,
+    /// Events produced this turn, published together at its end (one hub
+    /// lock and one timestamp for all), before any HTTP task runs again.
+    events: Vec<EventKind>,
 }
 
 impl Engine {
@@ -226,6 +229,7 @@ impl Engine {
             failed: None,
             log_batch: Vec::new(),
             checkpoint_at_bytes,
+            events: Vec::new(),
         })
     }
 
@@ -273,6 +277,7 @@ impl Engine {
                 _ = sleep => self.feed(Input::Tick),
             }
             self.flush_log();
+            self.flush_events();
             if let Some(point) = self.crashed {
                 break Exit::Crashed(point);
             }
@@ -363,6 +368,8 @@ impl Engine {
                     ..
                 }) = &result
                 {
+                    // The transfer's entry may be in this turn's events.
+                    self.flush_events();
                     self.app.hub.set_detail(tx_id, Some(detail.clone()));
                 }
                 if let Some(reply) = self.clients.remove(&client) {
@@ -372,6 +379,7 @@ impl Engine {
             Action::Emit(kind) => self.emit(kind),
             Action::Crash(point) => {
                 self.crashed = Some(point);
+                self.flush_events();
                 let description = format!(
                     "coordinator crashed at {} (injected)",
                     crash_point_name(point)
@@ -386,7 +394,7 @@ impl Engine {
 
     /// Publishes an event; a `ready` vote or a commit ack implies the node
     /// forced a log record first, which the live view shows as its own step.
-    fn emit(&self, kind: EventKind) {
+    fn emit(&mut self, kind: EventKind) {
         let forced = match &kind {
             EventKind::Vote {
                 tx_id,
@@ -402,18 +410,25 @@ impl Engine {
             _ => None,
         };
         if let Some((tx_id, node, record)) = forced {
-            self.app.hub.publish(EventKind::LogForced {
+            self.events.push(EventKind::LogForced {
                 tx_id,
                 node,
                 record: record.to_string(),
             });
         }
-        self.app.hub.publish(kind);
+        self.events.push(kind);
+    }
+
+    /// Publishes this turn's events (see `events`).
+    fn flush_events(&mut self) {
+        if !self.events.is_empty() {
+            self.app.hub.publish_all(self.events.drain(..));
+        }
     }
 
     /// The original demo's random crash during prepare: with the configured
     /// probability, the node is told to crash right after logging PREPARED.
-    fn maybe_random_crash(&self, node: &str) {
+    fn maybe_random_crash(&mut self, node: &str) {
         let p = self.app.prepare_crash_probability();
         if p <= 0.0 || rand::random::<f64>() >= p {
             return;
@@ -424,7 +439,7 @@ impl Engine {
                 point: ParticipantCrashPoint::AfterPrepareLogged,
             },
         );
-        self.app.hub.publish(EventKind::Fault {
+        self.events.push(EventKind::Fault {
             target: node.to_string(),
             description: format!("random crash during prepare (p = {p:.2}): node {node} will crash after logging PREPARED"),
         });

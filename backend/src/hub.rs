@@ -96,35 +96,42 @@ impl Hub {
     }
 
     /// Adds an event: numbers it, records it, broadcasts it.
-    ///
-    /// This runs for every protocol step of every transaction (about 15 per
-    /// transfer), so it avoids copies: the event is serialised only when a
-    /// WebSocket client listens, and then moved (not cloned) into its
-    /// transaction's timeline.
     pub fn publish(&self, kind: EventKind) {
-        let wakes_balances = matches!(
-            kind,
-            EventKind::TxFinished { .. }
-                | EventKind::Ack { .. }
-                | EventKind::NodeStatus { .. }
-                | EventKind::Resolved { .. }
-        );
+        self.publish_all(std::iter::once(kind));
+    }
+
+    /// Adds events in order: numbers them, records them, broadcasts them.
+    ///
+    /// This runs for every protocol step of every transaction (about 17 per
+    /// transfer), so the engine hands over a whole turn's events at once:
+    /// one lock and one clock reading for all of them. Each event is
+    /// serialised only when a WebSocket client listens, and then moved (not
+    /// cloned) into its transaction's timeline.
+    pub fn publish_all(&self, kinds: impl IntoIterator<Item = EventKind>) {
+        let mut wakes_balances = false;
         {
             let mut inner = self.lock();
-            inner.seq += 1;
-            let event = Event {
-                seq: inner.seq,
-                ts_ms: unix_ms(),
-                kind,
-            };
-            crate::metrics::observe(&event);
-            if self.tx.receiver_count() > 0 {
-                if let Ok(json) = serde_json::to_string(&event) {
-                    // Sent under the lock so clients see seq in order.
-                    let _ = self.tx.send(json.into());
+            let ts_ms = unix_ms();
+            let listening = self.tx.receiver_count() > 0;
+            for kind in kinds {
+                wakes_balances |= matches!(
+                    kind,
+                    EventKind::TxFinished { .. }
+                        | EventKind::Ack { .. }
+                        | EventKind::NodeStatus { .. }
+                        | EventKind::Resolved { .. }
+                );
+                inner.seq += 1;
+                let event = Event { seq: inner.seq, ts_ms, kind };
+                crate::metrics::observe(&event);
+                if listening {
+                    if let Ok(json) = serde_json::to_string(&event) {
+                        // Sent under the lock so clients see seq in order.
+                        let _ = self.tx.send(json.into());
+                    }
                 }
+                self.observe(&mut inner, event);
             }
-            self.observe(&mut inner, event);
         }
         if wakes_balances {
             self.balances_dirty.notify_one();

@@ -27,6 +27,7 @@ use crate::limits::{
     ACCOUNT_ID_BYTES_MAX, ACK_WAIT_MS, AMOUNT_CENTS_MAX, COMMIT_RETRY_MS, COORDINATOR_OUTCOMES_KEPT_MAX,
     COORDINATOR_TX_ACTIVE_MAX, IN_DOUBT_SWEEP_MS, PREPARE_TIMEOUT_MS, TX_ID_BYTES_MAX,
 };
+use crate::protocol::remembered::Remembered;
 use crate::protocol::record::{CoordinatorCheckpoint, CoordinatorCheckpointRef, CoordinatorRecord};
 use crate::wire::{AbortReason, AccountId, Decision, NodeId, Reply, Request, TxId, Vote};
 
@@ -215,58 +216,6 @@ impl std::hash::Hash for Finished {
     }
 }
 
-/// The remembered first outcomes, oldest first, with an index by `tx_id`.
-///
-/// Kept in age order because a checkpoint writes them oldest first (so that
-/// eviction order survives a restart): walking this queue is sequential,
-/// where looking each one up in a tree in age order cost a cache miss per
-/// tree level (177 ms for 110,000 outcomes, on the engine's thread).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
-struct Outcomes {
-    by_age: VecDeque<(TxId, Finished)>,
-    /// Where each outcome is, as an absolute position (see `base`).
-    index: BTreeMap<TxId, u64>,
-    /// The absolute position of `by_age[0]`; evicting the oldest moves it
-    /// up by one and leaves every other position as it was.
-    base: u64,
-}
-
-impl Outcomes {
-    fn get(&self, tx_id: &str) -> Option<&Finished> {
-        let at = self.index.get(tx_id)?.checked_sub(self.base)?;
-        self.by_age.get(usize::try_from(at).ok()?).map(|(_, f)| f)
-    }
-
-    /// Remembers `finished` (replacing an outcome already remembered for
-    /// `tx_id` in place), evicting the oldest beyond the limit.
-    fn insert(&mut self, tx_id: TxId, finished: Finished) {
-        if let Some(&at) = self.index.get(&tx_id) {
-            let slot = at.checked_sub(self.base).and_then(|i| usize::try_from(i).ok());
-            if let Some(entry) = slot.and_then(|i| self.by_age.get_mut(i)) {
-                entry.1 = finished;
-                return;
-            }
-        }
-        let at = self.base + self.by_age.len() as u64;
-        self.index.insert(tx_id.clone(), at);
-        self.by_age.push_back((tx_id, finished));
-        while self.by_age.len() > COORDINATOR_OUTCOMES_KEPT_MAX {
-            if let Some((old, _)) = self.by_age.pop_front() {
-                self.index.remove(&old);
-            }
-            self.base += 1;
-        }
-    }
-
-    fn clear(&mut self) {
-        *self = Outcomes::default();
-    }
-
-    fn oldest_first(&self) -> impl Iterator<Item = (&TxId, &Finished)> {
-        self.by_age.iter().map(|(id, f)| (id, f))
-    }
-}
-
 /// A transaction the coordinator is still working on (for the API).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ActiveTx {
@@ -283,7 +232,9 @@ pub struct Coordinator {
     config: CoordinatorConfig,
     faults: DemoFaults,
     active: BTreeMap<TxId, Tx>,
-    finished: Outcomes,
+    /// The remembered first outcomes, oldest first (a checkpoint writes
+    /// them in that order, so eviction order survives a restart).
+    finished: Remembered<Finished>,
     connected: BTreeSet<NodeId>,
     timers: BTreeSet<(u64, TimerKind, TxId)>,
     /// COMMIT records waiting to become durable, in seq order.
@@ -314,7 +265,7 @@ impl Coordinator {
             config,
             faults: DemoFaults::default(),
             active: BTreeMap::new(),
-            finished: Outcomes::default(),
+            finished: Remembered::new(COORDINATOR_OUTCOMES_KEPT_MAX),
             connected: BTreeSet::new(),
             timers: BTreeSet::new(),
             deciding: VecDeque::new(),
@@ -1285,54 +1236,5 @@ fn abort_detail(tx: &Tx, reason: AbortReason, prepare_timeout_us: u64) -> String
         }
         (reason, Some((node, _))) => format!("node {node} voted abort ({reason})"),
         (reason, None) => format!("aborted ({reason})"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn finished(amount_cents: i64) -> Finished {
-        Finished {
-            request: TransferRequest { from: "A".into(), to: "B".into(), amount_cents, tx_id: None },
-            outcome: Outcome::Committed,
-            reason: None,
-            detail: None,
-            duration_ms: 1.0,
-            votes: None,
-        }
-    }
-
-    #[test]
-    fn outcomes_keep_the_newest_in_age_order_and_find_each_by_id() {
-        let mut o = Outcomes::default();
-        let extra = 10;
-        let total = COORDINATOR_OUTCOMES_KEPT_MAX + extra;
-        for i in 0..total {
-            o.insert(format!("t{i}"), finished(i as i64));
-        }
-        // The oldest `extra` are gone; every other one is found where it is.
-        for i in 0..extra {
-            assert!(o.get(&format!("t{i}")).is_none(), "t{i} evicted");
-        }
-        for i in [extra, extra + 1, total / 2, total - 1] {
-            let f = o.get(&format!("t{i}")).expect("kept");
-            assert_eq!(f.request.amount_cents, i as i64);
-        }
-        let ages: Vec<i64> = o.oldest_first().map(|(_, f)| f.request.amount_cents).collect();
-        assert_eq!(ages.len(), COORDINATOR_OUTCOMES_KEPT_MAX);
-        assert!(ages.windows(2).all(|w| w[0] + 1 == w[1]), "oldest first");
-        assert_eq!(o.index.len(), COORDINATOR_OUTCOMES_KEPT_MAX);
-
-        // Remembering an id again replaces it in place (it does not get younger).
-        let id = format!("t{}", extra + 1);
-        o.insert(id.clone(), finished(-1));
-        assert_eq!(o.get(&id).map(|f| f.request.amount_cents), Some(-1));
-        assert_eq!(o.oldest_first().nth(1).map(|(k, _)| k.clone()), Some(id));
-        assert_eq!(o.oldest_first().count(), COORDINATOR_OUTCOMES_KEPT_MAX);
-
-        o.clear();
-        assert!(o.get(&format!("t{}", total - 1)).is_none());
-        assert_eq!(o.oldest_first().count(), 0);
     }
 }

@@ -22,3 +22,4 @@
 pub mod coordinator;
 pub mod participant;
 pub mod record;
+pub mod remembered;

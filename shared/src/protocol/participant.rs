@@ -31,6 +31,7 @@ use crate::limits::{
     PARTICIPANT_TX_ACTIVE_MAX,
 };
 use crate::protocol::record::{ParticipantCheckpoint, ParticipantCheckpointRef, ParticipantRecord};
+use crate::protocol::remembered::Remembered;
 use crate::wire::{
     AbortReason, AccountBalance, AccountId, Decision, HeuristicOutcome, InDoubtTx, LedgerEntry, NodeId, Op,
     ParticipantCrashPoint, Reply, Request, TxId, Vote,
@@ -106,8 +107,9 @@ pub struct Participant {
     locks: BTreeMap<AccountId, TxId>,
     /// Transactions waiting for locks, oldest first.
     waiting: BTreeSet<(u64, TxId)>,
-    outcomes: BTreeMap<TxId, Decision>,
-    outcome_order: VecDeque<TxId>,
+    /// Decided transactions, oldest first (a checkpoint writes them in that
+    /// order, so eviction order survives a restart).
+    outcomes: Remembered<Decision>,
     /// Heuristic decisions, never cut (at most PARTICIPANT_HEURISTICS_KEPT_MAX).
     heuristics: BTreeMap<TxId, Heuristic>,
     heuristic_order: Vec<TxId>,
@@ -151,8 +153,7 @@ impl Participant {
             txs: BTreeMap::new(),
             locks: BTreeMap::new(),
             waiting: BTreeSet::new(),
-            outcomes: BTreeMap::new(),
-            outcome_order: VecDeque::new(),
+            outcomes: Remembered::new(PARTICIPANT_OUTCOMES_KEPT_MAX),
             heuristics: BTreeMap::new(),
             heuristic_order: Vec::new(),
             held: VecDeque::new(),
@@ -232,7 +233,6 @@ impl Participant {
                 self.txs.clear();
                 self.locks.clear();
                 self.outcomes.clear();
-                self.outcome_order.clear();
                 self.heuristics.clear();
                 self.heuristic_order.clear();
                 for (tx_id, decision) in &cp.outcomes {
@@ -273,9 +273,7 @@ impl Participant {
     }
 
     /// Everything durable, borrowed. Outcomes and heuristics go oldest
-    /// first; their decisions are found through a hash index built here,
-    /// because looking each id up in the `BTreeMap` in age order costs a
-    /// cache miss per tree level (hundreds of ms for 200,000 outcomes).
+    /// first.
     fn checkpoint_ref(&self) -> ParticipantCheckpointRef<'_> {
         let prepared = self
             .txs
@@ -283,10 +281,7 @@ impl Participant {
             .filter(|(_, tx)| matches!(tx.phase, Phase::Prepared { .. }))
             .map(|(id, tx)| (id, tx.ts, tx.ops.as_slice()))
             .collect();
-        let decisions: std::collections::HashMap<&str, Decision> =
-            self.outcomes.iter().map(|(id, d)| (id.as_str(), *d)).collect();
-        let outcomes =
-            self.outcome_order.iter().filter_map(|id| decisions.get(id.as_str()).map(|d| (id, *d))).collect();
+        let outcomes = self.outcomes.oldest_first().map(|(id, d)| (id, *d)).collect();
         let heuristics = self
             .heuristic_order
             .iter()
@@ -765,14 +760,7 @@ impl Participant {
     }
 
     fn remember(&mut self, tx_id: TxId, decision: Decision) {
-        if self.outcomes.insert(tx_id.clone(), decision).is_none() {
-            self.outcome_order.push_back(tx_id);
-            if self.outcome_order.len() > PARTICIPANT_OUTCOMES_KEPT_MAX {
-                if let Some(old) = self.outcome_order.pop_front() {
-                    self.outcomes.remove(&old);
-                }
-            }
-        }
+        self.outcomes.insert(tx_id, decision);
     }
 
     fn take_seq(&mut self) -> u64 {
