@@ -19,6 +19,14 @@ use std::hash::{Hash, Hasher};
 
 use crate::wire::TxId;
 
+/// Past this many values, room for all `kept_max` is reserved at once. A
+/// queue or index that grows by doubling copies (and re-hashes) everything
+/// it holds each time: at hundreds of thousands of outcomes that is tens
+/// of megabytes moved in one go on the protocol's thread, a stall of tens
+/// of milliseconds. Reserved address space costs nothing until it is
+/// written; below this size (model checking, tests) nothing is reserved.
+const RESERVE_ALL_AT: usize = 4_096;
+
 #[derive(Debug, Clone)]
 pub struct Remembered<V> {
     by_age: VecDeque<(TxId, V)>,
@@ -54,6 +62,10 @@ impl<V> Remembered<V> {
             if let Some(entry) = slot.and_then(|i| self.by_age.get_mut(i)) {
                 return Some(std::mem::replace(&mut entry.1, value));
             }
+        }
+        if self.by_age.len() == RESERVE_ALL_AT && self.kept_max > RESERVE_ALL_AT {
+            self.by_age.reserve_exact(self.kept_max + 1 - self.by_age.len());
+            self.index.reserve(self.kept_max + 1 - self.index.len());
         }
         let at = self.base + self.by_age.len() as u64;
         self.index.insert(tx_id.clone(), at);
@@ -107,7 +119,13 @@ mod tests {
 
     #[test]
     fn keeps_the_newest_in_age_order_and_finds_each_by_id() {
-        let kept = 1_000;
+        // Below and above the size at which room for all is reserved.
+        for kept in [1_000, RESERVE_ALL_AT * 3] {
+            keeps_the_newest(kept);
+        }
+    }
+
+    fn keeps_the_newest(kept: usize) {
         let extra = 10;
         let total = kept + extra;
         let mut r = Remembered::new(kept);
