@@ -14,7 +14,7 @@ use shared::api::{
 };
 use shared::events::{Event, EventKind};
 use shared::limits::{COORDINATOR_HISTORY_KEPT_MAX, TX_TIMELINE_EVENTS_MAX, WS_CLIENT_QUEUE_MAX};
-use shared::wire::{AccountId, Decision, NodeId};
+use shared::wire::{AbortReason, AccountId, Decision, NodeId};
 use tokio::sync::{broadcast, Notify};
 
 /// Latencies kept for the percentiles (a sliding window of the newest).
@@ -36,7 +36,158 @@ struct TxEntry {
     detail: Option<String>,
     legs: Vec<Leg>,
     votes: Vec<NodeVote>,
-    timeline: Vec<Event>,
+    timeline: Vec<Step>,
+}
+
+/// A timeline event without what its transaction's entry already holds
+/// (the tx id, the accounts, node names), rebuilt exactly when read.
+///
+/// A transfer has about 17 events, each with two or three strings; kept as
+/// they were published, they were freed only when the transfer left the
+/// history, 2,000 transfers later and long out of the cache: dropping old
+/// entries was a fifth of the hub's CPU. Anything that does not fit the
+/// compact forms (a node that is not one of the legs, another record name)
+/// is kept whole, so reading never guesses.
+struct Step {
+    seq: u64,
+    ts_ms: u64,
+    what: What,
+}
+
+/// A node of the transaction: its leg's index, or the coordinator.
+#[derive(Clone, Copy)]
+enum Who {
+    Leg(u8),
+    Coordinator,
+}
+
+#[derive(Clone, Copy)]
+enum Record {
+    Prepared,
+    Committed,
+    Commit,
+}
+
+impl Record {
+    fn parse(name: &str) -> Option<Record> {
+        match name {
+            "prepared" => Some(Record::Prepared),
+            "committed" => Some(Record::Committed),
+            "commit" => Some(Record::Commit),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Record::Prepared => "prepared",
+            Record::Committed => "committed",
+            Record::Commit => "commit",
+        }
+    }
+}
+
+enum What {
+    Whole(Box<EventKind>),
+    /// `from`, `to`, `amount_cents` are the summary's; `nodes` the legs'.
+    Started { one_phase: bool },
+    PrepareSent(Who),
+    Vote(Who, VoteView, Option<AbortReason>),
+    LogForced(Who, Record),
+    Decision(Decision, Option<AbortReason>),
+    CommitSent(Who),
+    RollbackSent(Who),
+    Ack(Who, Decision),
+    Finished(Outcome, Option<AbortReason>, f64),
+    Ended,
+    Resolved(Who, Decision),
+}
+
+impl TxEntry {
+    fn who(&self, node: &str) -> Option<Who> {
+        if node == shared::events::COORDINATOR {
+            return Some(Who::Coordinator);
+        }
+        let at = self.legs.iter().position(|l| l.node == node)?;
+        u8::try_from(at).ok().map(Who::Leg)
+    }
+
+    fn node(&self, who: Who) -> NodeId {
+        match who {
+            Who::Leg(i) => self.legs.get(usize::from(i)).map(|l| l.node.clone()).unwrap_or_default(),
+            Who::Coordinator => shared::events::COORDINATOR.to_string(),
+        }
+    }
+
+    /// `kind` is an event of this entry's transaction.
+    fn compact(&self, kind: EventKind) -> What {
+        let s = &self.summary;
+        let compacted = match &kind {
+            EventKind::TxStarted { from, to, amount_cents, nodes, one_phase, .. }
+                if *from == s.from
+                    && *to == s.to
+                    && *amount_cents == s.amount_cents
+                    && nodes.iter().eq(self.legs.iter().map(|l| &l.node)) =>
+            {
+                Some(What::Started { one_phase: *one_phase })
+            }
+            EventKind::PrepareSent { node, .. } => self.who(node).map(What::PrepareSent),
+            EventKind::Vote { node, vote, reason, .. } => self.who(node).map(|w| What::Vote(w, *vote, *reason)),
+            EventKind::LogForced { node, record, .. } => {
+                self.who(node).zip(Record::parse(record)).map(|(w, r)| What::LogForced(w, r))
+            }
+            EventKind::Decision { decision, reason, .. } => Some(What::Decision(*decision, *reason)),
+            EventKind::CommitSent { node, .. } => self.who(node).map(What::CommitSent),
+            EventKind::RollbackSent { node, .. } => self.who(node).map(What::RollbackSent),
+            EventKind::Ack { node, decision, .. } => self.who(node).map(|w| What::Ack(w, *decision)),
+            EventKind::TxFinished { outcome, reason, duration_ms, .. } => {
+                Some(What::Finished(*outcome, *reason, *duration_ms))
+            }
+            EventKind::TxEnded { .. } => Some(What::Ended),
+            EventKind::Resolved { node, decision, .. } => self.who(node).map(|w| What::Resolved(w, *decision)),
+            _ => None,
+        };
+        compacted.unwrap_or_else(|| What::Whole(Box::new(kind)))
+    }
+
+    fn expand(&self, step: &Step) -> Event {
+        let tx_id = || self.summary.tx_id.clone();
+        let kind = match &step.what {
+            What::Whole(kind) => (**kind).clone(),
+            What::Started { one_phase } => EventKind::TxStarted {
+                tx_id: tx_id(),
+                from: self.summary.from.clone(),
+                to: self.summary.to.clone(),
+                amount_cents: self.summary.amount_cents,
+                nodes: self.legs.iter().map(|l| l.node.clone()).collect(),
+                one_phase: *one_phase,
+            },
+            What::PrepareSent(w) => EventKind::PrepareSent { tx_id: tx_id(), node: self.node(*w) },
+            What::Vote(w, vote, reason) => {
+                EventKind::Vote { tx_id: tx_id(), node: self.node(*w), vote: *vote, reason: *reason }
+            }
+            What::LogForced(w, r) => {
+                EventKind::LogForced { tx_id: tx_id(), node: self.node(*w), record: r.name().to_string() }
+            }
+            What::Decision(decision, reason) => {
+                EventKind::Decision { tx_id: tx_id(), decision: *decision, reason: *reason }
+            }
+            What::CommitSent(w) => EventKind::CommitSent { tx_id: tx_id(), node: self.node(*w) },
+            What::RollbackSent(w) => EventKind::RollbackSent { tx_id: tx_id(), node: self.node(*w) },
+            What::Ack(w, decision) => EventKind::Ack { tx_id: tx_id(), node: self.node(*w), decision: *decision },
+            What::Finished(outcome, reason, duration_ms) => EventKind::TxFinished {
+                tx_id: tx_id(),
+                outcome: *outcome,
+                reason: *reason,
+                duration_ms: *duration_ms,
+            },
+            What::Ended => EventKind::TxEnded { tx_id: tx_id() },
+            What::Resolved(w, decision) => {
+                EventKind::Resolved { tx_id: tx_id(), node: self.node(*w), decision: *decision }
+            }
+        };
+        Event { seq: step.seq, ts_ms: step.ts_ms, kind }
+    }
 }
 
 #[derive(Default)]
@@ -263,7 +414,8 @@ impl Hub {
             _ => {}
         }
         if entry.timeline.len() < TX_TIMELINE_EVENTS_MAX {
-            entry.timeline.push(event);
+            let what = entry.compact(event.kind);
+            entry.timeline.push(Step { seq: event.seq, ts_ms: event.ts_ms, what });
         }
     }
 
@@ -301,7 +453,7 @@ impl Hub {
             detail: e.detail.clone(),
             legs: e.legs.clone(),
             votes: e.votes.clone(),
-            timeline: e.timeline.clone(),
+            timeline: e.timeline.iter().map(|step| e.expand(step)).collect(),
         })
     }
 
@@ -345,5 +497,99 @@ impl Hub {
             log_forces,
             uptime_s: self.started.elapsed().as_secs_f64(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::api::{ComponentStatus, VoteView};
+
+    fn hub() -> Hub {
+        let accounts = [("A", "6001"), ("B", "6002"), ("C", "6001")];
+        Hub::new(accounts.iter().map(|(a, n)| (a.to_string(), n.to_string())).collect())
+    }
+
+    fn started(tx: &str, from: &str, to: &str, nodes: &[&str]) -> EventKind {
+        EventKind::TxStarted {
+            tx_id: tx.into(),
+            from: from.into(),
+            to: to.into(),
+            amount_cents: 250,
+            nodes: nodes.iter().map(|n| n.to_string()).collect(),
+            one_phase: nodes.len() == 1,
+        }
+    }
+
+    /// Every event of a transaction, as published (and broadcast), comes
+    /// back in its timeline exactly: compact or kept whole.
+    #[test]
+    fn timelines_give_back_exactly_the_published_events() {
+        let hub = hub();
+        let mut rx = hub.subscribe();
+        let t = |s: &str| s.to_string();
+        let n = |s: &str| s.to_string();
+        let committed = vec![
+            started("t1", "A", "B", &["6001", "6002"]),
+            EventKind::PrepareSent { tx_id: t("t1"), node: n("6001") },
+            EventKind::PrepareSent { tx_id: t("t1"), node: n("6002") },
+            EventKind::LogForced { tx_id: t("t1"), node: n("6001"), record: t("prepared") },
+            EventKind::Vote { tx_id: t("t1"), node: n("6001"), vote: VoteView::Ready, reason: None },
+            EventKind::Vote { tx_id: t("t1"), node: n("6002"), vote: VoteView::Ready, reason: None },
+            EventKind::Decision { tx_id: t("t1"), decision: Decision::Commit, reason: None },
+            EventKind::LogForced { tx_id: t("t1"), node: n("coordinator"), record: t("commit") },
+            EventKind::CommitSent { tx_id: t("t1"), node: n("6002") },
+            EventKind::TxFinished { tx_id: t("t1"), outcome: Outcome::Committed, reason: None, duration_ms: 1.25 },
+            EventKind::LogForced { tx_id: t("t1"), node: n("6002"), record: t("committed") },
+            EventKind::Ack { tx_id: t("t1"), node: n("6002"), decision: Decision::Commit },
+            EventKind::Resolved { tx_id: t("t1"), node: n("6001"), decision: Decision::Commit },
+            EventKind::TxEnded { tx_id: t("t1") },
+        ];
+        let odd = vec![
+            // Nodes that are not the legs', a record name not known here:
+            // kept whole.
+            started("t2", "A", "C", &["6001", "6009"]),
+            EventKind::PrepareSent { tx_id: t("t2"), node: n("6009") },
+            EventKind::Vote {
+                tx_id: t("t2"),
+                node: n("6001"),
+                vote: VoteView::Abort,
+                reason: Some(AbortReason::InsufficientFunds),
+            },
+            EventKind::LogForced { tx_id: t("t2"), node: n("6001"), record: t("heuristic") },
+            EventKind::RollbackSent { tx_id: t("t2"), node: n("6001") },
+            EventKind::Ack { tx_id: t("t2"), node: n("6001"), decision: Decision::Abort },
+            EventKind::TxFinished {
+                tx_id: t("t2"),
+                outcome: Outcome::Aborted,
+                reason: Some(AbortReason::InsufficientFunds),
+                duration_ms: 0.5,
+            },
+        ];
+        // Interleaved with an event of no transaction, published one by one
+        // and in batches.
+        hub.publish_all(committed[..5].iter().cloned());
+        hub.publish(EventKind::NodeStatus { node: n("6001"), status: ComponentStatus::Up });
+        hub.publish_all(odd.iter().cloned());
+        for kind in &committed[5..] {
+            hub.publish(kind.clone());
+        }
+        let mut sent: Vec<Event> = Vec::new();
+        while let Ok(json) = rx.try_recv() {
+            sent.push(serde_json::from_str(&json).expect("events are JSON"));
+        }
+        assert_eq!(sent.len(), committed.len() + odd.len() + 1);
+        for (tx, kinds) in [("t1", &committed), ("t2", &odd)] {
+            let expected: Vec<Event> = sent.iter().filter(|e| e.kind.tx_id() == Some(tx)).cloned().collect();
+            assert_eq!(expected.iter().map(|e| e.kind.clone()).collect::<Vec<_>>(), *kinds);
+            let detail = hub.detail(tx).expect("kept");
+            assert_eq!(detail.timeline, expected, "{tx}");
+        }
+        let seqs: Vec<u64> = sent.iter().map(|e| e.seq).collect();
+        assert!(seqs.windows(2).all(|w| w[0] + 1 == w[1]), "seq grows by one: {seqs:?}");
+        let t1 = hub.detail("t1").expect("kept");
+        assert_eq!(t1.summary.state, TxState::Committed);
+        assert!(t1.summary.pending_acks.is_empty());
+        assert_eq!(hub.detail("t2").expect("kept").summary.state, TxState::Aborted);
     }
 }
