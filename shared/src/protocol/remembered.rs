@@ -19,34 +19,48 @@ use std::hash::{Hash, Hasher};
 
 use crate::wire::TxId;
 
-/// Past this many values, room for all `kept_max` is reserved at once. A
-/// queue or index that grows by doubling copies (and re-hashes) everything
-/// it holds each time: at hundreds of thousands of outcomes that is tens
-/// of megabytes moved in one go on the protocol's thread, a stall of tens
-/// of milliseconds. Reserved address space costs nothing until it is
-/// written; below this size (model checking, tests) nothing is reserved.
-const RESERVE_ALL_AT: usize = 4_096;
+/// Values per chunk of the age queue. The queue is a list of chunks, not
+/// one ring buffer: a buffer that grows by doubling copies everything it
+/// holds each time, tens of megabytes in one go on the protocol's thread at
+/// hundreds of thousands of outcomes (a stall of tens of milliseconds);
+/// reserving room for all of them at once stalled as long while the memory
+/// was mapped. A new chunk costs the same small allocation every time.
+const CHUNK: u64 = 4_096;
 
 #[derive(Debug, Clone)]
 pub struct Remembered<V> {
-    by_age: VecDeque<(TxId, V)>,
+    /// The values oldest first; `chunks[0]` holds the positions from `base`
+    /// to the end of its chunk (see [`CHUNK`]), every later one a whole
+    /// chunk's worth (the last one up to the newest).
+    chunks: VecDeque<VecDeque<(TxId, V)>>,
     /// Where each value is, as an absolute position (see `base`).
     index: HashMap<TxId, u64>,
-    /// The absolute position of `by_age[0]`; evicting the oldest moves it
+    /// The absolute position of the oldest value; evicting it moves this
     /// up by one and leaves every other position as it was.
     base: u64,
+    len: usize,
     kept_max: usize,
 }
 
 impl<V> Remembered<V> {
     /// Keeps at most `kept_max` values (at least one).
     pub fn new(kept_max: usize) -> Remembered<V> {
-        Remembered { by_age: VecDeque::new(), index: HashMap::new(), base: 0, kept_max: kept_max.max(1) }
+        Remembered { chunks: VecDeque::new(), index: HashMap::new(), base: 0, len: 0, kept_max: kept_max.max(1) }
+    }
+
+    /// The chunk and the offset in it of absolute position `at`.
+    fn locate(&self, at: u64) -> Option<(usize, usize)> {
+        if at < self.base || at >= self.base + self.len as u64 {
+            return None;
+        }
+        let chunk = usize::try_from(at / CHUNK - self.base / CHUNK).ok()?;
+        let first = if chunk == 0 { self.base % CHUNK } else { 0 };
+        Some((chunk, usize::try_from(at % CHUNK - first).ok()?))
     }
 
     pub fn get(&self, tx_id: &str) -> Option<&V> {
-        let at = self.index.get(tx_id)?.checked_sub(self.base)?;
-        self.by_age.get(usize::try_from(at).ok()?).map(|(_, v)| v)
+        let (chunk, offset) = self.locate(*self.index.get(tx_id)?)?;
+        self.chunks.get(chunk)?.get(offset).map(|(_, v)| v)
     }
 
     pub fn contains_key(&self, tx_id: &str) -> bool {
@@ -58,49 +72,62 @@ impl<V> Remembered<V> {
     /// old one is returned.
     pub fn insert(&mut self, tx_id: TxId, value: V) -> Option<V> {
         if let Some(&at) = self.index.get(&tx_id) {
-            let slot = at.checked_sub(self.base).and_then(|i| usize::try_from(i).ok());
-            if let Some(entry) = slot.and_then(|i| self.by_age.get_mut(i)) {
-                return Some(std::mem::replace(&mut entry.1, value));
+            if let Some((chunk, offset)) = self.locate(at) {
+                if let Some(entry) = self.chunks.get_mut(chunk).and_then(|c| c.get_mut(offset)) {
+                    return Some(std::mem::replace(&mut entry.1, value));
+                }
             }
         }
-        if self.by_age.len() == RESERVE_ALL_AT && self.kept_max > RESERVE_ALL_AT {
-            self.by_age.reserve_exact(self.kept_max + 1 - self.by_age.len());
-            self.index.reserve(self.kept_max + 1 - self.index.len());
+        let at = self.base + self.len as u64;
+        if at.is_multiple_of(CHUNK) || self.chunks.is_empty() {
+            self.chunks.push_back(VecDeque::with_capacity(CHUNK as usize));
         }
-        let at = self.base + self.by_age.len() as u64;
         self.index.insert(tx_id.clone(), at);
-        self.by_age.push_back((tx_id, value));
-        while self.by_age.len() > self.kept_max {
-            if let Some((old, _)) = self.by_age.pop_front() {
-                self.index.remove(&old);
-            }
-            self.base += 1;
+        if let Some(last) = self.chunks.back_mut() {
+            last.push_back((tx_id, value));
+        }
+        self.len += 1;
+        while self.len > self.kept_max {
+            self.evict_oldest();
         }
         None
     }
 
+    fn evict_oldest(&mut self) {
+        let Some(first) = self.chunks.front_mut() else { return };
+        if let Some((old, _)) = first.pop_front() {
+            self.index.remove(&old);
+            self.len -= 1;
+            self.base += 1;
+        }
+        if first.is_empty() {
+            self.chunks.pop_front();
+        }
+    }
+
     pub fn clear(&mut self) {
-        self.by_age.clear();
+        self.chunks.clear();
         self.index.clear();
         self.base = 0;
+        self.len = 0;
     }
 
     pub fn len(&self) -> usize {
-        self.by_age.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.by_age.is_empty()
+        self.len == 0
     }
 
     pub fn oldest_first(&self) -> impl Iterator<Item = (&TxId, &V)> {
-        self.by_age.iter().map(|(id, v)| (id, v))
+        self.chunks.iter().flatten().map(|(id, v)| (id, v))
     }
 }
 
 impl<V: PartialEq> PartialEq for Remembered<V> {
     fn eq(&self, other: &Self) -> bool {
-        self.kept_max == other.kept_max && self.by_age == other.by_age
+        self.kept_max == other.kept_max && self.len == other.len && self.oldest_first().eq(other.oldest_first())
     }
 }
 
@@ -109,7 +136,10 @@ impl<V: Eq> Eq for Remembered<V> {}
 impl<V: Hash> Hash for Remembered<V> {
     fn hash<H: Hasher>(&self, state: &mut H) {
         self.kept_max.hash(state);
-        self.by_age.hash(state);
+        self.len.hash(state);
+        for entry in self.oldest_first() {
+            entry.hash(state);
+        }
     }
 }
 
@@ -119,14 +149,16 @@ mod tests {
 
     #[test]
     fn keeps_the_newest_in_age_order_and_finds_each_by_id() {
-        // Below and above the size at which room for all is reserved.
-        for kept in [1_000, RESERVE_ALL_AT * 3] {
-            keeps_the_newest(kept);
+        // Within one chunk, across chunks, and ending mid-chunk.
+        // Evicting a few, and evicting several whole chunks.
+        for kept in [1_000, CHUNK as usize * 3, CHUNK as usize * 2 + 17] {
+            for extra in [10, kept * 2 + 5] {
+                keeps_the_newest(kept, extra);
+            }
         }
     }
 
-    fn keeps_the_newest(kept: usize) {
-        let extra = 10;
+    fn keeps_the_newest(kept: usize, extra: usize) {
         let total = kept + extra;
         let mut r = Remembered::new(kept);
         for i in 0..total {
@@ -145,6 +177,7 @@ mod tests {
         assert_eq!(r.len(), kept);
         assert!(ages.windows(2).all(|w| w[0] + 1 == w[1]), "oldest first");
         assert_eq!(r.index.len(), kept);
+        assert!(r.chunks.len() <= kept / CHUNK as usize + 2, "evicted chunks are dropped");
 
         // Remembering an id again replaces it in place (it does not get younger).
         let id = format!("t{}", extra + 1);
