@@ -27,8 +27,15 @@ pub const PARTICIPANT_HEURISTICS_KEPT_MAX: usize = 10_000;
 pub const COORDINATOR_HISTORY_KEPT_MAX: usize = 2_000;
 /// Finished outcomes the coordinator keeps to answer a repeated client `tx_id`.
 pub const COORDINATOR_OUTCOMES_KEPT_MAX: usize = 1_000_000;
-/// Ledger entries kept per account (older ones are dropped at checkpoints).
-pub const LEDGER_ENTRIES_KEPT_MAX: usize = 100_000;
+/// Ledger entries a node keeps over all its accounts: each account keeps its
+/// newest `PARTICIPANT_LEDGER_ENTRIES_KEPT_MAX / accounts` (at least one), so
+/// a node's memory and checkpoint stay bounded however many accounts it has.
+pub const PARTICIPANT_LEDGER_ENTRIES_KEPT_MAX: usize = 200_000;
+
+/// Ledger entries each account of a node with `accounts` accounts keeps.
+pub fn ledger_entries_kept_per_account(accounts: usize) -> usize {
+    (PARTICIPANT_LEDGER_ENTRIES_KEPT_MAX / accounts.max(1)).max(1)
+}
 /// Events one WebSocket client may have queued before it is told it lagged.
 pub const WS_CLIENT_QUEUE_MAX: usize = 4_096;
 /// Events kept per transaction timeline.

@@ -446,3 +446,71 @@ fn durability_gates_hold_over_random_sequences() {
         }
     }
 }
+
+/// A node keeps at most `PARTICIPANT_LEDGER_ENTRIES_KEPT_MAX` ledger entries
+/// over all its accounts: with many accounts each keeps only its newest few,
+/// in the running node, after a replay, and after a checkpoint written when
+/// the limit let it keep more.
+#[test]
+fn ledgers_are_bounded_per_node_however_many_accounts() {
+    use shared::limits::{ledger_entries_kept_per_account, PARTICIPANT_LEDGER_ENTRIES_KEPT_MAX};
+    let accounts = 50_000;
+    let kept = ledger_entries_kept_per_account(accounts);
+    assert_eq!(kept, PARTICIPANT_LEDGER_ENTRIES_KEPT_MAX / accounts);
+    assert_eq!(ledger_entries_kept_per_account(1), PARTICIPANT_LEDGER_ENTRIES_KEPT_MAX);
+    assert_eq!(ledger_entries_kept_per_account(0), PARTICIPANT_LEDGER_ENTRIES_KEPT_MAX);
+    assert_eq!(ledger_entries_kept_per_account(PARTICIPANT_LEDGER_ENTRIES_KEPT_MAX * 3), 1);
+
+    let config = ParticipantConfig {
+        node: "6001".into(),
+        accounts: (0..accounts).map(|i| (format!("a{i}"), 1_000)).collect(),
+        lock_wait_us: 3_000,
+        faults_allowed: false,
+    };
+    let init = Participant::init_record(&config);
+    let mut p = Participant::recover(config.clone(), std::slice::from_ref(&init)).unwrap();
+    let mut log = vec![init];
+    let transfers = kept + 3;
+    let mut seq_max = 0;
+    for k in 0..transfers {
+        let ops = vec![
+            Op { account: "a0".into(), delta_cents: -1 },
+            Op { account: "a1".into(), delta_cents: 1 },
+        ];
+        let msg = Request::CommitOnePhase { tx_id: format!("t{k}"), ts: k as u64 + 1, ops };
+        for action in p.handle(0, Input::Message { from: PEER, msg }) {
+            if let Action::Persist { seq, record, .. } = action {
+                seq_max = seq_max.max(seq);
+                log.push(record);
+            }
+        }
+        p.handle(0, Input::Durable { seq: seq_max });
+    }
+    let newest: Vec<String> = (transfers - kept..transfers).map(|k| format!("t{k}")).collect();
+    let ids = |p: &Participant, account: &str| -> Vec<String> {
+        p.ledger(account).unwrap_or_default().into_iter().map(|e| e.tx_id).collect()
+    };
+    assert_eq!(ids(&p, "a0"), newest, "the newest {kept} kept");
+    assert_eq!(ids(&p, "a1"), newest);
+    let a0 = p.ledger("a0").unwrap_or_default();
+    assert_eq!(a0.last().map(|e| e.balance_cents), Some(1_000 - transfers as i64));
+
+    let replayed = Participant::recover(config.clone(), &log).unwrap();
+    assert_eq!(ids(&replayed, "a0"), newest, "replay keeps the same");
+
+    // A checkpoint from a time the limit was larger: its newest are kept.
+    let (_, cp) = p.checkpoint();
+    let ParticipantRecord::Checkpoint(mut cp) = cp else { panic!("not a checkpoint") };
+    for (account, entries) in cp.ledgers.iter_mut() {
+        if account == "a0" {
+            let mut older = entries.clone();
+            for e in &mut older {
+                e.tx_id = format!("old-{}", e.tx_id);
+            }
+            older.extend(entries.drain(..));
+            *entries = older;
+        }
+    }
+    let restored = Participant::recover(config, &[ParticipantRecord::Checkpoint(cp)]).unwrap();
+    assert_eq!(ids(&restored, "a0"), newest);
+}

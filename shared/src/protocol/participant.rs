@@ -27,7 +27,8 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::limits::{
-    AMOUNT_CENTS_MAX, LEDGER_ENTRIES_KEPT_MAX, OPS_PER_TX_MAX, PARTICIPANT_HEURISTICS_KEPT_MAX, PARTICIPANT_OUTCOMES_KEPT_MAX,
+    ledger_entries_kept_per_account,
+    AMOUNT_CENTS_MAX, OPS_PER_TX_MAX, PARTICIPANT_HEURISTICS_KEPT_MAX, PARTICIPANT_OUTCOMES_KEPT_MAX,
     PARTICIPANT_TX_ACTIVE_MAX,
 };
 use crate::protocol::record::{ParticipantCheckpoint, ParticipantCheckpointRef, ParticipantRecord};
@@ -229,6 +230,12 @@ impl Participant {
                 self.ledgers = cp.ledgers.iter().map(|(a, e)| (a.clone(), e.iter().cloned().collect())).collect();
                 for (account, _) in &cp.accounts {
                     self.ledgers.entry(account.clone()).or_default();
+                }
+                // A checkpoint written under a larger limit keeps its newest.
+                let kept = ledger_entries_kept_per_account(self.balances.len());
+                for ledger in self.ledgers.values_mut() {
+                    let extra = ledger.len().saturating_sub(kept);
+                    ledger.drain(..extra);
                 }
                 self.txs.clear();
                 self.locks.clear();
@@ -742,9 +749,10 @@ impl Participant {
                 return Err(format!("account {} would go negative ({after} cents)", op.account));
             }
             self.balances.insert(op.account.clone(), after);
+            let kept = ledger_entries_kept_per_account(self.balances.len());
             let ledger = self.ledgers.entry(op.account.clone()).or_default();
             ledger.push_back(LedgerEntry { tx_id: tx_id.clone(), delta_cents: op.delta_cents, balance_cents: after });
-            if ledger.len() > LEDGER_ENTRIES_KEPT_MAX {
+            while ledger.len() > kept {
                 ledger.pop_front();
             }
         }
