@@ -507,7 +507,7 @@ fn ledgers_are_bounded_per_node_however_many_accounts() {
             for e in &mut older {
                 e.tx_id = format!("old-{}", e.tx_id);
             }
-            older.extend(entries.drain(..));
+            older.append(entries);
             *entries = older;
         }
     }
