@@ -18,6 +18,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use shared::api::{ComponentStatus, CrashPoint, TransferRequest, TransferResponse};
 use shared::events::EventKind;
+use shared::limits::{COORDINATOR_COMMANDS_QUEUED_MAX, COORDINATOR_NODE_EVENTS_QUEUED_MAX};
 use shared::log::file::LogFile;
 use shared::log::writer::{GroupCommitWriter, WriteCmd};
 use shared::protocol::coordinator::{
@@ -31,10 +32,6 @@ use tokio::task::JoinSet;
 use crate::app::{App, Live};
 use crate::transport::{NodeEvent, Transport};
 
-/// Commands waiting for the engine (HTTP requests beyond it get 503).
-const COMMANDS_MAX: usize = 65_536;
-/// Node messages waiting for the engine.
-const NODE_EVENTS_MAX: usize = 65_536;
 /// Inputs handled per turn before the loop looks at the other sources.
 const DRAIN_PER_TURN_MAX: usize = 4_096;
 /// Pause before retrying an engine that failed to start.
@@ -203,10 +200,10 @@ impl Engine {
                 error_tx.send_replace(Some(e.to_string()));
             }),
         );
-        let (node_tx, node_events) = mpsc::channel(NODE_EVENTS_MAX);
+        let (node_tx, node_events) = mpsc::channel(COORDINATOR_NODE_EVENTS_QUEUED_MAX);
         let (transport, connections) =
             Transport::start(&app.supervisor, app.links.clone(), node_tx);
-        let (command_tx, commands) = mpsc::channel(COMMANDS_MAX);
+        let (command_tx, commands) = mpsc::channel(COORDINATOR_COMMANDS_QUEUED_MAX);
         app.engine.set_live(Some(Live {
             commands: command_tx,
             transport: transport.clone(),

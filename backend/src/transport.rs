@@ -18,7 +18,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use shared::api::LinkFault;
-use shared::limits::{LINE_BYTES_MAX, RECONNECT_BACKOFF_MAX_MS, RECONNECT_BACKOFF_MIN_MS};
+use shared::limits::{
+    COORDINATOR_OUTBOX_MAX, LINE_BYTES_MAX, LINK_DELAY_QUEUE_MAX, RECONNECT_BACKOFF_MAX_MS, RECONNECT_BACKOFF_MIN_MS,
+};
 use shared::lines::{read_bounded_line, LineRead};
 use shared::wire::{decode_line, NodeId, Query, QueryResult, Reply, Request};
 use tokio::io::{AsyncBufRead, AsyncWriteExt, BufReader};
@@ -30,10 +32,6 @@ use tokio::time::Instant;
 
 use crate::supervisor::Supervisor;
 
-/// Messages waiting to go out to one node.
-const OUTBOX_MAX: usize = 65_536;
-/// Messages waiting in a delayed link, per direction.
-const DELAY_QUEUE_MAX: usize = 65_536;
 const CONNECT_TIMEOUT_MS: u64 = 1_000;
 const HELLO_TIMEOUT_MS: u64 = 2_000;
 pub const QUERY_TIMEOUT_MS: u64 = 1_500;
@@ -112,7 +110,7 @@ impl Transport {
         let mut tasks = JoinSet::new();
         let mut links = BTreeMap::new();
         for node in supervisor.node_ids() {
-            let (outbox, outbox_rx) = mpsc::channel(OUTBOX_MAX);
+            let (outbox, outbox_rx) = mpsc::channel(COORDINATOR_OUTBOX_MAX);
             let link = Link {
                 outbox,
                 queries: Arc::new(Mutex::new(HashMap::new())),
@@ -307,7 +305,7 @@ impl Connection {
         mut writer: OwnedWriteHalf,
         outbox: &mut mpsc::Receiver<(Instant, Request)>,
     ) -> String {
-        let (inbound_tx, mut inbound_rx) = mpsc::channel::<(Instant, Reply)>(DELAY_QUEUE_MAX);
+        let (inbound_tx, mut inbound_rx) = mpsc::channel::<(Instant, Reply)>(LINK_DELAY_QUEUE_MAX);
         // Replies queued for the fault layer and not yet delivered. While it
         // is zero and the link is healthy, a reply goes straight to the
         // engine (no queue hop); otherwise it queues behind the others, so

@@ -33,7 +33,7 @@ use crate::driver::DriverMsg;
 
 /// Replies one connection may have queued before it counts as not reading
 /// (and is closed).
-pub const REPLIES_QUEUED_MAX: usize = 16_384;
+pub use shared::limits::PARTICIPANT_REPLIES_QUEUED_MAX as REPLIES_QUEUED_MAX;
 /// Longest time the last replies may take to be written when closing.
 const CLOSE_FLUSH_MS: u64 = 2_000;
 /// After a fatal read error: how long, and how many bytes, of the peer's

@@ -38,7 +38,7 @@ use crate::query::{self, LogStats};
 use crate::recovery::Recovered;
 
 /// Messages from connections that may wait for the driver.
-pub const INBOX_MAX: usize = 4_096;
+pub use shared::limits::PARTICIPANT_INBOX_MAX as INBOX_MAX;
 /// Most inputs handled in one round before the log batch is submitted.
 const DRAIN_MAX: usize = INBOX_MAX;
 

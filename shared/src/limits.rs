@@ -36,6 +36,28 @@ pub const PARTICIPANT_LEDGER_ENTRIES_KEPT_MAX: usize = 200_000;
 pub fn ledger_entries_kept_per_account(accounts: usize) -> usize {
     (PARTICIPANT_LEDGER_ENTRIES_KEPT_MAX / accounts.max(1)).max(1)
 }
+/// Log records (single commands or a turn's batch) that may wait for the log
+/// writer's thread; also the most it drains into one batch.
+pub const LOG_WRITER_QUEUE_MAX: usize = 65_536;
+/// Most payload bytes a log scan checksums while looking for a valid frame
+/// after a bad one. Honest logs need a tiny fraction of this; only
+/// pathological garbage (say megabytes of `0x01`, where every offset reads as
+/// a plausible 16 MiB length) could exceed it. Running out counts as "a valid
+/// frame may follow", so the answer stays on the safe side: refuse to start.
+pub const LOG_SCAN_CRC_BYTES_MAX: u64 = 1 << 30;
+/// Messages from a participant's connections that may wait for its driver.
+pub const PARTICIPANT_INBOX_MAX: usize = 4_096;
+/// Replies one participant connection may have queued before it counts as
+/// not reading (and is closed).
+pub const PARTICIPANT_REPLIES_QUEUED_MAX: usize = 16_384;
+/// Commands waiting for the coordinator's engine (HTTP requests beyond it get 503).
+pub const COORDINATOR_COMMANDS_QUEUED_MAX: usize = 65_536;
+/// Node messages waiting for the coordinator's engine.
+pub const COORDINATOR_NODE_EVENTS_QUEUED_MAX: usize = 65_536;
+/// Messages waiting to go out from the coordinator to one node.
+pub const COORDINATOR_OUTBOX_MAX: usize = 65_536;
+/// Messages waiting in a delayed link (an injected fault), per direction.
+pub const LINK_DELAY_QUEUE_MAX: usize = 65_536;
 /// Events one WebSocket client may have queued before it is told it lagged.
 pub const WS_CLIENT_QUEUE_MAX: usize = 4_096;
 /// Events kept per transaction timeline.

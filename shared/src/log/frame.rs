@@ -11,12 +11,9 @@ use crate::limits::LOG_RECORD_BYTES_MAX;
 /// Bytes in front of every payload: the length and the checksum.
 pub const FRAME_HEADER_BYTES: usize = 8;
 
-/// Most payload bytes [`scan`] checksums while looking for a valid frame after
-/// a bad one. Honest logs need a tiny fraction of this; only pathological
-/// garbage (say megabytes of `0x01`, where every offset reads as a plausible
-/// 16 MiB length) could exceed it. Running out counts as "a valid frame may
-/// follow", so the answer stays on the safe side: refuse to start.
-pub const SCAN_SEARCH_CRC_BYTES_MAX: u64 = 1 << 30;
+/// Most payload bytes [`scan`] checksums while looking for a valid frame
+/// after a bad one (see the limit's own documentation).
+pub use crate::limits::LOG_SCAN_CRC_BYTES_MAX as SCAN_SEARCH_CRC_BYTES_MAX;
 
 // Every accepted length must fit the u32 length field.
 const _: () = assert!(LOG_RECORD_BYTES_MAX <= u32::MAX as usize);

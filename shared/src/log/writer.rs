@@ -46,9 +46,7 @@ use std::thread::JoinHandle;
 use super::file::{LogError, LogFile, WrittenCheckpoint};
 use super::frame;
 
-/// Submissions (single commands or batches) that may wait in the writer's
-/// queue; also the most the writer drains into one batch.
-pub const WRITER_QUEUE_MAX: usize = 65_536;
+pub use crate::limits::LOG_WRITER_QUEUE_MAX as WRITER_QUEUE_MAX;
 
 /// One command for the writer thread.
 #[derive(Debug, Clone, PartialEq, Eq)]
