@@ -743,14 +743,19 @@ impl Participant {
 
     fn apply(&mut self, tx_id: &TxId, ops: &[Op]) -> Result<(), String> {
         for op in ops {
-            let balance = self.balances.get(&op.account).copied().ok_or_else(|| format!("unknown account {}", op.account))?;
+            let kept = ledger_entries_kept_per_account(self.balances.len());
+            let balance =
+                self.balances.get_mut(&op.account).ok_or_else(|| format!("unknown account {}", op.account))?;
             let after = balance.checked_add(op.delta_cents).ok_or("balance overflow")?;
             if after < 0 {
                 return Err(format!("account {} would go negative ({after} cents)", op.account));
             }
-            self.balances.insert(op.account.clone(), after);
-            let kept = ledger_entries_kept_per_account(self.balances.len());
-            let ledger = self.ledgers.entry(op.account.clone()).or_default();
+            *balance = after;
+            // Every account has a ledger from the start; no key is copied.
+            let ledger = match self.ledgers.get_mut(&op.account) {
+                Some(ledger) => ledger,
+                None => self.ledgers.entry(op.account.clone()).or_default(),
+            };
             ledger.push_back(LedgerEntry { tx_id: tx_id.clone(), delta_cents: op.delta_cents, balance_cents: after });
             while ledger.len() > kept {
                 ledger.pop_front();
