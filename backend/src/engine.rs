@@ -20,7 +20,7 @@ use shared::api::{ComponentStatus, CrashPoint, TransferRequest, TransferResponse
 use shared::events::EventKind;
 use shared::limits::{COORDINATOR_COMMANDS_QUEUED_MAX, COORDINATOR_NODE_EVENTS_QUEUED_MAX};
 use shared::log::file::LogFile;
-use shared::log::writer::{GroupCommitWriter, WriteCmd};
+use shared::log::writer::{GroupCommitWriter, Records, WriteCmd};
 use shared::protocol::coordinator::{
     Action, ActiveTx, ClientId, Coordinator, CoordinatorConfig, DemoFaults, Input, TransferError,
 };
@@ -460,25 +460,49 @@ impl Engine {
     fn maybe_checkpoint(&mut self) {
         // While one is being written beside the log, the writer's size is
         // the old log's: wait for it to be installed.
-        if self.writer.checkpointing() || self.writer.size_bytes() < self.checkpoint_at_bytes {
+        if self.writer.checkpointing() {
             return;
         }
+        if self.writer.checkpoints_refused() > 0 {
+            if self.checkpoint_at_bytes != u64::MAX {
+                tracing::error!("the coordinator's checkpoint is too large for one log record; not checkpointing again until the coordinator restarts (the log keeps growing)");
+                self.checkpoint_at_bytes = u64::MAX;
+            }
+            return;
+        }
+        // At least twice the last checkpoint (0 before the first one).
+        self.checkpoint_at_bytes =
+            self.app.config.args.log_checkpoint_bytes.max(self.writer.checkpoint_bytes().saturating_mul(2));
+        if self.writer.size_bytes() < self.checkpoint_at_bytes {
+            return;
+        }
+        // The snapshot shares the remembered outcomes instead of encoding
+        // them here: the writer's helper thread encodes and writes it while
+        // this thread goes on (a million outcomes took half a second here).
         let started = std::time::Instant::now();
-        let (seq, payload) = self.machine.checkpoint_encoded();
-        let payload_bytes = payload.len() as u64;
+        let (seq, snapshot) = self.machine.checkpoint_snapshot();
         tracing::info!(
             seq,
-            payload_bytes,
-            encode_ms = started.elapsed().as_millis() as u64,
+            snapshot_ms = started.elapsed().as_millis() as u64,
             "checkpointing the coordinator log"
         );
+        let encode = move || {
+            let started = std::time::Instant::now();
+            let payload = snapshot.encode();
+            tracing::info!(
+                seq,
+                payload_bytes = payload.len(),
+                encode_ms = started.elapsed().as_millis() as u64,
+                "coordinator checkpoint encoded (beside the engine)"
+            );
+            vec![payload]
+        };
         if let Err(e) = self.writer.submit(WriteCmd::Rewrite {
             seq,
-            records: vec![payload],
+            records: Records::Later(Box::new(encode)),
         }) {
             self.failed = Some(anyhow::anyhow!("the decision log writer stopped: {e}"));
         }
-        self.checkpoint_at_bytes = self.app.config.args.log_checkpoint_bytes.max(payload_bytes.saturating_mul(2));
     }
 }
 

@@ -299,7 +299,7 @@ impl Driver {
         }
         self.submit(WriteCmd::Rewrite {
             seq,
-            records: vec![payload],
+            records: vec![payload].into(),
         })?;
         tracing::info!(
             log_bytes = size_bytes,

@@ -545,6 +545,17 @@ fn the_encoded_checkpoint_is_the_checkpoint_record() {
     let (_, owned) = h.c.checkpoint();
     let (_, encoded) = h.c.checkpoint_encoded();
     assert_eq!(String::from_utf8(encoded.clone()).unwrap(), String::from_utf8(owned.encode()).unwrap());
+    // A snapshot taken now and encoded after more has happened (on another
+    // thread, as the engine does) gives the same bytes.
+    let (_, snapshot) = h.c.checkpoint_snapshot();
+    h.ack(N1, "pending", Decision::Commit);
+    h.ack(N2, "pending", Decision::Commit);
+    h.transfer(4, "A", "B", 100, "later");
+    h.vote(N1, "later", Vote::Abort, Some(AbortReason::InsufficientFunds));
+    let (_, changed) = h.c.checkpoint_encoded();
+    assert_ne!(changed, encoded, "the machine moved on");
+    let later = std::thread::spawn(move || snapshot.encode()).join().expect("no panic");
+    assert_eq!(String::from_utf8(later).unwrap(), String::from_utf8(encoded.clone()).unwrap());
     let decoded = CoordinatorRecord::decode(&encoded).expect("decodes as a record");
     assert_eq!(decoded, owned);
     let CoordinatorRecord::Checkpoint(cp) = decoded else { panic!("not a checkpoint") };

@@ -355,6 +355,13 @@ pub struct WrittenCheckpoint {
     file_len: u64,
 }
 
+impl WrittenCheckpoint {
+    /// Bytes of its records (as frames), without the preallocated space.
+    pub fn frames_len(&self) -> u64 {
+        self.frames_len
+    }
+}
+
 impl CheckpointTarget {
     /// Writes `records` as `<name>.tmp`, with one chunk of preallocated
     /// space after them, and syncs it. The log itself is untouched.

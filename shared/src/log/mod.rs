@@ -88,7 +88,7 @@ pub mod writer;
 
 pub use file::{LogError, LogFile};
 pub use frame::{encode_frame, scan, CorruptLog, Scan, Tail};
-pub use writer::{GroupCommitWriter, WriteCmd, WriterClosed};
+pub use writer::{GroupCommitWriter, Records, WriteCmd, WriterClosed};
 
 #[cfg(test)]
 pub(crate) mod test_rng {

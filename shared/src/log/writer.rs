@@ -18,7 +18,9 @@
 //!   runs on the writer thread: keep it short, and never `submit` from it (the
 //!   queue may be full and the writer is the one that drains it).
 //! - A `Rewrite` replaces the log with its records: they must already reflect
-//!   every command submitted before it. It does not hold up later appends:
+//!   every command submitted before it (records given as [`Records::Later`]
+//!   are encoded on the checkpoint's helper thread, from a snapshot the
+//!   caller took when it submitted them). It does not hold up later appends:
 //!   the checkpoint file is written and synced by a helper thread while the
 //!   writer keeps appending to (and syncing) the current log; then the
 //!   appends made meanwhile are added to the new file, which is synced and
@@ -45,11 +47,12 @@ use std::thread::JoinHandle;
 
 use super::file::{LogError, LogFile, WrittenCheckpoint};
 use super::frame;
+use crate::limits::LOG_RECORD_BYTES_MAX;
 
 pub use crate::limits::LOG_WRITER_QUEUE_MAX as WRITER_QUEUE_MAX;
 
 /// One command for the writer thread.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum WriteCmd {
     /// Append one record; `sync: true` asks for it to be made durable (and
     /// reported through `on_durable`) as soon as possible.
@@ -59,7 +62,39 @@ pub enum WriteCmd {
         sync: bool,
     },
     /// Checkpoint: replace the whole log with `records`; always durable.
-    Rewrite { seq: u64, records: Vec<Vec<u8>> },
+    Rewrite { seq: u64, records: Records },
+}
+
+/// The records of a [`WriteCmd::Rewrite`].
+pub enum Records {
+    Ready(Vec<Vec<u8>>),
+    /// Produced on the helper thread that writes the checkpoint file, so
+    /// that encoding a big snapshot does not hold up the caller's thread.
+    Later(Box<dyn FnOnce() -> Vec<Vec<u8>> + Send>),
+}
+
+impl Records {
+    fn produce(self) -> Vec<Vec<u8>> {
+        match self {
+            Records::Ready(records) => records,
+            Records::Later(encode) => encode(),
+        }
+    }
+}
+
+impl From<Vec<Vec<u8>>> for Records {
+    fn from(records: Vec<Vec<u8>>) -> Records {
+        Records::Ready(records)
+    }
+}
+
+impl std::fmt::Debug for Records {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Records::Ready(records) => write!(f, "Ready({} records)", records.len()),
+            Records::Later(_) => f.write_str("Later"),
+        }
+    }
 }
 
 impl WriteCmd {
@@ -84,6 +119,11 @@ struct Stats {
     appends: AtomicU64,
     /// A rewrite was submitted and is not installed yet.
     checkpointing: AtomicBool,
+    /// Rewrites given as `Records::Later` whose records came out larger
+    /// than `LOG_RECORD_BYTES_MAX`, and were dropped (the log stays whole).
+    refused: AtomicU64,
+    /// Bytes of the last checkpoint installed (frames only).
+    checkpoint_bytes: AtomicU64,
 }
 
 /// Handle to the writer thread. Dropping it is the same as [`shutdown`](Self::shutdown).
@@ -178,6 +218,16 @@ impl GroupCommitWriter {
         }
     }
 
+    /// Rewrites refused because their records came out too large.
+    pub fn checkpoints_refused(&self) -> u64 {
+        self.stats.refused.load(Ordering::Relaxed)
+    }
+
+    /// Bytes of the last checkpoint installed.
+    pub fn checkpoint_bytes(&self) -> u64 {
+        self.stats.checkpoint_bytes.load(Ordering::Relaxed)
+    }
+
     /// fdatasyncs done so far (including one per rewrite).
     pub fn forces(&self) -> u64 {
         self.stats.forces.load(Ordering::Relaxed)
@@ -226,11 +276,13 @@ impl Drop for GroupCommitWriter {
 fn assert_payloads(cmd: &WriteCmd) {
     match cmd {
         WriteCmd::Append { payload, .. } => frame::assert_payload_len(payload.len()),
-        WriteCmd::Rewrite { records, .. } => {
+        WriteCmd::Rewrite { records: Records::Ready(records), .. } => {
             for record in records {
                 frame::assert_payload_len(record.len());
             }
         }
+        // Checked on the helper thread, once they exist.
+        WriteCmd::Rewrite { records: Records::Later(_), .. } => {}
     }
 }
 
@@ -246,7 +298,7 @@ struct WriterThread {
     checkpoint: Option<Checkpoint>,
     /// A rewrite submitted while another was in progress: it starts when
     /// that one is installed (and supersedes it).
-    queued_rewrite: Option<(u64, Vec<Vec<u8>>)>,
+    queued_rewrite: Option<(u64, Records)>,
 }
 
 /// A checkpoint file being written by a helper thread.
@@ -254,7 +306,8 @@ struct Checkpoint {
     /// Every record appended since the checkpoint's rewrite, with its seq:
     /// they go into the new file before it replaces the log.
     tail: Vec<(u64, Vec<u8>)>,
-    done: Receiver<Result<WrittenCheckpoint, LogError>>,
+    /// `Ok(None)`: refused, its records are too large (see `Stats::refused`).
+    done: Receiver<Result<Option<WrittenCheckpoint>, LogError>>,
 }
 
 /// How often the writer looks for a finished checkpoint while no commands
@@ -319,13 +372,26 @@ impl WriterThread {
     }
 
     /// Starts writing a checkpoint of `records` beside the log.
-    fn start_checkpoint(&mut self, records: Vec<Vec<u8>>, tail: Vec<(u64, Vec<u8>)>) -> Result<(), LogError> {
+    fn start_checkpoint(&mut self, records: Records, tail: Vec<(u64, Vec<u8>)>) -> Result<(), LogError> {
         let target = self.file.checkpoint_target();
         let (done_tx, done) = mpsc::channel();
         std::thread::Builder::new()
             .name("log-checkpoint".into())
             .spawn(move || {
-                let _ = done_tx.send(target.write(&records));
+                let records = records.produce();
+                let too_large = records.iter().map(Vec::len).find(|&len| len > LOG_RECORD_BYTES_MAX);
+                let written = match too_large {
+                    Some(len) => {
+                        tracing::error!(
+                            record_bytes = len,
+                            max = LOG_RECORD_BYTES_MAX,
+                            "a checkpoint record is larger than LOG_RECORD_BYTES_MAX; not checkpointing (the log stays as it is and keeps growing)"
+                        );
+                        Ok(None)
+                    }
+                    None => target.write(&records).map(Some),
+                };
+                let _ = done_tx.send(written);
             })
             .map_err(|source| LogError::Io {
                 path: self.file.path().to_path_buf(),
@@ -359,11 +425,20 @@ impl WriterThread {
                 source: std::io::Error::other("the checkpoint thread stopped without an answer"),
             })
         })?;
-        // Appends still in the buffer were made after the snapshot: they are
-        // in the tail, and go to the new file with it.
-        let tail = checkpoint.tail.iter().map(|(_, payload)| payload.as_slice());
-        self.file.install_checkpoint(written, tail)?;
-        self.publish_stats();
+        match written {
+            Some(written) => {
+                self.stats.checkpoint_bytes.store(written.frames_len(), Ordering::Relaxed);
+                // Appends still in the buffer were made after the snapshot:
+                // they are in the tail, and go to the new file with it.
+                let tail = checkpoint.tail.iter().map(|(_, payload)| payload.as_slice());
+                self.file.install_checkpoint(written, tail)?;
+                self.publish_stats();
+            }
+            // Nothing to install: the log as it is holds everything.
+            None => {
+                self.stats.refused.fetch_add(1, Ordering::Relaxed);
+            }
+        }
         match self.queued_rewrite.take() {
             Some((seq, records)) => {
                 let newer: Vec<(u64, Vec<u8>)> = checkpoint.tail.into_iter().filter(|(s, _)| *s > seq).collect();
@@ -648,7 +723,8 @@ mod tests {
         writer
             .submit(WriteCmd::Rewrite {
                 seq: 3,
-                records: vec![b"snapshot".to_vec()],
+                // Encoded on the helper thread (as the engines do).
+                records: Records::Later(Box::new(|| vec![b"snapshot".to_vec()])),
             })
             .expect("alive");
         writer.submit(append(4, b"new-1", false)).expect("alive");
@@ -666,6 +742,58 @@ mod tests {
         );
     }
 
+    /// Records given as `Later` are produced on the helper thread: appends
+    /// become durable while the encoding has not even started.
+    #[test]
+    fn records_given_later_are_encoded_while_appends_go_on() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let durable = Arc::new(Durable::default());
+        let (writer, _) = spawn_with(tmp.path(), &durable, 0);
+        writer.submit(append(1, b"old", true)).expect("alive");
+        let (go, wait) = mpsc::channel::<()>();
+        let encode = move || {
+            let _ = wait.recv();
+            vec![b"snapshot".to_vec()]
+        };
+        writer.submit(WriteCmd::Rewrite { seq: 2, records: Records::Later(Box::new(encode)) }).expect("alive");
+        writer.submit(append(3, b"during", true)).expect("alive");
+        durable.wait_for(3);
+        assert!(writer.checkpointing(), "the checkpoint waits for its records");
+        go.send(()).expect("the encoder waits");
+        writer.submit(append(4, b"after", true)).expect("alive");
+        durable.wait_for(4);
+        writer.shutdown();
+        assert_eq!(reopen(tmp.path()), vec![b"snapshot".to_vec(), b"during".to_vec(), b"after".to_vec()]);
+    }
+
+    /// Records that come out too large for one frame are not written: the
+    /// checkpoint is dropped, the log stays whole, and the writer goes on.
+    #[test]
+    fn a_checkpoint_too_large_is_refused_and_the_log_kept() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let durable = Arc::new(Durable::default());
+        let (writer, _) = spawn_with(tmp.path(), &durable, 0);
+        writer.submit(append(1, b"one", true)).expect("alive");
+        let huge = || vec![vec![b'x'; LOG_RECORD_BYTES_MAX + 1]];
+        writer.submit(WriteCmd::Rewrite { seq: 2, records: Records::Later(Box::new(huge)) }).expect("alive");
+        writer.submit(append(3, b"three", true)).expect("alive");
+        durable.wait_for(3);
+        writer.submit(append(4, b"four", true)).expect("alive");
+        let deadline = Instant::now() + Duration::from_millis(WAIT_MS_MAX);
+        while writer.checkpoints_refused() == 0 || writer.checkpointing() {
+            assert!(Instant::now() < deadline, "the checkpoint was never refused");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(writer.checkpoints_refused(), 1);
+        writer.submit(append(5, b"five", true)).expect("alive");
+        durable.wait_for(5);
+        writer.shutdown();
+        assert_eq!(
+            reopen(tmp.path()),
+            vec![b"one".to_vec(), b"three".to_vec(), b"four".to_vec(), b"five".to_vec()]
+        );
+    }
+
     #[test]
     fn io_error_is_reported_once_and_stops_the_writer() {
         let tmp = tempfile::tempdir().expect("tempdir");
@@ -678,7 +806,7 @@ mod tests {
         writer
             .submit(WriteCmd::Rewrite {
                 seq: 2,
-                records: vec![b"lost".to_vec()],
+                records: vec![b"lost".to_vec()].into(),
             })
             .expect("alive");
         let deadline = Instant::now() + Duration::from_millis(WAIT_MS_MAX);
@@ -715,7 +843,7 @@ mod tests {
         // A big snapshot takes a while to write; appends keep being made
         // durable meanwhile (in the current log).
         let snapshot: Vec<Vec<u8>> = (0..2_000).map(|i| format!("snapshot-{i}-{}", "x".repeat(500)).into_bytes()).collect();
-        writer.submit(WriteCmd::Rewrite { seq: 51, records: snapshot.clone() }).expect("alive");
+        writer.submit(WriteCmd::Rewrite { seq: 51, records: snapshot.clone().into() }).expect("alive");
         assert!(writer.checkpointing(), "set when submitted");
         for seq in 52..=300 {
             writer.submit(append(seq, format!("new-{seq}").as_bytes(), seq % 7 == 0)).expect("alive");
@@ -746,9 +874,9 @@ mod tests {
         let durable = Arc::new(Durable::default());
         let (writer, errors) = spawn_with(tmp.path(), &durable, 0);
         writer.submit(append(1, b"a", true)).expect("alive");
-        writer.submit(WriteCmd::Rewrite { seq: 2, records: vec![b"first".to_vec()] }).expect("alive");
+        writer.submit(WriteCmd::Rewrite { seq: 2, records: vec![b"first".to_vec()].into() }).expect("alive");
         writer.submit(append(3, b"b", false)).expect("alive");
-        writer.submit(WriteCmd::Rewrite { seq: 4, records: vec![b"second".to_vec()] }).expect("alive");
+        writer.submit(WriteCmd::Rewrite { seq: 4, records: vec![b"second".to_vec()].into() }).expect("alive");
         writer.submit(append(5, b"c", true)).expect("alive");
         durable.wait_for(5);
         writer.shutdown();

@@ -27,7 +27,7 @@ use crate::limits::{
     ACCOUNT_ID_BYTES_MAX, ACK_WAIT_MS, AMOUNT_CENTS_MAX, COMMIT_RETRY_MS, COORDINATOR_OUTCOMES_KEPT_MAX,
     COORDINATOR_TX_ACTIVE_MAX, IN_DOUBT_SWEEP_MS, PREPARE_TIMEOUT_MS, TX_ID_BYTES_MAX,
 };
-use crate::protocol::remembered::Remembered;
+use crate::protocol::remembered::{Remembered, RememberedSnapshot};
 use crate::protocol::record::{CoordinatorCheckpoint, CoordinatorCheckpointRef, CoordinatorRecord};
 use crate::wire::{AbortReason, AccountId, Decision, NodeId, Reply, Request, TxId, Vote};
 
@@ -216,6 +216,34 @@ impl std::hash::Hash for Finished {
     }
 }
 
+/// A remembered outcome as a checkpoint holds it.
+fn outcome_entry<'a>((id, f): (&'a TxId, &'a Finished)) -> (&'a TxId, &'a TransferRequest, Decision, Option<AbortReason>) {
+    let decision = match f.outcome {
+        Outcome::Committed => Decision::Commit,
+        Outcome::Aborted => Decision::Abort,
+    };
+    (id, &f.request, decision, f.reason)
+}
+
+/// What a checkpoint holds, taken at one moment, to be encoded later (see
+/// [`Coordinator::checkpoint_snapshot`]).
+#[derive(Debug, Clone)]
+pub struct CoordinatorSnapshot {
+    pending_commits: Vec<(TxId, u64, TransferRequest, Vec<Leg>)>,
+    outcomes: RememberedSnapshot<Finished>,
+    ts_max: u64,
+}
+
+impl CoordinatorSnapshot {
+    /// The checkpoint record's bytes, as they were when it was taken.
+    pub fn encode(&self) -> Vec<u8> {
+        let pending_commits =
+            self.pending_commits.iter().map(|(id, ts, request, legs)| (id, *ts, request, legs.as_slice())).collect();
+        let outcomes = self.outcomes.oldest_first().map(outcome_entry).collect();
+        CoordinatorCheckpointRef::new(pending_commits, outcomes, self.ts_max).encode()
+    }
+}
+
 /// A transaction the coordinator is still working on (for the API).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ActiveTx {
@@ -354,17 +382,7 @@ impl Coordinator {
             })
             .map(|(id, tx)| (id, tx.ts, &tx.request, tx.legs.as_slice()))
             .collect();
-        let outcomes = self
-            .finished
-            .oldest_first()
-            .map(|(id, f)| {
-                let decision = match f.outcome {
-                    Outcome::Committed => Decision::Commit,
-                    Outcome::Aborted => Decision::Abort,
-                };
-                (id, &f.request, decision, f.reason)
-            })
-            .collect();
+        let outcomes = self.finished.oldest_first().map(outcome_entry).collect();
         CoordinatorCheckpointRef::new(pending_commits, outcomes, self.ts_max)
     }
 
@@ -373,6 +391,24 @@ impl Coordinator {
     pub fn checkpoint_encoded(&mut self) -> (u64, Vec<u8>) {
         let bytes = self.checkpoint_ref().encode();
         (self.take_seq(), bytes)
+    }
+
+    /// [`checkpoint_encoded`](Self::checkpoint_encoded), to be encoded
+    /// later, on another thread: the remembered outcomes (up to a million,
+    /// 80 MB of JSON, half a second to encode on the engine's thread) are
+    /// shared, not copied (see [`Remembered::snapshot`]); the transactions
+    /// still committing are copied (a few). [`CoordinatorSnapshot::encode`]
+    /// gives the bytes `checkpoint_encoded` would have given now.
+    pub fn checkpoint_snapshot(&mut self) -> (u64, CoordinatorSnapshot) {
+        let parts = self.checkpoint_ref();
+        let pending_commits = parts
+            .pending_commits
+            .iter()
+            .map(|&(id, ts, request, legs)| (id.clone(), ts, request.clone(), legs.to_vec()))
+            .collect();
+        let snapshot =
+            CoordinatorSnapshot { pending_commits, outcomes: self.finished.snapshot(), ts_max: self.ts_max };
+        (self.take_seq(), snapshot)
     }
 
     /// A record of everything still needed, to start a rewritten log.

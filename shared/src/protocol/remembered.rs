@@ -16,6 +16,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 use crate::wire::TxId;
 
@@ -27,12 +28,20 @@ use crate::wire::TxId;
 /// was mapped. A new chunk costs the same small allocation every time.
 const CHUNK: u64 = 4_096;
 
+type Chunk<V> = Arc<VecDeque<(TxId, V)>>;
+
 #[derive(Debug, Clone)]
 pub struct Remembered<V> {
     /// The values oldest first; `chunks[0]` holds the positions from `base`
     /// to the end of its chunk (see [`CHUNK`]), every later one a whole
     /// chunk's worth (the last one up to the newest).
-    chunks: VecDeque<VecDeque<(TxId, V)>>,
+    ///
+    /// Chunks are shared with [snapshots](Remembered::snapshot) (and
+    /// clones), and copied on write: a snapshot of a million values costs a
+    /// few hundred reference counts, and the first change after it copies
+    /// at most the chunks it touches (the newest, the oldest, or the one a
+    /// replaced value is in).
+    chunks: VecDeque<Chunk<V>>,
     /// Where each value is, as an absolute position (see `base`).
     index: HashMap<TxId, u64>,
     /// The absolute position of the oldest value; evicting it moves this
@@ -42,7 +51,7 @@ pub struct Remembered<V> {
     kept_max: usize,
 }
 
-impl<V> Remembered<V> {
+impl<V: Clone> Remembered<V> {
     /// Keeps at most `kept_max` values (at least one).
     pub fn new(kept_max: usize) -> Remembered<V> {
         Remembered { chunks: VecDeque::new(), index: HashMap::new(), base: 0, len: 0, kept_max: kept_max.max(1) }
@@ -73,18 +82,18 @@ impl<V> Remembered<V> {
     pub fn insert(&mut self, tx_id: TxId, value: V) -> Option<V> {
         if let Some(&at) = self.index.get(&tx_id) {
             if let Some((chunk, offset)) = self.locate(at) {
-                if let Some(entry) = self.chunks.get_mut(chunk).and_then(|c| c.get_mut(offset)) {
+                if let Some(entry) = self.chunks.get_mut(chunk).and_then(|c| Arc::make_mut(c).get_mut(offset)) {
                     return Some(std::mem::replace(&mut entry.1, value));
                 }
             }
         }
         let at = self.base + self.len as u64;
         if at.is_multiple_of(CHUNK) || self.chunks.is_empty() {
-            self.chunks.push_back(VecDeque::with_capacity(CHUNK as usize));
+            self.chunks.push_back(Arc::new(VecDeque::with_capacity(CHUNK as usize)));
         }
         self.index.insert(tx_id.clone(), at);
         if let Some(last) = self.chunks.back_mut() {
-            last.push_back((tx_id, value));
+            Arc::make_mut(last).push_back((tx_id, value));
         }
         self.len += 1;
         while self.len > self.kept_max {
@@ -95,7 +104,7 @@ impl<V> Remembered<V> {
 
     fn evict_oldest(&mut self) {
         let Some(first) = self.chunks.front_mut() else { return };
-        if let Some((old, _)) = first.pop_front() {
+        if let Some((old, _)) = Arc::make_mut(first).pop_front() {
             self.index.remove(&old);
             self.len -= 1;
             self.base += 1;
@@ -121,19 +130,38 @@ impl<V> Remembered<V> {
     }
 
     pub fn oldest_first(&self) -> impl Iterator<Item = (&TxId, &V)> {
-        self.chunks.iter().flatten().map(|(id, v)| (id, v))
+        self.chunks.iter().flat_map(|c| c.iter()).map(|(id, v)| (id, v))
+    }
+
+    /// What is remembered now, kept as it is whatever changes after: cheap
+    /// to take (see `chunks`), and `Send`, so a checkpoint can be encoded
+    /// from it on another thread while this goes on changing.
+    pub fn snapshot(&self) -> RememberedSnapshot<V> {
+        RememberedSnapshot { chunks: self.chunks.iter().cloned().collect() }
     }
 }
 
-impl<V: PartialEq> PartialEq for Remembered<V> {
+/// See [`Remembered::snapshot`].
+#[derive(Debug, Clone)]
+pub struct RememberedSnapshot<V> {
+    chunks: Vec<Chunk<V>>,
+}
+
+impl<V> RememberedSnapshot<V> {
+    pub fn oldest_first(&self) -> impl Iterator<Item = (&TxId, &V)> {
+        self.chunks.iter().flat_map(|c| c.iter()).map(|(id, v)| (id, v))
+    }
+}
+
+impl<V: PartialEq + Clone> PartialEq for Remembered<V> {
     fn eq(&self, other: &Self) -> bool {
         self.kept_max == other.kept_max && self.len == other.len && self.oldest_first().eq(other.oldest_first())
     }
 }
 
-impl<V: Eq> Eq for Remembered<V> {}
+impl<V: Eq + Clone> Eq for Remembered<V> {}
 
-impl<V: Hash> Hash for Remembered<V> {
+impl<V: Hash + Clone> Hash for Remembered<V> {
     fn hash<H: Hasher>(&self, state: &mut H) {
         self.kept_max.hash(state);
         self.len.hash(state);
@@ -193,6 +221,35 @@ mod tests {
         // Usable again after clear.
         r.insert("again".into(), 7);
         assert_eq!(r.get("again"), Some(&7));
+    }
+
+    /// A snapshot keeps what was remembered when it was taken, through
+    /// inserts, replacements in place, evictions and a clear after it.
+    #[test]
+    fn snapshots_do_not_change_with_what_is_remembered() {
+        let kept = CHUNK as usize * 2 + 5;
+        let mut r = Remembered::new(kept);
+        for i in 0..kept as i64 + 3 {
+            r.insert(format!("t{i}"), i);
+        }
+        let before: Vec<(String, i64)> = r.oldest_first().map(|(k, v)| (k.clone(), *v)).collect();
+        let snapshot = r.snapshot();
+        // Change every kind of chunk: the newest (inserts), the oldest
+        // (evictions), one in the middle (a replacement in place).
+        for i in 0..10 {
+            r.insert(format!("new{i}"), -i);
+        }
+        let middle = before[CHUNK as usize].0.clone();
+        assert!(r.insert(middle.clone(), 777).is_some());
+        let seen: Vec<(String, i64)> = snapshot.oldest_first().map(|(k, v)| (k.clone(), *v)).collect();
+        assert_eq!(seen, before);
+        assert_eq!(r.get(&middle), Some(&777));
+        assert_eq!(r.get("new9"), Some(&-9));
+        assert_eq!(r.len(), kept);
+        let moved = std::thread::spawn(move || snapshot.oldest_first().count()).join().expect("no panic");
+        assert_eq!(moved, before.len());
+        r.clear();
+        assert!(r.is_empty());
     }
 
     #[test]
