@@ -27,8 +27,7 @@ use std::future::Future;
 use std::sync::mpsc::TrySendError;
 use std::time::{Duration, Instant};
 
-use shared::limits::LOG_RECORD_BYTES_MAX;
-use shared::log::{GroupCommitWriter, LogError, WriteCmd};
+use shared::log::{GroupCommitWriter, LogError, Records, WriteCmd};
 use shared::protocol::participant::{Action, Input, Participant, PeerId};
 use shared::wire::{ParticipantCrashPoint, Reply, Request};
 use tokio::sync::{mpsc, watch};
@@ -280,38 +279,40 @@ impl Driver {
         if writer.checkpointing() {
             return Ok(());
         }
+        if writer.checkpoints_refused() > 0 {
+            if self.checkpoint.at_bytes != u64::MAX {
+                // The seq it took is simply skipped: seqs only need to increase.
+                tracing::error!(
+                    "checkpoint is larger than LOG_RECORD_BYTES_MAX; not checkpointing again until restarted (the log keeps growing)"
+                );
+                self.checkpoint.at_bytes = u64::MAX;
+            }
+            return Ok(());
+        }
+        // At least twice the last checkpoint (0 before the first one).
+        self.checkpoint.at_bytes = self.checkpoint.bytes_min.max(writer.checkpoint_bytes().saturating_mul(2));
         let size_bytes = writer.size_bytes();
         if size_bytes <= self.checkpoint.at_bytes {
             return Ok(());
         }
+        // Encoded and written by the log writer's helper thread while this
+        // one goes on; only the copy of the snapshot happens here.
         let started = std::time::Instant::now();
-        let (seq, payload) = self.participant.checkpoint_encoded();
-        let encode_ms = started.elapsed().as_millis() as u64;
-        let payload_bytes = payload.len() as u64;
-        if payload.len() > LOG_RECORD_BYTES_MAX {
-            // The seq is simply skipped: seqs only need to increase.
-            tracing::error!(
-                payload_bytes,
-                "checkpoint is larger than LOG_RECORD_BYTES_MAX; not checkpointing (the log keeps growing)"
+        let (seq, snapshot) = self.participant.checkpoint_snapshot();
+        let snapshot_ms = started.elapsed().as_millis() as u64;
+        let encode = move || {
+            let started = std::time::Instant::now();
+            let payload = snapshot.encode();
+            tracing::info!(
+                checkpoint_bytes = payload.len(),
+                encode_ms = started.elapsed().as_millis() as u64,
+                "checkpoint encoded (beside the driver)"
             );
-            self.checkpoint.at_bytes = u64::MAX;
-            return Ok(());
-        }
-        self.submit(WriteCmd::Rewrite {
-            seq,
-            records: vec![payload].into(),
-        })?;
-        tracing::info!(
-            log_bytes = size_bytes,
-            checkpoint_bytes = payload_bytes,
-            encode_ms,
-            "log rewritten as a checkpoint"
-        );
+            vec![payload]
+        };
+        self.submit(WriteCmd::Rewrite { seq, records: Records::Later(Box::new(encode)) })?;
+        tracing::info!(log_bytes = size_bytes, snapshot_ms, "log rewritten as a checkpoint (encoded and written beside the log)");
         self.log_records = 1;
-        self.checkpoint.at_bytes = self
-            .checkpoint
-            .bytes_min
-            .max(payload_bytes.saturating_mul(2));
         Ok(())
     }
 }

@@ -381,6 +381,19 @@ fn the_encoded_checkpoint_is_the_checkpoint_record() {
     let (_, owned) = n.p.checkpoint();
     let (_, encoded) = n.p.checkpoint_encoded();
     assert_eq!(String::from_utf8(encoded.clone()).unwrap(), String::from_utf8(owned.encode()).unwrap());
+    // A snapshot taken now and encoded after more has happened (on another
+    // thread, as the driver does) gives the same bytes.
+    let (_, snapshot) = n.p.checkpoint_snapshot();
+    n.prepare("later", 100, "A", -1);
+    n.fsync();
+    n.msg(Request::Commit { tx_id: "later".into() });
+    n.fsync();
+    n.msg(Request::Commit { tx_id: "t2".into() }); // t2 was in doubt
+    n.fsync();
+    let (_, changed) = n.p.checkpoint_encoded();
+    assert_ne!(changed, encoded, "the node moved on");
+    let later = std::thread::spawn(move || snapshot.encode()).join().expect("no panic");
+    assert_eq!(String::from_utf8(later).unwrap(), String::from_utf8(encoded.clone()).unwrap());
     let decoded = ParticipantRecord::decode(&encoded).expect("decodes as a record");
     assert_eq!(decoded, owned);
     let ParticipantRecord::Checkpoint(cp) = decoded else { panic!("not a checkpoint") };

@@ -374,16 +374,19 @@ impl Coordinator {
     /// commits not yet acknowledged everywhere and the remembered outcomes,
     /// oldest first.
     fn checkpoint_ref(&self) -> CoordinatorCheckpointRef<'_> {
-        let pending_commits = self
-            .active
+        let pending_commits = self.pending_commits().collect();
+        let outcomes = self.finished.oldest_first().map(outcome_entry).collect();
+        CoordinatorCheckpointRef::new(pending_commits, outcomes, self.ts_max)
+    }
+
+    /// The transactions a checkpoint must keep committing after a restart.
+    fn pending_commits(&self) -> impl Iterator<Item = (&TxId, u64, &TransferRequest, &[Leg])> {
+        self.active
             .iter()
             .filter(|(_, tx)| {
                 matches!(tx.phase, Phase::Deciding { .. } | Phase::PausedBeforeCommit | Phase::Committing)
             })
             .map(|(id, tx)| (id, tx.ts, &tx.request, tx.legs.as_slice()))
-            .collect();
-        let outcomes = self.finished.oldest_first().map(outcome_entry).collect();
-        CoordinatorCheckpointRef::new(pending_commits, outcomes, self.ts_max)
     }
 
     /// [`checkpoint`](Self::checkpoint), encoded: the same bytes as
@@ -400,11 +403,9 @@ impl Coordinator {
     /// still committing are copied (a few). [`CoordinatorSnapshot::encode`]
     /// gives the bytes `checkpoint_encoded` would have given now.
     pub fn checkpoint_snapshot(&mut self) -> (u64, CoordinatorSnapshot) {
-        let parts = self.checkpoint_ref();
-        let pending_commits = parts
-            .pending_commits
-            .iter()
-            .map(|&(id, ts, request, legs)| (id.clone(), ts, request.clone(), legs.to_vec()))
+        let pending_commits = self
+            .pending_commits()
+            .map(|(id, ts, request, legs)| (id.clone(), ts, request.clone(), legs.to_vec()))
             .collect();
         let snapshot =
             CoordinatorSnapshot { pending_commits, outcomes: self.finished.snapshot(), ts_max: self.ts_max };

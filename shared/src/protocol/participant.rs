@@ -32,7 +32,7 @@ use crate::limits::{
     PARTICIPANT_TX_ACTIVE_MAX,
 };
 use crate::protocol::record::{ParticipantCheckpoint, ParticipantCheckpointRef, ParticipantRecord};
-use crate::protocol::remembered::Remembered;
+use crate::protocol::remembered::{Remembered, RememberedSnapshot};
 use crate::wire::{
     AbortReason, AccountBalance, AccountId, Decision, HeuristicOutcome, InDoubtTx, LedgerEntry, NodeId, Op,
     ParticipantCrashPoint, Reply, Request, TxId, Vote,
@@ -126,6 +126,31 @@ pub struct Participant {
     armed_crash: Option<ParticipantCrashPoint>,
     /// Tests only: see [`Participant::set_unsafe_abort_in_doubt_after_us`].
     unsafe_abort_in_doubt_after_us: Option<u64>,
+}
+
+/// What a checkpoint holds, taken at one moment, to be encoded later (see
+/// [`Participant::checkpoint_snapshot`]).
+#[derive(Debug, Clone)]
+pub struct ParticipantSnapshot {
+    accounts: Vec<(AccountId, i64)>,
+    ledgers: Vec<(AccountId, VecDeque<LedgerEntry>)>,
+    prepared: Vec<(TxId, u64, Vec<Op>)>,
+    outcomes: RememberedSnapshot<Decision>,
+    heuristics: Vec<(TxId, Decision, Vec<Op>)>,
+}
+
+impl ParticipantSnapshot {
+    /// The checkpoint record's bytes, as they were when it was taken.
+    pub fn encode(&self) -> Vec<u8> {
+        ParticipantCheckpointRef::new(
+            self.accounts.iter().map(|(a, b)| (a, *b)).collect(),
+            self.ledgers.iter().map(|(a, e)| (a, e)).collect(),
+            self.prepared.iter().map(|(id, ts, ops)| (id, *ts, ops.as_slice())).collect(),
+            self.outcomes.oldest_first().map(|(id, d)| (id, *d)).collect(),
+            self.heuristics.iter().map(|(id, d, ops)| (id, *d, ops.as_slice())).collect(),
+        )
+        .encode()
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -281,14 +306,37 @@ impl Participant {
 
     /// Everything durable, borrowed. Outcomes and heuristics go oldest
     /// first.
+    /// [`checkpoint_encoded`](Self::checkpoint_encoded), to be encoded
+    /// later, on another thread: the remembered outcomes are shared (see
+    /// [`Remembered::snapshot`]); balances, ledgers, prepared transactions and
+    /// heuristics are copied (the ledgers, up to 200,000 entries, are most of
+    /// that copy). [`ParticipantSnapshot::encode`] gives the bytes
+    /// `checkpoint_encoded` would have given now.
+    pub fn checkpoint_snapshot(&mut self) -> (u64, ParticipantSnapshot) {
+        let parts = self.checkpoint_ref_without_outcomes();
+        let snapshot = ParticipantSnapshot {
+            accounts: parts.accounts.iter().map(|&(a, b)| (a.clone(), b)).collect(),
+            ledgers: parts.ledgers.iter().map(|&(a, e)| (a.clone(), e.clone())).collect(),
+            prepared: parts.prepared.iter().map(|&(id, ts, ops)| (id.clone(), ts, ops.to_vec())).collect(),
+            outcomes: self.outcomes.snapshot(),
+            heuristics: parts.heuristics.iter().map(|&(id, d, ops)| (id.clone(), d, ops.to_vec())).collect(),
+        };
+        (self.take_seq(), snapshot)
+    }
+
     fn checkpoint_ref(&self) -> ParticipantCheckpointRef<'_> {
+        let mut parts = self.checkpoint_ref_without_outcomes();
+        parts.outcomes = self.outcomes.oldest_first().map(|(id, d)| (id, *d)).collect();
+        parts
+    }
+
+    fn checkpoint_ref_without_outcomes(&self) -> ParticipantCheckpointRef<'_> {
         let prepared = self
             .txs
             .iter()
             .filter(|(_, tx)| matches!(tx.phase, Phase::Prepared { .. }))
             .map(|(id, tx)| (id, tx.ts, tx.ops.as_slice()))
             .collect();
-        let outcomes = self.outcomes.oldest_first().map(|(id, d)| (id, *d)).collect();
         let heuristics = self
             .heuristic_order
             .iter()
@@ -298,7 +346,7 @@ impl Participant {
             self.balances.iter().map(|(a, b)| (a, *b)).collect(),
             self.ledgers.iter().collect(),
             prepared,
-            outcomes,
+            Vec::new(),
             heuristics,
         )
     }
