@@ -25,6 +25,7 @@
 //! record can only be durable if this outcome record is too.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
 
 use crate::limits::{
     ledger_entries_kept_per_account,
@@ -102,7 +103,10 @@ struct Heuristic {
 pub struct Participant {
     config: ParticipantConfig,
     balances: BTreeMap<AccountId, i64>,
-    ledgers: BTreeMap<AccountId, VecDeque<LedgerEntry>>,
+    /// Shared with checkpoint snapshots, copied on write: taking a snapshot
+    /// copies no entries, and the first change after it copies only the
+    /// ledger of the account it touches.
+    ledgers: BTreeMap<AccountId, Arc<VecDeque<LedgerEntry>>>,
     txs: BTreeMap<TxId, Tx>,
     /// Account → the transaction holding its lock.
     locks: BTreeMap<AccountId, TxId>,
@@ -133,7 +137,7 @@ pub struct Participant {
 #[derive(Debug, Clone)]
 pub struct ParticipantSnapshot {
     accounts: Vec<(AccountId, i64)>,
-    ledgers: Vec<(AccountId, VecDeque<LedgerEntry>)>,
+    ledgers: Vec<(AccountId, Arc<VecDeque<LedgerEntry>>)>,
     prepared: Vec<(TxId, u64, Vec<Op>)>,
     outcomes: RememberedSnapshot<Decision>,
     heuristics: Vec<(TxId, Decision, Vec<Op>)>,
@@ -144,7 +148,7 @@ impl ParticipantSnapshot {
     pub fn encode(&self) -> Vec<u8> {
         ParticipantCheckpointRef::new(
             self.accounts.iter().map(|(a, b)| (a, *b)).collect(),
-            self.ledgers.iter().map(|(a, e)| (a, e)).collect(),
+            self.ledgers.iter().map(|(a, e)| (a, &**e)).collect(),
             self.prepared.iter().map(|(id, ts, ops)| (id, *ts, ops.as_slice())).collect(),
             self.outcomes.oldest_first().map(|(id, d)| (id, *d)).collect(),
             self.heuristics.iter().map(|(id, d, ops)| (id, *d, ops.as_slice())).collect(),
@@ -174,7 +178,7 @@ impl Participant {
     pub fn recover(config: ParticipantConfig, records: &[ParticipantRecord]) -> Result<Participant, RecoveryError> {
         let mut p = Participant {
             balances: config.accounts.iter().cloned().collect(),
-            ledgers: config.accounts.iter().map(|(a, _)| (a.clone(), VecDeque::new())).collect(),
+            ledgers: config.accounts.iter().map(|(a, _)| (a.clone(), Arc::default())).collect(),
             config,
             txs: BTreeMap::new(),
             locks: BTreeMap::new(),
@@ -201,7 +205,7 @@ impl Participant {
         match record {
             ParticipantRecord::Init { accounts } => {
                 self.balances = accounts.iter().cloned().collect();
-                self.ledgers = accounts.iter().map(|(a, _)| (a.clone(), VecDeque::new())).collect();
+                self.ledgers = accounts.iter().map(|(a, _)| (a.clone(), Arc::default())).collect();
             }
             ParticipantRecord::Prepared { tx_id, ts, ops } => {
                 if self.outcomes.contains_key(tx_id) || self.txs.contains_key(tx_id) {
@@ -252,7 +256,8 @@ impl Participant {
             }
             ParticipantRecord::Checkpoint(cp) => {
                 self.balances = cp.accounts.iter().cloned().collect();
-                self.ledgers = cp.ledgers.iter().map(|(a, e)| (a.clone(), e.iter().cloned().collect())).collect();
+                self.ledgers =
+                    cp.ledgers.iter().map(|(a, e)| (a.clone(), Arc::new(e.iter().cloned().collect()))).collect();
                 for (account, _) in &cp.accounts {
                     self.ledgers.entry(account.clone()).or_default();
                 }
@@ -260,7 +265,9 @@ impl Participant {
                 let kept = ledger_entries_kept_per_account(self.balances.len());
                 for ledger in self.ledgers.values_mut() {
                     let extra = ledger.len().saturating_sub(kept);
-                    ledger.drain(..extra);
+                    if extra > 0 {
+                        Arc::make_mut(ledger).drain(..extra);
+                    }
                 }
                 self.txs.clear();
                 self.locks.clear();
@@ -308,15 +315,14 @@ impl Participant {
     /// first.
     /// [`checkpoint_encoded`](Self::checkpoint_encoded), to be encoded
     /// later, on another thread: the remembered outcomes are shared (see
-    /// [`Remembered::snapshot`]); balances, ledgers, prepared transactions and
-    /// heuristics are copied (the ledgers, up to 200,000 entries, are most of
-    /// that copy). [`ParticipantSnapshot::encode`] gives the bytes
+    /// [`Remembered::snapshot`]), and so are the ledgers (each account's, as
+    /// a whole); balances, prepared transactions and heuristics are copied. [`ParticipantSnapshot::encode`] gives the bytes
     /// `checkpoint_encoded` would have given now.
     pub fn checkpoint_snapshot(&mut self) -> (u64, ParticipantSnapshot) {
         let parts = self.checkpoint_ref_without_outcomes();
         let snapshot = ParticipantSnapshot {
             accounts: parts.accounts.iter().map(|&(a, b)| (a.clone(), b)).collect(),
-            ledgers: parts.ledgers.iter().map(|&(a, e)| (a.clone(), e.clone())).collect(),
+            ledgers: self.ledgers.iter().map(|(a, e)| (a.clone(), Arc::clone(e))).collect(),
             prepared: parts.prepared.iter().map(|&(id, ts, ops)| (id.clone(), ts, ops.to_vec())).collect(),
             outcomes: self.outcomes.snapshot(),
             heuristics: parts.heuristics.iter().map(|&(id, d, ops)| (id.clone(), d, ops.to_vec())).collect(),
@@ -344,7 +350,7 @@ impl Participant {
             .collect();
         ParticipantCheckpointRef::new(
             self.balances.iter().map(|(a, b)| (a, *b)).collect(),
-            self.ledgers.iter().collect(),
+            self.ledgers.iter().map(|(a, e)| (a, &**e)).collect(),
             prepared,
             Vec::new(),
             heuristics,
@@ -804,6 +810,7 @@ impl Participant {
                 Some(ledger) => ledger,
                 None => self.ledgers.entry(op.account.clone()).or_default(),
             };
+            let ledger = Arc::make_mut(ledger);
             ledger.push_back(LedgerEntry { tx_id: tx_id.clone(), delta_cents: op.delta_cents, balance_cents: after });
             while ledger.len() > kept {
                 ledger.pop_front();
