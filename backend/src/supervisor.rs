@@ -33,6 +33,9 @@ const START_TIMEOUT_MS: u64 = 30_000;
 const STOP_TIMEOUT_MS: u64 = 3_000;
 /// How long an adoption probe waits for the participant's hello.
 const ADOPT_PROBE_MS: u64 = 1_000;
+/// Pause between looks at a node whose data dir is held by a process that
+/// does not answer yet (see `adopt_or_start`).
+const LOCKED_RETRY_MS: u64 = 100;
 /// How long an operator's request may take (connect, hello, answer).
 const ADMIN_REQUEST_MS: u64 = 5_000;
 
@@ -165,15 +168,33 @@ impl Supervisor {
 
     async fn adopt_or_start(&self, node: &str) -> anyhow::Result<()> {
         let data_dir = self.node_config(node)?.data_dir;
-        let candidates: Vec<SocketAddr> =
-            [read_addr_file(&data_dir.join("addr")), self.addr(node)].into_iter().flatten().collect();
-        for addr in candidates {
-            if let Some(pid) = probe(addr, node).await {
-                tracing::info!(node, %addr, pid, "adopting participant that is already running");
-                self.set_running(node, addr, pid, false);
-                self.watch_adopted(node.to_string(), pid);
-                return Ok(());
+        let deadline = Instant::now() + Duration::from_millis(START_TIMEOUT_MS);
+        loop {
+            let candidates: Vec<SocketAddr> =
+                [read_addr_file(&data_dir.join("addr")), self.addr(node)].into_iter().flatten().collect();
+            for addr in candidates {
+                if let Some(pid) = probe(addr, node).await {
+                    tracing::info!(node, %addr, pid, "adopting participant that is already running");
+                    self.set_running(node, addr, pid, false);
+                    self.watch_adopted(node.to_string(), pid);
+                    return Ok(());
+                }
             }
+            // Nobody answers, but a process holds the data dir: a node that
+            // is still recovering (one a previous coordinator started just
+            // before it died, say). Starting another would only fail on the
+            // lock: wait for it to listen, and adopt it.
+            if !shared::log::file::dir_is_locked(&data_dir) {
+                break;
+            }
+            if Instant::now() > deadline {
+                anyhow::bail!(
+                    "participant {node}'s data dir {} is held by a process that did not start listening within {START_TIMEOUT_MS} ms; stop that process",
+                    data_dir.display()
+                );
+            }
+            tracing::info!(node, "its data dir is held by a process that is not listening yet; waiting to adopt it");
+            tokio::time::sleep(Duration::from_millis(LOCKED_RETRY_MS)).await;
         }
         self.start(node).await.map_err(|e| anyhow::anyhow!("{e}"))
     }

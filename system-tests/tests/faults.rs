@@ -270,3 +270,38 @@ async fn an_armed_coordinator_crash_can_be_disarmed() {
     assert_eq!(status, 200);
     assert_eq!(c.cluster().await.coordinator.status, ComponentStatus::Up);
 }
+
+/// A node whose data dir is held by a process that does not listen yet (one
+/// a previous coordinator started just before it was killed, still
+/// recovering from its log) is waited for, not started a second time: the
+/// second start died on the lock and took the whole coordinator start with
+/// it (seen once in a 300 s chaos run).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_coordinator_waits_for_a_node_that_still_holds_its_data_dir() {
+    let mut c = Cluster::start(quick()).await;
+    let (status, _) = c.transfer_outcome("A", "B", 100, Some("before")).await;
+    assert_eq!(status, 200);
+    let pid = system_tests::node_pid(&c, "6001").await.expect("node 6001 runs");
+    c.kill_coordinator();
+    system_tests::kill9(pid);
+    let dir = c.node_data_dir("6001");
+    system_tests::wait_for("node 6001 to be gone (its data dir free)", system_tests::DEADLINE, || {
+        (!shared::log::file::dir_is_locked(&dir)).then_some(())
+    })
+    .await;
+    // Hold the data dir as a node still recovering would, for a while.
+    let lock = std::fs::OpenOptions::new().read(true).write(true).open(dir.join("LOCK")).expect("the LOCK file");
+    lock.try_lock().expect("free");
+    assert!(shared::log::file::dir_is_locked(&dir));
+    let release = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        drop(lock);
+    });
+    c.start_coordinator().await;
+    release.await.expect("released");
+    c.wait_all_up().await;
+    let (status, r) = c.transfer_outcome("A", "B", 100, Some("after")).await;
+    assert_eq!((status, r.outcome), (200, Outcome::Committed), "{r:?}");
+    let balances = c.balances().await;
+    assert_eq!((balances["A"], balances["B"]), (100_000 - 200, 100_000 + 200));
+}

@@ -400,6 +400,17 @@ fn assert_plain_name(name: &str) {
     assert!(plain, "log name {name:?} must be a plain file name");
 }
 
+/// Whether a process (this one included) holds `dir`'s lock right now: a
+/// process is using that data directory, perhaps still recovering from its
+/// log before it listens. A missing or unreadable lock file counts as free.
+pub fn dir_is_locked(dir: &Path) -> bool {
+    let Ok(lock) = OpenOptions::new().read(true).write(true).open(dir.join(LOCK_FILE_NAME)) else {
+        return false;
+    };
+    // Taken for a moment only; dropping the file releases it.
+    matches!(lock.try_lock(), Err(TryLockError::WouldBlock))
+}
+
 /// Takes the exclusive lock on `dir/LOCK`; the returned file holds it.
 fn lock_dir(dir: &Path) -> Result<File, LogError> {
     let lock_path = dir.join(LOCK_FILE_NAME);
