@@ -237,10 +237,14 @@ pub struct CoordinatorSnapshot {
 impl CoordinatorSnapshot {
     /// The checkpoint record's bytes, as they were when it was taken.
     pub fn encode(&self) -> Vec<u8> {
+        self.parts().encode()
+    }
+
+    fn parts(&self) -> CoordinatorCheckpointRef<'_> {
         let pending_commits =
             self.pending_commits.iter().map(|(id, ts, request, legs)| (id, *ts, request, legs.as_slice())).collect();
         let outcomes = self.outcomes.oldest_first().map(outcome_entry).collect();
-        CoordinatorCheckpointRef::new(pending_commits, outcomes, self.ts_max).encode()
+        CoordinatorCheckpointRef::new(pending_commits, outcomes, self.ts_max)
     }
 }
 
@@ -370,15 +374,6 @@ impl Coordinator {
         }
     }
 
-    /// Everything still needed to start a rewritten log, borrowed: the
-    /// commits not yet acknowledged everywhere and the remembered outcomes,
-    /// oldest first.
-    fn checkpoint_ref(&self) -> CoordinatorCheckpointRef<'_> {
-        let pending_commits = self.pending_commits().collect();
-        let outcomes = self.finished.oldest_first().map(outcome_entry).collect();
-        CoordinatorCheckpointRef::new(pending_commits, outcomes, self.ts_max)
-    }
-
     /// The transactions a checkpoint must keep committing after a restart.
     fn pending_commits(&self) -> impl Iterator<Item = (&TxId, u64, &TransferRequest, &[Leg])> {
         self.active
@@ -390,18 +385,18 @@ impl Coordinator {
     }
 
     /// [`checkpoint`](Self::checkpoint), encoded: the same bytes as
-    /// `checkpoint().1.encode()`, without copying every outcome first.
+    /// `checkpoint().1.encode()`, from the snapshot (no owned copy).
     pub fn checkpoint_encoded(&mut self) -> (u64, Vec<u8>) {
-        let bytes = self.checkpoint_ref().encode();
-        (self.take_seq(), bytes)
+        let (seq, snapshot) = self.checkpoint_snapshot();
+        (seq, snapshot.encode())
     }
 
-    /// [`checkpoint_encoded`](Self::checkpoint_encoded), to be encoded
-    /// later, on another thread: the remembered outcomes (up to a million,
+    /// Everything a checkpoint holds, taken now, to be encoded later, on
+    /// another thread: the remembered outcomes (up to a million,
     /// 80 MB of JSON, half a second to encode on the engine's thread) are
     /// shared, not copied (see [`Remembered::snapshot`]); the transactions
-    /// still committing are copied (a few). [`CoordinatorSnapshot::encode`]
-    /// gives the bytes `checkpoint_encoded` would have given now.
+    /// still committing are copied (a few). [`checkpoint`](Self::checkpoint)
+    /// and [`checkpoint_encoded`](Self::checkpoint_encoded) are built from it.
     pub fn checkpoint_snapshot(&mut self) -> (u64, CoordinatorSnapshot) {
         let pending_commits = self
             .pending_commits()
@@ -412,9 +407,12 @@ impl Coordinator {
         (self.take_seq(), snapshot)
     }
 
-    /// A record of everything still needed, to start a rewritten log.
+    /// A record of everything still needed, to start a rewritten log: the
+    /// commits not yet acknowledged everywhere and the remembered outcomes,
+    /// oldest first.
     pub fn checkpoint(&mut self) -> (u64, CoordinatorRecord) {
-        let parts = self.checkpoint_ref();
+        let (seq, snapshot) = self.checkpoint_snapshot();
+        let parts = snapshot.parts();
         let cp = CoordinatorCheckpoint {
             pending_commits: parts
                 .pending_commits
@@ -428,7 +426,7 @@ impl Coordinator {
                 .collect(),
             ts_max: parts.ts_max,
         };
-        (self.take_seq(), CoordinatorRecord::Checkpoint(Box::new(cp)))
+        (seq, CoordinatorRecord::Checkpoint(Box::new(cp)))
     }
 
     pub fn set_faults(&mut self, faults: DemoFaults) {

@@ -146,6 +146,11 @@ pub struct ParticipantSnapshot {
 impl ParticipantSnapshot {
     /// The checkpoint record's bytes, as they were when it was taken.
     pub fn encode(&self) -> Vec<u8> {
+        self.parts().encode()
+    }
+
+    /// Everything durable, borrowed. Outcomes and heuristics go oldest first.
+    fn parts(&self) -> ParticipantCheckpointRef<'_> {
         ParticipantCheckpointRef::new(
             self.accounts.iter().map(|(a, b)| (a, *b)).collect(),
             self.ledgers.iter().map(|(a, e)| (a, &**e)).collect(),
@@ -153,7 +158,6 @@ impl ParticipantSnapshot {
             self.outcomes.oldest_first().map(|(id, d)| (id, *d)).collect(),
             self.heuristics.iter().map(|(id, d, ops)| (id, *d, ops.as_slice())).collect(),
         )
-        .encode()
     }
 }
 
@@ -293,7 +297,8 @@ impl Participant {
     /// Returns the `Persist` seq the rewrite stands for: once the rewrite is
     /// durable, feed `Durable { seq }` as for any record.
     pub fn checkpoint(&mut self) -> (u64, ParticipantRecord) {
-        let parts = self.checkpoint_ref();
+        let (seq, snapshot) = self.checkpoint_snapshot();
+        let parts = snapshot.parts();
         let cp = ParticipantCheckpoint {
             accounts: parts.accounts.iter().map(|&(a, b)| (a.clone(), b)).collect(),
             ledgers: parts.ledgers.iter().map(|&(a, e)| (a.clone(), e.iter().cloned().collect())).collect(),
@@ -301,61 +306,42 @@ impl Participant {
             outcomes: parts.outcomes.iter().map(|&(id, d)| (id.clone(), d)).collect(),
             heuristics: parts.heuristics.iter().map(|&(id, d, ops)| (id.clone(), d, ops.to_vec())).collect(),
         };
-        (self.take_seq(), ParticipantRecord::Checkpoint(Box::new(cp)))
+        (seq, ParticipantRecord::Checkpoint(Box::new(cp)))
     }
 
     /// [`checkpoint`](Self::checkpoint), encoded: the same bytes as
-    /// `checkpoint().1.encode()`, without copying the ledgers and outcomes.
+    /// `checkpoint().1.encode()`, from the snapshot (no owned copy).
     pub fn checkpoint_encoded(&mut self) -> (u64, Vec<u8>) {
-        let bytes = self.checkpoint_ref().encode();
-        (self.take_seq(), bytes)
+        let (seq, snapshot) = self.checkpoint_snapshot();
+        (seq, snapshot.encode())
     }
 
-    /// Everything durable, borrowed. Outcomes and heuristics go oldest
-    /// first.
-    /// [`checkpoint_encoded`](Self::checkpoint_encoded), to be encoded
-    /// later, on another thread: the remembered outcomes are shared (see
+    /// Everything durable, taken now, to be encoded later (on another
+    /// thread): the remembered outcomes are shared (see
     /// [`Remembered::snapshot`]), and so are the ledgers (each account's, as
-    /// a whole); balances, prepared transactions and heuristics are copied. [`ParticipantSnapshot::encode`] gives the bytes
-    /// `checkpoint_encoded` would have given now.
+    /// a whole); balances, prepared transactions and heuristics are copied.
+    /// Outcomes and heuristics go oldest first. [`checkpoint`](Self::checkpoint)
+    /// and [`checkpoint_encoded`](Self::checkpoint_encoded) are built from it.
     pub fn checkpoint_snapshot(&mut self) -> (u64, ParticipantSnapshot) {
-        let parts = self.checkpoint_ref_without_outcomes();
         let snapshot = ParticipantSnapshot {
-            accounts: parts.accounts.iter().map(|&(a, b)| (a.clone(), b)).collect(),
+            accounts: self.balances.iter().map(|(a, b)| (a.clone(), *b)).collect(),
             ledgers: self.ledgers.iter().map(|(a, e)| (a.clone(), Arc::clone(e))).collect(),
-            prepared: parts.prepared.iter().map(|&(id, ts, ops)| (id.clone(), ts, ops.to_vec())).collect(),
+            prepared: self
+                .txs
+                .iter()
+                .filter(|(_, tx)| matches!(tx.phase, Phase::Prepared { .. }))
+                .map(|(id, tx)| (id.clone(), tx.ts, tx.ops.clone()))
+                .collect(),
             outcomes: self.outcomes.snapshot(),
-            heuristics: parts.heuristics.iter().map(|&(id, d, ops)| (id.clone(), d, ops.to_vec())).collect(),
+            heuristics: self
+                .heuristic_order
+                .iter()
+                .filter_map(|id| self.heuristics.get(id).map(|h| (id.clone(), h.decision, h.ops.clone())))
+                .collect(),
         };
         (self.take_seq(), snapshot)
     }
 
-    fn checkpoint_ref(&self) -> ParticipantCheckpointRef<'_> {
-        let mut parts = self.checkpoint_ref_without_outcomes();
-        parts.outcomes = self.outcomes.oldest_first().map(|(id, d)| (id, *d)).collect();
-        parts
-    }
-
-    fn checkpoint_ref_without_outcomes(&self) -> ParticipantCheckpointRef<'_> {
-        let prepared = self
-            .txs
-            .iter()
-            .filter(|(_, tx)| matches!(tx.phase, Phase::Prepared { .. }))
-            .map(|(id, tx)| (id, tx.ts, tx.ops.as_slice()))
-            .collect();
-        let heuristics = self
-            .heuristic_order
-            .iter()
-            .filter_map(|id| self.heuristics.get(id).map(|h| (id, h.decision, h.ops.as_slice())))
-            .collect();
-        ParticipantCheckpointRef::new(
-            self.balances.iter().map(|(a, b)| (a, *b)).collect(),
-            self.ledgers.iter().map(|(a, e)| (a, &**e)).collect(),
-            prepared,
-            Vec::new(),
-            heuristics,
-        )
-    }
 
     pub fn handle(&mut self, now_us: u64, input: Input) -> Vec<Action> {
         let mut out = Vec::new();
