@@ -291,6 +291,10 @@ impl Engine {
                 .log_forces
                 .store(self.writer.forces(), std::sync::atomic::Ordering::Relaxed);
         };
+        // Down before anything is dropped: whoever sees a reply channel
+        // close (a waiting client, the in-doubt view) then reads Down, not
+        // an Up left over from before the crash.
+        set_status(&self.app, ComponentStatus::Down);
         // Everything volatile goes now: connections close as the task set
         // drops, waiting clients see their reply channel close (503).
         self.app.engine.set_live(None);

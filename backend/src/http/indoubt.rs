@@ -200,7 +200,13 @@ pub async fn in_doubt_view(app: &App) -> InDoubtView {
 
     let audit = audit(app, &cluster.nodes, &coordinator, &heuristics, cluster.total_cents);
     InDoubtView {
-        coordinator: if coordinator.up { ComponentStatus::Up } else { app.engine.status() },
+        // Consistent with the entries: an engine that is up but did not
+        // answer in time is not reported Up next to `coordinator_down`.
+        coordinator: match (coordinator.up, app.engine.status()) {
+            (true, _) => ComponentStatus::Up,
+            (false, ComponentStatus::Up) => ComponentStatus::Unreachable,
+            (false, status) => status,
+        },
         transactions,
         heuristics,
         audit,
