@@ -27,6 +27,7 @@ mod transport;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -121,6 +122,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
 
     let router = http::routes::router(app.clone());
+    // Every response goes out at once: with Nagle's algorithm on, a response
+    // written in two parts (a streamed body, a WebSocket frame after another)
+    // waits for the client's delayed ACK, up to 40 ms.
+    let listener = listener.tap_io(|stream| {
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!("cannot set TCP_NODELAY on an HTTP connection: {e}");
+        }
+    });
     axum::serve(listener, router).with_graceful_shutdown(shutdown_signal()).await.context("the HTTP server failed")?;
 
     tracing::info!("shutting down: stopping the engine and the participants");
