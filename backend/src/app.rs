@@ -98,18 +98,21 @@ impl App {
                 d.phase_pause_ms = ms;
             }
         }
-        self.engine.try_command(Command::SetFaults(self.demo_faults()));
+        self.engine
+            .try_command(Command::SetFaults(self.demo_faults()));
     }
 
     pub fn arm_coordinator_crash(&self, request: CoordinatorCrashRequest) {
         self.demo().coordinator_crash = Some(request);
-        self.engine.try_command(Command::SetFaults(self.demo_faults()));
+        self.engine
+            .try_command(Command::SetFaults(self.demo_faults()));
     }
 
     /// Disarms a crash that has not fired yet; false if none was armed.
     pub fn disarm_coordinator_crash(&self) -> bool {
         let was_armed = self.demo().coordinator_crash.take().is_some();
-        self.engine.try_command(Command::SetFaults(self.demo_faults()));
+        self.engine
+            .try_command(Command::SetFaults(self.demo_faults()));
         was_armed
     }
 
@@ -119,11 +122,18 @@ impl App {
     }
 
     pub fn remember_status(&self, status: NodeStatus) {
-        self.last_known.lock().unwrap_or_else(|e| e.into_inner()).insert(status.node.clone(), status);
+        self.last_known
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(status.node.clone(), status);
     }
 
     pub fn last_status(&self, node: &str) -> Option<NodeStatus> {
-        self.last_known.lock().unwrap_or_else(|e| e.into_inner()).get(node).cloned()
+        self.last_known
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(node)
+            .cloned()
     }
 }
 
@@ -145,7 +155,12 @@ pub struct Live {
 impl EngineHandle {
     fn new() -> EngineHandle {
         let (status, _) = watch::channel(ComponentStatus::Recovering);
-        EngineHandle { live: RwLock::new(None), status, in_flight: AtomicU64::new(0), log_forces: AtomicU64::new(0) }
+        EngineHandle {
+            live: RwLock::new(None),
+            status,
+            in_flight: AtomicU64::new(0),
+            log_forces: AtomicU64::new(0),
+        }
     }
 
     pub fn live(&self) -> Option<Live> {
@@ -166,7 +181,8 @@ impl EngineHandle {
 
     /// Sends a command without waiting; false if the engine is down or busy.
     pub fn try_command(&self, cmd: Command) -> bool {
-        self.live().is_some_and(|l| l.commands.try_send(cmd).is_ok())
+        self.live()
+            .is_some_and(|l| l.commands.try_send(cmd).is_ok())
     }
 
     pub fn gauge(&self, gauge: &AtomicU64) -> u64 {

@@ -23,7 +23,9 @@ use std::path::{Path, PathBuf};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
 use serde::Deserialize;
-use shared::limits::{ACCOUNT_ID_BYTES_MAX, ACK_WAIT_MS, LOCK_WAIT_MS, LOG_CHECKPOINT_BYTES, PREPARE_TIMEOUT_MS};
+use shared::limits::{
+    ACCOUNT_ID_BYTES_MAX, ACK_WAIT_MS, LOCK_WAIT_MS, LOG_CHECKPOINT_BYTES, PREPARE_TIMEOUT_MS,
+};
 use shared::wire::{AccountId, NodeId};
 use toml::Spanned;
 
@@ -58,7 +60,12 @@ pub struct Args {
     /// Address of the HTTP API, the WebSocket and the dashboard (port 0 picks
     /// a free port). Keep 127.0.0.1 unless a proxy with access control is in
     /// front: the API moves money.
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8000", env = "TPC_LISTEN")]
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "127.0.0.1:8000",
+        env = "TPC_LISTEN"
+    )]
     pub listen: SocketAddr,
 
     /// Where the coordinator's decision log (`coordinator/`) and each
@@ -137,7 +144,12 @@ pub struct Args {
     pub participant_bin: Option<PathBuf>,
 
     /// The built dashboard (trunk's output).
-    #[arg(long, value_name = "DIR", default_value = "dist", env = "TPC_STATIC_DIR")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "dist",
+        env = "TPC_STATIC_DIR"
+    )]
     pub static_dir: PathBuf,
 
     /// Write the bound HTTP address to this file once serving (for scripts and tests).
@@ -164,37 +176,68 @@ impl RemoteParticipant {
         let [id, addr, accounts] = parts[..] else {
             return Err(format!("'{text}' needs exactly two '=': {}", Self::USAGE));
         };
-        let accounts = accounts.split(',').map(parse_account).collect::<Result<Vec<_>, _>>()?;
+        let accounts = accounts
+            .split(',')
+            .map(parse_account)
+            .collect::<Result<Vec<_>, _>>()?;
         RemoteParticipant::new(id, addr, accounts)
     }
 
-    fn new(id: &str, addr: &str, accounts: Vec<(AccountId, Option<i64>)>) -> Result<RemoteParticipant, String> {
+    fn new(
+        id: &str,
+        addr: &str,
+        accounts: Vec<(AccountId, Option<i64>)>,
+    ) -> Result<RemoteParticipant, String> {
         check_id("node id", id)?;
-        let port_ok = addr.rsplit_once(':').is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+        let port_ok = addr
+            .rsplit_once(':')
+            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
         if !port_ok {
-            return Err(format!("participant {id}: address '{addr}' is not HOST:PORT: {}", Self::USAGE));
+            return Err(format!(
+                "participant {id}: address '{addr}' is not HOST:PORT: {}",
+                Self::USAGE
+            ));
         }
         if accounts.is_empty() {
             return Err(format!("participant {id} has no accounts: {}", Self::USAGE));
         }
-        Ok(RemoteParticipant { id: id.to_string(), addr: addr.to_string(), accounts })
+        Ok(RemoteParticipant {
+            id: id.to_string(),
+            addr: addr.to_string(),
+            accounts,
+        })
     }
 
     fn resolve(&self) -> anyhow::Result<SocketAddr> {
-        let mut addrs = self
-            .addr
-            .to_socket_addrs()
-            .map_err(|e| anyhow::anyhow!("cannot resolve the address '{}' of participant {}: {e}", self.addr, self.id))?;
-        addrs.next().ok_or_else(|| anyhow::anyhow!("the address '{}' of participant {} resolves to nothing", self.addr, self.id))
+        let mut addrs = self.addr.to_socket_addrs().map_err(|e| {
+            anyhow::anyhow!(
+                "cannot resolve the address '{}' of participant {}: {e}",
+                self.addr,
+                self.id
+            )
+        })?;
+        addrs.next().ok_or_else(|| {
+            anyhow::anyhow!(
+                "the address '{}' of participant {} resolves to nothing",
+                self.addr,
+                self.id
+            )
+        })
     }
 }
 
 fn check_id(what: &str, id: &str) -> Result<(), String> {
-    let ok = !id.is_empty() && id.len() <= ACCOUNT_ID_BYTES_MAX && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    let ok = !id.is_empty()
+        && id.len() <= ACCOUNT_ID_BYTES_MAX
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
     if ok {
         Ok(())
     } else {
-        Err(format!("{what} '{id}' must be 1 to {ACCOUNT_ID_BYTES_MAX} letters, digits, '-', '_' or '.'"))
+        Err(format!(
+            "{what} '{id}' must be 1 to {ACCOUNT_ID_BYTES_MAX} letters, digits, '-', '_' or '.'"
+        ))
     }
 }
 
@@ -256,16 +299,32 @@ struct Source<'a> {
 impl Source<'_> {
     fn line_of(&self, offset: usize) -> usize {
         let end = offset.min(self.text.len());
-        self.text.as_bytes()[..end].iter().filter(|b| **b == b'\n').count() + 1
+        self.text.as_bytes()[..end]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count()
+            + 1
     }
 
-    fn error(&self, span: Option<std::ops::Range<usize>>, key: &str, message: &str) -> anyhow::Error {
+    fn error(
+        &self,
+        span: Option<std::ops::Range<usize>>,
+        key: &str,
+        message: &str,
+    ) -> anyhow::Error {
         let at = match span {
             Some(span) => format!("line {}", self.line_of(span.start)),
             None => "somewhere".to_string(),
         };
-        let key = if key.is_empty() { String::new() } else { format!(", key `{key}`") };
-        anyhow::anyhow!("bad config file {} ({at}{key}): {message}", self.path.display())
+        let key = if key.is_empty() {
+            String::new()
+        } else {
+            format!(", key `{key}`")
+        };
+        anyhow::anyhow!(
+            "bad config file {} ({at}{key}): {message}",
+            self.path.display()
+        )
     }
 
     fn check_range<T: PartialOrd + std::fmt::Display + Copy>(
@@ -279,7 +338,11 @@ impl Source<'_> {
         if range.contains(&v) {
             Ok(Some(v))
         } else {
-            let message = format!("{v} is out of range: it must be from {} to {}", range.start(), range.end());
+            let message = format!(
+                "{v} is out of range: it must be from {} to {}",
+                range.start(),
+                range.end()
+            );
             Err(self.error(Some(value.span()), key, &message))
         }
     }
@@ -287,10 +350,14 @@ impl Source<'_> {
 
 fn parse_file(path: &Path, text: &str) -> anyhow::Result<FileConfig> {
     let source = Source { path, text };
-    let parsed = toml::Deserializer::parse(text).map_err(|e| source.error(e.span(), "", e.message()))?;
+    let parsed =
+        toml::Deserializer::parse(text).map_err(|e| source.error(e.span(), "", e.message()))?;
     serde_path_to_error::deserialize::<_, FileConfig>(parsed).map_err(|e| {
         // Spanned values add a private segment to the path; hide it.
-        let key = e.path().to_string().replace(".$__serde_spanned_private_value", "");
+        let key = e
+            .path()
+            .to_string()
+            .replace(".$__serde_spanned_private_value", "");
         let key = if key == "." { String::new() } else { key };
         let inner = e.into_inner();
         source.error(inner.span(), &key, inner.message())
@@ -298,11 +365,17 @@ fn parse_file(path: &Path, text: &str) -> anyhow::Result<FileConfig> {
 }
 
 fn read_file(path: &Path) -> anyhow::Result<String> {
-    let size = std::fs::metadata(path).map_err(|e| anyhow::anyhow!("cannot read the config file {}: {e}", path.display()))?.len();
+    let size = std::fs::metadata(path)
+        .map_err(|e| anyhow::anyhow!("cannot read the config file {}: {e}", path.display()))?
+        .len();
     if size > CONFIG_FILE_BYTES_MAX {
-        anyhow::bail!("the config file {} is {size} bytes; the limit is {CONFIG_FILE_BYTES_MAX}", path.display());
+        anyhow::bail!(
+            "the config file {} is {size} bytes; the limit is {CONFIG_FILE_BYTES_MAX}",
+            path.display()
+        );
     }
-    std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read the config file {}: {e}", path.display()))
+    std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read the config file {}: {e}", path.display()))
 }
 
 impl Args {
@@ -311,7 +384,10 @@ impl Args {
     pub fn load() -> anyhow::Result<Args> {
         let matches = Args::command().get_matches();
         let text = Self::config_text(&matches)?;
-        Args::from_matches(&matches, text.as_ref().map(|(p, t)| (p.as_path(), t.as_str())))
+        Args::from_matches(
+            &matches,
+            text.as_ref().map(|(p, t)| (p.as_path(), t.as_str())),
+        )
     }
 
     fn config_text(matches: &ArgMatches) -> anyhow::Result<Option<(PathBuf, String)>> {
@@ -325,7 +401,12 @@ impl Args {
     fn from_matches(matches: &ArgMatches, file: Option<(&Path, &str)>) -> anyhow::Result<Args> {
         let mut args = Args::from_arg_matches(matches).map_err(|e| anyhow::anyhow!("{e}"))?;
         // Given by the person (flag or environment), so the file must not override it.
-        let given = |id: &str| matches!(matches.value_source(id), Some(ValueSource::CommandLine | ValueSource::EnvVariable));
+        let given = |id: &str| {
+            matches!(
+                matches.value_source(id),
+                Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+            )
+        };
         if let Some((path, text)) = file {
             let source = Source { path, text };
             let f = parse_file(path, text)?;
@@ -341,9 +422,22 @@ impl Args {
             take!(listen, f.listen.map(Spanned::into_inner));
             take!(data_dir, f.data_dir);
             take!(demo, f.demo);
-            take!(nodes, source.check_range("nodes", &f.nodes, 0..=SUPERVISED_NODES_MAX)?);
-            take!(accounts_per_node, source.check_range("accounts_per_node", &f.accounts_per_node, 1..=ACCOUNTS_PER_NODE_MAX)?);
-            take!(balance_cents, source.check_range("balance_cents", &f.balance_cents, 0..=BALANCE_CENTS_MAX)?);
+            take!(
+                nodes,
+                source.check_range("nodes", &f.nodes, 0..=SUPERVISED_NODES_MAX)?
+            );
+            take!(
+                accounts_per_node,
+                source.check_range(
+                    "accounts_per_node",
+                    &f.accounts_per_node,
+                    1..=ACCOUNTS_PER_NODE_MAX
+                )?
+            );
+            take!(
+                balance_cents,
+                source.check_range("balance_cents", &f.balance_cents, 0..=BALANCE_CENTS_MAX)?
+            );
             take!(node_port_base, f.node_port_base);
             take!(prepare_timeout_ms, f.prepare_timeout_ms);
             take!(lock_wait_ms, f.lock_wait_ms);
@@ -355,9 +449,16 @@ impl Args {
                 for (i, p) in f.participant.into_iter().enumerate() {
                     let span = p.span();
                     let p = p.into_inner();
-                    let accounts = p.accounts.iter().map(|a| parse_account(a)).collect::<Result<Vec<_>, _>>();
-                    let parsed = accounts.and_then(|accounts| RemoteParticipant::new(&p.id, &p.addr, accounts));
-                    let parsed = parsed.map_err(|message| source.error(Some(span.clone()), &format!("participant[{i}]"), &message))?;
+                    let accounts = p
+                        .accounts
+                        .iter()
+                        .map(|a| parse_account(a))
+                        .collect::<Result<Vec<_>, _>>();
+                    let parsed = accounts
+                        .and_then(|accounts| RemoteParticipant::new(&p.id, &p.addr, accounts));
+                    let parsed = parsed.map_err(|message| {
+                        source.error(Some(span.clone()), &format!("participant[{i}]"), &message)
+                    })?;
                     remote.push(parsed);
                 }
                 args.participants = remote;
@@ -411,12 +512,25 @@ impl Config {
             nodes.push(supervised_node(&args, i)?);
         }
         if args.participants.len() > REMOTE_PARTICIPANTS_MAX {
-            anyhow::bail!("{} remote participants; the limit is {REMOTE_PARTICIPANTS_MAX}", args.participants.len());
+            anyhow::bail!(
+                "{} remote participants; the limit is {REMOTE_PARTICIPANTS_MAX}",
+                args.participants.len()
+            );
         }
         for p in &args.participants {
             let addr = p.resolve()?;
-            let accounts = p.accounts.iter().map(|(a, cents)| (a.clone(), cents.unwrap_or(args.balance_cents))).collect();
-            nodes.push(NodeConfig { id: p.id.clone(), port: addr.port(), accounts, data_dir: PathBuf::new(), remote: Some(addr) });
+            let accounts = p
+                .accounts
+                .iter()
+                .map(|(a, cents)| (a.clone(), cents.unwrap_or(args.balance_cents)))
+                .collect();
+            nodes.push(NodeConfig {
+                id: p.id.clone(),
+                port: addr.port(),
+                accounts,
+                data_dir: PathBuf::new(),
+                remote: Some(addr),
+            });
         }
         if nodes.is_empty() {
             anyhow::bail!("no participant nodes: give --nodes N (supervised) or --participant ID=HOST:PORT=ACCOUNTS (remote)");
@@ -437,7 +551,9 @@ impl Config {
             .iter()
             .flat_map(|n| n.accounts.iter().map(|(_, b)| *b))
             .try_fold(0i64, |sum, b| sum.checked_add(b))
-            .ok_or_else(|| anyhow::anyhow!("the opening balances add up to more than an i64 of cents"))?;
+            .ok_or_else(|| {
+                anyhow::anyhow!("the opening balances add up to more than an i64 of cents")
+            })?;
         let participant_bin = match &args.participant_bin {
             Some(p) => p.clone(),
             None => {
@@ -468,16 +584,28 @@ fn supervised_node(args: &Args, i: u16) -> anyhow::Result<NodeConfig> {
     let accounts: Vec<(AccountId, i64)> = if args.accounts_per_node == 1 {
         vec![(letter.to_string(), args.balance_cents)]
     } else {
-        (1..=args.accounts_per_node).map(|k| (format!("{letter}{k}"), args.balance_cents)).collect()
+        (1..=args.accounts_per_node)
+            .map(|k| (format!("{letter}{k}"), args.balance_cents))
+            .collect()
     };
     let port = if args.node_port_base == 0 {
         0
     } else {
         args.node_port_base.checked_add(i).ok_or_else(|| {
-            anyhow::anyhow!("--node-port-base {} + {} nodes goes past port 65535", args.node_port_base, args.nodes)
+            anyhow::anyhow!(
+                "--node-port-base {} + {} nodes goes past port 65535",
+                args.node_port_base,
+                args.nodes
+            )
         })?
     };
-    Ok(NodeConfig { id: id.clone(), port, accounts, data_dir: args.data_dir.join(format!("node-{id}")), remote: None })
+    Ok(NodeConfig {
+        id: id.clone(),
+        port,
+        accounts,
+        data_dir: args.data_dir.join(format!("node-{id}")),
+        remote: None,
+    })
 }
 
 #[cfg(test)]
@@ -493,7 +621,10 @@ mod tests {
     }
 
     fn error_of(file: &str) -> String {
-        format!("{:#}", load(&[], Some(file)).expect_err("the file is refused"))
+        format!(
+            "{:#}",
+            load(&[], Some(file)).expect_err("the file is refused")
+        )
     }
 
     #[test]
@@ -530,38 +661,79 @@ mod tests {
         let config = Config::from_args(args).unwrap();
         let remote = config.nodes.iter().find(|n| n.id == "7001").unwrap();
         assert_eq!(remote.remote, Some("127.0.0.1:7001".parse().unwrap()));
-        assert_eq!(remote.accounts, vec![("X".to_string(), 100_000), ("Y".to_string(), 250)]);
+        assert_eq!(
+            remote.accounts,
+            vec![("X".to_string(), 100_000), ("Y".to_string(), 250)]
+        );
         assert_eq!(config.expected_total_cents, 3 * 100_000 + 100_000 + 250);
         assert_eq!(config.account_nodes["Y"], "7001");
     }
 
     #[test]
     fn participants_on_the_command_line_replace_the_files_and_default_nodes_to_zero() {
-        let file = "[[participant]]\nid = \"7001\"\naddr = \"127.0.0.1:7001\"\naccounts = [\"X\"]\n";
+        let file =
+            "[[participant]]\nid = \"7001\"\naddr = \"127.0.0.1:7001\"\naccounts = [\"X\"]\n";
         let args = load(&["--participant", "8001=127.0.0.1:8001=P,Q:5"], Some(file)).unwrap();
         assert_eq!(args.nodes, 0);
         assert_eq!(args.participants.len(), 1);
         assert_eq!(args.participants[0].id, "8001");
-        assert_eq!(args.participants[0].accounts, vec![("P".to_string(), None), ("Q".to_string(), Some(5))]);
-        let args = load(&["--participant", "8001=127.0.0.1:8001=P", "--nodes", "1"], None).unwrap();
-        assert_eq!(args.nodes, 1, "an explicit --nodes mixes supervised and remote nodes");
+        assert_eq!(
+            args.participants[0].accounts,
+            vec![("P".to_string(), None), ("Q".to_string(), Some(5))]
+        );
+        let args = load(
+            &["--participant", "8001=127.0.0.1:8001=P", "--nodes", "1"],
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            args.nodes, 1,
+            "an explicit --nodes mixes supervised and remote nodes"
+        );
         let config = Config::from_args(args).unwrap();
         assert!(config.nodes[0].remote.is_none() && config.nodes[1].is_remote());
     }
 
     #[test]
     fn bad_participant_flags_say_how_to_write_them() {
-        for bad in ["6001=host=A=B", "6001", "6001=host=A", "6001=host:port=A", "6001=h:1=", "60 01=h:1=A", "6001=h:1=A:-5"] {
-            let e = load(&["--participant", bad], None).expect_err(bad).to_string();
-            assert!(e.contains("participant") || e.contains("account") || e.contains("node id"), "{bad}: {e}");
+        for bad in [
+            "6001=host=A=B",
+            "6001",
+            "6001=host=A",
+            "6001=host:port=A",
+            "6001=h:1=",
+            "60 01=h:1=A",
+            "6001=h:1=A:-5",
+        ] {
+            let e = load(&["--participant", bad], None)
+                .expect_err(bad)
+                .to_string();
+            assert!(
+                e.contains("participant") || e.contains("account") || e.contains("node id"),
+                "{bad}: {e}"
+            );
         }
     }
 
     #[test]
     fn duplicate_ids_and_accounts_are_refused() {
-        let e = Config::from_args(load(&["--nodes", "1", "--participant", "6001=127.0.0.1:1=Z"], None).unwrap()).unwrap_err();
+        let e = Config::from_args(
+            load(
+                &["--nodes", "1", "--participant", "6001=127.0.0.1:1=Z"],
+                None,
+            )
+            .unwrap(),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("node id 6001 is used twice"), "{e}");
-        let e = Config::from_args(load(&["--nodes", "1", "--participant", "7001=127.0.0.1:1=A"], None).unwrap()).unwrap_err();
+        let e = Config::from_args(
+            load(
+                &["--nodes", "1", "--participant", "7001=127.0.0.1:1=A"],
+                None,
+            )
+            .unwrap(),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("account A is on two nodes"), "{e}");
         let e = Config::from_args(load(&["--nodes", "0"], None).unwrap()).unwrap_err();
         assert!(e.to_string().contains("no participant nodes"), "{e}");
@@ -570,34 +742,62 @@ mod tests {
     #[test]
     fn a_wrong_type_names_the_key_and_the_line() {
         let e = error_of("demo = true\n\nnodes = \"three\"\n");
-        assert!(e.contains("line 3") && e.contains("key `nodes`") && e.contains("invalid type"), "{e}");
+        assert!(
+            e.contains("line 3") && e.contains("key `nodes`") && e.contains("invalid type"),
+            "{e}"
+        );
         assert!(e.contains("cluster.toml"), "{e}");
     }
 
     #[test]
     fn an_unknown_key_names_itself_and_its_line() {
         let e = error_of("nodes = 2\nprepare_timout_ms = 5\n");
-        assert!(e.contains("line 2") && e.contains("prepare_timout_ms") && e.contains("expected one of"), "{e}");
+        assert!(
+            e.contains("line 2")
+                && e.contains("prepare_timout_ms")
+                && e.contains("expected one of"),
+            "{e}"
+        );
     }
 
     #[test]
     fn out_of_range_values_name_the_key_and_the_line() {
         let e = error_of("\nnodes = 40\n");
-        assert!(e.contains("line 2") && e.contains("key `nodes`") && e.contains("from 0 to 26"), "{e}");
+        assert!(
+            e.contains("line 2") && e.contains("key `nodes`") && e.contains("from 0 to 26"),
+            "{e}"
+        );
         let e = error_of("balance_cents = -1\n");
-        assert!(e.contains("line 1") && e.contains("key `balance_cents`"), "{e}");
+        assert!(
+            e.contains("line 1") && e.contains("key `balance_cents`"),
+            "{e}"
+        );
     }
 
     #[test]
     fn a_bad_address_or_participant_names_the_key_and_the_line() {
         let e = error_of("listen = \"localhost\"\n");
-        assert!(e.contains("line 1") && e.contains("key `listen`") && e.contains("socket address"), "{e}");
-        let e = error_of("nodes = 1\n[[participant]]\nid = \"7001\"\naddr = \"nohost\"\naccounts = [\"X\"]\n");
-        assert!(e.contains("line 2") && e.contains("participant[0]") && e.contains("HOST:PORT"), "{e}");
+        assert!(
+            e.contains("line 1") && e.contains("key `listen`") && e.contains("socket address"),
+            "{e}"
+        );
+        let e = error_of(
+            "nodes = 1\n[[participant]]\nid = \"7001\"\naddr = \"nohost\"\naccounts = [\"X\"]\n",
+        );
+        assert!(
+            e.contains("line 2") && e.contains("participant[0]") && e.contains("HOST:PORT"),
+            "{e}"
+        );
         let e = error_of("[[participant]]\nid = \"7001\"\naddr = \"h:1\"\naccounts = [\"X\", 5]\n");
-        assert!(e.contains("line 4") && e.contains("participant[0].accounts[1]"), "{e}");
+        assert!(
+            e.contains("line 4") && e.contains("participant[0].accounts[1]"),
+            "{e}"
+        );
         let e = error_of("[[participant]]\nid = \"7001\"\naddr = \"h:1\"\n");
-        assert!(e.contains("missing field `accounts`") && e.contains("participant[0]"), "{e}");
+        assert!(
+            e.contains("missing field `accounts`") && e.contains("participant[0]"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -615,7 +815,8 @@ mod tests {
     #[test]
     fn the_example_file_parses() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../cluster.example.toml");
-        let text = std::fs::read_to_string(&path).expect("cluster.example.toml exists at the repository root");
+        let text = std::fs::read_to_string(&path)
+            .expect("cluster.example.toml exists at the repository root");
         let args = load(&[], Some(&text)).unwrap();
         assert_eq!(args.nodes, 2);
         Config::from_args(args).unwrap();
@@ -625,12 +826,28 @@ mod tests {
     fn help_explains_every_option() {
         let help = Args::command().render_long_help().to_string();
         for flag in [
-            "--config", "--listen", "--data-dir", "--fresh", "--demo", "--nodes", "--accounts-per-node", "--balance-cents",
-            "--node-port-base", "--participant", "--prepare-timeout-ms", "--lock-wait-ms", "--ack-wait-ms",
-            "--participant-bin", "--static-dir", "--ready-file",
+            "--config",
+            "--listen",
+            "--data-dir",
+            "--fresh",
+            "--demo",
+            "--nodes",
+            "--accounts-per-node",
+            "--balance-cents",
+            "--node-port-base",
+            "--participant",
+            "--prepare-timeout-ms",
+            "--lock-wait-ms",
+            "--ack-wait-ms",
+            "--participant-bin",
+            "--static-dir",
+            "--ready-file",
         ] {
             assert!(help.contains(flag), "--help lacks {flag}");
         }
-        assert!(help.contains("[default: 3000]") && help.contains("[default: 127.0.0.1:8000]"), "{help}");
+        assert!(
+            help.contains("[default: 3000]") && help.contains("[default: 127.0.0.1:8000]"),
+            "{help}"
+        );
     }
 }

@@ -475,8 +475,12 @@ impl Engine {
             return;
         }
         // At least twice the last checkpoint (0 before the first one).
-        self.checkpoint_at_bytes =
-            self.app.config.args.log_checkpoint_bytes.max(self.writer.checkpoint_bytes().saturating_mul(2));
+        self.checkpoint_at_bytes = self
+            .app
+            .config
+            .args
+            .log_checkpoint_bytes
+            .max(self.writer.checkpoint_bytes().saturating_mul(2));
         if self.writer.size_bytes() < self.checkpoint_at_bytes {
             return;
         }

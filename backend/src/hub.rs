@@ -10,7 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use shared::api::{
-    transfer_legs, Leg, NodeVote, Outcome, Stats, TransactionDetail, TransactionSummary, TxState, VoteView,
+    transfer_legs, Leg, NodeVote, Outcome, Stats, TransactionDetail, TransactionSummary, TxState,
+    VoteView,
 };
 use shared::events::{Event, EventKind};
 use shared::limits::{COORDINATOR_HISTORY_KEPT_MAX, TX_TIMELINE_EVENTS_MAX, WS_CLIENT_QUEUE_MAX};
@@ -90,7 +91,9 @@ impl Record {
 enum What {
     Whole(Box<EventKind>),
     /// `from`, `to`, `amount_cents` are the summary's; `nodes` the legs'.
-    Started { one_phase: bool },
+    Started {
+        one_phase: bool,
+    },
     PrepareSent(Who),
     Vote(Who, VoteView, Option<AbortReason>),
     LogForced(Who, Record),
@@ -114,7 +117,11 @@ impl TxEntry {
 
     fn node(&self, who: Who) -> NodeId {
         match who {
-            Who::Leg(i) => self.legs.get(usize::from(i)).map(|l| l.node.clone()).unwrap_or_default(),
+            Who::Leg(i) => self
+                .legs
+                .get(usize::from(i))
+                .map(|l| l.node.clone())
+                .unwrap_or_default(),
             Who::Coordinator => shared::events::COORDINATOR.to_string(),
         }
     }
@@ -123,28 +130,48 @@ impl TxEntry {
     fn compact(&self, kind: EventKind) -> What {
         let s = &self.summary;
         let compacted = match &kind {
-            EventKind::TxStarted { from, to, amount_cents, nodes, one_phase, .. }
-                if *from == s.from
-                    && *to == s.to
-                    && *amount_cents == s.amount_cents
-                    && nodes.iter().eq(self.legs.iter().map(|l| &l.node)) =>
+            EventKind::TxStarted {
+                from,
+                to,
+                amount_cents,
+                nodes,
+                one_phase,
+                ..
+            } if *from == s.from
+                && *to == s.to
+                && *amount_cents == s.amount_cents
+                && nodes.iter().eq(self.legs.iter().map(|l| &l.node)) =>
             {
-                Some(What::Started { one_phase: *one_phase })
+                Some(What::Started {
+                    one_phase: *one_phase,
+                })
             }
             EventKind::PrepareSent { node, .. } => self.who(node).map(What::PrepareSent),
-            EventKind::Vote { node, vote, reason, .. } => self.who(node).map(|w| What::Vote(w, *vote, *reason)),
-            EventKind::LogForced { node, record, .. } => {
-                self.who(node).zip(Record::parse(record)).map(|(w, r)| What::LogForced(w, r))
-            }
-            EventKind::Decision { decision, reason, .. } => Some(What::Decision(*decision, *reason)),
+            EventKind::Vote {
+                node, vote, reason, ..
+            } => self.who(node).map(|w| What::Vote(w, *vote, *reason)),
+            EventKind::LogForced { node, record, .. } => self
+                .who(node)
+                .zip(Record::parse(record))
+                .map(|(w, r)| What::LogForced(w, r)),
+            EventKind::Decision {
+                decision, reason, ..
+            } => Some(What::Decision(*decision, *reason)),
             EventKind::CommitSent { node, .. } => self.who(node).map(What::CommitSent),
             EventKind::RollbackSent { node, .. } => self.who(node).map(What::RollbackSent),
-            EventKind::Ack { node, decision, .. } => self.who(node).map(|w| What::Ack(w, *decision)),
-            EventKind::TxFinished { outcome, reason, duration_ms, .. } => {
-                Some(What::Finished(*outcome, *reason, *duration_ms))
+            EventKind::Ack { node, decision, .. } => {
+                self.who(node).map(|w| What::Ack(w, *decision))
             }
+            EventKind::TxFinished {
+                outcome,
+                reason,
+                duration_ms,
+                ..
+            } => Some(What::Finished(*outcome, *reason, *duration_ms)),
             EventKind::TxEnded { .. } => Some(What::Ended),
-            EventKind::Resolved { node, decision, .. } => self.who(node).map(|w| What::Resolved(w, *decision)),
+            EventKind::Resolved { node, decision, .. } => {
+                self.who(node).map(|w| What::Resolved(w, *decision))
+            }
             _ => None,
         };
         compacted.unwrap_or_else(|| What::Whole(Box::new(kind)))
@@ -162,19 +189,39 @@ impl TxEntry {
                 nodes: self.legs.iter().map(|l| l.node.clone()).collect(),
                 one_phase: *one_phase,
             },
-            What::PrepareSent(w) => EventKind::PrepareSent { tx_id: tx_id(), node: self.node(*w) },
-            What::Vote(w, vote, reason) => {
-                EventKind::Vote { tx_id: tx_id(), node: self.node(*w), vote: *vote, reason: *reason }
-            }
-            What::LogForced(w, r) => {
-                EventKind::LogForced { tx_id: tx_id(), node: self.node(*w), record: r.name().to_string() }
-            }
-            What::Decision(decision, reason) => {
-                EventKind::Decision { tx_id: tx_id(), decision: *decision, reason: *reason }
-            }
-            What::CommitSent(w) => EventKind::CommitSent { tx_id: tx_id(), node: self.node(*w) },
-            What::RollbackSent(w) => EventKind::RollbackSent { tx_id: tx_id(), node: self.node(*w) },
-            What::Ack(w, decision) => EventKind::Ack { tx_id: tx_id(), node: self.node(*w), decision: *decision },
+            What::PrepareSent(w) => EventKind::PrepareSent {
+                tx_id: tx_id(),
+                node: self.node(*w),
+            },
+            What::Vote(w, vote, reason) => EventKind::Vote {
+                tx_id: tx_id(),
+                node: self.node(*w),
+                vote: *vote,
+                reason: *reason,
+            },
+            What::LogForced(w, r) => EventKind::LogForced {
+                tx_id: tx_id(),
+                node: self.node(*w),
+                record: r.name().to_string(),
+            },
+            What::Decision(decision, reason) => EventKind::Decision {
+                tx_id: tx_id(),
+                decision: *decision,
+                reason: *reason,
+            },
+            What::CommitSent(w) => EventKind::CommitSent {
+                tx_id: tx_id(),
+                node: self.node(*w),
+            },
+            What::RollbackSent(w) => EventKind::RollbackSent {
+                tx_id: tx_id(),
+                node: self.node(*w),
+            },
+            What::Ack(w, decision) => EventKind::Ack {
+                tx_id: tx_id(),
+                node: self.node(*w),
+                decision: *decision,
+            },
             What::Finished(outcome, reason, duration_ms) => EventKind::TxFinished {
                 tx_id: tx_id(),
                 outcome: *outcome,
@@ -182,11 +229,17 @@ impl TxEntry {
                 duration_ms: *duration_ms,
             },
             What::Ended => EventKind::TxEnded { tx_id: tx_id() },
-            What::Resolved(w, decision) => {
-                EventKind::Resolved { tx_id: tx_id(), node: self.node(*w), decision: *decision }
-            }
+            What::Resolved(w, decision) => EventKind::Resolved {
+                tx_id: tx_id(),
+                node: self.node(*w),
+                decision: *decision,
+            },
         };
-        Event { seq: step.seq, ts_ms: step.ts_ms, kind }
+        Event {
+            seq: step.seq,
+            ts_ms: step.ts_ms,
+            kind,
+        }
     }
 }
 
@@ -273,7 +326,11 @@ impl Hub {
                         | EventKind::Resolved { .. }
                 );
                 inner.seq += 1;
-                let event = Event { seq: inner.seq, ts_ms, kind };
+                let event = Event {
+                    seq: inner.seq,
+                    ts_ms,
+                    kind,
+                };
                 crate::metrics::observe(&event);
                 if listening {
                     if let Ok(json) = serde_json::to_string(&event) {
@@ -415,12 +472,21 @@ impl Hub {
         }
         if entry.timeline.len() < TX_TIMELINE_EVENTS_MAX {
             let what = entry.compact(event.kind);
-            entry.timeline.push(Step { seq: event.seq, ts_ms: event.ts_ms, what });
+            entry.timeline.push(Step {
+                seq: event.seq,
+                ts_ms: event.ts_ms,
+                what,
+            });
         }
     }
 
     fn legs_of(&self, from: &str, to: &str, amount_cents: i64) -> Vec<Leg> {
-        let node_of = |account: &str| self.account_nodes.get(account).map(String::as_str).unwrap_or_default();
+        let node_of = |account: &str| {
+            self.account_nodes
+                .get(account)
+                .map(String::as_str)
+                .unwrap_or_default()
+        };
         transfer_legs(from, to, amount_cents, node_of(from), node_of(to))
     }
 
@@ -507,7 +573,12 @@ mod tests {
 
     fn hub() -> Hub {
         let accounts = [("A", "6001"), ("B", "6002"), ("C", "6001")];
-        Hub::new(accounts.iter().map(|(a, n)| (a.to_string(), n.to_string())).collect())
+        Hub::new(
+            accounts
+                .iter()
+                .map(|(a, n)| (a.to_string(), n.to_string()))
+                .collect(),
+        )
     }
 
     fn started(tx: &str, from: &str, to: &str, nodes: &[&str]) -> EventKind {
@@ -531,34 +602,96 @@ mod tests {
         let n = |s: &str| s.to_string();
         let committed = vec![
             started("t1", "A", "B", &["6001", "6002"]),
-            EventKind::PrepareSent { tx_id: t("t1"), node: n("6001") },
-            EventKind::PrepareSent { tx_id: t("t1"), node: n("6002") },
-            EventKind::LogForced { tx_id: t("t1"), node: n("6001"), record: t("prepared") },
-            EventKind::Vote { tx_id: t("t1"), node: n("6001"), vote: VoteView::Ready, reason: None },
-            EventKind::Vote { tx_id: t("t1"), node: n("6002"), vote: VoteView::Ready, reason: None },
-            EventKind::Decision { tx_id: t("t1"), decision: Decision::Commit, reason: None },
-            EventKind::LogForced { tx_id: t("t1"), node: n("coordinator"), record: t("commit") },
-            EventKind::CommitSent { tx_id: t("t1"), node: n("6002") },
-            EventKind::TxFinished { tx_id: t("t1"), outcome: Outcome::Committed, reason: None, duration_ms: 1.25 },
-            EventKind::LogForced { tx_id: t("t1"), node: n("6002"), record: t("committed") },
-            EventKind::Ack { tx_id: t("t1"), node: n("6002"), decision: Decision::Commit },
-            EventKind::Resolved { tx_id: t("t1"), node: n("6001"), decision: Decision::Commit },
+            EventKind::PrepareSent {
+                tx_id: t("t1"),
+                node: n("6001"),
+            },
+            EventKind::PrepareSent {
+                tx_id: t("t1"),
+                node: n("6002"),
+            },
+            EventKind::LogForced {
+                tx_id: t("t1"),
+                node: n("6001"),
+                record: t("prepared"),
+            },
+            EventKind::Vote {
+                tx_id: t("t1"),
+                node: n("6001"),
+                vote: VoteView::Ready,
+                reason: None,
+            },
+            EventKind::Vote {
+                tx_id: t("t1"),
+                node: n("6002"),
+                vote: VoteView::Ready,
+                reason: None,
+            },
+            EventKind::Decision {
+                tx_id: t("t1"),
+                decision: Decision::Commit,
+                reason: None,
+            },
+            EventKind::LogForced {
+                tx_id: t("t1"),
+                node: n("coordinator"),
+                record: t("commit"),
+            },
+            EventKind::CommitSent {
+                tx_id: t("t1"),
+                node: n("6002"),
+            },
+            EventKind::TxFinished {
+                tx_id: t("t1"),
+                outcome: Outcome::Committed,
+                reason: None,
+                duration_ms: 1.25,
+            },
+            EventKind::LogForced {
+                tx_id: t("t1"),
+                node: n("6002"),
+                record: t("committed"),
+            },
+            EventKind::Ack {
+                tx_id: t("t1"),
+                node: n("6002"),
+                decision: Decision::Commit,
+            },
+            EventKind::Resolved {
+                tx_id: t("t1"),
+                node: n("6001"),
+                decision: Decision::Commit,
+            },
             EventKind::TxEnded { tx_id: t("t1") },
         ];
         let odd = vec![
             // Nodes that are not the legs', a record name not known here:
             // kept whole.
             started("t2", "A", "C", &["6001", "6009"]),
-            EventKind::PrepareSent { tx_id: t("t2"), node: n("6009") },
+            EventKind::PrepareSent {
+                tx_id: t("t2"),
+                node: n("6009"),
+            },
             EventKind::Vote {
                 tx_id: t("t2"),
                 node: n("6001"),
                 vote: VoteView::Abort,
                 reason: Some(AbortReason::InsufficientFunds),
             },
-            EventKind::LogForced { tx_id: t("t2"), node: n("6001"), record: t("heuristic") },
-            EventKind::RollbackSent { tx_id: t("t2"), node: n("6001") },
-            EventKind::Ack { tx_id: t("t2"), node: n("6001"), decision: Decision::Abort },
+            EventKind::LogForced {
+                tx_id: t("t2"),
+                node: n("6001"),
+                record: t("heuristic"),
+            },
+            EventKind::RollbackSent {
+                tx_id: t("t2"),
+                node: n("6001"),
+            },
+            EventKind::Ack {
+                tx_id: t("t2"),
+                node: n("6001"),
+                decision: Decision::Abort,
+            },
             EventKind::TxFinished {
                 tx_id: t("t2"),
                 outcome: Outcome::Aborted,
@@ -569,7 +702,10 @@ mod tests {
         // Interleaved with an event of no transaction, published one by one
         // and in batches.
         hub.publish_all(committed[..5].iter().cloned());
-        hub.publish(EventKind::NodeStatus { node: n("6001"), status: ComponentStatus::Up });
+        hub.publish(EventKind::NodeStatus {
+            node: n("6001"),
+            status: ComponentStatus::Up,
+        });
         hub.publish_all(odd.iter().cloned());
         for kind in &committed[5..] {
             hub.publish(kind.clone());
@@ -580,16 +716,29 @@ mod tests {
         }
         assert_eq!(sent.len(), committed.len() + odd.len() + 1);
         for (tx, kinds) in [("t1", &committed), ("t2", &odd)] {
-            let expected: Vec<Event> = sent.iter().filter(|e| e.kind.tx_id() == Some(tx)).cloned().collect();
-            assert_eq!(expected.iter().map(|e| e.kind.clone()).collect::<Vec<_>>(), *kinds);
+            let expected: Vec<Event> = sent
+                .iter()
+                .filter(|e| e.kind.tx_id() == Some(tx))
+                .cloned()
+                .collect();
+            assert_eq!(
+                expected.iter().map(|e| e.kind.clone()).collect::<Vec<_>>(),
+                *kinds
+            );
             let detail = hub.detail(tx).expect("kept");
             assert_eq!(detail.timeline, expected, "{tx}");
         }
         let seqs: Vec<u64> = sent.iter().map(|e| e.seq).collect();
-        assert!(seqs.windows(2).all(|w| w[0] + 1 == w[1]), "seq grows by one: {seqs:?}");
+        assert!(
+            seqs.windows(2).all(|w| w[0] + 1 == w[1]),
+            "seq grows by one: {seqs:?}"
+        );
         let t1 = hub.detail("t1").expect("kept");
         assert_eq!(t1.summary.state, TxState::Committed);
         assert!(t1.summary.pending_acks.is_empty());
-        assert_eq!(hub.detail("t2").expect("kept").summary.state, TxState::Aborted);
+        assert_eq!(
+            hub.detail("t2").expect("kept").summary.state,
+            TxState::Aborted
+        );
     }
 }

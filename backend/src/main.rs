@@ -54,7 +54,10 @@ fn main() -> ExitCode {
     // only added wake-ups across threads and work stealing. On the 2-core
     // machine, where the participants need the other core, one thread costs
     // ~20 % less CPU per transfer and commits more per second (BENCHMARKS.md).
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -105,19 +108,32 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let engine = tokio::spawn(engine::supervise(app.clone(), shutdown_rx.clone()));
     tokio::spawn(monitor::node_statuses(app.clone(), shutdown_rx.clone()));
     tokio::spawn(monitor::balances(app.clone(), shutdown_rx.clone()));
-    tokio::spawn(http::indoubt::watch_heuristics(app.clone(), shutdown_rx.clone()));
+    tokio::spawn(http::indoubt::watch_heuristics(
+        app.clone(),
+        shutdown_rx.clone(),
+    ));
 
     let nodes: Vec<String> = app
         .config
         .nodes
         .iter()
-        .map(|n| format!("{} at {}", n.id, app.supervisor.addr(&n.id).map(|a| a.to_string()).unwrap_or_default()))
+        .map(|n| {
+            format!(
+                "{} at {}",
+                n.id,
+                app.supervisor
+                    .addr(&n.id)
+                    .map(|a| a.to_string())
+                    .unwrap_or_default()
+            )
+        })
         .collect();
     tracing::info!(nodes = %nodes.join(", "), demo = app.demo_mode(), "cluster running");
     println!("Dashboard and API: http://{local}/");
     if let Some(path) = &app.config.args.ready_file {
         let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, local.to_string()).and_then(|_| std::fs::rename(&tmp, path))
+        std::fs::write(&tmp, local.to_string())
+            .and_then(|_| std::fs::rename(&tmp, path))
             .with_context(|| format!("cannot write the ready file {}", path.display()))?;
     }
 
@@ -130,7 +146,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
             tracing::debug!("cannot set TCP_NODELAY on an HTTP connection: {e}");
         }
     });
-    axum::serve(listener, router).with_graceful_shutdown(shutdown_signal()).await.context("the HTTP server failed")?;
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("the HTTP server failed")?;
 
     tracing::info!("shutting down: stopping the engine and the participants");
     let _ = shutdown_tx.send(true);
@@ -157,7 +176,9 @@ async fn shutdown_signal() {
 
 /// Removes what this program keeps in the data dir (and nothing else).
 fn wipe_data_dir(dir: &std::path::Path) -> anyhow::Result<()> {
-    let Ok(entries) = std::fs::read_dir(dir) else { return Ok(()) };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().to_string();
         if name == "coordinator" || name.starts_with("node-") {

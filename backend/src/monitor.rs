@@ -50,7 +50,10 @@ pub async fn balances(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
         let current = (accounts.clone(), view.total_cents);
         if last.as_ref() != Some(&current) {
             last = Some(current);
-            app.hub.publish(EventKind::Balances { accounts, total_cents: view.total_cents });
+            app.hub.publish(EventKind::Balances {
+                accounts,
+                total_cents: view.total_cents,
+            });
         }
     }
 }

@@ -95,9 +95,23 @@ impl Supervisor {
             .nodes
             .iter()
             .map(|n| {
-                let (state, _) = watch::channel(if n.is_remote() { ProcState::Remote } else { ProcState::Exited });
-                let addr = n.remote.or_else(|| (n.port != 0).then(|| SocketAddr::from(([127, 0, 0, 1], n.port))));
-                (n.id.clone(), NodeProc { config: n.clone(), addr, state, started_at: None })
+                let (state, _) = watch::channel(if n.is_remote() {
+                    ProcState::Remote
+                } else {
+                    ProcState::Exited
+                });
+                let addr = n
+                    .remote
+                    .or_else(|| (n.port != 0).then(|| SocketAddr::from(([127, 0, 0, 1], n.port))));
+                (
+                    n.id.clone(),
+                    NodeProc {
+                        config: n.clone(),
+                        addr,
+                        state,
+                        started_at: None,
+                    },
+                )
             })
             .collect();
         Supervisor {
@@ -147,7 +161,10 @@ impl Supervisor {
     fn require_supervised(&self, node: &str) -> Result<(), SupervisorError> {
         let cfg = self.node_config(node)?;
         match cfg.remote {
-            Some(addr) => Err(SupervisorError::NotSupervised(node.to_string(), addr.to_string())),
+            Some(addr) => Err(SupervisorError::NotSupervised(
+                node.to_string(),
+                addr.to_string(),
+            )),
             None => Ok(()),
         }
     }
@@ -156,7 +173,11 @@ impl Supervisor {
     /// left to the transport, which connects to them when they listen.
     pub async fn start_all(&self) -> anyhow::Result<()> {
         let mut tasks = Vec::new();
-        for node in self.node_ids().into_iter().filter(|n| self.is_supervised(n)) {
+        for node in self
+            .node_ids()
+            .into_iter()
+            .filter(|n| self.is_supervised(n))
+        {
             let sup = self.clone();
             tasks.push(tokio::spawn(async move { sup.adopt_or_start(&node).await }));
         }
@@ -171,7 +192,10 @@ impl Supervisor {
         let deadline = Instant::now() + Duration::from_millis(START_TIMEOUT_MS);
         loop {
             let candidates: Vec<SocketAddr> =
-                [read_addr_file(&data_dir.join("addr")), self.addr(node)].into_iter().flatten().collect();
+                [read_addr_file(&data_dir.join("addr")), self.addr(node)]
+                    .into_iter()
+                    .flatten()
+                    .collect();
             for addr in candidates {
                 if let Some(pid) = probe(addr, node).await {
                     tracing::info!(node, %addr, pid, "adopting participant that is already running");
@@ -193,14 +217,20 @@ impl Supervisor {
                     data_dir.display()
                 );
             }
-            tracing::info!(node, "its data dir is held by a process that is not listening yet; waiting to adopt it");
+            tracing::info!(
+                node,
+                "its data dir is held by a process that is not listening yet; waiting to adopt it"
+            );
             tokio::time::sleep(Duration::from_millis(LOCKED_RETRY_MS)).await;
         }
         self.start(node).await.map_err(|e| anyhow::anyhow!("{e}"))
     }
 
     fn node_config(&self, node: &str) -> Result<NodeConfig, SupervisorError> {
-        self.lock().get(node).map(|n| n.config.clone()).ok_or_else(|| SupervisorError::UnknownNode(node.to_string()))
+        self.lock()
+            .get(node)
+            .map(|n| n.config.clone())
+            .ok_or_else(|| SupervisorError::UnknownNode(node.to_string()))
     }
 
     fn set_running(&self, node: &str, addr: SocketAddr, pid: u32, supervised: bool) {
@@ -233,8 +263,13 @@ impl Supervisor {
     }
 
     async fn spawn(&self, cfg: &NodeConfig) -> anyhow::Result<()> {
-        std::fs::create_dir_all(&cfg.data_dir)
-            .with_context(|| format!("cannot create the data dir {} of node {}", cfg.data_dir.display(), cfg.id))?;
+        std::fs::create_dir_all(&cfg.data_dir).with_context(|| {
+            format!(
+                "cannot create the data dir {} of node {}",
+                cfg.data_dir.display(),
+                cfg.id
+            )
+        })?;
         let ready_file = cfg.data_dir.join("addr");
         let _ = std::fs::remove_file(&ready_file);
         let port = self.addr(&cfg.id).map(|a| a.port()).unwrap_or(cfg.port);
@@ -257,7 +292,9 @@ impl Supervisor {
         if self.inner.allow_faults {
             cmd.arg("--allow-faults");
         }
-        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::inherit());
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
         let mut child = cmd.spawn().with_context(|| {
             format!(
                 "cannot start {} for node {} (build it with `cargo build -p participant`, or pass --participant-bin)",
@@ -265,7 +302,9 @@ impl Supervisor {
                 cfg.id
             )
         })?;
-        let pid = child.id().context("the participant exited before it could be watched")?;
+        let pid = child
+            .id()
+            .context("the participant exited before it could be watched")?;
         let deadline = Instant::now() + Duration::from_millis(START_TIMEOUT_MS);
         let addr = loop {
             if let Some(addr) = read_addr_file(&ready_file) {
@@ -280,7 +319,10 @@ impl Supervisor {
             }
             if Instant::now() > deadline {
                 let _ = child.start_kill();
-                anyhow::bail!("participant {} did not start listening within {START_TIMEOUT_MS} ms", cfg.id);
+                anyhow::bail!(
+                    "participant {} did not start listening within {START_TIMEOUT_MS} ms",
+                    cfg.id
+                );
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         };
@@ -295,7 +337,12 @@ impl Supervisor {
                 _ => tracing::warn!(node, pid, ?status, "participant exited"),
             }
             let current = sup.state(&node);
-            if current == Some(ProcState::Running { pid, supervised: true }) {
+            if current
+                == Some(ProcState::Running {
+                    pid,
+                    supervised: true,
+                })
+            {
                 sup.set_state(&node, ProcState::Exited);
             }
         });
@@ -307,7 +354,12 @@ impl Supervisor {
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(Duration::from_millis(200)).await;
-                if sup.state(&node) != Some(ProcState::Running { pid, supervised: false }) {
+                if sup.state(&node)
+                    != Some(ProcState::Running {
+                        pid,
+                        supervised: false,
+                    })
+                {
                     return;
                 }
                 if !pid_alive(pid) {
@@ -331,12 +383,25 @@ impl Supervisor {
         unsafe {
             libc::kill(pid as libc::pid_t, libc::SIGKILL);
         }
-        let mut rx = self.subscribe(node).ok_or_else(|| SupervisorError::UnknownNode(node.to_string()))?;
+        let mut rx = self
+            .subscribe(node)
+            .ok_or_else(|| SupervisorError::UnknownNode(node.to_string()))?;
         let deadline = tokio::time::Instant::now() + Duration::from_millis(START_TIMEOUT_MS);
-        while *rx.borrow_and_update() == (ProcState::Running { pid, supervised: true })
-            || *rx.borrow() == (ProcState::Running { pid, supervised: false })
+        while *rx.borrow_and_update()
+            == (ProcState::Running {
+                pid,
+                supervised: true,
+            })
+            || *rx.borrow()
+                == (ProcState::Running {
+                    pid,
+                    supervised: false,
+                })
         {
-            if tokio::time::timeout_at(deadline, rx.changed()).await.is_err() {
+            if tokio::time::timeout_at(deadline, rx.changed())
+                .await
+                .is_err()
+            {
                 break;
             }
         }
@@ -349,7 +414,10 @@ impl Supervisor {
             .lock()
             .iter()
             .filter_map(|(id, n)| match *n.state.borrow() {
-                ProcState::Running { pid, supervised: true } => Some((id.clone(), pid)),
+                ProcState::Running {
+                    pid,
+                    supervised: true,
+                } => Some((id.clone(), pid)),
                 _ => None,
             })
             .collect();
@@ -361,7 +429,13 @@ impl Supervisor {
         }
         let deadline = Instant::now() + Duration::from_millis(STOP_TIMEOUT_MS);
         for (node, pid) in running {
-            while pid_alive(pid) && self.state(&node) == Some(ProcState::Running { pid, supervised: true }) {
+            while pid_alive(pid)
+                && self.state(&node)
+                    == Some(ProcState::Running {
+                        pid,
+                        supervised: true,
+                    })
+            {
                 if Instant::now() > deadline {
                     // SAFETY: as above.
                     unsafe {
@@ -380,13 +454,18 @@ impl Supervisor {
     /// engine's, and not subject to injected link faults) and returns its
     /// first answer after the hello.
     pub async fn admin_request(&self, node: &str, request: &Request) -> Result<Reply, String> {
-        let addr = self.addr(node).ok_or_else(|| format!("the address of node {node} is not known yet"))?;
+        let addr = self
+            .addr(node)
+            .ok_or_else(|| format!("the address of node {node} is not known yet"))?;
         let attempt = async {
-            let stream = TcpStream::connect(addr).await.map_err(|e| format!("cannot connect to node {node} at {addr}: {e}"))?;
+            let stream = TcpStream::connect(addr)
+                .await
+                .map_err(|e| format!("cannot connect to node {node} at {addr}: {e}"))?;
             let (read, mut write) = stream.into_split();
             let mut lines = BufReader::new(read).lines();
             let mut next = async || match lines.next_line().await {
-                Ok(Some(line)) => decode_line::<Reply>(line.as_bytes()).map_err(|e| format!("node {node} answered badly: {e}")),
+                Ok(Some(line)) => decode_line::<Reply>(line.as_bytes())
+                    .map_err(|e| format!("node {node} answered badly: {e}")),
                 Ok(None) => Err(format!("node {node} closed the connection")),
                 Err(e) => Err(format!("cannot read from node {node}: {e}")),
             };
@@ -394,12 +473,19 @@ impl Supervisor {
                 Reply::Hello { node: n, .. } if n == node => {}
                 other => return Err(format!("{addr} is not node {node} (it said {other:?})")),
             }
-            write.write_all(&encode_line(request)).await.map_err(|e| format!("cannot send to node {node}: {e}"))?;
+            write
+                .write_all(&encode_line(request))
+                .await
+                .map_err(|e| format!("cannot send to node {node}: {e}"))?;
             next().await
         };
         tokio::time::timeout(Duration::from_millis(ADMIN_REQUEST_MS), attempt)
             .await
-            .unwrap_or_else(|_| Err(format!("node {node} at {addr} did not answer within {ADMIN_REQUEST_MS} ms")))
+            .unwrap_or_else(|_| {
+                Err(format!(
+                    "node {node} at {addr} did not answer within {ADMIN_REQUEST_MS} ms"
+                ))
+            })
     }
 }
 
@@ -423,5 +509,8 @@ async fn probe(addr: SocketAddr, node: &str) -> Option<u32> {
             _ => None,
         }
     };
-    tokio::time::timeout(Duration::from_millis(ADOPT_PROBE_MS), attempt).await.ok().flatten()
+    tokio::time::timeout(Duration::from_millis(ADOPT_PROBE_MS), attempt)
+        .await
+        .ok()
+        .flatten()
 }

@@ -19,7 +19,8 @@ use std::time::Duration;
 
 use shared::api::LinkFault;
 use shared::limits::{
-    COORDINATOR_OUTBOX_MAX, LINE_BYTES_MAX, LINK_DELAY_QUEUE_MAX, RECONNECT_BACKOFF_MAX_MS, RECONNECT_BACKOFF_MIN_MS,
+    COORDINATOR_OUTBOX_MAX, LINE_BYTES_MAX, LINK_DELAY_QUEUE_MAX, RECONNECT_BACKOFF_MAX_MS,
+    RECONNECT_BACKOFF_MIN_MS,
 };
 use shared::lines::{read_bounded_line, LineRead};
 use shared::wire::{decode_line, NodeId, Query, QueryResult, Reply, Request};

@@ -12,7 +12,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use shared::api::{
     AccountView, ClusterView, CoordinatorCrashRequest, ErrorBody, Faults, FaultsUpdate,
-    HeuristicRequest, HeuristicView, InDoubtView, LinkFault, Stats, TransactionDetail, TransactionSummary, TransferRequest, TransferResponse,
+    HeuristicRequest, HeuristicView, InDoubtView, LinkFault, Stats, TransactionDetail,
+    TransactionSummary, TransferRequest, TransferResponse,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -200,7 +201,11 @@ pub async fn force_heuristic(
     node: &str,
     request: &HeuristicRequest,
 ) -> Result<HeuristicView, ApiError> {
-    let response = fetch(with_json(Request::post(&node_url(node, "heuristic")), request)).await?;
+    let response = fetch(with_json(
+        Request::post(&node_url(node, "heuristic")),
+        request,
+    ))
+    .await?;
     if !response.ok() {
         return Err(error_of(&response).await);
     }

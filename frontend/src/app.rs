@@ -11,9 +11,8 @@ use shared::wire::TxId;
 use crate::api::{self, ApiError};
 use crate::components::{
     cluster::ClusterPanel, faults::FaultsPanel, header::Header, history::HistoryPanel,
-    in_doubt::InDoubtPanel,
-    load::LoadPanel, protocol::ProtocolPanel, stats::StatsPanel, toasts::Toasts,
-    transfer::TransferPanel,
+    in_doubt::InDoubtPanel, load::LoadPanel, protocol::ProtocolPanel, stats::StatsPanel,
+    toasts::Toasts, transfer::TransferPanel,
 };
 use crate::format::Tone;
 use crate::model::{Effects, Model, HISTORY_ROWS_MAX};
@@ -108,7 +107,11 @@ impl Ctx {
             list.drain(..excess);
         });
         let toasts = self.toasts;
-        let stay_ms = if tone == Tone::Bad { TOAST_ERROR_MS } else { TOAST_OK_MS };
+        let stay_ms = if tone == Tone::Bad {
+            TOAST_ERROR_MS
+        } else {
+            TOAST_OK_MS
+        };
         set_timeout(
             move || toasts.update(|list| list.retain(|t| t.id != id)),
             Duration::from_millis(stay_ms),

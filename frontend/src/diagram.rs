@@ -9,7 +9,9 @@ use shared::events::{Event, EventKind, COORDINATOR};
 use shared::money::format_cents;
 use shared::wire::NodeId;
 
-use crate::format::{decision_label, duration_ms, outcome_label, reason_label, tone_of, vote_label, Tone};
+use crate::format::{
+    decision_label, duration_ms, outcome_label, reason_label, tone_of, vote_label, Tone,
+};
 
 /// Width of the SVG user space; the SVG scales to its panel.
 pub const WIDTH: f64 = 720.0;
@@ -166,9 +168,10 @@ fn glyph_of(kind: &EventKind) -> Option<(Glyph, String, Tone)> {
         }
         EventKind::TxEnded { .. } => (Glyph::Mark { at: coordinator() }, "END: forgotten".into()),
         EventKind::RecoveryQuery { node } => (to_node(node), "in doubt?".into()),
-        EventKind::InDoubtReported { node, tx_ids } => {
-            (from_node(node, false), format!("in doubt: {}", tx_ids.len()))
-        }
+        EventKind::InDoubtReported { node, tx_ids } => (
+            from_node(node, false),
+            format!("in doubt: {}", tx_ids.len()),
+        ),
         EventKind::Resolved { node, decision, .. } => (
             to_node(node),
             format!("resolve: {}", decision_label(*decision)),
@@ -540,7 +543,14 @@ mod tests {
     #[test]
     fn repeated_in_doubt_sweeps_draw_once_until_something_else_happens() {
         let report = |seq, node: &str| {
-            ev(seq, seq, EventKind::InDoubtReported { node: node.into(), tx_ids: vec!["t".into()] })
+            ev(
+                seq,
+                seq,
+                EventKind::InDoubtReported {
+                    node: node.into(),
+                    tx_ids: vec!["t".into()],
+                },
+            )
         };
         let query = |seq, node: &str| ev(seq, seq, EventKind::RecoveryQuery { node: node.into() });
         let events = vec![
@@ -550,12 +560,29 @@ mod tests {
             report(4, "6001"),
             query(5, "6001"),
             report(6, "6002"),
-            ev(7, 7, EventKind::Resolved { tx_id: "t".into(), node: "6001".into(), decision: Decision::Commit }),
+            ev(
+                7,
+                7,
+                EventKind::Resolved {
+                    tx_id: "t".into(),
+                    node: "6001".into(),
+                    decision: Decision::Commit,
+                },
+            ),
             report(8, "6002"),
         ];
         let layout = layout(&nodes(), &events);
         let labels: Vec<&str> = layout.rows.iter().map(|r| r.label.as_str()).collect();
-        assert_eq!(labels, vec!["in doubt?", "in doubt: 1", "in doubt: 1", "resolve: commit", "in doubt: 1"]);
+        assert_eq!(
+            labels,
+            vec![
+                "in doubt?",
+                "in doubt: 1",
+                "in doubt: 1",
+                "resolve: commit",
+                "in doubt: 1"
+            ]
+        );
     }
 
     #[test]

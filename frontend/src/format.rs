@@ -187,7 +187,9 @@ pub fn tone_of(kind: &EventKind) -> Tone {
     match kind {
         EventKind::Snapshot(_) | EventKind::RecoveryQuery { .. } => Tone::Info,
         EventKind::Lagged { .. } | EventKind::Fault { .. } => Tone::Warn,
-        EventKind::TxStarted { .. } | EventKind::PrepareSent { .. } | EventKind::Balances { .. } => Tone::Neutral,
+        EventKind::TxStarted { .. }
+        | EventKind::PrepareSent { .. }
+        | EventKind::Balances { .. } => Tone::Neutral,
         EventKind::Vote { vote, .. } => {
             if *vote == VoteView::Ready {
                 Tone::Good
@@ -215,7 +217,9 @@ pub fn tone_of(kind: &EventKind) -> Tone {
                 Tone::Warn
             }
         }
-        EventKind::NodeStatus { status, .. } | EventKind::CoordinatorStatus { status } => Tone::of_status(*status),
+        EventKind::NodeStatus { status, .. } | EventKind::CoordinatorStatus { status } => {
+            Tone::of_status(*status)
+        }
     }
 }
 
@@ -234,7 +238,10 @@ pub fn describe_event(kind: &EventKind) -> (String, Tone) {
             ..
         } => {
             let phases = if *one_phase { " (one-phase)" } else { "" };
-            format!("start: {from} → {to} {}{phases}", format_cents(*amount_cents))
+            format!(
+                "start: {from} → {to} {}{phases}",
+                format_cents(*amount_cents)
+            )
         }
         EventKind::PrepareSent { node, .. } => format!("prepare → {node}"),
         EventKind::Vote {
@@ -249,7 +256,9 @@ pub fn describe_event(kind: &EventKind) -> (String, Tone) {
         ),
         EventKind::CommitSent { node, .. } => format!("commit → {node}"),
         EventKind::RollbackSent { node, .. } => format!("rollback → {node}"),
-        EventKind::Ack { node, decision, .. } => format!("{node} acks {}", decision_label(*decision)),
+        EventKind::Ack { node, decision, .. } => {
+            format!("{node} acks {}", decision_label(*decision))
+        }
         EventKind::TxFinished {
             outcome,
             reason,

@@ -160,7 +160,10 @@ pub fn audit_line(audit: &MoneyAudit) -> (String, Tone) {
     let verdict = if audit.balanced {
         format!("Money balanced: {}", format_cents(audit.total_cents))
     } else if audit.settling {
-        format!("Settling: {} counted while transactions finish", format_cents(audit.total_cents))
+        format!(
+            "Settling: {} counted while transactions finish",
+            format_cents(audit.total_cents)
+        )
     } else {
         format!(
             "Money NOT balanced: {} counted, {} expected",
@@ -315,7 +318,11 @@ mod tests {
         let view = InDoubtView {
             coordinator: ComponentStatus::Up,
             transactions: vec![],
-            heuristics: vec![heuristic(Some(true)), heuristic(None), heuristic(Some(false))],
+            heuristics: vec![
+                heuristic(Some(true)),
+                heuristic(None),
+                heuristic(Some(false)),
+            ],
             audit: audit(true, 0),
             stale_nodes: vec![],
         };

@@ -209,7 +209,10 @@ impl Model {
         self.timelines.retain(|t| t.tx_id != tx_id);
         let mut events = merged;
         events.truncate(TIMELINE_EVENTS_MAX);
-        self.timelines.push_back(Timeline { tx_id: tx_id.to_string(), events });
+        self.timelines.push_back(Timeline {
+            tx_id: tx_id.to_string(),
+            events,
+        });
         while self.timelines.len() > TIMELINES_KEPT_MAX {
             self.timelines.pop_front();
         }
@@ -291,7 +294,10 @@ impl Model {
         // Periodic reports (in-doubt sweeps) repeat: count them on the
         // recent line instead of flooding the log.
         let recent = self.log.iter_mut().rev().take(LOG_REPEAT_WINDOW_LINES);
-        if let Some(line) = recent.into_iter().find(|l| l.text == text && l.tx_id == tx_id) {
+        if let Some(line) = recent
+            .into_iter()
+            .find(|l| l.text == text && l.tx_id == tx_id)
+        {
             line.repeats += 1;
             line.seq = event.seq;
             line.ts_ms = event.ts_ms;
@@ -981,7 +987,16 @@ mod tests {
         for round in 0..3u64 {
             for (i, node) in ["6001", "6002"].iter().enumerate() {
                 let seq = 1 + round * 2 + i as u64;
-                model.fold(ev(seq, EventKind::InDoubtReported { node: (*node).into(), tx_ids: vec!["t".into()] }), 0);
+                model.fold(
+                    ev(
+                        seq,
+                        EventKind::InDoubtReported {
+                            node: (*node).into(),
+                            tx_ids: vec!["t".into()],
+                        },
+                    ),
+                    0,
+                );
             }
         }
         assert_eq!(model.log.len(), 2);
@@ -1002,8 +1017,17 @@ mod tests {
         let mut model = Model::default();
         model.fold(snapshot(0), 0);
         model.fold(vote(3, "t", "6002", VoteView::Ready), 0);
-        model.adopt_timeline("t", vec![started(1, "t"), vote(2, "t", "6001", VoteView::Ready)]);
-        let seqs: Vec<u64> = model.timeline("t").unwrap().events.iter().map(|e| e.seq).collect();
+        model.adopt_timeline(
+            "t",
+            vec![started(1, "t"), vote(2, "t", "6001", VoteView::Ready)],
+        );
+        let seqs: Vec<u64> = model
+            .timeline("t")
+            .unwrap()
+            .events
+            .iter()
+            .map(|e| e.seq)
+            .collect();
         assert_eq!(seqs, vec![1, 2, 3]);
         assert_eq!(model.timelines.len(), 1);
     }

@@ -9,16 +9,17 @@ use std::rc::Rc;
 
 use frontend::app::Ctx;
 use frontend::components::{
-    cluster::ClusterPanel, header::Header, in_doubt::InDoubtBody, protocol::ProtocolPanel, transfer::TransferPanel,
+    cluster::ClusterPanel, header::Header, in_doubt::InDoubtBody, protocol::ProtocolPanel,
+    transfer::TransferPanel,
 };
 use frontend::in_doubt::Polled;
 use frontend::model::Model;
 use frontend::ws::Connection;
 use leptos::prelude::*;
 use shared::api::{
-    AccountView, ClusterView, ComponentStatus, CoordinatorTxState, CoordinatorView, Faults, HeuristicView,
-    InDoubtEntry, InDoubtView, LinkFault, MoneyAudit, NodeView, PreparedOn, Stats, StuckBecause, StuckReason,
-    VoteView,
+    AccountView, ClusterView, ComponentStatus, CoordinatorTxState, CoordinatorView, Faults,
+    HeuristicView, InDoubtEntry, InDoubtView, LinkFault, MoneyAudit, NodeView, PreparedOn, Stats,
+    StuckBecause, StuckReason, VoteView,
 };
 use shared::events::{Event, EventKind, Snapshot};
 use shared::wire::{AccountBalance, Decision, InDoubtTx};
@@ -33,7 +34,10 @@ fn node(id: &str, account: &str, balance_cents: i64) -> NodeView {
         id: id.into(),
         addr: format!("127.0.0.1:{id}"),
         status: ComponentStatus::Up,
-        accounts: vec![AccountBalance { id: account.into(), balance_cents }],
+        accounts: vec![AccountBalance {
+            id: account.into(),
+            balance_cents,
+        }],
         in_doubt: vec![],
         in_doubt_detail: vec![],
         locked_accounts: vec![],
@@ -45,8 +49,14 @@ fn node(id: &str, account: &str, balance_cents: i64) -> NodeView {
 
 fn cluster(total_cents: i64) -> ClusterView {
     ClusterView {
-        coordinator: CoordinatorView { status: ComponentStatus::Up, demo_mode: true },
-        nodes: vec![node("6001", "A", 100_000), node("6002", "B", total_cents - 100_000)],
+        coordinator: CoordinatorView {
+            status: ComponentStatus::Up,
+            demo_mode: true,
+        },
+        nodes: vec![
+            node("6001", "A", 100_000),
+            node("6002", "B", total_cents - 100_000),
+        ],
         total_cents,
         expected_total_cents: 200_000,
         total_complete: true,
@@ -57,8 +67,16 @@ fn model_with(cluster: ClusterView) -> Model {
     let mut model = Model::default();
     model.set_cluster(cluster, 0);
     model.accounts = vec![
-        AccountView { id: "A".into(), node: "6001".into(), balance_cents: 100_000 },
-        AccountView { id: "B".into(), node: "6002".into(), balance_cents: 100_000 },
+        AccountView {
+            id: "A".into(),
+            node: "6001".into(),
+            balance_cents: 100_000,
+        },
+        AccountView {
+            id: "B".into(),
+            node: "6002".into(),
+            balance_cents: 100_000,
+        },
     ];
     model
 }
@@ -86,7 +104,10 @@ fn find(root: &HtmlElement, selector: &str) -> Option<Element> {
 }
 
 fn text_of(root: &HtmlElement, selector: &str) -> String {
-    find(root, selector).unwrap_or_else(|| panic!("no {selector}")).text_content().unwrap_or_default()
+    find(root, selector)
+        .unwrap_or_else(|| panic!("no {selector}"))
+        .text_content()
+        .unwrap_or_default()
 }
 
 fn count(root: &HtmlElement, selector: &str) -> u32 {
@@ -103,7 +124,10 @@ async fn settle() {
 async fn header_shows_the_invariant_and_turns_loud_when_violated() {
     let (root, ctx) = mount(model_with(cluster(200_000)), || view! { <Header/> });
     settle().await;
-    assert_eq!(text_of(&root, "[data-testid=invariant]"), "Total $2,000.00 ✓");
+    assert_eq!(
+        text_of(&root, "[data-testid=invariant]"),
+        "Total $2,000.00 ✓"
+    );
     assert!(find(&root, "[data-testid=violation-banner]").is_none());
 
     ctx.model.update(|m| m.set_cluster(cluster(190_000), 0));
@@ -112,7 +136,10 @@ async fn header_shows_the_invariant_and_turns_loud_when_violated() {
     assert!(find(&root, ".invariant.violated").is_some());
     assert!(find(&root, "[data-testid=violation-banner]").is_some());
 
-    ctx.connection.set(Connection::Reconnecting { attempt: 2, retry_in_ms: 1_000 });
+    ctx.connection.set(Connection::Reconnecting {
+        attempt: 2,
+        retry_in_ms: 1_000,
+    });
     settle().await;
     assert!(text_of(&root, "[data-testid=reconnecting-banner]").contains("Reconnecting"));
     assert_eq!(text_of(&root, "[data-testid=connection]"), "offline");
@@ -124,7 +151,10 @@ async fn cluster_cards_show_status_balances_and_in_doubt_waits() {
     view.nodes[1].status = ComponentStatus::Down;
     view.nodes[0].locked_accounts = vec!["A".into()];
     view.nodes[0].in_doubt = vec!["tx-doubt".into()];
-    view.nodes[0].in_doubt_detail = vec![InDoubtTx { tx_id: "tx-doubt".into(), prepared_for_ms: 4_000 }];
+    view.nodes[0].in_doubt_detail = vec![InDoubtTx {
+        tx_id: "tx-doubt".into(),
+        prepared_for_ms: 4_000,
+    }];
     let (root, _ctx) = mount(model_with(view), || view! { <ClusterPanel/> });
     settle().await;
     assert_eq!(text_of(&root, "[data-testid=balance-A]"), "$1,000.00");
@@ -132,19 +162,35 @@ async fn cluster_cards_show_status_balances_and_in_doubt_waits() {
     assert!(find(&root, "[data-testid=node-card-6002].is-down").is_some());
     assert!(text_of(&root, "[data-testid=in-doubt-6001]").contains("waiting"));
     assert!(find(&root, ".account.is-locked").is_some());
-    let restart: HtmlElement = find(&root, "[data-testid=restart-6002]").unwrap().unchecked_into();
-    assert!(!restart.has_attribute("disabled"), "a down node can be restarted");
-    assert!(find(&root, "[data-testid=crash-6002]").unwrap().has_attribute("disabled"));
+    let restart: HtmlElement = find(&root, "[data-testid=restart-6002]")
+        .unwrap()
+        .unchecked_into();
+    assert!(
+        !restart.has_attribute("disabled"),
+        "a down node can be restarted"
+    );
+    assert!(find(&root, "[data-testid=crash-6002]")
+        .unwrap()
+        .has_attribute("disabled"));
 }
 
 fn ev(seq: u64, kind: EventKind) -> Event {
-    Event { seq, ts_ms: 1_000 + seq, kind }
+    Event {
+        seq,
+        ts_ms: 1_000 + seq,
+        kind,
+    }
 }
 
 #[wasm_bindgen_test]
 async fn protocol_view_draws_the_latest_transaction_as_it_happens() {
     let (root, ctx) = mount(Model::default(), || view! { <ProtocolPanel/> });
-    let snapshot = Snapshot { cluster: cluster(200_000), transactions: vec![], stats: Stats::default(), faults: Faults::default() };
+    let snapshot = Snapshot {
+        cluster: cluster(200_000),
+        transactions: vec![],
+        stats: Stats::default(),
+        faults: Faults::default(),
+    };
     let events = vec![
         ev(1, EventKind::Snapshot(Box::new(snapshot))),
         ev(
@@ -158,9 +204,29 @@ async fn protocol_view_draws_the_latest_transaction_as_it_happens() {
                 one_phase: false,
             },
         ),
-        ev(3, EventKind::PrepareSent { tx_id: "t1".into(), node: "6001".into() }),
-        ev(4, EventKind::PrepareSent { tx_id: "t1".into(), node: "6002".into() }),
-        ev(5, EventKind::Vote { tx_id: "t1".into(), node: "6001".into(), vote: VoteView::Ready, reason: None }),
+        ev(
+            3,
+            EventKind::PrepareSent {
+                tx_id: "t1".into(),
+                node: "6001".into(),
+            },
+        ),
+        ev(
+            4,
+            EventKind::PrepareSent {
+                tx_id: "t1".into(),
+                node: "6002".into(),
+            },
+        ),
+        ev(
+            5,
+            EventKind::Vote {
+                tx_id: "t1".into(),
+                node: "6001".into(),
+                vote: VoteView::Ready,
+                reason: None,
+            },
+        ),
     ];
     ctx.model.update(|m| {
         for e in events {
@@ -173,12 +239,25 @@ async fn protocol_view_draws_the_latest_transaction_as_it_happens() {
     assert_eq!(count(&root, "[data-testid=event-log] li"), 4);
 
     ctx.model.update(|m| {
-        m.fold(ev(6, EventKind::Decision { tx_id: "t1".into(), decision: Decision::Commit, reason: None }), 0);
+        m.fold(
+            ev(
+                6,
+                EventKind::Decision {
+                    tx_id: "t1".into(),
+                    decision: Decision::Commit,
+                    reason: None,
+                },
+            ),
+            0,
+        );
     });
     settle().await;
     assert_eq!(count(&root, "[data-testid=sequence-diagram] .seq-row"), 5);
     assert!(text_of(&root, "[data-testid=sequence-diagram]").contains("decide COMMIT"));
-    assert!(find(&root, "[data-testid=sequence-diagram] .msg.tone-good").is_some(), "the ready vote is green");
+    assert!(
+        find(&root, "[data-testid=sequence-diagram] .msg.tone-good").is_some(),
+        "the ready vote is green"
+    );
 }
 
 #[wasm_bindgen_test]
@@ -187,7 +266,9 @@ async fn transfer_form_refuses_bad_input_before_sending() {
     settle().await;
     assert_eq!(count(&root, "[data-testid=transfer-from] option"), 2);
 
-    let amount: HtmlInputElement = find(&root, "[data-testid=transfer-amount]").unwrap().unchecked_into();
+    let amount: HtmlInputElement = find(&root, "[data-testid=transfer-amount]")
+        .unwrap()
+        .unchecked_into();
     amount.set_value("12.345");
     let input = web_sys::Event::new_with_event_init_dict("input", &{
         let init = web_sys::EventInit::new();
@@ -196,11 +277,16 @@ async fn transfer_form_refuses_bad_input_before_sending() {
     })
     .unwrap();
     amount.dispatch_event(&input).unwrap();
-    let submit: HtmlElement = find(&root, "[data-testid=transfer-submit]").unwrap().unchecked_into();
+    let submit: HtmlElement = find(&root, "[data-testid=transfer-submit]")
+        .unwrap()
+        .unchecked_into();
     submit.click();
     settle().await;
     assert!(text_of(&root, "[data-testid=transfer-error]").contains("at most two decimals"));
-    assert!(find(&root, "[data-testid=transfer-result]").is_none(), "nothing was sent");
+    assert!(
+        find(&root, "[data-testid=transfer-result]").is_none(),
+        "nothing was sent"
+    );
 }
 
 fn in_doubt_fixture() -> InDoubtView {
@@ -208,7 +294,10 @@ fn in_doubt_fixture() -> InDoubtView {
         coordinator: ComponentStatus::Up,
         transactions: vec![InDoubtEntry {
             tx_id: "tx-stuck".into(),
-            prepared_on: vec![PreparedOn { node: "6001".into(), prepared_for_ms: 5_000 }],
+            prepared_on: vec![PreparedOn {
+                node: "6001".into(),
+                prepared_for_ms: 5_000,
+            }],
             pending_acks: vec!["6002".into()],
             age_ms: 5_000,
             coordinator_state: CoordinatorTxState::Committing,
@@ -230,7 +319,8 @@ fn in_doubt_fixture() -> InDoubtView {
             coordinator_decision: Some(Decision::Commit),
             agrees: Some(false),
             imbalance_cents: -1_000,
-            detail: "tx-old was heuristically aborted on node 6002, the coordinator decided commit".into(),
+            detail: "tx-old was heuristically aborted on node 6002, the coordinator decided commit"
+                .into(),
         }],
         audit: MoneyAudit {
             expected_total_cents: 200_000,
@@ -255,24 +345,35 @@ async fn in_doubt_panel_lists_why_stuck_heuristic_alarm_and_audit() {
     assert!(find(&root, "[data-testid=in-doubt-empty]").is_none());
     let row = text_of(&root, "[data-testid=in-doubt-tx-tx-stuck]");
     assert!(row.contains("A → B · $10.00"), "{row}");
-    assert!(row.contains("coordinator: committing · decided commit"), "{row}");
+    assert!(
+        row.contains("coordinator: committing · decided commit"),
+        "{row}"
+    );
     assert!(row.contains("node down: node 6002 is down"), "{row}");
     assert!(text_of(&root, "[data-testid=in-doubt-age]").starts_with("waiting 5"));
     assert!(text_of(&root, "[data-testid=in-doubt-prepared-6001]").contains("node 6001"));
-    assert!(text_of(&root, "[data-testid=heuristic-alarm]").contains("forced abort, coordinator decided commit · -$10.00"));
+    assert!(text_of(&root, "[data-testid=heuristic-alarm]")
+        .contains("forced abort, coordinator decided commit · -$10.00"));
     assert!(text_of(&root, "[data-testid=in-doubt-audit]").starts_with("Money balanced: $1,990.00"));
-    assert!(find(&root, ".audit-warn").is_some(), "balanced only with the heuristic counted");
+    assert!(
+        find(&root, ".audit-warn").is_some(),
+        "balanced only with the heuristic counted"
+    );
     assert!(text_of(&root, "[data-testid=in-doubt-stale]").contains("node 6002"));
 
     // Forcing asks first, and the question says what it breaks.
     assert!(find(&root, "[data-testid=heuristic-confirm]").is_none());
-    let force: HtmlElement = find(&root, "[data-testid=force-abort-6001]").unwrap().unchecked_into();
+    let force: HtmlElement = find(&root, "[data-testid=force-abort-6001]")
+        .unwrap()
+        .unchecked_into();
     force.click();
     settle().await;
     let confirm = text_of(&root, "[data-testid=heuristic-confirm]");
     assert!(confirm.contains("heuristic decision"), "{confirm}");
     assert!(confirm.contains("NOT atomic"), "{confirm}");
-    let cancel: HtmlElement = find(&root, "[data-testid=heuristic-confirm-cancel]").unwrap().unchecked_into();
+    let cancel: HtmlElement = find(&root, "[data-testid=heuristic-confirm-cancel]")
+        .unwrap()
+        .unchecked_into();
     cancel.click();
     settle().await;
     assert!(find(&root, "[data-testid=heuristic-confirm]").is_none());
@@ -291,7 +392,10 @@ async fn in_doubt_panel_says_nothing_in_doubt() {
         view! { <InDoubtBody polled=polled/> }
     });
     settle().await;
-    assert_eq!(text_of(&root, "[data-testid=in-doubt-empty]"), "Nothing in doubt");
+    assert_eq!(
+        text_of(&root, "[data-testid=in-doubt-empty]"),
+        "Nothing in doubt"
+    );
     assert!(find(&root, "[data-testid=heuristic-alarm]").is_none());
     assert!(find(&root, ".audit-good").is_some());
 }

@@ -265,7 +265,9 @@ impl Driver {
             // blocking the runtime's one thread is how: the writer thread
             // drains the queue without it, and nothing should be accepted
             // meanwhile.
-            Err(TrySendError::Full(cmds)) => writer.submit_batch(cmds).map_err(|_| DriverError::WriterClosed),
+            Err(TrySendError::Full(cmds)) => writer
+                .submit_batch(cmds)
+                .map_err(|_| DriverError::WriterClosed),
             Err(TrySendError::Disconnected(_)) => Err(DriverError::WriterClosed),
         }
     }
@@ -290,7 +292,10 @@ impl Driver {
             return Ok(());
         }
         // At least twice the last checkpoint (0 before the first one).
-        self.checkpoint.at_bytes = self.checkpoint.bytes_min.max(writer.checkpoint_bytes().saturating_mul(2));
+        self.checkpoint.at_bytes = self
+            .checkpoint
+            .bytes_min
+            .max(writer.checkpoint_bytes().saturating_mul(2));
         let size_bytes = writer.size_bytes();
         if size_bytes <= self.checkpoint.at_bytes {
             return Ok(());
@@ -310,8 +315,15 @@ impl Driver {
             );
             vec![payload]
         };
-        self.submit(WriteCmd::Rewrite { seq, records: Records::Later(Box::new(encode)) })?;
-        tracing::info!(log_bytes = size_bytes, snapshot_ms, "log rewritten as a checkpoint (encoded and written beside the log)");
+        self.submit(WriteCmd::Rewrite {
+            seq,
+            records: Records::Later(Box::new(encode)),
+        })?;
+        tracing::info!(
+            log_bytes = size_bytes,
+            snapshot_ms,
+            "log rewritten as a checkpoint (encoded and written beside the log)"
+        );
         self.log_records = 1;
         Ok(())
     }

@@ -79,7 +79,10 @@ fn a_torn_tail_is_cut_and_earlier_commits_survive() {
     let mut torn = log.clone();
     let end = frames_end(&log);
     torn[end - 5..end].fill(0);
-    assert!(torn[end..].iter().all(|&b| b == 0), "zeros after the frames");
+    assert!(
+        torn[end..].iter().all(|&b| b == 0),
+        "zeros after the frames"
+    );
     std::fs::write(node.log_path(), &torn).expect("write the torn log");
 
     let node = node.restart();
@@ -232,6 +235,9 @@ fn kill_9_while_checkpoints_are_written_loses_nothing() {
             "round {round}"
         );
         assert_eq!(client.ledger("B").len() as i64, committed, "round {round}");
-        assert!(client.recover().is_empty(), "round {round}: nothing in doubt");
+        assert!(
+            client.recover().is_empty(),
+            "round {round}: nothing in doubt"
+        );
     }
 }

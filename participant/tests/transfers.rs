@@ -235,10 +235,16 @@ fn a_long_ledger_is_read_page_by_page() {
     for (i, (tx_id, delta)) in ledger.iter().enumerate() {
         assert_eq!((tx_id.as_str(), *delta), (format!("page-{i}").as_str(), -1));
     }
-    match client.query(shared::wire::Query::Ledger { account: "A".into(), offset: 0 }) {
+    match client.query(shared::wire::Query::Ledger {
+        account: "A".into(),
+        offset: 0,
+    }) {
         shared::wire::QueryResult::Ledger { entries, total, .. } => {
             assert_eq!(total, count);
-            assert!(entries.len() < count as usize, "the first page holds only what fits");
+            assert!(
+                entries.len() < count as usize,
+                "the first page holds only what fits"
+            );
         }
         other => panic!("expected a ledger, got {other:?}"),
     }

@@ -92,13 +92,37 @@ pub struct Leg {
 /// The operations each node performs for a transfer: a debit on the node of
 /// `from` and a credit on the node of `to`, or one leg with both when they
 /// live on the same node (one-phase commit).
-pub fn transfer_legs(from: &str, to: &str, amount_cents: i64, from_node: &str, to_node: &str) -> Vec<Leg> {
-    let debit = Op { account: from.to_string(), delta_cents: -amount_cents };
-    let credit = Op { account: to.to_string(), delta_cents: amount_cents };
+pub fn transfer_legs(
+    from: &str,
+    to: &str,
+    amount_cents: i64,
+    from_node: &str,
+    to_node: &str,
+) -> Vec<Leg> {
+    let debit = Op {
+        account: from.to_string(),
+        delta_cents: -amount_cents,
+    };
+    let credit = Op {
+        account: to.to_string(),
+        delta_cents: amount_cents,
+    };
     if from_node == to_node {
-        vec![Leg { node: from_node.to_string(), ops: vec![debit, credit] }]
+        vec![Leg {
+            node: from_node.to_string(),
+            ops: vec![debit, credit],
+        }]
     } else {
-        vec![Leg { node: from_node.to_string(), ops: vec![debit] }, Leg { node: to_node.to_string(), ops: vec![credit] }]
+        vec![
+            Leg {
+                node: from_node.to_string(),
+                ops: vec![debit],
+            },
+            Leg {
+                node: to_node.to_string(),
+                ops: vec![credit],
+            },
+        ]
     }
 }
 
@@ -122,7 +146,13 @@ pub struct TransactionSummary {
 
 impl TransactionSummary {
     /// A transaction that has just started (state `active`).
-    pub fn started(tx_id: &str, from: &str, to: &str, amount_cents: i64, started_at_ms: u64) -> TransactionSummary {
+    pub fn started(
+        tx_id: &str,
+        from: &str,
+        to: &str,
+        amount_cents: i64,
+        started_at_ms: u64,
+    ) -> TransactionSummary {
         TransactionSummary {
             tx_id: tx_id.to_string(),
             state: TxState::Active,

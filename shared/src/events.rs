@@ -6,7 +6,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::api::{AccountView, ClusterView, ComponentStatus, Faults, Outcome, Stats, TransactionSummary, VoteView};
+use crate::api::{
+    AccountView, ClusterView, ComponentStatus, Faults, Outcome, Stats, TransactionSummary, VoteView,
+};
 use crate::wire::{AbortReason, Decision, NodeId, TxId};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -28,29 +30,91 @@ pub enum EventKind {
     /// The whole state, sent first on every connection.
     Snapshot(Box<Snapshot>),
     /// This client missed `missed` events; a snapshot follows.
-    Lagged { missed: u64 },
-    TxStarted { tx_id: TxId, from: String, to: String, amount_cents: i64, nodes: Vec<NodeId>, one_phase: bool },
-    PrepareSent { tx_id: TxId, node: NodeId },
-    Vote { tx_id: TxId, node: NodeId, vote: VoteView, reason: Option<AbortReason> },
+    Lagged {
+        missed: u64,
+    },
+    TxStarted {
+        tx_id: TxId,
+        from: String,
+        to: String,
+        amount_cents: i64,
+        nodes: Vec<NodeId>,
+        one_phase: bool,
+    },
+    PrepareSent {
+        tx_id: TxId,
+        node: NodeId,
+    },
+    Vote {
+        tx_id: TxId,
+        node: NodeId,
+        vote: VoteView,
+        reason: Option<AbortReason>,
+    },
     /// A record was forced to a log (`node` is `coordinator` or a node id).
-    LogForced { tx_id: TxId, node: NodeId, record: String },
-    Decision { tx_id: TxId, decision: Decision, reason: Option<AbortReason> },
-    CommitSent { tx_id: TxId, node: NodeId },
-    RollbackSent { tx_id: TxId, node: NodeId },
-    Ack { tx_id: TxId, node: NodeId, decision: Decision },
-    TxFinished { tx_id: TxId, outcome: Outcome, reason: Option<AbortReason>, duration_ms: f64 },
+    LogForced {
+        tx_id: TxId,
+        node: NodeId,
+        record: String,
+    },
+    Decision {
+        tx_id: TxId,
+        decision: Decision,
+        reason: Option<AbortReason>,
+    },
+    CommitSent {
+        tx_id: TxId,
+        node: NodeId,
+    },
+    RollbackSent {
+        tx_id: TxId,
+        node: NodeId,
+    },
+    Ack {
+        tx_id: TxId,
+        node: NodeId,
+        decision: Decision,
+    },
+    TxFinished {
+        tx_id: TxId,
+        outcome: Outcome,
+        reason: Option<AbortReason>,
+        duration_ms: f64,
+    },
     /// All acks are in: the coordinator forgets the transaction (END logged).
-    TxEnded { tx_id: TxId },
+    TxEnded {
+        tx_id: TxId,
+    },
     /// The coordinator asked a node for its in-doubt transactions.
-    RecoveryQuery { node: NodeId },
-    InDoubtReported { node: NodeId, tx_ids: Vec<TxId> },
+    RecoveryQuery {
+        node: NodeId,
+    },
+    InDoubtReported {
+        node: NodeId,
+        tx_ids: Vec<TxId>,
+    },
     /// An in-doubt transaction was resolved from the coordinator's log.
-    Resolved { tx_id: TxId, node: NodeId, decision: Decision },
-    NodeStatus { node: NodeId, status: ComponentStatus },
-    CoordinatorStatus { status: ComponentStatus },
+    Resolved {
+        tx_id: TxId,
+        node: NodeId,
+        decision: Decision,
+    },
+    NodeStatus {
+        node: NodeId,
+        status: ComponentStatus,
+    },
+    CoordinatorStatus {
+        status: ComponentStatus,
+    },
     /// A fault was injected or healed.
-    Fault { target: String, description: String },
-    Balances { accounts: Vec<AccountView>, total_cents: i64 },
+    Fault {
+        target: String,
+        description: String,
+    },
+    Balances {
+        accounts: Vec<AccountView>,
+        total_cents: i64,
+    },
 }
 
 impl EventKind {
@@ -89,12 +153,26 @@ mod tests {
 
     #[test]
     fn events_are_flat_json_with_kind() {
-        let ev = Event { seq: 4, ts_ms: 99, kind: EventKind::PrepareSent { tx_id: "t".into(), node: "6001".into() } };
+        let ev = Event {
+            seq: 4,
+            ts_ms: 99,
+            kind: EventKind::PrepareSent {
+                tx_id: "t".into(),
+                node: "6001".into(),
+            },
+        };
         let json = serde_json::to_string(&ev).unwrap();
-        assert_eq!(json, r#"{"seq":4,"ts_ms":99,"kind":"prepare_sent","tx_id":"t","node":"6001"}"#);
+        assert_eq!(
+            json,
+            r#"{"seq":4,"ts_ms":99,"kind":"prepare_sent","tx_id":"t","node":"6001"}"#
+        );
         let back: Event = serde_json::from_str(&json).unwrap();
         assert_eq!(back, ev);
-        let lagged = Event { seq: 5, ts_ms: 1, kind: EventKind::Lagged { missed: 3 } };
+        let lagged = Event {
+            seq: 5,
+            ts_ms: 1,
+            kind: EventKind::Lagged { missed: 3 },
+        };
         let back: Event = serde_json::from_str(&serde_json::to_string(&lagged).unwrap()).unwrap();
         assert_eq!(back, lagged);
     }

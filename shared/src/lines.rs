@@ -57,14 +57,18 @@ mod tests {
     use super::*;
 
     fn read_all(input: &[u8], capacity: usize) -> Vec<(LineRead, Vec<u8>)> {
-        let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
         runtime.block_on(async {
             // A small buffer makes lines arrive in several pieces.
             let mut reader = tokio::io::BufReader::with_capacity(capacity, input);
             let mut line = Vec::new();
             let mut out = Vec::new();
             loop {
-                let read = read_bounded_line(&mut reader, &mut line).await.expect("read");
+                let read = read_bounded_line(&mut reader, &mut line)
+                    .await
+                    .expect("read");
                 out.push((read, std::mem::take(&mut line)));
                 if read == LineRead::End {
                     return out;

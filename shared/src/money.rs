@@ -52,13 +52,21 @@ pub fn parse_dollars(text: &str) -> Result<i64, AmountError> {
         return Err(AmountError::NotPositive);
     }
     let digits_only = |s: &str| s.chars().all(|c| c.is_ascii_digit());
-    if !digits_only(whole) || !digits_only(frac) || frac.len() > 2 || (whole.is_empty() && frac.is_empty()) {
+    if !digits_only(whole)
+        || !digits_only(frac)
+        || frac.len() > 2
+        || (whole.is_empty() && frac.is_empty())
+    {
         return Err(bad());
     }
     if whole.len() > 12 {
         return Err(AmountError::TooLarge);
     }
-    let whole_cents: i64 = if whole.is_empty() { 0 } else { whole.parse::<i64>().map_err(|_| bad())? * 100 };
+    let whole_cents: i64 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse::<i64>().map_err(|_| bad())? * 100
+    };
     let frac_cents: i64 = match frac.len() {
         0 => 0,
         1 => frac.parse::<i64>().map_err(|_| bad())? * 10,
@@ -96,10 +104,22 @@ mod tests {
         assert_eq!(parse_dollars(""), Err(AmountError::Empty));
         assert_eq!(parse_dollars("0"), Err(AmountError::NotPositive));
         assert_eq!(parse_dollars("-3"), Err(AmountError::NotPositive));
-        assert!(matches!(parse_dollars("1.234"), Err(AmountError::NotANumber(_))));
-        assert!(matches!(parse_dollars("abc"), Err(AmountError::NotANumber(_))));
-        assert!(matches!(parse_dollars("1e5"), Err(AmountError::NotANumber(_))));
+        assert!(matches!(
+            parse_dollars("1.234"),
+            Err(AmountError::NotANumber(_))
+        ));
+        assert!(matches!(
+            parse_dollars("abc"),
+            Err(AmountError::NotANumber(_))
+        ));
+        assert!(matches!(
+            parse_dollars("1e5"),
+            Err(AmountError::NotANumber(_))
+        ));
         assert_eq!(parse_dollars("1000000.01"), Err(AmountError::TooLarge));
-        assert_eq!(parse_dollars("99999999999999999999"), Err(AmountError::TooLarge));
+        assert_eq!(
+            parse_dollars("99999999999999999999"),
+            Err(AmountError::TooLarge)
+        );
     }
 }

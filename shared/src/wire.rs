@@ -155,16 +155,38 @@ pub enum Query {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Reply {
     /// First message on every connection.
-    Hello { node: NodeId, pid: u32, faults_allowed: bool },
-    Vote { tx_id: TxId, vote: Vote, reason: Option<AbortReason> },
-    Ack { tx_id: TxId, decision: Decision },
+    Hello {
+        node: NodeId,
+        pid: u32,
+        faults_allowed: bool,
+    },
+    Vote {
+        tx_id: TxId,
+        vote: Vote,
+        reason: Option<AbortReason>,
+    },
+    Ack {
+        tx_id: TxId,
+        decision: Decision,
+    },
     /// Answer to `commit_one_phase`.
-    Outcome { tx_id: TxId, decision: Decision, reason: Option<AbortReason> },
-    InDoubt { tx_ids: Vec<TxId> },
-    QueryResult { req_id: u64, result: QueryResult },
+    Outcome {
+        tx_id: TxId,
+        decision: Decision,
+        reason: Option<AbortReason>,
+    },
+    InDoubt {
+        tx_ids: Vec<TxId>,
+    },
+    QueryResult {
+        req_id: u64,
+        result: QueryResult,
+    },
     /// Bad input: the line is dropped, the connection stays open unless it
     /// is too long to resynchronise.
-    Error { message: String },
+    Error {
+        message: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -181,7 +203,9 @@ pub enum QueryResult {
         #[serde(default)]
         total: u64,
     },
-    Error { message: String },
+    Error {
+        message: String,
+    },
 }
 
 /// What a participant reports about itself.
@@ -258,15 +282,32 @@ mod flat {
     use super::*;
 
     /// The fields present in a message, by name, for the per-variant check.
-    fn check<E: serde::de::Error>(kind: &str, present: &[(&'static str, bool)], allowed: &[&str]) -> Result<(), E> {
-        match present.iter().find(|(name, there)| *there && !allowed.contains(name)) {
-            Some((name, _)) => Err(E::custom(format_args!("unknown field `{name}` in a `{kind}` message"))),
+    fn check<E: serde::de::Error>(
+        kind: &str,
+        present: &[(&'static str, bool)],
+        allowed: &[&str],
+    ) -> Result<(), E> {
+        match present
+            .iter()
+            .find(|(name, there)| *there && !allowed.contains(name))
+        {
+            Some((name, _)) => Err(E::custom(format_args!(
+                "unknown field `{name}` in a `{kind}` message"
+            ))),
             None => Ok(()),
         }
     }
 
-    fn need<T, E: serde::de::Error>(value: Option<T>, kind: &str, field: &'static str) -> Result<T, E> {
-        value.ok_or_else(|| E::custom(format_args!("missing field `{field}` in a `{kind}` message")))
+    fn need<T, E: serde::de::Error>(
+        value: Option<T>,
+        kind: &str,
+        field: &'static str,
+    ) -> Result<T, E> {
+        value.ok_or_else(|| {
+            E::custom(format_args!(
+                "missing field `{field}` in a `{kind}` message"
+            ))
+        })
     }
 
     #[derive(Deserialize)]
@@ -325,18 +366,25 @@ mod flat {
                     ts: need(r.ts, kind, "ts")?,
                     ops: need(r.ops, kind, "ops")?,
                 },
-                RequestType::Commit => Request::Commit { tx_id: need(r.tx_id, kind, "tx_id")? },
-                RequestType::Rollback => Request::Rollback { tx_id: need(r.tx_id, kind, "tx_id")? },
+                RequestType::Commit => Request::Commit {
+                    tx_id: need(r.tx_id, kind, "tx_id")?,
+                },
+                RequestType::Rollback => Request::Rollback {
+                    tx_id: need(r.tx_id, kind, "tx_id")?,
+                },
                 RequestType::CommitOnePhase => Request::CommitOnePhase {
                     tx_id: need(r.tx_id, kind, "tx_id")?,
                     ts: need(r.ts, kind, "ts")?,
                     ops: need(r.ops, kind, "ops")?,
                 },
                 RequestType::Recover => Request::Recover,
-                RequestType::Query => {
-                    Request::Query { req_id: need(r.req_id, kind, "req_id")?, query: need(r.query, kind, "query")? }
-                }
-                RequestType::ArmCrash => Request::ArmCrash { point: need(r.point, kind, "point")? },
+                RequestType::Query => Request::Query {
+                    req_id: need(r.req_id, kind, "req_id")?,
+                    query: need(r.query, kind, "query")?,
+                },
+                RequestType::ArmCrash => Request::ArmCrash {
+                    point: need(r.point, kind, "point")?,
+                },
                 RequestType::Heuristic => Request::Heuristic {
                     tx_id: need(r.tx_id, kind, "tx_id")?,
                     decision: need(r.decision, kind, "decision")?,
@@ -407,23 +455,30 @@ mod flat {
                     pid: need(r.pid, kind, "pid")?,
                     faults_allowed: need(r.faults_allowed, kind, "faults_allowed")?,
                 },
-                ReplyType::Vote => {
-                    Reply::Vote { tx_id: need(r.tx_id, kind, "tx_id")?, vote: need(r.vote, kind, "vote")?, reason: r.reason }
-                }
-                ReplyType::Ack => {
-                    Reply::Ack { tx_id: need(r.tx_id, kind, "tx_id")?, decision: need(r.decision, kind, "decision")? }
-                }
+                ReplyType::Vote => Reply::Vote {
+                    tx_id: need(r.tx_id, kind, "tx_id")?,
+                    vote: need(r.vote, kind, "vote")?,
+                    reason: r.reason,
+                },
+                ReplyType::Ack => Reply::Ack {
+                    tx_id: need(r.tx_id, kind, "tx_id")?,
+                    decision: need(r.decision, kind, "decision")?,
+                },
                 ReplyType::Outcome => Reply::Outcome {
                     tx_id: need(r.tx_id, kind, "tx_id")?,
                     decision: need(r.decision, kind, "decision")?,
                     reason: r.reason,
                 },
-                ReplyType::InDoubt => Reply::InDoubt { tx_ids: need(r.tx_ids, kind, "tx_ids")? },
+                ReplyType::InDoubt => Reply::InDoubt {
+                    tx_ids: need(r.tx_ids, kind, "tx_ids")?,
+                },
                 ReplyType::QueryResult => Reply::QueryResult {
                     req_id: need(r.req_id, kind, "req_id")?,
                     result: need(r.result, kind, "result")?,
                 },
-                ReplyType::Error => Reply::Error { message: need(r.message, kind, "message")? },
+                ReplyType::Error => Reply::Error {
+                    message: need(r.message, kind, "message")?,
+                },
             })
         }
     }
@@ -461,13 +516,31 @@ mod tests {
     #[test]
     fn requests_round_trip_as_lines() {
         let msgs = vec![
-            Request::Prepare { tx_id: "t1".into(), ts: 7, ops: vec![Op { account: "A".into(), delta_cents: -100 }] },
+            Request::Prepare {
+                tx_id: "t1".into(),
+                ts: 7,
+                ops: vec![Op {
+                    account: "A".into(),
+                    delta_cents: -100,
+                }],
+            },
             Request::Commit { tx_id: "t1".into() },
             Request::Rollback { tx_id: "t1".into() },
             Request::Recover,
-            Request::Query { req_id: 3, query: Query::Ledger { account: "A".into(), offset: 0 } },
-            Request::ArmCrash { point: ParticipantCrashPoint::AfterPrepareLogged },
-            Request::Heuristic { tx_id: "t1".into(), decision: Decision::Abort },
+            Request::Query {
+                req_id: 3,
+                query: Query::Ledger {
+                    account: "A".into(),
+                    offset: 0,
+                },
+            },
+            Request::ArmCrash {
+                point: ParticipantCrashPoint::AfterPrepareLogged,
+            },
+            Request::Heuristic {
+                tx_id: "t1".into(),
+                decision: Decision::Abort,
+            },
         ];
         for msg in msgs {
             let line = encode_line(&msg);
@@ -479,7 +552,11 @@ mod tests {
 
     #[test]
     fn wire_format_is_stable() {
-        let line = encode_line(&Reply::Vote { tx_id: "t".into(), vote: Vote::Abort, reason: Some(AbortReason::InsufficientFunds) });
+        let line = encode_line(&Reply::Vote {
+            tx_id: "t".into(),
+            vote: Vote::Abort,
+            reason: Some(AbortReason::InsufficientFunds),
+        });
         assert_eq!(
             String::from_utf8(line).unwrap(),
             "{\"type\":\"vote\",\"tx_id\":\"t\",\"vote\":\"abort\",\"reason\":\"insufficient_funds\"}\n"
@@ -489,15 +566,47 @@ mod tests {
     #[test]
     fn replies_round_trip_as_lines() {
         let msgs = vec![
-            Reply::Hello { node: "6001".into(), pid: 42, faults_allowed: true },
-            Reply::Vote { tx_id: "t1".into(), vote: Vote::Ready, reason: None },
-            Reply::Vote { tx_id: "t1".into(), vote: Vote::Abort, reason: Some(AbortReason::LockConflict) },
-            Reply::Ack { tx_id: "t1".into(), decision: Decision::Commit },
-            Reply::Outcome { tx_id: "t1".into(), decision: Decision::Abort, reason: Some(AbortReason::Timeout) },
-            Reply::Outcome { tx_id: "t1".into(), decision: Decision::Commit, reason: None },
-            Reply::InDoubt { tx_ids: vec!["a".into(), "b".into()] },
-            Reply::QueryResult { req_id: 9, result: QueryResult::Error { message: "no".into() } },
-            Reply::Error { message: "bad line".into() },
+            Reply::Hello {
+                node: "6001".into(),
+                pid: 42,
+                faults_allowed: true,
+            },
+            Reply::Vote {
+                tx_id: "t1".into(),
+                vote: Vote::Ready,
+                reason: None,
+            },
+            Reply::Vote {
+                tx_id: "t1".into(),
+                vote: Vote::Abort,
+                reason: Some(AbortReason::LockConflict),
+            },
+            Reply::Ack {
+                tx_id: "t1".into(),
+                decision: Decision::Commit,
+            },
+            Reply::Outcome {
+                tx_id: "t1".into(),
+                decision: Decision::Abort,
+                reason: Some(AbortReason::Timeout),
+            },
+            Reply::Outcome {
+                tx_id: "t1".into(),
+                decision: Decision::Commit,
+                reason: None,
+            },
+            Reply::InDoubt {
+                tx_ids: vec!["a".into(), "b".into()],
+            },
+            Reply::QueryResult {
+                req_id: 9,
+                result: QueryResult::Error {
+                    message: "no".into(),
+                },
+            },
+            Reply::Error {
+                message: "bad line".into(),
+            },
         ];
         for msg in msgs {
             let line = encode_line(&msg);
@@ -506,7 +615,14 @@ mod tests {
         }
         // Field order does not matter; an absent reason is none.
         let back: Reply = decode_line(br#"{"vote":"ready","tx_id":"t","type":"vote"}"#).unwrap();
-        assert_eq!(back, Reply::Vote { tx_id: "t".into(), vote: Vote::Ready, reason: None });
+        assert_eq!(
+            back,
+            Reply::Vote {
+                tx_id: "t".into(),
+                vote: Vote::Ready,
+                reason: None
+            }
+        );
     }
 
     #[test]
@@ -516,20 +632,34 @@ mod tests {
             other => panic!("{line} decoded: {other:?}"),
         };
         // A field of another message type is refused, and named.
-        assert!(error(r#"{"type":"commit","tx_id":"t","ts":1}"#).contains("unknown field `ts` in a `commit` message"));
+        assert!(error(r#"{"type":"commit","tx_id":"t","ts":1}"#)
+            .contains("unknown field `ts` in a `commit` message"));
         assert!(error(r#"{"type":"recover","tx_id":"t"}"#).contains("`tx_id`"));
         // A missing field is named.
-        assert!(error(r#"{"type":"prepare","tx_id":"t","ts":1}"#).contains("missing field `ops` in a `prepare` message"));
+        assert!(error(r#"{"type":"prepare","tx_id":"t","ts":1}"#)
+            .contains("missing field `ops` in a `prepare` message"));
         assert!(error(r#"{"tx_id":"t"}"#).contains("missing field `type`"));
         assert!(error(r#"{"type":"commit","tx_id":"t","tx_id":"u"}"#).contains("duplicate field"));
         assert!(error(r#"{"type":"commit","tx_id":7}"#).contains("invalid type"));
         assert!(decode_line::<Request>(b"[1,2]").is_err());
         assert!(decode_line::<Request>(b"null").is_err());
-        let reply_error = |line: &str| decode_line::<Reply>(line.as_bytes()).map(|_| ()).unwrap_err().to_string();
-        assert!(reply_error(r#"{"type":"ack","tx_id":"t","decision":"commit","vote":"ready"}"#).contains("unknown field `vote`"));
+        let reply_error = |line: &str| {
+            decode_line::<Reply>(line.as_bytes())
+                .map(|_| ())
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(
+            reply_error(r#"{"type":"ack","tx_id":"t","decision":"commit","vote":"ready"}"#)
+                .contains("unknown field `vote`")
+        );
         assert!(reply_error(r#"{"type":"vote","tx_id":"t"}"#).contains("missing field `vote`"));
-        assert!(reply_error(r#"{"type":"vote","tx_id":"t","vote":"maybe"}"#).contains("unknown variant"));
-        assert!(reply_error(r#"{"type":"hello","node":"6001","pid":1,"faults_allowed":true,"x":1}"#).contains("unknown field `x`"));
+        assert!(reply_error(r#"{"type":"vote","tx_id":"t","vote":"maybe"}"#)
+            .contains("unknown variant"));
+        assert!(reply_error(
+            r#"{"type":"hello","node":"6001","pid":1,"faults_allowed":true,"x":1}"#
+        )
+        .contains("unknown field `x`"));
     }
 
     #[test]
@@ -538,6 +668,9 @@ mod tests {
         assert!(decode_line::<Request>(b"{\"type\":\"commit\",\"tx_id\":\"t\",\"x\":1}").is_err());
         assert!(decode_line::<Request>(b"{\"type\":\"launch_missiles\"}").is_err());
         let long = vec![b' '; crate::limits::LINE_BYTES_MAX + 1];
-        assert!(matches!(decode_line::<Request>(&long), Err(DecodeError::TooLong(_))));
+        assert!(matches!(
+            decode_line::<Request>(&long),
+            Err(DecodeError::TooLong(_))
+        ));
     }
 }

@@ -15,7 +15,10 @@ mod common;
 use common::Rng;
 
 fn cases(default: u64) -> u64 {
-    std::env::var("FUZZ_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(default)
+    std::env::var("FUZZ_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
 }
 
 fn seeds(default: u64) -> Vec<u64> {
@@ -26,16 +29,38 @@ fn seeds(default: u64) -> Vec<u64> {
 }
 
 fn valid_lines() -> Vec<Vec<u8>> {
-    let op = Op { account: "A".into(), delta_cents: -100 };
+    let op = Op {
+        account: "A".into(),
+        delta_cents: -100,
+    };
     let requests = [
-        Request::Prepare { tx_id: "t1".into(), ts: 1, ops: vec![op.clone()] },
-        Request::CommitOnePhase { tx_id: "t2".into(), ts: 2, ops: vec![op] },
+        Request::Prepare {
+            tx_id: "t1".into(),
+            ts: 1,
+            ops: vec![op.clone()],
+        },
+        Request::CommitOnePhase {
+            tx_id: "t2".into(),
+            ts: 2,
+            ops: vec![op],
+        },
         Request::Commit { tx_id: "t1".into() },
         Request::Rollback { tx_id: "t1".into() },
         Request::Recover,
-        Request::Query { req_id: 1, query: Query::Status },
-        Request::Query { req_id: 2, query: Query::Ledger { account: "A".into(), offset: 3 } },
-        Request::ArmCrash { point: ParticipantCrashPoint::AfterCommitApplied },
+        Request::Query {
+            req_id: 1,
+            query: Query::Status,
+        },
+        Request::Query {
+            req_id: 2,
+            query: Query::Ledger {
+                account: "A".into(),
+                offset: 3,
+            },
+        },
+        Request::ArmCrash {
+            point: ParticipantCrashPoint::AfterCommitApplied,
+        },
     ];
     let mut lines: Vec<Vec<u8>> = requests.iter().map(encode_line).collect();
     lines.push(br#"{"from":"A","to":"B","amount_cents":100,"tx_id":"x"}"#.to_vec());
@@ -48,7 +73,18 @@ fn valid_lines() -> Vec<Vec<u8>> {
 fn mutate(rng: &mut Rng, line: &[u8]) -> Vec<u8> {
     let mut bytes = line.to_vec();
     let tokens: [&[u8]; 12] = [
-        b"\"", b"{", b"}", b"[", b"]", b":", b",", b"null", b"-9223372036854775808", b"1e999", b"\\u0000", b"\xff",
+        b"\"",
+        b"{",
+        b"}",
+        b"[",
+        b"]",
+        b":",
+        b",",
+        b"null",
+        b"-9223372036854775808",
+        b"1e999",
+        b"\\u0000",
+        b"\xff",
     ];
     for _ in 0..=rng.below(4) {
         let at = rng.below(bytes.len() as u64 + 1) as usize;
@@ -58,11 +94,15 @@ fn mutate(rng: &mut Rng, line: &[u8]) -> Vec<u8> {
                 bytes[i] ^= 1 << rng.below(8);
             }
             1 => bytes.truncate(at),
-            2 => bytes.splice(at..at, rng.choose(&tokens).iter().copied()).for_each(drop),
+            2 => bytes
+                .splice(at..at, rng.choose(&tokens).iter().copied())
+                .for_each(drop),
             3 if at < bytes.len() => {
                 bytes.remove(at);
             }
-            _ => bytes.splice(at..at, (0..rng.below(8)).map(|_| rng.next() as u8)).for_each(drop),
+            _ => bytes
+                .splice(at..at, (0..rng.below(8)).map(|_| rng.next() as u8))
+                .for_each(drop),
         }
     }
     bytes
@@ -93,11 +133,25 @@ fn parsers_never_panic_on_random_or_mutated_input() {
 fn random_request(rng: &mut Rng) -> Request {
     let tx_ids = ["t1", "t2", "t3", "", "t1 ", "\u{0}"];
     let accounts = ["A", "B", "Z", ""];
-    let deltas = [-100, 100, 0, -1, 1, i64::MIN, i64::MAX, -100_000_000, 100_000_000, -99_999];
+    let deltas = [
+        -100,
+        100,
+        0,
+        -1,
+        1,
+        i64::MIN,
+        i64::MAX,
+        -100_000_000,
+        100_000_000,
+        -99_999,
+    ];
     let mut ops = Vec::new();
     let most = if rng.below(10) == 0 { 40 } else { 3 };
     for _ in 0..rng.below(most) {
-        ops.push(Op { account: rng.choose(&accounts).to_string(), delta_cents: *rng.choose(&deltas) });
+        ops.push(Op {
+            account: rng.choose(&accounts).to_string(),
+            delta_cents: *rng.choose(&deltas),
+        });
     }
     let tx_id = rng.choose(&tx_ids).to_string();
     let ts = *rng.choose(&[0, 1, 2, 5, u64::MAX]);
@@ -107,8 +161,13 @@ fn random_request(rng: &mut Rng) -> Request {
         2 => Request::Commit { tx_id },
         3 => Request::Rollback { tx_id },
         4 => Request::Recover,
-        5 => Request::Query { req_id: rng.next(), query: Query::Status },
-        _ => Request::ArmCrash { point: ParticipantCrashPoint::AfterCommitApplied },
+        5 => Request::Query {
+            req_id: rng.next(),
+            query: Query::Status,
+        },
+        _ => Request::ArmCrash {
+            point: ParticipantCrashPoint::AfterCommitApplied,
+        },
     }
 }
 
@@ -130,7 +189,10 @@ fn the_participant_survives_any_message_sequence_and_keeps_its_invariants() {
             let input = match rng.below(4) {
                 0 => participant::Input::Durable { seq: seq_persisted },
                 1 => participant::Input::Tick,
-                _ => participant::Input::Message { from: rng.below(3), msg: random_request(&mut rng) },
+                _ => participant::Input::Message {
+                    from: rng.below(3),
+                    msg: random_request(&mut rng),
+                },
             };
             for action in p.handle(now_us, input) {
                 if let participant::Action::Persist { seq, .. } = action {
@@ -139,7 +201,11 @@ fn the_participant_survives_any_message_sequence_and_keeps_its_invariants() {
             }
             let balances = p.balances();
             for b in &balances {
-                assert!(b.balance_cents >= 0, "seed {seed}: {} went negative: {balances:?}", b.id);
+                assert!(
+                    b.balance_cents >= 0,
+                    "seed {seed}: {} went negative: {balances:?}",
+                    b.id
+                );
             }
         }
     }
@@ -147,8 +213,11 @@ fn the_participant_survives_any_message_sequence_and_keeps_its_invariants() {
 
 #[test]
 fn the_coordinator_survives_any_reply_sequence() {
-    let accounts: std::collections::BTreeMap<String, String> =
-        [("A".to_string(), "6001".to_string()), ("B".to_string(), "6002".to_string())].into();
+    let accounts: std::collections::BTreeMap<String, String> = [
+        ("A".to_string(), "6001".to_string()),
+        ("B".to_string(), "6002".to_string()),
+    ]
+    .into();
     for seed in seeds(2_000) {
         let mut rng = Rng(seed);
         let config = CoordinatorConfig::new(vec!["6001".into(), "6002".into()], accounts.clone());
@@ -158,7 +227,10 @@ fn the_coordinator_survives_any_reply_sequence() {
             now_us += rng.below(500_000);
             let node = rng.choose(&["6001", "6002", "9999"]).to_string();
             let tx_id = rng.choose(&["tx-1", "tx-2", "t1", "nope"]).to_string();
-            let decision = *rng.choose(&[shared::wire::Decision::Commit, shared::wire::Decision::Abort]);
+            let decision = *rng.choose(&[
+                shared::wire::Decision::Commit,
+                shared::wire::Decision::Abort,
+            ]);
             let input = match rng.below(9) {
                 0 => coordinator::Input::Transfer {
                     client: rng.next(),
@@ -166,7 +238,11 @@ fn the_coordinator_survives_any_reply_sequence() {
                         from: rng.choose(&["A", "B", "Z"]).to_string(),
                         to: rng.choose(&["A", "B"]).to_string(),
                         amount_cents: *rng.choose(&[1, 100, 0, -5, i64::MAX, i64::MIN]),
-                        tx_id: if rng.below(2) == 0 { None } else { Some(tx_id.clone()) },
+                        tx_id: if rng.below(2) == 0 {
+                            None
+                        } else {
+                            Some(tx_id.clone())
+                        },
                     },
                 },
                 1 => coordinator::Input::NodeUp { node },
@@ -181,9 +257,24 @@ fn the_coordinator_survives_any_reply_sequence() {
                         reason: None,
                     },
                 },
-                6 => coordinator::Input::FromNode { node, msg: Reply::Ack { tx_id, decision } },
-                7 => coordinator::Input::FromNode { node, msg: Reply::Outcome { tx_id, decision, reason: None } },
-                _ => coordinator::Input::FromNode { node, msg: Reply::InDoubt { tx_ids: vec![tx_id] } },
+                6 => coordinator::Input::FromNode {
+                    node,
+                    msg: Reply::Ack { tx_id, decision },
+                },
+                7 => coordinator::Input::FromNode {
+                    node,
+                    msg: Reply::Outcome {
+                        tx_id,
+                        decision,
+                        reason: None,
+                    },
+                },
+                _ => coordinator::Input::FromNode {
+                    node,
+                    msg: Reply::InDoubt {
+                        tx_ids: vec![tx_id],
+                    },
+                },
             };
             let _ = c.handle(now_us, input);
         }

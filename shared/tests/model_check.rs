@@ -39,8 +39,16 @@ const BALANCE_CENTS_INITIAL: i64 = 100;
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum Envelope {
-    ToNode { node: usize, conn: u64, msg: Request },
-    ToCoord { node: usize, conn: u64, msg: Reply },
+    ToNode {
+        node: usize,
+        conn: u64,
+        msg: Request,
+    },
+    ToCoord {
+        node: usize,
+        conn: u64,
+        msg: Reply,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -143,7 +151,8 @@ impl TwoPc {
     }
 
     fn recover_node(&self, i: usize, records: &[ParticipantRecord]) -> Participant {
-        let mut p = Participant::recover(self.participant_config(i), records).expect("the model's logs replay");
+        let mut p = Participant::recover(self.participant_config(i), records)
+            .expect("the model's logs replay");
         p.set_unsafe_abort_in_doubt_after_us(self.broken_abort_in_doubt_after_us);
         p
     }
@@ -195,7 +204,9 @@ impl TwoPc {
 
     fn connect(&self, w: &mut World, i: usize) {
         w.conns[i] += 1;
-        let actions = w.coord.handle(w.now_us, co::Input::NodeUp { node: node_id(i) });
+        let actions = w
+            .coord
+            .handle(w.now_us, co::Input::NodeUp { node: node_id(i) });
         self.run_coord(w, actions);
     }
 
@@ -234,10 +245,19 @@ impl TwoPc {
                     let ignored = matches!(&msg, Reply::Error { .. })
                         || matches!(&msg, Reply::InDoubt { tx_ids } if tx_ids.is_empty());
                     if w.nodes[i].up && to == w.conns[i] && !ignored {
-                        Self::post(w, Envelope::ToCoord { node: i, conn: to, msg });
+                        Self::post(
+                            w,
+                            Envelope::ToCoord {
+                                node: i,
+                                conn: to,
+                                msg,
+                            },
+                        );
                     }
                 }
-                pa::Action::Persist { seq, record, sync } => w.nodes[i].disk.pending.push((seq, record, sync)),
+                pa::Action::Persist { seq, record, sync } => {
+                    w.nodes[i].disk.pending.push((seq, record, sync))
+                }
                 pa::Action::Crash(_) => unreachable!("no crash points are armed in the model"),
             }
         }
@@ -247,23 +267,32 @@ impl TwoPc {
         for action in actions {
             match action {
                 co::Action::Send { node, msg } => {
-                    let i = (0..self.nodes).find(|i| node_id(*i) == node).expect("known node");
+                    let i = (0..self.nodes)
+                        .find(|i| node_id(*i) == node)
+                        .expect("known node");
                     if w.nodes[i].up {
                         let conn = w.conns[i];
                         Self::post(w, Envelope::ToNode { node: i, conn, msg });
                     }
                 }
-                co::Action::Persist { seq, record, sync } => w.coord_disk.pending.push((seq, record, sync)),
+                co::Action::Persist { seq, record, sync } => {
+                    w.coord_disk.pending.push((seq, record, sync))
+                }
                 co::Action::Reply {
-                    result: Ok(response), ..
+                    result: Ok(response),
+                    ..
                 } => {
-                    w.told.entry(response.tx_id.clone()).or_insert(response.outcome);
+                    w.told
+                        .entry(response.tx_id.clone())
+                        .or_insert(response.outcome);
                 }
                 co::Action::Reply {
                     result: Err(TransferError::Unavailable(_)),
                     ..
                 } => {}
-                co::Action::Reply { result: Err(e), .. } => panic!("unexpected transfer error {e:?}"),
+                co::Action::Reply { result: Err(e), .. } => {
+                    panic!("unexpected transfer error {e:?}")
+                }
                 co::Action::Emit(_) => {}
                 co::Action::Crash(_) => unreachable!("no crash points are armed in the model"),
             }
@@ -311,9 +340,16 @@ impl TwoPc {
                 let Some(seq) = w.nodes[i].disk.pending.last().map(|(s, _, _)| *s) else {
                     return;
                 };
-                let moved: Vec<_> = w.nodes[i].disk.pending.drain(..).map(|(_, r, _)| r).collect();
+                let moved: Vec<_> = w.nodes[i]
+                    .disk
+                    .pending
+                    .drain(..)
+                    .map(|(_, r, _)| r)
+                    .collect();
                 w.nodes[i].disk.durable.extend(moved);
-                let actions = w.nodes[i].machine.handle(w.now_us, pa::Input::Durable { seq });
+                let actions = w.nodes[i]
+                    .machine
+                    .handle(w.now_us, pa::Input::Durable { seq });
                 self.run_node(w, i, actions);
             }
         }
@@ -328,7 +364,9 @@ impl TwoPc {
     }
 
     fn tick(&self, w: &mut World, k: Option<usize>) {
-        let Some(at) = self.deadline(w, k) else { return };
+        let Some(at) = self.deadline(w, k) else {
+            return;
+        };
         w.now_us = w.now_us.max(at);
         match k {
             None => {
@@ -350,7 +388,9 @@ impl TwoPc {
         w.net.retain(
             |(_, e)| !matches!(e, Envelope::ToNode { node, .. } | Envelope::ToCoord { node, .. } if *node == i),
         );
-        let actions = w.coord.handle(w.now_us, co::Input::NodeDown { node: node_id(i) });
+        let actions = w
+            .coord
+            .handle(w.now_us, co::Input::NodeDown { node: node_id(i) });
         self.run_coord(w, actions);
     }
 
@@ -390,12 +430,22 @@ impl TwoPc {
     // ----- what the properties look at -----
 
     fn tx_id(&self, k: usize) -> TxId {
-        self.transfers[k].tx_id.clone().expect("model transfers carry a tx_id")
+        self.transfers[k]
+            .tx_id
+            .clone()
+            .expect("model transfers carry a tx_id")
     }
 
     fn legs(&self, k: usize) -> [usize; 2] {
-        let node_of = |a: &str| (0..self.nodes).find(|i| account(*i) == a).expect("known account");
-        [node_of(&self.transfers[k].from), node_of(&self.transfers[k].to)]
+        let node_of = |a: &str| {
+            (0..self.nodes)
+                .find(|i| account(*i) == a)
+                .expect("known account")
+        };
+        [
+            node_of(&self.transfers[k].from),
+            node_of(&self.transfers[k].to),
+        ]
     }
 
     fn applied_on(&self, w: &World, k: usize, i: usize) -> bool {
@@ -424,9 +474,9 @@ impl TwoPc {
 
     fn ready_never_aborts_alone(&self, w: &World) -> bool {
         w.nodes.iter().all(|n| {
-            n.voted_ready
-                .iter()
-                .all(|t| n.machine.outcome(t) != Some(Decision::Abort) || n.rollback_received.contains(t))
+            n.voted_ready.iter().all(|t| {
+                n.machine.outcome(t) != Some(Decision::Abort) || n.rollback_received.contains(t)
+            })
         })
     }
 
@@ -434,8 +484,16 @@ impl TwoPc {
         let mut total = 0;
         for (i, n) in w.nodes.iter().enumerate() {
             let ledger = n.machine.ledger(&account(i)).unwrap_or_default();
-            let balance = n.machine.balances().first().map(|b| b.balance_cents).unwrap_or(-1);
-            if balance < 0 || balance != BALANCE_CENTS_INITIAL + ledger.iter().map(|e| e.delta_cents).sum::<i64>() {
+            let balance = n
+                .machine
+                .balances()
+                .first()
+                .map(|b| b.balance_cents)
+                .unwrap_or(-1);
+            if balance < 0
+                || balance
+                    != BALANCE_CENTS_INITIAL + ledger.iter().map(|e| e.delta_cents).sum::<i64>()
+            {
                 return false;
             }
             total += balance;
@@ -592,9 +650,10 @@ impl Model for TwoPc {
                 |m: &TwoPc, w: &World| m.ready_never_aborts_alone(w),
             ),
             Property::always("money is conserved", |m: &TwoPc, w: &World| m.conserved(w)),
-            Property::always("once healed, every transaction resolves", |m: &TwoPc, w: &World| {
-                !m.check_liveness || m.resolves_when_healed(w)
-            }),
+            Property::always(
+                "once healed, every transaction resolves",
+                |m: &TwoPc, w: &World| !m.check_liveness || m.resolves_when_healed(w),
+            ),
             Property::sometimes("a transfer commits", |m: &TwoPc, w: &World| {
                 (0..m.transfers.len()).any(|k| w.told.get(&m.tx_id(k)) == Some(&Outcome::Committed))
             }),
@@ -619,7 +678,9 @@ fn env_u64(name: &str) -> Option<u64> {
 }
 
 fn threads() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
 /// Checks every property exhaustively (within the bounds, or up to
@@ -686,7 +747,12 @@ fn two_nodes(crashes: u8, drops: u8, dups: u8) -> TwoPc {
 /// `MC_CRASHES=1 MC_DROPS=1 MC_DUPS=1 cargo test -p shared --test model_check two_participants_crash -- --nocapture`
 #[test]
 fn two_participants_crash_and_restart_anywhere() {
-    check("2 participants, 1 transfer, 1 crash", two_nodes(1, 0, 0), None, 50_000);
+    check(
+        "2 participants, 1 transfer, 1 crash",
+        two_nodes(1, 0, 0),
+        None,
+        50_000,
+    );
 }
 
 #[test]
@@ -722,7 +788,12 @@ fn three_participants_two_transfers() {
         transfers: vec![transfer(0, 1, 60, "t1"), transfer(1, 2, 30, "t2")],
         ..two_nodes(1, 0, 0)
     };
-    check("3 participants, 2 transfers, 1 crash (depth 9)", model, Some(9), 2_000);
+    check(
+        "3 participants, 2 transfers, 1 crash (depth 9)",
+        model,
+        Some(9),
+        2_000,
+    );
 }
 
 #[test]

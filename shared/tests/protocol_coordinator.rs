@@ -70,7 +70,8 @@ impl Harness {
 
     fn commit_durable(&self, tx_id: &str) -> bool {
         self.log.iter().any(|(seq, r)| {
-            *seq <= self.durable_seq && matches!(r, CoordinatorRecord::Commit { tx_id: t, .. } if t == tx_id)
+            *seq <= self.durable_seq
+                && matches!(r, CoordinatorRecord::Commit { tx_id: t, .. } if t == tx_id)
         })
     }
 
@@ -83,7 +84,14 @@ impl Harness {
         self.run(Input::Durable { seq })
     }
 
-    fn transfer(&mut self, client: ClientId, from: &str, to: &str, amount_cents: i64, tx_id: &str) -> Vec<Action> {
+    fn transfer(
+        &mut self,
+        client: ClientId,
+        from: &str,
+        to: &str,
+        amount_cents: i64,
+        tx_id: &str,
+    ) -> Vec<Action> {
         let request = TransferRequest {
             from: from.into(),
             to: to.into(),
@@ -93,7 +101,13 @@ impl Harness {
         self.run(Input::Transfer { client, request })
     }
 
-    fn vote(&mut self, node: &str, tx_id: &str, vote: Vote, reason: Option<AbortReason>) -> Vec<Action> {
+    fn vote(
+        &mut self,
+        node: &str,
+        tx_id: &str,
+        vote: Vote,
+        reason: Option<AbortReason>,
+    ) -> Vec<Action> {
         self.run(Input::FromNode {
             node: node.into(),
             msg: Reply::Vote {
@@ -180,7 +194,11 @@ fn one_phase_node_down_after_send_is_resolved_not_presumed_aborted() {
     );
     // The node comes back: the coordinator asks with rollback; the ack says commit.
     let a = h.run(Input::NodeUp { node: N1.into() });
-    assert!(sends(&a).contains(&(N1.into(), rollback("t1"))), "{:?}", sends(&a));
+    assert!(
+        sends(&a).contains(&(N1.into(), rollback("t1"))),
+        "{:?}",
+        sends(&a)
+    );
     let a = h.ack(N1, "t1", Decision::Commit);
     assert_eq!(outcome_of(&a, 1), Some((Outcome::Committed, None)));
 }
@@ -311,7 +329,9 @@ fn a_tx_id_answered_by_presumed_abort_is_not_run_again() {
     assert!(sends(&a).contains(&(N2.into(), rollback("t1"))));
     let a = h.transfer(1, "A", "B", 100, "t1");
     assert!(
-        sends(&a).iter().all(|(_, m)| !matches!(m, Request::Prepare { .. })),
+        sends(&a)
+            .iter()
+            .all(|(_, m)| !matches!(m, Request::Prepare { .. })),
         "ran t1 again: {:?}",
         sends(&a)
     );
@@ -324,7 +344,12 @@ fn a_tx_id_answered_by_presumed_abort_is_not_run_again() {
 fn in_doubt_reports(actions: &[Action]) -> usize {
     actions
         .iter()
-        .filter(|a| matches!(a, Action::Emit(shared::events::EventKind::InDoubtReported { .. })))
+        .filter(|a| {
+            matches!(
+                a,
+                Action::Emit(shared::events::EventKind::InDoubtReported { .. })
+            )
+        })
         .count()
 }
 
@@ -333,26 +358,49 @@ fn in_doubt_reports_are_shown_for_recovery_queries_and_resolutions_only() {
     let mut h = Harness::new();
     // The nodes answer the recovery query of their connection: nothing.
     for node in [N1, N2] {
-        let a = h.run(Input::FromNode { node: node.into(), msg: Reply::InDoubt { tx_ids: vec![] } });
+        let a = h.run(Input::FromNode {
+            node: node.into(),
+            msg: Reply::InDoubt { tx_ids: vec![] },
+        });
         assert_eq!(in_doubt_reports(&a), 0, "an empty answer shows nothing");
     }
     // A transaction paused in step mode after its votes: its nodes report
     // it in doubt at every sweep, and the coordinator rightly waits.
-    h.c.set_faults(DemoFaults { crash_at: None, phase_pause_us: 10_000_000 });
+    h.c.set_faults(DemoFaults {
+        crash_at: None,
+        phase_pause_us: 10_000_000,
+    });
     h.transfer(1, "A", "B", 100, "paused");
     h.vote(N1, "paused", Vote::Ready, None);
     h.vote(N2, "paused", Vote::Ready, None);
-    let sweep = Input::FromNode { node: N1.into(), msg: Reply::InDoubt { tx_ids: vec!["paused".into()] } };
+    let sweep = Input::FromNode {
+        node: N1.into(),
+        msg: Reply::InDoubt {
+            tx_ids: vec!["paused".into()],
+        },
+    };
     let a = h.run(sweep.clone());
-    assert_eq!(in_doubt_reports(&a), 0, "a sweep that resolves nothing stays quiet: {a:?}");
-    assert!(sends(&a).is_empty(), "nothing is answered while the decision is pending: {a:?}");
+    assert_eq!(
+        in_doubt_reports(&a),
+        0,
+        "a sweep that resolves nothing stays quiet: {a:?}"
+    );
+    assert!(
+        sends(&a).is_empty(),
+        "nothing is answered while the decision is pending: {a:?}"
+    );
     // After a reconnection the answer to the recovery query is shown.
     h.run(Input::NodeDown { node: N1.into() });
     h.run(Input::NodeUp { node: N1.into() });
     let a = h.run(sweep.clone());
     assert_eq!(in_doubt_reports(&a), 1, "{a:?}");
     // An unknown transaction is resolved (presumed abort), and shown.
-    let a = h.run(Input::FromNode { node: N2.into(), msg: Reply::InDoubt { tx_ids: vec!["ghost".into()] } });
+    let a = h.run(Input::FromNode {
+        node: N2.into(),
+        msg: Reply::InDoubt {
+            tx_ids: vec!["ghost".into()],
+        },
+    });
     assert_eq!(in_doubt_reports(&a), 1, "{a:?}");
     assert!(sends(&a).contains(&(N2.into(), rollback("ghost"))));
 }
@@ -380,40 +428,84 @@ fn every_vote_combination_decides_as_two_phase_commit_requires() {
     use Vote::{Abort as A, Ready as R};
     let cases = [
         (Some(R), Some(R), Outcome::Committed, None),
-        (Some(R), Some(A), Outcome::Aborted, Some(AbortReason::InsufficientFunds)),
-        (Some(A), Some(R), Outcome::Aborted, Some(AbortReason::InsufficientFunds)),
-        (Some(A), Some(A), Outcome::Aborted, Some(AbortReason::InsufficientFunds)),
+        (
+            Some(R),
+            Some(A),
+            Outcome::Aborted,
+            Some(AbortReason::InsufficientFunds),
+        ),
+        (
+            Some(A),
+            Some(R),
+            Outcome::Aborted,
+            Some(AbortReason::InsufficientFunds),
+        ),
+        (
+            Some(A),
+            Some(A),
+            Outcome::Aborted,
+            Some(AbortReason::InsufficientFunds),
+        ),
         (Some(R), None, Outcome::Aborted, Some(AbortReason::Timeout)),
         (None, Some(R), Outcome::Aborted, Some(AbortReason::Timeout)),
         (None, None, Outcome::Aborted, Some(AbortReason::Timeout)),
     ];
     for (v1, v2, outcome, reason) in cases {
         let (mut h, mut all) = run_votes(v1, v2);
-        let committed = sends(&all).iter().filter(|(_, m)| matches!(m, Request::Commit { .. })).count();
-        let rolled_back: Vec<String> =
-            sends(&all).into_iter().filter(|(_, m)| matches!(m, Request::Rollback { .. })).map(|(n, _)| n).collect();
+        let committed = sends(&all)
+            .iter()
+            .filter(|(_, m)| matches!(m, Request::Commit { .. }))
+            .count();
+        let rolled_back: Vec<String> = sends(&all)
+            .into_iter()
+            .filter(|(_, m)| matches!(m, Request::Rollback { .. }))
+            .map(|(n, _)| n)
+            .collect();
         match outcome {
             Outcome::Committed => {
                 assert_eq!(committed, 2, "{v1:?}/{v2:?}: commit goes to both nodes");
                 assert!(rolled_back.is_empty());
-                assert!(outcome_of(&all, 1).is_none(), "committed is answered after the acks");
+                assert!(
+                    outcome_of(&all, 1).is_none(),
+                    "committed is answered after the acks"
+                );
                 all.extend(h.ack(N1, "m", Decision::Commit));
                 all.extend(h.ack(N2, "m", Decision::Commit));
-                assert!(h.durable_records().iter().any(|r| matches!(r, CoordinatorRecord::Commit { .. })));
+                assert!(h
+                    .durable_records()
+                    .iter()
+                    .any(|r| matches!(r, CoordinatorRecord::Commit { .. })));
             }
             Outcome::Aborted => {
                 assert_eq!(committed, 0, "{v1:?}/{v2:?}: no commit anywhere");
                 // The first abort vote decides (6001 votes first); every
                 // other node is told to roll back, whatever it voted later.
-                let decisive = if v1 == Some(A) { Some(N1) } else if v2 == Some(A) { Some(N2) } else { None };
+                let decisive = if v1 == Some(A) {
+                    Some(N1)
+                } else if v2 == Some(A) {
+                    Some(N2)
+                } else {
+                    None
+                };
                 for node in [N1, N2] {
                     let told = rolled_back.iter().any(|n| n == node);
-                    assert_eq!(told, Some(node) != decisive, "{v1:?}/{v2:?}: rollback to {node}");
+                    assert_eq!(
+                        told,
+                        Some(node) != decisive,
+                        "{v1:?}/{v2:?}: rollback to {node}"
+                    );
                 }
-                assert!(!h.durable_records().iter().any(|r| matches!(r, CoordinatorRecord::Commit { .. })));
+                assert!(!h
+                    .durable_records()
+                    .iter()
+                    .any(|r| matches!(r, CoordinatorRecord::Commit { .. })));
             }
         }
-        assert_eq!(outcome_of(&all, 1), Some((outcome, reason)), "{v1:?}/{v2:?}");
+        assert_eq!(
+            outcome_of(&all, 1),
+            Some((outcome, reason)),
+            "{v1:?}/{v2:?}"
+        );
     }
 }
 
@@ -422,7 +514,10 @@ fn an_abort_is_answered_only_once_it_is_durable_and_survives_a_crash() {
     let mut h = Harness::new();
     h.transfer(1, "A", "B", 100, "ab");
     let a = h.vote(N1, "ab", Vote::Abort, Some(AbortReason::InsufficientFunds));
-    assert!(outcome_of(&a, 1).is_none(), "not answered before its record is durable: {a:?}");
+    assert!(
+        outcome_of(&a, 1).is_none(),
+        "not answered before its record is durable: {a:?}"
+    );
     // A duplicate arriving meanwhile waits too.
     let a = h.transfer(2, "A", "B", 100, "ab");
     assert!(replies(&a).is_empty(), "{a:?}");
@@ -433,10 +528,18 @@ fn an_abort_is_answered_only_once_it_is_durable_and_survives_a_crash() {
     let mut c = Coordinator::recover(config(), &h.durable_records());
     c.handle(h.now_us, Input::NodeUp { node: N1.into() });
     c.handle(h.now_us, Input::NodeUp { node: N2.into() });
-    let request = TransferRequest { from: "A".into(), to: "B".into(), amount_cents: 100, tx_id: Some("ab".into()) };
+    let request = TransferRequest {
+        from: "A".into(),
+        to: "B".into(),
+        amount_cents: 100,
+        tx_id: Some("ab".into()),
+    };
     let a = c.handle(h.now_us, Input::Transfer { client: 3, request });
     assert!(sends(&a).is_empty(), "not run again: {a:?}");
-    assert_eq!(outcome_of(&a, 3), Some((Outcome::Aborted, Some(AbortReason::InsufficientFunds))));
+    assert_eq!(
+        outcome_of(&a, 3),
+        Some((Outcome::Aborted, Some(AbortReason::InsufficientFunds)))
+    );
 }
 
 #[test]
@@ -445,7 +548,10 @@ fn duplicate_and_stray_votes_and_acks_change_nothing() {
     h.transfer(1, "A", "B", 100, "d");
     h.vote(N1, "d", Vote::Ready, None);
     let a = h.vote(N1, "d", Vote::Ready, None);
-    assert!(sends(&a).is_empty() && replies(&a).is_empty(), "a duplicate vote does nothing: {a:?}");
+    assert!(
+        sends(&a).is_empty() && replies(&a).is_empty(),
+        "a duplicate vote does nothing: {a:?}"
+    );
     // A late abort from a node that already voted ready cannot flip it.
     let a = h.vote(N1, "d", Vote::Abort, Some(AbortReason::LockConflict));
     assert!(sends(&a).is_empty(), "{a:?}");
@@ -454,17 +560,37 @@ fn duplicate_and_stray_votes_and_acks_change_nothing() {
     let a = h.ack(N1, "d", Decision::Commit);
     assert!(replies(&a).is_empty());
     let a = h.ack(N1, "d", Decision::Commit);
-    assert!(replies(&a).is_empty(), "a duplicate ack does not finish the transaction");
+    assert!(
+        replies(&a).is_empty(),
+        "a duplicate ack does not finish the transaction"
+    );
     let a = h.ack(N2, "d", Decision::Commit);
     assert_eq!(outcome_of(&a, 1), Some((Outcome::Committed, None)));
     // After the end: stray messages about it, or about unknown ones, do nothing.
     for msg in [
-        Reply::Ack { tx_id: "d".into(), decision: Decision::Commit },
-        Reply::Vote { tx_id: "d".into(), vote: Vote::Abort, reason: None },
-        Reply::Vote { tx_id: "zzz".into(), vote: Vote::Ready, reason: None },
-        Reply::Ack { tx_id: "zzz".into(), decision: Decision::Abort },
+        Reply::Ack {
+            tx_id: "d".into(),
+            decision: Decision::Commit,
+        },
+        Reply::Vote {
+            tx_id: "d".into(),
+            vote: Vote::Abort,
+            reason: None,
+        },
+        Reply::Vote {
+            tx_id: "zzz".into(),
+            vote: Vote::Ready,
+            reason: None,
+        },
+        Reply::Ack {
+            tx_id: "zzz".into(),
+            decision: Decision::Abort,
+        },
     ] {
-        let a = h.run(Input::FromNode { node: N2.into(), msg });
+        let a = h.run(Input::FromNode {
+            node: N2.into(),
+            msg,
+        });
         assert!(sends(&a).is_empty() && replies(&a).is_empty(), "{a:?}");
     }
 }
@@ -474,21 +600,34 @@ fn a_repeated_tx_id_attaches_or_gets_the_first_outcome_and_a_different_body_conf
     let mut h = Harness::new();
     h.transfer(1, "A", "B", 100, "same");
     let a = h.transfer(2, "A", "B", 100, "same");
-    assert!(sends(&a).is_empty(), "the running transfer is not started twice: {a:?}");
+    assert!(
+        sends(&a).is_empty(),
+        "the running transfer is not started twice: {a:?}"
+    );
     let a = h.transfer(3, "A", "B", 999, "same");
-    assert!(matches!(replies(&a)[..], [(3, Err(TransferError::Conflict(_)))]), "{a:?}");
+    assert!(
+        matches!(replies(&a)[..], [(3, Err(TransferError::Conflict(_)))]),
+        "{a:?}"
+    );
     h.vote(N1, "same", Vote::Ready, None);
     h.vote(N2, "same", Vote::Ready, None);
     h.fsync();
     h.ack(N1, "same", Decision::Commit);
     let a = h.ack(N2, "same", Decision::Commit);
     assert_eq!(outcome_of(&a, 1), Some((Outcome::Committed, None)));
-    assert_eq!(outcome_of(&a, 2), Some((Outcome::Committed, None)), "the attached client gets it too");
+    assert_eq!(
+        outcome_of(&a, 2),
+        Some((Outcome::Committed, None)),
+        "the attached client gets it too"
+    );
     let a = h.transfer(4, "A", "B", 100, "same");
     assert_eq!(outcome_of(&a, 4), Some((Outcome::Committed, None)));
     assert!(sends(&a).is_empty());
     let a = h.transfer(5, "B", "A", 100, "same");
-    assert!(matches!(replies(&a)[..], [(5, Err(TransferError::Conflict(_)))]), "{a:?}");
+    assert!(
+        matches!(replies(&a)[..], [(5, Err(TransferError::Conflict(_)))]),
+        "{a:?}"
+    );
 }
 
 /// The remembered outcome is stored compactly (votes that are all `ready`
@@ -498,7 +637,12 @@ fn a_repeated_tx_id_attaches_or_gets_the_first_outcome_and_a_different_body_conf
 fn a_repeated_tx_id_gets_the_first_response_field_for_field() {
     let mut h = Harness::new();
     let first_reply = |a: &[Action], client| {
-        replies(a).into_iter().find(|(c, _)| *c == client).expect("answered").1.expect("a response")
+        replies(a)
+            .into_iter()
+            .find(|(c, _)| *c == client)
+            .expect("answered")
+            .1
+            .expect("a response")
     };
     // A commit (every vote ready).
     h.transfer(1, "A", "B", 100, "c");
@@ -507,17 +651,35 @@ fn a_repeated_tx_id_gets_the_first_response_field_for_field() {
     h.fsync();
     h.ack(N1, "c", Decision::Commit);
     let first = first_reply(&h.ack(N2, "c", Decision::Commit), 1);
-    assert_eq!(first.votes.iter().map(|v| v.node.as_str()).collect::<Vec<_>>(), [N1, N2]);
+    assert_eq!(
+        first
+            .votes
+            .iter()
+            .map(|v| v.node.as_str())
+            .collect::<Vec<_>>(),
+        [N1, N2]
+    );
     // An abort with one vote of each kind.
     h.transfer(2, "A", "B", 100, "x");
     h.vote(N1, "x", Vote::Ready, None);
-    let a = [h.vote(N2, "x", Vote::Abort, Some(AbortReason::InsufficientFunds)), h.fsync()].concat();
+    let a = [
+        h.vote(N2, "x", Vote::Abort, Some(AbortReason::InsufficientFunds)),
+        h.fsync(),
+    ]
+    .concat();
     let first_abort = first_reply(&a, 2);
     assert_eq!(first_abort.votes.len(), 2);
 
     for (client, tx_id, first) in [(3, "c", first), (4, "x", first_abort)] {
         let again = first_reply(&h.transfer(client, "A", "B", 100, tx_id), client);
-        assert!(again.detail.as_deref().unwrap_or_default().contains("first outcome"), "{again:?}");
+        assert!(
+            again
+                .detail
+                .as_deref()
+                .unwrap_or_default()
+                .contains("first outcome"),
+            "{again:?}"
+        );
         let mut again_but_detail = again.clone();
         again_but_detail.detail = first.detail.clone();
         assert_eq!(again_but_detail, first, "{tx_id}");
@@ -544,21 +706,36 @@ fn the_encoded_checkpoint_is_the_checkpoint_record() {
     h.fsync(); // committing: waits for its acks
     let (_, owned) = h.c.checkpoint();
     let (_, encoded) = h.c.checkpoint_encoded();
-    assert_eq!(String::from_utf8(encoded.clone()).unwrap(), String::from_utf8(owned.encode()).unwrap());
+    assert_eq!(
+        String::from_utf8(encoded.clone()).unwrap(),
+        String::from_utf8(owned.encode()).unwrap()
+    );
     // A snapshot taken now and encoded after more has happened (on another
     // thread, as the engine does) gives the same bytes.
     let (_, snapshot) = h.c.checkpoint_snapshot();
     h.ack(N1, "pending", Decision::Commit);
     h.ack(N2, "pending", Decision::Commit);
     h.transfer(4, "A", "B", 100, "later");
-    h.vote(N1, "later", Vote::Abort, Some(AbortReason::InsufficientFunds));
+    h.vote(
+        N1,
+        "later",
+        Vote::Abort,
+        Some(AbortReason::InsufficientFunds),
+    );
     let (_, changed) = h.c.checkpoint_encoded();
     assert_ne!(changed, encoded, "the machine moved on");
-    let later = std::thread::spawn(move || snapshot.encode()).join().expect("no panic");
-    assert_eq!(String::from_utf8(later).unwrap(), String::from_utf8(encoded.clone()).unwrap());
+    let later = std::thread::spawn(move || snapshot.encode())
+        .join()
+        .expect("no panic");
+    assert_eq!(
+        String::from_utf8(later).unwrap(),
+        String::from_utf8(encoded.clone()).unwrap()
+    );
     let decoded = CoordinatorRecord::decode(&encoded).expect("decodes as a record");
     assert_eq!(decoded, owned);
-    let CoordinatorRecord::Checkpoint(cp) = decoded else { panic!("not a checkpoint") };
+    let CoordinatorRecord::Checkpoint(cp) = decoded else {
+        panic!("not a checkpoint")
+    };
     assert_eq!(cp.outcomes.len(), 2, "{cp:?}");
     assert_eq!(cp.pending_commits.len(), 1, "{cp:?}");
 }
@@ -589,7 +766,10 @@ fn a_node_going_down_aborts_what_waits_for_its_vote_but_not_a_commit() {
     h.transfer(1, "A", "B", 100, "w");
     let a = h.run(Input::NodeDown { node: N2.into() });
     let a = [a, h.fsync()].concat();
-    assert_eq!(outcome_of(&a, 1), Some((Outcome::Aborted, Some(AbortReason::NodeUnreachable))));
+    assert_eq!(
+        outcome_of(&a, 1),
+        Some((Outcome::Aborted, Some(AbortReason::NodeUnreachable)))
+    );
     // A committed transaction is never aborted by a node going away: the
     // commit is re-sent when the node is back, and the client is answered
     // after the ack wait with a detail naming the missing node.
@@ -601,11 +781,22 @@ fn a_node_going_down_aborts_what_waits_for_its_vote_but_not_a_commit() {
     h.ack(N1, "c", Decision::Commit);
     h.run(Input::NodeDown { node: N2.into() });
     let a = h.advance(10_000);
-    let reply = replies(&a).into_iter().find(|(c, _)| *c == 2).expect("answered after the ack wait").1.unwrap();
+    let reply = replies(&a)
+        .into_iter()
+        .find(|(c, _)| *c == 2)
+        .expect("answered after the ack wait")
+        .1
+        .unwrap();
     assert_eq!(reply.outcome, Outcome::Committed);
     assert!(reply.detail.unwrap_or_default().contains(N2));
     let a = h.run(Input::NodeUp { node: N2.into() });
-    assert!(sends(&a).contains(&(N2.into(), commit("c"))), "re-sent on reconnect: {a:?}");
+    assert!(
+        sends(&a).contains(&(N2.into(), commit("c"))),
+        "re-sent on reconnect: {a:?}"
+    );
     h.ack(N2, "c", Decision::Commit);
-    assert!(h.durable_records().iter().any(|r| matches!(r, CoordinatorRecord::Commit { tx_id, .. } if tx_id == "c")));
+    assert!(h
+        .durable_records()
+        .iter()
+        .any(|r| matches!(r, CoordinatorRecord::Commit { tx_id, .. } if tx_id == "c")));
 }

@@ -53,7 +53,9 @@ impl Node {
 
     fn check_gate(&self, msg: &Reply) {
         let durable = |want: &dyn Fn(&ParticipantRecord) -> bool| {
-            self.log.iter().any(|(seq, r)| *seq <= self.durable_seq && want(r))
+            self.log
+                .iter()
+                .any(|(seq, r)| *seq <= self.durable_seq && want(r))
         };
         match msg {
             Reply::Vote {
@@ -76,7 +78,9 @@ impl Node {
                 ..
             } => {
                 assert!(
-                    durable(&|r| matches!(r, ParticipantRecord::Committed { tx_id: t, .. } if t == tx_id)),
+                    durable(
+                        &|r| matches!(r, ParticipantRecord::Committed { tx_id: t, .. } if t == tx_id)
+                    ),
                     "commit answer for {tx_id} before its COMMITTED record was durable"
                 )
             }
@@ -160,7 +164,11 @@ fn every_message_is_idempotent() {
     let mut n = Node::new();
     n.prepare("t1", 1, "A", -100);
     n.fsync();
-    assert_eq!(n.prepare("t1", 1, "A", -100), vec![ready("t1")], "duplicate prepare");
+    assert_eq!(
+        n.prepare("t1", 1, "A", -100),
+        vec![ready("t1")],
+        "duplicate prepare"
+    );
     n.msg(Request::Commit { tx_id: "t1".into() });
     n.fsync();
     for _ in 0..3 {
@@ -188,7 +196,13 @@ fn rollback_before_prepare_makes_the_late_prepare_vote_abort() {
     n.fsync();
     let votes = n.prepare("t1", 1, "A", -100);
     assert!(
-        matches!(&votes[..], [Reply::Vote { vote: Vote::Abort, .. }]),
+        matches!(
+            &votes[..],
+            [Reply::Vote {
+                vote: Vote::Abort,
+                ..
+            }]
+        ),
         "{votes:?}"
     );
     assert!(n.p.locked_accounts().is_empty());
@@ -226,7 +240,10 @@ fn lock_waits_are_bounded_and_deadlock_free() {
     let mut n = Node::new();
     n.prepare("old", 10, "A", -1);
     n.fsync();
-    assert!(n.prepare("young", 20, "A", -1).is_empty(), "the younger one waits");
+    assert!(
+        n.prepare("young", 20, "A", -1).is_empty(),
+        "the younger one waits"
+    );
     let v = n.prepare("older", 5, "A", -1);
     assert!(
         matches!(
@@ -339,7 +356,12 @@ fn node_with_mixed_outcomes(count: u64) -> Node {
     let mut n = Node::new();
     for k in 0..count {
         let tx = format!("t{k}");
-        n.prepare(&tx, k + 1, if k % 2 == 0 { "A" } else { "B" }, -(k as i64) - 1);
+        n.prepare(
+            &tx,
+            k + 1,
+            if k % 2 == 0 { "A" } else { "B" },
+            -(k as i64) - 1,
+        );
         n.fsync();
         match k % 3 {
             0 => n.msg(Request::Commit { tx_id: tx }),
@@ -380,25 +402,40 @@ fn the_encoded_checkpoint_is_the_checkpoint_record() {
     let mut n = node_with_mixed_outcomes(12);
     let (_, owned) = n.p.checkpoint();
     let (_, encoded) = n.p.checkpoint_encoded();
-    assert_eq!(String::from_utf8(encoded.clone()).unwrap(), String::from_utf8(owned.encode()).unwrap());
+    assert_eq!(
+        String::from_utf8(encoded.clone()).unwrap(),
+        String::from_utf8(owned.encode()).unwrap()
+    );
     // A snapshot taken now and encoded after more has happened (on another
     // thread, as the driver does) gives the same bytes.
     let (_, snapshot) = n.p.checkpoint_snapshot();
     n.prepare("later", 100, "A", -1);
     n.fsync();
-    n.msg(Request::Commit { tx_id: "later".into() });
+    n.msg(Request::Commit {
+        tx_id: "later".into(),
+    });
     n.fsync();
     n.msg(Request::Commit { tx_id: "t2".into() }); // t2 was in doubt
     n.fsync();
     let (_, changed) = n.p.checkpoint_encoded();
     assert_ne!(changed, encoded, "the node moved on");
-    let later = std::thread::spawn(move || snapshot.encode()).join().expect("no panic");
-    assert_eq!(String::from_utf8(later).unwrap(), String::from_utf8(encoded.clone()).unwrap());
+    let later = std::thread::spawn(move || snapshot.encode())
+        .join()
+        .expect("no panic");
+    assert_eq!(
+        String::from_utf8(later).unwrap(),
+        String::from_utf8(encoded.clone()).unwrap()
+    );
     let decoded = ParticipantRecord::decode(&encoded).expect("decodes as a record");
     assert_eq!(decoded, owned);
-    let ParticipantRecord::Checkpoint(cp) = decoded else { panic!("not a checkpoint") };
+    let ParticipantRecord::Checkpoint(cp) = decoded else {
+        panic!("not a checkpoint")
+    };
     assert!(!cp.outcomes.is_empty() && !cp.prepared.is_empty(), "{cp:?}");
-    assert!(cp.ledgers.iter().any(|(_, entries)| !entries.is_empty()), "{cp:?}");
+    assert!(
+        cp.ledgers.iter().any(|(_, entries)| !entries.is_empty()),
+        "{cp:?}"
+    );
 }
 
 /// The durability gates as a property over many random action sequences:
@@ -470,9 +507,18 @@ fn ledgers_are_bounded_per_node_however_many_accounts() {
     let accounts = 50_000;
     let kept = ledger_entries_kept_per_account(accounts);
     assert_eq!(kept, PARTICIPANT_LEDGER_ENTRIES_KEPT_MAX / accounts);
-    assert_eq!(ledger_entries_kept_per_account(1), PARTICIPANT_LEDGER_ENTRIES_KEPT_MAX);
-    assert_eq!(ledger_entries_kept_per_account(0), PARTICIPANT_LEDGER_ENTRIES_KEPT_MAX);
-    assert_eq!(ledger_entries_kept_per_account(PARTICIPANT_LEDGER_ENTRIES_KEPT_MAX * 3), 1);
+    assert_eq!(
+        ledger_entries_kept_per_account(1),
+        PARTICIPANT_LEDGER_ENTRIES_KEPT_MAX
+    );
+    assert_eq!(
+        ledger_entries_kept_per_account(0),
+        PARTICIPANT_LEDGER_ENTRIES_KEPT_MAX
+    );
+    assert_eq!(
+        ledger_entries_kept_per_account(PARTICIPANT_LEDGER_ENTRIES_KEPT_MAX * 3),
+        1
+    );
 
     let config = ParticipantConfig {
         node: "6001".into(),
@@ -487,10 +533,20 @@ fn ledgers_are_bounded_per_node_however_many_accounts() {
     let mut seq_max = 0;
     for k in 0..transfers {
         let ops = vec![
-            Op { account: "a0".into(), delta_cents: -1 },
-            Op { account: "a1".into(), delta_cents: 1 },
+            Op {
+                account: "a0".into(),
+                delta_cents: -1,
+            },
+            Op {
+                account: "a1".into(),
+                delta_cents: 1,
+            },
         ];
-        let msg = Request::CommitOnePhase { tx_id: format!("t{k}"), ts: k as u64 + 1, ops };
+        let msg = Request::CommitOnePhase {
+            tx_id: format!("t{k}"),
+            ts: k as u64 + 1,
+            ops,
+        };
         for action in p.handle(0, Input::Message { from: PEER, msg }) {
             if let Action::Persist { seq, record, .. } = action {
                 seq_max = seq_max.max(seq);
@@ -499,21 +555,32 @@ fn ledgers_are_bounded_per_node_however_many_accounts() {
         }
         p.handle(0, Input::Durable { seq: seq_max });
     }
-    let newest: Vec<String> = (transfers - kept..transfers).map(|k| format!("t{k}")).collect();
+    let newest: Vec<String> = (transfers - kept..transfers)
+        .map(|k| format!("t{k}"))
+        .collect();
     let ids = |p: &Participant, account: &str| -> Vec<String> {
-        p.ledger(account).unwrap_or_default().into_iter().map(|e| e.tx_id).collect()
+        p.ledger(account)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| e.tx_id)
+            .collect()
     };
     assert_eq!(ids(&p, "a0"), newest, "the newest {kept} kept");
     assert_eq!(ids(&p, "a1"), newest);
     let a0 = p.ledger("a0").unwrap_or_default();
-    assert_eq!(a0.last().map(|e| e.balance_cents), Some(1_000 - transfers as i64));
+    assert_eq!(
+        a0.last().map(|e| e.balance_cents),
+        Some(1_000 - transfers as i64)
+    );
 
     let replayed = Participant::recover(config.clone(), &log).unwrap();
     assert_eq!(ids(&replayed, "a0"), newest, "replay keeps the same");
 
     // A checkpoint from a time the limit was larger: its newest are kept.
     let (_, cp) = p.checkpoint();
-    let ParticipantRecord::Checkpoint(mut cp) = cp else { panic!("not a checkpoint") };
+    let ParticipantRecord::Checkpoint(mut cp) = cp else {
+        panic!("not a checkpoint")
+    };
     for (account, entries) in cp.ledgers.iter_mut() {
         if account == "a0" {
             let mut older = entries.clone();

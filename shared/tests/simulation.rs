@@ -28,10 +28,14 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
 
 use shared::api::{CrashPoint, Outcome, TransferRequest};
-use shared::protocol::coordinator::{self as co, ClientId, Coordinator, CoordinatorConfig, DemoFaults, TransferError};
+use shared::protocol::coordinator::{
+    self as co, ClientId, Coordinator, CoordinatorConfig, DemoFaults, TransferError,
+};
 use shared::protocol::participant::{self as pa, Participant, ParticipantConfig};
 use shared::protocol::record::{CoordinatorRecord, ParticipantRecord};
-use shared::wire::{AccountId, Decision, NodeId, ParticipantCrashPoint, Reply, Request, TxId, Vote};
+use shared::wire::{
+    AccountId, Decision, NodeId, ParticipantCrashPoint, Reply, Request, TxId, Vote,
+};
 
 const SEEDS_DEFAULT: u64 = 5_000;
 const BALANCE_CENTS_INITIAL: i64 = 10_000;
@@ -75,7 +79,8 @@ impl<R: Clone> Disk<R> {
         } else {
             rng.below(self.pending.len() as u64 + 1) as usize
         };
-        self.durable.extend(self.pending.drain(..).take(kept).map(|(_, r)| r));
+        self.durable
+            .extend(self.pending.drain(..).take(kept).map(|(_, r)| r));
         self.pending.clear();
         self.durable.clone()
     }
@@ -215,7 +220,12 @@ impl Sim {
             let id = format!("{}", 6001 + i);
             let own: Vec<(AccountId, i64)> = ["a", "b"]
                 .iter()
-                .map(|s| (format!("{}{}", (b'A' + i as u8) as char, s), BALANCE_CENTS_INITIAL))
+                .map(|s| {
+                    (
+                        format!("{}{}", (b'A' + i as u8) as char, s),
+                        BALANCE_CENTS_INITIAL,
+                    )
+                })
                 .collect();
             for (a, _) in &own {
                 accounts.push((a.clone(), i));
@@ -229,7 +239,8 @@ impl Sim {
             };
             let mut disk = Disk::new();
             disk.durable.push(Participant::init_record(&config));
-            let machine = Participant::recover(config.clone(), &disk.durable).expect("init replays");
+            let machine =
+                Participant::recover(config.clone(), &disk.durable).expect("init replays");
             nodes.push(Node {
                 id,
                 config,
@@ -250,7 +261,8 @@ impl Sim {
                 to_coord: Vec::new(),
             });
         }
-        let mut coord_config = CoordinatorConfig::new(nodes.iter().map(|n| n.id.clone()).collect(), account_map);
+        let mut coord_config =
+            CoordinatorConfig::new(nodes.iter().map(|n| n.id.clone()).collect(), account_map);
         coord_config.prepare_timeout_us = 10_000 + rng.below(40_000);
         coord_config.ack_wait_us = 10_000 + rng.below(40_000);
         coord_config.commit_retry_us = 2_000 + rng.below(10_000);
@@ -438,7 +450,9 @@ impl Sim {
             let m = self.links[i].to_coord.remove(k);
             let node = self.nodes[i].id.clone();
             trace!(self, "{node} -> coord: {:?}", m.msg);
-            let actions = self.coord.handle(self.now_us, co::Input::FromNode { node, msg: m.msg });
+            let actions = self
+                .coord
+                .handle(self.now_us, co::Input::FromNode { node, msg: m.msg });
             self.run_coord_actions(actions);
         }
         true
@@ -477,7 +491,11 @@ impl Sim {
                 }
                 pa::Action::Persist { seq, record, .. } => self.nodes[i].disk.append(seq, record),
                 pa::Action::Crash(point) => {
-                    trace!(self, "{} reached armed crash point {point:?}", self.nodes[i].id);
+                    trace!(
+                        self,
+                        "{} reached armed crash point {point:?}",
+                        self.nodes[i].id
+                    );
                     self.crash_node(i);
                     return;
                 }
@@ -508,7 +526,11 @@ impl Sim {
         }
     }
 
-    fn on_client_reply(&mut self, client: ClientId, result: Result<shared::api::TransferResponse, TransferError>) {
+    fn on_client_reply(
+        &mut self,
+        client: ClientId,
+        result: Result<shared::api::TransferResponse, TransferError>,
+    ) {
         let Some(tx_id) = self.pending_clients.remove(&client) else {
             self.violation(format!("reply to unknown client {client}"));
             return;
@@ -553,7 +575,9 @@ impl Sim {
                             self.stats.aborted += 1;
                             self.refresh_applied();
                             if self.nodes.iter().any(|n| n.applied.contains_key(&tx_id)) {
-                                self.violation(format!("client told {tx_id} aborted, but it is applied"));
+                                self.violation(format!(
+                                    "client told {tx_id} aborted, but it is applied"
+                                ));
                             }
                         }
                     }
@@ -564,7 +588,9 @@ impl Sim {
                 self.stats.unknown += 1;
                 trace!(self, "client {client} ({tx_id}) told unavailable: {m}");
             }
-            Err(e) => self.violation(format!("client {client} ({tx_id}) got an unexpected error {e:?}")),
+            Err(e) => self.violation(format!(
+                "client {client} ({tx_id}) got an unexpected error {e:?}"
+            )),
         }
     }
 
@@ -574,8 +600,12 @@ impl Sim {
         let mut state = None;
         for r in &self.nodes[i].disk.durable {
             match r {
-                ParticipantRecord::Prepared { tx_id: t, .. } if t == tx_id => state = state.or(Some("prepared")),
-                ParticipantRecord::Committed { tx_id: t, .. } if t == tx_id => state = Some("committed"),
+                ParticipantRecord::Prepared { tx_id: t, .. } if t == tx_id => {
+                    state = state.or(Some("prepared"))
+                }
+                ParticipantRecord::Committed { tx_id: t, .. } if t == tx_id => {
+                    state = Some("committed")
+                }
                 ParticipantRecord::Aborted { tx_id: t } if t == tx_id => state = Some("aborted"),
                 ParticipantRecord::Checkpoint(cp) => {
                     state = None;
@@ -663,7 +693,12 @@ impl Sim {
             let Sim { nodes, rng, .. } = self;
             nodes[i].disk.crash(rng)
         };
-        trace!(self, "CRASH {} ({} records survive)", self.nodes[i].id, records.len());
+        trace!(
+            self,
+            "CRASH {} ({} records survive)",
+            self.nodes[i].id,
+            records.len()
+        );
         // The recovered state is what the node will have when it restarts;
         // while it is down, the invariants are checked against it.
         match Participant::recover(self.nodes[i].config.clone(), &records) {
@@ -688,10 +723,16 @@ impl Sim {
     fn crash_coordinator(&mut self, restart: bool) {
         self.stats.coordinator_crashes += 1;
         let records = {
-            let Sim { coord_disk, rng, .. } = self;
+            let Sim {
+                coord_disk, rng, ..
+            } = self;
             coord_disk.crash(rng)
         };
-        trace!(self, "CRASH coordinator ({} records survive)", records.len());
+        trace!(
+            self,
+            "CRASH coordinator ({} records survive)",
+            records.len()
+        );
         self.coord = Coordinator::recover(self.coord_config.clone(), &records);
         self.coord_up = false;
         for (_, tx_id) in std::mem::take(&mut self.pending_clients) {
@@ -821,7 +862,9 @@ impl Sim {
             let (seq, record) = self.nodes[k].machine.checkpoint();
             trace!(self, "CHECKPOINT {}", self.nodes[k].id);
             self.nodes[k].disk.rewrite(record);
-            let actions = self.nodes[k].machine.handle(self.now_us, pa::Input::Durable { seq });
+            let actions = self.nodes[k]
+                .machine
+                .handle(self.now_us, pa::Input::Durable { seq });
             self.run_node_actions(k, actions);
         }
     }
@@ -848,14 +891,21 @@ impl Sim {
         } else if self.nodes[k].up {
             if let Some(seq) = self.nodes[k].disk.fsync() {
                 trace!(self, "fsync {} up to {seq}", self.nodes[k].id);
-                let actions = self.nodes[k].machine.handle(self.now_us, pa::Input::Durable { seq });
+                let actions = self.nodes[k]
+                    .machine
+                    .handle(self.now_us, pa::Input::Durable { seq });
                 self.run_node_actions(k, actions);
             }
         }
     }
 
     fn tick_due(&mut self) {
-        if self.coord_up && self.coord.next_deadline_us().is_some_and(|d| d <= self.now_us) {
+        if self.coord_up
+            && self
+                .coord
+                .next_deadline_us()
+                .is_some_and(|d| d <= self.now_us)
+        {
             let actions = self.coord.handle(self.now_us, co::Input::Tick);
             self.run_coord_actions(actions);
         }
@@ -939,7 +989,9 @@ impl Sim {
             .filter(|t| self.told.get(*t) != Some(&Outcome::Aborted))
             .cloned()
             .collect();
-        let Some(tx_id) = self.rng.pick(&ids) else { return };
+        let Some(tx_id) = self.rng.pick(&ids) else {
+            return;
+        };
         let request = self.requests[&tx_id].clone();
         self.submit(tx_id, request);
     }
@@ -955,7 +1007,9 @@ impl Sim {
             request.to,
             request.amount_cents
         );
-        let actions = self.coord.handle(self.now_us, co::Input::Transfer { client, request });
+        let actions = self
+            .coord
+            .handle(self.now_us, co::Input::Transfer { client, request });
         self.run_coord_actions(actions);
     }
 
@@ -1016,7 +1070,10 @@ impl Sim {
     }
 
     fn node_of(&self, account: &str) -> Option<usize> {
-        self.accounts.iter().find(|(x, _)| x == account).map(|(_, i)| *i)
+        self.accounts
+            .iter()
+            .find(|(x, _)| x == account)
+            .map(|(_, i)| *i)
     }
 
     fn legs_of(&self, tx_id: &str) -> BTreeSet<usize> {
@@ -1030,7 +1087,9 @@ impl Sim {
     }
 
     fn ops_count(&self, tx_id: &str, i: usize) -> usize {
-        let Some(r) = self.requests.get(tx_id) else { return 0 };
+        let Some(r) = self.requests.get(tx_id) else {
+            return 0;
+        };
         usize::from(self.node_of(&r.from) == Some(i)) + usize::from(self.node_of(&r.to) == Some(i))
     }
 
@@ -1043,7 +1102,10 @@ impl Sim {
             let node = &self.nodes[i];
             for b in node.machine.balances() {
                 if b.balance_cents < 0 {
-                    return Err(format!("{} account {} is negative: {}", node.id, b.id, b.balance_cents));
+                    return Err(format!(
+                        "{} account {} is negative: {}",
+                        node.id, b.id, b.balance_cents
+                    ));
                 }
             }
             for (tx_id, count) in &node.applied {
@@ -1074,7 +1136,9 @@ impl Sim {
                 }
             }
             for tx_id in &self.must_not_abort {
-                if node.machine.outcome(tx_id) == Some(Decision::Abort) && self.legs_of(tx_id).contains(&i) {
+                if node.machine.outcome(tx_id) == Some(Decision::Abort)
+                    && self.legs_of(tx_id).contains(&i)
+                {
                     // (A one-phase commit that was applied but not durable
                     // is lost in a crash; it may then abort. So: applied now.)
                     let applied_on: Vec<&str> = self
@@ -1128,8 +1192,12 @@ impl Sim {
             .nodes
             .iter()
             .all(|n| n.machine.active_count() == 0 && n.machine.locked_accounts().is_empty());
-        let quiet_net = self.links.iter().all(|l| l.to_node.is_empty() && l.to_coord.is_empty());
-        let synced = self.coord_disk.pending.is_empty() && self.nodes.iter().all(|n| n.disk.pending.is_empty());
+        let quiet_net = self
+            .links
+            .iter()
+            .all(|l| l.to_node.is_empty() && l.to_coord.is_empty());
+        let synced = self.coord_disk.pending.is_empty()
+            && self.nodes.iter().all(|n| n.disk.pending.is_empty());
         idle_coord && idle_nodes && quiet_net && synced && self.pending_clients.is_empty()
     }
 
@@ -1240,7 +1308,9 @@ impl Sim {
                 .filter(|i| self.nodes[*i].applied.contains_key(tx_id))
                 .collect();
             if !applied.is_empty() && applied != legs {
-                return Err(format!("{tx_id} applied on nodes {applied:?} of legs {legs:?}"));
+                return Err(format!(
+                    "{tx_id} applied on nodes {applied:?} of legs {legs:?}"
+                ));
             }
             match self.told.get(tx_id) {
                 Some(Outcome::Committed) if applied != legs => {
@@ -1330,7 +1400,9 @@ fn simulation_keeps_money_safe_under_faults() {
     }
     let seeds = env_u64("SIM_SEEDS").unwrap_or(SEEDS_DEFAULT);
     let start = env_u64("SIM_SEED_START").unwrap_or(0);
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as u64;
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1) as u64;
     let began = Instant::now();
     let results: Vec<Result<Stats, String>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)

@@ -33,23 +33,38 @@ pub struct AuditReport {
 pub async fn audit(cluster: &Cluster, view: &ClusterView, reported: &Reported) -> AuditReport {
     let mut violations = Vec::new();
     if view.total_cents != view.expected_total_cents {
-        violations.push(format!("total is {} cents, expected {}", view.total_cents, view.expected_total_cents));
+        violations.push(format!(
+            "total is {} cents, expected {}",
+            view.total_cents, view.expected_total_cents
+        ));
     }
     let mut per_tx: BTreeMap<String, Vec<(String, i64)>> = BTreeMap::new();
     for node in &view.nodes {
         for account in &node.accounts {
             if account.balance_cents < 0 {
-                violations.push(format!("account {} is negative: {}", account.id, account.balance_cents));
+                violations.push(format!(
+                    "account {} is negative: {}",
+                    account.id, account.balance_cents
+                ));
             }
             let ledger = cluster.ledger(&account.id).await;
             let mut seen = BTreeSet::new();
             for (i, entry) in ledger.iter().enumerate() {
                 if !seen.insert(entry.tx_id.clone()) {
-                    violations.push(format!("{} is applied twice on {}", entry.tx_id, account.id));
+                    violations.push(format!(
+                        "{} is applied twice on {}",
+                        entry.tx_id, account.id
+                    ));
                 }
-                per_tx.entry(entry.tx_id.clone()).or_default().push((account.id.clone(), entry.delta_cents));
+                per_tx
+                    .entry(entry.tx_id.clone())
+                    .or_default()
+                    .push((account.id.clone(), entry.delta_cents));
                 if i > 0 && ledger[i - 1].balance_cents + entry.delta_cents != entry.balance_cents {
-                    violations.push(format!("ledger of {} is not a running balance at entry {i}", account.id));
+                    violations.push(format!(
+                        "ledger of {} is not a running balance at entry {i}",
+                        account.id
+                    ));
                 }
             }
             if let Some(last) = ledger.last() {
@@ -68,7 +83,9 @@ pub async fn audit(cluster: &Cluster, view: &ClusterView, reported: &Reported) -
             violations.push(format!("{tx_id} is partly applied: {legs:?}"));
         }
         if reported.aborted.contains(tx_id) {
-            violations.push(format!("{tx_id} was reported aborted but is on a ledger: {legs:?}"));
+            violations.push(format!(
+                "{tx_id} was reported aborted but is on a ledger: {legs:?}"
+            ));
         }
         let known = reported.committed.contains(tx_id) || reported.unknown.contains(tx_id);
         if !known {
@@ -77,8 +94,14 @@ pub async fn audit(cluster: &Cluster, view: &ClusterView, reported: &Reported) -
     }
     for tx_id in &reported.committed {
         if !per_tx.contains_key(tx_id) {
-            violations.push(format!("{tx_id} was reported committed but is on no ledger"));
+            violations.push(format!(
+                "{tx_id} was reported committed but is on no ledger"
+            ));
         }
     }
-    AuditReport { total_cents: view.total_cents, expected_total_cents: view.expected_total_cents, violations }
+    AuditReport {
+        total_cents: view.total_cents,
+        expected_total_cents: view.expected_total_cents,
+        violations,
+    }
 }

@@ -32,7 +32,14 @@ pub struct ChaosConfig {
 
 impl Default for ChaosConfig {
     fn default() -> Self {
-        ChaosConfig { seconds: 20, clients: 8, nodes: 3, seed: 1, fault_interval_ms: 700, verbose: false }
+        ChaosConfig {
+            seconds: 20,
+            clients: 8,
+            nodes: 3,
+            seed: 1,
+            fault_interval_ms: 700,
+            verbose: false,
+        }
     }
 }
 
@@ -63,7 +70,11 @@ impl std::fmt::Display for ChaosSummary {
         writeln!(f, "  aborts by reason: {:?}", self.aborts_by_reason)?;
         let total_faults: u64 = self.faults.values().sum();
         writeln!(f, "  faults injected: {total_faults} {:?}", self.faults)?;
-        writeln!(f, "  total: {} cents (expected {})", self.total_cents, self.expected_total_cents)?;
+        writeln!(
+            f,
+            "  total: {} cents (expected {})",
+            self.total_cents, self.expected_total_cents
+        )?;
         write!(f, "  violations: {}", self.violations.len())?;
         for v in &self.violations {
             write!(f, "\n    - {v}")?;
@@ -90,7 +101,10 @@ pub async fn run(config: ChaosConfig) -> ChaosSummary {
         // Small checkpoints, so that the coordinator and every node rewrite
         // their logs (beside the old ones, in the background) every second
         // or so, and the kills land on checkpoints in progress too.
-        extra_args: vec!["--log-checkpoint-bytes".into(), CHAOS_CHECKPOINT_BYTES.to_string()],
+        extra_args: vec![
+            "--log-checkpoint-bytes".into(),
+            CHAOS_CHECKPOINT_BYTES.to_string(),
+        ],
         ..Options::default()
     };
     let mut cluster = Cluster::start(options).await;
@@ -108,7 +122,10 @@ pub async fn run(config: ChaosConfig) -> ChaosSummary {
         let stop = stop.clone();
         let base_url = base_url.clone();
         let sequence = sequence.clone();
-        let seed = config.seed.wrapping_mul(1_000_003).wrapping_add(client as u64);
+        let seed = config
+            .seed
+            .wrapping_mul(1_000_003)
+            .wrapping_add(client as u64);
         clients.push(tokio::spawn(async move {
             let mut rng = StdRng::seed_from_u64(seed);
             while !stop.load(Ordering::Relaxed) {
@@ -153,9 +170,12 @@ pub async fn run(config: ChaosConfig) -> ChaosSummary {
     let started = Instant::now();
     let mut faults: BTreeMap<String, u64> = BTreeMap::new();
     let mut rng = StdRng::seed_from_u64(config.seed);
-    let nodes: Vec<String> = (0..config.nodes).map(|i| (6001 + u32::from(i)).to_string()).collect();
+    let nodes: Vec<String> = (0..config.nodes)
+        .map(|i| (6001 + u32::from(i)).to_string())
+        .collect();
     while started.elapsed() < Duration::from_secs(config.seconds) {
-        let pause = rng.random_range(config.fault_interval_ms / 2..=config.fault_interval_ms * 3 / 2);
+        let pause =
+            rng.random_range(config.fault_interval_ms / 2..=config.fault_interval_ms * 3 / 2);
         tokio::time::sleep(Duration::from_millis(pause)).await;
         let node = nodes[rng.random_range(0..nodes.len())].clone();
         let kind = match rng.random_range(0..100) {
@@ -177,22 +197,43 @@ pub async fn run(config: ChaosConfig) -> ChaosSummary {
                 Some("coordinator_kill9")
             }
             55..=64 => {
-                let at = ["before_decision", "after_decision", "mid_commit"][rng.random_range(0..3)];
+                let at =
+                    ["before_decision", "after_decision", "mid_commit"][rng.random_range(0..3)];
                 let restart_after_ms: u64 = rng.random_range(100..1_000);
-                let (status, _) = try_post(&cluster, "/api/coordinator/crash", json!({"at": at, "restart_after_ms": restart_after_ms})).await;
+                let (status, _) = try_post(
+                    &cluster,
+                    "/api/coordinator/crash",
+                    json!({"at": at, "restart_after_ms": restart_after_ms}),
+                )
+                .await;
                 (status == 200).then_some("coordinator_engine_crash")
             }
             65..=74 => {
                 let delay_ms: u64 = rng.random_range(50..400);
-                let (status, _) = try_put(&cluster, &format!("/api/nodes/{node}/link"), json!({"delay_ms": delay_ms})).await;
+                let (status, _) = try_put(
+                    &cluster,
+                    &format!("/api/nodes/{node}/link"),
+                    json!({"delay_ms": delay_ms}),
+                )
+                .await;
                 (status == 200).then_some("link_delay")
             }
             75..=82 => {
-                let (status, _) = try_put(&cluster, &format!("/api/nodes/{node}/link"), json!({"drop": true})).await;
+                let (status, _) = try_put(
+                    &cluster,
+                    &format!("/api/nodes/{node}/link"),
+                    json!({"drop": true}),
+                )
+                .await;
                 (status == 200).then_some("link_cut")
             }
             83..=87 => {
-                let (status, _) = try_put(&cluster, &format!("/api/nodes/{node}/link"), json!({"duplicate": true})).await;
+                let (status, _) = try_put(
+                    &cluster,
+                    &format!("/api/nodes/{node}/link"),
+                    json!({"duplicate": true}),
+                )
+                .await;
                 (status == 200).then_some("link_duplicate")
             }
             _ => {
@@ -202,7 +243,10 @@ pub async fn run(config: ChaosConfig) -> ChaosSummary {
         };
         if let Some(kind) = kind {
             if config.verbose {
-                println!("[{:>6.1}s] fault: {kind} ({node})", started.elapsed().as_secs_f64());
+                println!(
+                    "[{:>6.1}s] fault: {kind} ({node})",
+                    started.elapsed().as_secs_f64()
+                );
             }
             *faults.entry(kind.to_string()).or_default() += 1;
         }
@@ -217,9 +261,11 @@ pub async fn run(config: ChaosConfig) -> ChaosSummary {
     for node in &nodes {
         let _ = try_delete(&cluster, &format!("/api/nodes/{node}/link")).await;
     }
-    crate::wait_for_async("the coordinator to answer after the run", crate::DEADLINE, || async {
-        cluster.try_cluster().await.map(|_| ())
-    })
+    crate::wait_for_async(
+        "the coordinator to answer after the run",
+        crate::DEADLINE,
+        || async { cluster.try_cluster().await.map(|_| ()) },
+    )
     .await;
     for node in &nodes {
         let _ = try_post(&cluster, &format!("/api/nodes/{node}/restart"), json!({})).await;
@@ -258,10 +304,18 @@ async fn inject_node_kill(cluster: &Cluster, node: &str) -> Option<&'static str>
     }
 }
 
-fn restart_later(http: reqwest::Client, base_url: Arc<Mutex<String>>, node: String, delay: Duration) {
+fn restart_later(
+    http: reqwest::Client,
+    base_url: Arc<Mutex<String>>,
+    node: String,
+    delay: Duration,
+) {
     tokio::spawn(async move {
         tokio::time::sleep(delay).await;
-        let url = format!("{}/api/nodes/{node}/restart", base_url.lock().unwrap_or_else(|e| e.into_inner()));
+        let url = format!(
+            "{}/api/nodes/{node}/restart",
+            base_url.lock().unwrap_or_else(|e| e.into_inner())
+        );
         let _ = try_send(http.post(url).json(&json!({}))).await;
     });
 }
@@ -270,9 +324,13 @@ async fn inject_restart_dead(cluster: &Cluster, nodes: &[String]) -> Option<&'st
     let view = cluster.try_cluster().await?;
     let mut restarted = false;
     for node in nodes {
-        let dead = view.nodes.iter().any(|n| &n.id == node && n.status == shared::api::ComponentStatus::Down);
+        let dead = view
+            .nodes
+            .iter()
+            .any(|n| &n.id == node && n.status == shared::api::ComponentStatus::Down);
         if dead {
-            let (status, _) = try_post(cluster, &format!("/api/nodes/{node}/restart"), json!({})).await;
+            let (status, _) =
+                try_post(cluster, &format!("/api/nodes/{node}/restart"), json!({})).await;
             restarted |= status == 200;
         }
     }

@@ -87,14 +87,23 @@ pub struct Cluster {
 
 impl Cluster {
     pub async fn start(options: Options) -> Cluster {
-        let dir = tempfile::Builder::new().prefix("tpc-test-").tempdir().expect("a temp dir");
+        let dir = tempfile::Builder::new()
+            .prefix("tpc-test-")
+            .tempdir()
+            .expect("a temp dir");
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(512)
             .build()
             .expect("an HTTP client");
-        let mut cluster =
-            Cluster { dir, options, base_url: String::new(), http, coordinator: None, groups: Vec::new() };
+        let mut cluster = Cluster {
+            dir,
+            options,
+            base_url: String::new(),
+            http,
+            coordinator: None,
+            groups: Vec::new(),
+        };
         cluster.start_coordinator().await;
         cluster.wait_all_up().await;
         cluster
@@ -120,9 +129,15 @@ impl Cluster {
         self.groups.push(child.id() as i32);
         self.coordinator = Some(child);
         let ready = self.ready_file();
-        let addr = wait_for(&format!("the coordinator to write {}", ready.display()), DEADLINE, || {
-            std::fs::read_to_string(&ready).ok().filter(|s| !s.is_empty())
-        })
+        let addr = wait_for(
+            &format!("the coordinator to write {}", ready.display()),
+            DEADLINE,
+            || {
+                std::fs::read_to_string(&ready)
+                    .ok()
+                    .filter(|s| !s.is_empty())
+            },
+        )
         .await;
         self.base_url = format!("http://{}", addr.trim());
     }
@@ -136,7 +151,10 @@ impl Cluster {
         } else {
             self.base_url.trim_start_matches("http://").to_string()
         };
-        let static_dir = o.static_dir.clone().unwrap_or_else(|| self.dir.path().join("no-dashboard"));
+        let static_dir = o
+            .static_dir
+            .clone()
+            .unwrap_or_else(|| self.dir.path().join("no-dashboard"));
         let mut cmd = Command::new(bin("backend"));
         cmd.arg("--listen")
             .arg(&listen)
@@ -159,7 +177,10 @@ impl Cluster {
             .arg("--ack-wait-ms")
             .arg(o.ack_wait_ms.to_string())
             .args(&o.extra_args)
-            .env("RUST_LOG", std::env::var("TEST_RUST_LOG").unwrap_or_else(|_| "warn".to_string()))
+            .env(
+                "RUST_LOG",
+                std::env::var("TEST_RUST_LOG").unwrap_or_else(|_| "warn".to_string()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
@@ -185,7 +206,10 @@ impl Cluster {
         unsafe {
             libc::kill(child.id() as i32, libc::SIGTERM);
         }
-        wait_for("the coordinator to exit after SIGTERM", DEADLINE, || child.try_wait().ok().flatten()).await
+        wait_for("the coordinator to exit after SIGTERM", DEADLINE, || {
+            child.try_wait().ok().flatten()
+        })
+        .await
     }
 
     pub fn coordinator_pid(&self) -> Option<u32> {
@@ -197,31 +221,59 @@ impl Cluster {
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let response = self.http.get(self.url(path)).send().await.expect("GET reaches the coordinator");
+        let response = self
+            .http
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("GET reaches the coordinator");
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
     pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        let response = self.http.post(self.url(path)).json(&body).send().await.expect("POST reaches the coordinator");
+        let response = self
+            .http
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .expect("POST reaches the coordinator");
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
     pub async fn put(&self, path: &str, body: Value) -> (u16, Value) {
-        let response = self.http.put(self.url(path)).json(&body).send().await.expect("PUT reaches the coordinator");
+        let response = self
+            .http
+            .put(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .expect("PUT reaches the coordinator");
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
     pub async fn delete(&self, path: &str) -> (u16, Value) {
-        let response = self.http.delete(self.url(path)).send().await.expect("DELETE reaches the coordinator");
+        let response = self
+            .http
+            .delete(self.url(path))
+            .send()
+            .await
+            .expect("DELETE reaches the coordinator");
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
     /// Posts a transfer: (HTTP status, body).
-    pub async fn transfer(&self, from: &str, to: &str, amount_cents: i64, tx_id: Option<&str>) -> (u16, Value) {
+    pub async fn transfer(
+        &self,
+        from: &str,
+        to: &str,
+        amount_cents: i64,
+        tx_id: Option<&str>,
+    ) -> (u16, Value) {
         let mut body = serde_json::json!({"from": from, "to": to, "amount_cents": amount_cents});
         if let Some(id) = tx_id {
             body["tx_id"] = Value::String(id.to_string());
@@ -230,16 +282,30 @@ impl Cluster {
     }
 
     /// A transfer that must get a 200 or 409 answer with a transfer body.
-    pub async fn transfer_outcome(&self, from: &str, to: &str, amount_cents: i64, tx_id: Option<&str>) -> (u16, TransferResponse) {
+    pub async fn transfer_outcome(
+        &self,
+        from: &str,
+        to: &str,
+        amount_cents: i64,
+        tx_id: Option<&str>,
+    ) -> (u16, TransferResponse) {
         let (status, body) = self.transfer(from, to, amount_cents, tx_id).await;
-        assert!(status == 200 || status == 409, "transfer answered {status}: {body}");
-        (status, serde_json::from_value(body.clone()).unwrap_or_else(|e| panic!("bad transfer body {body}: {e}")))
+        assert!(
+            status == 200 || status == 409,
+            "transfer answered {status}: {body}"
+        );
+        (
+            status,
+            serde_json::from_value(body.clone())
+                .unwrap_or_else(|e| panic!("bad transfer body {body}: {e}")),
+        )
     }
 
     pub async fn cluster(&self) -> ClusterView {
         let (status, body) = self.get("/api/cluster").await;
         assert_eq!(status, 200, "GET /api/cluster: {body}");
-        serde_json::from_value(body.clone()).unwrap_or_else(|e| panic!("bad cluster body {body}: {e}"))
+        serde_json::from_value(body.clone())
+            .unwrap_or_else(|e| panic!("bad cluster body {body}: {e}"))
     }
 
     /// The cluster view, or None if the coordinator does not answer.
@@ -255,35 +321,58 @@ impl Cluster {
     }
 
     pub async fn balances(&self) -> BTreeMap<String, i64> {
-        self.cluster().await.nodes.iter().flat_map(|n| n.accounts.iter().map(|a| (a.id.clone(), a.balance_cents))).collect()
+        self.cluster()
+            .await
+            .nodes
+            .iter()
+            .flat_map(|n| n.accounts.iter().map(|a| (a.id.clone(), a.balance_cents)))
+            .collect()
     }
 
     pub async fn wait_all_up(&self) {
-        wait_for_async("every node and the coordinator to be up", DEADLINE, || async {
-            let view = self.try_cluster().await?;
-            let up = view.coordinator.status == ComponentStatus::Up
-                && view.nodes.iter().all(|n| n.status == ComponentStatus::Up);
-            up.then_some(())
-        })
+        wait_for_async(
+            "every node and the coordinator to be up",
+            DEADLINE,
+            || async {
+                let view = self.try_cluster().await?;
+                let up = view.coordinator.status == ComponentStatus::Up
+                    && view.nodes.iter().all(|n| n.status == ComponentStatus::Up);
+                up.then_some(())
+            },
+        )
         .await;
     }
 
     pub async fn wait_node_status(&self, node: &str, status: ComponentStatus) {
-        wait_for_async(&format!("node {node} to be {status:?}"), DEADLINE, || async {
-            let view = self.try_cluster().await?;
-            view.nodes.iter().any(|n| n.id == node && n.status == status).then_some(())
-        })
+        wait_for_async(
+            &format!("node {node} to be {status:?}"),
+            DEADLINE,
+            || async {
+                let view = self.try_cluster().await?;
+                view.nodes
+                    .iter()
+                    .any(|n| n.id == node && n.status == status)
+                    .then_some(())
+            },
+        )
         .await;
     }
 
     /// Waits until no node has anything in doubt or locked, and every node answers.
     pub async fn wait_quiescent(&self) -> ClusterView {
-        wait_for_async("the cluster to settle (nothing in doubt, no locks)", DEADLINE, || async {
-            let view = self.try_cluster().await?;
-            let settled = view.total_complete
-                && view.nodes.iter().all(|n| n.in_doubt.is_empty() && n.locked_accounts.is_empty());
-            settled.then_some(view)
-        })
+        wait_for_async(
+            "the cluster to settle (nothing in doubt, no locks)",
+            DEADLINE,
+            || async {
+                let view = self.try_cluster().await?;
+                let settled = view.total_complete
+                    && view
+                        .nodes
+                        .iter()
+                        .all(|n| n.in_doubt.is_empty() && n.locked_accounts.is_empty());
+                settled.then_some(view)
+            },
+        )
         .await
     }
 
@@ -292,7 +381,9 @@ impl Cluster {
         if self.options.accounts_per_node == 1 {
             letters.map(|l| l.to_string()).collect()
         } else {
-            letters.flat_map(|l| (1..=self.options.accounts_per_node).map(move |k| format!("{l}{k}"))).collect()
+            letters
+                .flat_map(|l| (1..=self.options.accounts_per_node).map(move |k| format!("{l}{k}")))
+                .collect()
         }
     }
 
@@ -319,13 +410,20 @@ impl Drop for Cluster {
 }
 
 /// Polls `check` until it returns Some, or panics naming what it waited for.
-pub async fn wait_for<T>(what: &str, deadline: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+pub async fn wait_for<T>(
+    what: &str,
+    deadline: Duration,
+    mut check: impl FnMut() -> Option<T>,
+) -> T {
     let start = Instant::now();
     loop {
         if let Some(v) = check() {
             return v;
         }
-        assert!(start.elapsed() < deadline, "timed out after {deadline:?} waiting for {what}");
+        assert!(
+            start.elapsed() < deadline,
+            "timed out after {deadline:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
@@ -340,14 +438,23 @@ where
         if let Some(v) = check().await {
             return v;
         }
-        assert!(start.elapsed() < deadline, "timed out after {deadline:?} waiting for {what}");
+        assert!(
+            start.elapsed() < deadline,
+            "timed out after {deadline:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
 /// The pid of a node's process, from the cluster view.
 pub async fn node_pid(cluster: &Cluster, node: &str) -> Option<u32> {
-    cluster.cluster().await.nodes.into_iter().find(|n| n.id == node).and_then(|n| n.pid)
+    cluster
+        .cluster()
+        .await
+        .nodes
+        .into_iter()
+        .find(|n| n.id == node)
+        .and_then(|n| n.pid)
 }
 
 /// SIGKILL a process directly (as `kill -9` from a shell would).

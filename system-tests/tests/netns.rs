@@ -44,11 +44,18 @@ fn say(message: &str) {
 }
 
 fn ip(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("ip").args(args).output().map_err(|e| format!("cannot run `ip`: {e}"))?;
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run `ip`: {e}"))?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!("`ip {}` failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
+        Err(format!(
+            "`ip {}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
     }
 }
 
@@ -83,7 +90,11 @@ impl Lab {
     /// Three hosts on one switch: `eth0` in each host, `veth-<host>` on the
     /// switch's bridge.
     fn build() -> Result<Lab, String> {
-        let mut lab = Lab { prefix: format!("tpc{}", std::process::id()), namespaces: Vec::new(), children: Vec::new() };
+        let mut lab = Lab {
+            prefix: format!("tpc{}", std::process::id()),
+            namespaces: Vec::new(),
+            children: Vec::new(),
+        };
         for host in ["sw", "c", "p1", "p2"] {
             let name = lab.ns(host);
             ip(&["netns", "add", &name])?;
@@ -96,10 +107,21 @@ impl Lab {
             let ns = lab.ns(host);
             let port = format!("veth-{host}");
             // Created inside the namespaces: nothing ever appears in the host's own.
-            ip(&["link", "add", "eth0", "netns", &ns, "type", "veth", "peer", "name", &port, "netns", &sw])?;
+            ip(&[
+                "link", "add", "eth0", "netns", &ns, "type", "veth", "peer", "name", &port,
+                "netns", &sw,
+            ])?;
             ip(&["-n", &sw, "link", "set", &port, "master", "br0"])?;
             ip(&["-n", &sw, "link", "set", &port, "up"])?;
-            ip(&["-n", &ns, "addr", "add", &format!("{addr}/24"), "dev", "eth0"])?;
+            ip(&[
+                "-n",
+                &ns,
+                "addr",
+                "add",
+                &format!("{addr}/24"),
+                "dev",
+                "eth0",
+            ])?;
             ip(&["-n", &ns, "link", "set", "eth0", "up"])?;
             ip(&["-n", &ns, "link", "set", "lo", "up"])?;
         }
@@ -167,7 +189,13 @@ impl NsHttp {
             let file = File::open(&path).expect("the namespace file opens");
             // SAFETY: setns with a valid namespace fd; it changes this thread only.
             let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(rc, 0, "setns into {}: {}", path.display(), std::io::Error::last_os_error());
+            assert_eq!(
+                rc,
+                0,
+                "setns into {}: {}",
+                path.display(),
+                std::io::Error::last_os_error()
+            );
             for (method, path, body, reply) in inbox {
                 let _ = reply.send(http_call(&addr, &method, &path, body.as_ref()));
             }
@@ -177,7 +205,9 @@ impl NsHttp {
 
     fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
         let (reply, answer) = mpsc::channel();
-        self.requests.send((method.to_string(), path.to_string(), body, reply)).expect("the client thread runs");
+        self.requests
+            .send((method.to_string(), path.to_string(), body, reply))
+            .expect("the client thread runs");
         answer.recv().expect("the client thread answers")
     }
 
@@ -193,7 +223,9 @@ impl NsHttp {
 
 /// One request with `Connection: close`; (0, Null) if the server is not there.
 fn http_call(addr: &str, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
-    let Ok(mut stream) = TcpStream::connect(addr) else { return (0, Value::Null) };
+    let Ok(mut stream) = TcpStream::connect(addr) else {
+        return (0, Value::Null);
+    };
     let _ = stream.set_read_timeout(Some(Duration::from_millis(HTTP_TIMEOUT_MS)));
     let body = body.map(|b| b.to_string()).unwrap_or_default();
     let request = format!(
@@ -208,8 +240,14 @@ fn http_call(addr: &str, method: &str, path: &str, body: Option<&Value>) -> (u16
         return (0, Value::Null);
     }
     let text = String::from_utf8_lossy(&raw);
-    let Some((head, content)) = text.split_once("\r\n\r\n") else { return (0, Value::Null) };
-    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let Some((head, content)) = text.split_once("\r\n\r\n") else {
+        return (0, Value::Null);
+    };
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     (status, serde_json::from_str(content).unwrap_or(Value::Null))
 }
 
@@ -219,7 +257,10 @@ fn wait_until<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
         if let Some(v) = check() {
             return v;
         }
-        assert!(start.elapsed() < DEADLINE, "timed out after {DEADLINE:?} waiting for {what}");
+        assert!(
+            start.elapsed() < DEADLINE,
+            "timed out after {DEADLINE:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -230,14 +271,22 @@ fn balances(http: &NsHttp) -> BTreeMap<String, i64> {
     body.as_array()
         .expect("a list of accounts")
         .iter()
-        .map(|a| (a["id"].as_str().unwrap().to_string(), a["balance_cents"].as_i64().unwrap()))
+        .map(|a| {
+            (
+                a["id"].as_str().unwrap().to_string(),
+                a["balance_cents"].as_i64().unwrap(),
+            )
+        })
         .collect()
 }
 
 fn ledger_has(http: &NsHttp, account: &str, tx_id: &str) -> bool {
     let (status, body) = http.get(&format!("/api/accounts/{account}/ledger"));
     assert_eq!(status, 200, "{body}");
-    body.as_array().expect("a ledger").iter().any(|e| e["tx_id"] == tx_id)
+    body.as_array()
+        .expect("a ledger")
+        .iter()
+        .any(|e| e["tx_id"] == tx_id)
 }
 
 fn in_doubt_entry(http: &NsHttp, tx_id: &str) -> Option<Value> {
@@ -245,7 +294,11 @@ fn in_doubt_entry(http: &NsHttp, tx_id: &str) -> Option<Value> {
     if status != 200 {
         return None;
     }
-    body["transactions"].as_array()?.iter().find(|t| t["tx_id"] == tx_id).cloned()
+    body["transactions"]
+        .as_array()?
+        .iter()
+        .find(|t| t["tx_id"] == tx_id)
+        .cloned()
 }
 
 #[test]
@@ -255,7 +308,10 @@ fn coordinator_and_participants_on_separate_hosts_survive_a_real_partition() {
         return;
     }
     let mut lab = Lab::build().unwrap_or_else(|e| panic!("building the namespaces: {e}"));
-    let dir = tempfile::Builder::new().prefix("tpc-netns-").tempdir().expect("a temp dir");
+    let dir = tempfile::Builder::new()
+        .prefix("tpc-netns-")
+        .tempdir()
+        .expect("a temp dir");
 
     // Each participant on its own host, with its own data dir.
     for (host, id, addr, account) in [("p1", "6001", P1_IP, "A"), ("p2", "6002", P2_IP, "B")] {
@@ -265,17 +321,25 @@ fn coordinator_and_participants_on_separate_hosts_survive_a_real_partition() {
             "--listen".to_string(),
             format!("{addr}:{id}"),
             "--data-dir".to_string(),
-            dir.path().join(format!("host-{host}")).display().to_string(),
+            dir.path()
+                .join(format!("host-{host}"))
+                .display()
+                .to_string(),
             "--account".to_string(),
             format!("{account}=100000"),
             "--ready-file".to_string(),
-            dir.path().join(format!("{host}.ready")).display().to_string(),
+            dir.path()
+                .join(format!("{host}.ready"))
+                .display()
+                .to_string(),
         ];
         lab.spawn(host, &bin("participant"), &args);
     }
     for host in ["p1", "p2"] {
         let ready = dir.path().join(format!("{host}.ready"));
-        wait_until(&format!("participant on {host} to listen"), || std::fs::read_to_string(&ready).ok());
+        wait_until(&format!("participant on {host} to listen"), || {
+            std::fs::read_to_string(&ready).ok()
+        });
     }
     let ready = dir.path().join("coordinator.ready");
     let args: Vec<String> = [
@@ -304,9 +368,15 @@ fn coordinator_and_participants_on_separate_hosts_survive_a_real_partition() {
     .collect();
     lab.spawn("c", &bin("backend"), &args);
     let addr = wait_until("the coordinator to listen", || {
-        std::fs::read_to_string(&ready).ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+        std::fs::read_to_string(&ready)
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
     });
-    assert!(addr.starts_with("127.0.0.1:"), "the API listens inside the coordinator's namespace: {addr}");
+    assert!(
+        addr.starts_with("127.0.0.1:"),
+        "the API listens inside the coordinator's namespace: {addr}"
+    );
     let http = NsHttp::new(&lab.ns("c"), addr);
     let view = wait_until("both remote participants to be up", || {
         let (status, view) = http.get("/api/cluster");
@@ -316,7 +386,10 @@ fn coordinator_and_participants_on_separate_hosts_survive_a_real_partition() {
     });
     for node in view["nodes"].as_array().unwrap() {
         assert_eq!(node["supervised"], false, "{node}");
-        assert!(node["addr"].as_str().unwrap().starts_with(SUBNET_PREFIX), "{node}");
+        assert!(
+            node["addr"].as_str().unwrap().starts_with(SUBNET_PREFIX),
+            "{node}"
+        );
     }
 
     // Transfers across the three hosts (the engine's own connections may
@@ -327,7 +400,10 @@ fn coordinator_and_participants_on_separate_hosts_survive_a_real_partition() {
         attempt += 1;
         let tx_id = format!("ns-warm-{attempt}");
         let (status, body) = http.transfer("A", "B", 1, &tx_id);
-        assert!(status == 200 || body["reason"] == "node_unreachable", "{tx_id}: {body}");
+        assert!(
+            status == 200 || body["reason"] == "node_unreachable",
+            "{tx_id}: {body}"
+        );
         (status == 200).then_some(tx_id)
     });
     committed.push(warm);
@@ -343,7 +419,10 @@ fn coordinator_and_participants_on_separate_hosts_survive_a_real_partition() {
     let (status, body) = http.transfer("A", "B", 1_000, "ns-cut");
     assert_eq!(status, 409, "{body}");
     let reason = body["reason"].as_str().unwrap_or_default();
-    assert!(reason == "timeout" || reason == "node_unreachable", "{body}");
+    assert!(
+        reason == "timeout" || reason == "node_unreachable",
+        "{body}"
+    );
     lab.set_link("p2", true);
 
     // A transaction caught by the partition after both votes: step mode
@@ -360,13 +439,25 @@ fn coordinator_and_participants_on_separate_hosts_survive_a_real_partition() {
         (entry["prepared_on"].as_array()?.len() == 2).then_some(())
     });
     lab.set_link("p2", false);
-    let entry = wait_until("ns-doubt committing, its ack from the partitioned host pending", || {
-        let entry = in_doubt_entry(&http, "ns-doubt")?;
-        let committing = entry["coordinator_state"] == "committing" && entry["pending_acks"] == json!(["6002"]);
-        committing.then_some(entry)
-    });
-    let reasons: Vec<&str> = entry["stuck"].as_array().unwrap().iter().filter_map(|s| s["reason"].as_str()).collect();
-    assert!(reasons.contains(&"node_unreachable") || reasons.contains(&"waiting_for_ack"), "{entry}");
+    let entry = wait_until(
+        "ns-doubt committing, its ack from the partitioned host pending",
+        || {
+            let entry = in_doubt_entry(&http, "ns-doubt")?;
+            let committing = entry["coordinator_state"] == "committing"
+                && entry["pending_acks"] == json!(["6002"]);
+            committing.then_some(entry)
+        },
+    );
+    let reasons: Vec<&str> = entry["stuck"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["reason"].as_str())
+        .collect();
+    assert!(
+        reasons.contains(&"node_unreachable") || reasons.contains(&"waiting_for_ack"),
+        "{entry}"
+    );
     let (status, body) = caught.join().expect("the transfer thread ends");
     assert_eq!(status, 200, "the decision is durable: committed ({body})");
     http.call("PUT", "/api/faults", Some(json!({"phase_pause_ms": 0})));
@@ -375,7 +466,10 @@ fn coordinator_and_participants_on_separate_hosts_survive_a_real_partition() {
     lab.set_link("p2", true);
     wait_until("ns-doubt resolved after the link is back", || {
         let (status, body) = http.get("/api/in-doubt");
-        let empty = status == 200 && body["transactions"].as_array().is_some_and(|t| t.is_empty());
+        let empty = status == 200
+            && body["transactions"]
+                .as_array()
+                .is_some_and(|t| t.is_empty());
         empty.then_some(())
     });
     committed.push("ns-doubt".to_string());
@@ -393,16 +487,29 @@ fn coordinator_and_participants_on_separate_hosts_survive_a_real_partition() {
         (b.len() == 2).then_some(b)
     });
     assert_eq!(balances.values().sum::<i64>(), 200_000, "{balances:?}");
-    assert_eq!(balances["A"], 100_000 - 1 - 5 * 1_000 - 2_500 + 3 * 500, "{balances:?}");
+    assert_eq!(
+        balances["A"],
+        100_000 - 1 - 5 * 1_000 - 2_500 + 3 * 500,
+        "{balances:?}"
+    );
     for tx_id in &committed {
-        assert!(ledger_has(&http, "A", tx_id) && ledger_has(&http, "B", tx_id), "{tx_id} is on both ledgers");
+        assert!(
+            ledger_has(&http, "A", tx_id) && ledger_has(&http, "B", tx_id),
+            "{tx_id} is on both ledgers"
+        );
     }
-    assert!(!ledger_has(&http, "A", "ns-cut") && !ledger_has(&http, "B", "ns-cut"), "the aborted transfer moved nothing");
+    assert!(
+        !ledger_has(&http, "A", "ns-cut") && !ledger_has(&http, "B", "ns-cut"),
+        "the aborted transfer moved nothing"
+    );
     let (_, view) = http.get("/api/in-doubt");
     assert_eq!(view["audit"]["balanced"], true, "{view}");
     drop(lab);
 }
 
 fn http_addr(ready: &Path) -> String {
-    std::fs::read_to_string(ready).expect("the ready file").trim().to_string()
+    std::fs::read_to_string(ready)
+        .expect("the ready file")
+        .trim()
+        .to_string()
 }

@@ -31,8 +31,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use shared::api::{
-    ComponentStatus, CoordinatorTxState, HeuristicRequest, HeuristicView, InDoubtEntry, InDoubtView, MoneyAudit, NodeView,
-    PreparedOn, StuckBecause, StuckReason, TxState,
+    ComponentStatus, CoordinatorTxState, HeuristicRequest, HeuristicView, InDoubtEntry,
+    InDoubtView, MoneyAudit, NodeView, PreparedOn, StuckBecause, StuckReason, TxState,
 };
 use shared::events::EventKind;
 use shared::protocol::coordinator::ActiveTx;
@@ -71,16 +71,23 @@ struct CoordinatorKnowledge {
 
 impl CoordinatorKnowledge {
     async fn ask(app: &App) -> CoordinatorKnowledge {
-        let mut knowledge = CoordinatorKnowledge { up: false, active: BTreeMap::new() };
+        let mut knowledge = CoordinatorKnowledge {
+            up: false,
+            active: BTreeMap::new(),
+        };
         if app.engine.status() != ComponentStatus::Up {
             return knowledge;
         }
-        let Some(live) = app.engine.live() else { return knowledge };
+        let Some(live) = app.engine.live() else {
+            return knowledge;
+        };
         let (reply, answer) = oneshot::channel();
         if live.commands.send(Command::Active { reply }).await.is_err() {
             return knowledge;
         }
-        if let Ok(Ok(active)) = tokio::time::timeout(Duration::from_millis(ENGINE_ANSWER_MS), answer).await {
+        if let Ok(Ok(active)) =
+            tokio::time::timeout(Duration::from_millis(ENGINE_ANSWER_MS), answer).await
+        {
             knowledge.up = true;
             knowledge.active = active.into_iter().map(|t| (t.tx_id.clone(), t)).collect();
         }
@@ -101,8 +108,12 @@ impl CoordinatorKnowledge {
         }
         match lookup(app, tx_id).await {
             Lookup::Down => (CoordinatorTxState::CoordinatorDown, None),
-            Lookup::Outcome(Decision::Commit) => (CoordinatorTxState::Committing, Some(Decision::Commit)),
-            Lookup::Outcome(Decision::Abort) => (CoordinatorTxState::Aborted, Some(Decision::Abort)),
+            Lookup::Outcome(Decision::Commit) => {
+                (CoordinatorTxState::Committing, Some(Decision::Commit))
+            }
+            Lookup::Outcome(Decision::Abort) => {
+                (CoordinatorTxState::Aborted, Some(Decision::Abort))
+            }
             Lookup::NoRecord => (CoordinatorTxState::Unknown, Some(Decision::Abort)),
         }
     }
@@ -115,9 +126,19 @@ enum Lookup {
 }
 
 async fn lookup(app: &App, tx_id: &str) -> Lookup {
-    let Some(live) = app.engine.live() else { return Lookup::Down };
+    let Some(live) = app.engine.live() else {
+        return Lookup::Down;
+    };
     let (reply, answer) = oneshot::channel();
-    if live.commands.send(Command::Lookup { tx_id: tx_id.to_string(), reply }).await.is_err() {
+    if live
+        .commands
+        .send(Command::Lookup {
+            tx_id: tx_id.to_string(),
+            reply,
+        })
+        .await
+        .is_err()
+    {
         return Lookup::Down;
     }
     match tokio::time::timeout(Duration::from_millis(ENGINE_ANSWER_MS), answer).await {
@@ -133,8 +154,12 @@ async fn lookup(app: &App, tx_id: &str) -> Lookup {
 pub async fn in_doubt_view(app: &App) -> InDoubtView {
     let cluster = cluster_view(app).await;
     let coordinator = CoordinatorKnowledge::ask(app).await;
-    let stale_nodes: Vec<NodeId> =
-        cluster.nodes.iter().filter(|n| n.status != ComponentStatus::Up).map(|n| n.id.clone()).collect();
+    let stale_nodes: Vec<NodeId> = cluster
+        .nodes
+        .iter()
+        .filter(|n| n.status != ComponentStatus::Up)
+        .map(|n| n.id.clone())
+        .collect();
     let heuristics = heuristics_of(app, &cluster.nodes, &coordinator).await;
 
     // Every transaction prepared somewhere, by node reports and by the
@@ -145,7 +170,10 @@ pub async fn in_doubt_view(app: &App) -> InDoubtView {
             prepared
                 .entry(t.tx_id.clone())
                 .or_default()
-                .push(PreparedOn { node: node.id.clone(), prepared_for_ms: t.prepared_for_ms });
+                .push(PreparedOn {
+                    node: node.id.clone(),
+                    prepared_for_ms: t.prepared_for_ms,
+                });
         }
     }
     for (tx_id, tx) in &coordinator.active {
@@ -168,18 +196,36 @@ pub async fn in_doubt_view(app: &App) -> InDoubtView {
             .chain(started_ms.map(|s| now_ms.saturating_sub(s)))
             .max()
             .unwrap_or(0);
-        let nodes: BTreeSet<NodeId> =
-            prepared_on.iter().map(|p| p.node.clone()).chain(pending_acks.iter().cloned()).collect();
+        let nodes: BTreeSet<NodeId> = prepared_on
+            .iter()
+            .map(|p| p.node.clone())
+            .chain(pending_acks.iter().cloned())
+            .collect();
         let mismatched: BTreeSet<&str> = heuristics
             .iter()
             .filter(|h| h.tx_id == tx_id && h.agrees == Some(false))
             .map(|h| h.node.as_str())
             .collect();
-        let stuck = stuck_reasons(app, &cluster.nodes, state, &nodes, &pending_acks, &mismatched);
+        let stuck = stuck_reasons(
+            app,
+            &cluster.nodes,
+            state,
+            &nodes,
+            &pending_acks,
+            &mismatched,
+        );
         let (from, to, amount_cents) = match active {
-            Some(t) => (Some(t.request.from.clone()), Some(t.request.to.clone()), Some(t.request.amount_cents)),
+            Some(t) => (
+                Some(t.request.from.clone()),
+                Some(t.request.to.clone()),
+                Some(t.request.amount_cents),
+            ),
             None => match app.hub.detail(&tx_id) {
-                Some(d) => (Some(d.summary.from), Some(d.summary.to), Some(d.summary.amount_cents)),
+                Some(d) => (
+                    Some(d.summary.from),
+                    Some(d.summary.to),
+                    Some(d.summary.amount_cents),
+                ),
                 None => (None, None, None),
             },
         };
@@ -198,7 +244,13 @@ pub async fn in_doubt_view(app: &App) -> InDoubtView {
     }
     transactions.sort_by(|a, b| b.age_ms.cmp(&a.age_ms).then_with(|| a.tx_id.cmp(&b.tx_id)));
 
-    let audit = audit(app, &cluster.nodes, &coordinator, &heuristics, cluster.total_cents);
+    let audit = audit(
+        app,
+        &cluster.nodes,
+        &coordinator,
+        &heuristics,
+        cluster.total_cents,
+    );
     InDoubtView {
         // Consistent with the entries: an engine that is up but did not
         // answer in time is not reported Up next to `coordinator_down`.
@@ -224,7 +276,11 @@ fn stuck_reasons(
 ) -> Vec<StuckBecause> {
     let mut stuck = Vec::new();
     let mut because = |reason, node: Option<&str>, detail: String| {
-        stuck.push(StuckBecause { reason, node: node.map(str::to_string), detail });
+        stuck.push(StuckBecause {
+            reason,
+            node: node.map(str::to_string),
+            detail,
+        });
     };
     if state == CoordinatorTxState::CoordinatorDown {
         because(
@@ -271,7 +327,10 @@ fn stuck_reasons(
     if state == CoordinatorTxState::CoordinatorDown {
         return stuck;
     }
-    let waiting: Vec<&NodeId> = pending_acks.iter().filter(|n| !blocked.contains(*n)).collect();
+    let waiting: Vec<&NodeId> = pending_acks
+        .iter()
+        .filter(|n| !blocked.contains(*n))
+        .collect();
     match state {
         CoordinatorTxState::Committing if !waiting.is_empty() => {
             for node in waiting {
@@ -295,19 +354,37 @@ fn stuck_reasons(
 }
 
 /// Every heuristic decision the nodes report, compared with the coordinator's.
-async fn heuristics_of(app: &App, nodes: &[NodeView], coordinator: &CoordinatorKnowledge) -> Vec<HeuristicView> {
+async fn heuristics_of(
+    app: &App,
+    nodes: &[NodeView],
+    coordinator: &CoordinatorKnowledge,
+) -> Vec<HeuristicView> {
     let mut out = Vec::new();
     for node in nodes {
-        let Some(status) = app.last_status(&node.id) else { continue };
+        let Some(status) = app.last_status(&node.id) else {
+            continue;
+        };
         for h in status.heuristics {
             let (_, coordinator_decision) = coordinator.of(app, &h.tx_id).await;
-            out.push(heuristic_view(&node.id, h.tx_id, h.decision, h.ops, coordinator_decision));
+            out.push(heuristic_view(
+                &node.id,
+                h.tx_id,
+                h.decision,
+                h.ops,
+                coordinator_decision,
+            ));
         }
     }
     out
 }
 
-fn heuristic_view(node: &str, tx_id: TxId, forced: Decision, ops: Vec<Op>, coordinator: Option<Decision>) -> HeuristicView {
+fn heuristic_view(
+    node: &str,
+    tx_id: TxId,
+    forced: Decision,
+    ops: Vec<Op>,
+    coordinator: Option<Decision>,
+) -> HeuristicView {
     let agrees = coordinator.map(|c| c == forced);
     let net_cents: i64 = ops.iter().map(|o| o.delta_cents).sum();
     let applied = |d: Decision| i64::from(d == Decision::Commit);
@@ -329,7 +406,16 @@ fn heuristic_view(node: &str, tx_id: TxId, forced: Decision, ops: Vec<Op>, coord
             "{tx_id} was heuristically {forced_word} on node {node}; the coordinator has not decided yet (or is down)"
         ),
     };
-    HeuristicView { tx_id, node: node.to_string(), decision: forced, ops, coordinator_decision: coordinator, agrees, imbalance_cents, detail }
+    HeuristicView {
+        tx_id,
+        node: node.to_string(),
+        decision: forced,
+        ops,
+        coordinator_decision: coordinator,
+        agrees,
+        imbalance_cents,
+        detail,
+    }
 }
 
 fn audit(
@@ -341,7 +427,10 @@ fn audit(
 ) -> MoneyAudit {
     let expected_total_cents = app.config.expected_total_cents;
     let heuristic_imbalance_cents: i64 = heuristics.iter().map(|h| h.imbalance_cents).sum();
-    let forced: BTreeSet<(&str, &str)> = heuristics.iter().map(|h| (h.tx_id.as_str(), h.node.as_str())).collect();
+    let forced: BTreeSet<(&str, &str)> = heuristics
+        .iter()
+        .map(|h| (h.tx_id.as_str(), h.node.as_str()))
+        .collect();
     // Commit legs still to be applied (a node forced heuristically never
     // applies the coordinator's commit: that is in the imbalance instead).
     let pending_commit_cents: i64 = coordinator
@@ -349,12 +438,20 @@ fn audit(
         .values()
         .filter(|t| t.state == TxState::Committed)
         .flat_map(|t| t.legs.iter().map(move |l| (t, l)))
-        .filter(|(t, l)| t.pending_acks.contains(&l.node) && !forced.contains(&(t.tx_id.as_str(), l.node.as_str())))
+        .filter(|(t, l)| {
+            t.pending_acks.contains(&l.node)
+                && !forced.contains(&(t.tx_id.as_str(), l.node.as_str()))
+        })
         .map(|(_, l)| l.ops.iter().map(|o| o.delta_cents).sum::<i64>())
         .sum();
     let complete = nodes.iter().all(|n| !n.accounts.is_empty());
-    let balanced = complete && total_cents + pending_commit_cents == expected_total_cents + heuristic_imbalance_cents;
-    let in_flight = coordinator.active.len() + nodes.iter().filter(|n| !n.locked_accounts.is_empty()).count();
+    let balanced = complete
+        && total_cents + pending_commit_cents == expected_total_cents + heuristic_imbalance_cents;
+    let in_flight = coordinator.active.len()
+        + nodes
+            .iter()
+            .filter(|n| !n.locked_accounts.is_empty())
+            .count();
     let settling = !balanced && in_flight > 0;
     let detail = if !complete {
         "some node has never reported its balances; the total is partial".to_string()
@@ -376,21 +473,41 @@ fn audit(
     } else {
         "every cent is accounted for".to_string()
     };
-    MoneyAudit { expected_total_cents, total_cents, heuristic_imbalance_cents, pending_commit_cents, balanced, settling, detail }
+    MoneyAudit {
+        expected_total_cents,
+        total_cents,
+        heuristic_imbalance_cents,
+        pending_commit_cents,
+        balanced,
+        settling,
+        detail,
+    }
 }
 
-async fn force_heuristic(State(app): State<Arc<App>>, Path(id): Path<String>, body: Result<Bytes, BytesRejection>) -> Response {
+async fn force_heuristic(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     match force(&app, &id, body).await {
         Ok(response) => response,
         Err(e) => e.into_response(),
     }
 }
 
-async fn force(app: &App, id: &str, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+async fn force(
+    app: &App,
+    id: &str,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
     require_demo(app)?;
     require_node(app, id)?;
-    let request: HeuristicRequest = parse_body(body, r#"{"tx_id": "tx-1", "decision": "commit" | "abort"}"#)?;
-    let message = Request::Heuristic { tx_id: request.tx_id.clone(), decision: request.decision };
+    let request: HeuristicRequest =
+        parse_body(body, r#"{"tx_id": "tx-1", "decision": "commit" | "abort"}"#)?;
+    let message = Request::Heuristic {
+        tx_id: request.tx_id.clone(),
+        decision: request.decision,
+    };
     match app.supervisor.admin_request(id, &message).await {
         Ok(Reply::Ack { tx_id, decision }) => {
             let description = format!(
@@ -398,25 +515,48 @@ async fn force(app: &App, id: &str, body: Result<Bytes, BytesRejection>) -> Resu
                 name(decision)
             );
             tracing::warn!("{description}");
-            app.hub.publish(EventKind::Fault { target: id.to_string(), description });
+            app.hub.publish(EventKind::Fault {
+                target: id.to_string(),
+                description,
+            });
             let coordinator = CoordinatorKnowledge::ask(app).await;
             let (_, coordinator_decision) = coordinator.of(app, &tx_id).await;
             // Learn the node's new state over the same channel: its link may
             // be cut, and the view and the audit should show the heuristic now.
-            let query = Request::Query { req_id: 1, query: Query::Status };
-            if let Ok(Reply::QueryResult { result: QueryResult::Status(status), .. }) = app.supervisor.admin_request(id, &query).await {
+            let query = Request::Query {
+                req_id: 1,
+                query: Query::Status,
+            };
+            if let Ok(Reply::QueryResult {
+                result: QueryResult::Status(status),
+                ..
+            }) = app.supervisor.admin_request(id, &query).await
+            {
                 app.remember_status(status);
             }
             let ops = app
                 .last_status(id)
-                .and_then(|s| s.heuristics.into_iter().find(|h| h.tx_id == tx_id).map(|h| h.ops))
+                .and_then(|s| {
+                    s.heuristics
+                        .into_iter()
+                        .find(|h| h.tx_id == tx_id)
+                        .map(|h| h.ops)
+                })
                 .unwrap_or_default();
             let view = heuristic_view(id, tx_id, decision, ops, coordinator_decision);
             Ok(Json(view).into_response())
         }
-        Ok(Reply::Error { message }) => Err(ApiError::new(StatusCode::CONFLICT, format!("node {id} refused: {message}"))),
-        Ok(other) => Err(ApiError::new(StatusCode::BAD_GATEWAY, format!("node {id} answered unexpectedly: {other:?}"))),
-        Err(message) => Err(ApiError::unavailable(format!("cannot reach node {id}: {message}"))),
+        Ok(Reply::Error { message }) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("node {id} refused: {message}"),
+        )),
+        Ok(other) => Err(ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            format!("node {id} answered unexpectedly: {other:?}"),
+        )),
+        Err(message) => Err(ApiError::unavailable(format!(
+            "cannot reach node {id}: {message}"
+        ))),
     }
 }
 
@@ -430,7 +570,11 @@ pub async fn watch_heuristics(app: Arc<App>, mut shutdown: watch::Receiver<bool>
             _ = tokio::time::sleep(Duration::from_millis(HEURISTIC_WATCH_MS)) => {}
             _ = shutdown.changed() => return,
         }
-        let any = app.supervisor.node_ids().iter().any(|n| app.last_status(n).is_some_and(|s| !s.heuristics.is_empty()));
+        let any = app
+            .supervisor
+            .node_ids()
+            .iter()
+            .any(|n| app.last_status(n).is_some_and(|s| !s.heuristics.is_empty()));
         if !any {
             continue;
         }
@@ -439,7 +583,9 @@ pub async fn watch_heuristics(app: Arc<App>, mut shutdown: watch::Receiver<bool>
             continue;
         }
         for node in app.supervisor.node_ids() {
-            let Some(status) = app.last_status(&node) else { continue };
+            let Some(status) = app.last_status(&node) else {
+                continue;
+            };
             for h in status.heuristics {
                 if reported.contains(&(h.tx_id.clone(), node.clone())) {
                     continue;
@@ -448,7 +594,10 @@ pub async fn watch_heuristics(app: Arc<App>, mut shutdown: watch::Receiver<bool>
                 let view = heuristic_view(&node, h.tx_id.clone(), h.decision, h.ops, decision);
                 if view.agrees == Some(false) {
                     tracing::error!("{}", view.detail);
-                    app.hub.publish(EventKind::Fault { target: node.clone(), description: view.detail });
+                    app.hub.publish(EventKind::Fault {
+                        target: node.clone(),
+                        description: view.detail,
+                    });
                     reported.insert((h.tx_id, node.clone()));
                 } else if view.agrees == Some(true) {
                     reported.insert((h.tx_id, node.clone()));
@@ -459,7 +608,10 @@ pub async fn watch_heuristics(app: Arc<App>, mut shutdown: watch::Receiver<bool>
 }
 
 fn unix_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 fn word(decision: Decision) -> &'static str {

@@ -15,8 +15,8 @@ use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use shared::api::{
-    transfer_legs, CoordinatorCrashRequest, FaultsUpdate, Health, LinkFault, NodeCrashRequest, Outcome,
-    TransactionDetail, TransactionSummary, TransferRequest, TransferResponse, TxState,
+    transfer_legs, CoordinatorCrashRequest, FaultsUpdate, Health, LinkFault, NodeCrashRequest,
+    Outcome, TransactionDetail, TransactionSummary, TransferRequest, TransferResponse, TxState,
 };
 use shared::events::EventKind;
 use shared::limits::{COORDINATOR_HISTORY_KEPT_MAX, HTTP_BODY_BYTES_MAX};
@@ -53,7 +53,10 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/nodes/{id}/crash", post(crash_node))
         .route("/api/nodes/{id}/restart", post(restart_node))
         .route("/api/nodes/{id}/link", put(set_link).delete(heal_link))
-        .route("/api/coordinator/crash", post(crash_coordinator).delete(disarm_coordinator_crash))
+        .route(
+            "/api/coordinator/crash",
+            post(crash_coordinator).delete(disarm_coordinator_crash),
+        )
         .merge(super::ops::router())
         .merge(super::indoubt::router())
         .route("/api/{*rest}", any(api_not_found))
@@ -76,9 +79,18 @@ const NOT_BUILT_PAGE: &str = "<!doctype html><meta charset=utf-8><title>2PC coor
 <p>The API works already: try <a href='/api/cluster'>/api/cluster</a>.</p></body>";
 
 /// Parses a JSON body, with errors that say what was wrong and what is expected.
-pub(super) fn parse_body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>, example: &str) -> Result<T, ApiError> {
-    let bytes = body.map_err(|e| ApiError::new(e.status(), format!("cannot read the request body: {}", e.body_text())))?;
-    serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}; expected {example}")))
+pub(super) fn parse_body<T: DeserializeOwned>(
+    body: Result<Bytes, BytesRejection>,
+    example: &str,
+) -> Result<T, ApiError> {
+    let bytes = body.map_err(|e| {
+        ApiError::new(
+            e.status(),
+            format!("cannot read the request body: {}", e.body_text()),
+        )
+    })?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}; expected {example}")))
 }
 
 pub(super) fn require_demo(app: &App) -> Result<(), ApiError> {
@@ -96,12 +108,17 @@ pub(super) fn require_node(app: &App, id: &str) -> Result<(), ApiError> {
     if app.supervisor.node_ids().iter().any(|n| n == id) {
         Ok(())
     } else {
-        Err(ApiError::not_found(format!("no node '{id}'; the nodes are {}", app.supervisor.node_ids().join(", "))))
+        Err(ApiError::not_found(format!(
+            "no node '{id}'; the nodes are {}",
+            app.supervisor.node_ids().join(", ")
+        )))
     }
 }
 
 async fn health() -> Json<Health> {
-    Json(Health { status: "ok".to_string() })
+    Json(Health {
+        status: "ok".to_string(),
+    })
 }
 
 async fn api_not_found() -> ApiError {
@@ -109,16 +126,24 @@ async fn api_not_found() -> ApiError {
 }
 
 async fn transfer(State(app): State<Arc<App>>, body: Result<Bytes, BytesRejection>) -> ApiResult {
-    let request: TransferRequest =
-        parse_body(body, r#"{"from": "A", "to": "B", "amount_cents": 10000, "tx_id": "optional"}"#)?;
+    let request: TransferRequest = parse_body(
+        body,
+        r#"{"from": "A", "to": "B", "amount_cents": 10000, "tx_id": "optional"}"#,
+    )?;
     let down = || {
-        ApiError::unavailable("the coordinator is down (recovering from a crash); retry with the same tx_id")
+        ApiError::unavailable(
+            "the coordinator is down (recovering from a crash); retry with the same tx_id",
+        )
     };
     let live = app.engine.live().ok_or_else(down)?;
     let (reply, answer) = oneshot::channel();
     live.commands
         .try_send(Command::Transfer { request, reply })
-        .map_err(|_| ApiError::unavailable("the coordinator is overloaded; retry shortly with the same tx_id"))?;
+        .map_err(|_| {
+            ApiError::unavailable(
+                "the coordinator is overloaded; retry shortly with the same tx_id",
+            )
+        })?;
     match answer.await {
         Ok(Ok(response)) => {
             let status = match response.outcome {
@@ -177,7 +202,9 @@ async fn get_transaction(State(app): State<Arc<App>>, Path(tx_id): Path<String>)
                             duration_ms: None,
                             pending_acks: tx.pending_acks,
                         },
-                        detail: Some("recovered from the coordinator's log; waiting for acks".to_string()),
+                        detail: Some(
+                            "recovered from the coordinator's log; waiting for acks".to_string(),
+                        ),
                         legs: tx.legs,
                         votes: Vec::new(),
                         timeline: Vec::new(),
@@ -187,30 +214,67 @@ async fn get_transaction(State(app): State<Arc<App>>, Path(tx_id): Path<String>)
             }
         }
         let (reply, answer) = oneshot::channel();
-        if live.commands.send(Command::Finished { tx_id: tx_id.clone(), reply }).await.is_ok() {
+        if live
+            .commands
+            .send(Command::Finished {
+                tx_id: tx_id.clone(),
+                reply,
+            })
+            .await
+            .is_ok()
+        {
             if let Ok(Some((request, response))) = answer.await {
                 return Ok(Json(finished_detail(&app, request, response)).into_response());
             }
         }
     }
-    Err(ApiError::not_found(format!("no transaction '{tx_id}' is known")))
+    Err(ApiError::not_found(format!(
+        "no transaction '{tx_id}' is known"
+    )))
 }
 
 /// The detail of a transaction that left the recent history but whose
 /// outcome the coordinator still remembers (its timeline is gone).
-fn finished_detail(app: &App, request: TransferRequest, response: TransferResponse) -> TransactionDetail {
+fn finished_detail(
+    app: &App,
+    request: TransferRequest,
+    response: TransferResponse,
+) -> TransactionDetail {
     let state = match response.outcome {
         Outcome::Committed => TxState::Committed,
         Outcome::Aborted => TxState::Aborted,
     };
-    let node_of = |account: &str| app.config.account_nodes.get(account).map(String::as_str).unwrap_or_default();
-    let legs = transfer_legs(&request.from, &request.to, request.amount_cents, node_of(&request.from), node_of(&request.to));
-    let mut summary =
-        TransactionSummary::started(&response.tx_id, &request.from, &request.to, request.amount_cents, 0);
+    let node_of = |account: &str| {
+        app.config
+            .account_nodes
+            .get(account)
+            .map(String::as_str)
+            .unwrap_or_default()
+    };
+    let legs = transfer_legs(
+        &request.from,
+        &request.to,
+        request.amount_cents,
+        node_of(&request.from),
+        node_of(&request.to),
+    );
+    let mut summary = TransactionSummary::started(
+        &response.tx_id,
+        &request.from,
+        &request.to,
+        request.amount_cents,
+        0,
+    );
     summary.state = state;
     summary.reason = response.reason;
     summary.duration_ms = Some(response.duration_ms);
-    TransactionDetail { summary, detail: response.detail, legs, votes: response.votes, timeline: Vec::new() }
+    TransactionDetail {
+        summary,
+        detail: response.detail,
+        legs,
+        votes: response.votes,
+        timeline: Vec::new(),
+    }
 }
 
 async fn cluster(State(app): State<Arc<App>>) -> Response {
@@ -220,7 +284,12 @@ async fn cluster(State(app): State<Arc<App>>) -> Response {
 async fn accounts(State(app): State<Arc<App>>) -> ApiResult {
     let view = cluster_view(&app).await;
     let accounts = accounts_of(&view);
-    let missing: Vec<&str> = view.nodes.iter().filter(|n| n.accounts.is_empty()).map(|n| n.id.as_str()).collect();
+    let missing: Vec<&str> = view
+        .nodes
+        .iter()
+        .filter(|n| n.accounts.is_empty())
+        .map(|n| n.id.as_str())
+        .collect();
     if !missing.is_empty() {
         return Err(ApiError::unavailable(format!(
             "node {} has not answered yet, so its balances are unknown; retry shortly",
@@ -234,11 +303,17 @@ async fn ledger(State(app): State<Arc<App>>, Path(account): Path<String>) -> Api
     let Some(node) = app.config.account_nodes.get(&account) else {
         return Err(ApiError::not_found(format!("no account '{account}'")));
     };
-    let observer = app.observer.get().ok_or_else(|| ApiError::unavailable("the coordinator is starting; retry shortly"))?;
+    let observer = app
+        .observer
+        .get()
+        .ok_or_else(|| ApiError::unavailable("the coordinator is starting; retry shortly"))?;
     // The node answers a page per line; read them all, oldest first.
     let mut all = Vec::new();
     loop {
-        let query = Query::Ledger { account: account.clone(), offset: all.len() as u64 };
+        let query = Query::Ledger {
+            account: account.clone(),
+            offset: all.len() as u64,
+        };
         match observer.query(node, query).await {
             Ok(QueryResult::Ledger { entries, total, .. }) => {
                 let done = entries.is_empty() || all.len() + entries.len() >= total as usize;
@@ -249,9 +324,16 @@ async fn ledger(State(app): State<Arc<App>>, Path(account): Path<String>) -> Api
             }
             Ok(QueryResult::Error { message }) => return Err(ApiError::not_found(message)),
             Ok(QueryResult::Status(_)) => {
-                return Err(ApiError::new(StatusCode::BAD_GATEWAY, "node answered a different query"))
+                return Err(ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "node answered a different query",
+                ))
             }
-            Err(e) => return Err(ApiError::unavailable(format!("cannot read the ledger of {account}: {e}"))),
+            Err(e) => {
+                return Err(ApiError::unavailable(format!(
+                    "cannot read the ledger of {account}: {e}"
+                )))
+            }
         }
     }
 }
@@ -268,7 +350,10 @@ async fn get_faults(State(app): State<Arc<App>>) -> Response {
 
 async fn put_faults(State(app): State<Arc<App>>, body: Result<Bytes, BytesRejection>) -> ApiResult {
     require_demo(&app)?;
-    let update: FaultsUpdate = parse_body(body, r#"{"prepare_crash_probability": 0.3, "phase_pause_ms": 0}"#)?;
+    let update: FaultsUpdate = parse_body(
+        body,
+        r#"{"prepare_crash_probability": 0.3, "phase_pause_ms": 0}"#,
+    )?;
     if let Some(p) = update.prepare_crash_probability {
         if !(0.0..=1.0).contains(&p) {
             return Err(ApiError::new(
@@ -277,7 +362,10 @@ async fn put_faults(State(app): State<Arc<App>>, body: Result<Bytes, BytesReject
             ));
         }
     }
-    if update.phase_pause_ms.is_some_and(|ms| ms > PHASE_PAUSE_MS_MAX) {
+    if update
+        .phase_pause_ms
+        .is_some_and(|ms| ms > PHASE_PAUSE_MS_MAX)
+    {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             format!("phase_pause_ms must be at most {PHASE_PAUSE_MS_MAX}"),
@@ -289,29 +377,50 @@ async fn put_faults(State(app): State<Arc<App>>, body: Result<Bytes, BytesReject
         "prepare crash probability {:.2}, phase pause {} ms",
         faults.prepare_crash_probability, faults.phase_pause_ms
     );
-    app.hub.publish(EventKind::Fault { target: "coordinator".to_string(), description });
+    app.hub.publish(EventKind::Fault {
+        target: "coordinator".to_string(),
+        description,
+    });
     Ok(Json(faults).into_response())
 }
 
-async fn crash_node(State(app): State<Arc<App>>, Path(id): Path<String>, body: Result<Bytes, BytesRejection>) -> ApiResult {
+async fn crash_node(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult {
     require_demo(&app)?;
     require_node(&app, &id)?;
-    let empty = body.as_ref().is_ok_and(|b| b.iter().all(u8::is_ascii_whitespace));
-    let request: NodeCrashRequest =
-        if empty { NodeCrashRequest::default() } else { parse_body(body, r#"{"at": "after_prepare_logged"}"#)? };
+    let empty = body
+        .as_ref()
+        .is_ok_and(|b| b.iter().all(u8::is_ascii_whitespace));
+    let request: NodeCrashRequest = if empty {
+        NodeCrashRequest::default()
+    } else {
+        parse_body(body, r#"{"at": "after_prepare_logged"}"#)?
+    };
     if let Some(point) = request.at {
         return arm_node_crash(&app, &id, point);
     }
     let pid = app.supervisor.crash(&id).await.map_err(supervisor_error)?;
-    app.hub.publish(EventKind::Fault { target: id.clone(), description: format!("node {id} killed (SIGKILL, pid {pid})") });
+    app.hub.publish(EventKind::Fault {
+        target: id.clone(),
+        description: format!("node {id} killed (SIGKILL, pid {pid})"),
+    });
     Ok(Json(json!({"node": id, "pid": pid, "status": "down"})).into_response())
 }
 
 /// Tells the node to kill itself at `point` of its next transaction.
 fn arm_node_crash(app: &App, id: &str, point: ParticipantCrashPoint) -> ApiResult {
-    let live = app.engine.live().ok_or_else(|| ApiError::unavailable("the coordinator is down; retry shortly"))?;
+    let live = app
+        .engine
+        .live()
+        .ok_or_else(|| ApiError::unavailable("the coordinator is down; retry shortly"))?;
     if !live.transport.is_connected(id) {
-        return Err(ApiError::new(StatusCode::CONFLICT, format!("node {id} is not connected, so it cannot be armed")));
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("node {id} is not connected, so it cannot be armed"),
+        ));
     }
     live.transport.send(id, Request::ArmCrash { point });
     let name = match point {
@@ -319,7 +428,10 @@ fn arm_node_crash(app: &App, id: &str, point: ParticipantCrashPoint) -> ApiResul
         ParticipantCrashPoint::AfterCommitApplied => "after_commit_applied",
     };
     let description = format!("node {id} will crash at {name} of its next transaction");
-    app.hub.publish(EventKind::Fault { target: id.to_string(), description });
+    app.hub.publish(EventKind::Fault {
+        target: id.to_string(),
+        description,
+    });
     Ok(Json(json!({"node": id, "armed": name})).into_response())
 }
 
@@ -337,18 +449,25 @@ async fn restart_node(State(app): State<Arc<App>>, Path(id): Path<String>) -> Ap
 fn supervisor_error(e: SupervisorError) -> ApiError {
     let status = match &e {
         SupervisorError::UnknownNode(_) => StatusCode::NOT_FOUND,
-        SupervisorError::AlreadyRunning(..) | SupervisorError::NotRunning(_) | SupervisorError::NotSupervised(..) => {
-            StatusCode::CONFLICT
-        }
+        SupervisorError::AlreadyRunning(..)
+        | SupervisorError::NotRunning(_)
+        | SupervisorError::NotSupervised(..) => StatusCode::CONFLICT,
         SupervisorError::Start(_) => StatusCode::INTERNAL_SERVER_ERROR,
     };
     ApiError::new(status, e.to_string())
 }
 
-async fn set_link(State(app): State<Arc<App>>, Path(id): Path<String>, body: Result<Bytes, BytesRejection>) -> ApiResult {
+async fn set_link(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult {
     require_demo(&app)?;
     require_node(&app, &id)?;
-    let fault: LinkFault = parse_body(body, r#"{"delay_ms": 500, "drop": false, "duplicate": false}"#)?;
+    let fault: LinkFault = parse_body(
+        body,
+        r#"{"delay_ms": 500, "drop": false, "duplicate": false}"#,
+    )?;
     if fault.delay_ms > LINK_DELAY_MS_MAX {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -362,11 +481,22 @@ async fn set_link(State(app): State<Arc<App>>, Path(id): Path<String>, body: Res
         format!(
             "link to node {id}: delay {} ms{}{}",
             fault.delay_ms,
-            if fault.drop { ", dropping every message" } else { "" },
-            if fault.duplicate { ", duplicating every message" } else { "" }
+            if fault.drop {
+                ", dropping every message"
+            } else {
+                ""
+            },
+            if fault.duplicate {
+                ", duplicating every message"
+            } else {
+                ""
+            }
         )
     };
-    app.hub.publish(EventKind::Fault { target: id.clone(), description });
+    app.hub.publish(EventKind::Fault {
+        target: id.clone(),
+        description,
+    });
     Ok(Json(fault).into_response())
 }
 
@@ -374,7 +504,10 @@ async fn heal_link(State(app): State<Arc<App>>, Path(id): Path<String>) -> ApiRe
     require_demo(&app)?;
     require_node(&app, &id)?;
     app.links.set(&id, LinkFault::default());
-    app.hub.publish(EventKind::Fault { target: id.clone(), description: format!("link to node {id} healed") });
+    app.hub.publish(EventKind::Fault {
+        target: id.clone(),
+        description: format!("link to node {id} healed"),
+    });
     Ok(Json(LinkFault::default()).into_response())
 }
 
@@ -383,13 +516,22 @@ async fn disarm_coordinator_crash(State(app): State<Arc<App>>) -> ApiResult {
     if !app.disarm_coordinator_crash() {
         return Err(ApiError::not_found("no coordinator crash is armed"));
     }
-    app.hub.publish(EventKind::Fault { target: "coordinator".to_string(), description: "coordinator crash disarmed".to_string() });
+    app.hub.publish(EventKind::Fault {
+        target: "coordinator".to_string(),
+        description: "coordinator crash disarmed".to_string(),
+    });
     Ok(Json(json!({"armed": null})).into_response())
 }
 
-async fn crash_coordinator(State(app): State<Arc<App>>, body: Result<Bytes, BytesRejection>) -> ApiResult {
+async fn crash_coordinator(
+    State(app): State<Arc<App>>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult {
     require_demo(&app)?;
-    let request: CoordinatorCrashRequest = parse_body(body, r#"{"at": "after_decision", "restart_after_ms": 3000}"#)?;
+    let request: CoordinatorCrashRequest = parse_body(
+        body,
+        r#"{"at": "after_decision", "restart_after_ms": 3000}"#,
+    )?;
     if request.restart_after_ms > RESTART_AFTER_MS_MAX {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -402,6 +544,12 @@ async fn crash_coordinator(State(app): State<Arc<App>>, body: Result<Bytes, Byte
         request.restart_after_ms
     );
     app.arm_coordinator_crash(request.clone());
-    app.hub.publish(EventKind::Fault { target: "coordinator".to_string(), description });
-    Ok(Json(json!({"armed": request.at, "restart_after_ms": request.restart_after_ms})).into_response())
+    app.hub.publish(EventKind::Fault {
+        target: "coordinator".to_string(),
+        description,
+    });
+    Ok(
+        Json(json!({"armed": request.at, "restart_after_ms": request.restart_after_ms}))
+            .into_response(),
+    )
 }

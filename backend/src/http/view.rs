@@ -37,7 +37,10 @@ pub fn node_status(app: &App, node: &str, answered: Option<bool>) -> ComponentSt
             // "Up" means transfers can use it: while the engine runs, its own
             // connection to the node must be up too (the observer's alone
             // would say "up" a moment before the first transfer could run).
-            let engine_reaches = app.engine.live().is_none_or(|l| l.transport.is_connected(node));
+            let engine_reaches = app
+                .engine
+                .live()
+                .is_none_or(|l| l.transport.is_connected(node));
             if reachable && engine_reaches {
                 return ComponentStatus::Up;
             }
@@ -71,7 +74,9 @@ pub async fn cluster_view(app: &App) -> ClusterView {
             Some(s) => (s.accounts, s.in_doubt, s.locked_accounts),
             None => (Vec::new(), Vec::new(), Vec::new()),
         };
-        total_cents = accounts.iter().fold(total_cents, |sum, a| sum.saturating_add(a.balance_cents));
+        total_cents = accounts
+            .iter()
+            .fold(total_cents, |sum, a| sum.saturating_add(a.balance_cents));
         let (pid, supervised) = match app.supervisor.state(id) {
             Some(ProcState::Running { pid, supervised }) => (Some(pid), supervised),
             Some(ProcState::Remote) => (None, false),
@@ -79,7 +84,11 @@ pub async fn cluster_view(app: &App) -> ClusterView {
         };
         nodes.push(NodeView {
             id: id.clone(),
-            addr: app.supervisor.addr(id).map(|a| a.to_string()).unwrap_or_default(),
+            addr: app
+                .supervisor
+                .addr(id)
+                .map(|a| a.to_string())
+                .unwrap_or_default(),
             status: node_status(app, id, Some(answered)),
             accounts,
             in_doubt: in_doubt_detail.iter().map(|t| t.tx_id.clone()).collect(),
@@ -91,7 +100,10 @@ pub async fn cluster_view(app: &App) -> ClusterView {
         });
     }
     ClusterView {
-        coordinator: CoordinatorView { status: app.engine.status(), demo_mode: app.demo_mode() },
+        coordinator: CoordinatorView {
+            status: app.engine.status(),
+            demo_mode: app.demo_mode(),
+        },
         nodes,
         total_cents,
         expected_total_cents: app.config.expected_total_cents,
@@ -103,7 +115,11 @@ pub fn accounts_of(view: &ClusterView) -> Vec<AccountView> {
     view.nodes
         .iter()
         .flat_map(|n| {
-            n.accounts.iter().map(|a| AccountView { id: a.id.clone(), node: n.id.clone(), balance_cents: a.balance_cents })
+            n.accounts.iter().map(|a| AccountView {
+                id: a.id.clone(),
+                node: n.id.clone(),
+                balance_cents: a.balance_cents,
+            })
         })
         .collect()
 }

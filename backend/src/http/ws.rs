@@ -24,23 +24,40 @@ const WS_SEND_TIMEOUT_MS: u64 = 10_000;
 const SNAPSHOT_TRANSACTIONS: usize = 50;
 
 pub async fn handler(ws: WebSocketUpgrade, State(app): State<Arc<App>>) -> Response {
-    ws.max_message_size(WS_INCOMING_BYTES_MAX).on_upgrade(move |socket| serve(socket, app))
+    ws.max_message_size(WS_INCOMING_BYTES_MAX)
+        .on_upgrade(move |socket| serve(socket, app))
 }
 
 pub async fn snapshot_event(app: &App) -> Event {
     let cluster = cluster_view(app).await;
-    let stats = app.hub.stats(app.engine.gauge(&app.engine.in_flight), app.engine.gauge(&app.engine.log_forces));
-    let snapshot = Snapshot { cluster, transactions: app.hub.recent(SNAPSHOT_TRANSACTIONS), stats, faults: app.faults() };
-    Event { seq: app.hub.seq(), ts_ms: unix_ms(), kind: EventKind::Snapshot(Box::new(snapshot)) }
+    let stats = app.hub.stats(
+        app.engine.gauge(&app.engine.in_flight),
+        app.engine.gauge(&app.engine.log_forces),
+    );
+    let snapshot = Snapshot {
+        cluster,
+        transactions: app.hub.recent(SNAPSHOT_TRANSACTIONS),
+        stats,
+        faults: app.faults(),
+    };
+    Event {
+        seq: app.hub.seq(),
+        ts_ms: unix_ms(),
+        kind: EventKind::Snapshot(Box::new(snapshot)),
+    }
 }
 
 async fn send(socket: &mut WebSocket, text: String) -> bool {
     let sending = socket.send(Message::Text(text.into()));
-    matches!(tokio::time::timeout(Duration::from_millis(WS_SEND_TIMEOUT_MS), sending).await, Ok(Ok(())))
+    matches!(
+        tokio::time::timeout(Duration::from_millis(WS_SEND_TIMEOUT_MS), sending).await,
+        Ok(Ok(()))
+    )
 }
 
 fn to_json(event: &Event) -> String {
-    serde_json::to_string(event).unwrap_or_else(|e| format!("{{\"kind\":\"error\",\"error\":\"{e}\"}}"))
+    serde_json::to_string(event)
+        .unwrap_or_else(|e| format!("{{\"kind\":\"error\",\"error\":\"{e}\"}}"))
 }
 
 async fn serve(mut socket: WebSocket, app: Arc<App>) {

@@ -97,9 +97,12 @@ pub fn InDoubtBody(
     let ctx = use_ctx();
     let tx_ids = Memo::new(move |_| {
         polled.with(|p| {
-            p.view
-                .as_ref()
-                .map(|v| v.transactions.iter().map(|t| t.tx_id.clone()).collect::<Vec<_>>())
+            p.view.as_ref().map(|v| {
+                v.transactions
+                    .iter()
+                    .map(|t| t.tx_id.clone())
+                    .collect::<Vec<_>>()
+            })
         })
     });
     let pending = RwSignal::new(None::<Pending>);
@@ -123,7 +126,11 @@ pub fn InDoubtBody(
             pending.set(None);
             match result {
                 Ok(view) => {
-                    let tone = if view.agrees == Some(false) { Tone::Bad } else { Tone::Warn };
+                    let tone = if view.agrees == Some(false) {
+                        Tone::Bad
+                    } else {
+                        Tone::Warn
+                    };
                     ctx.toast(action, view.detail, tone);
                 }
                 Err(error) => ctx.api_error(&action, &error),
@@ -154,9 +161,12 @@ pub fn InDoubtBody(
         })
     };
     let error = move || {
-        polled.with(|p| p.error.clone()).map(|e| view! { <p class="muted small">{format!("Could not refresh: {e}")}</p> })
+        polled
+            .with(|p| p.error.clone())
+            .map(|e| view! { <p class="muted small">{format!("Could not refresh: {e}")}</p> })
     };
-    let list = move || match tx_ids.get() {
+    let list = move || {
+        match tx_ids.get() {
         None => view! { <p class="muted">"Loading…"</p> }.into_any(),
         Some(ids) if ids.is_empty() => view! {
             <p class="in-doubt-empty" data-testid="in-doubt-empty">"Nothing in doubt"</p>
@@ -168,6 +178,7 @@ pub fn InDoubtBody(
                 </For>
             </ul>
         }.into_any(),
+    }
     };
 
     view! {
@@ -198,9 +209,12 @@ fn InDoubtRow(
     let id = StoredValue::new(tx_id.clone());
     let entry = Memo::new(move |_| {
         polled.with(|p| {
-            p.view
-                .as_ref()
-                .and_then(|v| v.transactions.iter().find(|t| t.tx_id == id.get_value()).cloned())
+            p.view.as_ref().and_then(|v| {
+                v.transactions
+                    .iter()
+                    .find(|t| t.tx_id == id.get_value())
+                    .cloned()
+            })
         })
     });
     let fetched_at_ms = move || polled.with(|p| p.fetched_at_ms);
@@ -221,9 +235,16 @@ fn InDoubtRow(
     let transfer = move || entry.get().and_then(|e| transfer_line(&e));
 
     let prepared = move || {
-        let Some(e) = entry.get() else { return ().into_any() };
+        let Some(e) = entry.get() else {
+            return ().into_any();
+        };
         let since = since_fetch_ms();
-        let stale_nodes = polled.with(|p| p.view.as_ref().map(|v| v.stale_nodes.clone()).unwrap_or_default());
+        let stale_nodes = polled.with(|p| {
+            p.view
+                .as_ref()
+                .map(|v| v.stale_nodes.clone())
+                .unwrap_or_default()
+        });
         e.prepared_on
             .into_iter()
             .map(|p| {
@@ -276,7 +297,11 @@ fn InDoubtRow(
         let p = pending.get().filter(|p| p.tx_id == id.get_value())?;
         let coordinator_decision = entry.get().and_then(|e| e.decision);
         let text = confirm_text(&p.tx_id, &p.node, p.decision, coordinator_decision);
-        let label = format!("Yes, force {} on node {}", decision_label(p.decision), p.node);
+        let label = format!(
+            "Yes, force {} on node {}",
+            decision_label(p.decision),
+            p.node
+        );
         let go = p.clone();
         Some(view! {
             <div class="confirm" role="alertdialog" data-testid="heuristic-confirm">
@@ -311,9 +336,8 @@ fn InDoubtRow(
 /// not atomic any more, and no protocol will fix it.
 #[component]
 fn HeuristicAlarm(polled: RwSignal<Polled>) -> impl IntoView {
-    let wrong = Memo::new(move |_| {
-        polled.with(|p| p.view.as_ref().map(disagreeing).unwrap_or_default())
-    });
+    let wrong =
+        Memo::new(move |_| polled.with(|p| p.view.as_ref().map(disagreeing).unwrap_or_default()));
     move || {
         let wrong = wrong.get();
         (!wrong.is_empty()).then(|| view! {
@@ -343,9 +367,20 @@ fn HeuristicAlarm(polled: RwSignal<Polled>) -> impl IntoView {
 #[component]
 fn AuditLine(polled: RwSignal<Polled>) -> impl IntoView {
     move || {
-        polled.with(|p| p.view.as_ref().map(|v| audit_line(&v.audit))).map(|(text, tone)| {
-            let class = format!("audit audit-{}", if tone == Tone::Bad { "bad" } else if tone == Tone::Warn { "warn" } else { "good" });
-            view! { <p class=class data-testid="in-doubt-audit">{text}</p> }
-        })
+        polled
+            .with(|p| p.view.as_ref().map(|v| audit_line(&v.audit)))
+            .map(|(text, tone)| {
+                let class = format!(
+                    "audit audit-{}",
+                    if tone == Tone::Bad {
+                        "bad"
+                    } else if tone == Tone::Warn {
+                        "warn"
+                    } else {
+                        "good"
+                    }
+                );
+                view! { <p class=class data-testid="in-doubt-audit">{text}</p> }
+            })
     }
 }

@@ -94,7 +94,8 @@ pub fn ProtocolPanel() -> impl IntoView {
         fetched_for.set_value(Some(tx_id.clone()));
         leptos::task::spawn_local(async move {
             if let Ok(detail) = crate::api::transaction(&tx_id).await {
-                ctx.model.update(|m| m.adopt_timeline(&tx_id, detail.timeline));
+                ctx.model
+                    .update(|m| m.adopt_timeline(&tx_id, detail.timeline));
             }
         });
     });

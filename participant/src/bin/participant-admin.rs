@@ -20,7 +20,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use shared::wire::{decode_line, encode_line, Decision, NodeStatus, Query, QueryResult, Reply, Request};
+use shared::wire::{
+    decode_line, encode_line, Decision, NodeStatus, Query, QueryResult, Reply, Request,
+};
 
 /// How long to wait for the node to connect and answer.
 const ANSWER_TIMEOUT_MS: u64 = 10_000;
@@ -78,10 +80,20 @@ fn run(cli: &Cli) -> Result<(), String> {
     let (mut link, node) = Link::open(&cli.addr)?;
     match &cli.command {
         Cmd::Status => {
-            link.send(&Request::Query { req_id: 1, query: Query::Status })?;
+            link.send(&Request::Query {
+                req_id: 1,
+                query: Query::Status,
+            })?;
             match link.receive()? {
-                Reply::QueryResult { result: QueryResult::Status(status), .. } => print_status(cli.json, &status),
-                Reply::QueryResult { result: QueryResult::Error { message }, .. } | Reply::Error { message } => Err(message),
+                Reply::QueryResult {
+                    result: QueryResult::Status(status),
+                    ..
+                } => print_status(cli.json, &status),
+                Reply::QueryResult {
+                    result: QueryResult::Error { message },
+                    ..
+                }
+                | Reply::Error { message } => Err(message),
                 other => Err(format!("unexpected answer from node {node}: {other:?}")),
             }
         }
@@ -90,11 +102,17 @@ fn run(cli: &Cli) -> Result<(), String> {
                 DecisionArg::Commit => Decision::Commit,
                 DecisionArg::Abort => Decision::Abort,
             };
-            link.send(&Request::Heuristic { tx_id: tx_id.clone(), decision })?;
+            link.send(&Request::Heuristic {
+                tx_id: tx_id.clone(),
+                decision,
+            })?;
             match link.receive()? {
                 Reply::Ack { tx_id, decision } => {
                     if cli.json {
-                        println!("{}", serde_json::json!({"node": node, "tx_id": tx_id, "heuristic": decision}));
+                        println!(
+                            "{}",
+                            serde_json::json!({"node": node, "tx_id": tx_id, "heuristic": decision})
+                        );
                     } else {
                         println!("node {node}: {tx_id} heuristically {} (logged); the coordinator will report whether it agrees", word(decision));
                     }
@@ -116,7 +134,10 @@ fn word(decision: Decision) -> &'static str {
 
 fn print_status(json: bool, s: &NodeStatus) -> Result<(), String> {
     if json {
-        println!("{}", serde_json::to_string_pretty(s).map_err(|e| e.to_string())?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(s).map_err(|e| e.to_string())?
+        );
         return Ok(());
     }
     println!("node {}", s.node);
@@ -124,7 +145,10 @@ fn print_status(json: bool, s: &NodeStatus) -> Result<(), String> {
         println!("  account {:<12} {:>16} cents", a.id, a.balance_cents);
     }
     for t in &s.in_doubt {
-        println!("  in doubt {} (prepared {} ms ago)", t.tx_id, t.prepared_for_ms);
+        println!(
+            "  in doubt {} (prepared {} ms ago)",
+            t.tx_id, t.prepared_for_ms
+        );
     }
     if !s.locked_accounts.is_empty() {
         println!("  locked: {}", s.locked_accounts.join(", "));
@@ -156,9 +180,14 @@ impl Link {
         let timeout = Duration::from_millis(ANSWER_TIMEOUT_MS);
         let stream = TcpStream::connect_timeout(&target, timeout)
             .map_err(|e| format!("cannot connect to the participant at {target}: {e}"))?;
-        stream.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+        stream
+            .set_read_timeout(Some(timeout))
+            .map_err(|e| e.to_string())?;
         let writer = stream.try_clone().map_err(|e| e.to_string())?;
-        let mut link = Link { reader: BufReader::new(stream), writer };
+        let mut link = Link {
+            reader: BufReader::new(stream),
+            writer,
+        };
         match link.receive()? {
             Reply::Hello { node, .. } => Ok((link, node)),
             other => Err(format!("{target} is not a participant (it said {other:?})")),
@@ -166,13 +195,18 @@ impl Link {
     }
 
     fn send(&mut self, request: &Request) -> Result<(), String> {
-        self.writer.write_all(&encode_line(request)).map_err(|e| format!("cannot send: {e}"))
+        self.writer
+            .write_all(&encode_line(request))
+            .map_err(|e| format!("cannot send: {e}"))
     }
 
     fn receive(&mut self) -> Result<Reply, String> {
         let mut line = Vec::new();
         let limit = shared::limits::LINE_BYTES_MAX as u64 + 1;
-        let n = (&mut self.reader).take(limit).read_until(b'\n', &mut line).map_err(|e| format!("no answer: {e}"))?;
+        let n = (&mut self.reader)
+            .take(limit)
+            .read_until(b'\n', &mut line)
+            .map_err(|e| format!("no answer: {e}"))?;
         if n == 0 {
             return Err("the participant closed the connection".to_string());
         }

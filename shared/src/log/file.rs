@@ -273,7 +273,11 @@ impl LogFile {
         // Whatever is buffered was appended after the snapshot, and so is in
         // `tail` too: it goes to the new log with it.
         self.buffer.clear();
-        let WrittenCheckpoint { file, frames_len, file_len } = written;
+        let WrittenCheckpoint {
+            file,
+            frames_len,
+            file_len,
+        } = written;
         let mut frames = Vec::new();
         for record in tail {
             frame::encode_frame(record, &mut frames);
@@ -281,7 +285,8 @@ impl LogFile {
         let installed = (|| {
             let tmp = &self.tmp_path;
             if !frames.is_empty() {
-                file.write_all_at(&frames, frames_len).map_err(io_error(tmp))?;
+                file.write_all_at(&frames, frames_len)
+                    .map_err(io_error(tmp))?;
                 // It may run past the preallocated space: sync the length too.
                 file.sync_all().map_err(io_error(tmp))?;
             }
@@ -404,7 +409,11 @@ fn assert_plain_name(name: &str) {
 /// process is using that data directory, perhaps still recovering from its
 /// log before it listens. A missing or unreadable lock file counts as free.
 pub fn dir_is_locked(dir: &Path) -> bool {
-    let Ok(lock) = OpenOptions::new().read(true).write(true).open(dir.join(LOCK_FILE_NAME)) else {
+    let Ok(lock) = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(dir.join(LOCK_FILE_NAME))
+    else {
         return false;
     };
     // Taken for a moment only; dropping the file releases it.
@@ -521,7 +530,10 @@ mod tests {
             "only {} bytes preallocated after the frames",
             bytes.len() - valid_len
         );
-        assert!(bytes[valid_len..].iter().all(|&b| b == 0), "non-zero free space");
+        assert!(
+            bytes[valid_len..].iter().all(|&b| b == 0),
+            "non-zero free space"
+        );
         bytes.truncate(valid_len);
         bytes
     }
@@ -556,7 +568,10 @@ mod tests {
         let (mut log, _) = open(tmp.path());
         // Opening a new log preallocates one chunk, durably.
         assert_eq!(log.file_bytes(), LOG_PREALLOCATE_CHUNK_BYTES);
-        assert_eq!(log_bytes(tmp.path()).len() as u64, LOG_PREALLOCATE_CHUNK_BYTES);
+        assert_eq!(
+            log_bytes(tmp.path()).len() as u64,
+            LOG_PREALLOCATE_CHUNK_BYTES
+        );
         let payload = vec![b'x'; 64 * 1024];
         let mut flushes = 0u64;
         while log.size_bytes() < 3 * LOG_PREALLOCATE_AHEAD_BYTES {
@@ -569,14 +584,19 @@ mod tests {
             assert_eq!(log.file_bytes(), log_bytes(tmp.path()).len() as u64);
             // Once the runway is built, it stays at least AHEAD - one batch.
             if flushes * LOG_PREALLOCATE_CHUNK_BYTES > 2 * LOG_PREALLOCATE_AHEAD_BYTES {
-                assert!(log.file_bytes() - log.size_bytes() >= LOG_PREALLOCATE_AHEAD_BYTES - 64 * 1024);
+                assert!(
+                    log.file_bytes() - log.size_bytes() >= LOG_PREALLOCATE_AHEAD_BYTES - 64 * 1024
+                );
             }
         }
         let (frames, file_bytes) = (log.size_bytes(), log.file_bytes());
         drop(log);
         // Reopening keeps the free space and finds every record.
         let (log, recovered) = open(tmp.path());
-        assert_eq!(recovered.len() as u64 * frame_len(payload.len()) as u64, frames);
+        assert_eq!(
+            recovered.len() as u64 * frame_len(payload.len()) as u64,
+            frames
+        );
         assert_eq!(log.size_bytes(), frames);
         assert_eq!(log.file_bytes(), file_bytes);
     }
@@ -614,7 +634,11 @@ mod tests {
 
                 let (mut log, recovered) = open(&dir);
                 assert_eq!(recovered, records[..5], "cut at {cut}");
-                assert_eq!(frame_bytes(&dir), full[..last], "cut at {cut}: torn frame gone");
+                assert_eq!(
+                    frame_bytes(&dir),
+                    full[..last],
+                    "cut at {cut}: torn frame gone"
+                );
                 assert_eq!(log.size_bytes(), last as u64);
 
                 log.append(b"after the cut").expect("append");
@@ -827,7 +851,11 @@ mod tests {
             if victim == count - 1 {
                 let (_log, recovered) = result.expect("a damaged last record is cut");
                 assert_eq!(recovered, records[..victim], "seed {seed}");
-                assert_eq!(frame_bytes(&dir), original[..offsets[victim]], "seed {seed}");
+                assert_eq!(
+                    frame_bytes(&dir),
+                    original[..offsets[victim]],
+                    "seed {seed}"
+                );
             } else {
                 match result {
                     Err(LogError::Corrupt { offset, .. }) => {

@@ -41,9 +41,9 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
-use std::time::Duration;
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use super::file::{LogError, LogFile, WrittenCheckpoint};
 use super::frame;
@@ -213,7 +213,10 @@ impl GroupCommitWriter {
     }
 
     fn note_rewrites(&self, cmds: &[WriteCmd]) {
-        if cmds.iter().any(|cmd| matches!(cmd, WriteCmd::Rewrite { .. })) {
+        if cmds
+            .iter()
+            .any(|cmd| matches!(cmd, WriteCmd::Rewrite { .. }))
+        {
             self.stats.checkpointing.store(true, Ordering::Release);
         }
     }
@@ -276,13 +279,19 @@ impl Drop for GroupCommitWriter {
 fn assert_payloads(cmd: &WriteCmd) {
     match cmd {
         WriteCmd::Append { payload, .. } => frame::assert_payload_len(payload.len()),
-        WriteCmd::Rewrite { records: Records::Ready(records), .. } => {
+        WriteCmd::Rewrite {
+            records: Records::Ready(records),
+            ..
+        } => {
             for record in records {
                 frame::assert_payload_len(record.len());
             }
         }
         // Checked on the helper thread, once they exist.
-        WriteCmd::Rewrite { records: Records::Later(_), .. } => {}
+        WriteCmd::Rewrite {
+            records: Records::Later(_),
+            ..
+        } => {}
     }
 }
 
@@ -372,7 +381,11 @@ impl WriterThread {
     }
 
     /// Starts writing a checkpoint of `records` beside the log.
-    fn start_checkpoint(&mut self, records: Records, tail: Vec<(u64, Vec<u8>)>) -> Result<(), LogError> {
+    fn start_checkpoint(
+        &mut self,
+        records: Records,
+        tail: Vec<(u64, Vec<u8>)>,
+    ) -> Result<(), LogError> {
         let target = self.file.checkpoint_target();
         let (done_tx, done) = mpsc::channel();
         std::thread::Builder::new()
@@ -427,10 +440,15 @@ impl WriterThread {
         })?;
         match written {
             Some(written) => {
-                self.stats.checkpoint_bytes.store(written.frames_len(), Ordering::Relaxed);
+                self.stats
+                    .checkpoint_bytes
+                    .store(written.frames_len(), Ordering::Relaxed);
                 // Appends still in the buffer were made after the snapshot:
                 // they are in the tail, and go to the new file with it.
-                let tail = checkpoint.tail.iter().map(|(_, payload)| payload.as_slice());
+                let tail = checkpoint
+                    .tail
+                    .iter()
+                    .map(|(_, payload)| payload.as_slice());
                 self.file.install_checkpoint(written, tail)?;
                 self.publish_stats();
             }
@@ -441,7 +459,11 @@ impl WriterThread {
         }
         match self.queued_rewrite.take() {
             Some((seq, records)) => {
-                let newer: Vec<(u64, Vec<u8>)> = checkpoint.tail.into_iter().filter(|(s, _)| *s > seq).collect();
+                let newer: Vec<(u64, Vec<u8>)> = checkpoint
+                    .tail
+                    .into_iter()
+                    .filter(|(s, _)| *s > seq)
+                    .collect();
                 self.start_checkpoint(records, newer)
             }
             None => {
@@ -663,7 +685,9 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tempdir");
         let durable = Arc::new(Durable::default());
         let (writer, errors) = spawn_with(tmp.path(), &durable, 0);
-        writer.submit_batch(Vec::new()).expect("an empty batch is nothing");
+        writer
+            .submit_batch(Vec::new())
+            .expect("an empty batch is nothing");
         let batch: Vec<WriteCmd> = (1..=100)
             .map(|seq| append(seq, format!("record {seq}").as_bytes(), seq % 10 == 0))
             .collect();
@@ -674,7 +698,9 @@ mod tests {
         assert_eq!(durable.seqs.lock().expect("lock").as_slice(), &[100]);
         writer.shutdown();
         assert!(errors.lock().expect("lock").is_empty());
-        let expected: Vec<Vec<u8>> = (1..=100).map(|seq| format!("record {seq}").into_bytes()).collect();
+        let expected: Vec<Vec<u8>> = (1..=100)
+            .map(|seq| format!("record {seq}").into_bytes())
+            .collect();
         assert_eq!(reopen(tmp.path()), expected);
     }
 
@@ -755,15 +781,26 @@ mod tests {
             let _ = wait.recv();
             vec![b"snapshot".to_vec()]
         };
-        writer.submit(WriteCmd::Rewrite { seq: 2, records: Records::Later(Box::new(encode)) }).expect("alive");
+        writer
+            .submit(WriteCmd::Rewrite {
+                seq: 2,
+                records: Records::Later(Box::new(encode)),
+            })
+            .expect("alive");
         writer.submit(append(3, b"during", true)).expect("alive");
         durable.wait_for(3);
-        assert!(writer.checkpointing(), "the checkpoint waits for its records");
+        assert!(
+            writer.checkpointing(),
+            "the checkpoint waits for its records"
+        );
         go.send(()).expect("the encoder waits");
         writer.submit(append(4, b"after", true)).expect("alive");
         durable.wait_for(4);
         writer.shutdown();
-        assert_eq!(reopen(tmp.path()), vec![b"snapshot".to_vec(), b"during".to_vec(), b"after".to_vec()]);
+        assert_eq!(
+            reopen(tmp.path()),
+            vec![b"snapshot".to_vec(), b"during".to_vec(), b"after".to_vec()]
+        );
     }
 
     /// Records that come out too large for one frame are not written: the
@@ -775,13 +812,21 @@ mod tests {
         let (writer, _) = spawn_with(tmp.path(), &durable, 0);
         writer.submit(append(1, b"one", true)).expect("alive");
         let huge = || vec![vec![b'x'; LOG_RECORD_BYTES_MAX + 1]];
-        writer.submit(WriteCmd::Rewrite { seq: 2, records: Records::Later(Box::new(huge)) }).expect("alive");
+        writer
+            .submit(WriteCmd::Rewrite {
+                seq: 2,
+                records: Records::Later(Box::new(huge)),
+            })
+            .expect("alive");
         writer.submit(append(3, b"three", true)).expect("alive");
         durable.wait_for(3);
         writer.submit(append(4, b"four", true)).expect("alive");
         let deadline = Instant::now() + Duration::from_millis(WAIT_MS_MAX);
         while writer.checkpoints_refused() == 0 || writer.checkpointing() {
-            assert!(Instant::now() < deadline, "the checkpoint was never refused");
+            assert!(
+                Instant::now() < deadline,
+                "the checkpoint was never refused"
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
         assert_eq!(writer.checkpoints_refused(), 1);
@@ -790,7 +835,12 @@ mod tests {
         writer.shutdown();
         assert_eq!(
             reopen(tmp.path()),
-            vec![b"one".to_vec(), b"three".to_vec(), b"four".to_vec(), b"five".to_vec()]
+            vec![
+                b"one".to_vec(),
+                b"three".to_vec(),
+                b"four".to_vec(),
+                b"five".to_vec()
+            ]
         );
     }
 
@@ -823,13 +873,23 @@ mod tests {
         // The checkpoint is written in the background, so appends made
         // before it failed may have been reported durable (in the current
         // log): every one that was is still there, and nothing else is.
-        let highest = durable.seqs.lock().expect("lock").last().copied().unwrap_or(0);
+        let highest = durable
+            .seqs
+            .lock()
+            .expect("lock")
+            .last()
+            .copied()
+            .unwrap_or(0);
         std::fs::remove_dir(tmp.path().join(format!("{NAME}.tmp"))).expect("rmdir");
         let recovered = reopen(tmp.path());
         assert_eq!(recovered[0], b"kept".to_vec());
         assert!(recovered[1..].iter().all(|r| r == b"late"), "{recovered:?}");
         let late_reported = highest.saturating_sub(2) as usize;
-        assert!(recovered.len() > late_reported, "{} records, {late_reported} late ones reported durable", recovered.len());
+        assert!(
+            recovered.len() > late_reported,
+            "{} records, {late_reported} late ones reported durable",
+            recovered.len()
+        );
     }
 
     #[test]
@@ -838,15 +898,26 @@ mod tests {
         let durable = Arc::new(Durable::default());
         let (writer, errors) = spawn_with(tmp.path(), &durable, 0);
         for seq in 1..=50 {
-            writer.submit(append(seq, format!("old-{seq}").as_bytes(), true)).expect("alive");
+            writer
+                .submit(append(seq, format!("old-{seq}").as_bytes(), true))
+                .expect("alive");
         }
         // A big snapshot takes a while to write; appends keep being made
         // durable meanwhile (in the current log).
-        let snapshot: Vec<Vec<u8>> = (0..2_000).map(|i| format!("snapshot-{i}-{}", "x".repeat(500)).into_bytes()).collect();
-        writer.submit(WriteCmd::Rewrite { seq: 51, records: snapshot.clone().into() }).expect("alive");
+        let snapshot: Vec<Vec<u8>> = (0..2_000)
+            .map(|i| format!("snapshot-{i}-{}", "x".repeat(500)).into_bytes())
+            .collect();
+        writer
+            .submit(WriteCmd::Rewrite {
+                seq: 51,
+                records: snapshot.clone().into(),
+            })
+            .expect("alive");
         assert!(writer.checkpointing(), "set when submitted");
         for seq in 52..=300 {
-            writer.submit(append(seq, format!("new-{seq}").as_bytes(), seq % 7 == 0)).expect("alive");
+            writer
+                .submit(append(seq, format!("new-{seq}").as_bytes(), seq % 7 == 0))
+                .expect("alive");
         }
         writer.submit(append(301, b"new-301", true)).expect("alive");
         durable.wait_for(301);
@@ -874,9 +945,19 @@ mod tests {
         let durable = Arc::new(Durable::default());
         let (writer, errors) = spawn_with(tmp.path(), &durable, 0);
         writer.submit(append(1, b"a", true)).expect("alive");
-        writer.submit(WriteCmd::Rewrite { seq: 2, records: vec![b"first".to_vec()].into() }).expect("alive");
+        writer
+            .submit(WriteCmd::Rewrite {
+                seq: 2,
+                records: vec![b"first".to_vec()].into(),
+            })
+            .expect("alive");
         writer.submit(append(3, b"b", false)).expect("alive");
-        writer.submit(WriteCmd::Rewrite { seq: 4, records: vec![b"second".to_vec()].into() }).expect("alive");
+        writer
+            .submit(WriteCmd::Rewrite {
+                seq: 4,
+                records: vec![b"second".to_vec()].into(),
+            })
+            .expect("alive");
         writer.submit(append(5, b"c", true)).expect("alive");
         durable.wait_for(5);
         writer.shutdown();

@@ -20,15 +20,17 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::api::{
-    transfer_legs, CrashPoint, Leg, NodeVote, Outcome, TransferRequest, TransferResponse, TxState, VoteView,
+    transfer_legs, CrashPoint, Leg, NodeVote, Outcome, TransferRequest, TransferResponse, TxState,
+    VoteView,
 };
 use crate::events::{EventKind, COORDINATOR};
 use crate::limits::{
-    ACCOUNT_ID_BYTES_MAX, ACK_WAIT_MS, AMOUNT_CENTS_MAX, COMMIT_RETRY_MS, COORDINATOR_OUTCOMES_KEPT_MAX,
-    COORDINATOR_TX_ACTIVE_MAX, IN_DOUBT_SWEEP_MS, PREPARE_TIMEOUT_MS, TX_ID_BYTES_MAX,
+    ACCOUNT_ID_BYTES_MAX, ACK_WAIT_MS, AMOUNT_CENTS_MAX, COMMIT_RETRY_MS,
+    COORDINATOR_OUTCOMES_KEPT_MAX, COORDINATOR_TX_ACTIVE_MAX, IN_DOUBT_SWEEP_MS,
+    PREPARE_TIMEOUT_MS, TX_ID_BYTES_MAX,
 };
-use crate::protocol::remembered::{Remembered, RememberedSnapshot};
 use crate::protocol::record::{CoordinatorCheckpoint, CoordinatorCheckpointRef, CoordinatorRecord};
+use crate::protocol::remembered::{Remembered, RememberedSnapshot};
 use crate::wire::{AbortReason, AccountId, Decision, NodeId, Reply, Request, TxId, Vote};
 
 /// Identifies a waiting client (an HTTP request) that gets a `Reply`.
@@ -71,12 +73,24 @@ pub struct DemoFaults {
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Input {
-    Transfer { client: ClientId, request: TransferRequest },
-    FromNode { node: NodeId, msg: Reply },
-    NodeUp { node: NodeId },
-    NodeDown { node: NodeId },
+    Transfer {
+        client: ClientId,
+        request: TransferRequest,
+    },
+    FromNode {
+        node: NodeId,
+        msg: Reply,
+    },
+    NodeUp {
+        node: NodeId,
+    },
+    NodeDown {
+        node: NodeId,
+    },
     /// Every record with `seq` or lower is durable.
-    Durable { seq: u64 },
+    Durable {
+        seq: u64,
+    },
     /// Time passed: fire due timers.
     Tick,
 }
@@ -93,9 +107,19 @@ pub enum TransferError {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
-    Send { node: NodeId, msg: Request },
-    Persist { seq: u64, record: CoordinatorRecord, sync: bool },
-    Reply { client: ClientId, result: Result<TransferResponse, TransferError> },
+    Send {
+        node: NodeId,
+        msg: Request,
+    },
+    Persist {
+        seq: u64,
+        record: CoordinatorRecord,
+        sync: bool,
+    },
+    Reply {
+        client: ClientId,
+        result: Result<TransferResponse, TransferError>,
+    },
     Emit(EventKind),
     /// An armed crash point was reached: drop all volatile state now and
     /// recover from the log, as a restarted process would.
@@ -161,31 +185,42 @@ struct Finished {
 
 impl Finished {
     fn of(request: TransferRequest, response: &TransferResponse, legs: &[Leg]) -> Finished {
-        let all_ready = response.votes.len() == legs.len()
-            && !legs.is_empty()
-            && response
-                .votes
-                .iter()
-                .zip(legs)
-                .all(|(v, l)| v.node == l.node && v.vote == VoteView::Ready && v.reason.is_none());
+        let all_ready =
+            response.votes.len() == legs.len()
+                && !legs.is_empty()
+                && response.votes.iter().zip(legs).all(|(v, l)| {
+                    v.node == l.node && v.vote == VoteView::Ready && v.reason.is_none()
+                });
         Finished {
             request,
             outcome: response.outcome,
             reason: response.reason,
             detail: response.detail.clone(),
             duration_ms: response.duration_ms,
-            votes: if all_ready { None } else { Some(response.votes.clone()) },
+            votes: if all_ready {
+                None
+            } else {
+                Some(response.votes.clone())
+            },
         }
     }
 
     /// The response as first given; `legs` are the request's legs (needed
     /// only when the votes were not stored).
-    fn response(&self, tx_id: &str, legs: impl FnOnce(&TransferRequest) -> Vec<Leg>) -> TransferResponse {
+    fn response(
+        &self,
+        tx_id: &str,
+        legs: impl FnOnce(&TransferRequest) -> Vec<Leg>,
+    ) -> TransferResponse {
         let votes = match &self.votes {
             Some(votes) => votes.clone(),
             None => legs(&self.request)
                 .into_iter()
-                .map(|l| NodeVote { node: l.node, vote: VoteView::Ready, reason: None })
+                .map(|l| NodeVote {
+                    node: l.node,
+                    vote: VoteView::Ready,
+                    reason: None,
+                })
                 .collect(),
         };
         TransferResponse {
@@ -207,7 +242,13 @@ impl Eq for Finished {}
 impl std::hash::Hash for Finished {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         self.request.hash(state);
-        (self.outcome, self.reason, &self.detail, self.duration_ms.to_bits()).hash(state);
+        (
+            self.outcome,
+            self.reason,
+            &self.detail,
+            self.duration_ms.to_bits(),
+        )
+            .hash(state);
         if let Some(votes) = &self.votes {
             for v in votes {
                 (&v.node, v.vote, v.reason).hash(state);
@@ -217,7 +258,9 @@ impl std::hash::Hash for Finished {
 }
 
 /// A remembered outcome as a checkpoint holds it.
-fn outcome_entry<'a>((id, f): (&'a TxId, &'a Finished)) -> (&'a TxId, &'a TransferRequest, Decision, Option<AbortReason>) {
+fn outcome_entry<'a>(
+    (id, f): (&'a TxId, &'a Finished),
+) -> (&'a TxId, &'a TransferRequest, Decision, Option<AbortReason>) {
     let decision = match f.outcome {
         Outcome::Committed => Decision::Commit,
         Outcome::Aborted => Decision::Abort,
@@ -241,8 +284,11 @@ impl CoordinatorSnapshot {
     }
 
     fn parts(&self) -> CoordinatorCheckpointRef<'_> {
-        let pending_commits =
-            self.pending_commits.iter().map(|(id, ts, request, legs)| (id, *ts, request, legs.as_slice())).collect();
+        let pending_commits = self
+            .pending_commits
+            .iter()
+            .map(|(id, ts, request, legs)| (id, *ts, request, legs.as_slice()))
+            .collect();
         let outcomes = self.outcomes.oldest_first().map(outcome_entry).collect();
         CoordinatorCheckpointRef::new(pending_commits, outcomes, self.ts_max)
     }
@@ -318,7 +364,12 @@ impl Coordinator {
 
     fn replay(&mut self, record: &CoordinatorRecord) {
         match record {
-            CoordinatorRecord::Commit { tx_id, ts, request, legs } => {
+            CoordinatorRecord::Commit {
+                tx_id,
+                ts,
+                request,
+                legs,
+            } => {
                 self.ts_max = self.ts_max.max(*ts);
                 if self.finished.get(tx_id).is_some() {
                     return;
@@ -331,7 +382,10 @@ impl Coordinator {
                     started_us: 0,
                     one_phase: false,
                     phase: Phase::Committing,
-                    votes: legs.iter().map(|l| (l.node.clone(), (VoteView::Ready, None))).collect(),
+                    votes: legs
+                        .iter()
+                        .map(|l| (l.node.clone(), (VoteView::Ready, None)))
+                        .collect(),
                     pending_acks,
                     clients: Vec::new(),
                     replied: true,
@@ -345,7 +399,12 @@ impl Coordinator {
                     self.remember(tx_id.clone(), tx.request, &response, &[]);
                 }
             }
-            CoordinatorRecord::Finished { tx_id, request, decision, reason } => {
+            CoordinatorRecord::Finished {
+                tx_id,
+                request,
+                decision,
+                reason,
+            } => {
                 if self.active.contains_key(tx_id) {
                     return; // a committing tx: its END decides
                 }
@@ -366,8 +425,12 @@ impl Coordinator {
                     self.replay(&record);
                 }
                 for (tx_id, ts, request, legs) in &cp.pending_commits {
-                    let record =
-                        CoordinatorRecord::Commit { tx_id: tx_id.clone(), ts: *ts, request: request.clone(), legs: legs.clone() };
+                    let record = CoordinatorRecord::Commit {
+                        tx_id: tx_id.clone(),
+                        ts: *ts,
+                        request: request.clone(),
+                        legs: legs.clone(),
+                    };
                     self.replay(&record);
                 }
             }
@@ -379,7 +442,10 @@ impl Coordinator {
         self.active
             .iter()
             .filter(|(_, tx)| {
-                matches!(tx.phase, Phase::Deciding { .. } | Phase::PausedBeforeCommit | Phase::Committing)
+                matches!(
+                    tx.phase,
+                    Phase::Deciding { .. } | Phase::PausedBeforeCommit | Phase::Committing
+                )
             })
             .map(|(id, tx)| (id, tx.ts, &tx.request, tx.legs.as_slice()))
     }
@@ -402,8 +468,11 @@ impl Coordinator {
             .pending_commits()
             .map(|(id, ts, request, legs)| (id.clone(), ts, request.clone(), legs.to_vec()))
             .collect();
-        let snapshot =
-            CoordinatorSnapshot { pending_commits, outcomes: self.finished.snapshot(), ts_max: self.ts_max };
+        let snapshot = CoordinatorSnapshot {
+            pending_commits,
+            outcomes: self.finished.snapshot(),
+            ts_max: self.ts_max,
+        };
         (self.take_seq(), snapshot)
     }
 
@@ -422,7 +491,9 @@ impl Coordinator {
             outcomes: parts
                 .outcomes
                 .iter()
-                .map(|&(id, request, decision, reason)| (id.clone(), request.clone(), decision, reason))
+                .map(|&(id, request, decision, reason)| {
+                    (id.clone(), request.clone(), decision, reason)
+                })
                 .collect(),
             ts_max: parts.ts_max,
         };
@@ -448,13 +519,16 @@ impl Coordinator {
             let retry_at_us = now_us.saturating_add(self.config.commit_retry_us);
             for (tx_id, tx) in self.active.iter_mut() {
                 if tx.phase == Phase::Committing {
-                    self.timers.insert((retry_at_us, TimerKind::CommitRetry, tx_id.clone()));
+                    self.timers
+                        .insert((retry_at_us, TimerKind::CommitRetry, tx_id.clone()));
                     tx.armed.push((retry_at_us, TimerKind::CommitRetry));
                 }
             }
         }
         match input {
-            Input::Transfer { client, request } => self.on_transfer(now_us, client, request, &mut out),
+            Input::Transfer { client, request } => {
+                self.on_transfer(now_us, client, request, &mut out)
+            }
             Input::FromNode { node, msg } => self.on_node_message(now_us, node, msg, &mut out),
             Input::NodeUp { node } => self.on_node_up(node, &mut out),
             Input::NodeDown { node } => self.on_node_down(now_us, node, &mut out),
@@ -475,15 +549,28 @@ impl Coordinator {
 
     // ----- transfers -----
 
-    fn on_transfer(&mut self, now_us: u64, client: ClientId, request: TransferRequest, out: &mut Vec<Action>) {
+    fn on_transfer(
+        &mut self,
+        now_us: u64,
+        client: ClientId,
+        request: TransferRequest,
+        out: &mut Vec<Action>,
+    ) {
         if let Err(message) = self.validate(&request) {
-            out.push(Action::Reply { client, result: Err(TransferError::Invalid(message)) });
+            out.push(Action::Reply {
+                client,
+                result: Err(TransferError::Invalid(message)),
+            });
             return;
         }
         let ts = self.ts_max.saturating_add(1).max(now_us);
         let tx_id = request.tx_id.clone().unwrap_or_else(|| format!("tx-{ts}"));
         if let Some(f) = self.finished.get(&tx_id) {
-            let held = self.held_replies.iter().find(|(_, _, t)| *t == tx_id).map(|(seq, _, _)| *seq);
+            let held = self
+                .held_replies
+                .iter()
+                .find(|(_, _, t)| *t == tx_id)
+                .map(|(seq, _, _)| *seq);
             if let (Some(seq), true) = (held, same_transfer(&f.request, &request)) {
                 // Its abort is not on disk yet: this answer waits too.
                 self.held_replies.push_back((seq, client, tx_id));
@@ -501,32 +588,52 @@ impl Coordinator {
             return;
         }
         if self.presumed_aborted.remove(&tx_id) {
-            let mut response = recovered_response(&tx_id, Decision::Abort, Some(AbortReason::CoordinatorCrashed));
+            let mut response = recovered_response(
+                &tx_id,
+                Decision::Abort,
+                Some(AbortReason::CoordinatorCrashed),
+            );
             response.detail = Some(
                 "the coordinator restarted before deciding this transaction, so it was aborted (presumed abort)"
                     .to_string(),
             );
             self.remember(tx_id, request, &response, &[]);
-            out.push(Action::Reply { client, result: Ok(response) });
+            out.push(Action::Reply {
+                client,
+                result: Ok(response),
+            });
             return;
         }
         if let Some(tx) = self.active.get_mut(&tx_id) {
             if same_transfer(&tx.request, &request) {
                 if tx.replied {
                     let response = response_of(&tx_id, tx, now_us, Outcome::Committed, None, None);
-                    out.push(Action::Reply { client, result: Ok(response) });
+                    out.push(Action::Reply {
+                        client,
+                        result: Ok(response),
+                    });
                 } else {
                     tx.clients.push(client); // same transfer still running: wait for it
                 }
             } else {
-                let message = format!("tx_id {tx_id} is in use by a different transfer that is still running");
-                out.push(Action::Reply { client, result: Err(TransferError::Conflict(message)) });
+                let message = format!(
+                    "tx_id {tx_id} is in use by a different transfer that is still running"
+                );
+                out.push(Action::Reply {
+                    client,
+                    result: Err(TransferError::Conflict(message)),
+                });
             }
             return;
         }
         if self.active.len() >= COORDINATOR_TX_ACTIVE_MAX {
-            let message = format!("{COORDINATOR_TX_ACTIVE_MAX} transactions are already running; retry shortly");
-            out.push(Action::Reply { client, result: Err(TransferError::Unavailable(message)) });
+            let message = format!(
+                "{COORDINATOR_TX_ACTIVE_MAX} transactions are already running; retry shortly"
+            );
+            out.push(Action::Reply {
+                client,
+                result: Err(TransferError::Unavailable(message)),
+            });
             return;
         }
         self.ts_max = ts;
@@ -541,7 +648,10 @@ impl Coordinator {
                 "node {} is unreachable, and only it knows whether {tx_id} ran before; retry with the same tx_id",
                 legs[0].node
             );
-            out.push(Action::Reply { client, result: Err(TransferError::Unavailable(message)) });
+            out.push(Action::Reply {
+                client,
+                result: Err(TransferError::Unavailable(message)),
+            });
             return;
         }
         let nodes: Vec<NodeId> = legs.iter().map(|l| l.node.clone()).collect();
@@ -569,29 +679,52 @@ impl Coordinator {
         let mut unreachable = false;
         for leg in &legs {
             if !self.connected.contains(&leg.node) {
-                tx.votes.insert(leg.node.clone(), (VoteView::NoAnswer, Some(AbortReason::NodeUnreachable)));
+                tx.votes.insert(
+                    leg.node.clone(),
+                    (VoteView::NoAnswer, Some(AbortReason::NodeUnreachable)),
+                );
                 unreachable = true;
                 continue;
             }
             let msg = if one_phase {
-                Request::CommitOnePhase { tx_id: tx_id.clone(), ts, ops: leg.ops.clone() }
+                Request::CommitOnePhase {
+                    tx_id: tx_id.clone(),
+                    ts,
+                    ops: leg.ops.clone(),
+                }
             } else {
-                Request::Prepare { tx_id: tx_id.clone(), ts, ops: leg.ops.clone() }
+                Request::Prepare {
+                    tx_id: tx_id.clone(),
+                    ts,
+                    ops: leg.ops.clone(),
+                }
             };
-            out.push(Action::Send { node: leg.node.clone(), msg });
-            out.push(Action::Emit(EventKind::PrepareSent { tx_id: tx_id.clone(), node: leg.node.clone() }));
+            out.push(Action::Send {
+                node: leg.node.clone(),
+                msg,
+            });
+            out.push(Action::Emit(EventKind::PrepareSent {
+                tx_id: tx_id.clone(),
+                node: leg.node.clone(),
+            }));
         }
         self.active.insert(tx_id.clone(), tx);
         if unreachable {
             self.decide_abort(now_us, &tx_id, AbortReason::NodeUnreachable, out);
             return;
         }
-        self.arm(now_us.saturating_add(self.config.prepare_timeout_us), TimerKind::VoteTimeout, &tx_id);
+        self.arm(
+            now_us.saturating_add(self.config.prepare_timeout_us),
+            TimerKind::VoteTimeout,
+            &tx_id,
+        );
     }
 
     fn validate(&self, request: &TransferRequest) -> Result<(), String> {
         if let Some(tx_id) = &request.tx_id {
-            let ok_chars = tx_id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c));
+            let ok_chars = tx_id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c));
             if tx_id.is_empty() || tx_id.len() > TX_ID_BYTES_MAX || !ok_chars {
                 return Err(format!(
                     "tx_id must be 1 to {TX_ID_BYTES_MAX} characters of letters, digits, '-', '_', '.' or ':'"
@@ -602,17 +735,29 @@ impl Coordinator {
             if account.len() > ACCOUNT_ID_BYTES_MAX || !self.config.accounts.contains_key(account) {
                 let known: Vec<&str> = self.config.accounts.keys().map(String::as_str).collect();
                 let shown: String = account.chars().take(ACCOUNT_ID_BYTES_MAX).collect();
-                return Err(format!("unknown account '{shown}'; the accounts are {}", known.join(", ")));
+                return Err(format!(
+                    "unknown account '{shown}'; the accounts are {}",
+                    known.join(", ")
+                ));
             }
         }
         if request.from == request.to {
-            return Err(format!("from and to are the same account ({}): nothing to transfer", request.from));
+            return Err(format!(
+                "from and to are the same account ({}): nothing to transfer",
+                request.from
+            ));
         }
         if request.amount_cents <= 0 {
-            return Err(format!("amount_cents must be more than 0 (got {})", request.amount_cents));
+            return Err(format!(
+                "amount_cents must be more than 0 (got {})",
+                request.amount_cents
+            ));
         }
         if request.amount_cents > AMOUNT_CENTS_MAX {
-            return Err(format!("amount_cents must be at most {AMOUNT_CENTS_MAX} (got {})", request.amount_cents));
+            return Err(format!(
+                "amount_cents must be at most {AMOUNT_CENTS_MAX} (got {})",
+                request.amount_cents
+            ));
         }
         Ok(())
     }
@@ -620,15 +765,29 @@ impl Coordinator {
     fn legs_of(&self, request: &TransferRequest) -> Vec<Leg> {
         let from_node = &self.config.accounts[&request.from];
         let to_node = &self.config.accounts[&request.to];
-        transfer_legs(&request.from, &request.to, request.amount_cents, from_node, to_node)
+        transfer_legs(
+            &request.from,
+            &request.to,
+            request.amount_cents,
+            from_node,
+            to_node,
+        )
     }
 
     // ----- messages from nodes -----
 
     fn on_node_message(&mut self, now_us: u64, node: NodeId, msg: Reply, out: &mut Vec<Action>) {
         match msg {
-            Reply::Vote { tx_id, vote, reason } => self.on_vote(now_us, node, tx_id, vote, reason, out),
-            Reply::Outcome { tx_id, decision, reason } => self.on_one_phase_outcome(now_us, node, tx_id, decision, reason, out),
+            Reply::Vote {
+                tx_id,
+                vote,
+                reason,
+            } => self.on_vote(now_us, node, tx_id, vote, reason, out),
+            Reply::Outcome {
+                tx_id,
+                decision,
+                reason,
+            } => self.on_one_phase_outcome(now_us, node, tx_id, decision, reason, out),
             Reply::Ack { tx_id, decision } => self.on_ack(now_us, node, tx_id, decision, out),
             Reply::InDoubt { tx_ids } => self.on_in_doubt(node, tx_ids, out),
             // Hello, query results and errors are the driver's business.
@@ -645,7 +804,9 @@ impl Coordinator {
         reason: Option<AbortReason>,
         out: &mut Vec<Action>,
     ) {
-        let Some(tx) = self.active.get_mut(&tx_id) else { return };
+        let Some(tx) = self.active.get_mut(&tx_id) else {
+            return;
+        };
         let is_leg = tx.legs.iter().any(|l| l.node == node);
         if tx.one_phase || !is_leg || tx.phase != Phase::Preparing || tx.votes.contains_key(&node) {
             return; // late or duplicate: the decision (if any) stands
@@ -655,12 +816,25 @@ impl Coordinator {
             Vote::Abort => VoteView::Abort,
         };
         tx.votes.insert(node.clone(), (view, reason));
-        out.push(Action::Emit(EventKind::Vote { tx_id: tx_id.clone(), node, vote: view, reason }));
+        out.push(Action::Emit(EventKind::Vote {
+            tx_id: tx_id.clone(),
+            node,
+            vote: view,
+            reason,
+        }));
         if vote == Vote::Abort {
-            self.decide_abort(now_us, &tx_id, reason.unwrap_or(AbortReason::LockConflict), out);
+            self.decide_abort(
+                now_us,
+                &tx_id,
+                reason.unwrap_or(AbortReason::LockConflict),
+                out,
+            );
             return;
         }
-        let all_ready = tx.legs.iter().all(|l| matches!(tx.votes.get(&l.node), Some((VoteView::Ready, _))));
+        let all_ready = tx
+            .legs
+            .iter()
+            .all(|l| matches!(tx.votes.get(&l.node), Some((VoteView::Ready, _))));
         if !all_ready {
             return;
         }
@@ -671,14 +845,20 @@ impl Coordinator {
             if let Some(tx) = self.active.get_mut(&tx_id) {
                 tx.phase = Phase::PausedBeforeDecision;
             }
-            self.arm(now_us.saturating_add(self.faults.phase_pause_us), TimerKind::PhasePause, &tx_id);
+            self.arm(
+                now_us.saturating_add(self.faults.phase_pause_us),
+                TimerKind::PhasePause,
+                &tx_id,
+            );
         } else {
             self.decide_commit(&tx_id, out);
         }
     }
 
     fn decide_commit(&mut self, tx_id: &TxId, out: &mut Vec<Action>) {
-        let Some(tx) = self.active.get(tx_id) else { return };
+        let Some(tx) = self.active.get(tx_id) else {
+            return;
+        };
         let record = CoordinatorRecord::Commit {
             tx_id: tx_id.clone(),
             ts: tx.ts,
@@ -689,23 +869,38 @@ impl Coordinator {
         if let Some(tx) = self.active.get_mut(tx_id) {
             tx.phase = Phase::Deciding { seq };
         }
-        out.push(Action::Persist { seq, record, sync: true });
+        out.push(Action::Persist {
+            seq,
+            record,
+            sync: true,
+        });
         self.deciding.push_back((seq, tx_id.clone()));
     }
 
     fn on_durable(&mut self, now_us: u64, seq: u64, out: &mut Vec<Action>) {
         self.durable_seq = self.durable_seq.max(seq);
-        while self.held_replies.front().is_some_and(|(held_seq, _, _)| *held_seq <= self.durable_seq) {
-            let Some((_, client, tx_id)) = self.held_replies.pop_front() else { break };
+        while self
+            .held_replies
+            .front()
+            .is_some_and(|(held_seq, _, _)| *held_seq <= self.durable_seq)
+        {
+            let Some((_, client, tx_id)) = self.held_replies.pop_front() else {
+                break;
+            };
             if let Some(response) = self.finished_response(&tx_id) {
-                out.push(Action::Reply { client, result: Ok(response) });
+                out.push(Action::Reply {
+                    client,
+                    result: Ok(response),
+                });
             }
         }
         while let Some((decided_seq, _)) = self.deciding.front() {
             if *decided_seq > self.durable_seq {
                 break;
             }
-            let Some((decided_seq, tx_id)) = self.deciding.pop_front() else { break };
+            let Some((decided_seq, tx_id)) = self.deciding.pop_front() else {
+                break;
+            };
             let still_deciding = matches!(self.active.get(&tx_id).map(|t| t.phase), Some(Phase::Deciding { seq }) if seq == decided_seq);
             if !still_deciding {
                 continue;
@@ -715,7 +910,11 @@ impl Coordinator {
                 node: COORDINATOR.to_string(),
                 record: "commit".to_string(),
             }));
-            out.push(Action::Emit(EventKind::Decision { tx_id: tx_id.clone(), decision: Decision::Commit, reason: None }));
+            out.push(Action::Emit(EventKind::Decision {
+                tx_id: tx_id.clone(),
+                decision: Decision::Commit,
+                reason: None,
+            }));
             if self.take_crash(CrashPoint::AfterDecision, out) {
                 return;
             }
@@ -723,7 +922,11 @@ impl Coordinator {
                 if let Some(tx) = self.active.get_mut(&tx_id) {
                     tx.phase = Phase::PausedBeforeCommit;
                 }
-                self.arm(now_us.saturating_add(self.faults.phase_pause_us), TimerKind::PhasePause, &tx_id);
+                self.arm(
+                    now_us.saturating_add(self.faults.phase_pause_us),
+                    TimerKind::PhasePause,
+                    &tx_id,
+                );
             } else if self.send_commits(now_us, &tx_id, out) {
                 return;
             }
@@ -733,27 +936,58 @@ impl Coordinator {
     /// Sends the (durable) commit to every node. Returns true if an armed
     /// mid-commit crash fired.
     fn send_commits(&mut self, now_us: u64, tx_id: &TxId, out: &mut Vec<Action>) -> bool {
-        let Some(tx) = self.active.get_mut(tx_id) else { return false };
+        let Some(tx) = self.active.get_mut(tx_id) else {
+            return false;
+        };
         tx.phase = Phase::Committing;
         tx.pending_acks = tx.legs.iter().map(|l| l.node.clone()).collect();
         let nodes: Vec<NodeId> = tx.legs.iter().map(|l| l.node.clone()).collect();
         for (i, node) in nodes.iter().enumerate() {
             if self.connected.contains(node) {
-                out.push(Action::Send { node: node.clone(), msg: Request::Commit { tx_id: tx_id.clone() } });
-                out.push(Action::Emit(EventKind::CommitSent { tx_id: tx_id.clone(), node: node.clone() }));
+                out.push(Action::Send {
+                    node: node.clone(),
+                    msg: Request::Commit {
+                        tx_id: tx_id.clone(),
+                    },
+                });
+                out.push(Action::Emit(EventKind::CommitSent {
+                    tx_id: tx_id.clone(),
+                    node: node.clone(),
+                }));
             }
             if i == 0 && nodes.len() > 1 && self.take_crash(CrashPoint::MidCommit, out) {
                 return true;
             }
         }
-        self.arm(now_us.saturating_add(self.config.commit_retry_us), TimerKind::CommitRetry, tx_id);
-        self.arm(now_us.saturating_add(self.config.ack_wait_us), TimerKind::AckWait, tx_id);
+        self.arm(
+            now_us.saturating_add(self.config.commit_retry_us),
+            TimerKind::CommitRetry,
+            tx_id,
+        );
+        self.arm(
+            now_us.saturating_add(self.config.ack_wait_us),
+            TimerKind::AckWait,
+            tx_id,
+        );
         false
     }
 
-    fn on_ack(&mut self, now_us: u64, node: NodeId, tx_id: TxId, decision: Decision, out: &mut Vec<Action>) {
-        out.push(Action::Emit(EventKind::Ack { tx_id: tx_id.clone(), node: node.clone(), decision }));
-        let Some(tx) = self.active.get_mut(&tx_id) else { return };
+    fn on_ack(
+        &mut self,
+        now_us: u64,
+        node: NodeId,
+        tx_id: TxId,
+        decision: Decision,
+        out: &mut Vec<Action>,
+    ) {
+        out.push(Action::Emit(EventKind::Ack {
+            tx_id: tx_id.clone(),
+            node: node.clone(),
+            decision,
+        }));
+        let Some(tx) = self.active.get_mut(&tx_id) else {
+            return;
+        };
         match tx.phase {
             Phase::Committing if decision == Decision::Commit => {
                 tx.pending_acks.remove(&node);
@@ -781,7 +1015,9 @@ impl Coordinator {
         reason: Option<AbortReason>,
         out: &mut Vec<Action>,
     ) {
-        let Some(tx) = self.active.get(&tx_id) else { return };
+        let Some(tx) = self.active.get(&tx_id) else {
+            return;
+        };
         if !tx.one_phase || tx.legs[0].node != node {
             return;
         }
@@ -797,15 +1033,31 @@ impl Coordinator {
         reason: Option<AbortReason>,
         out: &mut Vec<Action>,
     ) {
-        let Some(tx) = self.active.get_mut(&tx_id) else { return };
+        let Some(tx) = self.active.get_mut(&tx_id) else {
+            return;
+        };
         let view = match decision {
             Decision::Commit => VoteView::Ready,
             Decision::Abort => VoteView::Abort,
         };
         tx.votes.insert(node.clone(), (view, reason));
-        out.push(Action::Emit(EventKind::Vote { tx_id: tx_id.clone(), node, vote: view, reason }));
-        out.push(Action::Emit(EventKind::Decision { tx_id: tx_id.clone(), decision, reason }));
-        let detail = reason.map(|r| format!("node {} aborted the one-phase transfer ({r})", tx.legs[0].node));
+        out.push(Action::Emit(EventKind::Vote {
+            tx_id: tx_id.clone(),
+            node,
+            vote: view,
+            reason,
+        }));
+        out.push(Action::Emit(EventKind::Decision {
+            tx_id: tx_id.clone(),
+            decision,
+            reason,
+        }));
+        let detail = reason.map(|r| {
+            format!(
+                "node {} aborted the one-phase transfer ({r})",
+                tx.legs[0].node
+            )
+        });
         self.finish(now_us, &tx_id, decision.into(), reason, detail, out);
     }
 
@@ -821,9 +1073,12 @@ impl Coordinator {
         for tx_id in tx_ids.iter().cloned() {
             let decision = match self.active.get(&tx_id).map(|t| t.phase) {
                 // Still deciding: the answer comes with the decision.
-                Some(Phase::Preparing | Phase::PausedBeforeDecision | Phase::Deciding { .. } | Phase::AskingOnePhaseOutcome) => {
-                    continue
-                }
+                Some(
+                    Phase::Preparing
+                    | Phase::PausedBeforeDecision
+                    | Phase::Deciding { .. }
+                    | Phase::AskingOnePhaseOutcome,
+                ) => continue,
                 Some(Phase::PausedBeforeCommit | Phase::Committing) => Decision::Commit,
                 None => match self.finished.get(&tx_id).map(|f| f.outcome) {
                     Some(Outcome::Committed) => Decision::Commit,
@@ -836,14 +1091,28 @@ impl Coordinator {
                 },
             };
             let msg = match decision {
-                Decision::Commit => Request::Commit { tx_id: tx_id.clone() },
-                Decision::Abort => Request::Rollback { tx_id: tx_id.clone() },
+                Decision::Commit => Request::Commit {
+                    tx_id: tx_id.clone(),
+                },
+                Decision::Abort => Request::Rollback {
+                    tx_id: tx_id.clone(),
+                },
             };
-            resolutions.push(Action::Send { node: node.clone(), msg });
-            resolutions.push(Action::Emit(EventKind::Resolved { tx_id, node: node.clone(), decision }));
+            resolutions.push(Action::Send {
+                node: node.clone(),
+                msg,
+            });
+            resolutions.push(Action::Emit(EventKind::Resolved {
+                tx_id,
+                node: node.clone(),
+                decision,
+            }));
         }
         if answers_recovery_query || !resolutions.is_empty() {
-            out.push(Action::Emit(EventKind::InDoubtReported { node: node.clone(), tx_ids }));
+            out.push(Action::Emit(EventKind::InDoubtReported {
+                node: node.clone(),
+                tx_ids,
+            }));
         }
         out.extend(resolutions);
     }
@@ -853,15 +1122,27 @@ impl Coordinator {
     fn on_node_up(&mut self, node: NodeId, out: &mut Vec<Action>) {
         self.connected.insert(node.clone());
         self.recovery_pending.insert(node.clone());
-        out.push(Action::Send { node: node.clone(), msg: Request::Recover });
-        out.push(Action::Emit(EventKind::RecoveryQuery { node: node.clone() }));
+        out.push(Action::Send {
+            node: node.clone(),
+            msg: Request::Recover,
+        });
+        out.push(Action::Emit(EventKind::RecoveryQuery {
+            node: node.clone(),
+        }));
         for (tx_id, tx) in &self.active {
             let msg = match tx.phase {
-                Phase::Committing if tx.pending_acks.contains(&node) => Request::Commit { tx_id: tx_id.clone() },
-                Phase::AskingOnePhaseOutcome if tx.legs[0].node == node => Request::Rollback { tx_id: tx_id.clone() },
+                Phase::Committing if tx.pending_acks.contains(&node) => Request::Commit {
+                    tx_id: tx_id.clone(),
+                },
+                Phase::AskingOnePhaseOutcome if tx.legs[0].node == node => Request::Rollback {
+                    tx_id: tx_id.clone(),
+                },
                 _ => continue,
             };
-            out.push(Action::Send { node: node.clone(), msg });
+            out.push(Action::Send {
+                node: node.clone(),
+                msg,
+            });
         }
     }
 
@@ -871,22 +1152,37 @@ impl Coordinator {
             .active
             .iter()
             .filter(|(_, tx)| {
-                tx.phase == Phase::Preparing && tx.legs.iter().any(|l| l.node == node) && !tx.votes.contains_key(&node)
+                tx.phase == Phase::Preparing
+                    && tx.legs.iter().any(|l| l.node == node)
+                    && !tx.votes.contains_key(&node)
             })
             .map(|(id, _)| id.clone())
             .collect();
         for tx_id in waiting_on_node {
-            let Some(tx) = self.active.get_mut(&tx_id) else { continue };
+            let Some(tx) = self.active.get_mut(&tx_id) else {
+                continue;
+            };
             if tx.one_phase {
                 // The node decides a one-phase transfer alone and may have
                 // committed it before the connection broke: never guess. Ask
                 // with rollback once it is back; its ack says what it did.
                 tx.phase = Phase::AskingOnePhaseOutcome;
-                self.arm(now_us.saturating_add(self.config.commit_retry_us), TimerKind::CommitRetry, &tx_id);
-                self.arm(now_us.saturating_add(self.config.ack_wait_us), TimerKind::AckWait, &tx_id);
+                self.arm(
+                    now_us.saturating_add(self.config.commit_retry_us),
+                    TimerKind::CommitRetry,
+                    &tx_id,
+                );
+                self.arm(
+                    now_us.saturating_add(self.config.ack_wait_us),
+                    TimerKind::AckWait,
+                    &tx_id,
+                );
                 continue;
             }
-            tx.votes.insert(node.clone(), (VoteView::NoAnswer, Some(AbortReason::NodeUnreachable)));
+            tx.votes.insert(
+                node.clone(),
+                (VoteView::NoAnswer, Some(AbortReason::NodeUnreachable)),
+            );
             self.decide_abort(now_us, &tx_id, AbortReason::NodeUnreachable, out);
         }
     }
@@ -897,7 +1193,10 @@ impl Coordinator {
         if self.sweep_at_us.is_some_and(|at| at <= now_us) {
             self.sweep_at_us = Some(now_us.saturating_add(self.config.in_doubt_sweep_us));
             for node in &self.connected {
-                out.push(Action::Send { node: node.clone(), msg: Request::Recover });
+                out.push(Action::Send {
+                    node: node.clone(),
+                    msg: Request::Recover,
+                });
             }
         }
         while let Some(&(at, kind, ref tx_id)) = self.timers.iter().next() {
@@ -922,7 +1221,9 @@ impl Coordinator {
     }
 
     fn on_vote_timeout(&mut self, now_us: u64, tx_id: &TxId, out: &mut Vec<Action>) {
-        let Some(tx) = self.active.get_mut(tx_id) else { return };
+        let Some(tx) = self.active.get_mut(tx_id) else {
+            return;
+        };
         if tx.phase != Phase::Preparing {
             return;
         }
@@ -932,18 +1233,36 @@ impl Coordinator {
             tx.phase = Phase::AskingOnePhaseOutcome;
             let node = tx.legs[0].node.clone();
             if self.connected.contains(&node) {
-                out.push(Action::Send { node, msg: Request::Rollback { tx_id: tx_id.clone() } });
+                out.push(Action::Send {
+                    node,
+                    msg: Request::Rollback {
+                        tx_id: tx_id.clone(),
+                    },
+                });
             }
-            self.arm(now_us.saturating_add(self.config.commit_retry_us), TimerKind::CommitRetry, tx_id);
-            self.arm(now_us.saturating_add(self.config.ack_wait_us), TimerKind::AckWait, tx_id);
+            self.arm(
+                now_us.saturating_add(self.config.commit_retry_us),
+                TimerKind::CommitRetry,
+                tx_id,
+            );
+            self.arm(
+                now_us.saturating_add(self.config.ack_wait_us),
+                TimerKind::AckWait,
+                tx_id,
+            );
             return;
         }
         let mut reason = AbortReason::Timeout;
         for leg in &tx.legs {
             if !tx.votes.contains_key(&leg.node) {
                 let unreachable = !self.connected.contains(&leg.node);
-                let why = if unreachable { AbortReason::NodeUnreachable } else { AbortReason::Timeout };
-                tx.votes.insert(leg.node.clone(), (VoteView::NoAnswer, Some(why)));
+                let why = if unreachable {
+                    AbortReason::NodeUnreachable
+                } else {
+                    AbortReason::Timeout
+                };
+                tx.votes
+                    .insert(leg.node.clone(), (VoteView::NoAnswer, Some(why)));
                 if unreachable {
                     reason = AbortReason::NodeUnreachable;
                 }
@@ -963,10 +1282,16 @@ impl Coordinator {
     }
 
     fn on_commit_retry(&mut self, now_us: u64, tx_id: &TxId, out: &mut Vec<Action>) {
-        let Some(tx) = self.active.get(tx_id) else { return };
+        let Some(tx) = self.active.get(tx_id) else {
+            return;
+        };
         let msg = match tx.phase {
-            Phase::Committing => Request::Commit { tx_id: tx_id.clone() },
-            Phase::AskingOnePhaseOutcome => Request::Rollback { tx_id: tx_id.clone() },
+            Phase::Committing => Request::Commit {
+                tx_id: tx_id.clone(),
+            },
+            Phase::AskingOnePhaseOutcome => Request::Rollback {
+                tx_id: tx_id.clone(),
+            },
             _ => return,
         };
         let targets: Vec<NodeId> = match tx.phase {
@@ -975,14 +1300,23 @@ impl Coordinator {
         };
         for node in targets {
             if self.connected.contains(&node) {
-                out.push(Action::Send { node, msg: msg.clone() });
+                out.push(Action::Send {
+                    node,
+                    msg: msg.clone(),
+                });
             }
         }
-        self.arm(now_us.saturating_add(self.config.commit_retry_us), TimerKind::CommitRetry, tx_id);
+        self.arm(
+            now_us.saturating_add(self.config.commit_retry_us),
+            TimerKind::CommitRetry,
+            tx_id,
+        );
     }
 
     fn on_ack_wait(&mut self, now_us: u64, tx_id: &TxId, out: &mut Vec<Action>) {
-        let Some(tx) = self.active.get_mut(tx_id) else { return };
+        let Some(tx) = self.active.get_mut(tx_id) else {
+            return;
+        };
         if tx.replied {
             return;
         }
@@ -995,7 +1329,8 @@ impl Coordinator {
                     "committed (the decision is durable); still waiting for acks from node {}, which will apply it when reachable",
                     waiting.join(", ")
                 );
-                let response = response_of(tx_id, tx, now_us, Outcome::Committed, None, Some(detail));
+                let response =
+                    response_of(tx_id, tx, now_us, Outcome::Committed, None, Some(detail));
                 out.push(Action::Emit(EventKind::TxFinished {
                     tx_id: tx_id.clone(),
                     outcome: Outcome::Committed,
@@ -1003,7 +1338,10 @@ impl Coordinator {
                     duration_ms: response.duration_ms,
                 }));
                 for client in clients {
-                    out.push(Action::Reply { client, result: Ok(response.clone()) });
+                    out.push(Action::Reply {
+                        client,
+                        result: Ok(response.clone()),
+                    });
                 }
             }
             _ => {
@@ -1012,7 +1350,10 @@ impl Coordinator {
                     tx.legs[0].node
                 );
                 for client in clients {
-                    out.push(Action::Reply { client, result: Err(TransferError::Unavailable(message.clone())) });
+                    out.push(Action::Reply {
+                        client,
+                        result: Err(TransferError::Unavailable(message.clone())),
+                    });
                 }
             }
         }
@@ -1020,19 +1361,46 @@ impl Coordinator {
 
     // ----- endings -----
 
-    fn decide_abort(&mut self, now_us: u64, tx_id: &TxId, reason: AbortReason, out: &mut Vec<Action>) {
-        let Some(tx) = self.active.get(tx_id) else { return };
-        out.push(Action::Emit(EventKind::Decision { tx_id: tx_id.clone(), decision: Decision::Abort, reason: Some(reason) }));
+    fn decide_abort(
+        &mut self,
+        now_us: u64,
+        tx_id: &TxId,
+        reason: AbortReason,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(tx) = self.active.get(tx_id) else {
+            return;
+        };
+        out.push(Action::Emit(EventKind::Decision {
+            tx_id: tx_id.clone(),
+            decision: Decision::Abort,
+            reason: Some(reason),
+        }));
         for leg in &tx.legs {
             let voted_abort = matches!(tx.votes.get(&leg.node), Some((VoteView::Abort, _)));
             if voted_abort || !self.connected.contains(&leg.node) {
                 continue; // it aborted already, or it learns by the in-doubt query
             }
-            out.push(Action::Send { node: leg.node.clone(), msg: Request::Rollback { tx_id: tx_id.clone() } });
-            out.push(Action::Emit(EventKind::RollbackSent { tx_id: tx_id.clone(), node: leg.node.clone() }));
+            out.push(Action::Send {
+                node: leg.node.clone(),
+                msg: Request::Rollback {
+                    tx_id: tx_id.clone(),
+                },
+            });
+            out.push(Action::Emit(EventKind::RollbackSent {
+                tx_id: tx_id.clone(),
+                node: leg.node.clone(),
+            }));
         }
         let detail = abort_detail(tx, reason, self.config.prepare_timeout_us);
-        self.finish(now_us, tx_id, Outcome::Aborted, Some(reason), Some(detail), out);
+        self.finish(
+            now_us,
+            tx_id,
+            Outcome::Aborted,
+            Some(reason),
+            Some(detail),
+            out,
+        );
     }
 
     fn finish(
@@ -1044,7 +1412,9 @@ impl Coordinator {
         detail: Option<String>,
         out: &mut Vec<Action>,
     ) {
-        let Some(mut tx) = self.active.remove(tx_id) else { return };
+        let Some(mut tx) = self.active.remove(tx_id) else {
+            return;
+        };
         self.disarm(tx_id, &mut tx);
         let response = response_of(tx_id, &tx, now_us, outcome, reason, detail);
         if !tx.replied {
@@ -1060,9 +1430,16 @@ impl Coordinator {
             Outcome::Aborted => Decision::Abort,
         };
         let record = if tx.one_phase || decision == Decision::Abort {
-            CoordinatorRecord::Finished { tx_id: tx_id.clone(), request: tx.request.clone(), decision, reason }
+            CoordinatorRecord::Finished {
+                tx_id: tx_id.clone(),
+                request: tx.request.clone(),
+                decision,
+                reason,
+            }
         } else {
-            CoordinatorRecord::End { tx_id: tx_id.clone() }
+            CoordinatorRecord::End {
+                tx_id: tx_id.clone(),
+            }
         };
         // Presumed abort needs no forced record for the protocol, but the
         // client's promise does: an `aborted` answer is only given once it is
@@ -1072,7 +1449,11 @@ impl Coordinator {
         // the same way.)
         let forced = decision == Decision::Abort;
         let seq = self.take_seq();
-        out.push(Action::Persist { seq, record, sync: forced });
+        out.push(Action::Persist {
+            seq,
+            record,
+            sync: forced,
+        });
         let legs = std::mem::take(&mut tx.legs);
         self.remember(tx_id.clone(), tx.request, &response, &legs);
         let clients = std::mem::take(&mut tx.clients);
@@ -1084,17 +1465,32 @@ impl Coordinator {
                 continue;
             }
             // Usually one client: it gets the response itself, not a copy.
-            let answer = if i == last { response.take() } else { response.clone() };
+            let answer = if i == last {
+                response.take()
+            } else {
+                response.clone()
+            };
             if let Some(answer) = answer {
-                out.push(Action::Reply { client, result: Ok(answer) });
+                out.push(Action::Reply {
+                    client,
+                    result: Ok(answer),
+                });
             }
         }
         if decision == Decision::Commit {
-            out.push(Action::Emit(EventKind::TxEnded { tx_id: tx_id.clone() }));
+            out.push(Action::Emit(EventKind::TxEnded {
+                tx_id: tx_id.clone(),
+            }));
         }
     }
 
-    fn remember(&mut self, tx_id: TxId, request: TransferRequest, response: &TransferResponse, legs: &[Leg]) {
+    fn remember(
+        &mut self,
+        tx_id: TxId,
+        request: TransferRequest,
+        response: &TransferResponse,
+        legs: &[Leg],
+    ) {
         let finished = Finished::of(request, response, legs);
         self.finished.insert(tx_id, finished);
     }
@@ -1181,7 +1577,10 @@ impl Coordinator {
     }
 
     /// A finished transaction with the transfer it was.
-    pub fn finished_with_request(&self, tx_id: &str) -> Option<(&TransferRequest, TransferResponse)> {
+    pub fn finished_with_request(
+        &self,
+        tx_id: &str,
+    ) -> Option<(&TransferRequest, TransferResponse)> {
         let f = self.finished.get(tx_id)?;
         Some((&f.request, f.response(tx_id, |r| self.legs_of(r))))
     }
@@ -1222,8 +1621,16 @@ fn response_of(
         .legs
         .iter()
         .map(|l| match tx.votes.get(&l.node) {
-            Some((vote, reason)) => NodeVote { node: l.node.clone(), vote: *vote, reason: *reason },
-            None => NodeVote { node: l.node.clone(), vote: VoteView::NoAnswer, reason: None },
+            Some((vote, reason)) => NodeVote {
+                node: l.node.clone(),
+                vote: *vote,
+                reason: *reason,
+            },
+            None => NodeVote {
+                node: l.node.clone(),
+                vote: VoteView::NoAnswer,
+                reason: None,
+            },
         })
         .collect();
     TransferResponse {
@@ -1233,16 +1640,26 @@ fn response_of(
         detail,
         votes,
         // A transaction recovered from the log has no start time (0).
-        duration_ms: if tx.started_us == 0 { 0.0 } else { now_us.saturating_sub(tx.started_us) as f64 / 1000.0 },
+        duration_ms: if tx.started_us == 0 {
+            0.0
+        } else {
+            now_us.saturating_sub(tx.started_us) as f64 / 1000.0
+        },
     }
 }
 
-fn recovered_response(tx_id: &TxId, decision: Decision, reason: Option<AbortReason>) -> TransferResponse {
+fn recovered_response(
+    tx_id: &TxId,
+    decision: Decision,
+    reason: Option<AbortReason>,
+) -> TransferResponse {
     TransferResponse {
         tx_id: tx_id.clone(),
         outcome: decision.into(),
         reason,
-        detail: Some("first outcome of this tx_id (recovered from the coordinator's log)".to_string()),
+        detail: Some(
+            "first outcome of this tx_id (recovered from the coordinator's log)".to_string(),
+        ),
         votes: Vec::new(),
         duration_ms: 0.0,
     }
@@ -1253,7 +1670,10 @@ fn abort_detail(tx: &Tx, reason: AbortReason, prepare_timeout_us: u64) -> String
     match (reason, abort_vote) {
         (AbortReason::InsufficientFunds, _) => {
             let amount = crate::money::format_cents(tx.request.amount_cents);
-            format!("insufficient funds: {} has less than {amount}", tx.request.from)
+            format!(
+                "insufficient funds: {} has less than {amount}",
+                tx.request.from
+            )
         }
         (AbortReason::NodeUnreachable, _) => {
             let down: Vec<&str> = tx
@@ -1262,12 +1682,23 @@ fn abort_detail(tx: &Tx, reason: AbortReason, prepare_timeout_us: u64) -> String
                 .filter(|(_, (_, r))| *r == Some(AbortReason::NodeUnreachable))
                 .map(|(n, _)| n.as_str())
                 .collect();
-            format!("node {} is unreachable, so nothing was transferred", down.join(", "))
+            format!(
+                "node {} is unreachable, so nothing was transferred",
+                down.join(", ")
+            )
         }
         (AbortReason::Timeout, _) => {
-            let silent: Vec<&str> =
-                tx.votes.iter().filter(|(_, (v, _))| *v == VoteView::NoAnswer).map(|(n, _)| n.as_str()).collect();
-            format!("no vote from node {} within {} ms", silent.join(", "), prepare_timeout_us / 1000)
+            let silent: Vec<&str> = tx
+                .votes
+                .iter()
+                .filter(|(_, (v, _))| *v == VoteView::NoAnswer)
+                .map(|(n, _)| n.as_str())
+                .collect();
+            format!(
+                "no vote from node {} within {} ms",
+                silent.join(", "),
+                prepare_timeout_us / 1000
+            )
         }
         (reason, Some((node, _))) => format!("node {node} voted abort ({reason})"),
         (reason, None) => format!("aborted ({reason})"),

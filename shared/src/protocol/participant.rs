@@ -28,15 +28,14 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
 use crate::limits::{
-    ledger_entries_kept_per_account,
-    AMOUNT_CENTS_MAX, OPS_PER_TX_MAX, PARTICIPANT_HEURISTICS_KEPT_MAX, PARTICIPANT_OUTCOMES_KEPT_MAX,
-    PARTICIPANT_TX_ACTIVE_MAX,
+    ledger_entries_kept_per_account, AMOUNT_CENTS_MAX, OPS_PER_TX_MAX,
+    PARTICIPANT_HEURISTICS_KEPT_MAX, PARTICIPANT_OUTCOMES_KEPT_MAX, PARTICIPANT_TX_ACTIVE_MAX,
 };
 use crate::protocol::record::{ParticipantCheckpoint, ParticipantCheckpointRef, ParticipantRecord};
 use crate::protocol::remembered::{Remembered, RememberedSnapshot};
 use crate::wire::{
-    AbortReason, AccountBalance, AccountId, Decision, HeuristicOutcome, InDoubtTx, LedgerEntry, NodeId, Op,
-    ParticipantCrashPoint, Reply, Request, TxId, Vote,
+    AbortReason, AccountBalance, AccountId, Decision, HeuristicOutcome, InDoubtTx, LedgerEntry,
+    NodeId, Op, ParticipantCrashPoint, Reply, Request, TxId, Vote,
 };
 
 /// Identifies a connection (or a simulated peer) that a reply goes back to.
@@ -55,19 +54,31 @@ pub struct ParticipantConfig {
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Input {
-    Message { from: PeerId, msg: Request },
+    Message {
+        from: PeerId,
+        msg: Request,
+    },
     /// Every record with `seq` or lower is durable.
-    Durable { seq: u64 },
+    Durable {
+        seq: u64,
+    },
     /// Time passed: expire lock waits whose deadline is due.
     Tick,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Action {
-    Send { to: PeerId, msg: Reply },
+    Send {
+        to: PeerId,
+        msg: Reply,
+    },
     /// Append `record` to the log; `sync` asks for an fdatasync soon because
     /// something waits for it.
-    Persist { seq: u64, record: ParticipantRecord, sync: bool },
+    Persist {
+        seq: u64,
+        record: ParticipantRecord,
+        sync: bool,
+    },
     /// An armed crash point was reached: the process must die now.
     Crash(ParticipantCrashPoint),
 }
@@ -154,9 +165,18 @@ impl ParticipantSnapshot {
         ParticipantCheckpointRef::new(
             self.accounts.iter().map(|(a, b)| (a, *b)).collect(),
             self.ledgers.iter().map(|(a, e)| (a, &**e)).collect(),
-            self.prepared.iter().map(|(id, ts, ops)| (id, *ts, ops.as_slice())).collect(),
-            self.outcomes.oldest_first().map(|(id, d)| (id, *d)).collect(),
-            self.heuristics.iter().map(|(id, d, ops)| (id, *d, ops.as_slice())).collect(),
+            self.prepared
+                .iter()
+                .map(|(id, ts, ops)| (id, *ts, ops.as_slice()))
+                .collect(),
+            self.outcomes
+                .oldest_first()
+                .map(|(id, d)| (id, *d))
+                .collect(),
+            self.heuristics
+                .iter()
+                .map(|(id, d, ops)| (id, *d, ops.as_slice()))
+                .collect(),
         )
     }
 }
@@ -164,25 +184,42 @@ impl ParticipantSnapshot {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum RecoveryError {
     #[error("log record {index} of node {node} cannot be read: {detail}")]
-    BadRecord { node: NodeId, index: usize, detail: String },
+    BadRecord {
+        node: NodeId,
+        index: usize,
+        detail: String,
+    },
     #[error("log of node {node} is inconsistent at record {index}: {detail}")]
-    Inconsistent { node: NodeId, index: usize, detail: String },
+    Inconsistent {
+        node: NodeId,
+        index: usize,
+        detail: String,
+    },
 }
 
 impl Participant {
     /// The record a fresh data dir starts with: the opening balances.
     pub fn init_record(config: &ParticipantConfig) -> ParticipantRecord {
-        ParticipantRecord::Init { accounts: config.accounts.clone() }
+        ParticipantRecord::Init {
+            accounts: config.accounts.clone(),
+        }
     }
 
     /// Rebuilds the durable state by replaying the log. An empty log means a
     /// fresh node with the configured opening balances (the driver must then
     /// persist [`Participant::init_record`] before serving). Prepared
     /// transactions come back in doubt, holding their locks.
-    pub fn recover(config: ParticipantConfig, records: &[ParticipantRecord]) -> Result<Participant, RecoveryError> {
+    pub fn recover(
+        config: ParticipantConfig,
+        records: &[ParticipantRecord],
+    ) -> Result<Participant, RecoveryError> {
         let mut p = Participant {
             balances: config.accounts.iter().cloned().collect(),
-            ledgers: config.accounts.iter().map(|(a, _)| (a.clone(), Arc::default())).collect(),
+            ledgers: config
+                .accounts
+                .iter()
+                .map(|(a, _)| (a.clone(), Arc::default()))
+                .collect(),
             config,
             txs: BTreeMap::new(),
             locks: BTreeMap::new(),
@@ -205,11 +242,18 @@ impl Participant {
 
     fn replay(&mut self, index: usize, record: &ParticipantRecord) -> Result<(), RecoveryError> {
         let node = self.config.node.clone();
-        let inconsistent = |detail: String| RecoveryError::Inconsistent { node: node.clone(), index, detail };
+        let inconsistent = |detail: String| RecoveryError::Inconsistent {
+            node: node.clone(),
+            index,
+            detail,
+        };
         match record {
             ParticipantRecord::Init { accounts } => {
                 self.balances = accounts.iter().cloned().collect();
-                self.ledgers = accounts.iter().map(|(a, _)| (a.clone(), Arc::default())).collect();
+                self.ledgers = accounts
+                    .iter()
+                    .map(|(a, _)| (a.clone(), Arc::default()))
+                    .collect();
             }
             ParticipantRecord::Prepared { tx_id, ts, ops } => {
                 if self.outcomes.contains_key(tx_id) || self.txs.contains_key(tx_id) {
@@ -217,16 +261,31 @@ impl Participant {
                 }
                 for op in ops {
                     if !self.balances.contains_key(&op.account) {
-                        return Err(inconsistent(format!("{tx_id} prepares unknown account {}", op.account)));
+                        return Err(inconsistent(format!(
+                            "{tx_id} prepares unknown account {}",
+                            op.account
+                        )));
                     }
                     if let Some(holder) = self.locks.get(&op.account) {
-                        return Err(inconsistent(format!("{tx_id} locks {} held by {holder}", op.account)));
+                        return Err(inconsistent(format!(
+                            "{tx_id} locks {} held by {holder}",
+                            op.account
+                        )));
                     }
                 }
                 for op in ops {
                     self.locks.insert(op.account.clone(), tx_id.clone());
                 }
-                let tx = Tx { ts: *ts, ops: ops.clone(), peer: 0, one_phase: false, phase: Phase::Prepared { seq: 0, since_us: 0 } };
+                let tx = Tx {
+                    ts: *ts,
+                    ops: ops.clone(),
+                    peer: 0,
+                    one_phase: false,
+                    phase: Phase::Prepared {
+                        seq: 0,
+                        since_us: 0,
+                    },
+                };
                 self.txs.insert(tx_id.clone(), tx);
             }
             ParticipantRecord::Committed { tx_id, ops } => {
@@ -245,7 +304,11 @@ impl Participant {
                 }
                 self.remember(tx_id.clone(), Decision::Abort);
             }
-            ParticipantRecord::Heuristic { tx_id, decision, ops } => {
+            ParticipantRecord::Heuristic {
+                tx_id,
+                decision,
+                ops,
+            } => {
                 if self.heuristics.contains_key(tx_id) {
                     return Ok(());
                 }
@@ -260,8 +323,11 @@ impl Participant {
             }
             ParticipantRecord::Checkpoint(cp) => {
                 self.balances = cp.accounts.iter().cloned().collect();
-                self.ledgers =
-                    cp.ledgers.iter().map(|(a, e)| (a.clone(), Arc::new(e.iter().cloned().collect()))).collect();
+                self.ledgers = cp
+                    .ledgers
+                    .iter()
+                    .map(|(a, e)| (a.clone(), Arc::new(e.iter().cloned().collect())))
+                    .collect();
                 for (account, _) in &cp.accounts {
                     self.ledgers.entry(account.clone()).or_default();
                 }
@@ -285,7 +351,11 @@ impl Participant {
                     self.keep_heuristic(tx_id.clone(), *decision, ops.clone());
                 }
                 for (tx_id, ts, ops) in &cp.prepared {
-                    let prepared = ParticipantRecord::Prepared { tx_id: tx_id.clone(), ts: *ts, ops: ops.clone() };
+                    let prepared = ParticipantRecord::Prepared {
+                        tx_id: tx_id.clone(),
+                        ts: *ts,
+                        ops: ops.clone(),
+                    };
                     self.replay(index, &prepared)?;
                 }
             }
@@ -300,11 +370,31 @@ impl Participant {
         let (seq, snapshot) = self.checkpoint_snapshot();
         let parts = snapshot.parts();
         let cp = ParticipantCheckpoint {
-            accounts: parts.accounts.iter().map(|&(a, b)| (a.clone(), b)).collect(),
-            ledgers: parts.ledgers.iter().map(|&(a, e)| (a.clone(), e.iter().cloned().collect())).collect(),
-            prepared: parts.prepared.iter().map(|&(id, ts, ops)| (id.clone(), ts, ops.to_vec())).collect(),
-            outcomes: parts.outcomes.iter().map(|&(id, d)| (id.clone(), d)).collect(),
-            heuristics: parts.heuristics.iter().map(|&(id, d, ops)| (id.clone(), d, ops.to_vec())).collect(),
+            accounts: parts
+                .accounts
+                .iter()
+                .map(|&(a, b)| (a.clone(), b))
+                .collect(),
+            ledgers: parts
+                .ledgers
+                .iter()
+                .map(|&(a, e)| (a.clone(), e.iter().cloned().collect()))
+                .collect(),
+            prepared: parts
+                .prepared
+                .iter()
+                .map(|&(id, ts, ops)| (id.clone(), ts, ops.to_vec()))
+                .collect(),
+            outcomes: parts
+                .outcomes
+                .iter()
+                .map(|&(id, d)| (id.clone(), d))
+                .collect(),
+            heuristics: parts
+                .heuristics
+                .iter()
+                .map(|&(id, d, ops)| (id.clone(), d, ops.to_vec()))
+                .collect(),
         };
         (seq, ParticipantRecord::Checkpoint(Box::new(cp)))
     }
@@ -325,7 +415,11 @@ impl Participant {
     pub fn checkpoint_snapshot(&mut self) -> (u64, ParticipantSnapshot) {
         let snapshot = ParticipantSnapshot {
             accounts: self.balances.iter().map(|(a, b)| (a.clone(), *b)).collect(),
-            ledgers: self.ledgers.iter().map(|(a, e)| (a.clone(), Arc::clone(e))).collect(),
+            ledgers: self
+                .ledgers
+                .iter()
+                .map(|(a, e)| (a.clone(), Arc::clone(e)))
+                .collect(),
             prepared: self
                 .txs
                 .iter()
@@ -336,12 +430,15 @@ impl Participant {
             heuristics: self
                 .heuristic_order
                 .iter()
-                .filter_map(|id| self.heuristics.get(id).map(|h| (id.clone(), h.decision, h.ops.clone())))
+                .filter_map(|id| {
+                    self.heuristics
+                        .get(id)
+                        .map(|h| (id.clone(), h.decision, h.ops.clone()))
+                })
                 .collect(),
         };
         (self.take_seq(), snapshot)
     }
-
 
     pub fn handle(&mut self, now_us: u64, input: Input) -> Vec<Action> {
         let mut out = Vec::new();
@@ -390,28 +487,45 @@ impl Participant {
 
     fn on_message(&mut self, now_us: u64, from: PeerId, msg: Request, out: &mut Vec<Action>) {
         match msg {
-            Request::Prepare { tx_id, ts, ops } => self.on_prepare(now_us, from, tx_id, ts, ops, false, out),
-            Request::CommitOnePhase { tx_id, ts, ops } => self.on_prepare(now_us, from, tx_id, ts, ops, true, out),
+            Request::Prepare { tx_id, ts, ops } => {
+                self.on_prepare(now_us, from, tx_id, ts, ops, false, out)
+            }
+            Request::CommitOnePhase { tx_id, ts, ops } => {
+                self.on_prepare(now_us, from, tx_id, ts, ops, true, out)
+            }
             Request::Commit { tx_id } => self.on_commit(now_us, from, tx_id, out),
             Request::Rollback { tx_id } => self.on_rollback(now_us, from, tx_id, out),
             Request::Recover => {
                 let tx_ids = self.in_doubt(now_us).into_iter().map(|t| t.tx_id).collect();
-                out.push(Action::Send { to: from, msg: Reply::InDoubt { tx_ids } });
+                out.push(Action::Send {
+                    to: from,
+                    msg: Reply::InDoubt { tx_ids },
+                });
             }
             Request::ArmCrash { point } => {
                 if self.config.faults_allowed {
                     self.armed_crash = Some(point);
                 } else {
-                    let message = "fault injection is disabled on this node (start it with --allow-faults)".to_string();
-                    out.push(Action::Send { to: from, msg: Reply::Error { message } });
+                    let message =
+                        "fault injection is disabled on this node (start it with --allow-faults)"
+                            .to_string();
+                    out.push(Action::Send {
+                        to: from,
+                        msg: Reply::Error { message },
+                    });
                 }
             }
-            Request::Heuristic { tx_id, decision } => self.on_heuristic(now_us, from, tx_id, decision, out),
+            Request::Heuristic { tx_id, decision } => {
+                self.on_heuristic(now_us, from, tx_id, decision, out)
+            }
             Request::Query { .. } => {
                 // Queries are read-only and answered by the driver from the
                 // accessors below; they never reach the protocol.
                 let message = "queries are answered by the driver, not the protocol".to_string();
-                out.push(Action::Send { to: from, msg: Reply::Error { message } });
+                out.push(Action::Send {
+                    to: from,
+                    msg: Reply::Error { message },
+                });
             }
         }
     }
@@ -427,13 +541,29 @@ impl Participant {
         one_phase: bool,
         out: &mut Vec<Action>,
     ) {
-        let decided = self.outcomes.get(&tx_id).copied().or_else(|| self.heuristics.get(&tx_id).map(|h| h.decision));
+        let decided = self
+            .outcomes
+            .get(&tx_id)
+            .copied()
+            .or_else(|| self.heuristics.get(&tx_id).map(|h| h.decision));
         if let Some(decision) = decided {
             // Decided before: answer the same way again.
             let msg = match (one_phase, decision) {
-                (true, d) => Reply::Outcome { tx_id, decision: d, reason: reason_for(d) },
-                (false, Decision::Commit) => Reply::Vote { tx_id, vote: Vote::Ready, reason: None },
-                (false, Decision::Abort) => Reply::Vote { tx_id, vote: Vote::Abort, reason: Some(AbortReason::AlreadyAborted) },
+                (true, d) => Reply::Outcome {
+                    tx_id,
+                    decision: d,
+                    reason: reason_for(d),
+                },
+                (false, Decision::Commit) => Reply::Vote {
+                    tx_id,
+                    vote: Vote::Ready,
+                    reason: None,
+                },
+                (false, Decision::Abort) => Reply::Vote {
+                    tx_id,
+                    vote: Vote::Abort,
+                    reason: Some(AbortReason::AlreadyAborted),
+                },
             };
             self.send_after_latest(from, msg, out);
             return;
@@ -441,44 +571,78 @@ impl Participant {
         if let Some(tx) = self.txs.get_mut(&tx_id) {
             tx.peer = from;
             if let Phase::Prepared { seq, .. } = tx.phase {
-                let vote = Reply::Vote { tx_id, vote: Vote::Ready, reason: None };
-                self.send_when_durable(seq, Action::Send { to: from, msg: vote }, out);
+                let vote = Reply::Vote {
+                    tx_id,
+                    vote: Vote::Ready,
+                    reason: None,
+                };
+                self.send_when_durable(
+                    seq,
+                    Action::Send {
+                        to: from,
+                        msg: vote,
+                    },
+                    out,
+                );
             }
             return; // still waiting for locks: the vote comes when they are granted
         }
         if let Err(reason) = self.validate(&ops) {
             self.remember(tx_id.clone(), Decision::Abort);
-            out.push(Action::Send { to: from, msg: refusal(&tx_id, one_phase, reason) });
+            out.push(Action::Send {
+                to: from,
+                msg: refusal(&tx_id, one_phase, reason),
+            });
             return;
         }
         if self.txs.len() >= PARTICIPANT_TX_ACTIVE_MAX {
             // Not remembered: the same tx may succeed when retried later.
-            out.push(Action::Send { to: from, msg: refusal(&tx_id, one_phase, AbortReason::Overloaded) });
+            out.push(Action::Send {
+                to: from,
+                msg: refusal(&tx_id, one_phase, AbortReason::Overloaded),
+            });
             return;
         }
-        let younger_holds = ops.iter().any(|op| match self.locks.get(&op.account).and_then(|h| self.txs.get(h)) {
-            Some(holder) => holder.ts > ts,
-            None => false,
-        });
+        let younger_holds =
+            ops.iter().any(
+                |op| match self.locks.get(&op.account).and_then(|h| self.txs.get(h)) {
+                    Some(holder) => holder.ts > ts,
+                    None => false,
+                },
+            );
         if younger_holds {
             // Wait-die: an older transaction never waits for a younger one.
             self.remember(tx_id.clone(), Decision::Abort);
-            out.push(Action::Send { to: from, msg: refusal(&tx_id, one_phase, AbortReason::LockConflict) });
+            out.push(Action::Send {
+                to: from,
+                msg: refusal(&tx_id, one_phase, AbortReason::LockConflict),
+            });
             return;
         }
         let deadline_us = now_us.saturating_add(self.config.lock_wait_us);
-        let tx = Tx { ts, ops, peer: from, one_phase, phase: Phase::Waiting { deadline_us } };
+        let tx = Tx {
+            ts,
+            ops,
+            peer: from,
+            one_phase,
+            phase: Phase::Waiting { deadline_us },
+        };
         self.txs.insert(tx_id.clone(), tx);
         self.waiting.insert((ts, tx_id));
         self.grant_waiting(now_us, out);
     }
 
     fn validate(&self, ops: &[Op]) -> Result<(), AbortReason> {
-        let bad_delta = |op: &Op| op.delta_cents == 0 || op.delta_cents.unsigned_abs() > AMOUNT_CENTS_MAX as u64;
+        let bad_delta = |op: &Op| {
+            op.delta_cents == 0 || op.delta_cents.unsigned_abs() > AMOUNT_CENTS_MAX as u64
+        };
         if ops.is_empty() || ops.len() > OPS_PER_TX_MAX || ops.iter().any(bad_delta) {
             return Err(AbortReason::InvalidRequest);
         }
-        if ops.iter().any(|op| !self.balances.contains_key(&op.account)) {
+        if ops
+            .iter()
+            .any(|op| !self.balances.contains_key(&op.account))
+        {
             return Err(AbortReason::UnknownAccount);
         }
         Ok(())
@@ -491,7 +655,9 @@ impl Participant {
         let mut reserved: BTreeSet<AccountId> = BTreeSet::new();
         let queue: Vec<(u64, TxId)> = self.waiting.iter().cloned().collect();
         for (ts, tx_id) in queue {
-            let Some(tx) = self.txs.get(&tx_id) else { continue };
+            let Some(tx) = self.txs.get(&tx_id) else {
+                continue;
+            };
             let free = tx.ops.iter().all(|op| {
                 let holder = self.locks.get(&op.account);
                 (holder.is_none() || holder == Some(&tx_id)) && !reserved.contains(&op.account)
@@ -512,13 +678,18 @@ impl Participant {
     /// All locks of `tx_id` are held: check funds, then prepare (or, for
     /// one-phase, apply at once).
     fn locked(&mut self, now_us: u64, tx_id: TxId, out: &mut Vec<Action>) {
-        let Some(tx) = self.txs.get(&tx_id) else { return };
+        let Some(tx) = self.txs.get(&tx_id) else {
+            return;
+        };
         let (peer, one_phase, ops, ts) = (tx.peer, tx.one_phase, tx.ops.clone(), tx.ts);
         if let Err(reason) = self.check_funds(&ops) {
             self.txs.remove(&tx_id);
             self.unlock(&tx_id, &ops);
             self.remember(tx_id.clone(), Decision::Abort);
-            out.push(Action::Send { to: peer, msg: refusal(&tx_id, one_phase, reason) });
+            out.push(Action::Send {
+                to: peer,
+                msg: refusal(&tx_id, one_phase, reason),
+            });
             // The released locks may let others in; the caller's loop (or the
             // next release) grants them.
             return;
@@ -531,22 +702,55 @@ impl Participant {
                 panic!("applying a checked one-phase transaction failed: {e}");
             }
             self.remember(tx_id.clone(), Decision::Commit);
-            let seq = self.persist(ParticipantRecord::Committed { tx_id: tx_id.clone(), ops }, true, out);
-            let msg = Reply::Outcome { tx_id, decision: Decision::Commit, reason: None };
+            let seq = self.persist(
+                ParticipantRecord::Committed {
+                    tx_id: tx_id.clone(),
+                    ops,
+                },
+                true,
+                out,
+            );
+            let msg = Reply::Outcome {
+                tx_id,
+                decision: Decision::Commit,
+                reason: None,
+            };
             self.send_when_durable(seq, Action::Send { to: peer, msg }, out);
             return;
         }
-        let record = ParticipantRecord::Prepared { tx_id: tx_id.clone(), ts, ops };
+        let record = ParticipantRecord::Prepared {
+            tx_id: tx_id.clone(),
+            ts,
+            ops,
+        };
         let seq = self.persist(record, true, out);
         if let Some(tx) = self.txs.get_mut(&tx_id) {
-            tx.phase = Phase::Prepared { seq, since_us: now_us };
+            tx.phase = Phase::Prepared {
+                seq,
+                since_us: now_us,
+            };
         }
         if self.armed_crash == Some(ParticipantCrashPoint::AfterPrepareLogged) {
             self.armed_crash = None;
-            self.send_when_durable(seq, Action::Crash(ParticipantCrashPoint::AfterPrepareLogged), out);
+            self.send_when_durable(
+                seq,
+                Action::Crash(ParticipantCrashPoint::AfterPrepareLogged),
+                out,
+            );
         }
-        let vote = Reply::Vote { tx_id, vote: Vote::Ready, reason: None };
-        self.send_when_durable(seq, Action::Send { to: peer, msg: vote }, out);
+        let vote = Reply::Vote {
+            tx_id,
+            vote: Vote::Ready,
+            reason: None,
+        };
+        self.send_when_durable(
+            seq,
+            Action::Send {
+                to: peer,
+                msg: vote,
+            },
+            out,
+        );
     }
 
     /// Checks the balance after every op, in order, exactly as `apply` will
@@ -555,8 +759,12 @@ impl Participant {
     fn check_funds(&self, ops: &[Op]) -> Result<(), AbortReason> {
         let mut after: BTreeMap<&AccountId, i64> = BTreeMap::new();
         for op in ops {
-            let balance = after.entry(&op.account).or_insert_with(|| self.balances.get(&op.account).copied().unwrap_or(0));
-            *balance = balance.checked_add(op.delta_cents).ok_or(AbortReason::InvalidRequest)?;
+            let balance = after
+                .entry(&op.account)
+                .or_insert_with(|| self.balances.get(&op.account).copied().unwrap_or(0));
+            *balance = balance
+                .checked_add(op.delta_cents)
+                .ok_or(AbortReason::InvalidRequest)?;
             if *balance < 0 {
                 return Err(AbortReason::InsufficientFunds);
             }
@@ -574,17 +782,25 @@ impl Participant {
             self.send_after_latest(from, Reply::Ack { tx_id, decision }, out);
             return;
         }
-        let prepared = matches!(self.txs.get(&tx_id).map(|t| &t.phase), Some(Phase::Prepared { .. }));
+        let prepared = matches!(
+            self.txs.get(&tx_id).map(|t| &t.phase),
+            Some(Phase::Prepared { .. })
+        );
         if !prepared {
             let message = if self.txs.contains_key(&tx_id) {
                 format!("commit for {tx_id} before it was prepared here")
             } else {
                 format!("commit for {tx_id}, which this node never prepared")
             };
-            out.push(Action::Send { to: from, msg: Reply::Error { message } });
+            out.push(Action::Send {
+                to: from,
+                msg: Reply::Error { message },
+            });
             return;
         }
-        let Some(tx) = self.txs.remove(&tx_id) else { return };
+        let Some(tx) = self.txs.remove(&tx_id) else {
+            return;
+        };
         self.unlock(&tx_id, &tx.ops);
         if let Err(e) = self.apply(&tx_id, &tx.ops) {
             // A prepared transaction holds its locks and was checked: only a
@@ -593,12 +809,26 @@ impl Participant {
         }
         self.remember(tx_id.clone(), Decision::Commit);
         self.drop_held_votes(&tx_id);
-        let seq = self.persist(ParticipantRecord::Committed { tx_id: tx_id.clone(), ops: tx.ops }, true, out);
+        let seq = self.persist(
+            ParticipantRecord::Committed {
+                tx_id: tx_id.clone(),
+                ops: tx.ops,
+            },
+            true,
+            out,
+        );
         if self.armed_crash == Some(ParticipantCrashPoint::AfterCommitApplied) {
             self.armed_crash = None;
-            self.send_when_durable(seq, Action::Crash(ParticipantCrashPoint::AfterCommitApplied), out);
+            self.send_when_durable(
+                seq,
+                Action::Crash(ParticipantCrashPoint::AfterCommitApplied),
+                out,
+            );
         }
-        let ack = Reply::Ack { tx_id, decision: Decision::Commit };
+        let ack = Reply::Ack {
+            tx_id,
+            decision: Decision::Commit,
+        };
         self.send_when_durable(seq, Action::Send { to: from, msg: ack }, out);
         self.grant_waiting(now_us, out);
     }
@@ -620,24 +850,51 @@ impl Participant {
                 // Presumed abort: not forced. If it is lost in a crash,
                 // the transaction comes back in doubt and the coordinator
                 // (having no commit record) says abort again.
-                self.persist(ParticipantRecord::Aborted { tx_id: tx_id.clone() }, false, out);
+                self.persist(
+                    ParticipantRecord::Aborted {
+                        tx_id: tx_id.clone(),
+                    },
+                    false,
+                    out,
+                );
             }
         }
         self.remember(tx_id.clone(), Decision::Abort);
-        out.push(Action::Send { to: from, msg: Reply::Ack { tx_id, decision: Decision::Abort } });
+        out.push(Action::Send {
+            to: from,
+            msg: Reply::Ack {
+                tx_id,
+                decision: Decision::Abort,
+            },
+        });
         self.grant_waiting(now_us, out);
     }
 
     /// A `commit` (`Commit`) or `rollback` (`Abort`) for a transaction
     /// decided heuristically here: ack if it agrees, name the mismatch if
     /// not. Returns false if `tx_id` has no heuristic decision.
-    fn answer_heuristic(&mut self, from: PeerId, tx_id: &TxId, coordinator: Decision, out: &mut Vec<Action>) -> bool {
+    fn answer_heuristic(
+        &mut self,
+        from: PeerId,
+        tx_id: &TxId,
+        coordinator: Decision,
+        out: &mut Vec<Action>,
+    ) -> bool {
         let node = self.config.node.clone();
-        let Some(h) = self.heuristics.get_mut(tx_id) else { return false };
+        let Some(h) = self.heuristics.get_mut(tx_id) else {
+            return false;
+        };
         h.coordinator_decision = Some(coordinator);
         let forced = h.decision;
         if forced == coordinator {
-            self.send_after_latest(from, Reply::Ack { tx_id: tx_id.clone(), decision: forced }, out);
+            self.send_after_latest(
+                from,
+                Reply::Ack {
+                    tx_id: tx_id.clone(),
+                    decision: forced,
+                },
+                out,
+            );
         } else {
             let effect = match forced {
                 Decision::Commit => "its operations were applied here",
@@ -649,18 +906,33 @@ impl Participant {
                 decision_word(forced),
                 decision_name(coordinator),
             );
-            out.push(Action::Send { to: from, msg: Reply::Error { message } });
+            out.push(Action::Send {
+                to: from,
+                msg: Reply::Error { message },
+            });
         }
         true
     }
 
     /// An operator forces the outcome of an in-doubt transaction.
-    fn on_heuristic(&mut self, now_us: u64, from: PeerId, tx_id: TxId, decision: Decision, out: &mut Vec<Action>) {
+    fn on_heuristic(
+        &mut self,
+        now_us: u64,
+        from: PeerId,
+        tx_id: TxId,
+        decision: Decision,
+        out: &mut Vec<Action>,
+    ) {
         match self.check_heuristic(&tx_id, decision) {
-            Err(message) => out.push(Action::Send { to: from, msg: Reply::Error { message } }),
+            Err(message) => out.push(Action::Send {
+                to: from,
+                msg: Reply::Error { message },
+            }),
             Ok(true) => self.send_after_latest(from, Reply::Ack { tx_id, decision }, out),
             Ok(false) => {
-                let Some(tx) = self.txs.remove(&tx_id) else { return };
+                let Some(tx) = self.txs.remove(&tx_id) else {
+                    return;
+                };
                 self.unlock(&tx_id, &tx.ops);
                 if decision == Decision::Commit {
                     if let Err(e) = self.apply(&tx_id, &tx.ops) {
@@ -671,9 +943,20 @@ impl Participant {
                 self.remember(tx_id.clone(), decision);
                 self.drop_held_votes(&tx_id);
                 self.keep_heuristic(tx_id.clone(), decision, tx.ops.clone());
-                let record = ParticipantRecord::Heuristic { tx_id: tx_id.clone(), decision, ops: tx.ops };
+                let record = ParticipantRecord::Heuristic {
+                    tx_id: tx_id.clone(),
+                    decision,
+                    ops: tx.ops,
+                };
                 let seq = self.persist(record, true, out);
-                self.send_when_durable(seq, Action::Send { to: from, msg: Reply::Ack { tx_id, decision } }, out);
+                self.send_when_durable(
+                    seq,
+                    Action::Send {
+                        to: from,
+                        msg: Reply::Ack { tx_id, decision },
+                    },
+                    out,
+                );
                 self.grant_waiting(now_us, out);
             }
         }
@@ -692,7 +975,10 @@ impl Participant {
             if h.decision == decision {
                 return Ok(true);
             }
-            return Err(format!("{tx_id} was already heuristically {} on node {node}", decision_word(h.decision)));
+            return Err(format!(
+                "{tx_id} was already heuristically {} on node {node}",
+                decision_word(h.decision)
+            ));
         }
         if let Some(done) = self.outcomes.get(tx_id) {
             return Err(format!(
@@ -720,7 +1006,11 @@ impl Participant {
     }
 
     fn keep_heuristic(&mut self, tx_id: TxId, decision: Decision, ops: Vec<Op>) {
-        let heuristic = Heuristic { decision, ops, coordinator_decision: None };
+        let heuristic = Heuristic {
+            decision,
+            ops,
+            coordinator_decision: None,
+        };
         if self.heuristics.insert(tx_id.clone(), heuristic).is_none() {
             self.heuristic_order.push(tx_id);
         }
@@ -756,7 +1046,10 @@ impl Participant {
             if let Some(tx) = self.txs.remove(&tx_id) {
                 // Not voted yet: a unilateral abort is allowed.
                 self.remember(tx_id.clone(), Decision::Abort);
-                out.push(Action::Send { to: tx.peer, msg: refusal(&tx_id, tx.one_phase, AbortReason::LockConflict) });
+                out.push(Action::Send {
+                    to: tx.peer,
+                    msg: refusal(&tx_id, tx.one_phase, AbortReason::LockConflict),
+                });
             }
         }
         self.grant_waiting(now_us, out);
@@ -775,7 +1068,13 @@ impl Participant {
             if let Some(tx) = self.txs.remove(&tx_id) {
                 self.unlock(&tx_id, &tx.ops);
                 self.drop_held_votes(&tx_id);
-                self.persist(ParticipantRecord::Aborted { tx_id: tx_id.clone() }, false, out);
+                self.persist(
+                    ParticipantRecord::Aborted {
+                        tx_id: tx_id.clone(),
+                    },
+                    false,
+                    out,
+                );
                 self.remember(tx_id, Decision::Abort);
             }
         }
@@ -784,11 +1083,18 @@ impl Participant {
     fn apply(&mut self, tx_id: &TxId, ops: &[Op]) -> Result<(), String> {
         for op in ops {
             let kept = ledger_entries_kept_per_account(self.balances.len());
-            let balance =
-                self.balances.get_mut(&op.account).ok_or_else(|| format!("unknown account {}", op.account))?;
-            let after = balance.checked_add(op.delta_cents).ok_or("balance overflow")?;
+            let balance = self
+                .balances
+                .get_mut(&op.account)
+                .ok_or_else(|| format!("unknown account {}", op.account))?;
+            let after = balance
+                .checked_add(op.delta_cents)
+                .ok_or("balance overflow")?;
             if after < 0 {
-                return Err(format!("account {} would go negative ({after} cents)", op.account));
+                return Err(format!(
+                    "account {} would go negative ({after} cents)",
+                    op.account
+                ));
             }
             *balance = after;
             // Every account has a ledger from the start; no key is copied.
@@ -797,7 +1103,11 @@ impl Participant {
                 None => self.ledgers.entry(op.account.clone()).or_default(),
             };
             let ledger = Arc::make_mut(ledger);
-            ledger.push_back(LedgerEntry { tx_id: tx_id.clone(), delta_cents: op.delta_cents, balance_cents: after });
+            ledger.push_back(LedgerEntry {
+                tx_id: tx_id.clone(),
+                delta_cents: op.delta_cents,
+                balance_cents: after,
+            });
             while ledger.len() > kept {
                 ledger.pop_front();
             }
@@ -859,11 +1169,19 @@ impl Participant {
     }
 
     pub fn balances(&self) -> Vec<AccountBalance> {
-        self.balances.iter().map(|(id, b)| AccountBalance { id: id.clone(), balance_cents: *b }).collect()
+        self.balances
+            .iter()
+            .map(|(id, b)| AccountBalance {
+                id: id.clone(),
+                balance_cents: *b,
+            })
+            .collect()
     }
 
     pub fn ledger(&self, account: &str) -> Option<Vec<LedgerEntry>> {
-        self.ledgers.get(account).map(|l| l.iter().cloned().collect())
+        self.ledgers
+            .get(account)
+            .map(|l| l.iter().cloned().collect())
     }
 
     /// Transactions that voted (or will vote, once durable) `ready` and wait
@@ -946,8 +1264,16 @@ fn reason_for(decision: Decision) -> Option<AbortReason> {
 
 fn refusal(tx_id: &TxId, one_phase: bool, reason: AbortReason) -> Reply {
     if one_phase {
-        Reply::Outcome { tx_id: tx_id.clone(), decision: Decision::Abort, reason: Some(reason) }
+        Reply::Outcome {
+            tx_id: tx_id.clone(),
+            decision: Decision::Abort,
+            reason: Some(reason),
+        }
     } else {
-        Reply::Vote { tx_id: tx_id.clone(), vote: Vote::Abort, reason: Some(reason) }
+        Reply::Vote {
+            tx_id: tx_id.clone(),
+            vote: Vote::Abort,
+            reason: Some(reason),
+        }
     }
 }

@@ -20,7 +20,11 @@ pub enum ParticipantRecord {
     Aborted { tx_id: TxId },
     /// An operator forced the outcome of a prepared (in-doubt) transaction:
     /// a heuristic decision. Forced; `ops` were applied if `commit`.
-    Heuristic { tx_id: TxId, decision: Decision, ops: Vec<Op> },
+    Heuristic {
+        tx_id: TxId,
+        decision: Decision,
+        ops: Vec<Op>,
+    },
     /// Everything durable, written as the first record of a rewritten log.
     Checkpoint(Box<ParticipantCheckpoint>),
 }
@@ -60,13 +64,22 @@ impl<'a> ParticipantCheckpointRef<'a> {
         outcomes: Vec<(&'a TxId, Decision)>,
         heuristics: Vec<(&'a TxId, Decision, &'a [Op])>,
     ) -> Self {
-        ParticipantCheckpointRef { rec: "checkpoint", accounts, ledgers, prepared, outcomes, heuristics }
+        ParticipantCheckpointRef {
+            rec: "checkpoint",
+            accounts,
+            ledgers,
+            prepared,
+            outcomes,
+            heuristics,
+        }
     }
 
     pub fn encode(&self) -> Vec<u8> {
         // Sized up front, as for the coordinator's checkpoint.
         let entries: usize = self.ledgers.iter().map(|(_, e)| e.len()).sum();
-        let mut out = Vec::with_capacity(entries * 64 + self.outcomes.len() * 40 + self.accounts.len() * 32 + 64);
+        let mut out = Vec::with_capacity(
+            entries * 64 + self.outcomes.len() * 40 + self.accounts.len() * 32 + 64,
+        );
         serde_json::to_writer(&mut out, self).expect("log records always serialise");
         out
     }
@@ -78,14 +91,24 @@ impl<'a> ParticipantCheckpointRef<'a> {
 pub enum CoordinatorRecord {
     /// The commit decision. Forced before any `commit` is sent: this record
     /// *is* the commit point of the transaction.
-    Commit { tx_id: TxId, ts: u64, request: TransferRequest, legs: Vec<Leg> },
+    Commit {
+        tx_id: TxId,
+        ts: u64,
+        request: TransferRequest,
+        legs: Vec<Leg>,
+    },
     /// Every node acknowledged the commit; the transaction can be forgotten.
     /// Written lazily (not forced).
     End { tx_id: TxId },
     /// Outcome of an aborted or one-phase transaction, for history and for
     /// answering a repeated client `tx_id`. Not forced: after a crash, a
     /// transaction without a `Commit` record is aborted anyway (presumed abort).
-    Finished { tx_id: TxId, request: TransferRequest, decision: Decision, reason: Option<AbortReason> },
+    Finished {
+        tx_id: TxId,
+        request: TransferRequest,
+        decision: Decision,
+        reason: Option<AbortReason>,
+    },
     /// Everything still needed, written as the first record of a rewritten log.
     Checkpoint(Box<CoordinatorCheckpoint>),
 }
@@ -119,13 +142,19 @@ impl<'a> CoordinatorCheckpointRef<'a> {
         outcomes: Vec<(&'a TxId, &'a TransferRequest, Decision, Option<AbortReason>)>,
         ts_max: u64,
     ) -> Self {
-        CoordinatorCheckpointRef { rec: "checkpoint", pending_commits, outcomes, ts_max }
+        CoordinatorCheckpointRef {
+            rec: "checkpoint",
+            pending_commits,
+            outcomes,
+            ts_max,
+        }
     }
 
     pub fn encode(&self) -> Vec<u8> {
         // Sized up front (about 80 bytes per outcome): growing a buffer of
         // megabytes by doubling copies it and faults in fresh pages each time.
-        let mut out = Vec::with_capacity(self.outcomes.len() * 96 + self.pending_commits.len() * 320 + 64);
+        let mut out =
+            Vec::with_capacity(self.outcomes.len() * 96 + self.pending_commits.len() * 320 + 64);
         serde_json::to_writer(&mut out, self).expect("log records always serialise");
         out
     }

@@ -54,7 +54,13 @@ pub struct Remembered<V> {
 impl<V: Clone> Remembered<V> {
     /// Keeps at most `kept_max` values (at least one).
     pub fn new(kept_max: usize) -> Remembered<V> {
-        Remembered { chunks: VecDeque::new(), index: HashMap::new(), base: 0, len: 0, kept_max: kept_max.max(1) }
+        Remembered {
+            chunks: VecDeque::new(),
+            index: HashMap::new(),
+            base: 0,
+            len: 0,
+            kept_max: kept_max.max(1),
+        }
     }
 
     /// The chunk and the offset in it of absolute position `at`.
@@ -82,14 +88,19 @@ impl<V: Clone> Remembered<V> {
     pub fn insert(&mut self, tx_id: TxId, value: V) -> Option<V> {
         if let Some(&at) = self.index.get(&tx_id) {
             if let Some((chunk, offset)) = self.locate(at) {
-                if let Some(entry) = self.chunks.get_mut(chunk).and_then(|c| Arc::make_mut(c).get_mut(offset)) {
+                if let Some(entry) = self
+                    .chunks
+                    .get_mut(chunk)
+                    .and_then(|c| Arc::make_mut(c).get_mut(offset))
+                {
                     return Some(std::mem::replace(&mut entry.1, value));
                 }
             }
         }
         let at = self.base + self.len as u64;
         if at.is_multiple_of(CHUNK) || self.chunks.is_empty() {
-            self.chunks.push_back(Arc::new(VecDeque::with_capacity(CHUNK as usize)));
+            self.chunks
+                .push_back(Arc::new(VecDeque::with_capacity(CHUNK as usize)));
         }
         self.index.insert(tx_id.clone(), at);
         if let Some(last) = self.chunks.back_mut() {
@@ -103,7 +114,9 @@ impl<V: Clone> Remembered<V> {
     }
 
     fn evict_oldest(&mut self) {
-        let Some(first) = self.chunks.front_mut() else { return };
+        let Some(first) = self.chunks.front_mut() else {
+            return;
+        };
         if let Some((old, _)) = Arc::make_mut(first).pop_front() {
             self.index.remove(&old);
             self.len -= 1;
@@ -130,14 +143,19 @@ impl<V: Clone> Remembered<V> {
     }
 
     pub fn oldest_first(&self) -> impl Iterator<Item = (&TxId, &V)> {
-        self.chunks.iter().flat_map(|c| c.iter()).map(|(id, v)| (id, v))
+        self.chunks
+            .iter()
+            .flat_map(|c| c.iter())
+            .map(|(id, v)| (id, v))
     }
 
     /// What is remembered now, kept as it is whatever changes after: cheap
     /// to take (see `chunks`), and `Send`, so a checkpoint can be encoded
     /// from it on another thread while this goes on changing.
     pub fn snapshot(&self) -> RememberedSnapshot<V> {
-        RememberedSnapshot { chunks: self.chunks.iter().cloned().collect() }
+        RememberedSnapshot {
+            chunks: self.chunks.iter().cloned().collect(),
+        }
     }
 }
 
@@ -149,13 +167,18 @@ pub struct RememberedSnapshot<V> {
 
 impl<V> RememberedSnapshot<V> {
     pub fn oldest_first(&self) -> impl Iterator<Item = (&TxId, &V)> {
-        self.chunks.iter().flat_map(|c| c.iter()).map(|(id, v)| (id, v))
+        self.chunks
+            .iter()
+            .flat_map(|c| c.iter())
+            .map(|(id, v)| (id, v))
     }
 }
 
 impl<V: PartialEq + Clone> PartialEq for Remembered<V> {
     fn eq(&self, other: &Self) -> bool {
-        self.kept_max == other.kept_max && self.len == other.len && self.oldest_first().eq(other.oldest_first())
+        self.kept_max == other.kept_max
+            && self.len == other.len
+            && self.oldest_first().eq(other.oldest_first())
     }
 }
 
@@ -205,7 +228,10 @@ mod tests {
         assert_eq!(r.len(), kept);
         assert!(ages.windows(2).all(|w| w[0] + 1 == w[1]), "oldest first");
         assert_eq!(r.index.len(), kept);
-        assert!(r.chunks.len() <= kept / CHUNK as usize + 2, "evicted chunks are dropped");
+        assert!(
+            r.chunks.len() <= kept / CHUNK as usize + 2,
+            "evicted chunks are dropped"
+        );
 
         // Remembering an id again replaces it in place (it does not get younger).
         let id = format!("t{}", extra + 1);
@@ -241,12 +267,17 @@ mod tests {
         }
         let middle = before[CHUNK as usize].0.clone();
         assert!(r.insert(middle.clone(), 777).is_some());
-        let seen: Vec<(String, i64)> = snapshot.oldest_first().map(|(k, v)| (k.clone(), *v)).collect();
+        let seen: Vec<(String, i64)> = snapshot
+            .oldest_first()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
         assert_eq!(seen, before);
         assert_eq!(r.get(&middle), Some(&777));
         assert_eq!(r.get("new9"), Some(&-9));
         assert_eq!(r.len(), kept);
-        let moved = std::thread::spawn(move || snapshot.oldest_first().count()).join().expect("no panic");
+        let moved = std::thread::spawn(move || snapshot.oldest_first().count())
+            .join()
+            .expect("no panic");
         assert_eq!(moved, before.len());
         r.clear();
         assert!(r.is_empty());

@@ -10,7 +10,9 @@ use clap::Parser;
 use system_tests::chaos::{run, ChaosConfig};
 
 #[derive(Parser)]
-#[command(about = "Transfers under random kill -9, coordinator crashes and link faults, then a money audit")]
+#[command(
+    about = "Transfers under random kill -9, coordinator crashes and link faults, then a money audit"
+)]
 struct Args {
     /// How long the faults and the clients run.
     #[arg(long, default_value_t = 300)]
