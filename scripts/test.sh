@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Every test, in layers, fastest first: the pure protocol and codecs, the
-# seeded simulation and the model checker, real processes (kill -9, chaos),
-# the dashboard's unit tests, then the dashboard in headless Chromium.
+# Every test, in layers, fastest first: formatting and lints, the pure
+# protocol and codecs, the seeded simulation and the model checker, real
+# processes (kill -9, chaos), the dashboard's unit tests, then the
+# dashboard in headless Chromium.
 # Installs whatever tool is missing first (once; a re-run skips them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +14,10 @@ export TRUNK_SKIP_VERSION_CHECK=true
 export CHROMEDRIVER=/usr/bin/chromedriver
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+step "lint: formatting (rustfmt) and clippy, warnings are errors"
+cargo fmt --check
+cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 step "build: coordinator, participant, dashboard"
 cargo build -p backend -p participant
