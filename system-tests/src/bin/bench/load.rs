@@ -69,17 +69,43 @@ pub struct Tally {
     pub aborted: BTreeMap<String, u64>,
     pub errors: BTreeMap<String, u64>,
     pub latencies_us: Vec<u32>,
+    /// By the second of the measured window in which each transfer started.
+    pub seconds: Vec<Second>,
 }
 
+/// The transfers that started in one second of the measured window.
+#[derive(Default, Clone, Copy)]
+pub struct Second {
+    pub committed: u64,
+    /// Aborted or without an outcome.
+    pub failed: u64,
+    pub max_us: u32,
+    /// How many took at least [`SLOW_US`].
+    pub slow: u64,
+}
+
+/// What the timeline counts as slow: ten times the usual p50 at 64 clients.
+pub const SLOW_US: u32 = 30_000;
+
 impl Tally {
-    fn record(&mut self, outcome: &Outcome, latency: Duration) {
+    fn record(&mut self, outcome: &Outcome, latency: Duration, second: usize) {
         match outcome {
             Outcome::Committed => self.committed += 1,
             Outcome::Aborted(reason) => *self.aborted.entry(reason.clone()).or_default() += 1,
             Outcome::Error(what) => *self.errors.entry(what.clone()).or_default() += 1,
         }
-        self.latencies_us
-            .push(u32::try_from(latency.as_micros()).unwrap_or(u32::MAX));
+        let latency_us = u32::try_from(latency.as_micros()).unwrap_or(u32::MAX);
+        self.latencies_us.push(latency_us);
+        if self.seconds.len() <= second {
+            self.seconds.resize(second + 1, Second::default());
+        }
+        let s = &mut self.seconds[second];
+        match outcome {
+            Outcome::Committed => s.committed += 1,
+            Outcome::Aborted(_) | Outcome::Error(_) => s.failed += 1,
+        }
+        s.max_us = s.max_us.max(latency_us);
+        s.slow += u64::from(latency_us >= SLOW_US);
     }
 
     fn merge(&mut self, other: Tally) {
@@ -91,6 +117,15 @@ impl Tally {
             *self.errors.entry(k).or_default() += v;
         }
         self.latencies_us.extend(other.latencies_us);
+        if self.seconds.len() < other.seconds.len() {
+            self.seconds.resize(other.seconds.len(), Second::default());
+        }
+        for (mine, theirs) in self.seconds.iter_mut().zip(other.seconds) {
+            mine.committed += theirs.committed;
+            mine.failed += theirs.failed;
+            mine.max_us = mine.max_us.max(theirs.max_us);
+            mine.slow += theirs.slow;
+        }
     }
 
     pub fn aborted_total(&self) -> u64 {
@@ -124,6 +159,8 @@ impl Tally {
 pub struct Run {
     /// Transfers started in the measured window.
     pub measured: Tally,
+    /// Wall-clock time at the start of the measured window.
+    pub started_at: std::time::SystemTime,
     /// From the end of the warm-up to the last measured completion.
     pub elapsed: Duration,
     /// Every committed transfer, warm-up included (for the audit).
@@ -141,6 +178,7 @@ pub async fn drive<C: Client + 'static>(
     measure: Duration,
 ) -> Run {
     let start = Instant::now() + warmup;
+    let started_at = std::time::SystemTime::now() + warmup;
     let end = start + measure;
     let mut tasks = Vec::new();
     for (i, mut client) in clients.into_iter().enumerate() {
@@ -163,7 +201,8 @@ pub async fn drive<C: Client + 'static>(
                     Outcome::Aborted(_) => {}
                 }
                 if began >= start {
-                    tally.record(&outcome, done - began);
+                    let second = (began - start).as_secs() as usize;
+                    tally.record(&outcome, done - began, second);
                     last_done = last_done.max(done);
                 }
             }
@@ -172,6 +211,7 @@ pub async fn drive<C: Client + 'static>(
     }
     let mut run = Run {
         measured: Tally::default(),
+        started_at,
         elapsed: Duration::ZERO,
         committed_all: 0,
         errors_all: 0,

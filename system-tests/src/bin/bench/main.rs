@@ -93,6 +93,11 @@ struct Args {
     /// Each transfer moves 1 to this many cents.
     #[arg(long, default_value_t = 100)]
     amount_cents_max: i64,
+    /// Also print each second of the run: transfers, slow ones, the worst
+    /// latency, with the wall-clock time to match the cluster's logs
+    /// (`TEST_RUST_LOG=info`).
+    #[arg(long)]
+    timeline: bool,
 }
 
 fn main() -> ExitCode {
@@ -173,6 +178,8 @@ struct Report {
     nodes: u16,
     accounts_per_node: u32,
     clients: usize,
+    /// Print the per-second timeline too.
+    timeline: bool,
     run: Run,
     /// (process, forces per committed transfer)
     forces: Vec<(String, f64)>,
@@ -269,6 +276,9 @@ impl Report {
             "CPU us per committed transfer: {} (total {total:.0})",
             cpu.join(", ")
         );
+        if self.timeline {
+            out.push_str(&timeline(&self.run));
+        }
         match &self.invariants {
             Ok(what) => {
                 let _ = writeln!(out, "invariants: OK ({what})");
@@ -279,6 +289,38 @@ impl Report {
         }
         out
     }
+}
+
+/// One line per second of the measured window, by the second each transfer
+/// started in: a stall shows as a second with few transfers and a large
+/// worst latency, and its UTC time finds it in the cluster's logs.
+fn timeline(run: &Run) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "timeline (UTC, by start second): transfers, failed, >= {} ms, worst ms",
+        load::SLOW_US / 1000
+    );
+    let start_s = run
+        .started_at
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    for (i, s) in run.measured.seconds.iter().enumerate() {
+        let t = (start_s + i as u64) % 86_400;
+        let _ = writeln!(
+            out,
+            "  {:02}:{:02}:{:02}  {:>7}  {:>5}  {:>5}  {:>8.1}",
+            t / 3600,
+            t / 60 % 60,
+            t % 60,
+            s.committed + s.failed,
+            s.failed,
+            s.slow,
+            f64::from(s.max_us) / 1000.0
+        );
+    }
+    out
 }
 
 fn table(reports: &[Report]) -> String {
@@ -532,6 +574,7 @@ async fn run_http(args: &Args) -> anyhow::Result<Report> {
         nodes: args.nodes,
         accounts_per_node: per_node,
         clients: args.clients,
+        timeline: args.timeline,
         run,
         forces,
         cpu_us,
@@ -652,6 +695,7 @@ async fn run_direct(args: &Args) -> anyhow::Result<Report> {
         nodes: args.nodes,
         accounts_per_node: per_node,
         clients: args.clients,
+        timeline: args.timeline,
         run,
         forces,
         cpu_us,
