@@ -439,8 +439,13 @@ fn routes_in_source() -> BTreeSet<(String, String)> {
         }
         let source = std::fs::read_to_string(&path).expect("a readable source file");
         let mut rest = source.as_str();
-        while let Some(at) = rest.find(".route(\"") {
-            rest = &rest[at + ".route(\"".len()..];
+        // `.route("/path", ...)`, however rustfmt wraps it.
+        while let Some(at) = rest.find(".route(") {
+            rest = rest[at + ".route(".len()..].trim_start();
+            let Some(after_quote) = rest.strip_prefix('"') else {
+                continue;
+            };
+            rest = after_quote;
             let end = rest.find('"').expect("a closed string");
             let route = rest[..end].to_string();
             // The handler expression: up to the `)` that closes `.route(`.
