@@ -182,6 +182,7 @@ impl Engine {
         }
         let mut machine = Coordinator::recover(coordinator_config(&app), &records);
         machine.set_faults(app.demo_faults());
+        machine.reserve_remembered_outcomes();
         let pending = machine.active().len();
         tracing::info!(
             records = records.len(),
@@ -458,7 +459,7 @@ impl Engine {
     }
 
     /// Rewrites the log as one checkpoint record once it is big enough: at
-    /// least `--log-checkpoint-bytes` (`LOG_CHECKPOINT_BYTES`), and at least twice the last checkpoint,
+    /// least `--log-checkpoint-bytes` (`LOG_CHECKPOINT_BYTES`), and `LOG_CHECKPOINT_GROWTH` times the last checkpoint,
     /// so that a big checkpoint (many remembered outcomes) does not make
     /// every turn rewrite the log again.
     fn maybe_checkpoint(&mut self) {
@@ -474,13 +475,12 @@ impl Engine {
             }
             return;
         }
-        // At least twice the last checkpoint (0 before the first one).
-        self.checkpoint_at_bytes = self
-            .app
-            .config
-            .args
-            .log_checkpoint_bytes
-            .max(self.writer.checkpoint_bytes().saturating_mul(2));
+        // A few times the last checkpoint (0 before the first one).
+        self.checkpoint_at_bytes = self.app.config.args.log_checkpoint_bytes.max(
+            self.writer
+                .checkpoint_bytes()
+                .saturating_mul(shared::limits::LOG_CHECKPOINT_GROWTH),
+        );
         if self.writer.size_bytes() < self.checkpoint_at_bytes {
             return;
         }

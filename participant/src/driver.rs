@@ -80,8 +80,8 @@ pub struct Driver {
 struct CheckpointPolicy {
     bytes_min: u64,
     /// Log size that triggers the next checkpoint: at least `bytes_min`, and
-    /// at least twice the last checkpoint, so a big state does not make every
-    /// write a checkpoint.
+    /// `LOG_CHECKPOINT_GROWTH` times the last checkpoint, so a big state does
+    /// not make every write a checkpoint.
     at_bytes: u64,
 }
 
@@ -291,11 +291,12 @@ impl Driver {
             }
             return Ok(());
         }
-        // At least twice the last checkpoint (0 before the first one).
-        self.checkpoint.at_bytes = self
-            .checkpoint
-            .bytes_min
-            .max(writer.checkpoint_bytes().saturating_mul(2));
+        // A few times the last checkpoint (0 before the first one).
+        self.checkpoint.at_bytes = self.checkpoint.bytes_min.max(
+            writer
+                .checkpoint_bytes()
+                .saturating_mul(shared::limits::LOG_CHECKPOINT_GROWTH),
+        );
         let size_bytes = writer.size_bytes();
         if size_bytes <= self.checkpoint.at_bytes {
             return Ok(());

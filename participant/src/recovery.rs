@@ -95,6 +95,7 @@ pub fn recover(config: &Config) -> Result<Recovered, RecoveryError> {
     }
     // The log keeps no wall-clock times: in-doubt ages count from now.
     participant.set_recovered_since(0);
+    participant.reserve_remembered_outcomes();
     log_recovered(&path, &participant, log_records);
 
     let (durable_tx, durable) = watch::channel(0u64);

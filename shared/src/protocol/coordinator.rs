@@ -1542,6 +1542,14 @@ impl Coordinator {
         seq
     }
 
+    /// Makes room for every outcome it may remember, once, so the index
+    /// never grows (and stalls the process) while it runs; see
+    /// [`Remembered::reserve_all`]. For the processes, not for the model
+    /// checker's many copies.
+    pub fn reserve_remembered_outcomes(&mut self) {
+        self.finished.reserve_all();
+    }
+
     // ----- read-only views -----
 
     pub fn active(&self) -> Vec<ActiveTx> {

@@ -1199,6 +1199,14 @@ impl Participant {
             .collect()
     }
 
+    /// Makes room for every outcome it may remember, once, so the index
+    /// never grows (and stalls the process) while it runs; see
+    /// [`Remembered::reserve_all`]. For the processes, not for the model
+    /// checker's many copies.
+    pub fn reserve_remembered_outcomes(&mut self) {
+        self.outcomes.reserve_all();
+    }
+
     pub fn locked_accounts(&self) -> Vec<AccountId> {
         self.locks.keys().cloned().collect()
     }

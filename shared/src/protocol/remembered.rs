@@ -9,14 +9,22 @@
 //! one comparison. The age queue keeps the order that eviction and
 //! checkpoints need, so nothing ever iterates the index.
 //!
+//! The index holds positions, not ids: each id is stored once (in the age
+//! queue), and each slot keeps its id's hash, so growing or cleaning the
+//! table never reads an id again. The processes size it for `kept_max` at
+//! start ([`Remembered::reserve_all`]), twice over, so it does not grow
+//! while they run.
+//!
 //! Equality and hashing look at the ages and values only (the index is
 //! derived from them), so a machine state stays `Eq + Hash` for the model
 //! checker and two machines that remember the same outcomes in the same
 //! order are equal however many older ones each of them evicted.
 
-use std::collections::{HashMap, VecDeque};
-use std::hash::{Hash, Hasher};
+use std::collections::VecDeque;
+use std::hash::{BuildHasher, Hash, Hasher, RandomState};
 use std::sync::Arc;
+
+use hashbrown::HashTable;
 
 use crate::wire::TxId;
 
@@ -30,6 +38,13 @@ const CHUNK: u64 = 4_096;
 
 type Chunk<V> = Arc<VecDeque<(TxId, V)>>;
 
+/// An index entry: a value's position and its id's hash.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    at: u64,
+    hash: u64,
+}
+
 #[derive(Debug, Clone)]
 pub struct Remembered<V> {
     /// The values oldest first; `chunks[0]` holds the positions from `base`
@@ -42,8 +57,11 @@ pub struct Remembered<V> {
     /// at most the chunks it touches (the newest, the oldest, or the one a
     /// replaced value is in).
     chunks: VecDeque<Chunk<V>>,
-    /// Where each value is, as an absolute position (see `base`).
-    index: HashMap<TxId, u64>,
+    /// Where each value is, as an absolute position (see `base`), with the
+    /// hash of its id.
+    index: HashTable<Slot>,
+    /// Keyed per process (ids come from clients: no crafted collisions).
+    hasher: RandomState,
     /// The absolute position of the oldest value; evicting it moves this
     /// up by one and leaves every other position as it was.
     base: u64,
@@ -56,11 +74,36 @@ impl<V: Clone> Remembered<V> {
     pub fn new(kept_max: usize) -> Remembered<V> {
         Remembered {
             chunks: VecDeque::new(),
-            index: HashMap::new(),
+            index: HashTable::new(),
+            hasher: RandomState::new(),
             base: 0,
             len: 0,
             kept_max: kept_max.max(1),
         }
+    }
+
+    /// Makes room in the index for `kept_max` ids at once, so that it never
+    /// grows while the machine runs. Growing a hash table re-hashes
+    /// everything in it in one go: at half a million and a million
+    /// outcomes that stalled the coordinator's protocol thread for 100 and
+    /// 195 ms (every in-flight transfer waited; seen as the max latency of
+    /// long bench runs). The processes call this once at start; machines
+    /// that are cloned by the thousand (the model checker's) do not.
+    ///
+    /// Room for twice `kept_max`: an index that evicts as it inserts leaves
+    /// some slots marked deleted, and a table without free slots left must
+    /// be rebuilt; at most half full it rarely leaves any, and a rebuild
+    /// (should one come) re-hashes nothing (the slots keep their hashes).
+    /// 16 bytes a slot: 64 MiB for the coordinator's million.
+    pub fn reserve_all(&mut self) {
+        let room = self.kept_max.saturating_mul(2);
+        self.index
+            .reserve(room.saturating_sub(self.index.len()), |slot| slot.hash);
+    }
+
+    /// How many ids the index holds before it has to grow.
+    pub fn index_capacity(&self) -> usize {
+        self.index.capacity()
     }
 
     /// The chunk and the offset in it of absolute position `at`.
@@ -73,20 +116,35 @@ impl<V: Clone> Remembered<V> {
         Some((chunk, usize::try_from(at % CHUNK - first).ok()?))
     }
 
+    fn entry_at(&self, at: u64) -> Option<&(TxId, V)> {
+        let (chunk, offset) = self.locate(at)?;
+        self.chunks.get(chunk)?.get(offset)
+    }
+
+    /// The position of `tx_id`'s value.
+    fn position(&self, tx_id: &str, hash: u64) -> Option<u64> {
+        self.index
+            .find(hash, |slot| {
+                slot.hash == hash && self.entry_at(slot.at).is_some_and(|(id, _)| id == tx_id)
+            })
+            .map(|slot| slot.at)
+    }
+
     pub fn get(&self, tx_id: &str) -> Option<&V> {
-        let (chunk, offset) = self.locate(*self.index.get(tx_id)?)?;
-        self.chunks.get(chunk)?.get(offset).map(|(_, v)| v)
+        let at = self.position(tx_id, self.hasher.hash_one(tx_id))?;
+        self.entry_at(at).map(|(_, v)| v)
     }
 
     pub fn contains_key(&self, tx_id: &str) -> bool {
-        self.index.contains_key(tx_id)
+        self.position(tx_id, self.hasher.hash_one(tx_id)).is_some()
     }
 
     /// Remembers `value` for `tx_id`, evicting the oldest beyond the limit.
     /// An id remembered already keeps its age and gets the new value; the
     /// old one is returned.
     pub fn insert(&mut self, tx_id: TxId, value: V) -> Option<V> {
-        if let Some(&at) = self.index.get(&tx_id) {
+        let hash = self.hasher.hash_one(tx_id.as_str());
+        if let Some(at) = self.position(&tx_id, hash) {
             if let Some((chunk, offset)) = self.locate(at) {
                 if let Some(entry) = self
                     .chunks
@@ -102,7 +160,8 @@ impl<V: Clone> Remembered<V> {
             self.chunks
                 .push_back(Arc::new(VecDeque::with_capacity(CHUNK as usize)));
         }
-        self.index.insert(tx_id.clone(), at);
+        self.index
+            .insert_unique(hash, Slot { at, hash }, |slot| slot.hash);
         if let Some(last) = self.chunks.back_mut() {
             Arc::make_mut(last).push_back((tx_id, value));
         }
@@ -118,7 +177,10 @@ impl<V: Clone> Remembered<V> {
             return;
         };
         if let Some((old, _)) = Arc::make_mut(first).pop_front() {
-            self.index.remove(&old);
+            let (hash, at) = (self.hasher.hash_one(old.as_str()), self.base);
+            if let Ok(slot) = self.index.find_entry(hash, |slot| slot.at == at) {
+                slot.remove();
+            }
             self.len -= 1;
             self.base += 1;
         }
@@ -251,6 +313,43 @@ mod tests {
 
     /// A snapshot keeps what was remembered when it was taken, through
     /// inserts, replacements in place, evictions and a clear after it.
+    #[test]
+    fn a_reserved_index_never_grows() {
+        let kept = CHUNK as usize * 3 + 7;
+        let mut r = Remembered::new(kept);
+        r.insert("before".to_string(), -1);
+        r.reserve_all();
+        // The table's capacity is its ids plus its never-used free slots:
+        // an eviction that leaves a deleted mark uses one up for good, and
+        // once none are left the table is rebuilt (grown, or cleaned in
+        // place), which must not happen. A rebuild would also show as a
+        // jump; one insert and one eviction move it by one at most.
+        let mut capacity = r.index_capacity();
+        assert!(capacity >= 2 * kept, "{capacity} < 2 x {kept}");
+        let mut least_room = usize::MAX;
+        for i in 0..kept as i64 * 20 {
+            r.insert(format!("t{i}"), i);
+            let now = r.index_capacity();
+            assert!(
+                now <= capacity + 1,
+                "rebuilt at insert {i}: {capacity} -> {now}"
+            );
+            capacity = now;
+            least_room = least_room.min(capacity - r.len());
+        }
+        // Twenty times over, and over half the room is still there.
+        assert!(
+            least_room > kept / 2,
+            "free slots left: {least_room} of {kept}"
+        );
+        assert_eq!(r.len(), kept);
+        let unreserved = Remembered::<i64>::new(kept);
+        assert!(
+            unreserved.index_capacity() < kept,
+            "only reserve_all reserves"
+        );
+    }
+
     #[test]
     fn snapshots_do_not_change_with_what_is_remembered() {
         let kept = CHUNK as usize * 2 + 5;
