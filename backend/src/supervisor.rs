@@ -36,6 +36,9 @@ const ADOPT_PROBE_MS: u64 = 1_000;
 /// Pause between looks at a node whose data dir is held by a process that
 /// does not answer yet (see `adopt_or_start`).
 const LOCKED_RETRY_MS: u64 = 100;
+/// How long a start waits for a data dir held by a process that is exiting
+/// (one just killed) before it refuses: one that keeps holding it runs.
+const LOCK_RELEASE_WAIT_MS: u64 = 2_000;
 /// How long an operator's request may take (connect, hello, answer).
 const ADMIN_REQUEST_MS: u64 = 5_000;
 
@@ -64,6 +67,13 @@ pub enum SupervisorError {
     UnknownNode(String),
     #[error("node {0} is already running (pid {1}); crash it first")]
     AlreadyRunning(String, u32),
+    #[error("node {0} is being started already; wait for it")]
+    AlreadyStarting(String),
+    #[error(
+        "node {0}'s data dir {1} is held by another process (most likely node {0} itself, still \
+         running or recovering, but not known to this coordinator); stop that process first"
+    )]
+    DataDirHeld(String, String),
     #[error("node {0} is not running")]
     NotRunning(String),
     #[error(
@@ -190,6 +200,7 @@ impl Supervisor {
     async fn adopt_or_start(&self, node: &str) -> anyhow::Result<()> {
         let data_dir = self.node_config(node)?.data_dir;
         let deadline = Instant::now() + Duration::from_millis(START_TIMEOUT_MS);
+        let mut said_waiting = false;
         loop {
             let candidates: Vec<SocketAddr> =
                 [read_addr_file(&data_dir.join("addr")), self.addr(node)]
@@ -217,10 +228,13 @@ impl Supervisor {
                     data_dir.display()
                 );
             }
-            tracing::info!(
-                node,
-                "its data dir is held by a process that is not listening yet; waiting to adopt it"
-            );
+            if !said_waiting {
+                tracing::info!(
+                    node,
+                    "its data dir is held by a process that is not listening yet; waiting to adopt it"
+                );
+                said_waiting = true;
+            }
             tokio::time::sleep(Duration::from_millis(LOCKED_RETRY_MS)).await;
         }
         self.start(node).await.map_err(|e| anyhow::anyhow!("{e}"))
@@ -251,10 +265,40 @@ impl Supervisor {
     pub async fn start(&self, node: &str) -> Result<(), SupervisorError> {
         self.require_supervised(node)?;
         let cfg = self.node_config(node)?;
-        if let Some(ProcState::Running { pid, .. }) = self.state(node) {
-            return Err(SupervisorError::AlreadyRunning(node.to_string(), pid));
+        // Checked and claimed under one lock: two restarts at once (an
+        // operator's and a supervisor's, say) must not start two processes.
+        // The second would fail on the data dir's lock, but only after
+        // deleting the first one's address file, and a coordinator started
+        // later could then not find (and adopt) the node that runs.
+        {
+            let mut nodes = self.lock();
+            let n = nodes
+                .get_mut(node)
+                .ok_or_else(|| SupervisorError::UnknownNode(node.to_string()))?;
+            match *n.state.borrow() {
+                ProcState::Running { pid, .. } => {
+                    return Err(SupervisorError::AlreadyRunning(node.to_string(), pid))
+                }
+                ProcState::Starting => {
+                    return Err(SupervisorError::AlreadyStarting(node.to_string()))
+                }
+                _ => {}
+            }
+            n.state.send_replace(ProcState::Starting);
         }
-        self.set_state(node, ProcState::Starting);
+        // A process killed a moment ago lets go of the lock as it exits;
+        // one that keeps it is running, and must not get a twin.
+        let held_until = Instant::now() + Duration::from_millis(LOCK_RELEASE_WAIT_MS);
+        while shared::log::file::dir_is_locked(&cfg.data_dir) && Instant::now() < held_until {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if shared::log::file::dir_is_locked(&cfg.data_dir) {
+            self.set_state(node, ProcState::Exited);
+            return Err(SupervisorError::DataDirHeld(
+                node.to_string(),
+                cfg.data_dir.display().to_string(),
+            ));
+        }
         let result = self.spawn(&cfg).await;
         if result.is_err() {
             self.set_state(node, ProcState::Exited);

@@ -429,3 +429,55 @@ async fn a_restarted_coordinator_waits_for_a_node_that_still_holds_its_data_dir(
         (100_000 - 200, 100_000 + 200)
     );
 }
+
+/// Two restarts of a dead node at once (an operator's and a script's, say)
+/// start one process: the other is told so (409). The second start used to
+/// spawn a twin that died on the data dir's lock, after deleting the
+/// running node's address file; a coordinator started later then could
+/// not find the node that held the dir, and gave up after 30 s (a chaos
+/// run, seed 4242, found it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_restarts_at_once_start_one_node_that_a_new_coordinator_adopts() {
+    let mut c = Cluster::start(quick()).await;
+    let (status, body) = c.post("/api/nodes/6001/crash", json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    c.wait_node_status("6001", ComponentStatus::Down).await;
+
+    let (first, second) = tokio::join!(
+        c.post("/api/nodes/6001/restart", json!({})),
+        c.post("/api/nodes/6001/restart", json!({})),
+    );
+    let mut statuses = [first.0, second.0];
+    statuses.sort();
+    assert_eq!(statuses, [200, 409], "{first:?} {second:?}");
+    let refused = if first.0 == 409 { &first.1 } else { &second.1 };
+    let why = refused["error"].as_str().unwrap_or_default();
+    assert!(
+        why.contains("already") || why.contains("held by another process"),
+        "{refused}"
+    );
+    c.wait_all_up().await;
+    let addr_file = c.node_data_dir("6001").join("addr");
+    assert!(
+        addr_file.exists(),
+        "the running node's address file is kept"
+    );
+
+    // A coordinator that did not start the node finds it and adopts it.
+    c.kill_coordinator();
+    let started = Instant::now();
+    c.start_coordinator().await;
+    c.wait_all_up().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "adopted at once, not after the 30 s wait: {:?}",
+        started.elapsed()
+    );
+    let (status, r) = c.transfer_outcome("A", "B", 100, Some("after")).await;
+    assert_eq!((status, r.outcome), (200, Outcome::Committed), "{r:?}");
+    // A restart of a node that runs, which this coordinator did not start
+    // and so cannot stop, is refused without a second process.
+    let (status, body) = c.post("/api/nodes/6001/restart", json!({})).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(addr_file.exists());
+}

@@ -450,6 +450,8 @@ fn supervisor_error(e: SupervisorError) -> ApiError {
     let status = match &e {
         SupervisorError::UnknownNode(_) => StatusCode::NOT_FOUND,
         SupervisorError::AlreadyRunning(..)
+        | SupervisorError::AlreadyStarting(_)
+        | SupervisorError::DataDirHeld(..)
         | SupervisorError::NotRunning(_)
         | SupervisorError::NotSupervised(..) => StatusCode::CONFLICT,
         SupervisorError::Start(_) => StatusCode::INTERNAL_SERVER_ERROR,
