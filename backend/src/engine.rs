@@ -459,7 +459,7 @@ impl Engine {
     }
 
     /// Rewrites the log as one checkpoint record once it is big enough: at
-    /// least `--log-checkpoint-bytes` (`LOG_CHECKPOINT_BYTES`), and `LOG_CHECKPOINT_GROWTH` times the last checkpoint,
+    /// least `--log-checkpoint-bytes` (`LOG_CHECKPOINT_BYTES`), and `COORDINATOR_LOG_CHECKPOINT_GROWTH` times the last checkpoint,
     /// so that a big checkpoint (many remembered outcomes) does not make
     /// every turn rewrite the log again.
     fn maybe_checkpoint(&mut self) {
@@ -479,7 +479,7 @@ impl Engine {
         self.checkpoint_at_bytes = self.app.config.args.log_checkpoint_bytes.max(
             self.writer
                 .checkpoint_bytes()
-                .saturating_mul(shared::limits::LOG_CHECKPOINT_GROWTH),
+                .saturating_mul(shared::limits::COORDINATOR_LOG_CHECKPOINT_GROWTH),
         );
         if self.writer.size_bytes() < self.checkpoint_at_bytes {
             return;

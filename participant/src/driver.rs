@@ -80,7 +80,7 @@ pub struct Driver {
 struct CheckpointPolicy {
     bytes_min: u64,
     /// Log size that triggers the next checkpoint: at least `bytes_min`, and
-    /// `LOG_CHECKPOINT_GROWTH` times the last checkpoint, so a big state does
+    /// `PARTICIPANT_LOG_CHECKPOINT_GROWTH` times the last checkpoint, so a big state does
     /// not make every write a checkpoint.
     at_bytes: u64,
 }
@@ -295,7 +295,7 @@ impl Driver {
         self.checkpoint.at_bytes = self.checkpoint.bytes_min.max(
             writer
                 .checkpoint_bytes()
-                .saturating_mul(shared::limits::LOG_CHECKPOINT_GROWTH),
+                .saturating_mul(shared::limits::PARTICIPANT_LOG_CHECKPOINT_GROWTH),
         );
         let size_bytes = writer.size_bytes();
         if size_bytes <= self.checkpoint.at_bytes {
