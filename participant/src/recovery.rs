@@ -152,6 +152,16 @@ fn warn_if_accounts_differ(config: &Config, participant: &Participant) {
     }
 }
 
+/// The first `ACCOUNTS_LOGGED_MAX` items, then how many more there are.
+fn first_few(items: impl ExactSizeIterator<Item = String>) -> String {
+    let more = items.len().saturating_sub(ACCOUNTS_LOGGED_MAX);
+    let mut shown: Vec<String> = items.take(ACCOUNTS_LOGGED_MAX).collect();
+    if more > 0 {
+        shown.push(format!("and {more} more"));
+    }
+    shown.join(" ")
+}
+
 /// Accounts named in full in the "recovered" line; a node with thousands
 /// (the bench's) gets a count and a total instead of a line of megabytes.
 const ACCOUNTS_LOGGED_MAX: usize = 8;
@@ -159,35 +169,50 @@ const ACCOUNTS_LOGGED_MAX: usize = 8;
 fn log_recovered(path: &Path, participant: &Participant, log_records: u64) {
     let balances = participant.balances();
     let total_cents: i64 = balances.iter().map(|b| b.balance_cents).sum();
-    let mut shown: Vec<String> = balances
-        .iter()
-        .take(ACCOUNTS_LOGGED_MAX)
-        .map(|b| format!("{}={}", b.id, b.balance_cents))
-        .collect();
-    if balances.len() > ACCOUNTS_LOGGED_MAX {
-        shown.push(format!("and {} more", balances.len() - ACCOUNTS_LOGGED_MAX));
-    }
-    let locked = participant.locked_accounts();
-    let mut locked_shown: Vec<String> = locked
-        .iter()
-        .take(ACCOUNTS_LOGGED_MAX)
-        .map(ToString::to_string)
-        .collect();
-    if locked.len() > ACCOUNTS_LOGGED_MAX {
-        locked_shown.push(format!("and {} more", locked.len() - ACCOUNTS_LOGGED_MAX));
-    }
+    let shown = first_few(
+        balances
+            .iter()
+            .map(|b| format!("{}={}", b.id, b.balance_cents)),
+    );
+    let locked_shown = first_few(participant.locked_accounts().into_iter());
     let in_doubt = participant.in_doubt(0);
     tracing::info!(
         log = %path.display(),
         records = log_records,
         accounts = balances.len(),
         total_cents,
-        balances_cents = %shown.join(" "),
+        balances_cents = %shown,
         in_doubt = in_doubt.len(),
-        locked = %locked_shown.join(" "),
+        locked = %locked_shown,
         "recovered"
     );
     for tx in in_doubt {
         tracing::warn!(tx_id = %tx.tx_id, "in doubt: holding its locks until the coordinator decides");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_list_is_cut_with_a_count() {
+        let few = |n: usize| first_few((0..n).map(|i| format!("A{i}")));
+        assert_eq!(few(0), "");
+        assert_eq!(few(2), "A0 A1");
+        assert_eq!(
+            few(ACCOUNTS_LOGGED_MAX),
+            (0..ACCOUNTS_LOGGED_MAX)
+                .map(|i| format!("A{i}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        let long = few(1_000);
+        assert!(long.starts_with("A0 A1 "), "{long}");
+        assert!(
+            long.ends_with(&format!("and {} more", 1_000 - ACCOUNTS_LOGGED_MAX)),
+            "{long}"
+        );
+        assert!(!long.contains("A999"), "{long}");
     }
 }
