@@ -959,16 +959,7 @@ impl Coordinator {
                 return true;
             }
         }
-        self.arm(
-            now_us.saturating_add(self.config.commit_retry_us),
-            TimerKind::CommitRetry,
-            tx_id,
-        );
-        self.arm(
-            now_us.saturating_add(self.config.ack_wait_us),
-            TimerKind::AckWait,
-            tx_id,
-        );
+        self.arm_commit_timers(now_us, tx_id);
         false
     }
 
@@ -1167,16 +1158,7 @@ impl Coordinator {
                 // committed it before the connection broke: never guess. Ask
                 // with rollback once it is back; its ack says what it did.
                 tx.phase = Phase::AskingOnePhaseOutcome;
-                self.arm(
-                    now_us.saturating_add(self.config.commit_retry_us),
-                    TimerKind::CommitRetry,
-                    &tx_id,
-                );
-                self.arm(
-                    now_us.saturating_add(self.config.ack_wait_us),
-                    TimerKind::AckWait,
-                    &tx_id,
-                );
+                self.arm_commit_timers(now_us, &tx_id);
                 continue;
             }
             tx.votes.insert(
@@ -1240,16 +1222,7 @@ impl Coordinator {
                     },
                 });
             }
-            self.arm(
-                now_us.saturating_add(self.config.commit_retry_us),
-                TimerKind::CommitRetry,
-                tx_id,
-            );
-            self.arm(
-                now_us.saturating_add(self.config.ack_wait_us),
-                TimerKind::AckWait,
-                tx_id,
-            );
+            self.arm_commit_timers(now_us, tx_id);
             return;
         }
         let mut reason = AbortReason::Timeout;
@@ -1513,6 +1486,21 @@ impl Coordinator {
         self.faults.crash_at = None;
         out.push(Action::Crash(point));
         true
+    }
+
+    /// Arms the timers of a transaction waiting for its commit acks: resend
+    /// the decision, and answer the client anyway.
+    fn arm_commit_timers(&mut self, now_us: u64, tx_id: &TxId) {
+        self.arm(
+            now_us.saturating_add(self.config.commit_retry_us),
+            TimerKind::CommitRetry,
+            tx_id,
+        );
+        self.arm(
+            now_us.saturating_add(self.config.ack_wait_us),
+            TimerKind::AckWait,
+            tx_id,
+        );
     }
 
     /// Arms a timer for an active transaction.

@@ -730,14 +730,7 @@ impl Participant {
                 since_us: now_us,
             };
         }
-        if self.armed_crash == Some(ParticipantCrashPoint::AfterPrepareLogged) {
-            self.armed_crash = None;
-            self.send_when_durable(
-                seq,
-                Action::Crash(ParticipantCrashPoint::AfterPrepareLogged),
-                out,
-            );
-        }
+        self.crash_when_durable_if_armed(ParticipantCrashPoint::AfterPrepareLogged, seq, out);
         let vote = Reply::Vote {
             tx_id,
             vote: Vote::Ready,
@@ -817,14 +810,7 @@ impl Participant {
             true,
             out,
         );
-        if self.armed_crash == Some(ParticipantCrashPoint::AfterCommitApplied) {
-            self.armed_crash = None;
-            self.send_when_durable(
-                seq,
-                Action::Crash(ParticipantCrashPoint::AfterCommitApplied),
-                out,
-            );
-        }
+        self.crash_when_durable_if_armed(ParticipantCrashPoint::AfterCommitApplied, seq, out);
         let ack = Reply::Ack {
             tx_id,
             decision: Decision::Commit,
@@ -1140,6 +1126,20 @@ impl Participant {
         }
         out.push(Action::Persist { seq, record, sync });
         seq
+    }
+
+    /// If a crash at `point` is armed: disarms it, and crashes once record
+    /// `seq` is durable (before anything sent after it).
+    fn crash_when_durable_if_armed(
+        &mut self,
+        point: ParticipantCrashPoint,
+        seq: u64,
+        out: &mut Vec<Action>,
+    ) {
+        if self.armed_crash == Some(point) {
+            self.armed_crash = None;
+            self.send_when_durable(seq, Action::Crash(point), out);
+        }
     }
 
     fn send_when_durable(&mut self, seq: u64, action: Action, out: &mut Vec<Action>) {
