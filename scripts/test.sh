@@ -15,6 +15,19 @@ export CHROMEDRIVER=/usr/bin/chromedriver
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
+# Everything the tests leave in the temp dir goes into one scratch dir that
+# is removed at the end, pass or fail: chromedriver (the wasm tests) leaves a
+# 100 MB Chromium profile behind per run otherwise, and a CI run once failed
+# on a full disk.
+scratch=$(mktemp -d "${TMPDIR:-/tmp}/tpc-test.XXXXXX")
+export TMPDIR="$scratch"
+backend_pid=""
+cleanup() {
+  if [ -n "$backend_pid" ]; then kill -KILL -- "-$backend_pid" 2>/dev/null || true; fi
+  rm -rf "$scratch"
+}
+trap cleanup EXIT
+
 step "lint: formatting (rustfmt) and clippy, warnings are errors"
 cargo fmt --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
@@ -32,12 +45,6 @@ cargo test -p frontend --target wasm32-unknown-unknown
 
 step "dashboard end to end in headless Chromium"
 tmp=$(mktemp -d)
-backend_pid=""
-cleanup() {
-  if [ -n "$backend_pid" ]; then kill -KILL -- "-$backend_pid" 2>/dev/null || true; fi
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
 setsid target/debug/backend --demo --listen 127.0.0.1:0 --node-port-base 0 \
   --data-dir "$tmp/data" --static-dir "$root/dist" --ready-file "$tmp/ready" \
   >"$tmp/backend.out" 2>"$tmp/backend.err" &
