@@ -44,7 +44,7 @@ struct DemoState {
 impl App {
     pub fn new(config: Config) -> Arc<App> {
         let supervisor = Supervisor::new(&config);
-        let hub = Hub::new(config.account_nodes.clone());
+        let hub = Hub::new();
         Arc::new(App {
             supervisor,
             hub,

@@ -15,7 +15,7 @@ use shared::api::{
 };
 use shared::events::{Event, EventKind};
 use shared::limits::{COORDINATOR_HISTORY_KEPT_MAX, TX_TIMELINE_EVENTS_MAX, WS_CLIENT_QUEUE_MAX};
-use shared::wire::{AbortReason, AccountId, Decision, NodeId};
+use shared::wire::{AbortReason, Decision, NodeId, TxId};
 use tokio::sync::{broadcast, Notify};
 
 /// Latencies kept for the percentiles (a sliding window of the newest).
@@ -254,10 +254,76 @@ struct StatsAcc {
     per_second: VecDeque<(u64, u64)>,
 }
 
+/// The kept transactions, oldest first, each found by id.
+///
+/// Every event of a transfer (about 17) finds its entry here. Consecutive
+/// events are mostly of one transaction (a reply's vote, decision and
+/// commit messages), so the entry found last is tried first, without
+/// hashing; the index maps an id to its position only, so its table stays
+/// small enough for the cache, and the entries are in age order, so
+/// evicting the oldest needs no separate queue.
+#[derive(Default)]
+struct History {
+    /// Oldest first; `entries[0]` is at position `first`.
+    entries: VecDeque<TxEntry>,
+    first: u64,
+    index: HashMap<TxId, u64>,
+    /// Position of the entry found or added last.
+    last: u64,
+}
+
+impl History {
+    fn position(&self, tx_id: &str) -> Option<usize> {
+        let last = self.last.checked_sub(self.first).map(|i| i as usize);
+        if let Some(i) = last.filter(|&i| {
+            self.entries
+                .get(i)
+                .is_some_and(|e| e.summary.tx_id == tx_id)
+        }) {
+            return Some(i);
+        }
+        let at = *self.index.get(tx_id)?;
+        Some((at - self.first) as usize)
+    }
+
+    fn get(&self, tx_id: &str) -> Option<&TxEntry> {
+        self.entries.get(self.position(tx_id)?)
+    }
+
+    fn get_mut(&mut self, tx_id: &str) -> Option<&mut TxEntry> {
+        let i = self.position(tx_id)?;
+        self.last = self.first + i as u64;
+        self.entries.get_mut(i)
+    }
+
+    /// Adds `entry` as the newest (or replaces the entry of its id where it
+    /// is) and forgets the oldest beyond `kept_max`.
+    fn insert(&mut self, entry: TxEntry, kept_max: usize) {
+        if let Some(i) = self.position(&entry.summary.tx_id) {
+            self.last = self.first + i as u64;
+            self.entries[i] = entry;
+            return;
+        }
+        let at = self.first + self.entries.len() as u64;
+        self.index.insert(entry.summary.tx_id.clone(), at);
+        self.entries.push_back(entry);
+        self.last = at;
+        while self.entries.len() > kept_max {
+            if let Some(old) = self.entries.pop_front() {
+                self.index.remove(&old.summary.tx_id);
+                self.first += 1;
+            }
+        }
+    }
+
+    fn newest_first(&self) -> impl Iterator<Item = &TxEntry> {
+        self.entries.iter().rev()
+    }
+}
+
 struct Inner {
     seq: u64,
-    txs: HashMap<String, TxEntry>,
-    order: VecDeque<String>,
+    txs: History,
     stats: StatsAcc,
 }
 
@@ -266,23 +332,20 @@ pub struct Hub {
     tx: broadcast::Sender<Arc<str>>,
     /// Wakes the balance watcher after events that move money or nodes.
     pub balances_dirty: Notify,
-    account_nodes: BTreeMap<AccountId, NodeId>,
     started: Instant,
 }
 
 impl Hub {
-    pub fn new(account_nodes: BTreeMap<AccountId, NodeId>) -> Hub {
+    pub fn new() -> Hub {
         let (tx, _) = broadcast::channel(WS_CLIENT_QUEUE_MAX);
         Hub {
             inner: Mutex::new(Inner {
                 seq: 0,
-                txs: HashMap::new(),
-                order: VecDeque::new(),
+                txs: History::default(),
                 stats: StatsAcc::default(),
             }),
             tx,
             balances_dirty: Notify::new(),
-            account_nodes,
             started: Instant::now(),
         }
     }
@@ -352,11 +415,15 @@ impl Hub {
             from,
             to,
             amount_cents,
+            nodes,
             ..
         } = &event.kind
         {
             inner.stats.attempted += 1;
-            let legs = self.legs_of(from, to, *amount_cents);
+            // `nodes` are the legs' nodes, the debit's first.
+            let from_node = nodes.first().map_or("", String::as_str);
+            let to_node = nodes.last().map_or("", String::as_str);
+            let legs = transfer_legs(from, to, *amount_cents, from_node, to_node);
             let entry = TxEntry {
                 summary: TransactionSummary::started(tx_id, from, to, *amount_cents, event.ts_ms),
                 detail: None,
@@ -371,14 +438,7 @@ impl Hub {
                 legs,
                 timeline: Vec::with_capacity(TIMELINE_CAPACITY_HINT),
             };
-            if inner.txs.insert(tx_id.clone(), entry).is_none() {
-                inner.order.push_back(tx_id.clone());
-                while inner.order.len() > COORDINATOR_HISTORY_KEPT_MAX {
-                    if let Some(old) = inner.order.pop_front() {
-                        inner.txs.remove(&old);
-                    }
-                }
-            }
+            inner.txs.insert(entry, COORDINATOR_HISTORY_KEPT_MAX);
         }
         if let EventKind::TxFinished {
             outcome,
@@ -480,16 +540,6 @@ impl Hub {
         }
     }
 
-    fn legs_of(&self, from: &str, to: &str, amount_cents: i64) -> Vec<Leg> {
-        let node_of = |account: &str| {
-            self.account_nodes
-                .get(account)
-                .map(String::as_str)
-                .unwrap_or_default()
-        };
-        transfer_legs(from, to, amount_cents, node_of(from), node_of(to))
-    }
-
     /// Records the human detail of a finished transfer (from its response).
     pub fn set_detail(&self, tx_id: &str, detail: Option<String>) {
         if let Some(entry) = self.lock().txs.get_mut(tx_id) {
@@ -503,11 +553,10 @@ impl Hub {
     pub fn recent(&self, limit: usize) -> Vec<TransactionSummary> {
         let inner = self.lock();
         inner
-            .order
-            .iter()
-            .rev()
+            .txs
+            .newest_first()
             .take(limit)
-            .filter_map(|id| inner.txs.get(id).map(|e| e.summary.clone()))
+            .map(|e| e.summary.clone())
             .collect()
     }
 
@@ -572,13 +621,7 @@ mod tests {
     use shared::api::{ComponentStatus, VoteView};
 
     fn hub() -> Hub {
-        let accounts = [("A", "6001"), ("B", "6002"), ("C", "6001")];
-        Hub::new(
-            accounts
-                .iter()
-                .map(|(a, n)| (a.to_string(), n.to_string()))
-                .collect(),
-        )
+        Hub::new()
     }
 
     fn started(tx: &str, from: &str, to: &str, nodes: &[&str]) -> EventKind {
@@ -740,5 +783,53 @@ mod tests {
             hub.detail("t2").expect("kept").summary.state,
             TxState::Aborted
         );
+    }
+
+    fn entry(tx_id: &str, amount_cents: i64) -> TxEntry {
+        TxEntry {
+            summary: TransactionSummary::started(tx_id, "A", "B", amount_cents, 0),
+            detail: None,
+            legs: Vec::new(),
+            votes: Vec::new(),
+            timeline: Vec::new(),
+        }
+    }
+
+    /// The history keeps the newest `kept_max` by age, finds each by id
+    /// (through the index or the last one found), replaces in place, and
+    /// never finds what it evicted.
+    #[test]
+    fn the_history_keeps_the_newest_and_finds_each_by_id() {
+        let mut h = History::default();
+        let kept_max = 3;
+        for i in 0..10 {
+            h.insert(entry(&format!("t{i}"), i), kept_max);
+            // The one added last is found first; an older one by the index.
+            assert_eq!(
+                h.get(&format!("t{i}")).map(|e| e.summary.amount_cents),
+                Some(i)
+            );
+            if i >= 1 {
+                assert!(h.get_mut(&format!("t{}", i - 1)).is_some());
+            }
+        }
+        let newest: Vec<&str> = h.newest_first().map(|e| e.summary.tx_id.as_str()).collect();
+        assert_eq!(newest, ["t9", "t8", "t7"]);
+        assert_eq!(h.index.len(), kept_max, "evicted ids leave the index");
+        for gone in ["t0", "t5", "t6"] {
+            assert!(h.get(gone).is_none(), "{gone} was evicted");
+        }
+        // The last one found is evicted next: it must not be found after.
+        assert!(h.get_mut("t7").is_some());
+        h.insert(entry("t10", 10), kept_max);
+        assert!(h.get("t7").is_none());
+        assert!(h.get_mut("t7").is_none());
+        // Replacing keeps the place in age order.
+        h.insert(entry("t8", 80), kept_max);
+        let newest: Vec<(&str, i64)> = h
+            .newest_first()
+            .map(|e| (e.summary.tx_id.as_str(), e.summary.amount_cents))
+            .collect();
+        assert_eq!(newest, [("t10", 10), ("t9", 9), ("t8", 80)]);
     }
 }

@@ -17,7 +17,7 @@
 //!   asks again with `rollback`, whose ack carries what the node did.
 //! - A repeated client `tx_id` gets the first outcome; nothing moves twice.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use crate::api::{
     transfer_legs, CrashPoint, Leg, NodeVote, Outcome, TransferRequest, TransferResponse, TxState,
@@ -39,8 +39,12 @@ pub type ClientId = u64;
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CoordinatorConfig {
     pub nodes: Vec<NodeId>,
-    /// Which node holds each account.
-    pub accounts: BTreeMap<AccountId, NodeId>,
+    /// Which node holds each account (set by [`CoordinatorConfig::new`]).
+    accounts: BTreeMap<AccountId, NodeId>,
+    /// The same, hashed: every transfer looks both of its accounts up, and a
+    /// walk of a `BTreeMap` of thousands of string keys is a dozen string
+    /// comparisons each.
+    account_index: AccountIndex,
     pub prepare_timeout_us: u64,
     /// How long a client waits for commit acks before it is answered anyway
     /// (the commit is durable and completes in the background).
@@ -53,6 +57,7 @@ impl CoordinatorConfig {
     pub fn new(nodes: Vec<NodeId>, accounts: BTreeMap<AccountId, NodeId>) -> Self {
         CoordinatorConfig {
             nodes,
+            account_index: AccountIndex::of(&accounts),
             accounts,
             prepare_timeout_us: PREPARE_TIMEOUT_MS * 1000,
             ack_wait_us: ACK_WAIT_MS * 1000,
@@ -60,6 +65,46 @@ impl CoordinatorConfig {
             in_doubt_sweep_us: IN_DOUBT_SWEEP_MS * 1000,
         }
     }
+}
+
+impl CoordinatorConfig {
+    /// Which node holds each account.
+    pub fn accounts(&self) -> &BTreeMap<AccountId, NodeId> {
+        &self.accounts
+    }
+
+    /// The node holding `account`, if it is one of ours.
+    pub fn node_of(&self, account: &str) -> Option<&NodeId> {
+        self.account_index.0.get(account)
+    }
+}
+
+/// A hash index of [`CoordinatorConfig::accounts`]. It is derived from
+/// that map, so equality and hashing (for the model checker) leave it out.
+#[derive(Debug, Clone, Default)]
+struct AccountIndex(HashMap<AccountId, NodeId>);
+
+impl AccountIndex {
+    fn of(accounts: &BTreeMap<AccountId, NodeId>) -> AccountIndex {
+        AccountIndex(
+            accounts
+                .iter()
+                .map(|(a, n)| (a.clone(), n.clone()))
+                .collect(),
+        )
+    }
+}
+
+impl PartialEq for AccountIndex {
+    fn eq(&self, _: &AccountIndex) -> bool {
+        true
+    }
+}
+
+impl Eq for AccountIndex {}
+
+impl std::hash::Hash for AccountIndex {
+    fn hash<H: std::hash::Hasher>(&self, _: &mut H) {}
 }
 
 /// Demo-mode faults the machine itself acts on.
@@ -732,7 +777,7 @@ impl Coordinator {
             }
         }
         for account in [&request.from, &request.to] {
-            if account.len() > ACCOUNT_ID_BYTES_MAX || !self.config.accounts.contains_key(account) {
+            if account.len() > ACCOUNT_ID_BYTES_MAX || self.config.node_of(account).is_none() {
                 let known: Vec<&str> = self.config.accounts.keys().map(String::as_str).collect();
                 let shown: String = account.chars().take(ACCOUNT_ID_BYTES_MAX).collect();
                 return Err(format!(
@@ -763,8 +808,9 @@ impl Coordinator {
     }
 
     fn legs_of(&self, request: &TransferRequest) -> Vec<Leg> {
-        let from_node = &self.config.accounts[&request.from];
-        let to_node = &self.config.accounts[&request.to];
+        // Only called for validated requests: both accounts exist.
+        let node_of = |account: &str| self.config.node_of(account).map_or("", String::as_str);
+        let (from_node, to_node) = (node_of(&request.from), node_of(&request.to));
         transfer_legs(
             &request.from,
             &request.to,
