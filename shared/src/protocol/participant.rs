@@ -571,19 +571,7 @@ impl Participant {
         if let Some(tx) = self.txs.get_mut(&tx_id) {
             tx.peer = from;
             if let Phase::Prepared { seq, .. } = tx.phase {
-                let vote = Reply::Vote {
-                    tx_id,
-                    vote: Vote::Ready,
-                    reason: None,
-                };
-                self.send_when_durable(
-                    seq,
-                    Action::Send {
-                        to: from,
-                        msg: vote,
-                    },
-                    out,
-                );
+                self.vote_ready_when_durable(seq, from, tx_id, out);
             }
             return; // still waiting for locks: the vote comes when they are granted
         }
@@ -731,19 +719,7 @@ impl Participant {
             };
         }
         self.crash_when_durable_if_armed(ParticipantCrashPoint::AfterPrepareLogged, seq, out);
-        let vote = Reply::Vote {
-            tx_id,
-            vote: Vote::Ready,
-            reason: None,
-        };
-        self.send_when_durable(
-            seq,
-            Action::Send {
-                to: peer,
-                msg: vote,
-            },
-            out,
-        );
+        self.vote_ready_when_durable(seq, peer, tx_id, out);
     }
 
     /// Checks the balance after every op, in order, exactly as `apply` will
@@ -1140,6 +1116,22 @@ impl Participant {
             self.armed_crash = None;
             self.send_when_durable(seq, Action::Crash(point), out);
         }
+    }
+
+    /// Votes `ready` once the PREPARED record `seq` is durable.
+    fn vote_ready_when_durable(
+        &mut self,
+        seq: u64,
+        to: PeerId,
+        tx_id: TxId,
+        out: &mut Vec<Action>,
+    ) {
+        let msg = Reply::Vote {
+            tx_id,
+            vote: Vote::Ready,
+            reason: None,
+        };
+        self.send_when_durable(seq, Action::Send { to, msg }, out);
     }
 
     fn send_when_durable(&mut self, seq: u64, action: Action, out: &mut Vec<Action>) {
