@@ -9,6 +9,8 @@
 //! - `node_link`: a `shared::wire` connection to a participant.
 //! - `cpu`: CPU time of each process, from `/proc`.
 //! - `probe`: `--fsync-probe`, the cost of one fdatasync here.
+//! - `phases`: the mean of each protocol phase, from the coordinator's
+//!   `/metrics`.
 //! - `direct`: `--direct`, the participants driven by the bench's own
 //!   minimal 2PC coordinator (no HTTP, no coordinator process).
 //!
@@ -20,6 +22,7 @@ mod direct;
 mod http_client;
 mod load;
 mod node_link;
+mod phases;
 mod probe;
 
 use std::fmt::Write as _;
@@ -185,6 +188,9 @@ struct Report {
     forces: Vec<(String, f64)>,
     /// (process, CPU microseconds per committed transfer)
     cpu_us: Vec<(String, f64)>,
+    /// The mean of each protocol phase (HTTP mode only: the coordinator
+    /// measures them).
+    phases: Option<phases::Means>,
     invariants: Result<String, String>,
 }
 
@@ -276,6 +282,16 @@ impl Report {
             "CPU us per committed transfer: {} (total {total:.0})",
             cpu.join(", ")
         );
+        if let Some(means) = &self.phases {
+            let latencies = &self.run.measured.latencies_us;
+            let client_ms = latencies.iter().map(|&us| f64::from(us)).sum::<f64>()
+                / latencies.len().max(1) as f64
+                / 1_000.0;
+            let _ = writeln!(
+                out,
+                "mean ms by phase (coordinator's clock): {means}; at the clients {client_ms:.3}"
+            );
+        }
         if self.timeline {
             out.push_str(&timeline(&self.run));
         }
@@ -517,6 +533,7 @@ async fn run_http(args: &Args) -> anyhow::Result<Report> {
     let coordinator_before = coordinator_stats(&cluster).await?;
     let nodes_before = node_forces(&links).await?;
     let cpu_before = cpu::times(&procs);
+    let phases_before = phases::scrape(&cluster).await?;
 
     let workload = Rc::new(Workload {
         by_node,
@@ -536,6 +553,7 @@ async fn run_http(args: &Args) -> anyhow::Result<Report> {
     )
     .await;
     let cpu_us = cpu::per_commit(&procs, &cpu_before, run.committed_all);
+    let phases_after = phases::scrape(&cluster).await?;
 
     let view = cluster.wait_quiescent().await;
     let coordinator_after = coordinator_stats(&cluster).await?;
@@ -578,6 +596,7 @@ async fn run_http(args: &Args) -> anyhow::Result<Report> {
         run,
         forces,
         cpu_us,
+        phases: Some(phases::Means::between(&phases_before, &phases_after)),
         invariants,
     })
 }
@@ -699,6 +718,7 @@ async fn run_direct(args: &Args) -> anyhow::Result<Report> {
         run,
         forces,
         cpu_us,
+        phases: None,
         invariants,
     })
 }
@@ -739,6 +759,13 @@ mod tests {
         assert!(report.run.committed_all > 0, "{}", report.text());
         assert!(report.invariants.is_ok(), "{}", report.text());
         assert_eq!(report.forces.len(), 3, "coordinator and two nodes");
+        let means = report.phases.as_ref().expect("HTTP runs measure phases");
+        assert!(
+            means.0.iter().all(|m| m.is_some_and(|ms| ms > 0.0)),
+            "every phase was seen and took time: {}",
+            report.text()
+        );
+        assert!(report.text().contains("mean ms by phase"));
     }
 
     #[test]
