@@ -9,14 +9,14 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use shared::api::{ComponentStatus, CoordinatorCrashRequest, Faults};
 use shared::protocol::coordinator::DemoFaults;
-use shared::wire::{NodeId, NodeStatus};
+use shared::wire::{NodeId, NodeStatus, Query, QueryResult};
 use tokio::sync::{mpsc, watch};
 
 use crate::config::Config;
 use crate::engine::Command;
 use crate::hub::Hub;
 use crate::supervisor::Supervisor;
-use crate::transport::{LinkFaults, Transport};
+use crate::transport::{LinkFaults, QueryError, Transport};
 
 pub struct App {
     pub config: Config,
@@ -55,6 +55,26 @@ impl App {
             observer: std::sync::OnceLock::new(),
             config,
         })
+    }
+
+    /// Asks a node a read-only question (status, ledger). While the engine
+    /// runs and is connected to the node, the question travels on the
+    /// engine's own connection: a node handles one connection's messages in
+    /// order, so the answer reflects every commit the engine sent before,
+    /// and a client that was told "committed" (which happens once the
+    /// commits are sent, before the nodes ack them) reads its transfer
+    /// back. Otherwise (the engine crashed, or it is reconnecting) the
+    /// observer's connection answers.
+    pub async fn query_node(&self, node: &str, query: Query) -> Result<QueryResult, QueryError> {
+        if let Some(live) = self.engine.live() {
+            if live.transport.is_connected(node) {
+                return live.transport.query(node, query).await;
+            }
+        }
+        match self.observer.get() {
+            Some(observer) => observer.query(node, query).await,
+            None => Err(QueryError::NotConnected(node.to_string())),
+        }
     }
 
     pub fn demo_mode(&self) -> bool {

@@ -37,8 +37,12 @@ struct Harness {
 
 impl Harness {
     fn new() -> Harness {
+        Harness::with_config(config())
+    }
+
+    fn with_config(config: CoordinatorConfig) -> Harness {
         let mut h = Harness {
-            c: Coordinator::recover(config(), &[]),
+            c: Coordinator::recover(config, &[]),
             now_us: 1_000,
             log: Vec::new(),
             durable_seq: 0,
@@ -793,4 +797,98 @@ fn a_node_going_down_aborts_what_waits_for_its_vote_but_not_a_commit() {
         .durable_records()
         .iter()
         .any(|r| matches!(r, CoordinatorRecord::Commit { tx_id, .. } if tx_id == "c")));
+}
+
+fn finished_events(actions: &[Action]) -> usize {
+    actions
+        .iter()
+        .filter(|a| {
+            matches!(
+                a,
+                Action::Emit(shared::events::EventKind::TxFinished { .. })
+            )
+        })
+        .count()
+}
+
+/// With no ack wait (`--ack-wait-ms 0`) the client is answered at the commit
+/// point: once the COMMIT record is durable and the commits are sent, before
+/// any ack. The acks then end the transaction (an END record) without a
+/// second answer, and a retry meanwhile gets the same answer at once.
+#[test]
+fn with_no_ack_wait_committed_is_answered_as_the_commits_are_sent() {
+    let mut c = config();
+    c.ack_wait_us = 0;
+    let mut h = Harness::with_config(c);
+    let mut all = h.transfer(1, "A", "B", 100, "t");
+    all.extend(h.vote(N1, "t", Vote::Ready, None));
+    let a = h.vote(N2, "t", Vote::Ready, None);
+    assert!(replies(&a).is_empty(), "not before the decision is durable");
+    all.extend(a);
+    // The harness checks that no commit leaves before the COMMIT record is durable.
+    let a = h.fsync();
+    let commits = sends(&a)
+        .iter()
+        .filter(|(_, m)| matches!(m, Request::Commit { .. }))
+        .count();
+    assert_eq!(commits, 2, "{a:?}");
+    let answer = replies(&a)
+        .into_iter()
+        .find(|(c, _)| *c == 1)
+        .expect("answered with the commits")
+        .1
+        .expect("a response");
+    assert_eq!((answer.outcome, answer.reason), (Outcome::Committed, None));
+    assert_eq!(answer.detail, None, "every node was sent its commit");
+    all.extend(a);
+    let a = h.transfer(2, "A", "B", 100, "t");
+    assert_eq!(outcome_of(&a, 2), Some((Outcome::Committed, None)));
+    assert!(sends(&a).is_empty(), "a retry does not run it again: {a:?}");
+    all.extend(a);
+    let a = h.advance(10_000);
+    assert!(replies(&a).is_empty(), "no second answer: {a:?}");
+    assert_eq!(
+        sends(&a),
+        vec![(N1.to_string(), commit("t")), (N2.to_string(), commit("t"))],
+        "commits are re-sent until acked"
+    );
+    all.extend(a);
+    all.extend(h.ack(N1, "t", Decision::Commit));
+    let a = h.ack(N2, "t", Decision::Commit);
+    assert!(replies(&a).is_empty(), "answered once: {a:?}");
+    all.extend(a);
+    assert!(
+        h.log
+            .iter()
+            .any(|(_, r)| matches!(r, CoordinatorRecord::End { tx_id } if tx_id == "t")),
+        "the acks end it"
+    );
+    assert_eq!(finished_events(&all), 1, "one tx_finished event");
+}
+
+/// With no ack wait, a node that is not connected when the decision becomes
+/// durable is named in the answer: it applies the commit when it is back.
+#[test]
+fn with_no_ack_wait_an_unreachable_node_is_named_in_the_answer() {
+    let mut c = config();
+    c.ack_wait_us = 0;
+    let mut h = Harness::with_config(c);
+    h.transfer(1, "A", "B", 100, "u");
+    h.vote(N1, "u", Vote::Ready, None);
+    h.vote(N2, "u", Vote::Ready, None);
+    h.run(Input::NodeDown { node: N2.into() });
+    let a = h.fsync();
+    assert_eq!(sends(&a), vec![(N1.to_string(), commit("u"))]);
+    let answer = replies(&a)
+        .into_iter()
+        .find(|(c, _)| *c == 1)
+        .expect("answered")
+        .1
+        .expect("a response");
+    assert_eq!(answer.outcome, Outcome::Committed);
+    let detail = answer.detail.unwrap_or_default();
+    assert!(
+        detail.contains(N2) && detail.contains("unreachable"),
+        "{detail}"
+    );
 }

@@ -264,7 +264,11 @@ impl Sim {
         let mut coord_config =
             CoordinatorConfig::new(nodes.iter().map(|n| n.id.clone()).collect(), account_map);
         coord_config.prepare_timeout_us = 10_000 + rng.below(40_000);
-        coord_config.ack_wait_us = 10_000 + rng.below(40_000);
+        // One run in four answers clients at the commit point (no ack wait).
+        coord_config.ack_wait_us = match rng.below(4) {
+            0 => 0,
+            _ => 10_000 + rng.below(40_000),
+        };
         coord_config.commit_retry_us = 2_000 + rng.below(10_000);
         coord_config.in_doubt_sweep_us = 5_000 + rng.below(20_000);
         let coord = Coordinator::recover(coord_config.clone(), &[]);

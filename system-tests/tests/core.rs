@@ -68,6 +68,46 @@ async fn a_transfer_commits_on_both_ledgers() {
     assert_eq!(list[0]["tx_id"], "t-commit");
 }
 
+/// `--ack-wait-ms 0`: a client is answered at the commit point (the COMMIT
+/// record durable, the commits sent), before the nodes ack. What it reads
+/// back through the API right after must still show its transfer: reads go
+/// to each node on the engine's connection, behind the commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_no_ack_wait_a_committed_transfer_reads_back_at_once() {
+    let c = Cluster::start(Options {
+        ack_wait_ms: 0,
+        ..Options::default()
+    })
+    .await;
+    let (mut a, mut b) = (100_000, 100_000);
+    for i in 0..60 {
+        let tx = format!("t-read-{i}");
+        let (status, r) = c.transfer_outcome("A", "B", 100, Some(&tx)).await;
+        assert_eq!((status, r.outcome), (200, Outcome::Committed), "{r:?}");
+        (a, b) = (a - 100, b + 100);
+        let (status, accounts) = c.get("/api/accounts").await;
+        assert_eq!(status, 200, "{accounts}");
+        let balance = |id: &str| {
+            accounts
+                .as_array()
+                .and_then(|list| list.iter().find(|x| x["id"] == id))
+                .and_then(|x| x["balance_cents"].as_i64())
+        };
+        assert_eq!(
+            (balance("A"), balance("B")),
+            (Some(a), Some(b)),
+            "read right after {tx}: {accounts}"
+        );
+        let ledger = if i % 2 == 0 { "A" } else { "B" };
+        assert!(
+            ledger_tx_ids(&c.ledger(ledger).await).contains(&tx),
+            "the ledger of {ledger} right after {tx}"
+        );
+    }
+    let view = c.wait_quiescent().await;
+    assert_eq!(view.total_cents, 200_000);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn insufficient_funds_aborts_and_moves_nothing() {
     let c = two_nodes().await;

@@ -303,10 +303,6 @@ async fn ledger(State(app): State<Arc<App>>, Path(account): Path<String>) -> Api
     let Some(node) = app.config.account_nodes.get(&account) else {
         return Err(ApiError::not_found(format!("no account '{account}'")));
     };
-    let observer = app
-        .observer
-        .get()
-        .ok_or_else(|| ApiError::unavailable("the coordinator is starting; retry shortly"))?;
     // The node answers a page per line; read them all, oldest first.
     let mut all = Vec::new();
     loop {
@@ -314,7 +310,7 @@ async fn ledger(State(app): State<Arc<App>>, Path(account): Path<String>) -> Api
             account: account.clone(),
             offset: all.len() as u64,
         };
-        match observer.query(node, query).await {
+        match app.query_node(node, query).await {
             Ok(QueryResult::Ledger { entries, total, .. }) => {
                 let done = entries.is_empty() || all.len() + entries.len() >= total as usize;
                 all.extend(entries);

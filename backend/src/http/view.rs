@@ -16,7 +16,7 @@ const RECOVERING_GRACE_MS: u64 = 10_000;
 
 /// Asks a node for its status (None if it does not answer).
 pub async fn query_status(app: &App, node: &str) -> Option<NodeStatus> {
-    match app.observer.get()?.query(node, Query::Status).await {
+    match app.query_node(node, Query::Status).await {
         Ok(QueryResult::Status(status)) => {
             app.remember_status(status.clone());
             Some(status)

@@ -47,7 +47,9 @@ pub struct CoordinatorConfig {
     account_index: AccountIndex,
     pub prepare_timeout_us: u64,
     /// How long a client waits for commit acks before it is answered anyway
-    /// (the commit is durable and completes in the background).
+    /// (the commit is durable and completes in the background). 0: the
+    /// client is answered as soon as the decision is durable and the commits
+    /// are sent, without waiting for any ack.
     pub ack_wait_us: u64,
     pub commit_retry_us: u64,
     pub in_doubt_sweep_us: u64,
@@ -975,6 +977,8 @@ impl Coordinator {
                 );
             } else if self.send_commits(now_us, &tx_id, out) {
                 return;
+            } else if self.config.ack_wait_us == 0 {
+                self.reply_committed_once_sent(now_us, &tx_id, out);
             }
         }
     }
@@ -1294,7 +1298,10 @@ impl Coordinator {
         match self.active.get(tx_id).map(|t| t.phase) {
             Some(Phase::PausedBeforeDecision) => self.decide_commit(tx_id, out),
             Some(Phase::PausedBeforeCommit) => {
-                self.send_commits(now_us, tx_id, out);
+                let crashed = self.send_commits(now_us, tx_id, out);
+                if !crashed && self.config.ack_wait_us == 0 {
+                    self.reply_committed_once_sent(now_us, tx_id, out);
+                }
             }
             _ => {}
         }
@@ -1339,31 +1346,17 @@ impl Coordinator {
         if tx.replied {
             return;
         }
-        let clients = std::mem::take(&mut tx.clients);
         match tx.phase {
             Phase::Committing => {
-                tx.replied = true;
                 let waiting: Vec<&str> = tx.pending_acks.iter().map(String::as_str).collect();
                 let detail = format!(
                     "committed (the decision is durable); still waiting for acks from node {}, which will apply it when reachable",
                     waiting.join(", ")
                 );
-                let response =
-                    response_of(tx_id, tx, now_us, Outcome::Committed, None, Some(detail));
-                out.push(Action::Emit(EventKind::TxFinished {
-                    tx_id: tx_id.clone(),
-                    outcome: Outcome::Committed,
-                    reason: None,
-                    duration_ms: response.duration_ms,
-                }));
-                for client in clients {
-                    out.push(Action::Reply {
-                        client,
-                        result: Ok(response.clone()),
-                    });
-                }
+                self.reply_committed(now_us, tx_id, Some(detail), out);
             }
             _ => {
+                let clients = std::mem::take(&mut tx.clients);
                 let message = format!(
                     "the outcome of {tx_id} is not known yet (node {} does not answer); retry with the same tx_id",
                     tx.legs[0].node
@@ -1374,6 +1367,71 @@ impl Coordinator {
                         result: Err(TransferError::Unavailable(message.clone())),
                     });
                 }
+            }
+        }
+    }
+
+    /// With `ack_wait_us == 0`: the answer as soon as the commits are on
+    /// their way (the commit point is the durable decision; the acks only
+    /// let the coordinator forget the transaction). A node that is not
+    /// connected is named: it applies the commit when it is back.
+    fn reply_committed_once_sent(&mut self, now_us: u64, tx_id: &TxId, out: &mut Vec<Action>) {
+        let Some(tx) = self.active.get(tx_id) else {
+            return;
+        };
+        let unreachable: Vec<&str> = tx
+            .legs
+            .iter()
+            .map(|l| l.node.as_str())
+            .filter(|node| !self.connected.contains(*node))
+            .collect();
+        let detail = (!unreachable.is_empty()).then(|| {
+            format!(
+                "committed (the decision is durable); node {} is unreachable and will apply it when it is back",
+                unreachable.join(", ")
+            )
+        });
+        self.reply_committed(now_us, tx_id, detail, out);
+    }
+
+    /// Answers the clients of a transaction whose commit decision is
+    /// durable and whose commits have been sent: it is committed, whatever
+    /// happens to the acks (they only let the coordinator forget it).
+    fn reply_committed(
+        &mut self,
+        now_us: u64,
+        tx_id: &TxId,
+        detail: Option<String>,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(tx) = self.active.get_mut(tx_id) else {
+            return;
+        };
+        if tx.replied {
+            return;
+        }
+        tx.replied = true;
+        let clients = std::mem::take(&mut tx.clients);
+        let response = response_of(tx_id, tx, now_us, Outcome::Committed, None, detail);
+        out.push(Action::Emit(EventKind::TxFinished {
+            tx_id: tx_id.clone(),
+            outcome: Outcome::Committed,
+            reason: None,
+            duration_ms: response.duration_ms,
+        }));
+        let mut response = Some(response);
+        let last = clients.len().saturating_sub(1);
+        for (i, client) in clients.into_iter().enumerate() {
+            let answer = if i == last {
+                response.take()
+            } else {
+                response.clone()
+            };
+            if let Some(answer) = answer {
+                out.push(Action::Reply {
+                    client,
+                    result: Ok(answer),
+                });
             }
         }
     }
@@ -1542,11 +1600,21 @@ impl Coordinator {
             TimerKind::CommitRetry,
             tx_id,
         );
-        self.arm(
-            now_us.saturating_add(self.config.ack_wait_us),
-            TimerKind::AckWait,
-            tx_id,
-        );
+        // With no ack wait, a commit is answered as it is sent (see
+        // `reply_committed_once_sent`); an asked one-phase outcome still
+        // needs the timer to answer.
+        let answered_when_sent = self.config.ack_wait_us == 0
+            && self
+                .active
+                .get(tx_id)
+                .is_some_and(|tx| tx.phase == Phase::Committing);
+        if !answered_when_sent {
+            self.arm(
+                now_us.saturating_add(self.config.ack_wait_us),
+                TimerKind::AckWait,
+                tx_id,
+            );
+        }
     }
 
     /// Arms a timer for an active transaction.

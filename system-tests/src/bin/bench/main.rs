@@ -96,6 +96,11 @@ struct Args {
     /// Each transfer moves 1 to this many cents.
     #[arg(long, default_value_t = 100)]
     amount_cents_max: i64,
+    /// The coordinator's `--ack-wait-ms` (HTTP mode). 0: a client is
+    /// answered at the commit point (decision durable, commits sent),
+    /// without waiting for the nodes' acks.
+    #[arg(long, default_value_t = Options::default().ack_wait_ms)]
+    ack_wait_ms: u64,
     /// Also print each second of the run: transfers, slow ones, the worst
     /// latency, with the wall-clock time to match the cluster's logs
     /// (`TEST_RUST_LOG=info`).
@@ -489,6 +494,7 @@ async fn run_http(args: &Args) -> anyhow::Result<Report> {
         nodes: args.nodes,
         accounts_per_node: per_node,
         balance_cents: args.balance_cents,
+        ack_wait_ms: args.ack_wait_ms,
         demo: false,
         ..Options::default()
     };
@@ -587,7 +593,11 @@ async fn run_http(args: &Args) -> anyhow::Result<Report> {
         invariants = Err("a node did not answer, so the total is partial".to_string());
     }
     Ok(Report {
-        mode: "http",
+        mode: if args.ack_wait_ms == 0 {
+            "http, answered at the commit point (--ack-wait-ms 0)"
+        } else {
+            "http"
+        },
         hot: args.hot,
         nodes: args.nodes,
         accounts_per_node: per_node,
