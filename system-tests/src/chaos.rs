@@ -28,6 +28,9 @@ pub struct ChaosConfig {
     pub fault_interval_ms: u64,
     /// Print each fault as it happens.
     pub verbose: bool,
+    /// The coordinator's `--ack-wait-ms` (0: clients are answered at the
+    /// commit point, before the nodes ack).
+    pub ack_wait_ms: u64,
 }
 
 impl Default for ChaosConfig {
@@ -39,6 +42,7 @@ impl Default for ChaosConfig {
             seed: 1,
             fault_interval_ms: 700,
             verbose: false,
+            ack_wait_ms: 1_000,
         }
     }
 }
@@ -97,7 +101,7 @@ pub async fn run(config: ChaosConfig) -> ChaosSummary {
     let options = Options {
         nodes: config.nodes,
         prepare_timeout_ms: 1_000,
-        ack_wait_ms: 1_000,
+        ack_wait_ms: config.ack_wait_ms,
         // Small checkpoints, so that the coordinator and every node rewrite
         // their logs (beside the old ones, in the background) every second
         // or so, and the kills land on checkpoints in progress too.

@@ -32,6 +32,10 @@ struct Args {
     /// Print every fault as it is injected.
     #[arg(long)]
     verbose: bool,
+    /// The coordinator's `--ack-wait-ms`; 0 answers clients at the commit
+    /// point, before the nodes ack.
+    #[arg(long, default_value_t = ChaosConfig::default().ack_wait_ms)]
+    ack_wait_ms: u64,
 }
 
 #[tokio::main]
@@ -48,6 +52,7 @@ async fn main() -> std::process::ExitCode {
         seed: args.seed,
         fault_interval_ms: args.fault_interval_ms,
         verbose: args.verbose,
+        ack_wait_ms: args.ack_wait_ms,
     })
     .await;
     println!("{summary}");
