@@ -4,7 +4,8 @@
 //! coordinator's engine at protocol points, and delays or cuts links. Then
 //! everything is healed and the books are audited.
 //!
-//! Used by `tests/chaos.rs` (a short run) and `src/bin/chaos.rs` (long runs).
+//! Used by `tests/chaos.rs` and `tests/chaos_commit_point.rs` (short runs)
+//! and `src/bin/chaos.rs` (long runs).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -96,6 +97,33 @@ struct Tally {
 
 /// Log size that triggers a checkpoint in chaos runs.
 const CHAOS_CHECKPOINT_BYTES: u64 = 64 * 1024;
+
+/// The seed of a chaos test: `CHAOS_SEED` if set (to replay a failure),
+/// else `default`.
+pub fn seed_from_env(default: u64) -> u64 {
+    std::env::var("CHAOS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+/// What a chaos test requires of its run: no violation, the money all
+/// there, something committed, and at least `faults_min` faults injected
+/// (fewer would prove little).
+pub fn assert_clean(summary: &ChaosSummary, seed: u64, faults_min: u64) {
+    println!("{summary}");
+    assert!(
+        summary.violations.is_empty(),
+        "audit failed (replay with CHAOS_SEED={seed}):\n{summary}"
+    );
+    assert_eq!(summary.total_cents, summary.expected_total_cents);
+    assert!(summary.committed > 0, "nothing committed: {summary}");
+    let faults: u64 = summary.faults.values().sum();
+    assert!(
+        faults >= faults_min,
+        "too few faults injected to mean anything: {summary}"
+    );
+}
 
 pub async fn run(config: ChaosConfig) -> ChaosSummary {
     let options = Options {

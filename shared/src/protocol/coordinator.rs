@@ -1419,21 +1419,7 @@ impl Coordinator {
             reason: None,
             duration_ms: response.duration_ms,
         }));
-        let mut response = Some(response);
-        let last = clients.len().saturating_sub(1);
-        for (i, client) in clients.into_iter().enumerate() {
-            let answer = if i == last {
-                response.take()
-            } else {
-                response.clone()
-            };
-            if let Some(answer) = answer {
-                out.push(Action::Reply {
-                    client,
-                    result: Ok(answer),
-                });
-            }
-        }
+        reply_to_all(clients, response, out);
     }
 
     // ----- endings -----
@@ -1534,25 +1520,12 @@ impl Coordinator {
         let legs = std::mem::take(&mut tx.legs);
         self.remember(tx_id.clone(), tx.request, &response, &legs);
         let clients = std::mem::take(&mut tx.clients);
-        let mut response = Some(response);
-        let last = clients.len().saturating_sub(1);
-        for (i, client) in clients.into_iter().enumerate() {
-            if forced && seq > self.durable_seq {
+        if forced && seq > self.durable_seq {
+            for client in clients {
                 self.held_replies.push_back((seq, client, tx_id.clone()));
-                continue;
             }
-            // Usually one client: it gets the response itself, not a copy.
-            let answer = if i == last {
-                response.take()
-            } else {
-                response.clone()
-            };
-            if let Some(answer) = answer {
-                out.push(Action::Reply {
-                    client,
-                    result: Ok(answer),
-                });
-            }
+        } else {
+            reply_to_all(clients, response, out);
         }
         if decision == Decision::Commit {
             out.push(Action::Emit(EventKind::TxEnded {
@@ -1717,6 +1690,26 @@ fn repeated(first: TransferResponse) -> TransferResponse {
 
 fn same_transfer(a: &TransferRequest, b: &TransferRequest) -> bool {
     a.from == b.from && a.to == b.to && a.amount_cents == b.amount_cents
+}
+
+/// Answers every client waiting for a transaction with the same response;
+/// usually there is one, and it gets the response itself, not a copy.
+fn reply_to_all(clients: Vec<ClientId>, response: TransferResponse, out: &mut Vec<Action>) {
+    let mut response = Some(response);
+    let last = clients.len().saturating_sub(1);
+    for (i, client) in clients.into_iter().enumerate() {
+        let answer = if i == last {
+            response.take()
+        } else {
+            response.clone()
+        };
+        if let Some(answer) = answer {
+            out.push(Action::Reply {
+                client,
+                result: Ok(answer),
+            });
+        }
+    }
 }
 
 fn response_of(
