@@ -57,18 +57,22 @@ impl App {
         })
     }
 
-    /// Asks a node a read-only question (status, ledger). While the engine
-    /// runs and is connected to the node, the question travels on the
-    /// engine's own connection: a node handles one connection's messages in
-    /// order, so the answer reflects every commit the engine sent before,
-    /// and a client that was told "committed" (which happens once the
-    /// commits are sent, before the nodes ack them) reads its transfer
-    /// back. Otherwise (the engine crashed, or it is reconnecting) the
-    /// observer's connection answers.
+    /// Asks a node a read-only question (status, ledger), on the observer's
+    /// connection. With `--ack-wait-ms 0` a client is told "committed" once
+    /// the commits are sent, before the nodes ack them; then, while the
+    /// engine runs and is connected to the node, the question travels on
+    /// the engine's own connection instead: a node handles one connection's
+    /// messages in order, so the answer reflects every commit sent before,
+    /// and the client reads its transfer back. (Not by default: reads would
+    /// then share the fate of the engine's connection, e.g. its TCP
+    /// retransmissions backing off after a real partition heals, and by
+    /// default a node has applied a commit before its client is answered.)
     pub async fn query_node(&self, node: &str, query: Query) -> Result<QueryResult, QueryError> {
-        if let Some(live) = self.engine.live() {
-            if live.transport.is_connected(node) {
-                return live.transport.query(node, query).await;
+        if self.config.args.ack_wait_ms == 0 {
+            if let Some(live) = self.engine.live() {
+                if live.transport.is_connected(node) {
+                    return live.transport.query(node, query).await;
+                }
             }
         }
         match self.observer.get() {
