@@ -8,6 +8,7 @@
 #   scripts/demo.sh --fresh              start again from $1000.00 each
 #   scripts/demo.sh --nodes 3            a third node with account C
 #   scripts/demo.sh --listen 127.0.0.1:8080
+#   scripts/demo.sh --ack-wait-ms 0      answer transfers at the commit point
 # See `target/release/backend --help` for all of them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
