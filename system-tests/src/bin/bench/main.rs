@@ -7,7 +7,7 @@
 //! - `load`: the workload, the client loop, the tally.
 //! - `http_client`: a minimal keep-alive HTTP/1.1 client (one per client).
 //! - `node_link`: a `shared::wire` connection to a participant.
-//! - `cpu`: CPU time of each process, from `/proc`.
+//! - `cpu`: CPU time of each process and of the whole machine, from `/proc`.
 //! - `probe`: `--fsync-probe`, the cost of one fdatasync here.
 //! - `phases`: the mean of each protocol phase, from the coordinator's
 //!   `/metrics`.
@@ -193,6 +193,9 @@ struct Report {
     forces: Vec<(String, f64)>,
     /// (process, CPU microseconds per committed transfer)
     cpu_us: Vec<(String, f64)>,
+    /// How busy the machine's cores were during the run, and how much of
+    /// that was other work (None if `/proc/stat` cannot be read).
+    host: Option<cpu::Host>,
     /// The mean of each protocol phase (HTTP mode only: the coordinator
     /// measures them).
     phases: Option<phases::Means>,
@@ -287,6 +290,9 @@ impl Report {
             "CPU us per committed transfer: {} (total {total:.0})",
             cpu.join(", ")
         );
+        if let Some(host) = &self.host {
+            let _ = writeln!(out, "host during the run: {host}");
+        }
         if let Some(means) = &self.phases {
             let latencies = &self.run.measured.latencies_us;
             let client_ms = latencies.iter().map(|&us| f64::from(us)).sum::<f64>()
@@ -352,12 +358,12 @@ fn table(reports: &[Report]) -> String {
         .unwrap_or_default();
     let _ = writeln!(
         out,
-        "| mode | contention | clients | committed/s | aborted/s | p50 ms | p99 ms | p99.9 ms | max ms | forces/commit ({}) | CPU us/commit | invariants |",
+        "| mode | contention | clients | committed/s | aborted/s | p50 ms | p99 ms | p99.9 ms | max ms | forces/commit ({}) | CPU us/commit | other load % | invariants |",
         procs.join(" / ")
     );
     let _ = writeln!(
         out,
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---|"
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---|"
     );
     for r in reports {
         let mut tally = load::Tally {
@@ -368,7 +374,7 @@ fn table(reports: &[Report]) -> String {
         let forces: Vec<String> = r.forces.iter().map(|(_, f)| format!("{f:.2}")).collect();
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.1} | {} | {:.0} | {} |",
+            "| {} | {} | {} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.1} | {} | {:.0} | {} | {} |",
             r.mode,
             if r.hot { "hot" } else { "none" },
             r.clients,
@@ -380,6 +386,8 @@ fn table(reports: &[Report]) -> String {
             max,
             forces.join(" / "),
             r.cpu_us.iter().map(|(_, us)| us).sum::<f64>(),
+            r.host
+                .map_or_else(|| "-".to_string(), |h| format!("{:.0}", h.others_pct)),
             if r.invariants.is_ok() {
                 "ok"
             } else {
@@ -538,7 +546,7 @@ async fn run_http(args: &Args) -> anyhow::Result<Report> {
     procs.push(("bench".to_string(), std::process::id()));
     let coordinator_before = coordinator_stats(&cluster).await?;
     let nodes_before = node_forces(&links).await?;
-    let cpu_before = cpu::times(&procs);
+    let cpu_before = cpu::snapshot(&procs);
     let phases_before = phases::scrape(&cluster).await?;
 
     let workload = Rc::new(Workload {
@@ -558,7 +566,7 @@ async fn run_http(args: &Args) -> anyhow::Result<Report> {
         Duration::from_secs(args.seconds),
     )
     .await;
-    let cpu_us = cpu::per_commit(&procs, &cpu_before, run.committed_all);
+    let usage = cpu::since(&procs, &cpu_before, run.committed_all);
     let phases_after = phases::scrape(&cluster).await?;
 
     let view = cluster.wait_quiescent().await;
@@ -605,7 +613,8 @@ async fn run_http(args: &Args) -> anyhow::Result<Report> {
         timeline: args.timeline,
         run,
         forces,
-        cpu_us,
+        cpu_us: usage.per_commit_us,
+        host: usage.host,
         phases: Some(phases::Means::between(&phases_before, &phases_after)),
         invariants,
     })
@@ -651,7 +660,7 @@ async fn run_direct(args: &Args) -> anyhow::Result<Report> {
     let log_before = log.forces();
     let mut procs: Vec<(String, u32)> = node_ids.iter().cloned().zip(participants.pids()).collect();
     procs.push(("bench".to_string(), std::process::id()));
-    let cpu_before = cpu::times(&procs);
+    let cpu_before = cpu::snapshot(&procs);
 
     let workload = Rc::new(Workload {
         by_node: by_node.clone(),
@@ -674,7 +683,7 @@ async fn run_direct(args: &Args) -> anyhow::Result<Report> {
         Duration::from_secs(args.seconds),
     )
     .await;
-    let cpu_us = cpu::per_commit(&procs, &cpu_before, run.committed_all);
+    let usage = cpu::since(&procs, &cpu_before, run.committed_all);
 
     // Settle: the last rollbacks and commits are applied asynchronously.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
@@ -727,7 +736,8 @@ async fn run_direct(args: &Args) -> anyhow::Result<Report> {
         timeline: args.timeline,
         run,
         forces,
-        cpu_us,
+        cpu_us: usage.per_commit_us,
+        host: usage.host,
         phases: None,
         invariants,
     })
@@ -776,6 +786,11 @@ mod tests {
             report.text()
         );
         assert!(report.text().contains("mean ms by phase"));
+        let host = report.host.expect("/proc/stat is readable here");
+        assert!(
+            host.ours_pct > 0.0 && host.busy_pct <= 100.0 + 1e-9,
+            "{host:?}"
+        );
     }
 
     #[test]
