@@ -30,7 +30,7 @@ pub struct Host {
     pub busy_pct: f64,
     /// The benchmark's own processes (the cluster and the load generator).
     pub ours_pct: f64,
-    /// Everything else on the machine.
+    /// Everything else on the machine (steal not included).
     pub others_pct: f64,
     /// Time the hypervisor gave to other guests.
     pub steal_pct: f64,
@@ -117,12 +117,15 @@ fn host(before: Machine, after: Machine, ours_ticks: u64) -> Option<Host> {
     }
     let pct = |ticks: u64| 100.0 * ticks as f64 / total as f64;
     let busy_pct = pct(after.busy.saturating_sub(before.busy));
-    let ours_pct = pct(ours_ticks).min(busy_pct);
+    let steal_pct = pct(after.steal.saturating_sub(before.steal));
+    // Busy counts steal; the processes on this machine do not run in it.
+    let here_pct = (busy_pct - steal_pct).max(0.0);
+    let ours_pct = pct(ours_ticks).min(here_pct);
     Some(Host {
         busy_pct,
         ours_pct,
-        others_pct: busy_pct - ours_pct,
-        steal_pct: pct(after.steal.saturating_sub(before.steal)),
+        others_pct: here_pct - ours_pct,
+        steal_pct,
     })
 }
 
@@ -173,10 +176,14 @@ mod tests {
         let h = host(before, after, 120).expect("time passed");
         assert!((h.busy_pct - 75.0).abs() < 1e-9, "{h:?}");
         assert!((h.ours_pct - 60.0).abs() < 1e-9, "{h:?}");
-        assert!((h.others_pct - 15.0).abs() < 1e-9, "{h:?}");
+        assert!(
+            (h.others_pct - 14.0).abs() < 1e-9,
+            "steal is not other load: {h:?}"
+        );
         assert!((h.steal_pct - 1.0).abs() < 1e-9, "{h:?}");
         assert_eq!(host(before, before, 0), None, "no time passed");
         let h = host(before, after, 500).expect("time passed");
         assert_eq!(h.others_pct, 0.0, "ours never counts above busy: {h:?}");
+        assert!((h.ours_pct - 74.0).abs() < 1e-9, "nor into steal: {h:?}");
     }
 }
