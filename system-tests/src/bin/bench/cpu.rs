@@ -8,6 +8,7 @@
 pub struct Snapshot {
     procs: Vec<u64>,
     machine: Option<Machine>,
+    sched: crate::sched::Snapshot,
 }
 
 /// Takes a [`Snapshot`] (a process that cannot be read counts 0 ticks).
@@ -20,6 +21,7 @@ pub fn snapshot(procs: &[(String, u32)]) -> Snapshot {
         machine: std::fs::read_to_string("/proc/stat")
             .ok()
             .and_then(|stat| parse_machine(&stat)),
+        sched: crate::sched::snapshot(procs),
     }
 }
 
@@ -52,9 +54,12 @@ pub struct Usage {
     pub per_commit_us: Vec<(String, f64)>,
     /// None if `/proc/stat` could not be read.
     pub host: Option<Host>,
+    /// Each process's waiting for a core (None without schedstats).
+    pub waiting: Option<Vec<crate::sched::Waiting>>,
 }
 
 pub fn since(procs: &[(String, u32)], before: &Snapshot, committed: u64) -> Usage {
+    let waiting = crate::sched::since(procs, &before.sched, committed);
     // SAFETY: sysconf has no preconditions.
     let ticks_per_s = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
     let after = snapshot(procs);
@@ -79,6 +84,7 @@ pub fn since(procs: &[(String, u32)], before: &Snapshot, committed: u64) -> Usag
     Usage {
         per_commit_us,
         host,
+        waiting,
     }
 }
 

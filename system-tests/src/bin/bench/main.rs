@@ -24,6 +24,7 @@ mod load;
 mod node_link;
 mod phases;
 mod probe;
+mod sched;
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -196,6 +197,9 @@ struct Report {
     /// How busy the machine's cores were during the run, and how much of
     /// that was other work (None if `/proc/stat` cannot be read).
     host: Option<cpu::Host>,
+    /// How long each process's threads waited for a core (None without
+    /// schedstats).
+    waiting: Option<Vec<sched::Waiting>>,
     /// The mean of each protocol phase (HTTP mode only: the coordinator
     /// measures them).
     phases: Option<phases::Means>,
@@ -292,6 +296,13 @@ impl Report {
         );
         if let Some(host) = &self.host {
             let _ = writeln!(out, "host during the run: {host}");
+        }
+        if let Some(waiting) = &self.waiting {
+            let _ = writeln!(
+                out,
+                "waiting for a core (run queue): {}",
+                sched::describe(waiting)
+            );
         }
         if let Some(means) = &self.phases {
             let latencies = &self.run.measured.latencies_us;
@@ -615,6 +626,7 @@ async fn run_http(args: &Args) -> anyhow::Result<Report> {
         forces,
         cpu_us: usage.per_commit_us,
         host: usage.host,
+        waiting: usage.waiting,
         phases: Some(phases::Means::between(&phases_before, &phases_after)),
         invariants,
     })
@@ -738,6 +750,7 @@ async fn run_direct(args: &Args) -> anyhow::Result<Report> {
         forces,
         cpu_us: usage.per_commit_us,
         host: usage.host,
+        waiting: usage.waiting,
         phases: None,
         invariants,
     })
@@ -786,6 +799,14 @@ mod tests {
             report.text()
         );
         assert!(report.text().contains("mean ms by phase"));
+        let waiting = report.waiting.as_ref().expect("schedstat is readable here");
+        assert_eq!(waiting.len(), 4, "coordinator, two nodes, bench");
+        assert!(
+            waiting[0].switches_per_commit > 0.0,
+            "the coordinator's threads woke up: {}",
+            report.text()
+        );
+        assert!(report.text().contains("waiting for a core"));
         let host = report.host.expect("/proc/stat is readable here");
         assert!(
             host.ours_pct > 0.0 && host.busy_pct <= 100.0 + 1e-9,
