@@ -59,10 +59,10 @@ pub struct Usage {
 }
 
 pub fn since(procs: &[(String, u32)], before: &Snapshot, committed: u64) -> Usage {
-    let waiting = crate::sched::since(procs, &before.sched, committed);
     // SAFETY: sysconf has no preconditions.
     let ticks_per_s = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
     let after = snapshot(procs);
+    let waiting = crate::sched::between(procs, &before.sched, &after.sched, committed);
     let deltas: Vec<u64> = before
         .procs
         .iter()

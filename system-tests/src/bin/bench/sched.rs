@@ -40,10 +40,14 @@ pub struct Waiting {
     pub wait_us_per_switch: f64,
 }
 
-/// What each process waited since `before`; None if no thread could be
-/// read at both ends (a kernel without schedstats).
-pub fn since(procs: &[(String, u32)], before: &Snapshot, committed: u64) -> Option<Vec<Waiting>> {
-    let after = snapshot(procs);
+/// What each process waited between two snapshots; None if no thread
+/// could be read at both ends (a kernel without schedstats).
+pub fn between(
+    procs: &[(String, u32)],
+    before: &Snapshot,
+    after: &Snapshot,
+    committed: u64,
+) -> Option<Vec<Waiting>> {
     let secs = after.at.duration_since(before.at).as_secs_f64();
     let mut any = false;
     let waiting = procs
@@ -153,7 +157,8 @@ mod tests {
         let worker =
             std::thread::spawn(|| std::thread::sleep(std::time::Duration::from_millis(20)));
         let _ = worker.join();
-        let waiting = since(&me, &before, 1).expect("schedstat is readable on Linux here");
+        let waiting =
+            between(&me, &before, &snapshot(&me), 1).expect("schedstat is readable on Linux here");
         assert_eq!(waiting.len(), 1);
         assert!(waiting[0].switches_per_commit >= 1.0, "{waiting:?}");
         assert!(describe(&waiting).starts_with("bench "));
