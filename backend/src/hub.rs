@@ -358,6 +358,11 @@ impl Hub {
         self.tx.subscribe()
     }
 
+    /// Whether a WebSocket client is subscribed to the events.
+    pub fn listening(&self) -> bool {
+        self.tx.receiver_count() > 0
+    }
+
     pub fn seq(&self) -> u64 {
         self.lock().seq
     }
@@ -379,7 +384,7 @@ impl Hub {
         {
             let mut inner = self.lock();
             let ts_ms = unix_ms();
-            let listening = self.tx.receiver_count() > 0;
+            let listening = self.listening();
             for kind in kinds {
                 wakes_balances |= matches!(
                     kind,

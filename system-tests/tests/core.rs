@@ -617,32 +617,41 @@ async fn balances_survive_a_full_restart() {
     assert_eq!(c.balances().await["A"], 95_800);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_websocket_sends_a_snapshot_then_numbered_events() {
-    use futures_util::StreamExt;
-    let c = two_nodes().await;
+type WsStream =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Connects to the coordinator's `/ws`.
+async fn ws_connect(c: &Cluster) -> WsStream {
     let ws_url = c.url("/ws").replace("http://", "ws://");
-    let (mut ws, _) = tokio_tungstenite::connect_async(ws_url)
+    let (ws, _) = tokio_tungstenite::connect_async(ws_url)
         .await
         .expect("websocket connects");
-    let first = tokio::time::timeout(DEADLINE, ws.next())
+    ws
+}
+
+/// The next event from `/ws`, as JSON; fails the test after `DEADLINE`.
+async fn ws_next_event(ws: &mut WsStream) -> Value {
+    use futures_util::StreamExt;
+    let msg = tokio::time::timeout(DEADLINE, ws.next())
         .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    let first: Value = serde_json::from_str(first.to_text().unwrap()).unwrap();
+        .expect("events keep coming")
+        .expect("the stream stays open")
+        .expect("a websocket message");
+    serde_json::from_str(msg.to_text().expect("a text message")).expect("JSON")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_websocket_sends_a_snapshot_then_numbered_events() {
+    let c = two_nodes().await;
+    let mut ws = ws_connect(&c).await;
+    let first = ws_next_event(&mut ws).await;
     assert_eq!(first["kind"], "snapshot");
     assert_eq!(first["cluster"]["expected_total_cents"], 200_000);
     c.transfer_outcome("A", "B", 100, Some("ws-1")).await;
     let mut kinds = Vec::new();
     let mut last_seq = first["seq"].as_u64().unwrap();
     while !kinds.contains(&"tx_finished".to_string()) {
-        let msg = tokio::time::timeout(DEADLINE, ws.next())
-            .await
-            .expect("events keep coming")
-            .unwrap()
-            .unwrap();
-        let event: Value = serde_json::from_str(msg.to_text().unwrap()).unwrap();
+        let event = ws_next_event(&mut ws).await;
         let seq = event["seq"].as_u64().unwrap();
         assert!(seq > last_seq, "seq grows: {seq} after {last_seq}");
         last_seq = seq;
@@ -661,4 +670,36 @@ async fn the_websocket_sends_a_snapshot_then_numbered_events() {
             "missing {kind} in {kinds:?}"
         );
     }
+}
+
+/// The balance monitor asks the nodes only while a WebSocket client
+/// listens; a client that connects after transfers that nobody watched
+/// still sees the next transfer's balances as a `balances` event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_client_gets_the_balances_after_a_transfer() {
+    let c = two_nodes().await;
+    // Moved while nobody listens: the snapshot carries it.
+    c.transfer_outcome("A", "B", 300, Some("unwatched")).await;
+    let mut ws = ws_connect(&c).await;
+    let first = ws_next_event(&mut ws).await;
+    assert_eq!(first["kind"], "snapshot");
+    c.transfer_outcome("B", "A", 1_000, Some("watched")).await;
+    let balances = loop {
+        let event = ws_next_event(&mut ws).await;
+        if event["kind"] != "balances" {
+            continue;
+        }
+        let accounts = event["accounts"].as_array().expect("accounts").clone();
+        let cents = |id: &str| {
+            accounts
+                .iter()
+                .find(|a| a["id"] == id)
+                .and_then(|a| a["balance_cents"].as_i64())
+        };
+        // An earlier refresh may still show the old balances: wait for these.
+        if cents("A") == Some(100_700) {
+            break (cents("A"), cents("B"), event["total_cents"].as_i64());
+        }
+    };
+    assert_eq!(balances, (Some(100_700), Some(99_300), Some(200_000)));
 }
