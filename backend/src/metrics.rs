@@ -23,6 +23,12 @@
 //!
 //! Transactions recovered from the log after a crash have no start here and
 //! are only counted, not timed.
+//!
+//! One metric is not an event: `tpc_http_transfer_seconds` times each
+//! `POST /api/transfers` inside its HTTP handler ([`observe_http_transfer`]),
+//! so that the gap between the phases above and what a client sees splits
+//! into the way to the engine and back (inside the handler) and the HTTP
+//! server and the network (outside it).
 
 use std::hash::Hasher;
 use std::sync::{LazyLock, Mutex};
@@ -71,6 +77,7 @@ pub struct Metrics {
     prepare: Histogram,
     log_force: Histogram,
     commit: Histogram,
+    http_transfer: Histogram,
     commit_records: IntCounter,
     /// Indexed by [`decision_index`].
     resolved: [IntCounter; 2],
@@ -184,6 +191,11 @@ impl Metrics {
                 "tpc_commit_round_trip_seconds",
                 "Phase 2: from the first commit sent to the last commit ack.",
             ),
+            http_transfer: histogram(
+                &registry,
+                "tpc_http_transfer_seconds",
+                "POST /api/transfers inside the HTTP handler: the request body read to the answer built (every answer, errors too).",
+            ),
             started,
             finished: [finished.with_label_values(&["committed"]), finished.with_label_values(&["aborted"])],
             aborts: abort_children.into_iter().map(|c| c.expect("every reason has a counter")).collect(),
@@ -244,6 +256,11 @@ impl Metrics {
             EventKind::Resolved { decision, .. } => self.resolved[decision_index(*decision)].inc(),
             _ => {}
         }
+    }
+
+    /// Times one `POST /api/transfers` in its handler.
+    pub fn observe_http_transfer(&self, elapsed: std::time::Duration) {
+        self.http_transfer.observe(elapsed.as_secs_f64());
     }
 
     fn phases(&self) -> std::sync::MutexGuard<'_, PhaseClock> {

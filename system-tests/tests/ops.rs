@@ -284,6 +284,11 @@ async fn metrics_count_transfers_and_show_the_cluster() {
     let prepared = value_of(&samples, "tpc_prepare_round_trip_seconds_count", &[]);
     assert!((3.0..=5.0).contains(&prepared), "{prepared}");
     assert!(value_of(&samples, "tpc_commit_round_trip_seconds_sum", &[]) > 0.0);
+    // Every POST /api/transfers is timed in its handler, the 422 too.
+    assert_eq!(
+        value_of(&samples, "tpc_http_transfer_seconds_count", &[]),
+        6.0
+    );
     assert_eq!(
         value_of(&samples, "tpc_coordinator_commit_records_total", &[]),
         3.0
@@ -293,6 +298,7 @@ async fn metrics_count_transfers_and_show_the_cluster() {
         "tpc_prepare_round_trip_seconds",
         "tpc_decision_log_force_seconds",
         "tpc_commit_round_trip_seconds",
+        "tpc_http_transfer_seconds",
     ] {
         assert_eq!(
             types.get(name).map(String::as_str),

@@ -126,6 +126,13 @@ async fn api_not_found() -> ApiError {
 }
 
 async fn transfer(State(app): State<Arc<App>>, body: Result<Bytes, BytesRejection>) -> ApiResult {
+    let started = std::time::Instant::now();
+    let answer = run_transfer(&app, body).await;
+    crate::metrics::global().observe_http_transfer(started.elapsed());
+    answer
+}
+
+async fn run_transfer(app: &App, body: Result<Bytes, BytesRejection>) -> ApiResult {
     let request: TransferRequest = parse_body(
         body,
         r#"{"from": "A", "to": "B", "amount_cents": 10000, "tx_id": "optional"}"#,

@@ -1,16 +1,17 @@
 //! Where a transfer's time goes, from the coordinator's own clock: the mean
 //! of each protocol phase over a run, from two scrapes of its `/metrics`
 //! (Prometheus histograms `_sum` and `_count`), set beside the latency the
-//! clients saw. What the phases do not cover is the HTTP way in and out
-//! (the request reaching the engine, the answer reaching the client) and
-//! the waits between the steps of the engine itself.
+//! clients saw. Between "in the coordinator" (the engine's clock, request
+//! to answer) and "in the HTTP handler" lie the hop to the engine and
+//! back; between the handler and the clients, the HTTP server, the
+//! network and the clients' own turn for a core.
 
 use std::fmt;
 
 use system_tests::Cluster;
 
 /// The histograms, in protocol order: (metric name, what it is).
-pub const PHASES: [(&str, &str); 4] = [
+pub const PHASES: [(&str, &str); 5] = [
     ("tpc_prepare_round_trip_seconds", "prepare round trip"),
     ("tpc_decision_log_force_seconds", "decision log force"),
     ("tpc_commit_round_trip_seconds", "commit round trip"),
@@ -18,6 +19,7 @@ pub const PHASES: [(&str, &str); 4] = [
         "tpc_transaction_duration_seconds{outcome=\"committed\"}",
         "in the coordinator",
     ),
+    ("tpc_http_transfer_seconds", "in the HTTP handler"),
 ];
 
 /// One scrape: (sum in seconds, count) of each of [`PHASES`], in order.
@@ -109,22 +111,24 @@ mod tests {
         tpc_transaction_duration_seconds_sum{outcome=\"aborted\"} 9\n\
         tpc_transaction_duration_seconds_count{outcome=\"aborted\"} 1\n\
         tpc_transaction_duration_seconds_sum{outcome=\"committed\"} 1.5\n\
-        tpc_transaction_duration_seconds_count{outcome=\"committed\"} 100\n";
+        tpc_transaction_duration_seconds_count{outcome=\"committed\"} 100\n\
+        tpc_http_transfer_seconds_sum 1.7\n\
+        tpc_http_transfer_seconds_count 100\n";
 
     #[test]
     fn the_phase_means_come_from_the_sums_and_counts() {
         let after = parse(TEXT).expect("parses");
         let means = Means::between(&Scrape::default(), &after);
         let ms: Vec<f64> = means.0.iter().map(|m| m.expect("a mean")).collect();
-        assert_eq!(ms.len(), 4);
-        for (got, want) in ms.iter().zip([5.0, 2.5, 3.0, 15.0]) {
+        assert_eq!(ms.len(), 5);
+        for (got, want) in ms.iter().zip([5.0, 2.5, 3.0, 15.0, 17.0]) {
             assert!((got - want).abs() < 1e-9, "{ms:?}");
         }
         assert_eq!(
             means.to_string(),
-            "prepare round trip 5.000, decision log force 2.500, commit round trip 3.000, in the coordinator 15.000"
+            "prepare round trip 5.000, decision log force 2.500, commit round trip 3.000, in the coordinator 15.000, in the HTTP handler 17.000"
         );
-        assert_eq!(Means::between(&after, &after).0, [None; 4]);
+        assert_eq!(Means::between(&after, &after).0, [None; 5]);
     }
 
     #[test]
