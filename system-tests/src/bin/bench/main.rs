@@ -45,6 +45,7 @@ use crate::node_link::NodeLink;
 
 const SECONDS_MAX: u64 = 600;
 const CLIENTS_MAX: usize = 4_096;
+const REPEAT_MAX: u32 = 100;
 /// Accounts per node in `--hot` mode unless `--accounts-per-node` says otherwise.
 const HOT_ACCOUNTS_PER_NODE: u32 = 2;
 const COLD_ACCOUNTS_PER_NODE: u32 = 1_000;
@@ -88,6 +89,11 @@ struct Args {
     /// Client counts for --sweep.
     #[arg(long, value_delimiter = ',', default_value = "1,4,16,64,256")]
     sweep_clients: Vec<usize>,
+    /// Run the same point N times, each on a fresh cluster, then print a
+    /// table of the runs and the median (min to max) of each figure: on a
+    /// shared host one run says little.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=REPEAT_MAX as i64))]
+    repeat: u32,
     /// Only measure what one fdatasync costs on this disk (no cluster).
     #[arg(long)]
     fsync_probe: bool,
@@ -142,6 +148,12 @@ fn validate(args: &Args) -> Result<(), String> {
     if all_clients.into_iter().any(|c| c == 0 || c > CLIENTS_MAX) {
         return Err(format!("client counts must be 1 to {CLIENTS_MAX}"));
     }
+    if args.repeat > 1 && (args.sweep || args.fsync_probe) {
+        return Err(
+            "--repeat runs one point several times: use it without --sweep and --fsync-probe"
+                .to_string(),
+        );
+    }
     if args.amount_cents_max < 1 || args.balance_cents < 1 {
         return Err("--amount-cents-max and --balance-cents must be positive".to_string());
     }
@@ -156,6 +168,13 @@ async fn run_all(args: Args) -> anyhow::Result<bool> {
             .tempdir()?;
         probe::run(dir.path())?;
         return Ok(true);
+    }
+    if args.repeat > 1 {
+        let reports = run_repeated(&args).await?;
+        println!();
+        print!("{}", table(&reports));
+        println!("{}", summary(&reports));
+        return Ok(reports.iter().all(|r| r.invariants.is_ok()));
     }
     if !args.sweep {
         let report = run_one(&args).await?;
@@ -178,6 +197,19 @@ async fn run_all(args: Args) -> anyhow::Result<bool> {
     println!();
     print!("{}", table(&reports));
     Ok(reports.iter().all(|r| r.invariants.is_ok()))
+}
+
+/// `--repeat`: the same point `args.repeat` times, each on a fresh cluster,
+/// printing each run as it ends.
+async fn run_repeated(args: &Args) -> anyhow::Result<Vec<Report>> {
+    let mut reports = Vec::new();
+    for i in 1..=args.repeat {
+        eprintln!("[bench] run {i} of {}", args.repeat);
+        let report = run_one(args).await?;
+        print!("{}", report.text());
+        reports.push(report);
+    }
+    Ok(reports)
 }
 
 /// What one run measured.
@@ -215,12 +247,22 @@ impl Report {
         self.run.measured.aborted_total() as f64 / self.run.elapsed.as_secs_f64()
     }
 
-    fn text(&self) -> String {
+    /// Latency p50, p99, p99.9 and max in ms.
+    fn percentiles_ms(&self) -> [f64; 4] {
         let mut tally = load::Tally {
             latencies_us: self.run.measured.latencies_us.clone(),
             ..Default::default()
         };
-        let [p50, p99, p999, max] = tally.percentiles_ms();
+        tally.percentiles_ms()
+    }
+
+    /// CPU µs per committed transfer, all processes together.
+    fn cpu_us_total(&self) -> f64 {
+        self.cpu_us.iter().map(|(_, us)| us).sum()
+    }
+
+    fn text(&self) -> String {
+        let [p50, p99, p999, max] = self.percentiles_ms();
         let secs = self.run.elapsed.as_secs_f64();
         let m = &self.run.measured;
         let mut out = String::new();
@@ -288,7 +330,7 @@ impl Report {
             .iter()
             .map(|(p, us)| format!("{p} {us:.0}"))
             .collect();
-        let total: f64 = self.cpu_us.iter().map(|(_, us)| us).sum();
+        let total = self.cpu_us_total();
         let _ = writeln!(
             out,
             "CPU us per committed transfer: {} (total {total:.0})",
@@ -377,11 +419,7 @@ fn table(reports: &[Report]) -> String {
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---|"
     );
     for r in reports {
-        let mut tally = load::Tally {
-            latencies_us: r.run.measured.latencies_us.clone(),
-            ..Default::default()
-        };
-        let [p50, p99, p999, max] = tally.percentiles_ms();
+        let [p50, p99, p999, max] = r.percentiles_ms();
         let forces: Vec<String> = r.forces.iter().map(|(_, f)| format!("{f:.2}")).collect();
         let _ = writeln!(
             out,
@@ -396,7 +434,7 @@ fn table(reports: &[Report]) -> String {
             p999,
             max,
             forces.join(" / "),
-            r.cpu_us.iter().map(|(_, us)| us).sum::<f64>(),
+            r.cpu_us_total(),
             r.host
                 .map_or_else(|| "-".to_string(), |h| format!("{:.0}", h.others_pct)),
             if r.invariants.is_ok() {
@@ -407,6 +445,62 @@ fn table(reports: &[Report]) -> String {
         );
     }
     out
+}
+
+/// The middle value and the range of some runs' figure.
+#[derive(Debug, PartialEq)]
+struct Spread {
+    median: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Spread {
+    /// None for no values. The median of an even count is the mean of the
+    /// two middle values.
+    fn of(mut values: Vec<f64>) -> Option<Spread> {
+        if values.is_empty() {
+            return None;
+        }
+        values.sort_by(f64::total_cmp);
+        let n = values.len();
+        let median = if n % 2 == 1 {
+            values[n / 2]
+        } else {
+            (values[n / 2 - 1] + values[n / 2]) / 2.0
+        };
+        Some(Spread {
+            median,
+            min: values[0],
+            max: values[n - 1],
+        })
+    }
+
+    fn describe(&self, decimals: usize) -> String {
+        format!(
+            "{:.d$} ({:.d$} to {:.d$})",
+            self.median,
+            self.min,
+            self.max,
+            d = decimals
+        )
+    }
+}
+
+/// `--repeat`'s last line: the median and range of the runs' main figures.
+fn summary(reports: &[Report]) -> String {
+    let figure = |f: &dyn Fn(&Report) -> f64, decimals: usize| {
+        Spread::of(reports.iter().map(f).collect())
+            .map_or_else(|| "-".to_string(), |s| s.describe(decimals))
+    };
+    format!(
+        "over {} runs, median (min to max): committed/s {}; p50 ms {}; p99 ms {}; CPU us/commit {}",
+        reports.len(),
+        figure(&|r| r.committed_per_s(), 0),
+        figure(&|r| r.percentiles_ms()[0], 3),
+        figure(&|r| r.percentiles_ms()[1], 2),
+        figure(&|r| r.cpu_us_total(), 0),
+    )
 }
 
 fn accounts_per_node(args: &Args) -> u32 {
@@ -760,7 +854,7 @@ async fn run_direct(args: &Args) -> anyhow::Result<Report> {
 mod tests {
     use super::*;
 
-    fn short_run(extra: &[&str]) -> Report {
+    fn short_args(extra: &[&str]) -> Args {
         let mut argv = vec![
             "bench",
             "--clients",
@@ -775,14 +869,19 @@ mod tests {
         argv.extend_from_slice(extra);
         let args = Args::parse_from(argv);
         validate(&args).expect("valid flags");
+        args
+    }
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("a runtime");
-        let local = tokio::task::LocalSet::new();
-        local
-            .block_on(&runtime, run_one(&args))
-            .expect("the run completes")
+        tokio::task::LocalSet::new().block_on(&runtime, f)
+    }
+
+    fn short_run(extra: &[&str]) -> Report {
+        block_on(run_one(&short_args(extra))).expect("the run completes")
     }
 
     /// Needs `cargo build -p backend -p participant` (as every system test).
@@ -819,6 +918,58 @@ mod tests {
         let report = short_run(&["--direct", "--hot"]);
         assert!(report.run.committed_all > 0, "{}", report.text());
         assert!(report.invariants.is_ok(), "{}", report.text());
+    }
+
+    #[test]
+    fn repeated_runs_summarise_as_median_and_range() {
+        let args = short_args(&["--repeat", "2"]);
+        let reports = block_on(run_repeated(&args)).expect("the runs complete");
+        assert_eq!(reports.len(), 2, "one report per run");
+        assert!(reports.iter().all(|r| r.invariants.is_ok()));
+        let line = summary(&reports);
+        let rates: Vec<f64> = reports.iter().map(Report::committed_per_s).collect();
+        let (lo, hi) = (rates[0].min(rates[1]), rates[0].max(rates[1]));
+        assert!(line.starts_with("over 2 runs, median (min to max): committed/s "));
+        assert!(
+            line.contains(&format!("({lo:.0} to {hi:.0})")),
+            "{line} names the range {lo:.0} to {hi:.0}"
+        );
+        assert!(line.contains("; p50 ms ") && line.contains("; CPU us/commit "));
+    }
+
+    #[test]
+    fn the_spread_is_the_median_and_the_range() {
+        assert_eq!(Spread::of(vec![]), None);
+        let odd = Spread::of(vec![3.0, 1.0, 2.0]).expect("values");
+        assert_eq!(
+            odd,
+            Spread {
+                median: 2.0,
+                min: 1.0,
+                max: 3.0
+            }
+        );
+        let even = Spread::of(vec![4.0, 1.0, 10.0, 2.0]).expect("values");
+        assert_eq!(
+            even,
+            Spread {
+                median: 3.0,
+                min: 1.0,
+                max: 10.0
+            }
+        );
+        assert_eq!(even.describe(1), "3.0 (1.0 to 10.0)");
+    }
+
+    #[test]
+    fn repeat_goes_with_one_point_only() {
+        let sweep = Args::parse_from(["bench", "--repeat", "3", "--sweep"]);
+        let err = validate(&sweep).expect_err("refused");
+        assert!(err.contains("--repeat") && err.contains("--sweep"), "{err}");
+        assert!(Args::try_parse_from(["bench", "--repeat", "0"]).is_err());
+        assert!(Args::try_parse_from(["bench", "--repeat", "101"]).is_err());
+        let fine = Args::parse_from(["bench", "--repeat", "5"]);
+        assert_eq!(validate(&fine), Ok(()));
     }
 
     #[test]
