@@ -683,6 +683,14 @@ async fn a_websocket_client_gets_the_balances_after_a_transfer() {
     let mut ws = ws_connect(&c).await;
     let first = ws_next_event(&mut ws).await;
     assert_eq!(first["kind"], "snapshot");
+    let snapshot_cents: Vec<i64> = first["cluster"]["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .flat_map(|n| n["accounts"].as_array().expect("accounts").clone())
+        .map(|a| a["balance_cents"].as_i64().expect("cents"))
+        .collect();
+    assert_eq!(snapshot_cents, vec![99_700, 100_300], "{first}");
     c.transfer_outcome("B", "A", 1_000, Some("watched")).await;
     let balances = loop {
         let event = ws_next_event(&mut ws).await;
