@@ -489,17 +489,18 @@ impl Spread {
 
 /// `--repeat`'s last line: the median and range of the runs' main figures.
 fn summary(reports: &[Report]) -> String {
-    let figure = |f: &dyn Fn(&Report) -> f64, decimals: usize| {
-        Spread::of(reports.iter().map(f).collect())
-            .map_or_else(|| "-".to_string(), |s| s.describe(decimals))
+    let figure = |values: Vec<f64>, decimals: usize| {
+        Spread::of(values).map_or_else(|| "-".to_string(), |s| s.describe(decimals))
     };
+    // Each run's latencies are sorted once, for both percentiles.
+    let percentiles: Vec<[f64; 4]> = reports.iter().map(Report::percentiles_ms).collect();
     format!(
         "over {} runs, median (min to max): committed/s {}; p50 ms {}; p99 ms {}; CPU us/commit {}",
         reports.len(),
-        figure(&|r| r.committed_per_s(), 0),
-        figure(&|r| r.percentiles_ms()[0], 3),
-        figure(&|r| r.percentiles_ms()[1], 2),
-        figure(&|r| r.cpu_us_total(), 0),
+        figure(reports.iter().map(Report::committed_per_s).collect(), 0),
+        figure(percentiles.iter().map(|p| p[0]).collect(), 3),
+        figure(percentiles.iter().map(|p| p[1]).collect(), 2),
+        figure(reports.iter().map(Report::cpu_us_total).collect(), 0),
     )
 }
 
