@@ -394,8 +394,10 @@ impl Engine {
         }
     }
 
-    /// Publishes an event; a `ready` vote or a commit ack implies the node
-    /// forced a log record first, which the live view shows as its own step.
+    /// Publishes an event; a `ready` vote implies the node forced its
+    /// PREPARED record first, which the live view shows as its own step.
+    /// (The machine reports a node's forced COMMITTED record itself: it
+    /// comes with the ack, after the node said `applied`.)
     fn emit(&mut self, kind: EventKind) {
         let forced = match &kind {
             EventKind::Vote {
@@ -404,11 +406,6 @@ impl Engine {
                 vote: shared::api::VoteView::Ready,
                 ..
             } => Some((tx_id.clone(), node.clone(), "prepared")),
-            EventKind::Ack {
-                tx_id,
-                node,
-                decision: shared::wire::Decision::Commit,
-            } => Some((tx_id.clone(), node.clone(), "committed")),
             _ => None,
         };
         if let Some((tx_id, node, record)) = forced {

@@ -9,7 +9,9 @@
 //! rather than guess.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
+use shared::limits::PARTICIPANT_UNFORCED_SYNC_US;
 use shared::log::{GroupCommitWriter, LogError, LogFile};
 use shared::protocol::participant::Participant;
 use shared::protocol::record::ParticipantRecord;
@@ -100,8 +102,12 @@ pub fn recover(config: &Config) -> Result<Recovered, RecoveryError> {
 
     let (durable_tx, durable) = watch::channel(0u64);
     let (errors_tx, errors) = mpsc::channel(1);
-    let writer = GroupCommitWriter::spawn(
+    // A commit's COMMITTED record is not forced (the node says `applied`
+    // at once and acks when it is durable): the next PREPARED force carries
+    // it, or the writer syncs it after PARTICIPANT_UNFORCED_SYNC_US.
+    let writer = GroupCommitWriter::spawn_syncing_unforced(
         file,
+        Duration::from_micros(PARTICIPANT_UNFORCED_SYNC_US),
         Box::new(move |seq| durable_tx.send_modify(|durable| *durable = (*durable).max(seq))),
         Box::new(move |error| {
             // Called at most once; the driver stops the process on it.

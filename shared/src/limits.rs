@@ -92,9 +92,14 @@ pub const LOG_RECORD_BYTES_MAX: usize = 256 * 1024 * 1024;
 pub const PREPARE_TIMEOUT_MS: u64 = 3_000;
 /// Default longest wait for an account lock at a participant.
 pub const LOCK_WAIT_MS: u64 = 3_000;
-/// Default time the coordinator waits for commit acks before answering the
-/// client anyway (the commit is durable; it completes in the background).
+/// Default time the coordinator waits for every node to apply a commit
+/// before answering the client anyway (the commit is durable; it completes
+/// in the background).
 pub const ACK_WAIT_MS: u64 = 3_000;
+/// Longest a participant's unforced record (a COMMITTED, whose `ack` waits
+/// for it) waits for a sync when no forced record comes to carry it. Under
+/// load a PREPARED force carries it sooner; idle, it costs one fdatasync.
+pub const PARTICIPANT_UNFORCED_SYNC_US: u64 = 300;
 /// Resend interval for unacknowledged commits.
 pub const COMMIT_RETRY_MS: u64 = 500;
 /// How often the coordinator asks every node for its in-doubt transactions.

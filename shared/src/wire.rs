@@ -165,6 +165,15 @@ pub enum Reply {
         vote: Vote,
         reason: Option<AbortReason>,
     },
+    /// The commit is applied in memory (its locks released, reads see it);
+    /// its COMMITTED record is not durable yet. Sent at once, before the
+    /// `ack`, so the client can be answered without waiting for the node's
+    /// log force; the coordinator forgets a transaction only after `ack`.
+    Applied {
+        tx_id: TxId,
+    },
+    /// The decision is durable here (for a commit: applied and its
+    /// COMMITTED record forced).
     Ack {
         tx_id: TxId,
         decision: Decision,
@@ -398,6 +407,7 @@ mod flat {
     enum ReplyType {
         Hello,
         Vote,
+        Applied,
         Ack,
         Outcome,
         InDoubt,
@@ -442,6 +452,7 @@ mod flat {
             let (kind, allowed): (&str, &[&str]) = match r.kind {
                 ReplyType::Hello => ("hello", &["node", "pid", "faults_allowed"]),
                 ReplyType::Vote => ("vote", &["tx_id", "vote", "reason"]),
+                ReplyType::Applied => ("applied", &["tx_id"]),
                 ReplyType::Ack => ("ack", &["tx_id", "decision"]),
                 ReplyType::Outcome => ("outcome", &["tx_id", "decision", "reason"]),
                 ReplyType::InDoubt => ("in_doubt", &["tx_ids"]),
@@ -459,6 +470,9 @@ mod flat {
                     tx_id: need(r.tx_id, kind, "tx_id")?,
                     vote: need(r.vote, kind, "vote")?,
                     reason: r.reason,
+                },
+                ReplyType::Applied => Reply::Applied {
+                    tx_id: need(r.tx_id, kind, "tx_id")?,
                 },
                 ReplyType::Ack => Reply::Ack {
                     tx_id: need(r.tx_id, kind, "tx_id")?,
@@ -581,6 +595,7 @@ mod tests {
                 vote: Vote::Abort,
                 reason: Some(AbortReason::LockConflict),
             },
+            Reply::Applied { tx_id: "t1".into() },
             Reply::Ack {
                 tx_id: "t1".into(),
                 decision: Decision::Commit,

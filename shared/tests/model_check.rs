@@ -54,14 +54,21 @@ enum Envelope {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Disk<R> {
     durable: Vec<R>,
-    /// (seq, record, sync): the driver fsyncs only when a record asks for
-    /// it; unforced records become durable with the next forced one.
+    /// (seq, record, sync): the coordinator's driver fsyncs only when a
+    /// record asks for it (unforced records become durable with the next
+    /// forced one); a participant's also syncs unforced records after a
+    /// short delay (a commit's ack waits for its unforced COMMITTED).
     pending: Vec<(u64, R, bool)>,
 }
 
 impl<R> Disk<R> {
     fn wants_sync(&self) -> bool {
         self.pending.iter().any(|(_, _, sync)| *sync)
+    }
+
+    /// A participant's writer syncs whatever is pending, sooner or later.
+    fn wants_lazy_sync(&self) -> bool {
+        !self.pending.is_empty()
     }
 }
 
@@ -585,7 +592,7 @@ impl Model for TwoPc {
             actions.push(Act::Tick(None));
         }
         for (i, n) in w.nodes.iter().enumerate() {
-            if n.up && n.disk.wants_sync() {
+            if n.up && n.disk.wants_lazy_sync() {
                 actions.push(Act::Fsync(Some(i)));
             }
             if self.deadline(w, Some(i)).is_some() {

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use shared::api::{Outcome, TransferRequest, TransferResponse};
+use shared::events::EventKind;
 use shared::protocol::coordinator::{
     Action, ClientId, Coordinator, CoordinatorConfig, DemoFaults, Input, TransferError,
 };
@@ -128,6 +129,15 @@ impl Harness {
             msg: Reply::Ack {
                 tx_id: tx_id.into(),
                 decision,
+            },
+        })
+    }
+
+    fn applied(&mut self, node: &str, tx_id: &str) -> Vec<Action> {
+        self.run(Input::FromNode {
+            node: node.into(),
+            msg: Reply::Applied {
+                tx_id: tx_id.into(),
             },
         })
     }
@@ -543,6 +553,117 @@ fn an_abort_is_answered_only_once_it_is_durable_and_survives_a_crash() {
     assert_eq!(
         outcome_of(&a, 3),
         Some((Outcome::Aborted, Some(AbortReason::InsufficientFunds)))
+    );
+}
+
+/// The kinds of the events among `actions`, with their node.
+fn events(actions: &[Action]) -> Vec<(String, String)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Emit(EventKind::Ack { node, .. }) => Some(("ack".into(), node.clone())),
+            Action::Emit(EventKind::LogForced { node, record, .. }) => {
+                Some((format!("log_forced {record}"), node.clone()))
+            }
+            Action::Emit(EventKind::TxFinished { .. }) => {
+                Some(("tx_finished".into(), String::new()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_commit_is_answered_once_every_node_applied_it_and_forgotten_once_every_node_acked() {
+    let mut h = Harness::new();
+    h.transfer(1, "A", "B", 100, "t");
+    h.vote(N1, "t", Vote::Ready, None);
+    h.vote(N2, "t", Vote::Ready, None);
+    h.fsync();
+    let a = h.applied(N1, "t");
+    assert!(
+        replies(&a).is_empty(),
+        "answered before 6002 applied: {a:?}"
+    );
+    assert_eq!(events(&a), vec![("ack".to_string(), N1.to_string())]);
+    // A duplicate `applied` changes nothing.
+    let a = h.applied(N1, "t");
+    assert!(replies(&a).is_empty() && events(&a).is_empty(), "{a:?}");
+    let a = h.applied(N2, "t");
+    assert_eq!(outcome_of(&a, 1), Some((Outcome::Committed, None)));
+    assert_eq!(
+        events(&a),
+        vec![
+            ("ack".to_string(), N2.to_string()),
+            ("tx_finished".to_string(), String::new())
+        ]
+    );
+    let ends = |h: &Harness| {
+        h.log
+            .iter()
+            .filter(|(_, r)| matches!(r, CoordinatorRecord::End { .. }))
+            .count()
+    };
+    assert_eq!(
+        ends(&h),
+        0,
+        "forgotten before any node's COMMITTED was durable"
+    );
+    // The real acks: each shows as its node's forced COMMITTED record.
+    let a = h.ack(N1, "t", Decision::Commit);
+    assert_eq!(
+        events(&a),
+        vec![("log_forced committed".to_string(), N1.to_string())]
+    );
+    assert!(replies(&a).is_empty(), "answered twice: {a:?}");
+    assert_eq!(ends(&h), 0, "forgotten before 6002 acked");
+    // Commits are still resent to the node that has not acked.
+    let a = h.advance(600);
+    assert_eq!(sends(&a), vec![(N2.to_string(), commit("t"))]);
+    h.ack(N2, "t", Decision::Commit);
+    assert_eq!(ends(&h), 1, "END once every node acked");
+}
+
+#[test]
+fn an_ack_without_applied_before_it_answers_too() {
+    // A node that already had the commit (a duplicate after a restart of
+    // the coordinator, or a heuristic decision that agrees) only acks.
+    let mut h = Harness::new();
+    h.transfer(1, "A", "B", 100, "t");
+    h.vote(N1, "t", Vote::Ready, None);
+    h.vote(N2, "t", Vote::Ready, None);
+    h.fsync();
+    let a = h.ack(N1, "t", Decision::Commit);
+    assert_eq!(
+        events(&a),
+        vec![
+            ("log_forced committed".to_string(), N1.to_string()),
+            ("ack".to_string(), N1.to_string())
+        ]
+    );
+    assert!(replies(&a).is_empty());
+    let a = h.applied(N2, "t");
+    assert_eq!(outcome_of(&a, 1), Some((Outcome::Committed, None)));
+}
+
+#[test]
+fn the_answer_names_the_nodes_that_have_not_applied_the_commit_when_the_wait_ends() {
+    let mut h = Harness::new();
+    h.transfer(1, "A", "B", 100, "t");
+    h.vote(N1, "t", Vote::Ready, None);
+    h.vote(N2, "t", Vote::Ready, None);
+    h.fsync();
+    h.applied(N1, "t");
+    let a = h.advance(3_100);
+    let answered = replies(&a);
+    let [(1, Ok(response))] = &answered[..] else {
+        panic!("not answered after the ack wait: {a:?}")
+    };
+    assert_eq!(response.outcome, Outcome::Committed);
+    let detail = response.detail.as_deref().unwrap_or_default();
+    assert!(
+        detail.contains(N2) && !detail.contains(N1),
+        "the detail should name 6002 only: {detail}"
     );
 }
 

@@ -20,6 +20,8 @@ struct Node {
     p: Participant,
     now_us: u64,
     log: Vec<(u64, ParticipantRecord)>,
+    /// Seqs of the records persisted without asking for a force.
+    unforced: Vec<u64>,
     durable_seq: u64,
 }
 
@@ -30,6 +32,7 @@ impl Node {
             p: Participant::recover(config(), std::slice::from_ref(&init)).unwrap(),
             now_us: 0,
             log: vec![(0, init)],
+            unforced: Vec::new(),
             durable_seq: 0,
         }
     }
@@ -40,7 +43,12 @@ impl Node {
         let mut sent = Vec::new();
         for a in actions {
             match a {
-                Action::Persist { seq, record, .. } => self.log.push((seq, record)),
+                Action::Persist { seq, record, sync } => {
+                    if !sync {
+                        self.unforced.push(seq);
+                    }
+                    self.log.push((seq, record))
+                }
                 Action::Send { msg, .. } => {
                     self.check_gate(&msg);
                     sent.push(msg);
@@ -84,6 +92,12 @@ impl Node {
                     "commit answer for {tx_id} before its COMMITTED record was durable"
                 )
             }
+            Reply::Applied { tx_id } => assert!(
+                self.log.iter().any(
+                    |(_, r)| matches!(r, ParticipantRecord::Committed { tx_id: t, .. } if t == tx_id)
+                ),
+                "applied {tx_id} before its COMMITTED record was even appended"
+            ),
             _ => {}
         }
     }
@@ -151,12 +165,43 @@ fn ready_vote_waits_for_the_prepared_record_to_be_durable() {
     );
     assert_eq!(n.fsync(), vec![ready("t1")]);
     assert_eq!(n.p.in_doubt(0).len(), 1);
-    assert!(
-        n.msg(Request::Commit { tx_id: "t1".into() }).is_empty(),
-        "acked before COMMITTED was durable"
+    assert_eq!(
+        n.msg(Request::Commit { tx_id: "t1".into() }),
+        vec![Reply::Applied { tx_id: "t1".into() }],
+        "a commit is applied at once and acked only once COMMITTED is durable"
     );
+    assert_eq!(n.balance("A"), 900, "applied before it is durable");
     assert_eq!(n.fsync(), vec![ack("t1", Decision::Commit)]);
     assert_eq!(n.balance("A"), 900);
+}
+
+#[test]
+fn committed_is_not_forced_but_its_ack_waits_for_it() {
+    let mut n = Node::new();
+    n.prepare("t1", 1, "A", -100);
+    n.fsync();
+    n.msg(Request::Commit { tx_id: "t1".into() });
+    let (seq, record) = n.log.last().cloned().expect("a COMMITTED record");
+    assert!(matches!(record, ParticipantRecord::Committed { .. }));
+    assert!(
+        n.unforced.contains(&seq),
+        "COMMITTED asked for a force: it should ride the next one"
+    );
+    // A duplicate commit before it is durable is answered only after it.
+    assert!(
+        n.msg(Request::Commit { tx_id: "t1".into() }).is_empty(),
+        "re-acked before COMMITTED was durable"
+    );
+    // The next transaction's PREPARED is forced and carries it.
+    assert!(n.prepare("t2", 2, "A", -100).is_empty());
+    assert_eq!(
+        n.fsync(),
+        vec![
+            ack("t1", Decision::Commit),
+            ack("t1", Decision::Commit),
+            ready("t2")
+        ]
+    );
 }
 
 #[test]

@@ -5,10 +5,13 @@
 //! the batch, apply them in order, then
 //! - if any append asked for `sync` (or the batch held a `Rewrite`): one
 //!   fdatasync, then `on_durable(highest seq in the batch)`;
-//! - otherwise: write to the OS only (no fsync, no callback).
+//! - otherwise: write to the OS only (no fsync, no callback); such records
+//!   are durable with the next fdatasync, or, for a writer started with
+//!   [`GroupCommitWriter::spawn_syncing_unforced`], at most that long after
+//!   the first of them was written (one fdatasync, then `on_durable`).
 //!
 //! Under load each fdatasync thus covers many transactions; when idle a lone
-//! record is synced at once. Nothing waits on a timer.
+//! forced record is synced at once.
 //!
 //! # Contract for callers
 //! - Seqs are assigned by the caller and strictly increase in the order the
@@ -43,7 +46,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::file::{LogError, LogFile, WrittenCheckpoint};
 use super::frame;
@@ -142,6 +145,28 @@ impl GroupCommitWriter {
     ///
     /// Panics if the OS cannot start a thread.
     pub fn spawn(file: LogFile, on_durable: OnDurable, on_error: OnError) -> GroupCommitWriter {
+        Self::start(file, None, on_durable, on_error)
+    }
+
+    /// Like [`spawn`](Self::spawn), and unforced appends do not wait for a
+    /// forced one forever: they are synced (and reported through
+    /// `on_durable`) at most `after` after the first of them was written.
+    /// Under load a forced append comes sooner and carries them for free.
+    pub fn spawn_syncing_unforced(
+        file: LogFile,
+        after: Duration,
+        on_durable: OnDurable,
+        on_error: OnError,
+    ) -> GroupCommitWriter {
+        Self::start(file, Some(after), on_durable, on_error)
+    }
+
+    fn start(
+        file: LogFile,
+        sync_unforced_after: Option<Duration>,
+        on_durable: OnDurable,
+        on_error: OnError,
+    ) -> GroupCommitWriter {
         let (sender, receiver) = sync_channel(WRITER_QUEUE_MAX);
         let stats = Arc::new(Stats::default());
         stats.size_bytes.store(file.size_bytes(), Ordering::Relaxed);
@@ -156,6 +181,8 @@ impl GroupCommitWriter {
                     on_durable,
                     last_seq: None,
                     written_not_durable: None,
+                    sync_unforced_after,
+                    unforced_since: None,
                     checkpoint: None,
                     queued_rewrite: None,
                 };
@@ -303,6 +330,11 @@ struct WriterThread {
     last_seq: Option<u64>,
     /// Highest seq handed to the OS but not yet reported durable.
     written_not_durable: Option<u64>,
+    /// Longest an unforced append waits for a sync (None: until the next
+    /// forced one, or shutdown).
+    sync_unforced_after: Option<Duration>,
+    /// When the oldest append not yet durable was written.
+    unforced_since: Option<Instant>,
     /// The checkpoint being written beside the log, if any.
     checkpoint: Option<Checkpoint>,
     /// A rewrite submitted while another was in progress: it starts when
@@ -327,17 +359,25 @@ impl WriterThread {
     fn run(&mut self, receiver: Receiver<Vec<WriteCmd>>, on_error: OnError) {
         let mut batch = Vec::new();
         loop {
-            let first = if self.checkpoint.is_some() {
-                match receiver.recv_timeout(CHECKPOINT_POLL) {
+            let unforced_due = self.unforced_due();
+            let wait = match (self.checkpoint.is_some(), unforced_due) {
+                (false, None) => None,
+                (true, None) => Some(CHECKPOINT_POLL),
+                (false, Some(due)) => Some(due.saturating_duration_since(Instant::now())),
+                (true, Some(due)) => {
+                    Some(CHECKPOINT_POLL.min(due.saturating_duration_since(Instant::now())))
+                }
+            };
+            let first = match wait {
+                Some(wait) => match receiver.recv_timeout(wait) {
                     Ok(cmds) => Some(cmds),
                     Err(RecvTimeoutError::Timeout) => None,
                     Err(RecvTimeoutError::Disconnected) => break,
-                }
-            } else {
-                match receiver.recv() {
+                },
+                None => match receiver.recv() {
                     Ok(cmds) => Some(cmds),
                     Err(_) => break,
-                }
+                },
             };
             if let Some(first) = first {
                 batch.extend(first);
@@ -361,6 +401,10 @@ impl WriterThread {
                 on_error(error);
                 return;
             }
+            if let Err(error) = self.sync_unforced_if_due() {
+                on_error(error);
+                return;
+            }
         }
         // Shutdown: everything queued has been applied; finish a checkpoint
         // in progress (and one queued behind it), then make it all durable.
@@ -378,6 +422,29 @@ impl WriterThread {
                 Err(error) => on_error(error),
             }
         }
+    }
+
+    /// When unforced appends must be synced (if this writer syncs them).
+    fn unforced_due(&self) -> Option<Instant> {
+        let after = self.sync_unforced_after?;
+        self.written_not_durable?;
+        Some(self.unforced_since? + after)
+    }
+
+    fn sync_unforced_if_due(&mut self) -> Result<(), LogError> {
+        let Some(due) = self.unforced_due() else {
+            return Ok(());
+        };
+        if Instant::now() < due {
+            return Ok(());
+        }
+        if let Some(seq) = self.written_not_durable.take() {
+            self.unforced_since = None;
+            self.file.sync()?;
+            self.publish_stats();
+            (self.on_durable)(seq);
+        }
+        Ok(())
     }
 
     /// Starts writing a checkpoint of `records` beside the log.
@@ -515,14 +582,17 @@ impl WriterThread {
         if sync_wanted {
             self.file.sync()?;
             self.written_not_durable = None;
+            self.unforced_since = None;
             // Counters first: whoever learns of durability sees the force.
             self.publish_stats();
             (self.on_durable)(highest_seq);
             return Ok(());
         }
         self.file.flush()?;
-        // Unforced appends: durable with a later sync (or at shutdown).
+        // Unforced appends: durable with a later sync (or at shutdown, or
+        // when `sync_unforced_after` has passed).
         self.written_not_durable = Some(highest_seq);
+        self.unforced_since.get_or_insert_with(Instant::now);
         Ok(())
     }
 
@@ -574,6 +644,15 @@ mod tests {
         durable: &Arc<Durable>,
         slow_ms: u64,
     ) -> (GroupCommitWriter, Arc<Mutex<Vec<String>>>) {
+        spawn_lazy(dir, durable, slow_ms, None)
+    }
+
+    fn spawn_lazy(
+        dir: &Path,
+        durable: &Arc<Durable>,
+        slow_ms: u64,
+        sync_unforced_after: Option<Duration>,
+    ) -> (GroupCommitWriter, Arc<Mutex<Vec<String>>>) {
         let (file, _) = LogFile::open(dir, NAME).expect("log opens");
         let errors = Arc::new(Mutex::new(Vec::new()));
         let on_durable = {
@@ -589,7 +668,13 @@ mod tests {
             let errors = Arc::clone(&errors);
             Box::new(move |error: LogError| errors.lock().expect("lock").push(error.to_string()))
         };
-        (GroupCommitWriter::spawn(file, on_durable, on_error), errors)
+        let writer = match sync_unforced_after {
+            None => GroupCommitWriter::spawn(file, on_durable, on_error),
+            Some(after) => {
+                GroupCommitWriter::spawn_syncing_unforced(file, after, on_durable, on_error)
+            }
+        };
+        (writer, errors)
     }
 
     fn append(seq: u64, payload: &[u8], sync: bool) -> WriteCmd {
@@ -702,6 +787,57 @@ mod tests {
             .map(|seq| format!("record {seq}").into_bytes())
             .collect();
         assert_eq!(reopen(tmp.path()), expected);
+    }
+
+    #[test]
+    fn a_writer_syncing_unforced_appends_syncs_them_after_its_delay() {
+        const AFTER: Duration = Duration::from_millis(50);
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let durable = Arc::new(Durable::default());
+        let (writer, errors) = spawn_lazy(tmp.path(), &durable, 0, Some(AFTER));
+        let started = Instant::now();
+        for seq in 1..=3 {
+            writer
+                .submit(append(seq, b"lazy", false))
+                .expect("writer alive");
+        }
+        durable.wait_for(3);
+        assert!(
+            started.elapsed() >= AFTER,
+            "synced before its delay: {:?}",
+            started.elapsed()
+        );
+        assert_eq!(writer.forces(), 1, "one fdatasync for all three");
+        assert_eq!(durable.highest(), Some(3));
+
+        // A forced append comes first: it carries the unforced ones at once.
+        writer
+            .submit(append(4, b"lazy", false))
+            .expect("writer alive");
+        writer
+            .submit(append(5, b"eager", true))
+            .expect("writer alive");
+        durable.wait_for(5);
+        assert_eq!(writer.forces(), 2);
+
+        // A steady stream of unforced appends, each sooner than the delay,
+        // is still synced (the delay runs from the oldest one).
+        let mut seq = 5;
+        let stream_started = Instant::now();
+        while stream_started.elapsed() < AFTER * 8 {
+            seq += 1;
+            writer
+                .submit(append(seq, b"lazy", false))
+                .expect("writer alive");
+            std::thread::sleep(AFTER / 5);
+        }
+        assert!(
+            durable.highest() > Some(5),
+            "a stream of unforced appends was never synced"
+        );
+        writer.shutdown();
+        assert_eq!(reopen(tmp.path()).len() as u64, seq);
+        assert!(errors.lock().expect("lock").is_empty());
     }
 
     #[test]

@@ -206,7 +206,11 @@ struct Tx {
     one_phase: bool,
     phase: Phase,
     votes: BTreeMap<NodeId, (VoteView, Option<AbortReason>)>,
+    /// Nodes that have not acked the commit (durable there).
     pending_acks: BTreeSet<NodeId>,
+    /// Nodes that have neither said `applied` nor acked: the client is
+    /// answered when this is empty (reads on every node then see it).
+    pending_applied: BTreeSet<NodeId>,
     clients: Vec<ClientId>,
     replied: bool,
     /// Its timers still in `Coordinator::timers`, removed with it when it
@@ -421,7 +425,7 @@ impl Coordinator {
                 if self.finished.get(tx_id).is_some() {
                     return;
                 }
-                let pending_acks = legs.iter().map(|l| l.node.clone()).collect();
+                let pending_acks: BTreeSet<NodeId> = legs.iter().map(|l| l.node.clone()).collect();
                 let tx = Tx {
                     request: request.clone(),
                     ts: *ts,
@@ -433,6 +437,7 @@ impl Coordinator {
                         .iter()
                         .map(|l| (l.node.clone(), (VoteView::Ready, None)))
                         .collect(),
+                    pending_applied: pending_acks.clone(),
                     pending_acks,
                     clients: Vec::new(),
                     replied: true,
@@ -719,6 +724,7 @@ impl Coordinator {
             phase: Phase::Preparing,
             votes: BTreeMap::new(),
             pending_acks: BTreeSet::new(),
+            pending_applied: BTreeSet::new(),
             clients: vec![client],
             replied: false,
             armed: Vec::new(),
@@ -836,6 +842,7 @@ impl Coordinator {
                 decision,
                 reason,
             } => self.on_one_phase_outcome(now_us, node, tx_id, decision, reason, out),
+            Reply::Applied { tx_id } => self.on_applied(now_us, node, tx_id, out),
             Reply::Ack { tx_id, decision } => self.on_ack(now_us, node, tx_id, decision, out),
             Reply::InDoubt { tx_ids } => self.on_in_doubt(node, tx_ids, out),
             // Hello, query results and errors are the driver's business.
@@ -991,6 +998,7 @@ impl Coordinator {
         };
         tx.phase = Phase::Committing;
         tx.pending_acks = tx.legs.iter().map(|l| l.node.clone()).collect();
+        tx.pending_applied = tx.pending_acks.clone();
         let nodes: Vec<NodeId> = tx.legs.iter().map(|l| l.node.clone()).collect();
         for (i, node) in nodes.iter().enumerate() {
             if self.connected.contains(node) {
@@ -1013,6 +1021,35 @@ impl Coordinator {
         false
     }
 
+    /// A node applied a commit (its COMMITTED record is on its way to
+    /// disk): shown as its `ack`; once every node has, the client is
+    /// answered. The transaction is forgotten only after the real acks.
+    fn on_applied(&mut self, now_us: u64, node: NodeId, tx_id: TxId, out: &mut Vec<Action>) {
+        let Some(tx) = self.active.get_mut(&tx_id) else {
+            return;
+        };
+        if tx.phase != Phase::Committing || !tx.pending_applied.remove(&node) {
+            return;
+        }
+        out.push(Action::Emit(EventKind::Ack {
+            tx_id: tx_id.clone(),
+            node,
+            decision: Decision::Commit,
+        }));
+        self.reply_when_applied(now_us, &tx_id, out);
+    }
+
+    /// Answers the clients once every node has applied the commit.
+    fn reply_when_applied(&mut self, now_us: u64, tx_id: &TxId, out: &mut Vec<Action>) {
+        if self
+            .active
+            .get(tx_id)
+            .is_some_and(|tx| !tx.replied && tx.pending_applied.is_empty())
+        {
+            self.reply_committed(now_us, tx_id, None, out);
+        }
+    }
+
     fn on_ack(
         &mut self,
         now_us: u64,
@@ -1021,19 +1058,39 @@ impl Coordinator {
         decision: Decision,
         out: &mut Vec<Action>,
     ) {
-        out.push(Action::Emit(EventKind::Ack {
-            tx_id: tx_id.clone(),
-            node: node.clone(),
-            decision,
-        }));
+        // A commit ack means the node forced its COMMITTED record; the live
+        // view shows that as its own step. Its `ack` was shown already if
+        // the node said `applied` first.
+        let applied_before = self.active.get(&tx_id).is_some_and(|tx| {
+            tx.phase == Phase::Committing
+                && tx.pending_acks.contains(&node)
+                && !tx.pending_applied.contains(&node)
+        });
+        if decision == Decision::Commit {
+            out.push(Action::Emit(EventKind::LogForced {
+                tx_id: tx_id.clone(),
+                node: node.clone(),
+                record: "committed".to_string(),
+            }));
+        }
+        if !applied_before {
+            out.push(Action::Emit(EventKind::Ack {
+                tx_id: tx_id.clone(),
+                node: node.clone(),
+                decision,
+            }));
+        }
         let Some(tx) = self.active.get_mut(&tx_id) else {
             return;
         };
         match tx.phase {
             Phase::Committing if decision == Decision::Commit => {
                 tx.pending_acks.remove(&node);
+                tx.pending_applied.remove(&node);
                 if tx.pending_acks.is_empty() {
                     self.finish(now_us, &tx_id, Outcome::Committed, None, None, out);
+                } else {
+                    self.reply_when_applied(now_us, &tx_id, out);
                 }
             }
             Phase::AskingOnePhaseOutcome => {
@@ -1348,9 +1405,9 @@ impl Coordinator {
         }
         match tx.phase {
             Phase::Committing => {
-                let waiting: Vec<&str> = tx.pending_acks.iter().map(String::as_str).collect();
+                let waiting: Vec<&str> = tx.pending_applied.iter().map(String::as_str).collect();
                 let detail = format!(
-                    "committed (the decision is durable); still waiting for acks from node {}, which will apply it when reachable",
+                    "committed (the decision is durable); still waiting for node {} to apply it, which it will when reachable",
                     waiting.join(", ")
                 );
                 self.reply_committed(now_us, tx_id, Some(detail), out);

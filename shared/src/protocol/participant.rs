@@ -22,7 +22,9 @@
 //!
 //! Locks are released as soon as a commit or rollback is *appended* (before
 //! it is durable): the log is a sequence, so any later transaction's PREPARED
-//! record can only be durable if this outcome record is too.
+//! record can only be durable if this outcome record is too. For the same
+//! reason a commit is answered twice: `applied` at once (reads see it), and
+//! `ack` once its COMMITTED record is durable.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -72,8 +74,10 @@ pub enum Action {
         to: PeerId,
         msg: Reply,
     },
-    /// Append `record` to the log; `sync` asks for an fdatasync soon because
-    /// something waits for it.
+    /// Append `record` to the log; `sync` asks for an fdatasync now because
+    /// a vote waits for it. Unforced records must still become durable
+    /// within a bounded time (the next force, or the driver's lazy sync):
+    /// a commit's `ack` waits for its unforced COMMITTED record.
     Persist {
         seq: u64,
         record: ParticipantRecord,
@@ -133,11 +137,12 @@ pub struct Participant {
     held: VecDeque<(u64, Action)>,
     next_seq: u64,
     durable_seq: u64,
-    /// Highest seq of a forced (`sync`) record. Answers about an outcome
-    /// wait for this, not for the latest record: an unforced record (an
-    /// `Aborted`, presumed abort) is never reported durable on its own, so
-    /// waiting for it could hold a reply forever.
-    forced_seq: u64,
+    /// Highest seq of a record a reply may wait for: a forced (`sync`)
+    /// one, or a COMMITTED (unforced, durable with the next force or the
+    /// driver's lazy sync). Answers about an outcome wait for this, not for
+    /// the latest record: an `Aborted` record is awaited by nobody, so
+    /// waiting for it could hold a reply needlessly.
+    awaited_seq: u64,
     armed_crash: Option<ParticipantCrashPoint>,
     /// Tests only: see [`Participant::set_unsafe_abort_in_doubt_after_us`].
     unsafe_abort_in_doubt_after_us: Option<u64>,
@@ -230,7 +235,7 @@ impl Participant {
             held: VecDeque::new(),
             next_seq: 1,
             durable_seq: 0,
-            forced_seq: 0,
+            awaited_seq: 0,
             armed_crash: None,
             unsafe_abort_in_doubt_after_us: None,
         };
@@ -778,15 +783,23 @@ impl Participant {
         }
         self.remember(tx_id.clone(), Decision::Commit);
         self.drop_held_votes(&tx_id);
-        let seq = self.persist(
+        let seq = self.persist_awaited(
             ParticipantRecord::Committed {
                 tx_id: tx_id.clone(),
                 ops: tx.ops,
             },
-            true,
             out,
         );
         self.crash_when_durable_if_armed(ParticipantCrashPoint::AfterCommitApplied, seq, out);
+        // Applied now (reads see it, its locks are free): say so at once,
+        // so the client's answer does not wait for this node's log force;
+        // the ack (which lets the coordinator forget it) waits for it.
+        out.push(Action::Send {
+            to: from,
+            msg: Reply::Applied {
+                tx_id: tx_id.clone(),
+            },
+        });
         let ack = Reply::Ack {
             tx_id,
             decision: Decision::Commit,
@@ -1098,9 +1111,18 @@ impl Participant {
     fn persist(&mut self, record: ParticipantRecord, sync: bool, out: &mut Vec<Action>) -> u64 {
         let seq = self.take_seq();
         if sync {
-            self.forced_seq = seq;
+            self.awaited_seq = seq;
         }
         out.push(Action::Persist { seq, record, sync });
+        seq
+    }
+
+    /// Persists a record that a reply will wait for without forcing it: it
+    /// rides the next force, or the driver syncs it within its lazy-sync
+    /// delay (`PARTICIPANT_UNFORCED_SYNC_US`).
+    fn persist_awaited(&mut self, record: ParticipantRecord, out: &mut Vec<Action>) -> u64 {
+        let seq = self.persist(record, false, out);
+        self.awaited_seq = seq;
         seq
     }
 
@@ -1142,12 +1164,12 @@ impl Participant {
         }
     }
 
-    /// Sends once every forced record appended so far is durable (for
+    /// Sends once every awaited record appended so far is durable (for
     /// answers about an outcome whose record may still be in flight: a
-    /// `Committed` record is forced; an `Aborted` one needs no durability).
+    /// `Committed` record is awaited; an `Aborted` one needs no durability).
     fn send_after_latest(&mut self, to: PeerId, msg: Reply, out: &mut Vec<Action>) {
-        let latest_forced = self.forced_seq;
-        self.send_when_durable(latest_forced, Action::Send { to, msg }, out);
+        let latest_awaited = self.awaited_seq;
+        self.send_when_durable(latest_awaited, Action::Send { to, msg }, out);
     }
 
     fn drop_held_votes(&mut self, tx_id: &TxId) {

@@ -23,7 +23,7 @@ use shared::api::{Leg, TransferRequest};
 use shared::log::{GroupCommitWriter, LogFile, WriteCmd};
 use shared::protocol::record::CoordinatorRecord;
 use shared::wire::{AbortReason, Decision, Op, Reply, Request, Vote};
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 
 use crate::load::{Client, Outcome, Transfer};
 use crate::node_link::NodeLink;
@@ -183,12 +183,17 @@ pub struct DirectClient {
     pub clock: Rc<Clock>,
     pub node_ids: Rc<Vec<String>>,
     pub next_tx: u64,
+    /// Committed transactions waiting for their nodes' acks before END.
+    pub unended: Vec<(String, Vec<oneshot::Receiver<Reply>>)>,
 }
 
 impl Client for DirectClient {
     async fn transfer(&mut self, t: Transfer<'_>) -> Outcome {
         self.next_tx += 1;
         let tx_id = format!("d{}-{}", self.id, self.next_tx);
+        if let Err(e) = self.end_acked() {
+            return Outcome::Error(format!("{e:#}"));
+        }
         match self.run(&tx_id, &t).await {
             Ok(outcome) => outcome,
             Err(e) => Outcome::Error(format!("{e:#}")),
@@ -197,7 +202,7 @@ impl Client for DirectClient {
 }
 
 impl DirectClient {
-    async fn run(&self, tx_id: &str, t: &Transfer<'_>) -> anyhow::Result<Outcome> {
+    async fn run(&mut self, tx_id: &str, t: &Transfer<'_>) -> anyhow::Result<Outcome> {
         let ts = self.clock.next();
         let legs = [
             (
@@ -276,22 +281,22 @@ impl DirectClient {
                 .collect(),
         };
         self.log.force(&record).await?;
-        // Phase 2, in parallel.
+        // Phase 2, in parallel: the client is answered once every node has
+        // applied the commit; END waits for their acks (COMMITTED forced).
+        let mut applied = Vec::new();
         let mut acks = Vec::new();
         for (node, _) in &legs {
             let link = &self.links[*node];
             let answer = link.expect(tx_id);
+            acks.push(link.expect_ack(tx_id));
             link.send(&Request::Commit {
                 tx_id: tx_id.to_string(),
             })?;
-            acks.push(answer);
+            applied.push(answer);
         }
-        for ((node, _), answer) in legs.iter().zip(acks) {
+        for ((node, _), answer) in legs.iter().zip(applied) {
             match tokio::time::timeout(Duration::from_millis(ACK_TIMEOUT_MS), answer).await {
-                Ok(Ok(Reply::Ack {
-                    decision: Decision::Commit,
-                    ..
-                })) => {}
+                Ok(Ok(Reply::Applied { .. })) => {}
                 Ok(Ok(other)) => bail!("unexpected answer to commit: {other:?}"),
                 Ok(Err(_)) | Err(_) => {
                     self.links[*node].forget(tx_id);
@@ -299,12 +304,37 @@ impl DirectClient {
                 }
             }
         }
-        self.log.append(
-            &CoordinatorRecord::End {
-                tx_id: tx_id.to_string(),
-            },
-            false,
-        )?;
+        self.unended.push((tx_id.to_string(), acks));
         Ok(Outcome::Committed)
+    }
+
+    /// Writes END (unforced) for the transactions whose commit every node
+    /// has acked since; a failed ack is an error of the run.
+    fn end_acked(&mut self) -> anyhow::Result<()> {
+        let mut i = 0;
+        while i < self.unended.len() {
+            let acks = &mut self.unended[i].1;
+            let mut all = true;
+            for ack in acks.iter_mut() {
+                match ack.try_recv() {
+                    Ok(Reply::Ack {
+                        decision: Decision::Commit,
+                        ..
+                    }) => {}
+                    Ok(other) => bail!("unexpected ack of a commit: {other:?}"),
+                    Err(oneshot::error::TryRecvError::Empty) => all = false,
+                    Err(oneshot::error::TryRecvError::Closed) => {
+                        bail!("a node closed its link before acking a commit")
+                    }
+                }
+            }
+            if !all {
+                i += 1;
+                continue;
+            }
+            let (tx_id, _) = self.unended.swap_remove(i);
+            self.log.append(&CoordinatorRecord::End { tx_id }, false)?;
+        }
+        Ok(())
     }
 }

@@ -781,6 +781,7 @@ async fn run_direct(args: &Args) -> anyhow::Result<Report> {
             clock: clock.clone(),
             node_ids: node_ids.clone(),
             next_tx: 0,
+            unended: Vec::new(),
         })
         .collect();
     let run = load::drive(

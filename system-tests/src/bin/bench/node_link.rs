@@ -24,7 +24,10 @@ const QUERY_TIMEOUT_MS: u64 = 5_000;
 
 #[derive(Clone, PartialEq, Eq, Hash)]
 enum Key {
+    /// A vote, an `applied` or an outcome.
     Tx(String),
+    /// An ack (for a commit it comes after `applied`).
+    Ack(String),
     Query(u64),
 }
 
@@ -91,8 +94,9 @@ impl NodeLink {
                 };
                 let key = match &reply {
                     Reply::Vote { tx_id, .. }
-                    | Reply::Ack { tx_id, .. }
+                    | Reply::Applied { tx_id }
                     | Reply::Outcome { tx_id, .. } => Key::Tx(tx_id.clone()),
+                    Reply::Ack { tx_id, .. } => Key::Ack(tx_id.clone()),
                     Reply::QueryResult { req_id, .. } => Key::Query(*req_id),
                     Reply::Error { message } => {
                         eprintln!("bench: node {reader_node} says: {message}");
@@ -115,23 +119,29 @@ impl NodeLink {
         })
     }
 
-    /// Registers interest in the next reply about `tx_id` (a vote, an ack or
-    /// an outcome). Register before sending the request it answers.
+    /// Registers interest in the next reply about `tx_id` (a vote, an
+    /// `applied` or an outcome). Register before sending the request it
+    /// answers.
     pub fn expect(&self, tx_id: &str) -> oneshot::Receiver<Reply> {
+        self.register(Key::Tx(tx_id.to_string()))
+    }
+
+    /// Registers interest in the ack about `tx_id`.
+    pub fn expect_ack(&self, tx_id: &str) -> oneshot::Receiver<Reply> {
+        self.register(Key::Ack(tx_id.to_string()))
+    }
+
+    fn register(&self, key: Key) -> oneshot::Receiver<Reply> {
         let (tx, rx) = oneshot::channel();
-        self.waiters
-            .lock()
-            .expect("waiters lock")
-            .insert(Key::Tx(tx_id.to_string()), tx);
+        self.waiters.lock().expect("waiters lock").insert(key, tx);
         rx
     }
 
-    /// Stops waiting for a reply about `tx_id` (after a timeout).
+    /// Stops waiting for replies about `tx_id` (after a timeout).
     pub fn forget(&self, tx_id: &str) {
-        self.waiters
-            .lock()
-            .expect("waiters lock")
-            .remove(&Key::Tx(tx_id.to_string()));
+        let mut waiters = self.waiters.lock().expect("waiters lock");
+        waiters.remove(&Key::Tx(tx_id.to_string()));
+        waiters.remove(&Key::Ack(tx_id.to_string()));
     }
 
     pub fn send(&self, msg: &Request) -> anyhow::Result<()> {
