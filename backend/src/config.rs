@@ -126,8 +126,9 @@ pub struct Args {
     #[arg(long, value_name = "MS", default_value_t = LOCK_WAIT_MS)]
     pub lock_wait_ms: u64,
 
-    /// Time a client waits for commit acks before it is answered anyway (ms);
-    /// the commit is durable and completes in the background. 0: answer as
+    /// Time a client waits for every node to apply the commit (its
+    /// `applied` answer) before it is answered anyway (ms); the commit is
+    /// durable and completes in the background. 0: answer as
     /// soon as the commit decision is durable and the commits are sent
     /// (lower latency; reads through the API still see the transfer, as they
     /// travel to each node behind its commit).

@@ -105,7 +105,7 @@ struct Args {
     amount_cents_max: i64,
     /// The coordinator's `--ack-wait-ms` (HTTP mode). 0: a client is
     /// answered at the commit point (decision durable, commits sent),
-    /// without waiting for the nodes' acks.
+    /// without waiting for the nodes to apply it.
     #[arg(long, default_value_t = Options::default().ack_wait_ms)]
     ack_wait_ms: u64,
     /// Also print each second of the run: transfers, slow ones, the worst
