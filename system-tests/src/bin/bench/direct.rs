@@ -183,8 +183,9 @@ pub struct DirectClient {
     pub clock: Rc<Clock>,
     pub node_ids: Rc<Vec<String>>,
     pub next_tx: u64,
-    /// Committed transactions waiting for their nodes' acks before END.
-    pub unended: Vec<(String, Vec<oneshot::Receiver<Reply>>)>,
+    /// Committed transactions waiting for their nodes' acks before END
+    /// (an ack received leaves `None`).
+    pub unended: Vec<(String, Vec<Option<oneshot::Receiver<Reply>>>)>,
 }
 
 impl Client for DirectClient {
@@ -288,7 +289,7 @@ impl DirectClient {
         for (node, _) in &legs {
             let link = &self.links[*node];
             let answer = link.expect(tx_id);
-            acks.push(link.expect_ack(tx_id));
+            acks.push(Some(link.expect_ack(tx_id)));
             link.send(&Request::Commit {
                 tx_id: tx_id.to_string(),
             })?;
@@ -315,12 +316,13 @@ impl DirectClient {
         while i < self.unended.len() {
             let acks = &mut self.unended[i].1;
             let mut all = true;
-            for ack in acks.iter_mut() {
+            for slot in acks.iter_mut() {
+                let Some(ack) = slot else { continue };
                 match ack.try_recv() {
                     Ok(Reply::Ack {
                         decision: Decision::Commit,
                         ..
-                    }) => {}
+                    }) => *slot = None,
                     Ok(other) => bail!("unexpected ack of a commit: {other:?}"),
                     Err(oneshot::error::TryRecvError::Empty) => all = false,
                     Err(oneshot::error::TryRecvError::Closed) => {

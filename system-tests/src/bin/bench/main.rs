@@ -891,6 +891,7 @@ mod tests {
     fn a_short_run_through_http_commits_and_keeps_the_money() {
         let report = short_run(&[]);
         assert!(report.run.committed_all > 0, "{}", report.text());
+        assert_eq!(report.run.errors_all, 0, "{}", report.text());
         assert!(report.invariants.is_ok(), "{}", report.text());
         assert_eq!(report.forces.len(), 3, "coordinator and two nodes");
         let means = report.phases.as_ref().expect("HTTP runs measure phases");
@@ -919,6 +920,12 @@ mod tests {
     fn a_short_direct_run_commits_and_keeps_the_money() {
         let report = short_run(&["--direct", "--hot"]);
         assert!(report.run.committed_all > 0, "{}", report.text());
+        assert_eq!(
+            report.run.errors_all,
+            0,
+            "every transfer has an outcome: {}",
+            report.text()
+        );
         assert!(report.invariants.is_ok(), "{}", report.text());
     }
 
