@@ -556,6 +556,17 @@ fn an_abort_is_answered_only_once_it_is_durable_and_survives_a_crash() {
     );
 }
 
+/// Client 1's transfer `tx_id` (A → B), voted ready by both nodes and
+/// decided: its commits are sent.
+fn committing(tx_id: &str) -> Harness {
+    let mut h = Harness::new();
+    h.transfer(1, "A", "B", 100, tx_id);
+    h.vote(N1, tx_id, Vote::Ready, None);
+    h.vote(N2, tx_id, Vote::Ready, None);
+    h.fsync();
+    h
+}
+
 /// The kinds of the events among `actions`, with their node.
 fn events(actions: &[Action]) -> Vec<(String, String)> {
     actions
@@ -575,11 +586,7 @@ fn events(actions: &[Action]) -> Vec<(String, String)> {
 
 #[test]
 fn a_commit_is_answered_once_every_node_applied_it_and_forgotten_once_every_node_acked() {
-    let mut h = Harness::new();
-    h.transfer(1, "A", "B", 100, "t");
-    h.vote(N1, "t", Vote::Ready, None);
-    h.vote(N2, "t", Vote::Ready, None);
-    h.fsync();
+    let mut h = committing("t");
     let a = h.applied(N1, "t");
     assert!(
         replies(&a).is_empty(),
@@ -628,11 +635,7 @@ fn a_commit_is_answered_once_every_node_applied_it_and_forgotten_once_every_node
 fn an_ack_without_applied_before_it_answers_too() {
     // A node that already had the commit (a duplicate after a restart of
     // the coordinator, or a heuristic decision that agrees) only acks.
-    let mut h = Harness::new();
-    h.transfer(1, "A", "B", 100, "t");
-    h.vote(N1, "t", Vote::Ready, None);
-    h.vote(N2, "t", Vote::Ready, None);
-    h.fsync();
+    let mut h = committing("t");
     let a = h.ack(N1, "t", Decision::Commit);
     assert_eq!(
         events(&a),
@@ -648,11 +651,7 @@ fn an_ack_without_applied_before_it_answers_too() {
 
 #[test]
 fn the_answer_names_the_nodes_that_have_not_applied_the_commit_when_the_wait_ends() {
-    let mut h = Harness::new();
-    h.transfer(1, "A", "B", 100, "t");
-    h.vote(N1, "t", Vote::Ready, None);
-    h.vote(N2, "t", Vote::Ready, None);
-    h.fsync();
+    let mut h = committing("t");
     h.applied(N1, "t");
     let a = h.advance(3_100);
     let answered = replies(&a);
