@@ -182,7 +182,6 @@ impl GroupCommitWriter {
                     last_seq: None,
                     written_not_durable: None,
                     sync_unforced_after,
-                    unforced_since: None,
                     checkpoint: None,
                     queued_rewrite: None,
                 };
@@ -328,13 +327,12 @@ struct WriterThread {
     stats: Arc<Stats>,
     on_durable: OnDurable,
     last_seq: Option<u64>,
-    /// Highest seq handed to the OS but not yet reported durable.
-    written_not_durable: Option<u64>,
+    /// Highest seq handed to the OS but not yet reported durable, and when
+    /// the oldest of those appends was written.
+    written_not_durable: Option<(u64, Instant)>,
     /// Longest an unforced append waits for a sync (None: until the next
     /// forced one, or shutdown).
     sync_unforced_after: Option<Duration>,
-    /// When the oldest append not yet durable was written.
-    unforced_since: Option<Instant>,
     /// The checkpoint being written beside the log, if any.
     checkpoint: Option<Checkpoint>,
     /// A rewrite submitted while another was in progress: it starts when
@@ -414,32 +412,30 @@ impl WriterThread {
                 return;
             }
         }
-        if let Some(seq) = self.written_not_durable.take() {
-            let synced = self.file.sync();
+        if let Err(error) = self.sync_written() {
             self.publish_stats();
-            match synced {
-                Ok(()) => (self.on_durable)(seq),
-                Err(error) => on_error(error),
-            }
+            on_error(error);
         }
     }
 
     /// When unforced appends must be synced (if this writer syncs them).
     fn unforced_due(&self) -> Option<Instant> {
         let after = self.sync_unforced_after?;
-        self.written_not_durable?;
-        Some(self.unforced_since? + after)
+        let (_, since) = self.written_not_durable?;
+        Some(since + after)
     }
 
     fn sync_unforced_if_due(&mut self) -> Result<(), LogError> {
-        let Some(due) = self.unforced_due() else {
-            return Ok(());
-        };
-        if Instant::now() < due {
-            return Ok(());
+        match self.unforced_due() {
+            Some(due) if Instant::now() >= due => self.sync_written(),
+            _ => Ok(()),
         }
-        if let Some(seq) = self.written_not_durable.take() {
-            self.unforced_since = None;
+    }
+
+    /// Syncs the appends written but not yet durable, if any, and reports
+    /// them durable.
+    fn sync_written(&mut self) -> Result<(), LogError> {
+        if let Some((seq, _)) = self.written_not_durable.take() {
             self.file.sync()?;
             self.publish_stats();
             (self.on_durable)(seq);
@@ -582,7 +578,6 @@ impl WriterThread {
         if sync_wanted {
             self.file.sync()?;
             self.written_not_durable = None;
-            self.unforced_since = None;
             // Counters first: whoever learns of durability sees the force.
             self.publish_stats();
             (self.on_durable)(highest_seq);
@@ -591,8 +586,10 @@ impl WriterThread {
         self.file.flush()?;
         // Unforced appends: durable with a later sync (or at shutdown, or
         // when `sync_unforced_after` has passed).
-        self.written_not_durable = Some(highest_seq);
-        self.unforced_since.get_or_insert_with(Instant::now);
+        let since = self
+            .written_not_durable
+            .map_or_else(Instant::now, |(_, since)| since);
+        self.written_not_durable = Some((highest_seq, since));
         Ok(())
     }
 
