@@ -29,6 +29,7 @@ use crate::limits::{
     COORDINATOR_OUTCOMES_KEPT_MAX, COORDINATOR_TX_ACTIVE_MAX, IN_DOUBT_SWEEP_MS,
     PREPARE_TIMEOUT_MS, TX_ID_BYTES_MAX,
 };
+use crate::protocol::keyed::Keyed;
 use crate::protocol::record::{CoordinatorCheckpoint, CoordinatorCheckpointRef, CoordinatorRecord};
 use crate::protocol::remembered::{Remembered, RememberedSnapshot};
 use crate::wire::{AbortReason, AccountId, Decision, NodeId, Reply, Request, TxId, Vote};
@@ -360,7 +361,8 @@ pub struct ActiveTx {
 pub struct Coordinator {
     config: CoordinatorConfig,
     faults: DemoFaults,
-    active: BTreeMap<TxId, Tx>,
+    /// A hash map (see [`Keyed`]); whatever leaves in an order is sorted.
+    active: Keyed<TxId, Tx>,
     /// The remembered first outcomes, oldest first (a checkpoint writes
     /// them in that order, so eviction order survives a restart).
     finished: Remembered<Finished>,
@@ -393,7 +395,7 @@ impl Coordinator {
         let mut c = Coordinator {
             config,
             faults: DemoFaults::default(),
-            active: BTreeMap::new(),
+            active: Keyed::new(),
             finished: Remembered::new(COORDINATOR_OUTCOMES_KEPT_MAX),
             connected: BTreeSet::new(),
             timers: BTreeSet::new(),
@@ -492,7 +494,8 @@ impl Coordinator {
     /// The transactions a checkpoint must keep committing after a restart.
     fn pending_commits(&self) -> impl Iterator<Item = (&TxId, u64, &TransferRequest, &[Leg])> {
         self.active
-            .iter()
+            .sorted()
+            .into_iter()
             .filter(|(_, tx)| {
                 matches!(
                     tx.phase,
@@ -1227,7 +1230,7 @@ impl Coordinator {
         out.push(Action::Emit(EventKind::RecoveryQuery {
             node: node.clone(),
         }));
-        for (tx_id, tx) in &self.active {
+        for (tx_id, tx) in self.active.sorted() {
             let msg = match tx.phase {
                 Phase::Committing if tx.pending_acks.contains(&node) => Request::Commit {
                     tx_id: tx_id.clone(),
@@ -1246,16 +1249,11 @@ impl Coordinator {
 
     fn on_node_down(&mut self, now_us: u64, node: NodeId, out: &mut Vec<Action>) {
         self.connected.remove(&node);
-        let waiting_on_node: Vec<TxId> = self
-            .active
-            .iter()
-            .filter(|(_, tx)| {
-                tx.phase == Phase::Preparing
-                    && tx.legs.iter().any(|l| l.node == node)
-                    && !tx.votes.contains_key(&node)
-            })
-            .map(|(id, _)| id.clone())
-            .collect();
+        let waiting_on_node: Vec<TxId> = self.active.sorted_keys_where(|tx| {
+            tx.phase == Phase::Preparing
+                && tx.legs.iter().any(|l| l.node == node)
+                && !tx.votes.contains_key(&node)
+        });
         for tx_id in waiting_on_node {
             let Some(tx) = self.active.get_mut(&tx_id) else {
                 continue;
@@ -1686,7 +1684,8 @@ impl Coordinator {
 
     pub fn active(&self) -> Vec<ActiveTx> {
         self.active
-            .iter()
+            .sorted()
+            .into_iter()
             .map(|(id, tx)| ActiveTx {
                 tx_id: id.clone(),
                 state: match tx.phase {

@@ -33,6 +33,7 @@ use crate::limits::{
     ledger_entries_kept_per_account, AMOUNT_CENTS_MAX, OPS_PER_TX_MAX,
     PARTICIPANT_HEURISTICS_KEPT_MAX, PARTICIPANT_OUTCOMES_KEPT_MAX, PARTICIPANT_TX_ACTIVE_MAX,
 };
+use crate::protocol::keyed::Keyed;
 use crate::protocol::record::{ParticipantCheckpoint, ParticipantCheckpointRef, ParticipantRecord};
 use crate::protocol::remembered::{Remembered, RememberedSnapshot};
 use crate::wire::{
@@ -117,14 +118,15 @@ struct Heuristic {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Participant {
     config: ParticipantConfig,
-    balances: BTreeMap<AccountId, i64>,
+    /// Hash maps (see [`Keyed`]); whatever leaves in an order is sorted.
+    balances: Keyed<AccountId, i64>,
     /// Shared with checkpoint snapshots, copied on write: taking a snapshot
     /// copies no entries, and the first change after it copies only the
     /// ledger of the account it touches.
-    ledgers: BTreeMap<AccountId, Arc<VecDeque<LedgerEntry>>>,
-    txs: BTreeMap<TxId, Tx>,
+    ledgers: Keyed<AccountId, Arc<VecDeque<LedgerEntry>>>,
+    txs: Keyed<TxId, Tx>,
     /// Account → the transaction holding its lock.
-    locks: BTreeMap<AccountId, TxId>,
+    locks: Keyed<AccountId, TxId>,
     /// Transactions waiting for locks, oldest first.
     waiting: BTreeSet<(u64, TxId)>,
     /// Decided transactions, oldest first (a checkpoint writes them in that
@@ -226,8 +228,8 @@ impl Participant {
                 .map(|(a, _)| (a.clone(), Arc::default()))
                 .collect(),
             config,
-            txs: BTreeMap::new(),
-            locks: BTreeMap::new(),
+            txs: Keyed::new(),
+            locks: Keyed::new(),
             waiting: BTreeSet::new(),
             outcomes: Remembered::new(PARTICIPANT_OUTCOMES_KEPT_MAX),
             heuristics: BTreeMap::new(),
@@ -419,15 +421,22 @@ impl Participant {
     /// and [`checkpoint_encoded`](Self::checkpoint_encoded) are built from it.
     pub fn checkpoint_snapshot(&mut self) -> (u64, ParticipantSnapshot) {
         let snapshot = ParticipantSnapshot {
-            accounts: self.balances.iter().map(|(a, b)| (a.clone(), *b)).collect(),
+            accounts: self
+                .balances
+                .sorted()
+                .into_iter()
+                .map(|(a, b)| (a.clone(), *b))
+                .collect(),
             ledgers: self
                 .ledgers
-                .iter()
+                .sorted()
+                .into_iter()
                 .map(|(a, e)| (a.clone(), Arc::clone(e)))
                 .collect(),
             prepared: self
                 .txs
-                .iter()
+                .sorted()
+                .into_iter()
                 .filter(|(_, tx)| matches!(tx.phase, Phase::Prepared { .. }))
                 .map(|(id, tx)| (id.clone(), tx.ts, tx.ops.clone()))
                 .collect(),
@@ -1033,12 +1042,9 @@ impl Participant {
     /// The original demo's bug (tests only): roll back an in-doubt
     /// transaction on a timeout, as if a rollback had arrived.
     fn unsafe_abort_in_doubt(&mut self, now_us: u64, after_us: u64, out: &mut Vec<Action>) {
-        let due: Vec<TxId> = self
-            .txs
-            .iter()
-            .filter(|(_, tx)| matches!(tx.phase, Phase::Prepared { since_us, .. } if since_us.saturating_add(after_us) <= now_us))
-            .map(|(id, _)| id.clone())
-            .collect();
+        let due: Vec<TxId> = self.txs.sorted_keys_where(|tx| {
+            matches!(tx.phase, Phase::Prepared { since_us, .. } if since_us.saturating_add(after_us) <= now_us)
+        });
         for tx_id in due {
             if let Some(tx) = self.txs.remove(&tx_id) {
                 self.unlock(&tx_id, &tx.ops);
@@ -1184,7 +1190,8 @@ impl Participant {
 
     pub fn balances(&self) -> Vec<AccountBalance> {
         self.balances
-            .iter()
+            .sorted()
+            .into_iter()
             .map(|(id, b)| AccountBalance {
                 id: id.clone(),
                 balance_cents: *b,
@@ -1202,7 +1209,8 @@ impl Participant {
     /// for the decision. Only durable ones are reported.
     pub fn in_doubt(&self, now_us: u64) -> Vec<InDoubtTx> {
         self.txs
-            .iter()
+            .sorted()
+            .into_iter()
             .filter_map(|(id, tx)| match tx.phase {
                 Phase::Prepared { seq, since_us } if seq <= self.durable_seq => Some(InDoubtTx {
                     tx_id: id.clone(),
@@ -1222,7 +1230,7 @@ impl Participant {
     }
 
     pub fn locked_accounts(&self) -> Vec<AccountId> {
-        self.locks.keys().cloned().collect()
+        self.locks.sorted_keys_where(|_| true)
     }
 
     /// Heuristic decisions taken here, oldest first.
