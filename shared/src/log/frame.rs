@@ -29,12 +29,21 @@ pub fn frame_len(payload_len: usize) -> usize {
 /// build their own records, so either is a programmer error, and writing it
 /// would make the log unreadable.
 pub fn encode_frame(payload: &[u8], out: &mut Vec<u8>) {
+    out.reserve(frame_len(payload.len()));
+    out.extend_from_slice(&frame_header(payload));
+    out.extend_from_slice(payload);
+}
+
+/// The header of `payload`'s frame (the payload follows it), for writing a
+/// big payload without copying it into a frame first. Panics like
+/// [`encode_frame`].
+pub fn frame_header(payload: &[u8]) -> [u8; FRAME_HEADER_BYTES] {
     assert_payload_len(payload.len());
     let len = u32::try_from(payload.len()).expect("checked against LOG_RECORD_BYTES_MAX");
-    out.reserve(frame_len(payload.len()));
-    out.extend_from_slice(&len.to_le_bytes());
-    out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
-    out.extend_from_slice(payload);
+    let mut header = [0; FRAME_HEADER_BYTES];
+    header[..4].copy_from_slice(&len.to_le_bytes());
+    header[4..].copy_from_slice(&crc32fast::hash(payload).to_le_bytes());
+    header
 }
 
 /// Panics unless `0 < payload_len <= LOG_RECORD_BYTES_MAX`.

@@ -341,7 +341,7 @@ impl CoordinatorSnapshot {
             .iter()
             .map(|(id, ts, request, legs)| (id, *ts, request, legs.as_slice()))
             .collect();
-        let outcomes = self.outcomes.oldest_first().map(outcome_entry).collect();
+        let outcomes = self.outcomes.collect_oldest_first(outcome_entry);
         CoordinatorCheckpointRef::new(pending_commits, outcomes, self.ts_max)
     }
 }

@@ -176,10 +176,7 @@ impl ParticipantSnapshot {
                 .iter()
                 .map(|(id, ts, ops)| (id, *ts, ops.as_slice()))
                 .collect(),
-            self.outcomes
-                .oldest_first()
-                .map(|(id, d)| (id, *d))
-                .collect(),
+            self.outcomes.collect_oldest_first(|(id, d)| (id, *d)),
             self.heuristics
                 .iter()
                 .map(|(id, d, ops)| (id, *d, ops.as_slice()))

@@ -234,6 +234,16 @@ impl<V> RememberedSnapshot<V> {
             .flat_map(|c| c.iter())
             .map(|(id, v)| (id, v))
     }
+
+    /// [`oldest_first`](Self::oldest_first) collected into a `Vec` sized
+    /// once: the iterator cannot tell its length, and collecting hundreds
+    /// of thousands of entries by doubling copied megabytes into fresh pages
+    /// several times over.
+    pub fn collect_oldest_first<'a, T>(&'a self, f: impl FnMut((&'a TxId, &'a V)) -> T) -> Vec<T> {
+        let mut out = Vec::with_capacity(self.chunks.iter().map(|c| c.len()).sum());
+        out.extend(self.oldest_first().map(f));
+        out
+    }
 }
 
 impl<V: PartialEq + Clone> PartialEq for Remembered<V> {
