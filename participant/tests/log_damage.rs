@@ -173,7 +173,7 @@ fn checkpoints_keep_the_log_small_and_recover_everything() {
         "log after {transfers} transfers: {log_bytes} bytes, {} records",
         status.log_records
     );
-    // Without checkpoints: ~200 records of ~100 bytes.
+    // Without checkpoints: ~200 records of 30 to 40 bytes.
     assert!(status.log_records < 2 * transfers, "{status:?}");
     assert!(
         log_bytes < 16 * checkpoint_bytes as usize,
@@ -211,7 +211,7 @@ fn checkpoints_keep_the_log_small_and_recover_everything() {
 #[test]
 fn kill_9_while_checkpoints_are_written_loses_nothing() {
     let (_dir, data) = temp();
-    let spec = spec().arg("--log-checkpoint-bytes").arg("2048");
+    let spec = spec().arg("--log-checkpoint-bytes").arg("768");
     let mut node = Node::start(&spec, &data);
     let mut committed = 0i64;
     for round in 0..6 {

@@ -96,7 +96,7 @@ struct Tally {
 }
 
 /// Log size that triggers a checkpoint in chaos runs.
-const CHAOS_CHECKPOINT_BYTES: u64 = 64 * 1024;
+const CHAOS_CHECKPOINT_BYTES: u64 = 24 * 1024;
 
 /// The seed of a chaos test: `CHAOS_SEED` if set (to replay a failure),
 /// else `default`.

@@ -209,7 +209,7 @@ fn coordinator_log(c: &Cluster) -> std::path::PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_of_the_coordinator_while_checkpoints_are_written_loses_nothing() {
     let options = Options {
-        extra_args: vec!["--log-checkpoint-bytes".into(), "4096".into()],
+        extra_args: vec!["--log-checkpoint-bytes".into(), "1536".into()],
         ..quick()
     };
     let mut c = Cluster::start(options).await;
