@@ -23,7 +23,7 @@ use shared::limits::{
     RECONNECT_BACKOFF_MIN_MS,
 };
 use shared::lines::{read_bounded_line, LineRead};
-use shared::wire::{decode_line, NodeId, Query, QueryResult, Reply, Request};
+use shared::wire::{decode_line, decode_reply, NodeId, Query, QueryResult, Reply, Request};
 use tokio::io::{AsyncBufRead, AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
@@ -321,7 +321,7 @@ impl Connection {
                     Ok(false) => return "closed by the participant".to_string(),
                     Err(e) => return format!("read failed: {e}"),
                 }
-                let msg = match decode_line::<Reply>(&line) {
+                let msg = match decode_reply(&line) {
                     Ok(msg) => msg,
                     Err(e) => {
                         tracing::warn!(node = %self.node, "ignoring a bad line from the participant: {e}");

@@ -23,7 +23,7 @@ use std::time::Duration;
 use shared::limits::LINE_BYTES_MAX;
 use shared::lines::{read_bounded_line, LineRead};
 use shared::protocol::participant::PeerId;
-use shared::wire::{decode_line, encode_line, Reply, Request};
+use shared::wire::{decode_request, encode_line, Reply};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
@@ -215,7 +215,7 @@ async fn read_requests(
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        match decode_line::<Request>(&line) {
+        match decode_request(&line) {
             Ok(request) => {
                 if inbox
                     .send(DriverMsg::Request { peer, msg: request })

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
 use shared::limits::LINE_BYTES_MAX;
-use shared::wire::{decode_line, encode_line, NodeStatus, Query, QueryResult, Reply, Request};
+use shared::wire::{decode_reply, encode_line, NodeStatus, Query, QueryResult, Reply, Request};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::TcpStream;
@@ -191,5 +191,5 @@ async fn read_reply(
         bail!("a line longer than {LINE_BYTES_MAX} bytes, or a connection closed mid-line");
     }
     line.pop();
-    Ok(Some(decode_line::<Reply>(line)?))
+    Ok(Some(decode_reply(line)?))
 }
