@@ -72,93 +72,65 @@ pub const BINARY_CHECKPOINT: [u8; 2] = [0x00, 0x01];
 /// version of its binary form).
 pub const BINARY_RECORD: [u8; 2] = [0x01, 0x01];
 
-/// A node's per-transaction records in the binary form, borrowed (to
-/// encode); [`OwnedBinaryParticipantRecord`] is the same form, decoded. The
-/// variants' order is the format: add new ones at the end only.
-#[derive(Serialize)]
-enum BinaryParticipantRecord<'a> {
-    Prepared {
-        tx_id: &'a str,
-        ts: u64,
-        ops: &'a [Op],
-    },
-    Committed {
-        tx_id: &'a str,
-        ops: &'a [Op],
-    },
-    Aborted {
-        tx_id: &'a str,
-    },
+/// A node's per-transaction records in the binary form: borrowed to encode
+/// (`&str`, `&[Op]`), owned when decoded (`TxId`, `Vec<Op>`), the same
+/// bytes. The variants' order is the format: add new ones at the end only.
+#[derive(Serialize, Deserialize)]
+enum BinaryParticipantRecord<S, O> {
+    Prepared { tx_id: S, ts: u64, ops: O },
+    Committed { tx_id: S, ops: O },
+    Aborted { tx_id: S },
 }
 
-#[derive(Deserialize)]
-enum OwnedBinaryParticipantRecord {
-    Prepared { tx_id: TxId, ts: u64, ops: Vec<Op> },
-    Committed { tx_id: TxId, ops: Vec<Op> },
-    Aborted { tx_id: TxId },
-}
+type BinaryParticipantRecordRef<'a> = BinaryParticipantRecord<&'a str, &'a [Op]>;
+type OwnedBinaryParticipantRecord = BinaryParticipantRecord<TxId, Vec<Op>>;
 
 impl From<OwnedBinaryParticipantRecord> for ParticipantRecord {
     fn from(record: OwnedBinaryParticipantRecord) -> ParticipantRecord {
         match record {
-            OwnedBinaryParticipantRecord::Prepared { tx_id, ts, ops } => {
+            BinaryParticipantRecord::Prepared { tx_id, ts, ops } => {
                 ParticipantRecord::Prepared { tx_id, ts, ops }
             }
-            OwnedBinaryParticipantRecord::Committed { tx_id, ops } => {
+            BinaryParticipantRecord::Committed { tx_id, ops } => {
                 ParticipantRecord::Committed { tx_id, ops }
             }
-            OwnedBinaryParticipantRecord::Aborted { tx_id } => ParticipantRecord::Aborted { tx_id },
+            BinaryParticipantRecord::Aborted { tx_id } => ParticipantRecord::Aborted { tx_id },
         }
     }
 }
 
-/// The coordinator's records in the binary form, borrowed (to encode);
-/// [`OwnedBinaryCoordinatorRecord`] is the same form, decoded. A request is
-/// kept as in checkpoints ([`BinaryRequest`]), its `tx_id` mostly as "the
-/// record's own". The variants' order is the format: add new ones at the
-/// end only.
-#[derive(Serialize)]
-enum BinaryCoordinatorRecord<'a> {
+/// The coordinator's records in the binary form, borrowed to encode or
+/// owned when decoded, like [`BinaryParticipantRecord`]. A request is kept
+/// as in checkpoints ([`BinaryRequest`], decoded as [`OwnedBinaryRequest`]),
+/// its `tx_id` mostly as "the record's own". The variants' order is the
+/// format: add new ones at the end only.
+#[derive(Serialize, Deserialize)]
+enum BinaryCoordinatorRecord<S, R, L> {
     Commit {
-        tx_id: &'a str,
+        tx_id: S,
         ts: u64,
-        request: BinaryRequest<'a>,
-        legs: &'a [Leg],
+        request: R,
+        legs: L,
     },
     End {
-        tx_id: &'a str,
+        tx_id: S,
     },
     Finished {
-        tx_id: &'a str,
-        request: BinaryRequest<'a>,
+        tx_id: S,
+        request: R,
         decision: Decision,
         reason: Option<AbortReason>,
     },
 }
 
-#[derive(Deserialize)]
-enum OwnedBinaryCoordinatorRecord {
-    Commit {
-        tx_id: TxId,
-        ts: u64,
-        request: OwnedBinaryRequest,
-        legs: Vec<Leg>,
-    },
-    End {
-        tx_id: TxId,
-    },
-    Finished {
-        tx_id: TxId,
-        request: OwnedBinaryRequest,
-        decision: Decision,
-        reason: Option<AbortReason>,
-    },
-}
+type BinaryCoordinatorRecordRef<'a> =
+    BinaryCoordinatorRecord<&'a str, BinaryRequest<'a>, &'a [Leg]>;
+type OwnedBinaryCoordinatorRecord = BinaryCoordinatorRecord<TxId, OwnedBinaryRequest, Vec<Leg>>;
 
 impl From<OwnedBinaryCoordinatorRecord> for CoordinatorRecord {
     fn from(record: OwnedBinaryCoordinatorRecord) -> CoordinatorRecord {
         match record {
-            OwnedBinaryCoordinatorRecord::Commit {
+            BinaryCoordinatorRecord::Commit {
                 tx_id,
                 ts,
                 request,
@@ -169,8 +141,8 @@ impl From<OwnedBinaryCoordinatorRecord> for CoordinatorRecord {
                 ts,
                 legs,
             },
-            OwnedBinaryCoordinatorRecord::End { tx_id } => CoordinatorRecord::End { tx_id },
-            OwnedBinaryCoordinatorRecord::Finished {
+            BinaryCoordinatorRecord::End { tx_id } => CoordinatorRecord::End { tx_id },
+            BinaryCoordinatorRecord::Finished {
                 tx_id,
                 request,
                 decision,
@@ -187,19 +159,31 @@ impl From<OwnedBinaryCoordinatorRecord> for CoordinatorRecord {
 
 /// `record` behind [`BINARY_RECORD`]. Small: one allocation, sized for it.
 fn binary_record<T: Serialize>(record: &T) -> Vec<u8> {
-    let mut out = Vec::with_capacity(128);
-    out.extend_from_slice(&BINARY_RECORD);
-    postcard::to_extend(record, out).expect("log records always serialise")
+    tagged_binary(BINARY_RECORD, record, 128)
 }
 
-/// Decodes a binary record's fields (after [`BINARY_RECORD`]); the whole
-/// payload must be used.
+/// Decodes a binary record's fields (after [`BINARY_RECORD`]).
 fn decode_binary_record<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, String> {
+    decode_tagged(bytes, "record")
+}
+
+/// `value` in postcard behind `tag`. `capacity`: about the bytes it will
+/// take (growing a buffer of megabytes by doubling copies it and faults in
+/// fresh pages each time).
+fn tagged_binary<T: Serialize>(tag: [u8; 2], value: &T, capacity: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(capacity + tag.len());
+    out.extend_from_slice(&tag);
+    postcard::to_extend(value, out).expect("log records always serialise")
+}
+
+/// Decodes the fields of a binary `what` (after its tag); the whole
+/// payload must be used.
+fn decode_tagged<'de, T: Deserialize<'de>>(bytes: &'de [u8], what: &str) -> Result<T, String> {
     let (value, rest) = postcard::take_from_bytes(bytes)
-        .map_err(|e| format!("binary record does not decode: {e}"))?;
+        .map_err(|e| format!("binary {what} does not decode: {e}"))?;
     if !rest.is_empty() {
         return Err(format!(
-            "binary record has {} bytes after its end",
+            "binary {what} has {} bytes after its end",
             rest.len()
         ));
     }
@@ -458,26 +442,14 @@ impl CoordinatorCheckpoint {
     }
 }
 
-/// `capacity`: about the bytes it will take. Growing a buffer of megabytes
-/// by doubling copies it and faults in fresh pages each time.
+/// `parts` behind [`BINARY_CHECKPOINT`]; `capacity` as for [`tagged_binary`].
 fn binary_checkpoint<T: Serialize>(parts: &T, capacity: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(capacity + BINARY_CHECKPOINT.len());
-    out.extend_from_slice(&BINARY_CHECKPOINT);
-    postcard::to_extend(parts, out).expect("checkpoints always serialise")
+    tagged_binary(BINARY_CHECKPOINT, parts, capacity)
 }
 
-/// Decodes a binary checkpoint's fields (after [`BINARY_CHECKPOINT`]); the
-/// whole payload must be used.
+/// Decodes a binary checkpoint's fields (after [`BINARY_CHECKPOINT`]).
 fn decode_binary<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, String> {
-    let (value, rest) = postcard::take_from_bytes(bytes)
-        .map_err(|e| format!("binary checkpoint does not decode: {e}"))?;
-    if !rest.is_empty() {
-        return Err(format!(
-            "binary checkpoint has {} bytes after its end",
-            rest.len()
-        ));
-    }
-    Ok(value)
+    decode_tagged(bytes, "checkpoint")
 }
 
 impl ParticipantRecord {
@@ -485,17 +457,17 @@ impl ParticipantRecord {
         match self {
             ParticipantRecord::Checkpoint(cp) => cp.encode(),
             ParticipantRecord::Prepared { tx_id, ts, ops } => {
-                binary_record(&BinaryParticipantRecord::Prepared {
+                binary_record(&BinaryParticipantRecordRef::Prepared {
                     tx_id,
                     ts: *ts,
                     ops,
                 })
             }
             ParticipantRecord::Committed { tx_id, ops } => {
-                binary_record(&BinaryParticipantRecord::Committed { tx_id, ops })
+                binary_record(&BinaryParticipantRecordRef::Committed { tx_id, ops })
             }
             ParticipantRecord::Aborted { tx_id } => {
-                binary_record(&BinaryParticipantRecord::Aborted { tx_id })
+                binary_record(&BinaryParticipantRecordRef::Aborted { tx_id })
             }
             record @ (ParticipantRecord::Init { .. } | ParticipantRecord::Heuristic { .. }) => {
                 serde_json::to_vec(record).expect("log records always serialise")
@@ -525,7 +497,7 @@ impl CoordinatorRecord {
                 ts,
                 request,
                 legs,
-            } => binary_record(&BinaryCoordinatorRecord::Commit {
+            } => binary_record(&BinaryCoordinatorRecordRef::Commit {
                 tx_id,
                 ts: *ts,
                 request: BinaryRequest {
@@ -535,14 +507,14 @@ impl CoordinatorRecord {
                 legs,
             }),
             CoordinatorRecord::End { tx_id } => {
-                binary_record(&BinaryCoordinatorRecord::End { tx_id })
+                binary_record(&BinaryCoordinatorRecordRef::End { tx_id })
             }
             CoordinatorRecord::Finished {
                 tx_id,
                 request,
                 decision,
                 reason,
-            } => binary_record(&BinaryCoordinatorRecord::Finished {
+            } => binary_record(&BinaryCoordinatorRecordRef::Finished {
                 tx_id,
                 request: BinaryRequest {
                     request,
