@@ -229,9 +229,12 @@ enum Search {
 /// Looks for a valid frame starting at any offset >= `start`.
 ///
 /// Every offset gets the cheap test first (a sane length that fits in what is
-/// left); only survivors pay for a checksum. Caller payloads are JSON, whose
-/// bytes are all >= 0x20, so a length field read from inside one is at least
-/// 0x2020_2020 and fails the cheap test: the search costs one pass.
+/// left); only survivors pay for a checksum. Inside a JSON payload (bytes
+/// all >= 0x20) a length field read is at least 0x2020_2020 and fails the
+/// cheap test; inside a binary one (postcard) a sane-looking length is
+/// common and costs a checksum of that many bytes, within the budget. After
+/// a torn write that is a few checksums: the search starts in the one torn
+/// record, and zeros follow it (see `protocol::record`'s torn-tail test).
 fn find_valid_frame(bytes: &[u8], start: usize, search_crc_bytes_max: u64) -> Search {
     let mut crc_bytes: u64 = 0;
     let mut offset = start;

@@ -1,6 +1,7 @@
 //! The durable append-only log that the coordinator and every participant
-//! write. Records are opaque byte payloads (callers put JSON in them); this
-//! module only makes them durable and gives them back, in order, at startup.
+//! write. Records are opaque byte payloads (callers put postcard or JSON in
+//! them); this module only makes them durable and gives them back, in
+//! order, at startup.
 //!
 //! - [`frame`]: the on-disk framing and the recovery scan. Pure, no I/O.
 //! - [`file`](mod@file): [`file::LogFile`], one log in one locked data directory: open

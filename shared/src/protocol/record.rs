@@ -789,6 +789,70 @@ mod tests {
         );
     }
 
+    /// Binary records, unlike JSON, hold bytes below 0x20, so a length read
+    /// from inside one can look sane, and the scan that tells a torn tail
+    /// from damage in the middle must checksum it. A write torn anywhere in
+    /// the last record, before the zeros preallocated after it, must still
+    /// be cut as a torn tail (not refused for having spent its search
+    /// budget), and the records before it kept.
+    #[cfg(feature = "native")]
+    #[test]
+    fn a_torn_binary_record_before_the_preallocated_zeros_is_a_torn_tail() {
+        use crate::limits::LOG_PREALLOCATE_AHEAD_BYTES;
+        use crate::log::frame::{encode_frame, scan, Tail};
+        let (participant, coordinator) = transaction_records();
+        let mut records: Vec<Vec<u8>> = Vec::new();
+        for i in 0..50 {
+            records.extend(participant.iter().map(ParticipantRecord::encode));
+            records.extend(coordinator.iter().map(CoordinatorRecord::encode));
+            // Amounts and timestamps of every size, small ones full of zeros.
+            records.push(
+                ParticipantRecord::Prepared {
+                    tx_id: format!("tx-{i}"),
+                    ts: 1 << i,
+                    ops: vec![op("A", -(1 << i)), op("B", 0)],
+                }
+                .encode(),
+            );
+        }
+        let mut log = Vec::new();
+        for record in &records {
+            encode_frame(record, &mut log);
+        }
+        let last_start = log.len();
+        // Not one ending in a zero byte: cut there, the zeros after it
+        // would give it back whole.
+        let last = ParticipantRecord::Prepared {
+            tx_id: "tx-last".into(),
+            ts: 1 << 40,
+            ops: vec![op("A", -(1 << 40)), op("B", 1 << 40)],
+        }
+        .encode();
+        assert_ne!(last.last(), Some(&0));
+        encode_frame(&last, &mut log);
+        let started = std::time::Instant::now();
+        for cut in last_start..log.len() {
+            let mut torn = log[..cut].to_vec();
+            torn.resize(cut + LOG_PREALLOCATE_AHEAD_BYTES as usize, 0);
+            let scanned = scan(&torn).unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
+            assert_eq!(
+                scanned.records.len(),
+                records.len(),
+                "cut at {cut}: {:?}",
+                scanned.tail
+            );
+            assert!(scanned.records == records, "cut at {cut}");
+            if cut > last_start {
+                assert!(matches!(scanned.tail, Tail::Torn { .. }), "cut at {cut}");
+            }
+        }
+        println!(
+            "{} torn tails scanned in {:?}",
+            log.len() - last_start,
+            started.elapsed()
+        );
+    }
+
     #[test]
     fn a_damaged_binary_record_is_an_error_not_a_guess() {
         let (participant, coordinator) = transaction_records();
