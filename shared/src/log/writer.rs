@@ -357,15 +357,16 @@ impl WriterThread {
     fn run(&mut self, receiver: Receiver<Vec<WriteCmd>>, on_error: OnError) {
         let mut batch = Vec::new();
         loop {
-            let unforced_due = self.unforced_due();
-            let wait = match (self.checkpoint.is_some(), unforced_due) {
-                (false, None) => None,
-                (true, None) => Some(CHECKPOINT_POLL),
-                (false, Some(due)) => Some(due.saturating_duration_since(Instant::now())),
-                (true, Some(due)) => {
-                    Some(CHECKPOINT_POLL.min(due.saturating_duration_since(Instant::now())))
-                }
-            };
+            // Wake for whichever comes first: a checkpoint to poll, unforced
+            // appends due for their sync; neither: wait for commands only.
+            let wait = [
+                self.checkpoint.is_some().then_some(CHECKPOINT_POLL),
+                self.unforced_due()
+                    .map(|due| due.saturating_duration_since(Instant::now())),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             let first = match wait {
                 Some(wait) => match receiver.recv_timeout(wait) {
                     Ok(cmds) => Some(cmds),
