@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use shared::api::{ComponentStatus, CoordinatorCrashRequest, Faults};
+use shared::auth::ClusterSecret;
 use shared::protocol::coordinator::DemoFaults;
+use shared::protocol::record::Identity;
 use shared::wire::{NodeId, NodeStatus, Query, QueryResult};
 use tokio::sync::{mpsc, watch};
 
@@ -32,6 +34,43 @@ pub struct App {
     /// in-doubt transactions) while the engine is crashed; link faults apply
     /// to them as to the engine's.
     pub observer: std::sync::OnceLock<Transport>,
+    /// The cluster secret every connection to a node proves.
+    pub secret: Arc<ClusterSecret>,
+    /// Why each node refused this coordinator, while it does.
+    pub refusals: Arc<Refusals>,
+}
+
+/// The latest refusal of each node that refuses this coordinator (another
+/// cluster, an older epoch): shown in `/api/cluster` and logged.
+#[derive(Default)]
+pub struct Refusals {
+    by_node: Mutex<BTreeMap<NodeId, String>>,
+}
+
+impl Refusals {
+    /// Records `node`'s refusal; true if it is new (worth logging).
+    pub fn set(&self, node: &str, message: &str) -> bool {
+        let mut by_node = self.by_node.lock().unwrap_or_else(|e| e.into_inner());
+        by_node
+            .insert(node.to_string(), message.to_string())
+            .as_deref()
+            != Some(message)
+    }
+
+    pub fn clear(&self, node: &str) {
+        self.by_node
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(node);
+    }
+
+    pub fn get(&self, node: &str) -> Option<String> {
+        self.by_node
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(node)
+            .cloned()
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -42,8 +81,9 @@ struct DemoState {
 }
 
 impl App {
-    pub fn new(config: Config) -> Arc<App> {
-        let supervisor = Supervisor::new(&config);
+    pub fn new(config: Config, secret: ClusterSecret) -> Arc<App> {
+        let secret = Arc::new(secret);
+        let supervisor = Supervisor::new(&config, secret.clone());
         let hub = Hub::new();
         Arc::new(App {
             supervisor,
@@ -53,6 +93,8 @@ impl App {
             demo: Mutex::new(DemoState::default()),
             last_known: Mutex::new(BTreeMap::new()),
             observer: std::sync::OnceLock::new(),
+            secret,
+            refusals: Arc::new(Refusals::default()),
             config,
         })
     }
@@ -165,6 +207,8 @@ impl App {
 /// it is up, its status, and a few gauges.
 pub struct EngineHandle {
     live: RwLock<Option<Live>>,
+    /// The running incarnation's cluster and epoch.
+    identity: RwLock<Option<Identity>>,
     status: watch::Sender<ComponentStatus>,
     pub in_flight: AtomicU64,
     pub log_forces: AtomicU64,
@@ -181,6 +225,7 @@ impl EngineHandle {
         let (status, _) = watch::channel(ComponentStatus::Recovering);
         EngineHandle {
             live: RwLock::new(None),
+            identity: RwLock::new(None),
             status,
             in_flight: AtomicU64::new(0),
             log_forces: AtomicU64::new(0),
@@ -189,6 +234,17 @@ impl EngineHandle {
 
     pub fn live(&self) -> Option<Live> {
         self.live.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn identity(&self) -> Option<Identity> {
+        self.identity
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn set_identity(&self, identity: Option<Identity>) {
+        *self.identity.write().unwrap_or_else(|e| e.into_inner()) = identity;
     }
 
     pub fn set_live(&self, live: Option<Live>) {

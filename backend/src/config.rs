@@ -36,6 +36,8 @@ const ACCOUNTS_PER_NODE_MAX: u32 = 100_000;
 const BALANCE_CENTS_MAX: i64 = 1_000_000_000_000;
 /// Largest config file read.
 const CONFIG_FILE_BYTES_MAX: u64 = 1024 * 1024;
+/// The cluster secret's file name in the coordinator's data dir.
+pub const SECRET_FILE_NAME: &str = "cluster.secret";
 /// Most remote participants one coordinator is pointed at.
 const REMOTE_PARTICIPANTS_MAX: usize = 1_000;
 
@@ -146,6 +148,14 @@ pub struct Args {
     /// `participant` next to this executable).
     #[arg(long, value_name = "PATH")]
     pub participant_bin: Option<PathBuf>,
+
+    /// The cluster secret (hex) that every connection to a participant
+    /// proves, in both directions. Default: `<data-dir>/coordinator/cluster.secret`,
+    /// created (readable by its owner only) at the first start. Supervised
+    /// nodes are given it; copy it to each remote participant's host and
+    /// pass it there as `participant --secret-file`.
+    #[arg(long, value_name = "PATH", env = "TPC_SECRET_FILE")]
+    pub secret_file: Option<PathBuf>,
 
     /// The built dashboard (trunk's output).
     #[arg(
@@ -278,6 +288,7 @@ struct FileConfig {
     lock_wait_ms: Option<u64>,
     ack_wait_ms: Option<u64>,
     participant_bin: Option<PathBuf>,
+    secret_file: Option<PathBuf>,
     static_dir: Option<PathBuf>,
     #[serde(default)]
     participant: Vec<Spanned<FileParticipant>>,
@@ -447,6 +458,7 @@ impl Args {
             take!(lock_wait_ms, f.lock_wait_ms);
             take!(ack_wait_ms, f.ack_wait_ms);
             take!(participant_bin, f.participant_bin.map(Some));
+            take!(secret_file, f.secret_file.map(Some));
             take!(static_dir, f.static_dir);
             if !given("participants") {
                 let mut remote = Vec::new();
@@ -507,6 +519,8 @@ pub struct Config {
     pub expected_total_cents: i64,
     pub coordinator_dir: PathBuf,
     pub participant_bin: PathBuf,
+    /// The cluster secret's file (see `--secret-file`).
+    pub secret_file: PathBuf,
 }
 
 impl Config {
@@ -565,8 +579,14 @@ impl Config {
                 exe.with_file_name("participant")
             }
         };
+        let coordinator_dir = args.data_dir.join("coordinator");
+        let secret_file = args
+            .secret_file
+            .clone()
+            .unwrap_or_else(|| coordinator_dir.join(SECRET_FILE_NAME));
         Ok(Config {
-            coordinator_dir: args.data_dir.join("coordinator"),
+            coordinator_dir,
+            secret_file,
             args,
             nodes,
             account_nodes,

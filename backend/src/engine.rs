@@ -30,7 +30,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
 use crate::app::{App, Live};
-use crate::transport::{NodeEvent, Transport};
+use crate::transport::{LinkAuth, NodeEvent, Transport};
+use shared::auth::Claim;
+use shared::wire::PeerRole;
 
 /// Inputs handled per turn before the loop looks at the other sources.
 const DRAIN_PER_TURN_MAX: usize = 4_096;
@@ -53,10 +55,11 @@ pub enum Command {
         tx_id: String,
         reply: oneshot::Sender<Option<TransferResponse>>,
     },
-    /// A finished transaction with the transfer it was.
+    /// A finished transaction with the transfer it was (`None` for a
+    /// presumed abort: the log never knew the transfer).
     Finished {
         tx_id: String,
-        reply: oneshot::Sender<Option<(TransferRequest, TransferResponse)>>,
+        reply: oneshot::Sender<Option<(Option<TransferRequest>, TransferResponse)>>,
     },
 }
 
@@ -167,7 +170,7 @@ struct Engine {
 impl Engine {
     async fn start(app: Arc<App>) -> anyhow::Result<Engine> {
         let dir = app.config.coordinator_dir.clone();
-        let (file, raw) = tokio::task::spawn_blocking(move || LogFile::open(&dir, LOG_NAME))
+        let (mut file, raw) = tokio::task::spawn_blocking(move || LogFile::open(&dir, LOG_NAME))
             .await
             .context("the log-opening task panicked")??;
         let mut records = Vec::with_capacity(raw.len());
@@ -183,12 +186,31 @@ impl Engine {
         let mut machine = Coordinator::recover(coordinator_config(&app), &records);
         machine.set_faults(app.demo_faults());
         machine.reserve_remembered_outcomes();
+        // This incarnation's epoch (and, for a new log, the cluster's
+        // identity) is durable before any node hears of it.
+        let epoch_record = machine.begin_epoch(new_cluster_id());
+        let log_path = app.config.coordinator_dir.join(LOG_NAME);
+        let (file, identity) = tokio::task::spawn_blocking(move || {
+            file.append(&epoch_record.encode())?;
+            file.sync()?;
+            Ok::<_, shared::log::file::LogError>((file, epoch_record))
+        })
+        .await
+        .context("the log-writing task panicked")?
+        .with_context(|| format!("cannot write the new epoch to {}", log_path.display()))?;
+        let CoordinatorRecord::Epoch(identity) = identity else {
+            unreachable!("begin_epoch returns an epoch record")
+        };
         let pending = machine.active().len();
         tracing::info!(
             records = records.len(),
             pending_commits = pending,
+            cluster = %identity.cluster,
+            epoch = identity.epoch,
+            legacy_history = identity.legacy_history,
             "coordinator recovered from its log"
         );
+        app.engine.set_identity(Some(identity.clone()));
 
         let (durable_tx, durable) = watch::channel(0u64);
         let (error_tx, write_error) = watch::channel(None::<String>);
@@ -202,8 +224,18 @@ impl Engine {
             }),
         );
         let (node_tx, node_events) = mpsc::channel(COORDINATOR_NODE_EVENTS_QUEUED_MAX);
+        let auth = LinkAuth {
+            secret: app.secret.clone(),
+            claim: Claim {
+                role: PeerRole::Coordinator,
+                cluster: identity.cluster,
+                epoch: identity.epoch,
+                legacy_history: identity.legacy_history,
+            },
+            refusals: Some(app.refusals.clone()),
+        };
         let (transport, connections) =
-            Transport::start(&app.supervisor, app.links.clone(), node_tx);
+            Transport::start(&app.supervisor, app.links.clone(), node_tx, auth);
         let (command_tx, commands) = mpsc::channel(COORDINATOR_COMMANDS_QUEUED_MAX);
         app.engine.set_live(Some(Live {
             commands: command_tx,
@@ -330,7 +362,7 @@ impl Engine {
             }
             Command::Finished { tx_id, reply } => {
                 let found = self.machine.finished_with_request(&tx_id);
-                let _ = reply.send(found.map(|(request, response)| (request.clone(), response)));
+                let _ = reply.send(found.map(|(request, response)| (request.cloned(), response)));
             }
         }
     }
@@ -509,6 +541,14 @@ impl Engine {
             self.failed = Some(anyhow::anyhow!("the decision log writer stopped: {e}"));
         }
     }
+}
+
+/// A new cluster's identity: 16 random bytes, in hex.
+fn new_cluster_id() -> String {
+    rand::random::<[u8; 16]>()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn coordinator_config(app: &App) -> CoordinatorConfig {

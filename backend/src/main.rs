@@ -94,13 +94,36 @@ async fn run(args: Args) -> anyhow::Result<()> {
         format!("cannot listen on {listen} (is another coordinator running? pick another with --listen, or port 0)")
     })?;
     let local = listener.local_addr()?;
-    let app = App::new(config);
+    let (secret, created) =
+        shared::auth::ClusterSecret::load_or_create(&config.secret_file, rand::random)
+            .map_err(|e| anyhow::anyhow!("--secret-file: {e}"))?;
+    if created {
+        tracing::info!(
+            secret_file = %config.secret_file.display(),
+            "created a new cluster secret; give it to every remote participant (participant --secret-file)"
+        );
+    }
+    let app = App::new(config, secret);
     app.supervisor.start_all().await?;
 
     // Query-only connections to the nodes, alive across engine crashes.
     let (observer_events, mut observer_rx) = tokio::sync::mpsc::channel(1_024);
-    let (observer, _observer_connections) =
-        transport::Transport::start(&app.supervisor, app.links.clone(), observer_events);
+    let observer_auth = transport::LinkAuth {
+        secret: app.secret.clone(),
+        claim: shared::auth::Claim {
+            role: shared::wire::PeerRole::Admin,
+            cluster: String::new(),
+            epoch: 0,
+            legacy_history: false,
+        },
+        refusals: None,
+    };
+    let (observer, _observer_connections) = transport::Transport::start(
+        &app.supervisor,
+        app.links.clone(),
+        observer_events,
+        observer_auth,
+    );
     tokio::spawn(async move { while observer_rx.recv().await.is_some() {} });
     let _ = app.observer.set(observer);
 

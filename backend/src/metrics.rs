@@ -678,6 +678,8 @@ mod tests {
                 coordinator: shared::api::CoordinatorView {
                     status: ComponentStatus::Up,
                     demo_mode: false,
+                    cluster: None,
+                    epoch: None,
                 },
                 nodes: Vec::new(),
                 total_cents: 0,

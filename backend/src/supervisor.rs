@@ -19,7 +19,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use shared::wire::{decode_line, encode_line, NodeId, Reply, Request};
+use shared::auth::{self, Claim, ClusterSecret};
+use shared::wire::{decode_line, encode_line, NodeId, PeerRole, Reply, Request};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::process::Command;
@@ -97,10 +98,14 @@ struct Inner {
     lock_wait_ms: u64,
     log_checkpoint_bytes: u64,
     allow_faults: bool,
+    /// Given to every supervised node (`--secret-file`), and proved on the
+    /// admin connections.
+    secret_file: PathBuf,
+    secret: Arc<ClusterSecret>,
 }
 
 impl Supervisor {
-    pub fn new(config: &Config) -> Supervisor {
+    pub fn new(config: &Config, secret: Arc<ClusterSecret>) -> Supervisor {
         let nodes = config
             .nodes
             .iter()
@@ -131,6 +136,8 @@ impl Supervisor {
                 lock_wait_ms: config.args.lock_wait_ms,
                 log_checkpoint_bytes: config.args.log_checkpoint_bytes,
                 allow_faults: config.args.demo,
+                secret_file: config.secret_file.clone(),
+                secret,
             }),
         }
     }
@@ -329,7 +336,9 @@ impl Supervisor {
             .arg("--lock-wait-ms")
             .arg(self.inner.lock_wait_ms.to_string())
             .arg("--log-checkpoint-bytes")
-            .arg(self.inner.log_checkpoint_bytes.to_string());
+            .arg(self.inner.log_checkpoint_bytes.to_string())
+            .arg("--secret-file")
+            .arg(&self.inner.secret_file);
         for (account, balance) in &cfg.accounts {
             cmd.arg("--account").arg(format!("{account}={balance}"));
         }
@@ -513,10 +522,28 @@ impl Supervisor {
                 Ok(None) => Err(format!("node {node} closed the connection")),
                 Err(e) => Err(format!("cannot read from node {node}: {e}")),
             };
-            match next().await? {
+            let hello = next().await?;
+            match &hello {
                 Reply::Hello { node: n, .. } if n == node => {}
                 other => return Err(format!("{addr} is not node {node} (it said {other:?})")),
             }
+            let secret = &self.inner.secret;
+            let claim = Claim {
+                role: PeerRole::Admin,
+                cluster: String::new(),
+                epoch: 0,
+                legacy_history: false,
+            };
+            let nonce = auth::nonce(rand::random());
+            let (node_id, node_nonce, auth_line) =
+                auth::answer_hello(secret, &hello, &claim, nonce.clone())?;
+            write
+                .write_all(&encode_line(&auth_line))
+                .await
+                .map_err(|e| format!("cannot send to node {node}: {e}"))?;
+            let welcome = next().await?;
+            auth::check_welcome(secret, &node_id, &node_nonce, &nonce, &welcome)
+                .map_err(|e| format!("node {node} refused: {e}"))?;
             write
                 .write_all(&encode_line(request))
                 .await

@@ -10,6 +10,12 @@
 //!
 //! Queries (`status`, `ledger`) travel on the same connection with a
 //! `req_id`; their answers go to the waiting caller, not to the engine.
+//!
+//! Every connection first passes the node's handshake (`shared::auth`): it
+//! proves the cluster secret and says who it is (the engine's: coordinator
+//! of this cluster at this epoch; the observer's: admin), and checks the
+//! node's proof in return. A node that refuses says why; that is logged
+//! once and shown in `/api/cluster`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -18,12 +24,15 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use shared::api::LinkFault;
+use shared::auth::{self, Claim, ClusterSecret};
 use shared::limits::{
     COORDINATOR_OUTBOX_MAX, LINE_BYTES_MAX, LINK_DELAY_QUEUE_MAX, RECONNECT_BACKOFF_MAX_MS,
     RECONNECT_BACKOFF_MIN_MS,
 };
 use shared::lines::{read_bounded_line, LineRead};
 use shared::wire::{decode_line, decode_reply, NodeId, Query, QueryResult, Reply, Request};
+
+use crate::app::Refusals;
 use tokio::io::{AsyncBufRead, AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
@@ -34,7 +43,18 @@ use tokio::time::Instant;
 use crate::supervisor::Supervisor;
 
 const CONNECT_TIMEOUT_MS: u64 = 1_000;
+/// Longest wait for the node's hello, and then for its welcome.
 const HELLO_TIMEOUT_MS: u64 = 2_000;
+
+/// How this transport's connections authenticate, and where refusals go.
+#[derive(Clone)]
+pub struct LinkAuth {
+    pub secret: Arc<ClusterSecret>,
+    pub claim: Claim,
+    /// Where refusals are recorded (the engine's connections only: the
+    /// observer's admin connections are never refused by the protocol).
+    pub refusals: Option<Arc<Refusals>>,
+}
 pub const QUERY_TIMEOUT_MS: u64 = 1_500;
 
 /// Link faults per node; shared by every engine incarnation (the network
@@ -107,6 +127,7 @@ impl Transport {
         supervisor: &Supervisor,
         faults: Arc<LinkFaults>,
         events: mpsc::Sender<NodeEvent>,
+        auth: LinkAuth,
     ) -> (Transport, JoinSet<()>) {
         let mut tasks = JoinSet::new();
         let mut links = BTreeMap::new();
@@ -124,6 +145,7 @@ impl Transport {
                 events: events.clone(),
                 queries: link.queries.clone(),
                 connected: link.connected.clone(),
+                auth: auth.clone(),
             };
             tasks.spawn(conn.run(outbox_rx));
             links.insert(node, link);
@@ -205,6 +227,7 @@ struct Connection {
     events: mpsc::Sender<NodeEvent>,
     queries: Arc<Mutex<HashMap<u64, oneshot::Sender<QueryResult>>>>,
     connected: Arc<AtomicBool>,
+    auth: LinkAuth,
 }
 
 impl Connection {
@@ -282,18 +305,63 @@ impl Connection {
         if !hello {
             return None;
         }
-        match decode_line::<Reply>(&line) {
-            Ok(Reply::Hello {
-                node,
-                pid,
-                faults_allowed,
-            }) if node == self.node => Some((reader, write, (pid, faults_allowed))),
-            Ok(Reply::Hello { node, .. }) => {
-                tracing::error!(expected = %self.node, found = %node, %addr, "a different node answers at this address");
-                None
-            }
+        let hello = match decode_line::<Reply>(&line) {
+            Ok(hello @ Reply::Hello { .. }) => hello,
             other => {
                 tracing::warn!(node = %self.node, ?other, "participant did not say hello");
+                return None;
+            }
+        };
+        let Reply::Hello {
+            node,
+            pid,
+            faults_allowed,
+            ..
+        } = &hello
+        else {
+            return None;
+        };
+        if *node != self.node {
+            tracing::error!(expected = %self.node, found = %node, %addr, "a different node answers at this address");
+            return None;
+        }
+        let (pid, faults_allowed) = (*pid, *faults_allowed);
+        let secret = &self.auth.secret;
+        let nonce = auth::nonce(rand::random());
+        let (node, node_nonce, request) =
+            auth::answer_hello(secret, &hello, &self.auth.claim, nonce.clone()).ok()?;
+        let mut write = write;
+        write
+            .write_all(&shared::wire::encode_line(&request))
+            .await
+            .ok()?;
+        let answer = tokio::time::timeout(
+            Duration::from_millis(HELLO_TIMEOUT_MS),
+            read_line(&mut reader, &mut line),
+        )
+        .await
+        .ok()?
+        .ok()?;
+        if !answer {
+            return None;
+        }
+        let welcome = decode_line::<Reply>(&line).ok()?;
+        match auth::check_welcome(secret, &node, &node_nonce, &nonce, &welcome) {
+            Ok(()) => {
+                if let Some(refusals) = &self.auth.refusals {
+                    refusals.clear(&node);
+                }
+                Some((reader, write, (pid, faults_allowed)))
+            }
+            Err(why) => {
+                let fresh = self
+                    .auth
+                    .refusals
+                    .as_ref()
+                    .is_none_or(|r| r.set(&node, &why));
+                if fresh {
+                    tracing::error!(node = %node, %addr, "the node refuses this coordinator: {why}");
+                }
                 None
             }
         }

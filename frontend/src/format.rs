@@ -19,6 +19,7 @@ pub fn reason_label(reason: AbortReason) -> &'static str {
         AbortReason::ParticipantCrashed => "participant crashed",
         AbortReason::AlreadyAborted => "already aborted",
         AbortReason::InvalidRequest => "invalid request",
+        AbortReason::ProtocolError => "protocol error",
     }
 }
 

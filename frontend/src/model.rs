@@ -578,6 +578,7 @@ mod tests {
             link: LinkFault::default(),
             supervised: true,
             pid: None,
+            refused: None,
         }
     }
 
@@ -586,6 +587,8 @@ mod tests {
             coordinator: CoordinatorView {
                 status: ComponentStatus::Up,
                 demo_mode: true,
+                cluster: None,
+                epoch: None,
             },
             nodes: vec![node("6001", "A", 100_000), node("6002", "B", 100_000)],
             total_cents: 200_000,

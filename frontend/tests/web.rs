@@ -44,6 +44,7 @@ fn node(id: &str, account: &str, balance_cents: i64) -> NodeView {
         link: LinkFault::default(),
         supervised: true,
         pid: Some(42),
+        refused: None,
     }
 }
 
@@ -52,6 +53,8 @@ fn cluster(total_cents: i64) -> ClusterView {
         coordinator: CoordinatorView {
             status: ComponentStatus::Up,
             demo_mode: true,
+            cluster: None,
+            epoch: None,
         },
         nodes: vec![
             node("6001", "A", 100_000),

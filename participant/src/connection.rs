@@ -1,6 +1,14 @@
 //! One TCP connection from a coordinator (or anyone else): this file alone
 //! owns the socket.
 //!
+//! - **Authentication** (`shared::auth`): the node says `hello` with a fresh
+//!   nonce; the first line must be an `auth` whose proof shows the peer
+//!   holds the cluster secret, within `AUTH_TIMEOUT_MS`. Anything else gets
+//!   one `error` line and the connection is closed; nothing reaches the
+//!   driver. A coordinator is then accepted or refused by the protocol
+//!   (its cluster and epoch); an admin peer is welcomed at once and may
+//!   only query and send heuristic decisions.
+//!
 //! - **Reading**: newline-delimited JSON, with a hard bound of
 //!   `LINE_BYTES_MAX` per line: a longer line is never buffered whole. It
 //!   gets one `error` reply and the connection is closed, because there is no
@@ -17,13 +25,16 @@
 //!   peer sees our error line and a clean close rather than a reset.
 
 use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use shared::limits::LINE_BYTES_MAX;
+use shared::auth::{self, ClusterSecret};
+use shared::limits::{AUTH_TIMEOUT_MS, LINE_BYTES_MAX};
 use shared::lines::{read_bounded_line, LineRead};
 use shared::protocol::participant::PeerId;
-use shared::wire::{decode_request, encode_line, Reply};
+use shared::wire::{decode_request, encode_line, NodeId, PeerRole, Reply, Request};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
@@ -49,6 +60,17 @@ const WRITE_BUFFER_BYTES: usize = 64 * 1024;
 pub struct Outbox {
     replies: mpsc::Sender<Reply>,
     close: Arc<Notify>,
+    /// The protocol refused this peer (its last reply says why).
+    refused: Arc<AtomicBool>,
+}
+
+/// What this node says in its `hello`, and the secret an `auth` must prove.
+#[derive(Debug)]
+pub struct Handshake {
+    pub secret: ClusterSecret,
+    pub node: NodeId,
+    pub pid: u32,
+    pub faults_allowed: bool,
 }
 
 /// What happened to a reply handed to [`Outbox::send`].
@@ -62,6 +84,13 @@ pub enum Delivery {
 }
 
 impl Outbox {
+    /// Sends `message` as an `error` line, then closes the connection.
+    pub fn refuse(&self, message: String) {
+        self.refused.store(true, Ordering::Relaxed);
+        let _ = self.replies.try_send(Reply::Error { message });
+        self.close.notify_one();
+    }
+
     /// Queues a reply without waiting: the driver must never block on one
     /// slow peer.
     pub fn send(&self, reply: Reply) -> Delivery {
@@ -132,11 +161,12 @@ impl Connection {
 }
 
 /// Serves one accepted connection until it closes: `hello` first, then
-/// requests to the driver and replies back.
+/// the peer's `auth`, then requests to the driver and replies back.
 pub async fn serve(
     peer: PeerId,
     stream: TcpStream,
-    hello: Arc<Reply>,
+    addr: SocketAddr,
+    handshake: Arc<Handshake>,
     inbox: mpsc::Sender<DriverMsg>,
 ) {
     let (read_half, write_half) = stream.into_split();
@@ -144,6 +174,7 @@ pub async fn serve(
     let outbox = Outbox {
         replies,
         close: Arc::new(Notify::new()),
+        refused: Arc::new(AtomicBool::new(false)),
     };
     let mut writer = tokio::spawn(write_replies(peer, queue, write_half));
 
@@ -152,18 +183,30 @@ pub async fn serve(
         reader: BufReader::new(read_half),
         partial: Vec::new(),
     };
+    let nonce = auth::nonce(rand::random());
+    let hello = Reply::Hello {
+        node: handshake.node.clone(),
+        pid: handshake.pid,
+        faults_allowed: handshake.faults_allowed,
+        nonce: nonce.clone(),
+    };
     let mut linger = false;
-    let hello_queued = outbox.send(Reply::clone(&hello)) == Delivery::Queued;
-    let registered = inbox
-        .send(DriverMsg::Connected {
-            peer,
-            outbox: outbox.clone(),
-        })
-        .await
-        .is_ok();
-    if hello_queued && registered {
-        linger = read_requests(&mut connection, &outbox, &inbox).await;
-        let _ = inbox.send(DriverMsg::Disconnected { peer }).await;
+    if outbox.send(hello) == Delivery::Queued {
+        match authenticate(&mut connection, &handshake, &nonce).await {
+            Ok(peer_auth) => {
+                linger = serve_authenticated(&mut connection, &outbox, &inbox, peer_auth).await;
+            }
+            Err(Refusal { message, linger: l }) if l => {
+                tracing::warn!(peer, %addr, "refused an unauthenticated connection: {message}");
+                outbox.send(Reply::Error { message });
+                linger = true;
+            }
+            Err(Refusal { message, .. }) => {
+                // A probe that only read the hello, or a peer that gave up.
+                tracing::debug!(peer, %addr, "connection ended before authenticating: {message}");
+                outbox.send(Reply::Error { message });
+            }
+        }
     }
 
     // The writer ends once every sender is gone: ours here, the driver's on
@@ -182,19 +225,142 @@ pub async fn serve(
     tracing::debug!(peer, "connection closed");
 }
 
+/// An authenticated peer: its role and, for a coordinator, what it claims.
+struct PeerAuth {
+    claim: auth::Claim,
+    welcome: Reply,
+}
+
+/// Why a connection is closed before it authenticated.
+struct Refusal {
+    message: String,
+    /// Whether to read what the peer still sends before closing (a line
+    /// cut off mid-way cannot be resynchronised).
+    linger: bool,
+}
+
+/// Reads the peer's first line, which must be an `auth` proving the
+/// cluster secret, within `AUTH_TIMEOUT_MS`.
+async fn authenticate(
+    connection: &mut Connection,
+    handshake: &Handshake,
+    nonce: &str,
+) -> Result<PeerAuth, Refusal> {
+    let refuse = |message: String| Refusal {
+        message,
+        linger: true,
+    };
+    let first = tokio::time::timeout(
+        Duration::from_millis(AUTH_TIMEOUT_MS),
+        connection.read_line(),
+    )
+    .await;
+    let line = match first {
+        Err(_) => {
+            return Err(Refusal {
+                message: format!("no `auth` within {AUTH_TIMEOUT_MS} ms of the hello; closing"),
+                linger: false,
+            })
+        }
+        Ok(Ok(Some(line))) => line,
+        Ok(Ok(None)) => {
+            return Err(Refusal {
+                message: "closed before authenticating".to_string(),
+                linger: false,
+            })
+        }
+        Ok(Err(e)) => return Err(refuse(e.to_string())),
+    };
+    let fix = "every connection must first prove the cluster secret (participant --secret-file, the coordinator's \
+               <data-dir>/coordinator/cluster.secret); see the README, \"Security\"";
+    let (role, cluster, epoch, legacy_history, peer_nonce, proof) = match decode_request(&line) {
+        Ok(Request::Auth {
+            role,
+            cluster,
+            epoch,
+            legacy_history,
+            nonce,
+            proof,
+        }) => (role, cluster, epoch, legacy_history, nonce, proof),
+        Ok(_) => return Err(refuse(format!("authentication required: {fix}"))),
+        Err(e) => return Err(refuse(format!("authentication required ({e}): {fix}"))),
+    };
+    let claim = auth::Claim {
+        role,
+        cluster,
+        epoch,
+        legacy_history,
+    };
+    let secret = &handshake.secret;
+    if !auth::verify_peer(secret, &handshake.node, nonce, &peer_nonce, &claim, &proof) {
+        return Err(refuse(format!(
+            "authentication failed: the proof does not match this node's cluster secret; {fix}"
+        )));
+    }
+    let welcome = Reply::Welcome {
+        proof: auth::node_proof(secret, &handshake.node, nonce, &peer_nonce),
+    };
+    Ok(PeerAuth { claim, welcome })
+}
+
+/// After authentication: hands the connection to the driver and serves
+/// its requests. Returns whether to linger before closing.
+async fn serve_authenticated(
+    connection: &mut Connection,
+    outbox: &Outbox,
+    inbox: &mpsc::Sender<DriverMsg>,
+    peer_auth: PeerAuth,
+) -> bool {
+    let peer = connection.peer;
+    let PeerAuth { claim, welcome } = peer_auth;
+    let role = claim.role;
+    let registered = inbox
+        .send(DriverMsg::Connected {
+            peer,
+            outbox: outbox.clone(),
+        })
+        .await
+        .is_ok();
+    if !registered {
+        return false;
+    }
+    let handed = match role {
+        PeerRole::Admin => {
+            outbox.send(welcome);
+            true
+        }
+        PeerRole::Coordinator => inbox
+            .send(DriverMsg::Authenticated {
+                peer,
+                claim,
+                welcome,
+            })
+            .await
+            .is_ok(),
+    };
+    let linger = handed && read_requests(connection, outbox, inbox, role).await;
+    let _ = inbox.send(DriverMsg::Disconnected { peer }).await;
+    linger
+}
+
 /// The read loop. Returns whether the connection ended on a fatal input
 /// error (and should linger before closing).
 async fn read_requests(
     connection: &mut Connection,
     outbox: &Outbox,
     inbox: &mpsc::Sender<DriverMsg>,
+    role: PeerRole,
 ) -> bool {
     let peer = connection.peer;
     loop {
         let line = tokio::select! {
             line = connection.read_line() => line,
             _ = outbox.close.notified() => {
-                tracing::warn!(peer, "peer does not read its replies ({REPLIES_QUEUED_MAX} queued); closing the connection");
+                if outbox.refused.load(Ordering::Relaxed) {
+                    tracing::warn!(peer, "closing a refused coordinator connection");
+                } else {
+                    tracing::warn!(peer, "peer does not read its replies ({REPLIES_QUEUED_MAX} queued); closing the connection");
+                }
                 return false;
             }
         };
@@ -215,16 +381,8 @@ async fn read_requests(
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        match decode_request(&line) {
-            Ok(request) => {
-                if inbox
-                    .send(DriverMsg::Request { peer, msg: request })
-                    .await
-                    .is_err()
-                {
-                    return false; // the driver stopped: shutting down
-                }
-            }
+        let request = match decode_request(&line) {
+            Ok(request) => request,
             Err(e) => {
                 tracing::debug!(peer, "bad request: {e}");
                 if outbox.send(Reply::Error {
@@ -233,7 +391,23 @@ async fn read_requests(
                 {
                     return false;
                 }
+                continue;
             }
+        };
+        let admin_may = matches!(request, Request::Query { .. } | Request::Heuristic { .. });
+        if role == PeerRole::Admin && !admin_may {
+            let message = "an admin connection may only send `query` and `heuristic`".to_string();
+            if outbox.send(Reply::Error { message }) != Delivery::Queued {
+                return false;
+            }
+            continue;
+        }
+        if inbox
+            .send(DriverMsg::Request { peer, msg: request })
+            .await
+            .is_err()
+        {
+            return false; // the driver stopped: shutting down
         }
     }
 }

@@ -44,9 +44,24 @@ const DRAIN_MAX: usize = INBOX_MAX;
 /// What connections tell the driver.
 #[derive(Debug)]
 pub enum DriverMsg {
-    Connected { peer: PeerId, outbox: Outbox },
-    Request { peer: PeerId, msg: Request },
-    Disconnected { peer: PeerId },
+    Connected {
+        peer: PeerId,
+        outbox: Outbox,
+    },
+    /// The peer proved the cluster secret as a coordinator, claiming this
+    /// cluster and epoch; `welcome` is what it gets once accepted.
+    Authenticated {
+        peer: PeerId,
+        claim: shared::auth::Claim,
+        welcome: Reply,
+    },
+    Request {
+        peer: PeerId,
+        msg: Request,
+    },
+    Disconnected {
+        peer: PeerId,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +83,8 @@ pub struct Driver {
     durable: watch::Receiver<u64>,
     errors: mpsc::Receiver<LogError>,
     peers: HashMap<PeerId, Outbox>,
+    /// Welcomes of coordinators waiting to be accepted by the protocol.
+    welcomes: HashMap<PeerId, Reply>,
     start: Instant,
     /// Log records produced this round, submitted together.
     pending: Vec<WriteCmd>,
@@ -100,6 +117,7 @@ impl Driver {
             durable,
             errors,
             peers: HashMap::new(),
+            welcomes: HashMap::new(),
             start: Instant::now(),
             pending: Vec::new(),
             log_records,
@@ -178,8 +196,24 @@ impl Driver {
             DriverMsg::Connected { peer, outbox } => {
                 self.peers.insert(peer, outbox);
             }
+            DriverMsg::Authenticated {
+                peer,
+                claim,
+                welcome,
+            } => {
+                self.welcomes.insert(peer, welcome);
+                self.feed(Input::Connect {
+                    from: peer,
+                    cluster: claim.cluster,
+                    epoch: claim.epoch,
+                    legacy_history: claim.legacy_history,
+                });
+            }
             DriverMsg::Disconnected { peer } => {
                 self.peers.remove(&peer);
+                if self.welcomes.remove(&peer).is_some() || self.participant.is_coordinator(peer) {
+                    self.feed(Input::Disconnect { from: peer });
+                }
             }
             DriverMsg::Request {
                 peer,
@@ -222,6 +256,19 @@ impl Driver {
                 self.log_records += 1;
             }
             Action::Crash(point) => crash(point),
+            Action::Accept { peer } => {
+                if let Some(welcome) = self.welcomes.remove(&peer) {
+                    tracing::info!(peer, "coordinator accepted");
+                    self.send(peer, welcome);
+                }
+            }
+            Action::Close { peer, message } => {
+                self.welcomes.remove(&peer);
+                tracing::warn!(peer, "refusing a coordinator: {message}");
+                if let Some(outbox) = self.peers.remove(&peer) {
+                    outbox.refuse(message);
+                }
+            }
         }
     }
 

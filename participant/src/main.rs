@@ -33,9 +33,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
+use shared::auth::ClusterSecret;
 use shared::limits::{ACCOUNT_ID_BYTES_MAX, LOCK_WAIT_MS, LOG_CHECKPOINT_BYTES};
 use shared::protocol::participant::ParticipantConfig;
-use shared::wire::{AccountId, Reply};
+use shared::wire::AccountId;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::watch;
@@ -82,6 +83,20 @@ struct Cli {
     /// `IP:PORT`) to this file, atomically.
     #[arg(long, value_name = "PATH")]
     ready_file: Option<PathBuf>,
+
+    /// The cluster secret (hex, as the coordinator writes it in
+    /// <data-dir>/coordinator/cluster.secret): every connection must prove
+    /// it knows it before anything else is read. Copy it from the
+    /// coordinator's host; keep it readable by this user only.
+    #[arg(long, value_name = "PATH", env = "TPC_SECRET_FILE")]
+    secret_file: PathBuf,
+
+    /// Release this node from the cluster it serves, so that a coordinator
+    /// with another log may bind it (after the original coordinator's log
+    /// was lost for good). Refused while any transaction is in doubt here:
+    /// resolve those first (heuristic decisions). Written once, at start.
+    #[arg(long)]
+    forget_cluster: bool,
 
     /// Log size after which it is rewritten as one checkpoint record.
     #[arg(long, value_name = "BYTES", default_value_t = LOG_CHECKPOINT_BYTES, hide = true,
@@ -130,6 +145,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub ready_file: Option<PathBuf>,
     pub log_checkpoint_bytes: u64,
+    pub secret: ClusterSecret,
+    pub forget_cluster: bool,
 }
 
 fn config_from(cli: Cli) -> Result<Config, String> {
@@ -141,6 +158,8 @@ fn config_from(cli: Cli) -> Result<Config, String> {
             ));
         }
     }
+    let secret =
+        ClusterSecret::load(&cli.secret_file).map_err(|e| format!("--secret-file: {e}"))?;
     let participant = ParticipantConfig {
         node: cli.id,
         accounts: cli.accounts,
@@ -153,6 +172,8 @@ fn config_from(cli: Cli) -> Result<Config, String> {
         data_dir: cli.data_dir,
         ready_file: cli.ready_file,
         log_checkpoint_bytes: cli.log_checkpoint_bytes,
+        secret,
+        forget_cluster: cli.forget_cluster,
     })
 }
 
@@ -203,7 +224,8 @@ async fn run(config: Config) -> ExitCode {
         Err(e) => {
             eprintln!("error: {e:#}");
             return match e {
-                recovery::RecoveryError::NoAccounts { .. } => ExitCode::from(EXIT_USAGE),
+                recovery::RecoveryError::NoAccounts { .. }
+                | recovery::RecoveryError::ForgetRefused { .. } => ExitCode::from(EXIT_USAGE),
                 _ => ExitCode::FAILURE,
             };
         }
@@ -223,7 +245,8 @@ async fn run(config: Config) -> ExitCode {
         }
     };
 
-    let hello = Arc::new(Reply::Hello {
+    let handshake = Arc::new(connection::Handshake {
+        secret: config.secret.clone(),
         node: config.participant.node.clone(),
         pid: std::process::id(),
         faults_allowed: config.participant.faults_allowed,
@@ -252,7 +275,7 @@ async fn run(config: Config) -> ExitCode {
 
     let server_task = tokio::spawn(server::run(
         listener,
-        hello,
+        handshake,
         inbox_tx,
         wait_for(shutdown_rx),
     ));

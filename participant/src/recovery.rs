@@ -64,6 +64,9 @@ pub enum RecoveryError {
         .dir.display()
     )]
     NoAccounts { dir: PathBuf },
+
+    #[error("--forget-cluster refused: {reason}")]
+    ForgetRefused { reason: String },
 }
 
 pub fn recover(config: &Config) -> Result<Recovered, RecoveryError> {
@@ -94,6 +97,19 @@ pub fn recover(config: &Config) -> Result<Recovered, RecoveryError> {
         tracing::info!(log = %path.display(), "new data dir: opening balances written");
     } else {
         warn_if_accounts_differ(config, &participant);
+    }
+    if config.forget_cluster {
+        let cluster = participant.cluster().cloned();
+        let record = participant
+            .forget_cluster()
+            .map_err(|reason| RecoveryError::ForgetRefused { reason })?;
+        file.append(&record.encode())?;
+        file.sync()?;
+        log_records += 1;
+        tracing::warn!(
+            ?cluster,
+            "released from its cluster (--forget-cluster): the next coordinator to connect binds this node"
+        );
     }
     // The log keeps no wall-clock times: in-doubt ages count from now.
     participant.set_recovered_since(0);

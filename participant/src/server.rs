@@ -12,6 +12,8 @@ use std::time::Duration;
 use shared::limits::PARTICIPANT_CONNECTIONS_MAX;
 use shared::protocol::participant::PeerId;
 use shared::wire::{encode_line, Reply};
+
+use crate::connection::Handshake;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Semaphore};
@@ -29,7 +31,7 @@ const ACCEPT_RETRY_MS: u64 = 100;
 
 pub async fn run(
     listener: TcpListener,
-    hello: Arc<Reply>,
+    handshake: Arc<Handshake>,
     inbox: mpsc::Sender<DriverMsg>,
     shutdown: impl Future<Output = ()>,
 ) {
@@ -58,9 +60,9 @@ pub async fn run(
                 let peer = next_peer;
                 next_peer += 1;
                 tracing::debug!(peer, %addr, "connection accepted");
-                let (hello, inbox) = (Arc::clone(&hello), inbox.clone());
+                let (handshake, inbox) = (Arc::clone(&handshake), inbox.clone());
                 tokio::spawn(async move {
-                    connection::serve(peer, stream, hello, inbox).await;
+                    connection::serve(peer, stream, addr, handshake, inbox).await;
                     drop(permit);
                 });
             }

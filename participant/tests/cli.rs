@@ -1,6 +1,7 @@
 //! Flags: bad ones exit with code 2 and a message naming the flag and the
-//! fix; good ones print `listening on <addr>`; account flags that disagree
-//! with an existing data dir are warned about.
+//! fix (a missing or bad cluster secret included); good ones print
+//! `listening on <addr>`; account flags that disagree with an existing data
+//! dir are warned about.
 
 mod common;
 
@@ -8,10 +9,21 @@ use std::process::{Command, Stdio};
 
 use common::{exe, temp, wait_until, Node, Spec};
 
-/// Runs the binary with `args` and returns (exit code, stderr).
+/// A file with the tests' cluster secret, for `TPC_SECRET_FILE`.
+fn secret_file() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let path = dir.path().join("cluster.secret");
+    std::fs::write(&path, common::SECRET_HEX).expect("write the secret");
+    (dir, path)
+}
+
+/// Runs the binary with `args` (and a good secret in `TPC_SECRET_FILE`)
+/// and returns (exit code, stderr).
 fn run(args: &[&str]) -> (Option<i32>, String) {
+    let (_secret_dir, secret) = secret_file();
     let output = Command::new(exe())
         .args(args)
+        .env("TPC_SECRET_FILE", &secret)
         .stdin(Stdio::null())
         .output()
         .expect("run the participant");
@@ -88,6 +100,36 @@ fn bad_flags_exit_2_naming_the_flag() {
     ]);
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("--account A is given twice"), "{stderr}");
+    // The cluster secret: missing, unreadable or not a secret.
+    let short = dir.path().join("short.secret");
+    std::fs::write(&short, "abcd").expect("write");
+    for (secret, mentions) in [
+        ("/nonexistent/cluster.secret", "copy the coordinator"),
+        (short.to_str().expect("utf-8"), "at least"),
+    ] {
+        let (code, stderr) = run(&[
+            "--id",
+            "1",
+            "--data-dir",
+            data,
+            "--account",
+            "A=1",
+            "--secret-file",
+            secret,
+        ]);
+        assert_eq!(code, Some(2), "{stderr}");
+        assert!(
+            stderr.contains("--secret-file") && stderr.contains(mentions),
+            "{stderr}"
+        );
+    }
+    let output = Command::new(exe())
+        .args(["--id", "1", "--data-dir", data, "--account", "A=1"])
+        .env_remove("TPC_SECRET_FILE")
+        .output()
+        .expect("run the participant");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--secret-file"));
 }
 
 #[test]
@@ -110,7 +152,9 @@ fn prints_the_listening_address_on_stdout() {
     let (dir, data) = temp();
     let stdout_path = dir.path().join("stdout");
     let stdout = std::fs::File::create(&stdout_path).expect("create the stdout file");
+    let (_secret_dir, secret) = secret_file();
     let mut child = Command::new(exe())
+        .env("TPC_SECRET_FILE", &secret)
         .args([
             "--id",
             "7",

@@ -122,7 +122,10 @@ fn a_connection_flood_over_the_limit_is_refused_and_the_node_recovers() {
     for _ in 0..PARTICIPANT_CONNECTIONS_MAX + extra {
         let mut client = Client::connect_raw(node.addr);
         match client.recv() {
-            Some(Reply::Hello { .. }) => accepted.push(client),
+            Some(hello @ Reply::Hello { .. }) => {
+                client.hello = hello;
+                accepted.push(client);
+            }
             Some(Reply::Error { message }) => {
                 assert!(message.contains("too many connections"), "{message}");
                 assert!(client.is_closed(), "a refused connection is closed");
@@ -136,6 +139,7 @@ fn a_connection_flood_over_the_limit_is_refused_and_the_node_recovers() {
     assert_eq!(refused, extra);
 
     // An accepted connection still works while the others are held.
+    accepted[0].authenticate(&common::coordinator_claim());
     accepted[0].transfer("t1", 1, &[("A", -100)]);
     drop(accepted);
 
@@ -150,6 +154,7 @@ fn a_connection_flood_over_the_limit_is_refused_and_the_node_recovers() {
             _ => None,
         }
     });
+    client.authenticate(&common::coordinator_claim());
     client.transfer("t2", 2, &[("A", -100)]);
     assert_eq!(client.balance("A"), 99_800);
 }

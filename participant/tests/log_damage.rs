@@ -71,8 +71,8 @@ fn a_torn_tail_is_cut_and_earlier_commits_survive() {
     let log = std::fs::read(node.log_path()).expect("read the log");
     assert_eq!(
         frames(&log).len(),
-        6,
-        "init, 2 x (prepared, committed), prepared"
+        7,
+        "init, the coordinator's binding, 2 x (prepared, committed), prepared"
     );
     // A write torn by the crash: the last record's final bytes never
     // reached the disk, so the preallocated zeros are still there.
@@ -106,7 +106,7 @@ fn a_flipped_byte_in_the_middle_refuses_to_start() {
     let (_dir, data) = temp();
     let node = two_commits_and_a_prepare(&data);
     let mut log = std::fs::read(node.log_path()).expect("read the log");
-    let (offset, len) = frames(&log)[2]; // t1's COMMITTED record
+    let (offset, len) = frames(&log)[3]; // t1's COMMITTED record
     log[offset + 8 + len / 2] ^= 0x20;
     std::fs::write(node.log_path(), &log).expect("write the log");
 
@@ -143,7 +143,7 @@ fn a_record_that_does_not_decode_refuses_to_start() {
         Started::Exited { status, stderr } => {
             assert_eq!(status.code(), Some(1), "{stderr}");
             assert!(
-                stderr.contains("participant.log record 6"),
+                stderr.contains("participant.log record 7"),
                 "names the file and the record: {stderr}"
             );
         }

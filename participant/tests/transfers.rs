@@ -15,14 +15,19 @@ fn hello_names_the_node_and_its_pid() {
     let (_dir, data) = temp();
     let node = Node::start(&spec(), &data);
     let client = node.client();
-    assert_eq!(
-        client.hello,
-        Reply::Hello {
-            node: "6001".into(),
-            pid: node.pid(),
-            faults_allowed: false
-        }
+    let node_pid = node.pid();
+    assert!(
+        matches!(
+            &client.hello,
+            Reply::Hello { node, pid, faults_allowed: false, nonce }
+                if node == "6001" && *pid == node_pid && nonce.len() == 32
+        ),
+        "{:?}",
+        client.hello
     );
+    // Each connection gets a fresh nonce to prove the secret against.
+    let other = node.client();
+    assert_ne!(other.hello, client.hello);
 }
 
 #[test]
@@ -157,6 +162,7 @@ fn one_phase_commit_applies_at_once() {
     let request = Request::CommitOnePhase {
         tx_id: "t1".into(),
         ts: 1,
+        epoch: common::EPOCH,
         ops: common::ops_of(&[("A", -300), ("B", 300)]),
     };
     client.send(&request);

@@ -196,6 +196,12 @@ pub struct CoordinatorView {
     pub status: ComponentStatus,
     /// Whether fault injection is allowed (demo mode).
     pub demo_mode: bool,
+    /// The cluster this coordinator's log belongs to, and the epoch of its
+    /// running incarnation (absent while it has not started).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<u64>,
 }
 
 /// A network fault on the link between the coordinator and one node.
@@ -239,6 +245,10 @@ pub struct NodeView {
     pub supervised: bool,
     #[serde(default)]
     pub pid: Option<u32>,
+    /// Why the node refuses this coordinator's connection, while it does
+    /// (another cluster's node, or a newer coordinator epoch seen there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
 }
 
 /// `GET /api/cluster`

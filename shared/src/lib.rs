@@ -11,6 +11,8 @@
 //!   run this same code.
 //! - `log` (feature `native`): the framed, checksummed, append-only log with
 //!   group commit that both processes write.
+//! - `auth` (feature `native`): the cluster secret and the handshake that
+//!   every connection to a participant must pass.
 
 pub mod api;
 pub mod events;
@@ -19,6 +21,8 @@ pub mod money;
 pub mod protocol;
 pub mod wire;
 
+#[cfg(feature = "native")]
+pub mod auth;
 #[cfg(feature = "native")]
 pub mod lines;
 #[cfg(feature = "native")]

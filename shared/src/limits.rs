@@ -107,3 +107,14 @@ pub const IN_DOUBT_SWEEP_MS: u64 = 1_000;
 /// Reconnect backoff bounds.
 pub const RECONNECT_BACKOFF_MIN_MS: u64 = 50;
 pub const RECONNECT_BACKOFF_MAX_MS: u64 = 1_000;
+
+/// Bytes of a cluster secret created by the coordinator (hex in its file).
+pub const CLUSTER_SECRET_BYTES: usize = 32;
+/// Fewest bytes a cluster secret may have (a file with less is refused).
+pub const CLUSTER_SECRET_BYTES_MIN: usize = 16;
+/// Largest cluster secret file read.
+pub const CLUSTER_SECRET_FILE_BYTES_MAX: u64 = 4 * 1024;
+/// Bytes of each side's fresh nonce in the connection handshake.
+pub const AUTH_NONCE_BYTES: usize = 16;
+/// Longest time a connection may take to authenticate before it is closed.
+pub const AUTH_TIMEOUT_MS: u64 = 5_000;

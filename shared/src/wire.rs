@@ -13,6 +13,13 @@ pub type TxId = String;
 pub type NodeId = String;
 /// An account id, e.g. `"A"`.
 pub type AccountId = String;
+/// A cluster's identity: created with the first coordinator log, carried in
+/// every coordinator's handshake; a participant serves one cluster only.
+pub type ClusterId = String;
+/// A coordinator incarnation: each start of a coordinator (or of its engine)
+/// takes the next one, made durable before it talks to any node. A
+/// participant never obeys an epoch lower than one it has seen.
+pub type Epoch = u64;
 
 /// One change to one account: `delta_cents` < 0 debits, > 0 credits.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -55,6 +62,10 @@ pub enum AbortReason {
     ParticipantCrashed,
     AlreadyAborted,
     InvalidRequest,
+    /// A node refused a `prepare` that contradicts what it holds under that
+    /// `tx_id` (other operations, or another coordinator epoch), or one
+    /// that arrived outside an accepted coordinator connection.
+    ProtocolError,
 }
 
 impl AbortReason {
@@ -70,10 +81,11 @@ impl AbortReason {
             AbortReason::ParticipantCrashed => "participant_crashed",
             AbortReason::AlreadyAborted => "already_aborted",
             AbortReason::InvalidRequest => "invalid_request",
+            AbortReason::ProtocolError => "protocol_error",
         }
     }
 
-    pub const ALL: [AbortReason; 10] = [
+    pub const ALL: [AbortReason; 11] = [
         AbortReason::InsufficientFunds,
         AbortReason::UnknownAccount,
         AbortReason::NodeUnreachable,
@@ -84,6 +96,7 @@ impl AbortReason {
         AbortReason::ParticipantCrashed,
         AbortReason::AlreadyAborted,
         AbortReason::InvalidRequest,
+        AbortReason::ProtocolError,
     ];
 }
 
@@ -104,6 +117,17 @@ pub enum ParticipantCrashPoint {
     AfterCommitApplied,
 }
 
+/// Who opens a connection to a participant, as its `auth` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PeerRole {
+    /// Runs the protocol: prepares, decides, recovers.
+    Coordinator,
+    /// An operator's tool (or the coordinator's side channel): status
+    /// queries and heuristic decisions only.
+    Admin,
+}
+
 /// Coordinator → participant.
 ///
 /// Decoded through [`flat::RawRequest`] (see there for why), with the same
@@ -111,16 +135,41 @@ pub enum ParticipantCrashPoint {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Request {
+    /// The first line on every connection, answering the node's `hello`:
+    /// proves knowledge of the cluster secret (see `crate::auth`) and says
+    /// who is asking. Nothing else is read before it is accepted.
+    /// `legacy_history`: the coordinator's log holds transactions decided
+    /// before cluster identities existed (an upgraded log).
+    Auth {
+        role: PeerRole,
+        cluster: ClusterId,
+        epoch: Epoch,
+        legacy_history: bool,
+        nonce: String,
+        proof: String,
+    },
     /// Phase 1: lock, validate, force PREPARED, vote. `ts` orders transactions
-    /// for deadlock prevention (smaller = older).
-    Prepare { tx_id: TxId, ts: u64, ops: Vec<Op> },
+    /// for deadlock prevention (smaller = older). `epoch` is the sending
+    /// coordinator's: with `ops` it says exactly which attempt this is, and
+    /// a node never votes `ready` for a `tx_id` it holds with other content.
+    Prepare {
+        tx_id: TxId,
+        ts: u64,
+        epoch: Epoch,
+        ops: Vec<Op>,
+    },
     /// Phase 2, commit decision: apply, log, release locks, ack.
     Commit { tx_id: TxId },
     /// Phase 2, abort decision: undo, release locks, ack.
     Rollback { tx_id: TxId },
     /// One-phase commit for a transaction that touches only this node: the
     /// participant decides; the reply is an `outcome`.
-    CommitOnePhase { tx_id: TxId, ts: u64, ops: Vec<Op> },
+    CommitOnePhase {
+        tx_id: TxId,
+        ts: u64,
+        epoch: Epoch,
+        ops: Vec<Op>,
+    },
     /// XA-recover: list transactions prepared here whose outcome is unknown.
     Recover,
     /// Read-only queries (balances, locks, ledger).
@@ -156,11 +205,19 @@ pub enum Query {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Reply {
-    /// First message on every connection.
+    /// First message on every connection: who this is, and a fresh
+    /// `nonce` the peer's `auth` must answer.
     Hello {
         node: NodeId,
         pid: u32,
         faults_allowed: bool,
+        nonce: String,
+    },
+    /// The `auth` was accepted: the node's own proof of the cluster secret
+    /// (so the peer knows it reached a node of its cluster, not an
+    /// impostor). Protocol messages may follow.
+    Welcome {
+        proof: String,
     },
     Vote {
         tx_id: TxId,
@@ -324,6 +381,7 @@ mod flat {
     #[derive(Deserialize)]
     #[serde(rename_all = "snake_case")]
     enum RequestType {
+        Auth,
         Prepare,
         Commit,
         Rollback,
@@ -341,11 +399,17 @@ mod flat {
         kind: RequestType,
         tx_id: Option<TxId>,
         ts: Option<u64>,
+        epoch: Option<Epoch>,
         ops: Option<Vec<Op>>,
         req_id: Option<u64>,
         query: Option<Query>,
         point: Option<ParticipantCrashPoint>,
         decision: Option<Decision>,
+        role: Option<PeerRole>,
+        cluster: Option<ClusterId>,
+        legacy_history: Option<bool>,
+        nonce: Option<String>,
+        proof: Option<String>,
     }
 
     impl<'de> Deserialize<'de> for Request {
@@ -354,17 +418,36 @@ mod flat {
             let present = [
                 ("tx_id", r.tx_id.is_some()),
                 ("ts", r.ts.is_some()),
+                ("epoch", r.epoch.is_some()),
                 ("ops", r.ops.is_some()),
                 ("req_id", r.req_id.is_some()),
                 ("query", r.query.is_some()),
                 ("point", r.point.is_some()),
                 ("decision", r.decision.is_some()),
+                ("role", r.role.is_some()),
+                ("cluster", r.cluster.is_some()),
+                ("legacy_history", r.legacy_history.is_some()),
+                ("nonce", r.nonce.is_some()),
+                ("proof", r.proof.is_some()),
             ];
             let (kind, allowed): (&str, &[&str]) = match r.kind {
-                RequestType::Prepare => ("prepare", &["tx_id", "ts", "ops"]),
+                RequestType::Auth => (
+                    "auth",
+                    &[
+                        "role",
+                        "cluster",
+                        "epoch",
+                        "legacy_history",
+                        "nonce",
+                        "proof",
+                    ],
+                ),
+                RequestType::Prepare => ("prepare", &["tx_id", "ts", "epoch", "ops"]),
                 RequestType::Commit => ("commit", &["tx_id"]),
                 RequestType::Rollback => ("rollback", &["tx_id"]),
-                RequestType::CommitOnePhase => ("commit_one_phase", &["tx_id", "ts", "ops"]),
+                RequestType::CommitOnePhase => {
+                    ("commit_one_phase", &["tx_id", "ts", "epoch", "ops"])
+                }
                 RequestType::Recover => ("recover", &[]),
                 RequestType::Query => ("query", &["req_id", "query"]),
                 RequestType::ArmCrash => ("arm_crash", &["point"]),
@@ -372,9 +455,18 @@ mod flat {
             };
             check::<D::Error>(kind, &present, allowed)?;
             Ok(match r.kind {
+                RequestType::Auth => Request::Auth {
+                    role: need(r.role, kind, "role")?,
+                    cluster: need(r.cluster, kind, "cluster")?,
+                    epoch: need(r.epoch, kind, "epoch")?,
+                    legacy_history: need(r.legacy_history, kind, "legacy_history")?,
+                    nonce: need(r.nonce, kind, "nonce")?,
+                    proof: need(r.proof, kind, "proof")?,
+                },
                 RequestType::Prepare => Request::Prepare {
                     tx_id: need(r.tx_id, kind, "tx_id")?,
                     ts: need(r.ts, kind, "ts")?,
+                    epoch: need(r.epoch, kind, "epoch")?,
                     ops: need(r.ops, kind, "ops")?,
                 },
                 RequestType::Commit => Request::Commit {
@@ -386,6 +478,7 @@ mod flat {
                 RequestType::CommitOnePhase => Request::CommitOnePhase {
                     tx_id: need(r.tx_id, kind, "tx_id")?,
                     ts: need(r.ts, kind, "ts")?,
+                    epoch: need(r.epoch, kind, "epoch")?,
                     ops: need(r.ops, kind, "ops")?,
                 },
                 RequestType::Recover => Request::Recover,
@@ -408,6 +501,7 @@ mod flat {
     #[serde(rename_all = "snake_case")]
     enum ReplyType {
         Hello,
+        Welcome,
         Vote,
         Applied,
         Ack,
@@ -425,6 +519,8 @@ mod flat {
         node: Option<NodeId>,
         pid: Option<u32>,
         faults_allowed: Option<bool>,
+        nonce: Option<String>,
+        proof: Option<String>,
         tx_id: Option<TxId>,
         vote: Option<Vote>,
         reason: Option<AbortReason>,
@@ -442,6 +538,8 @@ mod flat {
                 ("node", r.node.is_some()),
                 ("pid", r.pid.is_some()),
                 ("faults_allowed", r.faults_allowed.is_some()),
+                ("nonce", r.nonce.is_some()),
+                ("proof", r.proof.is_some()),
                 ("tx_id", r.tx_id.is_some()),
                 ("vote", r.vote.is_some()),
                 ("reason", r.reason.is_some()),
@@ -452,7 +550,8 @@ mod flat {
                 ("message", r.message.is_some()),
             ];
             let (kind, allowed): (&str, &[&str]) = match r.kind {
-                ReplyType::Hello => ("hello", &["node", "pid", "faults_allowed"]),
+                ReplyType::Hello => ("hello", &["node", "pid", "faults_allowed", "nonce"]),
+                ReplyType::Welcome => ("welcome", &["proof"]),
                 ReplyType::Vote => ("vote", &["tx_id", "vote", "reason"]),
                 ReplyType::Applied => ("applied", &["tx_id"]),
                 ReplyType::Ack => ("ack", &["tx_id", "decision"]),
@@ -467,6 +566,10 @@ mod flat {
                     node: need(r.node, kind, "node")?,
                     pid: need(r.pid, kind, "pid")?,
                     faults_allowed: need(r.faults_allowed, kind, "faults_allowed")?,
+                    nonce: need(r.nonce, kind, "nonce")?,
+                },
+                ReplyType::Welcome => Reply::Welcome {
+                    proof: need(r.proof, kind, "proof")?,
                 },
                 ReplyType::Vote => Reply::Vote {
                     tx_id: need(r.tx_id, kind, "tx_id")?,
@@ -553,6 +656,7 @@ mod tests {
             Request::Prepare {
                 tx_id: "t1".into(),
                 ts: 7,
+                epoch: 3,
                 ops: vec![Op {
                     account: "A".into(),
                     delta_cents: -100,
@@ -574,6 +678,20 @@ mod tests {
             Request::Heuristic {
                 tx_id: "t1".into(),
                 decision: Decision::Abort,
+            },
+            Request::Auth {
+                role: PeerRole::Coordinator,
+                cluster: "c0ffee".into(),
+                epoch: 9,
+                legacy_history: false,
+                nonce: "01".into(),
+                proof: "02".into(),
+            },
+            Request::CommitOnePhase {
+                tx_id: "t2".into(),
+                ts: 1,
+                epoch: 2,
+                ops: vec![],
             },
         ];
         for msg in msgs {
@@ -604,6 +722,10 @@ mod tests {
                 node: "6001".into(),
                 pid: 42,
                 faults_allowed: true,
+                nonce: "00ff".into(),
+            },
+            Reply::Welcome {
+                proof: "abcd".into(),
             },
             Reply::Vote {
                 tx_id: "t1".into(),
@@ -671,8 +793,10 @@ mod tests {
             .contains("unknown field `ts` in a `commit` message"));
         assert!(error(r#"{"type":"recover","tx_id":"t"}"#).contains("`tx_id`"));
         // A missing field is named.
-        assert!(error(r#"{"type":"prepare","tx_id":"t","ts":1}"#)
+        assert!(error(r#"{"type":"prepare","tx_id":"t","ts":1,"epoch":1}"#)
             .contains("missing field `ops` in a `prepare` message"));
+        assert!(error(r#"{"type":"prepare","tx_id":"t","ts":1,"ops":[]}"#)
+            .contains("missing field `epoch` in a `prepare` message"));
         assert!(error(r#"{"tx_id":"t"}"#).contains("missing field `type`"));
         assert!(error(r#"{"type":"commit","tx_id":"t","tx_id":"u"}"#).contains("duplicate field"));
         assert!(error(r#"{"type":"commit","tx_id":7}"#).contains("invalid type"));
@@ -692,7 +816,7 @@ mod tests {
         assert!(reply_error(r#"{"type":"vote","tx_id":"t","vote":"maybe"}"#)
             .contains("unknown variant"));
         assert!(reply_error(
-            r#"{"type":"hello","node":"6001","pid":1,"faults_allowed":true,"x":1}"#
+            r#"{"type":"hello","node":"6001","pid":1,"faults_allowed":true,"nonce":"a","x":1}"#
         )
         .contains("unknown field `x`"));
     }

@@ -9,7 +9,9 @@
 use shared::api::{CoordinatorCrashRequest, FaultsUpdate, LinkFault, TransferRequest};
 use shared::protocol::coordinator::{self, Coordinator, CoordinatorConfig};
 use shared::protocol::participant::{self, Participant, ParticipantConfig};
-use shared::wire::{decode_line, encode_line, Op, ParticipantCrashPoint, Query, Reply, Request};
+use shared::wire::{
+    decode_line, encode_line, Op, ParticipantCrashPoint, PeerRole, Query, Reply, Request,
+};
 
 mod common;
 use common::Rng;
@@ -37,12 +39,22 @@ fn valid_lines() -> Vec<Vec<u8>> {
         Request::Prepare {
             tx_id: "t1".into(),
             ts: 1,
+            epoch: 1,
             ops: vec![op.clone()],
         },
         Request::CommitOnePhase {
             tx_id: "t2".into(),
             ts: 2,
+            epoch: 1,
             ops: vec![op],
+        },
+        Request::Auth {
+            role: PeerRole::Coordinator,
+            cluster: "c1".into(),
+            epoch: 1,
+            legacy_history: false,
+            nonce: "00".into(),
+            proof: "11".into(),
         },
         Request::Commit { tx_id: "t1".into() },
         Request::Rollback { tx_id: "t1".into() },
@@ -155,9 +167,20 @@ fn random_request(rng: &mut Rng) -> Request {
     }
     let tx_id = rng.choose(&tx_ids).to_string();
     let ts = *rng.choose(&[0, 1, 2, 5, u64::MAX]);
+    let epoch = *rng.choose(&[0, 1, 2, u64::MAX]);
     match rng.below(7) {
-        0 => Request::Prepare { tx_id, ts, ops },
-        1 => Request::CommitOnePhase { tx_id, ts, ops },
+        0 => Request::Prepare {
+            tx_id,
+            ts,
+            epoch,
+            ops,
+        },
+        1 => Request::CommitOnePhase {
+            tx_id,
+            ts,
+            epoch,
+            ops,
+        },
         2 => Request::Commit { tx_id },
         3 => Request::Rollback { tx_id },
         4 => Request::Recover,
@@ -186,9 +209,16 @@ fn the_participant_survives_any_message_sequence_and_keeps_its_invariants() {
         let mut seq_persisted = 0;
         for _ in 0..60 {
             now_us += rng.below(2_000);
-            let input = match rng.below(4) {
+            let input = match rng.below(6) {
                 0 => participant::Input::Durable { seq: seq_persisted },
                 1 => participant::Input::Tick,
+                2 => participant::Input::Connect {
+                    from: rng.below(3),
+                    cluster: rng.choose(&["c1", "c2"]).to_string(),
+                    epoch: *rng.choose(&[0, 1, 2, u64::MAX]),
+                    legacy_history: rng.below(2) == 0,
+                },
+                3 if rng.below(4) == 0 => participant::Input::Disconnect { from: rng.below(3) },
                 _ => participant::Input::Message {
                     from: rng.below(3),
                     msg: random_request(&mut rng),
@@ -222,6 +252,7 @@ fn the_coordinator_survives_any_reply_sequence() {
         let mut rng = Rng(seed);
         let config = CoordinatorConfig::new(vec!["6001".into(), "6002".into()], accounts.clone());
         let mut c = Coordinator::recover(config, &[]);
+        c.begin_epoch("c1".into());
         let mut now_us = 1;
         for _ in 0..60 {
             now_us += rng.below(500_000);

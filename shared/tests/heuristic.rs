@@ -34,12 +34,28 @@ impl Node {
         let config = config(faults_allowed);
         let log = vec![Participant::init_record(&config)];
         let machine = Participant::recover(config, &log).unwrap();
-        Node {
+        let mut node = Node {
             machine,
             log,
             now_us: 1_000,
             auto_durable: true,
-        }
+        };
+        node.connect();
+        node
+    }
+
+    /// The test coordinator (peer `COORDINATOR`) connects and is accepted.
+    fn connect(&mut self) {
+        let out = self.feed(Input::Connect {
+            from: COORDINATOR,
+            cluster: "c1".into(),
+            epoch: 1,
+            legacy_history: false,
+        });
+        assert!(
+            out.iter().any(|a| matches!(a, Action::Accept { .. })),
+            "{out:?}"
+        );
     }
 
     fn feed(&mut self, input: Input) -> Vec<Action> {
@@ -75,6 +91,7 @@ impl Node {
             Request::Prepare {
                 tx_id: tx_id.into(),
                 ts: self.now_us,
+                epoch: 1,
                 ops,
             },
         );
@@ -96,6 +113,7 @@ impl Node {
 
     fn restart(&mut self) {
         self.machine = Participant::recover(config(true), &self.log).unwrap();
+        self.connect();
     }
 }
 
@@ -268,6 +286,7 @@ fn an_agreeing_commit_or_rollback_is_acked_as_usual() {
         Request::Prepare {
             tx_id: "t2".into(),
             ts: 1,
+            epoch: 1,
             ops,
         },
     );
@@ -402,6 +421,7 @@ fn a_heuristic_before_the_vote_is_durable_drops_the_held_vote() {
         Request::Prepare {
             tx_id: "t1".into(),
             ts: 5,
+            epoch: 1,
             ops,
         },
     );

@@ -34,6 +34,7 @@ use shared::protocol::record::{CoordinatorRecord, ParticipantRecord};
 use shared::wire::{Decision, Reply, Request, TxId, Vote};
 
 const BALANCE_CENTS_INITIAL: i64 = 100;
+const CLUSTER: &str = "mc";
 
 // ----- the modelled world -----
 
@@ -180,11 +181,13 @@ impl TwoPc {
                 }
             })
             .collect();
+        let mut coord = Coordinator::recover(self.coordinator_config(), &[]);
+        let epoch = coord.begin_epoch(CLUSTER.into());
         let mut w = World {
             now_us: 0,
-            coord: Coordinator::recover(self.coordinator_config(), &[]),
+            coord,
             coord_disk: Disk {
-                durable: Vec::new(),
+                durable: vec![epoch],
                 pending: Vec::new(),
             },
             nodes,
@@ -199,22 +202,39 @@ impl TwoPc {
         for i in 0..self.nodes {
             self.connect(&mut w, i);
         }
-        // The start is fault-free: the first recovery queries are answered.
-        while !w.net.is_empty() {
-            let (_, env) = w.net.remove(0);
-            self.deliver(&mut w, env);
+        // The start is fault-free: every node is bound and accepted, and
+        // the first recovery queries are answered.
+        loop {
+            while !w.net.is_empty() {
+                let (_, env) = w.net.remove(0);
+                self.deliver(&mut w, env);
+            }
+            let pending = w.nodes.iter().any(|n| !n.disk.pending.is_empty());
+            if !pending {
+                break;
+            }
+            for i in 0..self.nodes {
+                self.fsync(&mut w, Some(i));
+            }
         }
         w
     }
 
     // ----- running the machines -----
 
+    /// A new connection to node `i`: the coordinator authenticates (the
+    /// node's `Connect`); it counts as up for the coordinator once the node
+    /// accepts it (after its binding record is durable).
     fn connect(&self, w: &mut World, i: usize) {
         w.conns[i] += 1;
-        let actions = w
-            .coord
-            .handle(w.now_us, co::Input::NodeUp { node: node_id(i) });
-        self.run_coord(w, actions);
+        let connect = pa::Input::Connect {
+            from: w.conns[i],
+            cluster: CLUSTER.into(),
+            epoch: w.coord.epoch(),
+            legacy_history: false,
+        };
+        let actions = w.nodes[i].machine.handle(w.now_us, connect);
+        self.run_node(w, i, actions);
     }
 
     fn post(w: &mut World, env: Envelope) {
@@ -249,8 +269,7 @@ impl TwoPc {
                         w.nodes[i].voted_ready.insert(tx_id.clone());
                     }
                     // Replies the coordinator provably ignores are not modelled.
-                    let ignored = matches!(&msg, Reply::Error { .. })
-                        || matches!(&msg, Reply::InDoubt { tx_ids } if tx_ids.is_empty());
+                    let ignored = matches!(&msg, Reply::Error { .. });
                     if w.nodes[i].up && to == w.conns[i] && !ignored {
                         Self::post(
                             w,
@@ -266,6 +285,16 @@ impl TwoPc {
                     w.nodes[i].disk.pending.push((seq, record, sync))
                 }
                 pa::Action::Crash(_) => unreachable!("no crash points are armed in the model"),
+                pa::Action::Accept { peer } => {
+                    if w.nodes[i].up && peer == w.conns[i] {
+                        let up = co::Input::NodeUp { node: node_id(i) };
+                        let actions = w.coord.handle(w.now_us, up);
+                        self.run_coord(w, actions);
+                    }
+                }
+                pa::Action::Close { peer, message } => {
+                    assert_ne!(peer, w.conns[i], "the coordinator was refused: {message}");
+                }
             }
         }
     }
@@ -413,6 +442,8 @@ impl TwoPc {
     fn crash_coordinator(&self, w: &mut World) {
         w.coord_disk.pending.clear();
         w.coord = Coordinator::recover(self.coordinator_config(), &w.coord_disk.durable);
+        let epoch = w.coord.begin_epoch(CLUSTER.into());
+        w.coord_disk.durable.push(epoch);
         w.net.clear();
         for i in 0..self.nodes {
             if w.nodes[i].up {

@@ -42,15 +42,36 @@ impl Harness {
     }
 
     fn with_config(config: CoordinatorConfig) -> Harness {
-        let mut h = Harness {
-            c: Coordinator::recover(config, &[]),
-            now_us: 1_000,
-            log: Vec::new(),
-            durable_seq: 0,
-        };
-        h.run(Input::NodeUp { node: N1.into() });
-        h.run(Input::NodeUp { node: N2.into() });
+        let mut h = Harness::restarted(config, &[], 1_000);
+        for node in [N1, N2] {
+            h.run(Input::NodeUp { node: node.into() });
+            h.reconcile(node);
+        }
         h
+    }
+
+    /// A coordinator (re)started from `records`: a new epoch, durable
+    /// before anything else; no node connected yet.
+    fn restarted(config: CoordinatorConfig, records: &[CoordinatorRecord], now_us: u64) -> Harness {
+        let mut c = Coordinator::recover(config, records);
+        let epoch = c.begin_epoch("c1".into());
+        let mut log: Vec<(u64, CoordinatorRecord)> =
+            records.iter().map(|r| (0, r.clone())).collect();
+        log.push((0, epoch));
+        Harness {
+            c,
+            now_us,
+            log,
+            durable_seq: 0,
+        }
+    }
+
+    /// `node` answers the recovery query of its connection: nothing in doubt.
+    fn reconcile(&mut self, node: &str) -> Vec<Action> {
+        self.run(Input::FromNode {
+            node: node.into(),
+            msg: Reply::InDoubt { tx_ids: vec![] },
+        })
     }
 
     fn run(&mut self, input: Input) -> Vec<Action> {
@@ -226,13 +247,9 @@ fn retried_one_phase_after_coordinator_crash_is_never_reported_aborted_unasked()
     // know, so it says "unavailable, retry".
     let mut h = Harness::new();
     h.transfer(1, "A", "A2", 100, "t1");
-    let mut h2 = Harness {
-        c: Coordinator::recover(config(), &h.durable_records()),
-        now_us: h.now_us,
-        log: Vec::new(),
-        durable_seq: 0,
-    };
+    let mut h2 = Harness::restarted(config(), &h.durable_records(), h.now_us);
     h2.run(Input::NodeUp { node: N2.into() });
+    h2.reconcile(N2);
     let a = h2.transfer(2, "A", "A2", 100, "t1");
     assert!(
         outcome_of(&a, 2).is_none(),
@@ -246,6 +263,7 @@ fn retried_one_phase_after_coordinator_crash_is_never_reported_aborted_unasked()
     );
     // Once the node is back, the retry asks it, and its memory answers.
     h2.run(Input::NodeUp { node: N1.into() });
+    h2.reconcile(N1);
     let a = h2.transfer(3, "A", "A2", 100, "t1");
     assert!(matches!(&sends(&a)[..], [(n, Request::CommitOnePhase { .. })] if n == N1));
     let a = h2.run(Input::FromNode {
@@ -292,13 +310,7 @@ fn commit_record(tx: &str) -> CoordinatorRecord {
 fn recovered_commit_is_resent_until_acknowledged_even_if_messages_are_lost() {
     // After a restart the coordinator re-sends logged commits on connect;
     // if those are lost it must keep retrying, not wait for a reconnect.
-    let mut h = Harness {
-        c: Coordinator::recover(config(), &[commit_record("t1")]),
-        now_us: 1_000,
-        log: Vec::new(),
-        durable_seq: 0,
-    };
-    h.log.push((0, commit_record("t1"))); // durable before the crash
+    let mut h = Harness::restarted(config(), &[commit_record("t1")], 1_000);
     let a = h.run(Input::NodeUp { node: N1.into() });
     assert!(sends(&a).contains(&(N1.into(), commit("t1"))));
     let a = h.run(Input::NodeUp { node: N2.into() });
@@ -349,10 +361,141 @@ fn a_tx_id_answered_by_presumed_abort_is_not_run_again() {
         "ran t1 again: {:?}",
         sends(&a)
     );
+    // The answer waits for its forced PRESUMED ABORT record.
+    assert!(replies(&a).is_empty(), "answered before durable: {a:?}");
+    let a = h.fsync();
     assert_eq!(outcome_of(&a, 1).map(|o| o.0), Some(Outcome::Aborted));
-    // And the same answer again.
-    let a = h.transfer(2, "A", "B", 100, "t1");
+    // And the same answer again, also from a body that differs (the log
+    // never knew t1's transfer, so any retry of t1 gets its outcome).
+    let a = h.transfer(2, "B", "A", 7, "t1");
     assert_eq!(outcome_of(&a, 2).map(|o| o.0), Some(Outcome::Aborted));
+}
+
+/// A client must never see two outcomes for one tx_id: an "aborted
+/// (presumed abort)" answer is durable before it is given, so a coordinator
+/// that crashes again still says "aborted", and never runs the id again.
+#[test]
+fn a_presumed_abort_answer_survives_another_crash() {
+    let mut h = Harness::new();
+    h.run(Input::FromNode {
+        node: N2.into(),
+        msg: Reply::InDoubt {
+            tx_ids: vec!["t1".into()],
+        },
+    });
+    let forced = h
+        .log
+        .iter()
+        .any(|(_, r)| matches!(r, CoordinatorRecord::PresumedAbort { tx_id } if tx_id == "t1"));
+    assert!(forced, "no PRESUMED ABORT record: {:?}", h.log);
+    h.transfer(1, "A", "B", 100, "t1");
+    let a = h.fsync();
+    assert_eq!(outcome_of(&a, 1).map(|o| o.0), Some(Outcome::Aborted));
+    // Crash; the next incarnation hears nothing in doubt (N2 rolled back).
+    let mut h2 = Harness::restarted(config(), &h.durable_records(), h.now_us);
+    for node in [N1, N2] {
+        h2.run(Input::NodeUp { node: node.into() });
+        h2.reconcile(node);
+    }
+    let a = h2.transfer(2, "A", "B", 100, "t1");
+    assert!(sends(&a).is_empty(), "t1 ran again: {a:?}");
+    assert_eq!(outcome_of(&a, 2).map(|o| o.0), Some(Outcome::Aborted));
+    // Through a checkpoint too.
+    let (_, cp) = h2.c.checkpoint();
+    let mut h3 = Harness::restarted(config(), &[cp], h.now_us);
+    for node in [N1, N2] {
+        h3.run(Input::NodeUp { node: node.into() });
+        h3.reconcile(node);
+    }
+    let a = h3.transfer(3, "A", "B", 100, "t1");
+    assert_eq!(outcome_of(&a, 3).map(|o| o.0), Some(Outcome::Aborted));
+}
+
+/// A restarted coordinator does not start a client's tx_id it does not
+/// know while a node that may hold an earlier attempt of it has not
+/// reported its in-doubt transactions (503, retry); generated ids are
+/// unique across restarts however the clock moves.
+#[test]
+fn a_restarted_coordinator_waits_for_every_reachable_node_before_running_a_clients_id() {
+    let h = Harness::new();
+    let mut h2 = Harness::restarted(config(), &h.durable_records(), 5);
+    h2.run(Input::NodeUp { node: N1.into() });
+    h2.run(Input::NodeUp { node: N2.into() });
+    h2.reconcile(N2);
+    let a = h2.transfer(1, "A", "B", 100, "dup-1");
+    assert!(
+        matches!(&replies(&a)[..], [(1, Err(TransferError::Unavailable(m)))] if m.contains(N1)),
+        "{a:?}"
+    );
+    assert!(sends(&a).is_empty());
+    // An id of its own needs no wait: nobody else can have used it.
+    let request = TransferRequest {
+        from: "A".into(),
+        to: "B".into(),
+        amount_cents: 1,
+        tx_id: None,
+    };
+    let a = h2.run(Input::Transfer { client: 2, request });
+    let prepared: Vec<&Request> = a
+        .iter()
+        .filter_map(|x| match x {
+            Action::Send { msg, .. } => Some(msg),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(prepared.len(), 2, "{a:?}");
+    for msg in prepared {
+        assert!(
+            matches!(msg, Request::Prepare { tx_id, epoch: 2, .. } if tx_id == "tx-2-1"),
+            "{msg:?}"
+        );
+    }
+    // Once N1 has reported, the client's id runs, under this epoch.
+    h2.reconcile(N1);
+    let a = h2.transfer(3, "A", "B", 100, "dup-1");
+    assert!(
+        sends(&a)
+            .iter()
+            .all(|(_, m)| matches!(m, Request::Prepare { epoch: 2, .. })),
+        "{a:?}"
+    );
+    assert_eq!(sends(&a).len(), 2);
+}
+
+/// A node that reports in doubt a tx_id this log decided, though it is not
+/// a leg of that transaction (or every leg acked it), holds a stale
+/// attempt: it is rolled back, never committed.
+#[test]
+fn a_stale_attempt_reported_in_doubt_is_rolled_back_not_committed() {
+    // "dup" ran A2 -> A (one phase on N1) and committed; N2 reports dup in
+    // doubt: an earlier attempt of another transfer under the same id.
+    let mut h = Harness::new();
+    h.transfer(1, "A2", "A", 5, "dup");
+    h.run(Input::FromNode {
+        node: N1.into(),
+        msg: Reply::Outcome {
+            tx_id: "dup".into(),
+            decision: Decision::Commit,
+            reason: None,
+        },
+    });
+    let a = h.run(Input::FromNode {
+        node: N2.into(),
+        msg: Reply::InDoubt {
+            tx_ids: vec!["dup".into()],
+        },
+    });
+    assert!(sends(&a).contains(&(N2.into(), rollback("dup"))), "{a:?}");
+    // A two-phase transaction committing on N1 and N2: a leg in doubt is
+    // told commit.
+    let mut h = committing("c");
+    let a = h.run(Input::FromNode {
+        node: N2.into(),
+        msg: Reply::InDoubt {
+            tx_ids: vec!["c".into()],
+        },
+    });
+    assert!(sends(&a).contains(&(N2.into(), commit("c"))), "{a:?}");
 }
 
 fn in_doubt_reports(actions: &[Action]) -> usize {
@@ -539,16 +682,12 @@ fn an_abort_is_answered_only_once_it_is_durable_and_survives_a_crash() {
     assert_eq!(outcome_of(&a, 1).map(|o| o.0), Some(Outcome::Aborted));
     assert_eq!(outcome_of(&a, 2).map(|o| o.0), Some(Outcome::Aborted));
     // The coordinator crashes; the restarted one answers the retry the same way.
-    let mut c = Coordinator::recover(config(), &h.durable_records());
-    c.handle(h.now_us, Input::NodeUp { node: N1.into() });
-    c.handle(h.now_us, Input::NodeUp { node: N2.into() });
-    let request = TransferRequest {
-        from: "A".into(),
-        to: "B".into(),
-        amount_cents: 100,
-        tx_id: Some("ab".into()),
-    };
-    let a = c.handle(h.now_us, Input::Transfer { client: 3, request });
+    let mut h2 = Harness::restarted(config(), &h.durable_records(), h.now_us);
+    for node in [N1, N2] {
+        h2.run(Input::NodeUp { node: node.into() });
+        h2.reconcile(node);
+    }
+    let a = h2.transfer(3, "A", "B", 100, "ab");
     assert!(sends(&a).is_empty(), "not run again: {a:?}");
     assert_eq!(
         outcome_of(&a, 3),

@@ -5,6 +5,9 @@ use shared::protocol::record::ParticipantRecord;
 use shared::wire::{AbortReason, Decision, Op, Reply, Request, Vote};
 
 const PEER: u64 = 1;
+/// The coordinator incarnation the tests' peer speaks for.
+const EPOCH: u64 = 1;
+const CLUSTER: &str = "c1";
 
 fn config() -> ParticipantConfig {
     ParticipantConfig {
@@ -23,18 +26,37 @@ struct Node {
     /// Seqs of the records persisted without asking for a force.
     unforced: Vec<u64>,
     durable_seq: u64,
+    /// Coordinator connections accepted, and closed (with why), in order.
+    accepted: Vec<u64>,
+    closed: Vec<(u64, String)>,
 }
 
 impl Node {
     fn new() -> Node {
         let init = Participant::init_record(&config());
-        Node {
+        let mut n = Node {
             p: Participant::recover(config(), std::slice::from_ref(&init)).unwrap(),
             now_us: 0,
             log: vec![(0, init)],
             unforced: Vec::new(),
             durable_seq: 0,
-        }
+            accepted: Vec::new(),
+            closed: Vec::new(),
+        };
+        n.connect(PEER, EPOCH);
+        n.fsync();
+        assert_eq!(n.accepted, vec![PEER], "the test coordinator is accepted");
+        n
+    }
+
+    /// A coordinator of `CLUSTER` at `epoch` connects as `peer`.
+    fn connect(&mut self, peer: u64, epoch: u64) -> Vec<Reply> {
+        self.run(Input::Connect {
+            from: peer,
+            cluster: CLUSTER.into(),
+            epoch,
+            legacy_history: false,
+        })
     }
 
     /// Runs an input and checks the durability gates on what comes out.
@@ -54,6 +76,8 @@ impl Node {
                     sent.push(msg);
                 }
                 Action::Crash(_) => {}
+                Action::Accept { peer } => self.accepted.push(peer),
+                Action::Close { peer, message } => self.closed.push((peer, message)),
             }
         }
         sent
@@ -116,6 +140,7 @@ impl Node {
         self.msg(Request::Prepare {
             tx_id: tx.into(),
             ts,
+            epoch: EPOCH,
             ops: vec![Op {
                 account: account.into(),
                 delta_cents,
@@ -357,6 +382,7 @@ fn one_phase_commit_answers_after_the_committed_record_is_durable() {
         .msg(Request::CommitOnePhase {
             tx_id: "t1".into(),
             ts: 1,
+            epoch: EPOCH,
             ops: ops.clone()
         })
         .is_empty());
@@ -513,6 +539,7 @@ fn durability_gates_hold_over_random_sequences() {
                     n.msg(Request::CommitOnePhase {
                         tx_id: tx,
                         ts: next(50) + 1,
+                        epoch: EPOCH,
                         ops,
                     });
                 }
@@ -570,6 +597,18 @@ fn ledgers_are_bounded_per_node_however_many_accounts() {
     let mut log = vec![init];
     let transfers = kept + 3;
     let mut seq_max = 0;
+    let connect = Input::Connect {
+        from: PEER,
+        cluster: CLUSTER.into(),
+        epoch: EPOCH,
+        legacy_history: false,
+    };
+    for action in p.handle(0, connect) {
+        if let Action::Persist { seq, record, .. } = action {
+            seq_max = seq_max.max(seq);
+            log.push(record);
+        }
+    }
     for k in 0..transfers {
         let ops = vec![
             Op {
@@ -584,6 +623,7 @@ fn ledgers_are_bounded_per_node_however_many_accounts() {
         let msg = Request::CommitOnePhase {
             tx_id: format!("t{k}"),
             ts: k as u64 + 1,
+            epoch: EPOCH,
             ops,
         };
         for action in p.handle(0, Input::Message { from: PEER, msg }) {
@@ -632,4 +672,326 @@ fn ledgers_are_bounded_per_node_however_many_accounts() {
     }
     let restored = Participant::recover(config, &[ParticipantRecord::Checkpoint(cp)]).unwrap();
     assert_eq!(ids(&restored, "a0"), newest);
+}
+
+// ----- identity: cluster, epoch, what a prepare is -----
+
+fn protocol_error(tx: &str) -> Reply {
+    Reply::Vote {
+        tx_id: tx.into(),
+        vote: Vote::Abort,
+        reason: Some(AbortReason::ProtocolError),
+    }
+}
+
+fn one_op(account: &str, delta_cents: i64) -> Vec<Op> {
+    vec![Op {
+        account: account.into(),
+        delta_cents,
+    }]
+}
+
+/// The audit's finding, on the state machine: a node holding `x` prepared
+/// (A −100) got a second `prepare` for `x` with other operations (A −900),
+/// voted `ready` on its old PREPARED, and committed the old operations.
+#[test]
+fn a_prepare_that_contradicts_the_prepared_state_is_refused_and_changes_nothing() {
+    let mut n = Node::new();
+    n.prepare("x", 1, "A", -100);
+    assert_eq!(n.fsync(), vec![ready("x")]);
+    assert_eq!(n.prepare("x", 2, "A", -900), vec![protocol_error("x")]);
+    assert_eq!(n.fsync(), Vec::<Reply>::new(), "no late ready for either");
+    // What it holds is untouched: the first attempt still commits as itself.
+    n.msg(Request::Commit { tx_id: "x".into() });
+    n.fsync();
+    assert_eq!(n.balance("A"), 900);
+    // And an exact duplicate of the first is still a duplicate.
+    let mut m = Node::new();
+    m.prepare("x", 1, "A", -100);
+    m.fsync();
+    assert_eq!(m.prepare("x", 1, "A", -100), vec![ready("x")]);
+}
+
+/// A retry of the same operations by a newer coordinator incarnation is
+/// another attempt: the old PREPARED never answers for it.
+#[test]
+fn a_prepare_from_another_epoch_never_picks_up_a_stale_prepared_state() {
+    let mut n = Node::new();
+    n.prepare("x", 1, "A", -100);
+    n.fsync();
+    // The coordinator restarts (epoch 2) before deciding x.
+    n.connect(7, 2);
+    n.fsync();
+    assert_eq!(n.accepted, vec![PEER, 7]);
+    assert_eq!(n.closed.len(), 1, "the epoch-1 connection is closed");
+    assert_eq!(n.closed[0].0, PEER);
+    let votes = n.run(Input::Message {
+        from: 7,
+        msg: Request::Prepare {
+            tx_id: "x".into(),
+            ts: 5,
+            epoch: 2,
+            ops: one_op("A", -100),
+        },
+    });
+    assert_eq!(votes, vec![protocol_error("x")]);
+    // The epoch-1 connection may no longer speak at all.
+    let refused = n.prepare("y", 6, "B", -1);
+    assert!(
+        matches!(&refused[..], [Reply::Error { message }] if message.contains("accepted coordinator")),
+        "{refused:?}"
+    );
+}
+
+/// A `tx_id` that committed here for some operations is taken: a prepare
+/// or one-phase commit re-using it for others is refused, never answered
+/// "committed"; the same operations get the remembered answer.
+#[test]
+fn a_committed_tx_id_reused_for_other_operations_is_refused() {
+    let mut n = Node::new();
+    n.prepare("x", 1, "A", -100);
+    n.fsync();
+    n.msg(Request::Commit { tx_id: "x".into() });
+    n.fsync();
+    assert_eq!(n.prepare("x", 2, "A", -900), vec![protocol_error("x")]);
+    assert_eq!(n.prepare("x", 1, "A", -100), vec![ready("x")]);
+    // One phase: committed once, retried with the same operations (a lost
+    // answer) and with others (a re-used id).
+    let both = vec![
+        Op {
+            account: "A".into(),
+            delta_cents: -5,
+        },
+        Op {
+            account: "B".into(),
+            delta_cents: 5,
+        },
+    ];
+    let one_phase = |ops: Vec<Op>| Request::CommitOnePhase {
+        tx_id: "o".into(),
+        ts: 9,
+        epoch: EPOCH,
+        ops,
+    };
+    n.msg(one_phase(both.clone()));
+    n.fsync();
+    let committed = Reply::Outcome {
+        tx_id: "o".into(),
+        decision: Decision::Commit,
+        reason: None,
+    };
+    assert_eq!(n.msg(one_phase(both)), vec![committed]);
+    let other = vec![
+        Op {
+            account: "A".into(),
+            delta_cents: -500,
+        },
+        Op {
+            account: "B".into(),
+            delta_cents: 500,
+        },
+    ];
+    assert_eq!(
+        n.msg(one_phase(other.clone())),
+        vec![Reply::Outcome {
+            tx_id: "o".into(),
+            decision: Decision::Abort,
+            reason: Some(AbortReason::ProtocolError),
+        }]
+    );
+    assert_eq!((n.balance("A"), n.balance("B")), (895, 1_005));
+    // All of it survives a checkpoint and a restart.
+    let (_, cp) = n.p.checkpoint();
+    let mut r = Participant::recover(config(), &[cp]).unwrap();
+    let connect = Input::Connect {
+        from: 3,
+        cluster: CLUSTER.into(),
+        epoch: EPOCH,
+        legacy_history: false,
+    };
+    assert!(r
+        .handle(0, connect)
+        .iter()
+        .any(|a| matches!(a, Action::Accept { peer: 3 })));
+    let msg = Request::Prepare {
+        tx_id: "x".into(),
+        ts: 2,
+        epoch: EPOCH,
+        ops: one_op("A", -900),
+    };
+    let sent: Vec<Action> = r.handle(0, Input::Message { from: 3, msg });
+    assert!(
+        sent.iter()
+            .any(|a| matches!(a, Action::Send { msg, .. } if *msg == protocol_error("x"))),
+        "{sent:?}"
+    );
+}
+
+/// Nothing moves for a connection that is not an accepted coordinator:
+/// the audit's one-connection mint (prepare + commit for $1,000,000).
+#[test]
+fn an_unaccepted_connection_cannot_prepare_or_commit() {
+    let mut n = Node::new();
+    let stranger = 99;
+    let prepare = Request::Prepare {
+        tx_id: "m".into(),
+        ts: 1,
+        epoch: EPOCH,
+        ops: one_op("A", 100_000_000),
+    };
+    for msg in [
+        prepare,
+        Request::Commit { tx_id: "m".into() },
+        Request::Recover,
+    ] {
+        let sent = n.run(Input::Message {
+            from: stranger,
+            msg,
+        });
+        assert!(
+            matches!(&sent[..], [Reply::Error { .. }]),
+            "a stranger was answered {sent:?}"
+        );
+    }
+    n.fsync();
+    assert_eq!(n.balance("A"), 1_000);
+    assert!(n.p.outcome("m").is_none());
+}
+
+/// A node serves one cluster, and never an older epoch than it has seen;
+/// the binding is durable before the coordinator is accepted.
+#[test]
+fn a_node_binds_to_its_first_cluster_and_refuses_others_and_older_epochs() {
+    let mut n = Node::new();
+    let bound = n
+        .log
+        .iter()
+        .find(|(_, r)| matches!(r, ParticipantRecord::Coordinator { .. }))
+        .map(|(_, r)| r.clone());
+    assert_eq!(
+        bound,
+        Some(ParticipantRecord::Coordinator {
+            cluster: Some(CLUSTER.into()),
+            epoch: EPOCH,
+        })
+    );
+    // Another cluster: closed, with a message that names both and the fix.
+    n.run(Input::Connect {
+        from: 5,
+        cluster: "c2".into(),
+        epoch: 9,
+        legacy_history: false,
+    });
+    let (peer, message) = n.closed.last().expect("closed").clone();
+    assert_eq!(peer, 5);
+    assert!(
+        message.contains("c1") && message.contains("c2"),
+        "{message}"
+    );
+    assert!(message.contains("--forget-cluster"), "{message}");
+    // A newer epoch of its cluster: accepted only once the record is durable.
+    n.connect(6, 3);
+    assert_eq!(n.accepted, vec![PEER], "not before the epoch is durable");
+    n.fsync();
+    assert_eq!(n.accepted, vec![PEER, 6]);
+    assert_eq!(n.p.epoch(), 3);
+    // The old epoch again (a stale coordinator, or a log restored from a
+    // backup): refused.
+    n.connect(8, 2);
+    let (peer, message) = n.closed.last().expect("closed").clone();
+    assert_eq!(peer, 8);
+    assert!(message.contains("newer"), "{message}");
+    // The binding and the epoch survive a restart.
+    let r = Participant::recover(config(), &n.durable_records()).unwrap();
+    assert_eq!(
+        (r.cluster().map(String::as_str), r.epoch()),
+        (Some(CLUSTER), 3)
+    );
+}
+
+/// A newer epoch aborts what older epochs sent that has not voted (their
+/// coordinator is gone); prepared ones stay in doubt for it to resolve.
+#[test]
+fn a_newer_epoch_aborts_unvoted_transactions_of_older_ones() {
+    let mut n = Node::new();
+    n.prepare("held", 2, "A", -1);
+    n.fsync();
+    n.prepare("waits", 3, "A", -1); // waits for A's lock
+    n.connect(7, 2);
+    n.fsync();
+    assert_eq!(n.p.outcome("waits"), Some(Decision::Abort));
+    let in_doubt: Vec<String> = n.p.in_doubt(0).into_iter().map(|t| t.tx_id).collect();
+    assert_eq!(in_doubt, vec!["held".to_string()]);
+}
+
+/// A node with transactions in doubt from before cluster identities binds
+/// only to a coordinator whose log holds that history; released from its
+/// cluster only with nothing in doubt.
+#[test]
+fn legacy_in_doubt_transactions_bind_only_a_coordinator_with_legacy_history() {
+    let init = Participant::init_record(&config());
+    let legacy = ParticipantRecord::Prepared {
+        tx_id: "old".into(),
+        ts: 1,
+        epoch: 0,
+        ops: one_op("A", -10),
+    };
+    let mut p = Participant::recover(config(), &[init.clone(), legacy.clone()]).unwrap();
+    let fresh = Input::Connect {
+        from: 1,
+        cluster: "new".into(),
+        epoch: 1,
+        legacy_history: false,
+    };
+    let actions = p.handle(0, fresh);
+    assert!(
+        matches!(&actions[..], [Action::Close { message, .. }] if message.contains("old") && message.contains("heuristic")),
+        "{actions:?}"
+    );
+    let upgraded = Input::Connect {
+        from: 2,
+        cluster: "upgraded".into(),
+        epoch: 1,
+        legacy_history: true,
+    };
+    let actions = p.handle(0, upgraded);
+    assert!(
+        actions
+            .iter()
+            .any(|a| matches!(a, Action::Persist { sync: true, .. })),
+        "{actions:?}"
+    );
+    let refusal = p.forget_cluster().unwrap_err();
+    assert!(refusal.contains("old"), "{refusal}");
+    // With nothing in doubt, it may be released, and then bound anew.
+    let mut q = Participant::recover(config(), &[init]).unwrap();
+    q.handle(
+        0,
+        Input::Connect {
+            from: 1,
+            cluster: "c1".into(),
+            epoch: 4,
+            legacy_history: false,
+        },
+    );
+    assert_eq!(
+        q.forget_cluster(),
+        Ok(ParticipantRecord::Coordinator {
+            cluster: None,
+            epoch: 0,
+        })
+    );
+    let actions = q.handle(
+        0,
+        Input::Connect {
+            from: 2,
+            cluster: "c2".into(),
+            epoch: 1,
+            legacy_history: false,
+        },
+    );
+    assert!(
+        !actions.iter().any(|a| matches!(a, Action::Close { .. })),
+        "{actions:?}"
+    );
 }

@@ -43,6 +43,7 @@ const TRANSFERS_PER_RUN_MAX: u64 = 40;
 const STEPS_PER_RUN: u64 = 1_500;
 const QUIESCE_ROUNDS_MAX: u64 = 2_000;
 const TRACE_TAIL_LINES: usize = 80;
+const CLUSTER: &str = "sim";
 
 mod common;
 use common::Rng;
@@ -112,6 +113,9 @@ struct LinkFaults {
 struct Link {
     partitioned: bool,
     connected: bool,
+    /// The node accepted this connection's coordinator (its binding is
+    /// durable): the coordinator counts the node as up.
+    accepted: bool,
     conn: u64,
     faults: LinkFaults,
     to_node: Vec<InFlight<Request>>,
@@ -255,6 +259,7 @@ impl Sim {
             links.push(Link {
                 partitioned: false,
                 connected: false,
+                accepted: false,
                 conn: 0,
                 faults: LinkFaults::default(),
                 to_node: Vec::new(),
@@ -271,7 +276,9 @@ impl Sim {
         };
         coord_config.commit_retry_us = 2_000 + rng.below(10_000);
         coord_config.in_doubt_sweep_us = 5_000 + rng.below(20_000);
-        let coord = Coordinator::recover(coord_config.clone(), &[]);
+        let mut coord = Coordinator::recover(coord_config.clone(), &[]);
+        let mut coord_disk = Disk::new();
+        coord_disk.durable.push(coord.begin_epoch(CLUSTER.into()));
         let storm = rng.below(4);
         let mut sim = Sim {
             seed,
@@ -284,7 +291,7 @@ impl Sim {
             coord_config,
             coord,
             coord_up: true,
-            coord_disk: Disk::new(),
+            coord_disk,
             nodes,
             links,
             accounts,
@@ -327,18 +334,34 @@ impl Sim {
             }
             let link = &mut self.links[i];
             link.connected = should;
+            let was_accepted = std::mem::take(&mut link.accepted);
+            let old_conn = link.conn;
             link.to_node.clear();
             link.to_coord.clear();
             let node = self.nodes[i].id.clone();
             if should {
                 link.conn = self.next_conn;
                 self.next_conn += 1;
-                trace!(self, "link {node} connected (conn {})", self.links[i].conn);
-                let actions = self.coord.handle(self.now_us, co::Input::NodeUp { node });
-                self.run_coord_actions(actions);
+                let conn = self.links[i].conn;
+                trace!(self, "link {node} connected (conn {conn})");
+                // The handshake: the node hears who the coordinator is, and
+                // accepts it once its binding is durable (`Accept`).
+                let connect = pa::Input::Connect {
+                    from: conn,
+                    cluster: CLUSTER.into(),
+                    epoch: self.coord.epoch(),
+                    legacy_history: false,
+                };
+                let actions = self.nodes[i].machine.handle(self.now_us, connect);
+                self.run_node_actions(i, actions);
             } else {
                 trace!(self, "link {node} disconnected");
-                if self.coord_up {
+                if self.nodes[i].up {
+                    let gone = pa::Input::Disconnect { from: old_conn };
+                    let actions = self.nodes[i].machine.handle(self.now_us, gone);
+                    self.run_node_actions(i, actions);
+                }
+                if self.coord_up && was_accepted {
                     let actions = self.coord.handle(self.now_us, co::Input::NodeDown { node });
                     self.run_coord_actions(actions);
                 }
@@ -494,6 +517,24 @@ impl Sim {
                     self.send_to_coord(i, to, msg);
                 }
                 pa::Action::Persist { seq, record, .. } => self.nodes[i].disk.append(seq, record),
+                pa::Action::Accept { peer } => {
+                    let link = &self.links[i];
+                    if link.connected && link.conn == peer && self.coord_up {
+                        self.links[i].accepted = true;
+                        let node = self.nodes[i].id.clone();
+                        trace!(self, "{node} accepted conn {peer}");
+                        let actions = self.coord.handle(self.now_us, co::Input::NodeUp { node });
+                        self.run_coord_actions(actions);
+                    }
+                }
+                pa::Action::Close { peer, message } => {
+                    if self.links[i].connected && self.links[i].conn == peer {
+                        self.violation(format!(
+                            "{} refused the current coordinator: {message}",
+                            self.nodes[i].id
+                        ));
+                    }
+                }
                 pa::Action::Crash(point) => {
                     trace!(
                         self,
@@ -613,12 +654,12 @@ impl Sim {
                 ParticipantRecord::Aborted { tx_id: t } if t == tx_id => state = Some("aborted"),
                 ParticipantRecord::Checkpoint(cp) => {
                     state = None;
-                    if cp.prepared.iter().any(|(t, _, _)| t == tx_id) {
+                    if cp.prepared.iter().any(|(t, ..)| t == tx_id) {
                         state = Some("prepared");
                     }
-                    match cp.outcomes.iter().find(|(t, _)| t == tx_id) {
-                        Some((_, Decision::Commit)) => state = Some("committed"),
-                        Some((_, Decision::Abort)) => state = Some("aborted"),
+                    match cp.outcomes.iter().find(|(t, ..)| t == tx_id) {
+                        Some((_, Decision::Commit, _)) => state = Some("committed"),
+                        Some((_, Decision::Abort, _)) => state = Some("aborted"),
                         None => {}
                     }
                 }
@@ -738,6 +779,9 @@ impl Sim {
             records.len()
         );
         self.coord = Coordinator::recover(self.coord_config.clone(), &records);
+        // The restarted incarnation's epoch is durable before it talks.
+        let epoch = self.coord.begin_epoch(CLUSTER.into());
+        self.coord_disk.durable.push(epoch);
         self.coord_up = false;
         for (_, tx_id) in std::mem::take(&mut self.pending_clients) {
             self.stats.unknown += 1;

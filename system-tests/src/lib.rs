@@ -73,6 +73,16 @@ impl Default for Options {
     }
 }
 
+/// What a connection that only queries a node claims: an admin peer.
+pub fn admin_claim() -> shared::auth::Claim {
+    shared::auth::Claim {
+        role: shared::wire::PeerRole::Admin,
+        cluster: String::new(),
+        epoch: 0,
+        legacy_history: false,
+    }
+}
+
 /// A running coordinator with its participants.
 pub struct Cluster {
     pub dir: tempfile::TempDir,
@@ -115,6 +125,16 @@ impl Cluster {
 
     pub fn node_data_dir(&self, node: &str) -> PathBuf {
         self.data_dir().join(format!("node-{node}"))
+    }
+
+    /// The cluster secret the coordinator created in its data dir.
+    pub fn secret_file(&self) -> PathBuf {
+        self.data_dir().join("coordinator").join("cluster.secret")
+    }
+
+    /// The cluster secret (to talk to a node directly, as an operator).
+    pub fn secret(&self) -> Result<shared::auth::ClusterSecret, String> {
+        shared::auth::ClusterSecret::load(&self.secret_file())
     }
 
     fn ready_file(&self) -> PathBuf {

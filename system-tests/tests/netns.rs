@@ -313,6 +313,13 @@ fn coordinator_and_participants_on_separate_hosts_survive_a_real_partition() {
         .tempdir()
         .expect("a temp dir");
 
+    // The cluster secret, made by the operator and copied to every host
+    // (one file here: the hosts share this machine's disk).
+    let secret_file = dir.path().join("cluster.secret");
+    let secret = shared::auth::ClusterSecret::from_random(rand::random());
+    std::fs::write(&secret_file, secret.to_file_text()).expect("write the cluster secret");
+    let secret_file = secret_file.display().to_string();
+
     // Each participant on its own host, with its own data dir.
     for (host, id, addr, account) in [("p1", "6001", P1_IP, "A"), ("p2", "6002", P2_IP, "B")] {
         let args = [
@@ -332,6 +339,8 @@ fn coordinator_and_participants_on_separate_hosts_survive_a_real_partition() {
                 .join(format!("{host}.ready"))
                 .display()
                 .to_string(),
+            "--secret-file".to_string(),
+            secret_file.clone(),
         ];
         lab.spawn(host, &bin("participant"), &args);
     }
@@ -364,6 +373,8 @@ fn coordinator_and_participants_on_separate_hosts_survive_a_real_partition() {
         ready.display().to_string(),
         "--static-dir".to_string(),
         dir.path().join("no-dashboard").display().to_string(),
+        "--secret-file".to_string(),
+        secret_file.clone(),
     ])
     .collect();
     lab.spawn("c", &bin("backend"), &args);

@@ -406,7 +406,7 @@ struct OwnParticipant {
 }
 
 impl OwnParticipant {
-    async fn start(dir: &Path, id: &str, account: &str) -> OwnParticipant {
+    async fn start(dir: &Path, secret_file: &Path, id: &str, account: &str) -> OwnParticipant {
         let data = dir.join(format!("own-{id}"));
         let ready = dir.join(format!("own-{id}.addr"));
         let child = Command::new(bin("participant"))
@@ -417,6 +417,8 @@ impl OwnParticipant {
             .arg(&ready)
             .arg("--account")
             .arg(format!("{account}=50000"))
+            .arg("--secret-file")
+            .arg(secret_file)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -447,11 +449,17 @@ async fn participants_started_on_their_own_are_used_but_never_supervised() {
         .prefix("tpc-own-")
         .tempdir()
         .unwrap();
-    let x = OwnParticipant::start(dir.path(), "7001", "X").await;
-    let y = OwnParticipant::start(dir.path(), "7002", "Y").await;
+    // The operator makes the cluster secret and gives it to every process.
+    let secret_file = dir.path().join("cluster.secret");
+    let secret = shared::auth::ClusterSecret::from_random(rand::random());
+    std::fs::write(&secret_file, secret.to_file_text()).expect("write the cluster secret");
+    let x = OwnParticipant::start(dir.path(), &secret_file, "7001", "X").await;
+    let y = OwnParticipant::start(dir.path(), &secret_file, "7002", "Y").await;
     let options = Options {
         nodes: 0,
         extra_args: vec![
+            "--secret-file".into(),
+            secret_file.display().to_string(),
             "--participant".into(),
             format!("7001={}=X:50000", x.addr),
             "--participant".into(),
@@ -524,6 +532,8 @@ async fn participants_started_on_their_own_are_used_but_never_supervised() {
     // The operator reaches a node directly, without the coordinator.
     let out = Command::new(bin("participant-admin"))
         .args(["--addr", &y.addr, "--json", "status"])
+        .arg("--secret-file")
+        .arg(&secret_file)
         .output()
         .expect("participant-admin runs");
     assert!(
@@ -544,6 +554,8 @@ async fn participants_started_on_their_own_are_used_but_never_supervised() {
             "--decision",
             "abort",
         ])
+        .arg("--secret-file")
+        .arg(&secret_file)
         .output()
         .expect("participant-admin runs");
     assert!(!out.status.success());
@@ -587,6 +599,8 @@ async fn with_the_coordinator_killed_the_operator_forces_an_outcome_with_partici
             "--decision",
             "abort",
         ])
+        .arg("--secret-file")
+        .arg(c.secret_file())
         .output()
         .expect("participant-admin runs");
     assert!(
@@ -597,6 +611,8 @@ async fn with_the_coordinator_killed_the_operator_forces_an_outcome_with_partici
     assert!(String::from_utf8_lossy(&out.stdout).contains("heuristically aborted"));
     let out = Command::new(bin("participant-admin"))
         .args(["--addr", &addr_of_6002, "status"])
+        .arg("--secret-file")
+        .arg(c.secret_file())
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);

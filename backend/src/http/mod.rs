@@ -11,6 +11,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use shared::api::ErrorBody;
 
+/// Seconds a client is told to wait (`Retry-After`) before retrying a 503.
+const RETRY_AFTER_SECONDS: &str = "1";
+
 /// Every error answer: a status code and `{"error": "<human sentence>"}`.
 #[derive(Debug)]
 pub struct ApiError {
@@ -45,6 +48,13 @@ impl IntoResponse for ApiError {
             }),
         )
             .into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            // Every 503 is "try again shortly": say how soon.
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static(RETRY_AFTER_SECONDS),
+            );
+        }
         if self.status == StatusCode::PAYLOAD_TOO_LARGE {
             // The rest of the body is never read, so the connection cannot
             // carry another request: say so, or a keep-alive client may

@@ -244,9 +244,16 @@ async fn get_transaction(State(app): State<Arc<App>>, Path(tx_id): Path<String>)
 /// outcome the coordinator still remembers (its timeline is gone).
 fn finished_detail(
     app: &App,
-    request: TransferRequest,
+    request: Option<TransferRequest>,
     response: TransferResponse,
 ) -> TransactionDetail {
+    // A presumed abort: this log never knew the transfer, only its id.
+    let request = request.unwrap_or(TransferRequest {
+        from: String::new(),
+        to: String::new(),
+        amount_cents: 0,
+        tx_id: Some(response.tx_id.clone()),
+    });
     let state = match response.outcome {
         Outcome::Committed => TxState::Committed,
         Outcome::Aborted => TxState::Aborted,

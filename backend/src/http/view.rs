@@ -97,12 +97,16 @@ pub async fn cluster_view(app: &App) -> ClusterView {
             link: app.links.get(id),
             supervised,
             pid,
+            refused: app.refusals.get(id),
         });
     }
+    let identity = app.engine.identity();
     ClusterView {
         coordinator: CoordinatorView {
             status: app.engine.status(),
             demo_mode: app.demo_mode(),
+            cluster: identity.as_ref().map(|i| i.cluster.clone()),
+            epoch: identity.as_ref().map(|i| i.epoch),
         },
         nodes,
         total_cents,

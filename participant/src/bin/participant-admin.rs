@@ -3,9 +3,12 @@
 //! when the coordinator is down or cut off from it:
 //!
 //! ```text
-//! participant-admin --addr 10.0.0.3:6001 status
-//! participant-admin --addr 10.0.0.3:6001 heuristic --tx-id rent-1 --decision abort
+//! participant-admin --addr 10.0.0.3:6001 --secret-file cluster.secret status
+//! participant-admin --addr 10.0.0.3:6001 --secret-file cluster.secret heuristic --tx-id rent-1 --decision abort
 //! ```
+//!
+//! It authenticates with the cluster secret (as an admin peer: status and
+//! heuristic decisions only), and checks the node's proof in return.
 //!
 //! `heuristic` forces the outcome of a transaction that is in doubt on that
 //! node (a heuristic decision, as XA and Narayana call it). The node logs it
@@ -20,8 +23,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use shared::auth::{self, Claim, ClusterSecret};
 use shared::wire::{
-    decode_line, encode_line, Decision, NodeStatus, Query, QueryResult, Reply, Request,
+    decode_line, encode_line, Decision, NodeStatus, PeerRole, Query, QueryResult, Reply, Request,
 };
 
 /// How long to wait for the node to connect and answer.
@@ -35,6 +39,11 @@ struct Cli {
     /// The participant's address (its --listen), e.g. 127.0.0.1:6001.
     #[arg(long, value_name = "HOST:PORT")]
     addr: String,
+
+    /// The cluster secret the node was started with (its --secret-file).
+    /// Required; may come before or after the command.
+    #[arg(long, global = true, value_name = "PATH", env = "TPC_SECRET_FILE")]
+    secret_file: Option<std::path::PathBuf>,
 
     /// Print the node's answer as JSON instead of text.
     #[arg(long)]
@@ -77,7 +86,11 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli) -> Result<(), String> {
-    let (mut link, node) = Link::open(&cli.addr)?;
+    let secret_file = cli.secret_file.as_ref().ok_or(
+        "--secret-file is required (or TPC_SECRET_FILE): the cluster secret the node was started with",
+    )?;
+    let secret = ClusterSecret::load(secret_file).map_err(|e| format!("--secret-file: {e}"))?;
+    let (mut link, node) = Link::open(&cli.addr, &secret)?;
     match &cli.command {
         Cmd::Status => {
             link.send(&Request::Query {
@@ -171,7 +184,7 @@ struct Link {
 }
 
 impl Link {
-    fn open(addr: &str) -> Result<(Link, String), String> {
+    fn open(addr: &str, secret: &ClusterSecret) -> Result<(Link, String), String> {
         let target: SocketAddr = addr
             .to_socket_addrs()
             .map_err(|e| format!("cannot resolve {addr}: {e}"))?
@@ -188,10 +201,24 @@ impl Link {
             reader: BufReader::new(stream),
             writer,
         };
-        match link.receive()? {
-            Reply::Hello { node, .. } => Ok((link, node)),
-            other => Err(format!("{target} is not a participant (it said {other:?})")),
+        let hello = link.receive()?;
+        if !matches!(hello, Reply::Hello { .. }) {
+            return Err(format!("{target} is not a participant (it said {hello:?})"));
         }
+        let claim = Claim {
+            role: PeerRole::Admin,
+            cluster: String::new(),
+            epoch: 0,
+            legacy_history: false,
+        };
+        let nonce = auth::nonce(rand::random());
+        let (node, node_nonce, request) =
+            auth::answer_hello(secret, &hello, &claim, nonce.clone())?;
+        link.send(&request)?;
+        let answer = link.receive()?;
+        auth::check_welcome(secret, &node, &node_nonce, &nonce, &answer)
+            .map_err(|e| format!("node {node} at {target} refused: {e}"))?;
+        Ok((link, node))
     }
 
     fn send(&mut self, request: &Request) -> Result<(), String> {

@@ -3,8 +3,10 @@
 //!
 //! - [`Node`] owns the child process and kills it on drop, even when the
 //!   test panics. It learns the port from `--ready-file`.
-//! - [`Client`] is one connection: it checks the `hello` line, sends
-//!   requests, and waits for matching replies (buffering the others).
+//! - [`Client`] is one connection: it checks the `hello` line,
+//!   authenticates as the test coordinator (cluster [`CLUSTER`], epoch
+//!   [`EPOCH`], with [`SECRET_HEX`], which every node started here holds),
+//!   sends requests, and waits for matching replies (buffering the others).
 //!
 //! Waits poll a condition against a generous deadline; nothing sleeps for a
 //! fixed time hoping something happened.
@@ -18,10 +20,32 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use shared::auth::{self, Claim, ClusterSecret};
 use shared::wire::{
-    decode_line, encode_line, AbortReason, Decision, NodeStatus, Op, Query, QueryResult, Reply,
-    Request, TxId, Vote,
+    decode_line, encode_line, AbortReason, Decision, NodeStatus, Op, PeerRole, Query, QueryResult,
+    Reply, Request, TxId, Vote,
 };
+
+/// The cluster secret of every node the tests start (unless a test passes
+/// its own `--secret-file`).
+pub const SECRET_HEX: &str = "5ec2e75ec2e75ec2e75ec2e75ec2e75ec2e75ec2e75ec2e75ec2e75ec2e75ec2";
+/// The cluster and epoch the tests' coordinator connections claim.
+pub const CLUSTER: &str = "test-cluster";
+pub const EPOCH: u64 = 1;
+
+pub fn secret() -> ClusterSecret {
+    ClusterSecret::parse(SECRET_HEX).expect("the test secret parses")
+}
+
+/// What the tests' coordinator connections claim.
+pub fn coordinator_claim() -> Claim {
+    Claim {
+        role: PeerRole::Coordinator,
+        cluster: CLUSTER.into(),
+        epoch: EPOCH,
+        legacy_history: false,
+    }
+}
 
 /// Generous bound for anything to happen (a slow CI machine, a debug build).
 pub const WAIT: Duration = Duration::from_secs(30);
@@ -105,6 +129,8 @@ impl Node {
         let _ = std::fs::remove_file(&ready_file);
         let stderr_path = run_dir.join(format!("stderr-{}.log", unique()));
         let stderr = std::fs::File::create(&stderr_path).expect("create the stderr file");
+        let secret_file = run_dir.join("cluster.secret");
+        std::fs::write(&secret_file, SECRET_HEX).expect("write the test secret");
         let mut command = Command::new(exe());
         command
             .arg("--id")
@@ -115,6 +141,9 @@ impl Node {
             .arg(data_dir)
             .arg("--ready-file")
             .arg(&ready_file);
+        if !spec.extra.iter().any(|a| a == "--secret-file") {
+            command.arg("--secret-file").arg(&secret_file);
+        }
         for (account, cents) in &spec.accounts {
             command.arg("--account").arg(format!("{account}={cents}"));
         }
@@ -223,8 +252,16 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects and reads the `hello` line.
+    /// Connects, reads the `hello` line and authenticates as the tests'
+    /// coordinator.
     pub fn connect(addr: SocketAddr) -> Client {
+        let mut client = Client::connect_hello(addr);
+        client.authenticate(&coordinator_claim());
+        client
+    }
+
+    /// Connects and reads the `hello` line only.
+    pub fn connect_hello(addr: SocketAddr) -> Client {
         let mut client = Client::connect_raw(addr);
         let hello = client.recv().expect("a hello line");
         assert!(
@@ -233,6 +270,29 @@ impl Client {
         );
         client.hello = hello;
         client
+    }
+
+    /// Answers the hello with the tests' secret and `claim`; panics unless
+    /// the node welcomes it with a valid proof.
+    pub fn authenticate(&mut self, claim: &Claim) {
+        if let Err(e) = self.try_authenticate(&secret(), claim) {
+            panic!("the node did not accept the test connection: {e}");
+        }
+    }
+
+    /// Answers the hello with `secret` and `claim`: the node's welcome, or
+    /// its refusal.
+    pub fn try_authenticate(
+        &mut self,
+        secret: &ClusterSecret,
+        claim: &Claim,
+    ) -> Result<(), String> {
+        let nonce = auth::nonce([7; shared::limits::AUTH_NONCE_BYTES]);
+        let (node, node_nonce, request) =
+            auth::answer_hello(secret, &self.hello, claim, nonce.clone())?;
+        self.send(&request);
+        let answer = self.recv().ok_or("the node closed the connection")?;
+        auth::check_welcome(secret, &node, &node_nonce, &nonce, &answer)
     }
 
     /// Connects without reading anything.
@@ -447,6 +507,7 @@ pub fn prepare(tx_id: &str, ts: u64, ops: &[(&str, i64)]) -> Request {
     Request::Prepare {
         tx_id: tx_id.into(),
         ts,
+        epoch: EPOCH,
         ops: ops_of(ops),
     }
 }

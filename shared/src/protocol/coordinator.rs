@@ -16,6 +16,15 @@
 //!   commit: the node decides alone. If its answer is lost, the coordinator
 //!   asks again with `rollback`, whose ack carries what the node did.
 //! - A repeated client `tx_id` gets the first outcome; nothing moves twice.
+//!   Every answer that ends a transaction is durable before it is given,
+//!   presumed aborts included, so a client never sees two outcomes.
+//! - Identity: each incarnation has an epoch (`begin_epoch`, durable before
+//!   it talks to any node) that every `prepare` carries with its ops. A
+//!   restarted coordinator does not start a client's `tx_id` it cannot
+//!   rule out until every reachable node has reported what it holds in
+//!   doubt (503 meanwhile); an in-doubt report of a node that is not a leg
+//!   of the transaction this log decided under that id is a stale attempt,
+//!   and is rolled back.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
@@ -30,9 +39,13 @@ use crate::limits::{
     PREPARE_TIMEOUT_MS, TX_ID_BYTES_MAX,
 };
 use crate::protocol::keyed::Keyed;
-use crate::protocol::record::{CoordinatorCheckpoint, CoordinatorCheckpointRef, CoordinatorRecord};
+use crate::protocol::record::{
+    CoordinatorCheckpoint, CoordinatorCheckpointRef, CoordinatorRecord, Identity,
+};
 use crate::protocol::remembered::{Remembered, RememberedSnapshot};
-use crate::wire::{AbortReason, AccountId, Decision, NodeId, Reply, Request, TxId, Vote};
+use crate::wire::{
+    AbortReason, AccountId, ClusterId, Decision, Epoch, NodeId, Reply, Request, TxId, Vote,
+};
 
 /// Identifies a waiting client (an HTTP request) that gets a `Reply`.
 pub type ClientId = u64;
@@ -226,7 +239,8 @@ struct Tx {
 /// (every leg voted ready) are not stored at all.
 #[derive(Debug, Clone, PartialEq)]
 struct Finished {
-    request: TransferRequest,
+    /// `None` for a presumed abort: this log never knew the transfer.
+    request: Option<TransferRequest>,
     outcome: Outcome,
     reason: Option<AbortReason>,
     detail: Option<String>,
@@ -236,7 +250,7 @@ struct Finished {
 }
 
 impl Finished {
-    fn of(request: TransferRequest, response: &TransferResponse, legs: &[Leg]) -> Finished {
+    fn of(request: Option<TransferRequest>, response: &TransferResponse, legs: &[Leg]) -> Finished {
         let all_ready =
             response.votes.len() == legs.len()
                 && !legs.is_empty()
@@ -264,9 +278,10 @@ impl Finished {
         tx_id: &str,
         legs: impl FnOnce(&TransferRequest) -> Vec<Leg>,
     ) -> TransferResponse {
-        let votes = match &self.votes {
-            Some(votes) => votes.clone(),
-            None => legs(&self.request)
+        let votes = match (&self.votes, &self.request) {
+            (Some(votes), _) => votes.clone(),
+            (None, None) => Vec::new(),
+            (None, Some(request)) => legs(request)
                 .into_iter()
                 .map(|l| NodeVote {
                     node: l.node,
@@ -312,18 +327,24 @@ impl std::hash::Hash for Finished {
 /// A remembered outcome as a checkpoint holds it.
 fn outcome_entry<'a>(
     (id, f): (&'a TxId, &'a Finished),
-) -> (&'a TxId, &'a TransferRequest, Decision, Option<AbortReason>) {
+) -> (
+    &'a TxId,
+    Option<&'a TransferRequest>,
+    Decision,
+    Option<AbortReason>,
+) {
     let decision = match f.outcome {
         Outcome::Committed => Decision::Commit,
         Outcome::Aborted => Decision::Abort,
     };
-    (id, &f.request, decision, f.reason)
+    (id, f.request.as_ref(), decision, f.reason)
 }
 
 /// What a checkpoint holds, taken at one moment, to be encoded later (see
 /// [`Coordinator::checkpoint_snapshot`]).
 #[derive(Debug, Clone)]
 pub struct CoordinatorSnapshot {
+    identity: Option<Identity>,
     pending_commits: Vec<(TxId, u64, TransferRequest, Vec<Leg>)>,
     outcomes: RememberedSnapshot<Finished>,
     ts_max: u64,
@@ -341,8 +362,12 @@ impl CoordinatorSnapshot {
             .iter()
             .map(|(id, ts, request, legs)| (id, *ts, request, legs.as_slice()))
             .collect();
-        let outcomes = self.outcomes.collect_oldest_first(outcome_entry);
-        CoordinatorCheckpointRef::new(pending_commits, outcomes, self.ts_max)
+        CoordinatorCheckpointRef {
+            identity: self.identity.as_ref(),
+            pending_commits,
+            outcomes: self.outcomes.collect_oldest_first(outcome_entry),
+            ts_max: self.ts_max,
+        }
     }
 }
 
@@ -379,12 +404,22 @@ pub struct Coordinator {
     sweep_at_us: Option<u64>,
     /// Nodes whose reconnection recovery query is not answered yet.
     recovery_pending: BTreeSet<NodeId>,
-    /// Transactions this incarnation answered "abort" by presumed abort (a
-    /// node reported them in doubt; no record here). A retry of such a
-    /// tx_id gets that answer instead of a new attempt: a late rollback
-    /// must never meet a new attempt's prepared state after its ready vote.
-    presumed_aborted: BTreeSet<TxId>,
-    presumed_aborted_order: VecDeque<TxId>,
+    /// Whose log this is, as of its latest incarnation (`None`: a log older
+    /// versions wrote, or a fresh one, until [`Coordinator::begin_epoch`]).
+    identity: Option<Identity>,
+    /// The log held records before any identity (an older version's).
+    replayed_any: bool,
+    /// Nodes that have not reported their in-doubt transactions to this
+    /// incarnation yet: a client's `tx_id` this log does not know may be
+    /// prepared there by an earlier incarnation.
+    unreconciled: BTreeSet<NodeId>,
+    /// When this incarnation handled its first input.
+    started_us: Option<u64>,
+    /// Auto-generated ids issued in this epoch.
+    next_auto_id: u64,
+    /// Remembered outcomes whose forced record is not durable yet, in seq
+    /// order: an answer from one of them waits for its record.
+    undurable: VecDeque<(u64, TxId)>,
 }
 
 impl Coordinator {
@@ -406,16 +441,55 @@ impl Coordinator {
             ts_max: 0,
             sweep_at_us: None,
             recovery_pending: BTreeSet::new(),
-            presumed_aborted: BTreeSet::new(),
-            presumed_aborted_order: VecDeque::new(),
+            identity: None,
+            replayed_any: false,
+            unreconciled: BTreeSet::new(),
+            started_us: None,
+            next_auto_id: 1,
+            undurable: VecDeque::new(),
         };
+        c.unreconciled = c.config.nodes.iter().cloned().collect();
         for record in records {
             c.replay(record);
         }
         c
     }
 
+    /// Starts a new incarnation: the next epoch of this log's cluster, or
+    /// `new_cluster` (fresh random bytes from the driver) for a log that
+    /// has none yet. Returns the record the driver must make durable
+    /// before feeding any input (before any node hears this epoch).
+    pub fn begin_epoch(&mut self, new_cluster: ClusterId) -> CoordinatorRecord {
+        let identity = match self.identity.take() {
+            Some(old) => Identity {
+                epoch: old.epoch + 1,
+                ..old
+            },
+            None => Identity {
+                cluster: new_cluster,
+                epoch: 1,
+                legacy_history: self.replayed_any,
+            },
+        };
+        self.identity = Some(identity.clone());
+        CoordinatorRecord::Epoch(identity)
+    }
+
+    /// Whose log this is (`None` before [`Coordinator::begin_epoch`] on a
+    /// log without an identity).
+    pub fn identity(&self) -> Option<&Identity> {
+        self.identity.as_ref()
+    }
+
+    /// This incarnation's epoch (0 before [`Coordinator::begin_epoch`]).
+    pub fn epoch(&self) -> Epoch {
+        self.identity.as_ref().map_or(0, |i| i.epoch)
+    }
+
     fn replay(&mut self, record: &CoordinatorRecord) {
+        if !matches!(record, CoordinatorRecord::Epoch(_)) && self.identity.is_none() {
+            self.replayed_any = true;
+        }
         match record {
             CoordinatorRecord::Commit {
                 tx_id,
@@ -450,7 +524,7 @@ impl Coordinator {
             CoordinatorRecord::End { tx_id } => {
                 if let Some(tx) = self.active.remove(tx_id) {
                     let response = recovered_response(tx_id, Decision::Commit, None);
-                    self.remember(tx_id.clone(), tx.request, &response, &[]);
+                    self.remember(tx_id.clone(), Some(tx.request), &response, &[]);
                 }
             }
             CoordinatorRecord::Finished {
@@ -463,20 +537,33 @@ impl Coordinator {
                     return; // a committing tx: its END decides
                 }
                 let response = recovered_response(tx_id, *decision, *reason);
-                self.remember(tx_id.clone(), request.clone(), &response, &[]);
+                self.remember(tx_id.clone(), Some(request.clone()), &response, &[]);
             }
+            CoordinatorRecord::PresumedAbort { tx_id } => {
+                if !self.active.contains_key(tx_id) {
+                    self.remember(tx_id.clone(), None, &presumed_abort_response(tx_id), &[]);
+                }
+            }
+            CoordinatorRecord::Epoch(identity) => self.identity = Some(identity.clone()),
             CoordinatorRecord::Checkpoint(cp) => {
                 self.active.clear();
                 self.finished.clear();
                 self.ts_max = self.ts_max.max(cp.ts_max);
+                if let Some(identity) = &cp.identity {
+                    self.identity = Some(identity.clone());
+                }
                 for (tx_id, request, decision, reason) in &cp.outcomes {
-                    let record = CoordinatorRecord::Finished {
-                        tx_id: tx_id.clone(),
-                        request: request.clone(),
-                        decision: *decision,
-                        reason: *reason,
-                    };
-                    self.replay(&record);
+                    match request {
+                        Some(request) => {
+                            let response = recovered_response(tx_id, *decision, *reason);
+                            let request = Some(request.clone());
+                            self.remember(tx_id.clone(), request, &response, &[]);
+                        }
+                        None => {
+                            let response = presumed_abort_response(tx_id);
+                            self.remember(tx_id.clone(), None, &response, &[]);
+                        }
+                    }
                 }
                 for (tx_id, ts, request, legs) in &cp.pending_commits {
                     let record = CoordinatorRecord::Commit {
@@ -524,6 +611,7 @@ impl Coordinator {
             .map(|(id, ts, request, legs)| (id.clone(), ts, request.clone(), legs.to_vec()))
             .collect();
         let snapshot = CoordinatorSnapshot {
+            identity: self.identity.clone(),
             pending_commits,
             outcomes: self.finished.snapshot(),
             ts_max: self.ts_max,
@@ -538,6 +626,7 @@ impl Coordinator {
         let (seq, snapshot) = self.checkpoint_snapshot();
         let parts = snapshot.parts();
         let cp = CoordinatorCheckpoint {
+            identity: parts.identity.cloned(),
             pending_commits: parts
                 .pending_commits
                 .iter()
@@ -547,7 +636,7 @@ impl Coordinator {
                 .outcomes
                 .iter()
                 .map(|&(id, request, decision, reason)| {
-                    (id.clone(), request.clone(), decision, reason)
+                    (id.clone(), request.cloned(), decision, reason)
                 })
                 .collect(),
             ts_max: parts.ts_max,
@@ -567,6 +656,7 @@ impl Coordinator {
         // A new transfer yields about eight actions: one allocation for them.
         let mut out = Vec::with_capacity(8);
         if self.sweep_at_us.is_none() {
+            self.started_us = Some(now_us);
             // First input since recovery: the clock is known now. Recovered
             // commits are re-sent on connect, and also on a timer, in case
             // that message or its ack is lost.
@@ -619,45 +709,49 @@ impl Coordinator {
             return;
         }
         let ts = self.ts_max.saturating_add(1).max(now_us);
-        let tx_id = request.tx_id.clone().unwrap_or_else(|| format!("tx-{ts}"));
+        let tx_id = match &request.tx_id {
+            Some(id) => id.clone(),
+            None => self.auto_tx_id(),
+        };
         if let Some(f) = self.finished.get(&tx_id) {
-            let held = self
-                .held_replies
-                .iter()
-                .find(|(_, _, t)| *t == tx_id)
-                .map(|(seq, _, _)| *seq);
-            if let (Some(seq), true) = (held, same_transfer(&f.request, &request)) {
-                // Its abort is not on disk yet: this answer waits too.
+            let same = f
+                .request
+                .as_ref()
+                .is_none_or(|r| same_transfer(r, &request));
+            if !same {
+                let first = f.request.as_ref().map_or(String::new(), |r| {
+                    format!(" ({} → {}, {} cents)", r.from, r.to, r.amount_cents)
+                });
+                let message =
+                    format!("tx_id {tx_id} was already used for a different transfer{first}");
+                out.push(Action::Reply {
+                    client,
+                    result: Err(TransferError::Conflict(message)),
+                });
+                return;
+            }
+            if let Some(seq) = self.undurable_seq(&tx_id) {
+                // Its outcome is not on disk yet: this answer waits for it.
                 self.held_replies.push_back((seq, client, tx_id));
                 return;
             }
-            let result = if same_transfer(&f.request, &request) {
-                Ok(repeated(f.response(&tx_id, |r| self.legs_of(r))))
-            } else {
-                Err(TransferError::Conflict(format!(
-                    "tx_id {tx_id} was already used for a different transfer ({} → {}, {} cents)",
-                    f.request.from, f.request.to, f.request.amount_cents
-                )))
-            };
+            let result = Ok(repeated(f.response(&tx_id, |r| self.legs_of(r))));
             out.push(Action::Reply { client, result });
             return;
         }
-        if self.presumed_aborted.remove(&tx_id) {
-            let mut response = recovered_response(
-                &tx_id,
-                Decision::Abort,
-                Some(AbortReason::CoordinatorCrashed),
-            );
-            response.detail = Some(
-                "the coordinator restarted before deciding this transaction, so it was aborted (presumed abort)"
-                    .to_string(),
-            );
-            self.remember(tx_id, request, &response, &[]);
-            out.push(Action::Reply {
-                client,
-                result: Ok(response),
-            });
-            return;
+        if request.tx_id.is_some() && !self.active.contains_key(&tx_id) {
+            if let Some(node) = self.unreconciled_blocker(now_us) {
+                let message = format!(
+                    "the coordinator restarted moments ago and has not yet heard which transactions node \
+                     {node} holds in doubt; one of them could be an earlier attempt of {tx_id}. Retry in a \
+                     moment with the same tx_id"
+                );
+                out.push(Action::Reply {
+                    client,
+                    result: Err(TransferError::Unavailable(message)),
+                });
+                return;
+            }
         }
         if let Some(tx) = self.active.get_mut(&tx_id) {
             if same_transfer(&tx.request, &request) {
@@ -742,16 +836,19 @@ impl Coordinator {
                 unreachable = true;
                 continue;
             }
+            let epoch = self.epoch();
             let msg = if one_phase {
                 Request::CommitOnePhase {
                     tx_id: tx_id.clone(),
                     ts,
+                    epoch,
                     ops: leg.ops.clone(),
                 }
             } else {
                 Request::Prepare {
                     tx_id: tx_id.clone(),
                     ts,
+                    epoch,
                     ops: leg.ops.clone(),
                 }
             };
@@ -774,6 +871,39 @@ impl Coordinator {
             TimerKind::VoteTimeout,
             &tx_id,
         );
+    }
+
+    /// A generated id: `tx-<epoch>-<n>`, unique across restarts (epochs
+    /// only grow) and clock steps, and never one a client already used.
+    fn auto_tx_id(&mut self) -> TxId {
+        loop {
+            let id = format!("tx-{}-{}", self.epoch(), self.next_auto_id);
+            self.next_auto_id += 1;
+            if !self.active.contains_key(&id) && self.finished.get(&id).is_none() {
+                return id;
+            }
+        }
+    }
+
+    /// A node whose in-doubt report a client's unknown `tx_id` must wait
+    /// for: one that has not reported to this incarnation and is connected
+    /// (its report is on its way), or any such node while the incarnation
+    /// is younger than the prepare timeout (it may be connecting).
+    fn unreconciled_blocker(&self, now_us: u64) -> Option<&NodeId> {
+        let young = self
+            .started_us
+            .is_some_and(|at| now_us < at.saturating_add(self.config.prepare_timeout_us));
+        self.unreconciled
+            .iter()
+            .find(|node| young || self.connected.contains(*node))
+    }
+
+    /// The seq of the record a remembered outcome waits for, if any.
+    fn undurable_seq(&self, tx_id: &str) -> Option<u64> {
+        self.undurable
+            .iter()
+            .find(|(_, id)| id == tx_id)
+            .map(|(seq, _)| *seq)
     }
 
     fn validate(&self, request: &TransferRequest) -> Result<(), String> {
@@ -849,7 +979,10 @@ impl Coordinator {
             Reply::Ack { tx_id, decision } => self.on_ack(now_us, node, tx_id, decision, out),
             Reply::InDoubt { tx_ids } => self.on_in_doubt(node, tx_ids, out),
             // Hello, query results and errors are the driver's business.
-            Reply::Hello { .. } | Reply::QueryResult { .. } | Reply::Error { .. } => {}
+            Reply::Hello { .. }
+            | Reply::Welcome { .. }
+            | Reply::QueryResult { .. }
+            | Reply::Error { .. } => {}
         }
     }
 
@@ -937,6 +1070,13 @@ impl Coordinator {
 
     fn on_durable(&mut self, now_us: u64, seq: u64, out: &mut Vec<Action>) {
         self.durable_seq = self.durable_seq.max(seq);
+        while self
+            .undurable
+            .front()
+            .is_some_and(|(undurable_seq, _)| *undurable_seq <= self.durable_seq)
+        {
+            self.undurable.pop_front();
+        }
         while self
             .held_replies
             .front()
@@ -1167,29 +1307,14 @@ impl Coordinator {
         // periodic sweep's answer only when it resolves something (a
         // transaction paused in step mode is reported every second).
         let answers_recovery_query = self.recovery_pending.remove(&node);
+        self.unreconciled.remove(&node);
         if tx_ids.is_empty() {
             return;
         }
         let mut resolutions = Vec::new();
         for tx_id in tx_ids.iter().cloned() {
-            let decision = match self.active.get(&tx_id).map(|t| t.phase) {
-                // Still deciding: the answer comes with the decision.
-                Some(
-                    Phase::Preparing
-                    | Phase::PausedBeforeDecision
-                    | Phase::Deciding { .. }
-                    | Phase::AskingOnePhaseOutcome,
-                ) => continue,
-                Some(Phase::PausedBeforeCommit | Phase::Committing) => Decision::Commit,
-                None => match self.finished.get(&tx_id).map(|f| f.outcome) {
-                    Some(Outcome::Committed) => Decision::Commit,
-                    Some(Outcome::Aborted) => Decision::Abort,
-                    // Presumed abort: no commit record means abort.
-                    None => {
-                        self.presume_aborted(tx_id.clone());
-                        Decision::Abort
-                    }
-                },
+            let Some(decision) = self.in_doubt_answer(&node, &tx_id, out) else {
+                continue;
             };
             let msg = match decision {
                 Decision::Commit => Request::Commit {
@@ -1216,6 +1341,42 @@ impl Coordinator {
             }));
         }
         out.extend(resolutions);
+    }
+
+    /// What `node`, holding `tx_id` prepared, must be told (`None`: the
+    /// decision is still being taken; it comes with it).
+    ///
+    /// A node that is not a leg of the transaction this log knows under
+    /// that id, or one that holds it prepared although every leg acked it
+    /// (END) or it ran in one phase, holds a stale attempt (one a client
+    /// re-used the id for, prepared by an earlier incarnation that never
+    /// decided it): that attempt is rolled back. An id this log never
+    /// decided is aborted (presumed abort), durably before any client can
+    /// be told.
+    fn in_doubt_answer(
+        &mut self,
+        node: &NodeId,
+        tx_id: &TxId,
+        out: &mut Vec<Action>,
+    ) -> Option<Decision> {
+        if let Some(tx) = self.active.get(tx_id) {
+            let leg = tx.legs.iter().any(|l| l.node == *node);
+            return match tx.phase {
+                _ if !leg || tx.one_phase => Some(Decision::Abort),
+                Phase::PausedBeforeCommit | Phase::Committing => Some(Decision::Commit),
+                Phase::Preparing
+                | Phase::PausedBeforeDecision
+                | Phase::Deciding { .. }
+                | Phase::AskingOnePhaseOutcome => None,
+            };
+        }
+        if self.finished.get(tx_id).is_some() {
+            // Committed and acked by every leg, or aborted: either way,
+            // what this node holds prepared is not to be applied.
+            return Some(Decision::Abort);
+        }
+        self.presume_aborted(tx_id.clone(), out);
+        Some(Decision::Abort)
     }
 
     // ----- nodes coming and going -----
@@ -1573,7 +1734,10 @@ impl Coordinator {
             sync: forced,
         });
         let legs = std::mem::take(&mut tx.legs);
-        self.remember(tx_id.clone(), tx.request, &response, &legs);
+        self.remember(tx_id.clone(), Some(tx.request), &response, &legs);
+        if forced {
+            self.undurable.push_back((seq, tx_id.clone()));
+        }
         let clients = std::mem::take(&mut tx.clients);
         if forced && seq > self.durable_seq {
             for client in clients {
@@ -1592,7 +1756,7 @@ impl Coordinator {
     fn remember(
         &mut self,
         tx_id: TxId,
-        request: TransferRequest,
+        request: Option<TransferRequest>,
         response: &TransferResponse,
         legs: &[Leg],
     ) {
@@ -1600,15 +1764,20 @@ impl Coordinator {
         self.finished.insert(tx_id, finished);
     }
 
-    fn presume_aborted(&mut self, tx_id: TxId) {
-        if self.presumed_aborted.insert(tx_id.clone()) {
-            self.presumed_aborted_order.push_back(tx_id);
-        }
-        while self.presumed_aborted_order.len() > COORDINATOR_OUTCOMES_KEPT_MAX {
-            if let Some(old) = self.presumed_aborted_order.pop_front() {
-                self.presumed_aborted.remove(&old);
-            }
-        }
+    /// A node holds `tx_id` prepared and this log never decided it: it is
+    /// aborted, and that is forced (with the rollback on its way), so that
+    /// a client who asks later is told "aborted" by every incarnation.
+    fn presume_aborted(&mut self, tx_id: TxId, out: &mut Vec<Action>) {
+        let seq = self.take_seq();
+        out.push(Action::Persist {
+            seq,
+            record: CoordinatorRecord::PresumedAbort {
+                tx_id: tx_id.clone(),
+            },
+            sync: true,
+        });
+        self.undurable.push_back((seq, tx_id.clone()));
+        self.remember(tx_id.clone(), None, &presumed_abort_response(&tx_id), &[]);
     }
 
     fn take_crash(&mut self, point: CrashPoint, out: &mut Vec<Action>) -> bool {
@@ -1716,12 +1885,14 @@ impl Coordinator {
     }
 
     /// A finished transaction with the transfer it was.
+    /// A finished transaction with the transfer it was (`None` for a
+    /// presumed abort: this log never knew the transfer).
     pub fn finished_with_request(
         &self,
         tx_id: &str,
-    ) -> Option<(&TransferRequest, TransferResponse)> {
+    ) -> Option<(Option<&TransferRequest>, TransferResponse)> {
         let f = self.finished.get(tx_id)?;
-        Some((&f.request, f.response(tx_id, |r| self.legs_of(r))))
+        Some((f.request.as_ref(), f.response(tx_id, |r| self.legs_of(r))))
     }
 
     pub fn is_connected(&self, node: &str) -> bool {
@@ -1818,6 +1989,22 @@ fn recovered_response(
         reason,
         detail: Some(
             "first outcome of this tx_id (recovered from the coordinator's log)".to_string(),
+        ),
+        votes: Vec::new(),
+        duration_ms: 0.0,
+    }
+}
+
+/// The answer for a transaction this log never decided, that a node held
+/// in doubt: aborted (presumed abort).
+fn presumed_abort_response(tx_id: &TxId) -> TransferResponse {
+    TransferResponse {
+        tx_id: tx_id.clone(),
+        outcome: Outcome::Aborted,
+        reason: Some(AbortReason::CoordinatorCrashed),
+        detail: Some(
+            "the coordinator restarted before deciding this transaction, so it was aborted (presumed abort)"
+                .to_string(),
         ),
         votes: Vec::new(),
         duration_ms: 0.0,

@@ -20,6 +20,7 @@
 //!   starts empty, exactly as after `kill -9`.
 
 pub mod coordinator;
+pub mod digest;
 pub mod keyed;
 pub mod participant;
 pub mod record;

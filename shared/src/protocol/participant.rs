@@ -19,6 +19,15 @@
 //!   (not cut like ordinary outcomes). A later `commit`/`rollback` that
 //!   agrees is acked; one that disagrees gets an `error` naming the
 //!   mismatch, because atomicity is then broken and must not be hidden.
+//! - **Identity**: a node serves one cluster, and obeys only the newest
+//!   coordinator epoch it has seen. A coordinator connection is accepted
+//!   (`Connect`) only for its bound cluster (the first one, made durable)
+//!   and an epoch at least the highest seen; a new epoch is made durable
+//!   first, closes older coordinator connections and aborts transactions
+//!   of older epochs that have not voted. A `prepare` says what it is (its
+//!   ops and epoch): one that contradicts what the node holds or remembers
+//!   under that `tx_id` is refused (`protocol_error`), never answered from
+//!   the old state.
 //!
 //! Locks are released as soon as a commit or rollback is *appended* (before
 //! it is durable): the log is a sequence, so any later transaction's PREPARED
@@ -33,12 +42,13 @@ use crate::limits::{
     ledger_entries_kept_per_account, AMOUNT_CENTS_MAX, OPS_PER_TX_MAX,
     PARTICIPANT_HEURISTICS_KEPT_MAX, PARTICIPANT_OUTCOMES_KEPT_MAX, PARTICIPANT_TX_ACTIVE_MAX,
 };
+use crate::protocol::digest::{digest_matches, ops_digest, OpsDigest};
 use crate::protocol::keyed::Keyed;
 use crate::protocol::record::{ParticipantCheckpoint, ParticipantCheckpointRef, ParticipantRecord};
 use crate::protocol::remembered::{Remembered, RememberedSnapshot};
 use crate::wire::{
-    AbortReason, AccountBalance, AccountId, Decision, HeuristicOutcome, InDoubtTx, LedgerEntry,
-    NodeId, Op, ParticipantCrashPoint, Reply, Request, TxId, Vote,
+    AbortReason, AccountBalance, AccountId, ClusterId, Decision, Epoch, HeuristicOutcome,
+    InDoubtTx, LedgerEntry, NodeId, Op, ParticipantCrashPoint, Reply, Request, TxId, Vote,
 };
 
 /// Identifies a connection (or a simulated peer) that a reply goes back to.
@@ -67,6 +77,20 @@ pub enum Input {
     },
     /// Time passed: expire lock waits whose deadline is due.
     Tick,
+    /// A connection proved it is a coordinator of `cluster` at `epoch`
+    /// (the driver checked its `auth`); answered with `Accept` or `Close`.
+    /// `legacy_history`: its log also holds decisions taken before cluster
+    /// identities existed.
+    Connect {
+        from: PeerId,
+        cluster: ClusterId,
+        epoch: Epoch,
+        legacy_history: bool,
+    },
+    /// A connection closed.
+    Disconnect {
+        from: PeerId,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -86,6 +110,16 @@ pub enum Action {
     },
     /// An armed crash point was reached: the process must die now.
     Crash(ParticipantCrashPoint),
+    /// A coordinator connection is accepted (its `welcome` may go out):
+    /// everything it depends on is durable.
+    Accept {
+        peer: PeerId,
+    },
+    /// Tell `peer` why in an `error` line, and close its connection.
+    Close {
+        peer: PeerId,
+        message: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -99,11 +133,37 @@ enum Phase {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Tx {
     ts: u64,
+    /// The coordinator epoch of its `prepare` (0: prepared before epochs).
+    epoch: Epoch,
     ops: Vec<Op>,
     /// Who asked: the vote or outcome goes there.
     peer: PeerId,
     one_phase: bool,
     phase: Phase,
+}
+
+/// A remembered outcome: the decision, and for a commit the digest of what
+/// it applied (0: not known).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Done {
+    decision: Decision,
+    digest: OpsDigest,
+}
+
+impl Done {
+    fn aborted() -> Done {
+        Done {
+            decision: Decision::Abort,
+            digest: 0,
+        }
+    }
+
+    fn committed(ops: &[Op]) -> Done {
+        Done {
+            decision: Decision::Commit,
+            digest: ops_digest(ops),
+        }
+    }
 }
 
 /// A heuristic decision: what was forced, and what the coordinator said
@@ -131,7 +191,7 @@ pub struct Participant {
     waiting: BTreeSet<(u64, TxId)>,
     /// Decided transactions, oldest first (a checkpoint writes them in that
     /// order, so eviction order survives a restart).
-    outcomes: Remembered<Decision>,
+    outcomes: Remembered<Done>,
     /// Heuristic decisions, never cut (at most PARTICIPANT_HEURISTICS_KEPT_MAX).
     heuristics: BTreeMap<TxId, Heuristic>,
     heuristic_order: Vec<TxId>,
@@ -148,6 +208,15 @@ pub struct Participant {
     armed_crash: Option<ParticipantCrashPoint>,
     /// Tests only: see [`Participant::set_unsafe_abort_in_doubt_after_us`].
     unsafe_abort_in_doubt_after_us: Option<u64>,
+    /// The cluster this node serves (durable), once a coordinator bound it.
+    cluster: Option<ClusterId>,
+    /// The highest coordinator epoch seen (durable).
+    epoch: Epoch,
+    /// The record that made `cluster` and `epoch` what they are: an
+    /// `Accept` waits for it.
+    bound_seq: u64,
+    /// Accepted coordinator connections and their epochs (volatile).
+    coordinators: BTreeMap<PeerId, Epoch>,
 }
 
 /// What a checkpoint holds, taken at one moment, to be encoded later (see
@@ -156,9 +225,11 @@ pub struct Participant {
 pub struct ParticipantSnapshot {
     accounts: Vec<(AccountId, i64)>,
     ledgers: Vec<(AccountId, Arc<VecDeque<LedgerEntry>>)>,
-    prepared: Vec<(TxId, u64, Vec<Op>)>,
-    outcomes: RememberedSnapshot<Decision>,
+    prepared: Vec<(TxId, u64, Epoch, Vec<Op>)>,
+    outcomes: RememberedSnapshot<Done>,
     heuristics: Vec<(TxId, Decision, Vec<Op>)>,
+    cluster: Option<ClusterId>,
+    epoch: Epoch,
 }
 
 impl ParticipantSnapshot {
@@ -169,19 +240,25 @@ impl ParticipantSnapshot {
 
     /// Everything durable, borrowed. Outcomes and heuristics go oldest first.
     fn parts(&self) -> ParticipantCheckpointRef<'_> {
-        ParticipantCheckpointRef::new(
-            self.accounts.iter().map(|(a, b)| (a, *b)).collect(),
-            self.ledgers.iter().map(|(a, e)| (a, &**e)).collect(),
-            self.prepared
+        ParticipantCheckpointRef {
+            accounts: self.accounts.iter().map(|(a, b)| (a, *b)).collect(),
+            ledgers: self.ledgers.iter().map(|(a, e)| (a, &**e)).collect(),
+            prepared: self
+                .prepared
                 .iter()
-                .map(|(id, ts, ops)| (id, *ts, ops.as_slice()))
+                .map(|(id, ts, epoch, ops)| (id, *ts, *epoch, ops.as_slice()))
                 .collect(),
-            self.outcomes.collect_oldest_first(|(id, d)| (id, *d)),
-            self.heuristics
+            outcomes: self
+                .outcomes
+                .collect_oldest_first(|(id, done)| (id, done.decision, done.digest)),
+            heuristics: self
+                .heuristics
                 .iter()
                 .map(|(id, d, ops)| (id, *d, ops.as_slice()))
                 .collect(),
-        )
+            cluster: self.cluster.as_ref(),
+            epoch: self.epoch,
+        }
     }
 }
 
@@ -237,6 +314,10 @@ impl Participant {
             awaited_seq: 0,
             armed_crash: None,
             unsafe_abort_in_doubt_after_us: None,
+            cluster: None,
+            epoch: 0,
+            bound_seq: 0,
+            coordinators: BTreeMap::new(),
         };
         for (index, record) in records.iter().enumerate() {
             p.replay(index, record)?;
@@ -259,7 +340,12 @@ impl Participant {
                     .map(|(a, _)| (a.clone(), Arc::default()))
                     .collect();
             }
-            ParticipantRecord::Prepared { tx_id, ts, ops } => {
+            ParticipantRecord::Prepared {
+                tx_id,
+                ts,
+                epoch,
+                ops,
+            } => {
                 if self.outcomes.contains_key(tx_id) || self.txs.contains_key(tx_id) {
                     return Ok(()); // a duplicate prepare that was logged again: nothing new
                 }
@@ -282,6 +368,7 @@ impl Participant {
                 }
                 let tx = Tx {
                     ts: *ts,
+                    epoch: *epoch,
                     ops: ops.clone(),
                     peer: 0,
                     one_phase: false,
@@ -300,13 +387,17 @@ impl Participant {
                     self.unlock(tx_id, &tx.ops);
                 }
                 self.apply(tx_id, ops).map_err(inconsistent)?;
-                self.remember(tx_id.clone(), Decision::Commit);
+                self.remember(tx_id.clone(), Done::committed(ops));
             }
             ParticipantRecord::Aborted { tx_id } => {
                 if let Some(tx) = self.txs.remove(tx_id) {
                     self.unlock(tx_id, &tx.ops);
                 }
-                self.remember(tx_id.clone(), Decision::Abort);
+                self.remember(tx_id.clone(), Done::aborted());
+            }
+            ParticipantRecord::Coordinator { cluster, epoch } => {
+                self.cluster = cluster.clone();
+                self.epoch = *epoch;
             }
             ParticipantRecord::Heuristic {
                 tx_id,
@@ -322,7 +413,7 @@ impl Participant {
                 if *decision == Decision::Commit {
                     self.apply(tx_id, ops).map_err(inconsistent)?;
                 }
-                self.remember(tx_id.clone(), *decision);
+                self.remember(tx_id.clone(), done_of(*decision, ops));
                 self.keep_heuristic(tx_id.clone(), *decision, ops.clone());
             }
             ParticipantRecord::Checkpoint(cp) => {
@@ -348,16 +439,23 @@ impl Participant {
                 self.outcomes.clear();
                 self.heuristics.clear();
                 self.heuristic_order.clear();
-                for (tx_id, decision) in &cp.outcomes {
-                    self.remember(tx_id.clone(), *decision);
+                self.cluster = cp.cluster.clone();
+                self.epoch = cp.epoch;
+                for (tx_id, decision, digest) in &cp.outcomes {
+                    let done = Done {
+                        decision: *decision,
+                        digest: *digest,
+                    };
+                    self.remember(tx_id.clone(), done);
                 }
                 for (tx_id, decision, ops) in &cp.heuristics {
                     self.keep_heuristic(tx_id.clone(), *decision, ops.clone());
                 }
-                for (tx_id, ts, ops) in &cp.prepared {
+                for (tx_id, ts, epoch, ops) in &cp.prepared {
                     let prepared = ParticipantRecord::Prepared {
                         tx_id: tx_id.clone(),
                         ts: *ts,
+                        epoch: *epoch,
                         ops: ops.clone(),
                     };
                     self.replay(index, &prepared)?;
@@ -387,18 +485,20 @@ impl Participant {
             prepared: parts
                 .prepared
                 .iter()
-                .map(|&(id, ts, ops)| (id.clone(), ts, ops.to_vec()))
+                .map(|&(id, ts, epoch, ops)| (id.clone(), ts, epoch, ops.to_vec()))
                 .collect(),
             outcomes: parts
                 .outcomes
                 .iter()
-                .map(|&(id, d)| (id.clone(), d))
+                .map(|&(id, d, digest)| (id.clone(), d, digest))
                 .collect(),
             heuristics: parts
                 .heuristics
                 .iter()
                 .map(|&(id, d, ops)| (id.clone(), d, ops.to_vec()))
                 .collect(),
+            cluster: parts.cluster.cloned(),
+            epoch: parts.epoch,
         };
         (seq, ParticipantRecord::Checkpoint(Box::new(cp)))
     }
@@ -435,7 +535,7 @@ impl Participant {
                 .sorted()
                 .into_iter()
                 .filter(|(_, tx)| matches!(tx.phase, Phase::Prepared { .. }))
-                .map(|(id, tx)| (id.clone(), tx.ts, tx.ops.clone()))
+                .map(|(id, tx)| (id.clone(), tx.ts, tx.epoch, tx.ops.clone()))
                 .collect(),
             outcomes: self.outcomes.snapshot(),
             heuristics: self
@@ -447,6 +547,8 @@ impl Participant {
                         .map(|h| (id.clone(), h.decision, h.ops.clone()))
                 })
                 .collect(),
+            cluster: self.cluster.clone(),
+            epoch: self.epoch,
         };
         (self.take_seq(), snapshot)
     }
@@ -457,6 +559,15 @@ impl Participant {
             Input::Message { from, msg } => self.on_message(now_us, from, msg, &mut out),
             Input::Durable { seq } => self.on_durable(seq, &mut out),
             Input::Tick => self.on_tick(now_us, &mut out),
+            Input::Connect {
+                from,
+                cluster,
+                epoch,
+                legacy_history,
+            } => self.on_connect(now_us, from, cluster, epoch, legacy_history, &mut out),
+            Input::Disconnect { from } => {
+                self.coordinators.remove(&from);
+            }
         }
         out
     }
@@ -497,12 +608,57 @@ impl Participant {
     }
 
     fn on_message(&mut self, now_us: u64, from: PeerId, msg: Request, out: &mut Vec<Action>) {
+        let from_coordinator = self.coordinators.contains_key(&from);
+        let needs_coordinator = !matches!(
+            msg,
+            Request::Heuristic { .. } | Request::Query { .. } | Request::Auth { .. }
+        );
+        if needs_coordinator && !from_coordinator {
+            let message = "only an accepted coordinator connection may send protocol messages; authenticate first"
+                .to_string();
+            out.push(Action::Send {
+                to: from,
+                msg: Reply::Error { message },
+            });
+            return;
+        }
         match msg {
-            Request::Prepare { tx_id, ts, ops } => {
-                self.on_prepare(now_us, from, tx_id, ts, ops, false, out)
+            Request::Prepare {
+                tx_id,
+                ts,
+                epoch,
+                ops,
+            } => {
+                let attempt = Attempt {
+                    tx_id,
+                    ts,
+                    epoch,
+                    ops,
+                    one_phase: false,
+                };
+                self.on_prepare(now_us, from, attempt, out)
             }
-            Request::CommitOnePhase { tx_id, ts, ops } => {
-                self.on_prepare(now_us, from, tx_id, ts, ops, true, out)
+            Request::CommitOnePhase {
+                tx_id,
+                ts,
+                epoch,
+                ops,
+            } => {
+                let attempt = Attempt {
+                    tx_id,
+                    ts,
+                    epoch,
+                    ops,
+                    one_phase: true,
+                };
+                self.on_prepare(now_us, from, attempt, out)
+            }
+            Request::Auth { .. } => {
+                let message = "already authenticated: `auth` is the first line only".to_string();
+                out.push(Action::Send {
+                    to: from,
+                    msg: Reply::Error { message },
+                });
             }
             Request::Commit { tx_id } => self.on_commit(now_us, from, tx_id, out),
             Request::Rollback { tx_id } => self.on_rollback(now_us, from, tx_id, out),
@@ -541,24 +697,22 @@ impl Participant {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn on_prepare(
-        &mut self,
-        now_us: u64,
-        from: PeerId,
-        tx_id: TxId,
-        ts: u64,
-        ops: Vec<Op>,
-        one_phase: bool,
-        out: &mut Vec<Action>,
-    ) {
-        let decided = self
-            .outcomes
-            .get(&tx_id)
-            .copied()
-            .or_else(|| self.heuristics.get(&tx_id).map(|h| h.decision));
-        if let Some(decision) = decided {
-            // Decided before: answer the same way again.
+    fn on_prepare(&mut self, now_us: u64, from: PeerId, attempt: Attempt, out: &mut Vec<Action>) {
+        let Attempt {
+            tx_id,
+            ts,
+            epoch,
+            ops,
+            one_phase,
+        } = attempt;
+        if self.coordinators.get(&from) != Some(&epoch) {
+            // A prepare speaks for its own connection's coordinator only.
+            let msg = refusal(&tx_id, one_phase, AbortReason::ProtocolError);
+            out.push(Action::Send { to: from, msg });
+            return;
+        }
+        if let Some(decision) = self.decided_for(&tx_id, &ops) {
+            // Decided before, for these same operations: answer the same way.
             let msg = match (one_phase, decision) {
                 (true, d) => Reply::Outcome {
                     tx_id,
@@ -579,7 +733,21 @@ impl Participant {
             self.send_after_latest(from, msg, out);
             return;
         }
+        if self.outcomes.contains_key(&tx_id) || self.heuristics.contains_key(&tx_id) {
+            // Committed here for other operations: this tx_id is taken.
+            let msg = refusal(&tx_id, one_phase, AbortReason::ProtocolError);
+            out.push(Action::Send { to: from, msg });
+            return;
+        }
         if let Some(tx) = self.txs.get_mut(&tx_id) {
+            let same = tx.ops == ops && tx.epoch == epoch && tx.one_phase == one_phase;
+            if !same {
+                // Held for another attempt (other operations, or an older
+                // coordinator epoch): that state never stands in for this.
+                let msg = refusal(&tx_id, one_phase, AbortReason::ProtocolError);
+                out.push(Action::Send { to: from, msg });
+                return;
+            }
             tx.peer = from;
             if let Phase::Prepared { seq, .. } = tx.phase {
                 self.vote_ready_when_durable(seq, from, tx_id, out);
@@ -587,7 +755,7 @@ impl Participant {
             return; // still waiting for locks: the vote comes when they are granted
         }
         if let Err(reason) = self.validate(&ops) {
-            self.remember(tx_id.clone(), Decision::Abort);
+            self.remember(tx_id.clone(), Done::aborted());
             out.push(Action::Send {
                 to: from,
                 msg: refusal(&tx_id, one_phase, reason),
@@ -611,7 +779,7 @@ impl Participant {
             );
         if younger_holds {
             // Wait-die: an older transaction never waits for a younger one.
-            self.remember(tx_id.clone(), Decision::Abort);
+            self.remember(tx_id.clone(), Done::aborted());
             out.push(Action::Send {
                 to: from,
                 msg: refusal(&tx_id, one_phase, AbortReason::LockConflict),
@@ -621,6 +789,7 @@ impl Participant {
         let deadline_us = now_us.saturating_add(self.config.lock_wait_us);
         let tx = Tx {
             ts,
+            epoch,
             ops,
             peer: from,
             one_phase,
@@ -629,6 +798,161 @@ impl Participant {
         self.txs.insert(tx_id.clone(), tx);
         self.waiting.insert((ts, tx_id));
         self.grant_waiting(now_us, out);
+    }
+
+    /// The decision taken here for `tx_id`, if it was taken for these same
+    /// `ops` (an abort, whatever it was for, stays an abort).
+    fn decided_for(&self, tx_id: &str, ops: &[Op]) -> Option<Decision> {
+        if let Some(h) = self.heuristics.get(tx_id) {
+            let same = h.decision == Decision::Abort || h.ops == ops;
+            return same.then_some(h.decision);
+        }
+        let done = self.outcomes.get(tx_id)?;
+        let same = done.decision == Decision::Abort || digest_matches(done.digest, ops);
+        same.then_some(done.decision)
+    }
+
+    /// A coordinator proved who it is; accept it if it is of this node's
+    /// cluster and not older than the newest epoch seen.
+    fn on_connect(
+        &mut self,
+        now_us: u64,
+        from: PeerId,
+        cluster: ClusterId,
+        epoch: Epoch,
+        legacy_history: bool,
+        out: &mut Vec<Action>,
+    ) {
+        if let Err(message) = self.check_coordinator(&cluster, epoch, legacy_history) {
+            out.push(Action::Close {
+                peer: from,
+                message,
+            });
+            return;
+        }
+        if self.cluster.as_ref() != Some(&cluster) || epoch > self.epoch {
+            self.cluster = Some(cluster.clone());
+            self.epoch = epoch;
+            let record = ParticipantRecord::Coordinator {
+                cluster: Some(cluster),
+                epoch,
+            };
+            self.bound_seq = self.persist(record, true, out);
+            self.retire_older_epochs(now_us, epoch, out);
+        }
+        self.coordinators.insert(from, epoch);
+        let bound_seq = self.bound_seq;
+        self.send_when_durable(bound_seq, Action::Accept { peer: from }, out);
+    }
+
+    /// Why a coordinator of `cluster` at `epoch` must be refused, if it must.
+    fn check_coordinator(
+        &self,
+        cluster: &ClusterId,
+        epoch: Epoch,
+        legacy_history: bool,
+    ) -> Result<(), String> {
+        let node = &self.config.node;
+        match &self.cluster {
+            Some(bound) if bound != cluster => {
+                return Err(format!(
+                    "node {node} belongs to cluster {bound}, not to this coordinator's cluster {cluster}: \
+                     a coordinator with another log (a new data dir, or a second coordinator) must never \
+                     decide for this node's transactions. Start the coordinator that owns its log; or, if \
+                     that log is lost for good, resolve what is in doubt with heuristic decisions and \
+                     restart the node with --forget-cluster"
+                ));
+            }
+            Some(_) => {}
+            None => {
+                let legacy: Vec<&TxId> = self
+                    .txs
+                    .sorted()
+                    .into_iter()
+                    .filter(|(_, tx)| tx.epoch == 0 && matches!(tx.phase, Phase::Prepared { .. }))
+                    .map(|(id, _)| id)
+                    .collect();
+                if !legacy.is_empty() && !legacy_history {
+                    let shown: Vec<&str> = legacy.iter().take(10).map(|id| id.as_str()).collect();
+                    return Err(format!(
+                        "node {node} holds {} transaction(s) in doubt from before cluster identities ({}), \
+                         and this coordinator's log is new: it never decided them, so it must not presume \
+                         them aborted. Start the coordinator whose log decided them, or resolve them with \
+                         heuristic decisions (participant-admin heuristic)",
+                        legacy.len(),
+                        shown.join(", ")
+                    ));
+                }
+            }
+        }
+        if epoch < self.epoch {
+            return Err(format!(
+                "node {node} has seen coordinator epoch {}, newer than this coordinator's {epoch}: a newer \
+                 coordinator has taken over (or this one's log was restored from an older copy); refusing it",
+                self.epoch
+            ));
+        }
+        Ok(())
+    }
+
+    /// A newer coordinator epoch is accepted: connections of older ones are
+    /// closed, and their transactions that have not voted abort (they can
+    /// only have come from a coordinator that is gone).
+    fn retire_older_epochs(&mut self, now_us: u64, epoch: Epoch, out: &mut Vec<Action>) {
+        let older: Vec<PeerId> = self
+            .coordinators
+            .iter()
+            .filter(|(_, e)| **e < epoch)
+            .map(|(peer, _)| *peer)
+            .collect();
+        for peer in older {
+            self.coordinators.remove(&peer);
+            out.push(Action::Close {
+                peer,
+                message: format!("a coordinator of a newer epoch ({epoch}) took over"),
+            });
+        }
+        let stale: Vec<(u64, TxId)> = self
+            .waiting
+            .iter()
+            .filter(|(_, id)| self.txs.get(id).is_some_and(|tx| tx.epoch < epoch))
+            .cloned()
+            .collect();
+        if stale.is_empty() {
+            return;
+        }
+        for (ts, tx_id) in stale {
+            self.waiting.remove(&(ts, tx_id.clone()));
+            if let Some(tx) = self.txs.remove(&tx_id) {
+                self.unlock(&tx_id, &tx.ops);
+                self.remember(tx_id, Done::aborted());
+            }
+        }
+        self.grant_waiting(now_us, out);
+    }
+
+    /// An operator releases this node from its cluster (so that another
+    /// coordinator may bind it), which is only allowed with nothing in
+    /// doubt: returns the record to force, or why not.
+    pub fn forget_cluster(&mut self) -> Result<ParticipantRecord, String> {
+        let prepared: Vec<TxId> = self
+            .txs
+            .sorted_keys_where(|tx| matches!(tx.phase, Phase::Prepared { .. }));
+        if !prepared.is_empty() {
+            return Err(format!(
+                "node {} holds {} transaction(s) in doubt ({}): resolve them first (the coordinator that \
+                 prepared them, or heuristic decisions with participant-admin), then forget the cluster",
+                self.config.node,
+                prepared.len(),
+                prepared.join(", ")
+            ));
+        }
+        self.cluster = None;
+        self.epoch = 0;
+        Ok(ParticipantRecord::Coordinator {
+            cluster: None,
+            epoch: 0,
+        })
     }
 
     fn validate(&self, ops: &[Op]) -> Result<(), AbortReason> {
@@ -680,11 +1004,12 @@ impl Participant {
         let Some(tx) = self.txs.get(&tx_id) else {
             return;
         };
-        let (peer, one_phase, ops, ts) = (tx.peer, tx.one_phase, tx.ops.clone(), tx.ts);
+        let (peer, one_phase, ops, ts, epoch) =
+            (tx.peer, tx.one_phase, tx.ops.clone(), tx.ts, tx.epoch);
         if let Err(reason) = self.check_funds(&ops) {
             self.txs.remove(&tx_id);
             self.unlock(&tx_id, &ops);
-            self.remember(tx_id.clone(), Decision::Abort);
+            self.remember(tx_id.clone(), Done::aborted());
             out.push(Action::Send {
                 to: peer,
                 msg: refusal(&tx_id, one_phase, reason),
@@ -700,7 +1025,7 @@ impl Participant {
                 // check_funds just checked this: a failure is a bug.
                 panic!("applying a checked one-phase transaction failed: {e}");
             }
-            self.remember(tx_id.clone(), Decision::Commit);
+            self.remember(tx_id.clone(), Done::committed(&ops));
             let seq = self.persist(
                 ParticipantRecord::Committed {
                     tx_id: tx_id.clone(),
@@ -720,6 +1045,7 @@ impl Participant {
         let record = ParticipantRecord::Prepared {
             tx_id: tx_id.clone(),
             ts,
+            epoch,
             ops,
         };
         let seq = self.persist(record, true, out);
@@ -756,9 +1082,10 @@ impl Participant {
         if self.answer_heuristic(from, &tx_id, Decision::Commit, out) {
             return;
         }
-        if let Some(decision) = self.outcomes.get(&tx_id).copied() {
+        if let Some(done) = self.outcomes.get(&tx_id).copied() {
             // Duplicate, or a commit for a transaction this node aborted:
             // the ack carries what actually happened here.
+            let decision = done.decision;
             self.send_after_latest(from, Reply::Ack { tx_id, decision }, out);
             return;
         }
@@ -787,7 +1114,7 @@ impl Participant {
             // bug gets here.
             panic!("applying prepared transaction {tx_id} failed: {e}");
         }
-        self.remember(tx_id.clone(), Decision::Commit);
+        self.remember(tx_id.clone(), Done::committed(&tx.ops));
         self.drop_held_votes(&tx_id);
         let seq = self.persist_awaited(
             ParticipantRecord::Committed {
@@ -818,7 +1145,8 @@ impl Participant {
         if self.answer_heuristic(from, &tx_id, Decision::Abort, out) {
             return;
         }
-        if let Some(decision) = self.outcomes.get(&tx_id).copied() {
+        if let Some(done) = self.outcomes.get(&tx_id).copied() {
+            let decision = done.decision;
             self.send_after_latest(from, Reply::Ack { tx_id, decision }, out);
             return;
         }
@@ -840,7 +1168,7 @@ impl Participant {
                 );
             }
         }
-        self.remember(tx_id.clone(), Decision::Abort);
+        self.remember(tx_id.clone(), Done::aborted());
         out.push(Action::Send {
             to: from,
             msg: Reply::Ack {
@@ -921,7 +1249,7 @@ impl Participant {
                         panic!("applying prepared transaction {tx_id} heuristically failed: {e}");
                     }
                 }
-                self.remember(tx_id.clone(), decision);
+                self.remember(tx_id.clone(), done_of(decision, &tx.ops));
                 self.drop_held_votes(&tx_id);
                 self.keep_heuristic(tx_id.clone(), decision, tx.ops.clone());
                 let record = ParticipantRecord::Heuristic {
@@ -964,7 +1292,7 @@ impl Participant {
         if let Some(done) = self.outcomes.get(tx_id) {
             return Err(format!(
                 "{tx_id} is not in doubt on node {node}: it was already {} by the protocol; nothing to force",
-                decision_word(*done)
+                decision_word(done.decision)
             ));
         }
         match self.txs.get(tx_id).map(|tx| &tx.phase) {
@@ -1026,7 +1354,7 @@ impl Participant {
             self.waiting.remove(&(ts, tx_id.clone()));
             if let Some(tx) = self.txs.remove(&tx_id) {
                 // Not voted yet: a unilateral abort is allowed.
-                self.remember(tx_id.clone(), Decision::Abort);
+                self.remember(tx_id.clone(), Done::aborted());
                 out.push(Action::Send {
                     to: tx.peer,
                     msg: refusal(&tx_id, tx.one_phase, AbortReason::LockConflict),
@@ -1053,7 +1381,7 @@ impl Participant {
                     false,
                     out,
                 );
-                self.remember(tx_id, Decision::Abort);
+                self.remember(tx_id, Done::aborted());
             }
         }
     }
@@ -1101,8 +1429,8 @@ impl Participant {
         }
     }
 
-    fn remember(&mut self, tx_id: TxId, decision: Decision) {
-        self.outcomes.insert(tx_id, decision);
+    fn remember(&mut self, tx_id: TxId, done: Done) {
+        self.outcomes.insert(tx_id, done);
     }
 
     fn take_seq(&mut self) -> u64 {
@@ -1247,7 +1575,22 @@ impl Participant {
     }
 
     pub fn outcome(&self, tx_id: &str) -> Option<Decision> {
-        self.outcomes.get(tx_id).copied()
+        self.outcomes.get(tx_id).map(|done| done.decision)
+    }
+
+    /// The cluster this node serves, once bound.
+    pub fn cluster(&self) -> Option<&ClusterId> {
+        self.cluster.as_ref()
+    }
+
+    /// The highest coordinator epoch this node has seen.
+    pub fn epoch(&self) -> Epoch {
+        self.epoch
+    }
+
+    /// Whether `peer` is an accepted coordinator connection.
+    pub fn is_coordinator(&self, peer: PeerId) -> bool {
+        self.coordinators.contains_key(&peer)
     }
 
     /// Transactions holding or waiting for locks (for limits and display).
@@ -1279,6 +1622,23 @@ fn decision_name(decision: Decision) -> &'static str {
     match decision {
         Decision::Commit => "commit",
         Decision::Abort => "abort",
+    }
+}
+
+/// A `prepare` or `commit_one_phase` as it arrived.
+struct Attempt {
+    tx_id: TxId,
+    ts: u64,
+    epoch: Epoch,
+    ops: Vec<Op>,
+    one_phase: bool,
+}
+
+/// What is remembered of a decision taken for `ops`.
+fn done_of(decision: Decision, ops: &[Op]) -> Done {
+    match decision {
+        Decision::Commit => Done::committed(ops),
+        Decision::Abort => Done::aborted(),
     }
 }
 

@@ -26,16 +26,24 @@ use serde::ser::SerializeTuple;
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::api::{Leg, TransferRequest};
-use crate::wire::{AbortReason, AccountId, Decision, LedgerEntry, Op, TxId};
+use crate::protocol::digest::OpsDigest;
+use crate::wire::{AbortReason, AccountId, ClusterId, Decision, Epoch, LedgerEntry, Op, TxId};
 
 /// A participant's log record.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(tag = "rec", rename_all = "snake_case")]
 pub enum ParticipantRecord {
     /// First record of a fresh data dir: the opening balances.
     Init { accounts: Vec<(AccountId, i64)> },
     /// Locks held and funds checked; forced before the `ready` vote.
-    Prepared { tx_id: TxId, ts: u64, ops: Vec<Op> },
+    /// `epoch`: the coordinator incarnation that sent the `prepare` (0 for
+    /// records written before coordinators had epochs).
+    Prepared {
+        tx_id: TxId,
+        ts: u64,
+        epoch: Epoch,
+        ops: Vec<Op>,
+    },
     /// The operations were applied (commit of a prepared tx, or 1PC).
     Committed { tx_id: TxId, ops: Vec<Op> },
     /// A prepared transaction was rolled back (not forced: presumed abort).
@@ -47,26 +55,42 @@ pub enum ParticipantRecord {
         decision: Decision,
         ops: Vec<Op>,
     },
+    /// The coordinator this node serves: its cluster, and the highest
+    /// coordinator epoch seen. Forced before a coordinator of a new epoch
+    /// is accepted. `cluster: None`: an operator released the node from
+    /// its cluster (`participant --forget-cluster`).
+    Coordinator {
+        cluster: Option<ClusterId>,
+        epoch: Epoch,
+    },
     /// Everything durable, written as the first record of a rewritten log.
     Checkpoint(Box<ParticipantCheckpoint>),
 }
+
+/// A prepared (in-doubt) transaction as a checkpoint keeps it.
+pub type PreparedEntry = (TxId, u64, Epoch, Vec<Op>);
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ParticipantCheckpoint {
     pub accounts: Vec<(AccountId, i64)>,
     pub ledgers: Vec<(AccountId, Vec<LedgerEntry>)>,
     /// Prepared (in-doubt) transactions, with their locks.
-    pub prepared: Vec<(TxId, u64, Vec<Op>)>,
-    /// Recent outcomes, oldest first, to answer duplicates.
-    pub outcomes: Vec<(TxId, Decision)>,
+    pub prepared: Vec<PreparedEntry>,
+    /// Recent outcomes, oldest first, to answer duplicates; a commit with
+    /// the digest of what it applied (0: not known).
+    pub outcomes: Vec<(TxId, Decision, OpsDigest)>,
     /// Heuristic decisions, oldest first (kept until the limit, never cut).
-    #[serde(default)]
     pub heuristics: Vec<(TxId, Decision, Vec<Op>)>,
+    /// The cluster this node serves, and the highest coordinator epoch seen.
+    pub cluster: Option<ClusterId>,
+    pub epoch: Epoch,
 }
 
 /// What a binary checkpoint payload starts with. A JSON record starts with
-/// `{`; the second byte is the version of the binary form.
-pub const BINARY_CHECKPOINT: [u8; 2] = [0x00, 0x01];
+/// `{`; the second byte is the version of the binary form. Version 1
+/// (written before cluster identities and epochs) is still read.
+pub const BINARY_CHECKPOINT: [u8; 2] = [0x00, 0x02];
+const BINARY_CHECKPOINT_V1: [u8; 2] = [0x00, 0x01];
 
 /// What any other binary record starts with (the second byte is the
 /// version of its binary form).
@@ -75,11 +99,28 @@ pub const BINARY_RECORD: [u8; 2] = [0x01, 0x01];
 /// A node's per-transaction records in the binary form: borrowed to encode
 /// (`&str`, `&[Op]`), owned when decoded (`TxId`, `Vec<Op>`), the same
 /// bytes. The variants' order is the format: add new ones at the end only.
+/// `Prepared` is what older versions wrote (no epoch); this one writes
+/// `PreparedInEpoch`.
 #[derive(Serialize, Deserialize)]
 enum BinaryParticipantRecord<S, O> {
-    Prepared { tx_id: S, ts: u64, ops: O },
-    Committed { tx_id: S, ops: O },
-    Aborted { tx_id: S },
+    Prepared {
+        tx_id: S,
+        ts: u64,
+        ops: O,
+    },
+    Committed {
+        tx_id: S,
+        ops: O,
+    },
+    Aborted {
+        tx_id: S,
+    },
+    PreparedInEpoch {
+        tx_id: S,
+        ts: u64,
+        epoch: Epoch,
+        ops: O,
+    },
 }
 
 type BinaryParticipantRecordRef<'a> = BinaryParticipantRecord<&'a str, &'a [Op]>;
@@ -88,9 +129,23 @@ type OwnedBinaryParticipantRecord = BinaryParticipantRecord<TxId, Vec<Op>>;
 impl From<OwnedBinaryParticipantRecord> for ParticipantRecord {
     fn from(record: OwnedBinaryParticipantRecord) -> ParticipantRecord {
         match record {
-            BinaryParticipantRecord::Prepared { tx_id, ts, ops } => {
-                ParticipantRecord::Prepared { tx_id, ts, ops }
-            }
+            BinaryParticipantRecord::Prepared { tx_id, ts, ops } => ParticipantRecord::Prepared {
+                tx_id,
+                ts,
+                epoch: 0,
+                ops,
+            },
+            BinaryParticipantRecord::PreparedInEpoch {
+                tx_id,
+                ts,
+                epoch,
+                ops,
+            } => ParticipantRecord::Prepared {
+                tx_id,
+                ts,
+                epoch,
+                ops,
+            },
             BinaryParticipantRecord::Committed { tx_id, ops } => {
                 ParticipantRecord::Committed { tx_id, ops }
             }
@@ -197,34 +252,126 @@ fn decode_tagged<'de, T: Deserialize<'de>>(bytes: &'de [u8], what: &str) -> Resu
 pub struct ParticipantCheckpointRef<'a> {
     pub accounts: Vec<(&'a AccountId, i64)>,
     pub ledgers: Vec<(&'a AccountId, &'a std::collections::VecDeque<LedgerEntry>)>,
-    pub prepared: Vec<(&'a TxId, u64, &'a [Op])>,
-    pub outcomes: Vec<(&'a TxId, Decision)>,
+    pub prepared: Vec<(&'a TxId, u64, Epoch, &'a [Op])>,
+    pub outcomes: Vec<(&'a TxId, Decision, OpsDigest)>,
     pub heuristics: Vec<(&'a TxId, Decision, &'a [Op])>,
+    pub cluster: Option<&'a ClusterId>,
+    pub epoch: Epoch,
 }
 
-impl<'a> ParticipantCheckpointRef<'a> {
-    pub fn new(
-        accounts: Vec<(&'a AccountId, i64)>,
-        ledgers: Vec<(&'a AccountId, &'a std::collections::VecDeque<LedgerEntry>)>,
-        prepared: Vec<(&'a TxId, u64, &'a [Op])>,
-        outcomes: Vec<(&'a TxId, Decision)>,
-        heuristics: Vec<(&'a TxId, Decision, &'a [Op])>,
-    ) -> Self {
-        ParticipantCheckpointRef {
-            accounts,
-            ledgers,
-            prepared,
-            outcomes,
-            heuristics,
-        }
-    }
-
+impl ParticipantCheckpointRef<'_> {
     /// The binary checkpoint record (see [`BINARY_CHECKPOINT`]); it decodes
     /// as a [`ParticipantCheckpoint`] with the same fields.
     pub fn encode(&self) -> Vec<u8> {
         let entries: usize = self.ledgers.iter().map(|(_, e)| e.len()).sum();
-        let capacity = entries * 40 + self.outcomes.len() * 32 + self.accounts.len() * 24 + 64;
+        let capacity = entries * 40 + self.outcomes.len() * 40 + self.accounts.len() * 24 + 64;
         binary_checkpoint(self, capacity)
+    }
+}
+
+/// A participant checkpoint as version 1 of the binary form (and the JSON
+/// one before it) held it: no epochs, digests or cluster.
+#[derive(Deserialize)]
+struct ParticipantCheckpointV1 {
+    accounts: Vec<(AccountId, i64)>,
+    ledgers: Vec<(AccountId, Vec<LedgerEntry>)>,
+    prepared: Vec<(TxId, u64, Vec<Op>)>,
+    outcomes: Vec<(TxId, Decision)>,
+    #[serde(default)]
+    heuristics: Vec<(TxId, Decision, Vec<Op>)>,
+}
+
+impl From<ParticipantCheckpointV1> for ParticipantCheckpoint {
+    fn from(v1: ParticipantCheckpointV1) -> ParticipantCheckpoint {
+        ParticipantCheckpoint {
+            accounts: v1.accounts,
+            ledgers: v1.ledgers,
+            prepared: v1
+                .prepared
+                .into_iter()
+                .map(|(id, ts, ops)| (id, ts, 0, ops))
+                .collect(),
+            outcomes: v1
+                .outcomes
+                .into_iter()
+                .map(|(id, decision)| (id, decision, 0))
+                .collect(),
+            heuristics: v1.heuristics,
+            cluster: None,
+            epoch: 0,
+        }
+    }
+}
+
+/// A participant record as JSON: the rare records this version writes as
+/// JSON, and every record of a log older versions wrote as JSON.
+#[derive(Deserialize)]
+#[serde(tag = "rec", rename_all = "snake_case")]
+enum JsonParticipantRecord {
+    Init {
+        accounts: Vec<(AccountId, i64)>,
+    },
+    Prepared {
+        tx_id: TxId,
+        ts: u64,
+        #[serde(default)]
+        epoch: Epoch,
+        ops: Vec<Op>,
+    },
+    Committed {
+        tx_id: TxId,
+        ops: Vec<Op>,
+    },
+    Aborted {
+        tx_id: TxId,
+    },
+    Heuristic {
+        tx_id: TxId,
+        decision: Decision,
+        ops: Vec<Op>,
+    },
+    Coordinator {
+        cluster: Option<ClusterId>,
+        epoch: Epoch,
+    },
+    Checkpoint(Box<ParticipantCheckpointV1>),
+}
+
+impl From<JsonParticipantRecord> for ParticipantRecord {
+    fn from(record: JsonParticipantRecord) -> ParticipantRecord {
+        match record {
+            JsonParticipantRecord::Init { accounts } => ParticipantRecord::Init { accounts },
+            JsonParticipantRecord::Prepared {
+                tx_id,
+                ts,
+                epoch,
+                ops,
+            } => ParticipantRecord::Prepared {
+                tx_id,
+                ts,
+                epoch,
+                ops,
+            },
+            JsonParticipantRecord::Committed { tx_id, ops } => {
+                ParticipantRecord::Committed { tx_id, ops }
+            }
+            JsonParticipantRecord::Aborted { tx_id } => ParticipantRecord::Aborted { tx_id },
+            JsonParticipantRecord::Heuristic {
+                tx_id,
+                decision,
+                ops,
+            } => ParticipantRecord::Heuristic {
+                tx_id,
+                decision,
+                ops,
+            },
+            JsonParticipantRecord::Coordinator { cluster, epoch } => {
+                ParticipantRecord::Coordinator { cluster, epoch }
+            }
+            JsonParticipantRecord::Checkpoint(v1) => {
+                ParticipantRecord::Checkpoint(Box::new((*v1).into()))
+            }
+        }
     }
 }
 
@@ -283,16 +430,40 @@ impl OwnedBinaryRequest {
     }
 }
 
-/// A coordinator checkpoint's fields in the binary form.
+/// A coordinator checkpoint's fields in version 1 of the binary form.
 #[derive(Deserialize)]
-struct BinaryCoordinatorCheckpoint {
+struct BinaryCoordinatorCheckpointV1 {
     pending_commits: Vec<(TxId, u64, OwnedBinaryRequest, Vec<Leg>)>,
     outcomes: Vec<(TxId, OwnedBinaryRequest, Decision, Option<AbortReason>)>,
     ts_max: u64,
 }
 
-/// A coordinator's log record.
+/// A coordinator checkpoint's fields in the binary form.
+#[derive(Deserialize)]
+struct BinaryCoordinatorCheckpoint {
+    identity: Option<Identity>,
+    pending_commits: Vec<(TxId, u64, OwnedBinaryRequest, Vec<Leg>)>,
+    outcomes: Vec<(
+        TxId,
+        Option<OwnedBinaryRequest>,
+        Decision,
+        Option<AbortReason>,
+    )>,
+    ts_max: u64,
+}
+
+/// Who a coordinator's log belongs to: the cluster it created, the epoch
+/// of its latest incarnation, and whether it also holds decisions taken
+/// before cluster identities existed (a log older versions wrote).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Identity {
+    pub cluster: ClusterId,
+    pub epoch: Epoch,
+    pub legacy_history: bool,
+}
+
+/// A coordinator's log record.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(tag = "rec", rename_all = "snake_case")]
 pub enum CoordinatorRecord {
     /// The commit decision. Forced before any `commit` is sent: this record
@@ -307,26 +478,122 @@ pub enum CoordinatorRecord {
     /// Written lazily (not forced).
     End { tx_id: TxId },
     /// Outcome of an aborted or one-phase transaction, for history and for
-    /// answering a repeated client `tx_id`. Not forced: after a crash, a
-    /// transaction without a `Commit` record is aborted anyway (presumed abort).
+    /// answering a repeated client `tx_id`. An abort is forced before its
+    /// client is answered; a one-phase commit is not (its node remembers).
     Finished {
         tx_id: TxId,
         request: TransferRequest,
         decision: Decision,
         reason: Option<AbortReason>,
     },
+    /// A node reported `tx_id` in doubt and this log holds no decision for
+    /// it: it is aborted (presumed abort). Forced before a client is ever
+    /// told so, so that the answer never changes.
+    PresumedAbort { tx_id: TxId },
+    /// A coordinator incarnation began (see [`Identity`]). Forced before it
+    /// talks to any node.
+    Epoch(Identity),
     /// Everything still needed, written as the first record of a rewritten log.
     Checkpoint(Box<CoordinatorCheckpoint>),
 }
 
+/// A remembered outcome in a coordinator checkpoint: the request is `None`
+/// for a presumed abort (the log never knew the transfer).
+pub type OutcomeEntry = (TxId, Option<TransferRequest>, Decision, Option<AbortReason>);
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct CoordinatorCheckpoint {
+    /// Whose log this is (`None`: a log older versions wrote).
+    pub identity: Option<Identity>,
     /// Commit decisions not yet acknowledged by every node.
     pub pending_commits: Vec<(TxId, u64, TransferRequest, Vec<Leg>)>,
     /// Recent finished outcomes, oldest first.
-    pub outcomes: Vec<(TxId, TransferRequest, Decision, Option<AbortReason>)>,
+    pub outcomes: Vec<OutcomeEntry>,
     /// Highest transaction timestamp issued so far.
     pub ts_max: u64,
+}
+
+/// A coordinator checkpoint as older versions wrote it in JSON.
+#[derive(Deserialize)]
+struct JsonCoordinatorCheckpointV1 {
+    pending_commits: Vec<(TxId, u64, TransferRequest, Vec<Leg>)>,
+    outcomes: Vec<(TxId, TransferRequest, Decision, Option<AbortReason>)>,
+    ts_max: u64,
+}
+
+/// A coordinator record as JSON: the rare records this version writes as
+/// JSON, and every record of a log older versions wrote as JSON.
+#[derive(Deserialize)]
+#[serde(tag = "rec", rename_all = "snake_case")]
+enum JsonCoordinatorRecord {
+    Commit {
+        tx_id: TxId,
+        ts: u64,
+        request: TransferRequest,
+        legs: Vec<Leg>,
+    },
+    End {
+        tx_id: TxId,
+    },
+    Finished {
+        tx_id: TxId,
+        request: TransferRequest,
+        decision: Decision,
+        reason: Option<AbortReason>,
+    },
+    PresumedAbort {
+        tx_id: TxId,
+    },
+    Epoch(Identity),
+    Checkpoint(Box<JsonCoordinatorCheckpointV1>),
+}
+
+impl From<JsonCoordinatorRecord> for CoordinatorRecord {
+    fn from(record: JsonCoordinatorRecord) -> CoordinatorRecord {
+        match record {
+            JsonCoordinatorRecord::Commit {
+                tx_id,
+                ts,
+                request,
+                legs,
+            } => CoordinatorRecord::Commit {
+                tx_id,
+                ts,
+                request,
+                legs,
+            },
+            JsonCoordinatorRecord::End { tx_id } => CoordinatorRecord::End { tx_id },
+            JsonCoordinatorRecord::Finished {
+                tx_id,
+                request,
+                decision,
+                reason,
+            } => CoordinatorRecord::Finished {
+                tx_id,
+                request,
+                decision,
+                reason,
+            },
+            JsonCoordinatorRecord::PresumedAbort { tx_id } => {
+                CoordinatorRecord::PresumedAbort { tx_id }
+            }
+            JsonCoordinatorRecord::Epoch(identity) => CoordinatorRecord::Epoch(identity),
+            JsonCoordinatorRecord::Checkpoint(v1) => {
+                CoordinatorRecord::Checkpoint(Box::new(CoordinatorCheckpoint {
+                    identity: None,
+                    pending_commits: v1.pending_commits,
+                    outcomes: v1
+                        .outcomes
+                        .into_iter()
+                        .map(|(id, request, decision, reason)| {
+                            (id, Some(request), decision, reason)
+                        })
+                        .collect(),
+                    ts_max: v1.ts_max,
+                }))
+            }
+        }
+    }
 }
 
 /// [`CoordinatorRecord::Checkpoint`] built from borrowed parts: encodes to
@@ -334,8 +601,14 @@ pub struct CoordinatorCheckpoint {
 /// checkpoint may hold a million of them, and it is encoded while
 /// transactions wait).
 pub struct CoordinatorCheckpointRef<'a> {
+    pub identity: Option<&'a Identity>,
     pub pending_commits: Vec<(&'a TxId, u64, &'a TransferRequest, &'a [Leg])>,
-    pub outcomes: Vec<(&'a TxId, &'a TransferRequest, Decision, Option<AbortReason>)>,
+    pub outcomes: Vec<(
+        &'a TxId,
+        Option<&'a TransferRequest>,
+        Decision,
+        Option<AbortReason>,
+    )>,
     pub ts_max: u64,
 }
 
@@ -349,9 +622,11 @@ impl Serialize for CoordinatorCheckpointRef<'_> {
             .outcomes
             .iter()
             .map(|&(id, request, decision, reason)| {
-                (id, BinaryRequest { request, key: id }, decision, reason)
+                let request = request.map(|request| BinaryRequest { request, key: id });
+                (id, request, decision, reason)
             });
-        let mut t = serializer.serialize_tuple(3)?;
+        let mut t = serializer.serialize_tuple(4)?;
+        t.serialize_element(&self.identity)?;
         t.serialize_element(&Seq(std::cell::Cell::new(Some(pending))))?;
         t.serialize_element(&Seq(std::cell::Cell::new(Some(outcomes))))?;
         t.serialize_element(&self.ts_max)?;
@@ -375,19 +650,7 @@ where
     }
 }
 
-impl<'a> CoordinatorCheckpointRef<'a> {
-    pub fn new(
-        pending_commits: Vec<(&'a TxId, u64, &'a TransferRequest, &'a [Leg])>,
-        outcomes: Vec<(&'a TxId, &'a TransferRequest, Decision, Option<AbortReason>)>,
-        ts_max: u64,
-    ) -> Self {
-        CoordinatorCheckpointRef {
-            pending_commits,
-            outcomes,
-            ts_max,
-        }
-    }
-
+impl CoordinatorCheckpointRef<'_> {
     /// The binary checkpoint record (see [`BINARY_CHECKPOINT`]).
     pub fn encode(&self) -> Vec<u8> {
         let capacity = self.outcomes.len() * 56 + self.pending_commits.len() * 128 + 64;
@@ -405,40 +668,52 @@ impl ParticipantCheckpoint {
             .iter()
             .map(|(_, entries)| entries.iter().cloned().collect())
             .collect();
-        ParticipantCheckpointRef::new(
-            self.accounts.iter().map(|(a, b)| (a, *b)).collect(),
-            self.ledgers
+        ParticipantCheckpointRef {
+            accounts: self.accounts.iter().map(|(a, b)| (a, *b)).collect(),
+            ledgers: self
+                .ledgers
                 .iter()
                 .zip(&ledgers)
                 .map(|((account, _), entries)| (account, entries))
                 .collect(),
-            self.prepared
+            prepared: self
+                .prepared
                 .iter()
-                .map(|(id, ts, ops)| (id, *ts, ops.as_slice()))
+                .map(|(id, ts, epoch, ops)| (id, *ts, *epoch, ops.as_slice()))
                 .collect(),
-            self.outcomes.iter().map(|(id, d)| (id, *d)).collect(),
-            self.heuristics
+            outcomes: self
+                .outcomes
+                .iter()
+                .map(|(id, d, digest)| (id, *d, *digest))
+                .collect(),
+            heuristics: self
+                .heuristics
                 .iter()
                 .map(|(id, d, ops)| (id, *d, ops.as_slice()))
                 .collect(),
-        )
+            cluster: self.cluster.as_ref(),
+            epoch: self.epoch,
+        }
         .encode()
     }
 }
 
 impl CoordinatorCheckpoint {
     fn parts(&self) -> CoordinatorCheckpointRef<'_> {
-        CoordinatorCheckpointRef::new(
-            self.pending_commits
+        CoordinatorCheckpointRef {
+            identity: self.identity.as_ref(),
+            pending_commits: self
+                .pending_commits
                 .iter()
                 .map(|(id, ts, request, legs)| (id, *ts, request, legs.as_slice()))
                 .collect(),
-            self.outcomes
+            outcomes: self
+                .outcomes
                 .iter()
-                .map(|(id, request, decision, reason)| (id, request, *decision, *reason))
+                .map(|(id, request, decision, reason)| (id, request.as_ref(), *decision, *reason))
                 .collect(),
-            self.ts_max,
-        )
+            ts_max: self.ts_max,
+        }
     }
 }
 
@@ -447,7 +722,7 @@ fn binary_checkpoint<T: Serialize>(parts: &T, capacity: usize) -> Vec<u8> {
     tagged_binary(BINARY_CHECKPOINT, parts, capacity)
 }
 
-/// Decodes a binary checkpoint's fields (after [`BINARY_CHECKPOINT`]).
+/// Decodes a binary checkpoint's fields (after its tag).
 fn decode_binary<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, String> {
     decode_tagged(bytes, "checkpoint")
 }
@@ -456,20 +731,26 @@ impl ParticipantRecord {
     pub fn encode(&self) -> Vec<u8> {
         match self {
             ParticipantRecord::Checkpoint(cp) => cp.encode(),
-            ParticipantRecord::Prepared { tx_id, ts, ops } => {
-                binary_record(&BinaryParticipantRecordRef::Prepared {
-                    tx_id,
-                    ts: *ts,
-                    ops,
-                })
-            }
+            ParticipantRecord::Prepared {
+                tx_id,
+                ts,
+                epoch,
+                ops,
+            } => binary_record(&BinaryParticipantRecordRef::PreparedInEpoch {
+                tx_id,
+                ts: *ts,
+                epoch: *epoch,
+                ops,
+            }),
             ParticipantRecord::Committed { tx_id, ops } => {
                 binary_record(&BinaryParticipantRecordRef::Committed { tx_id, ops })
             }
             ParticipantRecord::Aborted { tx_id } => {
                 binary_record(&BinaryParticipantRecordRef::Aborted { tx_id })
             }
-            record @ (ParticipantRecord::Init { .. } | ParticipantRecord::Heuristic { .. }) => {
+            record @ (ParticipantRecord::Init { .. }
+            | ParticipantRecord::Heuristic { .. }
+            | ParticipantRecord::Coordinator { .. }) => {
                 serde_json::to_vec(record).expect("log records always serialise")
             }
         }
@@ -479,12 +760,18 @@ impl ParticipantRecord {
         if let Some(binary) = bytes.strip_prefix(&BINARY_RECORD[..]) {
             return decode_binary_record::<OwnedBinaryParticipantRecord>(binary).map(Into::into);
         }
-        match bytes.strip_prefix(&BINARY_CHECKPOINT[..]) {
-            Some(binary) => Ok(ParticipantRecord::Checkpoint(Box::new(decode_binary(
+        if let Some(binary) = bytes.strip_prefix(&BINARY_CHECKPOINT[..]) {
+            return Ok(ParticipantRecord::Checkpoint(Box::new(decode_binary(
                 binary,
-            )?))),
-            None => serde_json::from_slice(bytes).map_err(|e| e.to_string()),
+            )?)));
         }
+        if let Some(binary) = bytes.strip_prefix(&BINARY_CHECKPOINT_V1[..]) {
+            let v1: ParticipantCheckpointV1 = decode_binary(binary)?;
+            return Ok(ParticipantRecord::Checkpoint(Box::new(v1.into())));
+        }
+        serde_json::from_slice::<JsonParticipantRecord>(bytes)
+            .map(Into::into)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -523,6 +810,9 @@ impl CoordinatorRecord {
                 decision: *decision,
                 reason: *reason,
             }),
+            record @ (CoordinatorRecord::PresumedAbort { .. } | CoordinatorRecord::Epoch(_)) => {
+                serde_json::to_vec(record).expect("log records always serialise")
+            }
         }
     }
 
@@ -530,33 +820,59 @@ impl CoordinatorRecord {
         if let Some(binary) = bytes.strip_prefix(&BINARY_RECORD[..]) {
             return decode_binary_record::<OwnedBinaryCoordinatorRecord>(binary).map(Into::into);
         }
-        match bytes.strip_prefix(&BINARY_CHECKPOINT[..]) {
-            Some(binary) => {
-                let cp: BinaryCoordinatorCheckpoint = decode_binary(binary)?;
-                Ok(CoordinatorRecord::Checkpoint(Box::new(
-                    CoordinatorCheckpoint {
-                        pending_commits: cp
-                            .pending_commits
-                            .into_iter()
-                            .map(|(id, ts, request, legs)| {
-                                let request = request.request(&id);
-                                (id, ts, request, legs)
-                            })
-                            .collect(),
-                        outcomes: cp
-                            .outcomes
-                            .into_iter()
-                            .map(|(id, request, decision, reason)| {
-                                let request = request.request(&id);
-                                (id, request, decision, reason)
-                            })
-                            .collect(),
-                        ts_max: cp.ts_max,
-                    },
-                )))
-            }
-            None => serde_json::from_slice(bytes).map_err(|e| e.to_string()),
+        if let Some(binary) = bytes.strip_prefix(&BINARY_CHECKPOINT[..]) {
+            let cp: BinaryCoordinatorCheckpoint = decode_binary(binary)?;
+            return Ok(CoordinatorRecord::Checkpoint(Box::new(
+                CoordinatorCheckpoint {
+                    identity: cp.identity,
+                    pending_commits: cp
+                        .pending_commits
+                        .into_iter()
+                        .map(|(id, ts, request, legs)| {
+                            let request = request.request(&id);
+                            (id, ts, request, legs)
+                        })
+                        .collect(),
+                    outcomes: cp
+                        .outcomes
+                        .into_iter()
+                        .map(|(id, request, decision, reason)| {
+                            let request = request.map(|r| r.request(&id));
+                            (id, request, decision, reason)
+                        })
+                        .collect(),
+                    ts_max: cp.ts_max,
+                },
+            )));
         }
+        if let Some(binary) = bytes.strip_prefix(&BINARY_CHECKPOINT_V1[..]) {
+            let cp: BinaryCoordinatorCheckpointV1 = decode_binary(binary)?;
+            return Ok(CoordinatorRecord::Checkpoint(Box::new(
+                CoordinatorCheckpoint {
+                    identity: None,
+                    pending_commits: cp
+                        .pending_commits
+                        .into_iter()
+                        .map(|(id, ts, request, legs)| {
+                            let request = request.request(&id);
+                            (id, ts, request, legs)
+                        })
+                        .collect(),
+                    outcomes: cp
+                        .outcomes
+                        .into_iter()
+                        .map(|(id, request, decision, reason)| {
+                            let request = request.request(&id);
+                            (id, Some(request), decision, reason)
+                        })
+                        .collect(),
+                    ts_max: cp.ts_max,
+                },
+            )));
+        }
+        serde_json::from_slice::<JsonCoordinatorRecord>(bytes)
+            .map(Into::into)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -591,13 +907,28 @@ mod tests {
                     balance_cents: 99_750,
                 }],
             )],
-            prepared: vec![("t2".into(), 7, vec![op("A", -5)])],
+            prepared: vec![("t2".into(), 7, 3, vec![op("A", -5)])],
             outcomes: vec![
-                ("t1".into(), Decision::Commit),
-                ("t0".into(), Decision::Abort),
+                ("t1".into(), Decision::Commit, 0x0102),
+                ("t0".into(), Decision::Abort, 0),
             ],
             heuristics: vec![("t3".into(), Decision::Abort, vec![op("C", 5)])],
+            cluster: Some("c1".into()),
+            epoch: 4,
         }))
+    }
+
+    /// [`participant_checkpoint`] as version 1 held it (no epochs, digests
+    /// or cluster).
+    fn participant_checkpoint_v1() -> ParticipantRecord {
+        let mut cp = participant_checkpoint();
+        if let ParticipantRecord::Checkpoint(cp) = &mut cp {
+            cp.prepared[0].2 = 0;
+            cp.outcomes[0].2 = 0;
+            cp.cluster = None;
+            cp.epoch = 0;
+        }
+        cp
     }
 
     fn coordinator_checkpoint() -> CoordinatorRecord {
@@ -612,18 +943,40 @@ mod tests {
             },
         ];
         CoordinatorRecord::Checkpoint(Box::new(CoordinatorCheckpoint {
+            identity: Some(Identity {
+                cluster: "c1".into(),
+                epoch: 5,
+                legacy_history: true,
+            }),
             pending_commits: vec![("t2".into(), 9, request(Some("t2")), legs)],
             outcomes: vec![
-                ("t1".into(), request(None), Decision::Commit, None),
+                ("t1".into(), Some(request(None)), Decision::Commit, None),
                 (
                     "t0".into(),
-                    request(Some("t0")),
+                    Some(request(Some("t0"))),
                     Decision::Abort,
                     Some(AbortReason::InsufficientFunds),
+                ),
+                (
+                    "t4".into(),
+                    None,
+                    Decision::Abort,
+                    Some(AbortReason::CoordinatorCrashed),
                 ),
             ],
             ts_max: 1_000,
         }))
+    }
+
+    /// [`coordinator_checkpoint`] as version 1 held it (no identity, every
+    /// outcome with its request).
+    fn coordinator_checkpoint_v1() -> CoordinatorRecord {
+        let mut cp = coordinator_checkpoint();
+        if let CoordinatorRecord::Checkpoint(cp) = &mut cp {
+            cp.identity = None;
+            cp.outcomes.pop();
+        }
+        cp
     }
 
     /// Checkpoints are binary and come back equal; every other record stays
@@ -641,8 +994,12 @@ mod tests {
         // A request whose tx_id is not the id it is kept under (never
         // written today) still comes back as it was.
         if let CoordinatorRecord::Checkpoint(cp) = &mut c {
-            cp.outcomes
-                .push(("t9".into(), request(Some("other")), Decision::Abort, None));
+            cp.outcomes.push((
+                "t9".into(),
+                Some(request(Some("other"))),
+                Decision::Abort,
+                None,
+            ));
         }
         assert_eq!(CoordinatorRecord::decode(&c.encode()), Ok(c));
     }
@@ -666,6 +1023,7 @@ mod tests {
             ParticipantRecord::Prepared {
                 tx_id: "t1".into(),
                 ts: 7,
+                epoch: 2,
                 ops: vec![op("A", -250), op("C", 250)],
             },
             ParticipantRecord::Committed {
@@ -735,10 +1093,37 @@ mod tests {
             ParticipantRecord::decode(&heuristic.encode()),
             Ok(heuristic)
         );
+        for coordinator in [
+            ParticipantRecord::Coordinator {
+                cluster: Some("c1".into()),
+                epoch: 3,
+            },
+            ParticipantRecord::Coordinator {
+                cluster: None,
+                epoch: 0,
+            },
+        ] {
+            assert!(coordinator.encode().starts_with(br#"{"rec":"coordinator""#));
+            assert_eq!(
+                ParticipantRecord::decode(&coordinator.encode()),
+                Ok(coordinator)
+            );
+        }
+        for record in [
+            CoordinatorRecord::PresumedAbort { tx_id: "t5".into() },
+            CoordinatorRecord::Epoch(Identity {
+                cluster: "c1".into(),
+                epoch: 2,
+                legacy_history: false,
+            }),
+        ] {
+            assert!(record.encode().starts_with(b"{"), "{record:?}");
+            assert_eq!(CoordinatorRecord::decode(&record.encode()), Ok(record));
+        }
     }
 
     /// A log written by an older version (every record JSON) still
-    /// recovers.
+    /// recovers; a PREPARED record from before epochs has epoch 0.
     #[test]
     fn json_records_of_older_versions_still_decode() {
         let (participant, coordinator) = transaction_records();
@@ -747,6 +1132,17 @@ mod tests {
             assert!(json.starts_with(b"{"), "{json:?}");
             assert_eq!(ParticipantRecord::decode(&json), Ok(record));
         }
+        assert_eq!(
+            ParticipantRecord::decode(
+                br#"{"rec":"prepared","tx_id":"t1","ts":7,"ops":[{"account":"A","delta_cents":-250}]}"#
+            ),
+            Ok(ParticipantRecord::Prepared {
+                tx_id: "t1".into(),
+                ts: 7,
+                epoch: 0,
+                ops: vec![op("A", -250)],
+            })
+        );
         for record in coordinator {
             let json = serde_json::to_vec(&record).expect("serialises");
             assert!(json.starts_with(b"{"), "{json:?}");
@@ -769,7 +1165,7 @@ mod tests {
         assert_eq!(
             participant,
             [
-                "0101 00 027431 07 02 0141 f303 0143 f403",
+                "0101 03 027431 07 02 02 0141 f303 0143 f403",
                 "0101 01 027431 01 0141 f303",
                 "0101 02 027432",
             ]
@@ -786,6 +1182,25 @@ mod tests {
                 "0101 02 027433 0141 0142 f403 02 056f74686572 00 00",
             ]
             .map(|h| h.replace(' ', ""))
+        );
+    }
+
+    /// What older versions wrote for PREPARED (no epoch) still reads, as
+    /// epoch 0.
+    #[test]
+    fn a_binary_prepared_record_of_an_older_version_reads_as_epoch_0() {
+        let bytes: Vec<u8> = [
+            0x01, 0x01, 0x00, 0x02, b't', b'1', 0x07, 0x01, 0x01, b'A', 0xf3, 0x03,
+        ]
+        .to_vec();
+        assert_eq!(
+            ParticipantRecord::decode(&bytes),
+            Ok(ParticipantRecord::Prepared {
+                tx_id: "t1".into(),
+                ts: 7,
+                epoch: 0,
+                ops: vec![op("A", -250)],
+            })
         );
     }
 
@@ -810,6 +1225,7 @@ mod tests {
                 ParticipantRecord::Prepared {
                     tx_id: format!("tx-{i}"),
                     ts: 1 << i,
+                    epoch: i,
                     ops: vec![op("A", -(1 << i)), op("B", 0)],
                 }
                 .encode(),
@@ -825,6 +1241,7 @@ mod tests {
         let last = ParticipantRecord::Prepared {
             tx_id: "tx-last".into(),
             ts: 1 << 40,
+            epoch: 7,
             ops: vec![op("A", -(1 << 40)), op("B", 1 << 40)],
         }
         .encode();
@@ -873,16 +1290,65 @@ mod tests {
     }
 
     /// A data dir written by an older version (JSON checkpoints) still
-    /// recovers.
+    /// recovers, with no epochs, digests or identity.
     #[test]
     fn json_checkpoints_of_older_versions_still_decode() {
-        let p = participant_checkpoint();
-        let json = serde_json::to_vec(&p).expect("serialises");
-        assert!(json.starts_with(br#"{"rec":"checkpoint""#));
-        assert_eq!(ParticipantRecord::decode(&json), Ok(p));
-        let c = coordinator_checkpoint();
-        let json = serde_json::to_vec(&c).expect("serialises");
-        assert_eq!(CoordinatorRecord::decode(&json), Ok(c));
+        let participant = br#"{"rec":"checkpoint","accounts":[["A",99750],["C",0]],
+            "ledgers":[["A",[{"tx_id":"t1","delta_cents":-250,"balance_cents":99750}]]],
+            "prepared":[["t2",7,[{"account":"A","delta_cents":-5}]]],
+            "outcomes":[["t1","commit"],["t0","abort"]],
+            "heuristics":[["t3","abort",[{"account":"C","delta_cents":5}]]]}"#;
+        assert_eq!(
+            ParticipantRecord::decode(participant),
+            Ok(participant_checkpoint_v1())
+        );
+        let coordinator = br#"{"rec":"checkpoint",
+            "pending_commits":[["t2",9,{"from":"A","to":"B","amount_cents":250,"tx_id":"t2"},
+              [{"node":"6001","ops":[{"account":"A","delta_cents":-250}]},
+               {"node":"6002","ops":[{"account":"B","delta_cents":250}]}]]],
+            "outcomes":[["t1",{"from":"A","to":"B","amount_cents":250},"commit",null],
+                        ["t0",{"from":"A","to":"B","amount_cents":250,"tx_id":"t0"},"abort","insufficient_funds"]],
+            "ts_max":1000}"#;
+        assert_eq!(
+            CoordinatorRecord::decode(coordinator),
+            Ok(coordinator_checkpoint_v1())
+        );
+    }
+
+    /// Version 1 of the binary checkpoints (before cluster identities and
+    /// epochs): these are the bytes it wrote; they still read.
+    #[test]
+    fn binary_checkpoints_of_version_1_still_decode() {
+        let unhex = |h: &str| -> Vec<u8> {
+            let h = h.replace(' ', "");
+            (0..h.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&h[i..i + 2], 16).expect("hex"))
+                .collect()
+        };
+        let participant = unhex(
+            "0001\
+             02 0141 cc960c 0143 00\
+             01 0141 01 027431 f303 cc960c\
+             01 027432 07 01 0141 09\
+             02 027431 00 027430 01\
+             01 027433 01 01 0143 0a",
+        );
+        assert_eq!(
+            ParticipantRecord::decode(&participant),
+            Ok(participant_checkpoint_v1())
+        );
+        let coordinator = unhex(
+            "0001\
+             01 027432 09 0141 0142 f403 01 02 0436303031 01 0141 f303 0436303032 01 0142 f403\
+             02 027431 0141 0142 f403 00 00 00\
+             027430 0141 0142 f403 01 01 01 00\
+             e807",
+        );
+        assert_eq!(
+            CoordinatorRecord::decode(&coordinator),
+            Ok(coordinator_checkpoint_v1())
+        );
     }
 
     /// The binary form names nothing: reordering a field or an enum variant
@@ -894,20 +1360,24 @@ mod tests {
         let hex = |bytes: Vec<u8>| -> String { bytes.iter().map(|b| format!("{b:02x}")).collect() };
         assert_eq!(
             hex(participant_checkpoint().encode()),
-            "0001\
+            "0002\
              02 0141 cc960c 0143 00\
              01 0141 01 027431 f303 cc960c\
-             01 027432 07 01 0141 09\
-             02 027431 00 027430 01\
-             01 027433 01 01 0143 0a"
-                .replace(' ', "")
+             01 027432 07 03 01 0141 09\
+             02 027431 00 8202 027430 01 00\
+             01 027433 01 01 0143 0a\
+             01 026331\
+             04"
+            .replace(' ', "")
         );
         assert_eq!(
             hex(coordinator_checkpoint().encode()),
-            "0001\
+            "0002\
+             01 026331 05 01\
              01 027432 09 0141 0142 f403 01 02 0436303031 01 0141 f303 0436303032 01 0142 f403\
-             02 027431 0141 0142 f403 00 00 00\
-             027430 0141 0142 f403 01 01 01 00\
+             03 027431 01 0141 0142 f403 00 00 00\
+             027430 01 0141 0142 f403 01 01 01 00\
+             027434 00 01 01 06\
              e807"
                 .replace(' ', "")
         );

@@ -52,6 +52,8 @@ pub(super) fn request(line: &[u8]) -> Option<Request> {
         let tx_id = c.id()?;
         c.lit(br#","ts":"#)?;
         let ts = c.uint()?;
+        c.lit(br#","epoch":"#)?;
+        let epoch = c.uint()?;
         c.lit(br#","ops":["#)?;
         let mut ops = Vec::new();
         if !c.eat(b"]") {
@@ -73,7 +75,12 @@ pub(super) fn request(line: &[u8]) -> Option<Request> {
         }
         c.lit(b"}")?;
         c.end()?;
-        return Some(Request::Prepare { tx_id, ts, ops });
+        return Some(Request::Prepare {
+            tx_id,
+            ts,
+            epoch,
+            ops,
+        });
     }
     let commit = c.eat(br#"{"type":"commit","tx_id":""#);
     if !commit {
@@ -182,10 +189,11 @@ mod tests {
                 vec![op("acct-0001", 1), op("B.2", 0), op("c:3", i64::MIN)],
                 vec![op("Z", i64::MAX)],
             ] {
-                for ts in [0, 7, u64::MAX] {
+                for (ts, epoch) in [(0, 1), (7, 0), (u64::MAX, u64::MAX)] {
                     requests.push(Request::Prepare {
                         tx_id: tx_id.into(),
                         ts,
+                        epoch,
                         ops: ops.clone(),
                     });
                 }
@@ -246,6 +254,7 @@ mod tests {
         requests.push(line_of(&Request::CommitOnePhase {
             tx_id: "t1".into(),
             ts: 1,
+            epoch: 1,
             ops: vec![op("A", 1)],
         }));
         for extra in [
@@ -258,18 +267,20 @@ mod tests {
             br#"{"type":"commit","tx_id":"t1","extra":1}"#.to_vec(),
             br#"{"type":"commit","tx_id":"t1"}x"#.to_vec(),
             br#"{"type":"commit","tx_id":"t1""#.to_vec(),
-            br#"{"type":"prepare","tx_id":"t1","ts":07,"ops":[]}"#.to_vec(),
-            br#"{"type":"prepare","tx_id":"t1","ts":-1,"ops":[]}"#.to_vec(),
-            br#"{"type":"prepare","tx_id":"t1","ts":18446744073709551616,"ops":[]}"#.to_vec(),
-            br#"{"type":"prepare","tx_id":"t1","ts":1,"ops":[{"account":"A","delta_cents":-0}]}"#
+            br#"{"type":"prepare","tx_id":"t1","ts":07,"epoch":1,"ops":[]}"#.to_vec(),
+            br#"{"type":"prepare","tx_id":"t1","ts":-1,"epoch":1,"ops":[]}"#.to_vec(),
+            br#"{"type":"prepare","tx_id":"t1","ts":1,"epoch":01,"ops":[]}"#.to_vec(),
+            br#"{"type":"prepare","tx_id":"t1","ts":1,"ops":[]}"#.to_vec(),
+            br#"{"type":"prepare","tx_id":"t1","ts":18446744073709551616,"epoch":1,"ops":[]}"#.to_vec(),
+            br#"{"type":"prepare","tx_id":"t1","ts":1,"epoch":1,"ops":[{"account":"A","delta_cents":-0}]}"#
                 .to_vec(),
-            br#"{"type":"prepare","tx_id":"t1","ts":1,"ops":[{"account":"A","delta_cents":1.5}]}"#
+            br#"{"type":"prepare","tx_id":"t1","ts":1,"epoch":1,"ops":[{"account":"A","delta_cents":1.5}]}"#
                 .to_vec(),
-            br#"{"type":"prepare","tx_id":"t1","ts":1,"ops":[{"account":"A","delta_cents":-9223372036854775809}]}"#
+            br#"{"type":"prepare","tx_id":"t1","ts":1,"epoch":1,"ops":[{"account":"A","delta_cents":-9223372036854775809}]}"#
                 .to_vec(),
-            br#"{"type":"prepare","tx_id":"t1","ts":1,"ops":[{"account":"A","delta_cents":1},]}"#
+            br#"{"type":"prepare","tx_id":"t1","ts":1,"epoch":1,"ops":[{"account":"A","delta_cents":1},]}"#
                 .to_vec(),
-            br#"{"type":"prepare","tx_id":"t1","ts":1,"ops":[{"delta_cents":1,"account":"A"}]}"#
+            br#"{"type":"prepare","tx_id":"t1","ts":1,"epoch":1,"ops":[{"delta_cents":1,"account":"A"}]}"#
                 .to_vec(),
         ] {
             requests.push(extra.clone());

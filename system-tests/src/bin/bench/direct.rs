@@ -33,6 +33,10 @@ const PREPARE_TIMEOUT_MS: u64 = 3_000;
 const ACK_TIMEOUT_MS: u64 = 3_000;
 const START_TIMEOUT_MS: u64 = 30_000;
 
+/// The cluster and epoch the direct mode's coordinator claims.
+pub const DIRECT_CLUSTER: &str = "bench-direct";
+pub const DIRECT_EPOCH: u64 = 1;
+
 /// Participant processes started by the benchmark; killed on drop.
 pub struct Participants {
     children: Vec<Child>,
@@ -56,6 +60,7 @@ impl Participants {
     /// Starts `nodes` participants 6001.. with the given accounts each.
     pub async fn start(
         dir: &Path,
+        secret_file: &Path,
         by_node: &[Vec<String>],
         balance_cents: i64,
     ) -> anyhow::Result<Participants> {
@@ -76,6 +81,8 @@ impl Participants {
                 .arg(dir.join(format!("node-{id}")))
                 .arg("--ready-file")
                 .arg(&ready)
+                .arg("--secret-file")
+                .arg(secret_file)
                 .env("RUST_LOG", "warn")
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
@@ -229,6 +236,7 @@ impl DirectClient {
             link.send(&Request::Prepare {
                 tx_id: tx_id.to_string(),
                 ts,
+                epoch: DIRECT_EPOCH,
                 ops: vec![op.clone()],
             })?;
             votes.push(answer);

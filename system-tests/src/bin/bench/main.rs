@@ -630,12 +630,13 @@ async fn run_http(args: &Args) -> anyhow::Result<Report> {
         "the cluster's accounts are not the expected ones"
     );
     let mut links = Vec::new();
+    let secret = cluster.secret().map_err(|e| anyhow::anyhow!("{e}"))?;
     for node in &view.nodes {
         let addr: SocketAddr = node
             .addr
             .parse()
             .with_context(|| format!("node {} has no address", node.id))?;
-        links.push(NodeLink::connect(addr).await?);
+        links.push(NodeLink::connect(addr, &secret, &system_tests::admin_claim()).await?);
     }
     let addr: SocketAddr = cluster.base_url.trim_start_matches("http://").parse()?;
     let mut procs = vec![(
@@ -754,10 +755,20 @@ async fn run_direct(args: &Args) -> anyhow::Result<Report> {
     let per_node = accounts_per_node(args);
     let by_node = account_names(args.nodes, per_node);
     let dir = tempfile::Builder::new().prefix("tpc-bench-").tempdir()?;
-    let participants = Participants::start(dir.path(), &by_node, args.balance_cents).await?;
+    let secret_file = dir.path().join("cluster.secret");
+    let (secret, _) = shared::auth::ClusterSecret::load_or_create(&secret_file, rand::random)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let participants =
+        Participants::start(dir.path(), &secret_file, &by_node, args.balance_cents).await?;
+    let claim = shared::auth::Claim {
+        role: shared::wire::PeerRole::Coordinator,
+        cluster: direct::DIRECT_CLUSTER.to_string(),
+        epoch: direct::DIRECT_EPOCH,
+        legacy_history: false,
+    };
     let mut links = Vec::new();
     for addr in &participants.addrs {
-        links.push(NodeLink::connect(*addr).await?);
+        links.push(NodeLink::connect(*addr, &secret, &claim).await?);
     }
     let node_ids: Rc<Vec<String>> = Rc::new(links.iter().map(|l| l.node.clone()).collect());
     let links = Rc::new(links);

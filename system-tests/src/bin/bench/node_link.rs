@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
+use shared::auth::{self, Claim, ClusterSecret};
 use shared::limits::LINE_BYTES_MAX;
 use shared::wire::{decode_reply, encode_line, NodeStatus, Query, QueryResult, Reply, Request};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -50,7 +51,13 @@ impl Drop for NodeLink {
 }
 
 impl NodeLink {
-    pub async fn connect(addr: SocketAddr) -> anyhow::Result<NodeLink> {
+    /// Connects and authenticates with `secret`, as `claim` says (the
+    /// direct mode's coordinator, or an admin that only queries).
+    pub async fn connect(
+        addr: SocketAddr,
+        secret: &ClusterSecret,
+        claim: &Claim,
+    ) -> anyhow::Result<NodeLink> {
         let stream = TcpStream::connect(addr)
             .await
             .with_context(|| format!("cannot connect to the participant at {addr}"))?;
@@ -58,10 +65,19 @@ impl NodeLink {
         let (read, mut write) = stream.into_split();
         let mut reader = BufReader::with_capacity(64 * 1024, read);
         let mut line = Vec::new();
-        let node = match read_reply(&mut reader, &mut line).await? {
-            Some(Reply::Hello { node, .. }) => node,
+        let hello = match read_reply(&mut reader, &mut line).await? {
+            Some(hello @ Reply::Hello { .. }) => hello,
             other => bail!("the participant at {addr} did not say hello: {other:?}"),
         };
+        let nonce = auth::nonce(rand::random());
+        let (node, node_nonce, request) =
+            auth::answer_hello(secret, &hello, claim, nonce.clone()).map_err(|e| anyhow!("{e}"))?;
+        write.write_all(&encode_line(&request)).await?;
+        let welcome = read_reply(&mut reader, &mut line)
+            .await?
+            .with_context(|| format!("node {node} closed the connection while authenticating"))?;
+        auth::check_welcome(secret, &node, &node_nonce, &nonce, &welcome)
+            .map_err(|e| anyhow!("node {node} refused the bench: {e}"))?;
         let waiters: Waiters = Arc::new(Mutex::new(HashMap::new()));
         let (outbox, mut queue) = mpsc::channel::<Vec<u8>>(OUTBOX_MAX);
         let writer = tokio::spawn(async move {
@@ -102,7 +118,7 @@ impl NodeLink {
                         eprintln!("bench: node {reader_node} says: {message}");
                         continue;
                     }
-                    Reply::Hello { .. } | Reply::InDoubt { .. } => continue,
+                    Reply::Hello { .. } | Reply::Welcome { .. } | Reply::InDoubt { .. } => continue,
                 };
                 let waiter = reader_waiters.lock().expect("waiters lock").remove(&key);
                 if let Some(waiter) = waiter {
