@@ -38,6 +38,11 @@
 //! so creating the log file and renaming a checkpoint into place both end
 //! with an fsync of the data directory.
 //!
+//! Opening a log fsyncs the file and its directory before it returns a
+//! record, every time: a killed process's last appends (or its last rename)
+//! may be only in the page cache, where its successor reads them and acts on
+//! them; a power cut after that must not take them back.
+//!
 //! # Recovery rules
 //!
 //! At startup [`frame::scan`] reads frames from offset 0 until the first bad
