@@ -19,7 +19,8 @@
 //! was 4,200 against 22,000 fdatasyncs/s for three writers
 //! (`bench --fsync-probe`, BENCHMARKS.md). Recovery reads zeros after the
 //! last frame as free space ([`frame::scan`]), and a crash that tore a write
-//! into that space leaves a torn tail like any other.
+//! into that space leaves a torn tail like any other; so does a power cut that
+//! lost a sector of unsynced appends while later ones reached the disk.
 //!
 //! After any write or sync error the `LogFile` is poisoned: every later call
 //! fails. After a failed `fdatasync` the kernel may have dropped the dirty
@@ -501,6 +502,7 @@ fn sync_dir(dir: &Path) -> Result<(), LogError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::limits::DISK_SECTOR_BYTES;
     use crate::log::frame::{encode_frame, frame_len};
     use crate::log::test_rng::Rng;
 
@@ -782,6 +784,43 @@ mod tests {
             LogFile::open(tmp.path(), NAME),
             Err(LogError::Corrupt { .. })
         ));
+    }
+
+    #[test]
+    fn a_sector_lost_before_later_frames_is_cut_at_every_sector() {
+        // A power cut lost one sector of unsynced appends (it reads as the
+        // preallocated zeros) while later ones reached the disk: open cuts
+        // from the frame it damaged, keeps every frame before, and appends.
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let records: Vec<Vec<u8>> = (0..200).map(record).collect();
+        let source = tmp.path().join("source");
+        let offsets = write_log(&source, &records);
+        let full = log_bytes(&source);
+        let frames_end = frame_bytes(&source).len();
+        for sector in (DISK_SECTOR_BYTES..frames_end - DISK_SECTOR_BYTES).step_by(DISK_SECTOR_BYTES)
+        {
+            let damaged = offsets.partition_point(|&at| at <= sector) - 1;
+            let dir = tmp.path().join(format!("lost-{sector}"));
+            fs::create_dir(&dir).expect("mkdir");
+            let mut bytes = full.clone();
+            bytes[sector..sector + DISK_SECTOR_BYTES].fill(0);
+            fs::write(dir.join(NAME), &bytes).expect("write the log");
+
+            let (mut log, recovered) =
+                LogFile::open(&dir, NAME).unwrap_or_else(|e| panic!("sector at {sector}: {e}"));
+            assert_eq!(recovered, records[..damaged], "sector at {sector}");
+            assert_eq!(
+                frame_bytes(&dir),
+                full[..offsets[damaged]],
+                "sector at {sector}"
+            );
+            log.append(b"after the cut").expect("append");
+            log.sync().expect("sync");
+            drop(log);
+            let (_log, recovered) = open(&dir);
+            assert_eq!(recovered.len(), damaged + 1, "sector at {sector}");
+            assert_eq!(recovered[damaged], b"after the cut", "sector at {sector}");
+        }
     }
 
     #[test]
