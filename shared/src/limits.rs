@@ -87,6 +87,11 @@ pub const LOG_PREALLOCATE_CHUNK_BYTES: u64 = 1024 * 1024;
 pub const LOG_PREALLOCATE_AHEAD_BYTES: u64 = 4 * 1024 * 1024;
 /// Largest single log record (anything bigger is a corrupt length field).
 pub const LOG_RECORD_BYTES_MAX: usize = 256 * 1024 * 1024;
+/// The smallest unit a disk writes whole: after a power cut, each aligned
+/// sector of a write that was never synced holds either all its new bytes or
+/// all its old ones. The log scan reads a zeroed sector where a frame should
+/// be as such a lost write (see `log::frame`).
+pub const DISK_SECTOR_BYTES: usize = 512;
 
 /// Default time the coordinator waits for all votes.
 pub const PREPARE_TIMEOUT_MS: u64 = 3_000;

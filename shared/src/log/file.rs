@@ -19,7 +19,8 @@
 //! was 4,200 against 22,000 fdatasyncs/s for three writers
 //! (`bench --fsync-probe`, BENCHMARKS.md). Recovery reads zeros after the
 //! last frame as free space ([`frame::scan`]), and a crash that tore a write
-//! into that space leaves a torn tail like any other.
+//! into that space leaves a torn tail like any other; so does a power cut that
+//! lost a sector of unsynced appends while later ones reached the disk.
 //!
 //! After any write or sync error the `LogFile` is poisoned: every later call
 //! fails. After a failed `fdatasync` the kernel may have dropped the dirty
@@ -111,16 +112,19 @@ impl LogFile {
     /// if missing), cuts a torn tail and returns the log opened for appending
     /// with every recovered record, in order.
     ///
+    /// What it returns is on the disk: before returning, it fsyncs the log
+    /// file and then `dir` and `dir`'s parent, on every open. Records that a
+    /// killed process wrote but never synced sit only in the page cache, and
+    /// the caller acts on them (re-sends a COMMIT, acks); without these syncs
+    /// a power cut could lose them afterwards. With nothing to flush they cost
+    /// a few milliseconds, once per start.
+    ///
     /// `name` is a plain file name chosen by the program (panics otherwise).
     /// Fails with [`LogError::Locked`] if another `LogFile` (in this or any
     /// process) holds `dir`, and with [`LogError::Corrupt`] on mid-log damage.
     pub fn open(dir: &Path, name: &str) -> Result<(LogFile, Vec<Vec<u8>>), LogError> {
         assert_plain_name(name);
-        let dir_existed = dir.is_dir();
         fs::create_dir_all(dir).map_err(io_error(dir))?;
-        if !dir_existed {
-            sync_dir(parent_dir(dir))?;
-        }
         let lock = lock_dir(dir)?;
 
         let path = dir.join(name);
@@ -144,8 +148,6 @@ impl LogFile {
         if let Tail::Torn { offset, detail } = &scan.tail {
             let bytes_cut = bytes.len() as u64 - scan.valid_len;
             file.set_len(scan.valid_len).map_err(io_error(&path))?;
-            // The new length is metadata: fsync, not fdatasync.
-            file.sync_all().map_err(io_error(&path))?;
             tracing::warn!(
                 path = %path.display(),
                 offset,
@@ -158,8 +160,6 @@ impl LogFile {
             Tail::Clean => bytes.len() as u64,
             Tail::Torn { .. } => scan.valid_len,
         };
-        // The log file may have just been created: make its entry durable.
-        sync_dir(dir)?;
 
         let mut log = LogFile {
             dir: dir.to_path_buf(),
@@ -177,8 +177,13 @@ impl LogFile {
         // Space for the first appends, ready before any transaction waits.
         if log.file_bytes - log.written_bytes < LOG_PREALLOCATE_CHUNK_BYTES {
             log.extend_zeros(log.written_bytes)?;
-            log.file.sync_all().map_err(io_error(&log.path))?;
         }
+        // One fsync for the records read back, the cut and the zeros (a new
+        // length is metadata: fsync, not fdatasync); then the directories,
+        // for the log's entry, a removed checkpoint file and `dir` itself.
+        log.file.sync_all().map_err(io_error(&log.path))?;
+        sync_dir(dir)?;
+        sync_dir(parent_dir(dir))?;
         Ok((log, scan.records))
     }
 
@@ -497,6 +502,7 @@ fn sync_dir(dir: &Path) -> Result<(), LogError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::limits::DISK_SECTOR_BYTES;
     use crate::log::frame::{encode_frame, frame_len};
     use crate::log::test_rng::Rng;
 
@@ -612,6 +618,84 @@ mod tests {
         assert_eq!(log.file_bytes(), file_bytes);
     }
 
+    /// Pages of `path` the kernel holds that are not yet on the disk (dirty
+    /// or being written back), from Linux's `cachestat` (6.5 and later);
+    /// `None` where the kernel lacks it.
+    fn pages_not_on_disk(path: &Path) -> Option<u64> {
+        #[repr(C)]
+        struct Range {
+            offset: u64,
+            len: u64,
+        }
+        #[repr(C)]
+        #[derive(Default)]
+        struct CacheStat {
+            cached: u64,
+            dirty: u64,
+            writeback: u64,
+            evicted: u64,
+            recently_evicted: u64,
+        }
+        const SYS_CACHESTAT: libc::c_long = 451;
+        use std::os::fd::AsRawFd;
+        let file = File::open(path).expect("open the log for cachestat");
+        // len 0: the whole file.
+        let range = Range { offset: 0, len: 0 };
+        let mut stat = CacheStat::default();
+        // SAFETY: both pointers are to live repr(C) structs of the layout
+        // the kernel expects, and the fd is open for the call's duration.
+        let result = unsafe {
+            libc::syscall(
+                SYS_CACHESTAT,
+                file.as_raw_fd(),
+                &range as *const Range,
+                &mut stat as *mut CacheStat,
+                0 as libc::c_uint,
+            )
+        };
+        (result == 0).then_some(stat.dirty + stat.writeback)
+    }
+
+    #[test]
+    fn open_makes_records_only_in_the_page_cache_durable() {
+        // What a kill -9 leaves: records written but never synced, so only
+        // in the page cache. A restarted process acts on what open returns,
+        // so open must put them on the disk first.
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let path = tmp.path().join(NAME);
+        let records: Vec<Vec<u8>> = (0..50).map(record).collect();
+        let mut bytes = Vec::new();
+        for r in &records {
+            encode_frame(r, &mut bytes);
+        }
+        // A whole chunk of free space, so open has nothing to extend.
+        bytes.resize(bytes.len() + LOG_PREALLOCATE_CHUNK_BYTES as usize, 0);
+        // Written without a sync. The kernel may write it back on its own
+        // before we look (say, while other builds fill the page cache): then
+        // the check would prove nothing, so write it again.
+        let mut waiting = None;
+        for _ in 0..10 {
+            fs::write(&path, &bytes).expect("write the log, unsynced");
+            waiting = pages_not_on_disk(&path);
+            if waiting != Some(0) {
+                break;
+            }
+        }
+        let Some(waiting) = waiting else {
+            eprintln!("skipped: this kernel has no cachestat (Linux 6.5+)");
+            return;
+        };
+        assert!(waiting > 0, "the kernel wrote the log back every time");
+
+        let (_log, recovered) = open(tmp.path());
+        assert_eq!(recovered, records);
+        assert_eq!(
+            pages_not_on_disk(&path),
+            Some(0),
+            "open returned records that were not yet on the disk"
+        );
+    }
+
     #[test]
     fn sync_with_nothing_new_is_not_a_force() {
         let tmp = tempfile::tempdir().expect("tempdir");
@@ -700,6 +784,43 @@ mod tests {
             LogFile::open(tmp.path(), NAME),
             Err(LogError::Corrupt { .. })
         ));
+    }
+
+    #[test]
+    fn a_sector_lost_before_later_frames_is_cut_at_every_sector() {
+        // A power cut lost one sector of unsynced appends (it reads as the
+        // preallocated zeros) while later ones reached the disk: open cuts
+        // from the frame it damaged, keeps every frame before, and appends.
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let records: Vec<Vec<u8>> = (0..200).map(record).collect();
+        let source = tmp.path().join("source");
+        let offsets = write_log(&source, &records);
+        let full = log_bytes(&source);
+        let frames_end = frame_bytes(&source).len();
+        for sector in (DISK_SECTOR_BYTES..frames_end - DISK_SECTOR_BYTES).step_by(DISK_SECTOR_BYTES)
+        {
+            let damaged = offsets.partition_point(|&at| at <= sector) - 1;
+            let dir = tmp.path().join(format!("lost-{sector}"));
+            fs::create_dir(&dir).expect("mkdir");
+            let mut bytes = full.clone();
+            bytes[sector..sector + DISK_SECTOR_BYTES].fill(0);
+            fs::write(dir.join(NAME), &bytes).expect("write the log");
+
+            let (mut log, recovered) =
+                LogFile::open(&dir, NAME).unwrap_or_else(|e| panic!("sector at {sector}: {e}"));
+            assert_eq!(recovered, records[..damaged], "sector at {sector}");
+            assert_eq!(
+                frame_bytes(&dir),
+                full[..offsets[damaged]],
+                "sector at {sector}"
+            );
+            log.append(b"after the cut").expect("append");
+            log.sync().expect("sync");
+            drop(log);
+            let (_log, recovered) = open(&dir);
+            assert_eq!(recovered.len(), damaged + 1, "sector at {sector}");
+            assert_eq!(recovered[damaged], b"after the cut", "sector at {sector}");
+        }
     }
 
     #[test]

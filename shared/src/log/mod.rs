@@ -38,6 +38,11 @@
 //! so creating the log file and renaming a checkpoint into place both end
 //! with an fsync of the data directory.
 //!
+//! Opening a log fsyncs the file and its directory before it returns a
+//! record, every time: a killed process's last appends (or its last rename)
+//! may be only in the page cache, where its successor reads them and acts on
+//! them; a power cut after that must not take them back.
+//!
 //! # Recovery rules
 //!
 //! At startup [`frame::scan`] reads frames from offset 0 until the first bad
@@ -52,15 +57,20 @@
 //!   it. The file is cut back to X (truncate + fsync) and a warning names the
 //!   file, the offset and the number of bytes cut. Appending continues at X
 //!   (after zeros are preallocated again).
-//! - **A valid frame starts at some Y > X: mid-log corruption.** Appends only
-//!   ever add to the end, so a crash cannot produce a bad frame followed by a
-//!   good one: the disk lost or altered bytes that were already there. The
-//!   records after X may be durable decisions (a COMMIT the coordinator
-//!   announced, a PREPARED vote a participant promised to honour). Dropping
-//!   them would silently break atomicity, and skipping the bad frame would
-//!   silently lose one, so the only safe answer is to refuse to start
-//!   ([`file::LogError::Corrupt`]) and let an operator restore a backup or
-//!   move the data directory away, knowingly losing it.
+//! - **X is a write a power cut lost: also a torn tail.** Unsynced writes
+//!   reach the disk in any order, so a sector that never did (still zeros)
+//!   can lie before valid frames written after it. A sync of any of them
+//!   would have made X durable too, so none was synced, and they are cut with
+//!   X. [`frame`] says which zeros count as a lost write.
+//! - **Otherwise, a valid frame starts at some Y > X: mid-log corruption.**
+//!   Appends only ever add to the end, so neither a crash nor a power cut
+//!   leaves such damage: the disk lost or altered bytes that were already
+//!   there. The records after X may be durable decisions (a COMMIT the
+//!   coordinator announced, a PREPARED vote a participant promised to
+//!   honour). Dropping them would silently break atomicity, and skipping the
+//!   bad frame would silently lose one, so the only safe answer is to refuse
+//!   to start ([`file::LogError::Corrupt`]) and let an operator restore a
+//!   backup or move the data directory away, knowingly losing it.
 //!
 //! # Checkpoints
 //!
