@@ -123,17 +123,17 @@ fn a_sector_lost_by_a_power_cut_before_later_records_is_cut() {
     let frames = frames(&log);
     assert_eq!(
         frames.len(),
-        1 + 2 * transfers as usize,
-        "init, then prepared and committed"
+        2 + 2 * transfers as usize,
+        "init, the coordinator's binding, then prepared and committed"
     );
 
-    // Frame 2j+1 is t{j}'s PREPARED: the first one in the third sector.
+    // Frame 2j+2 is t{j}'s PREPARED: the first one in the third sector.
     let sector = 512;
-    let hole = (1..frames.len())
+    let hole = (2..frames.len())
         .step_by(2)
         .find(|&k| frames[k].0 >= 2 * sector)
         .expect("the log spans three sectors");
-    let kept_transfers = (hole - 1) / 2;
+    let kept_transfers = (hole - 2) / 2;
     let at = frames[hole].0;
     let hole_end = (at + 8).div_ceil(sector) * sector;
     log[at..hole_end].fill(0);
