@@ -29,6 +29,9 @@ use shared::limits::{
 use shared::wire::{AccountId, NodeId};
 use toml::Spanned;
 
+use crate::http::guard::{Authority, Origin};
+use crate::http::token::{ApiToken, API_TOKEN_CHARS_MIN};
+
 /// Supervised nodes are named A..Z: at most 26.
 const SUPERVISED_NODES_MAX: u16 = 26;
 const ACCOUNTS_PER_NODE_MAX: u32 = 100_000;
@@ -61,7 +64,7 @@ pub struct Args {
 
     /// Address of the HTTP API, the WebSocket and the dashboard (port 0 picks
     /// a free port). Keep 127.0.0.1 unless a proxy with access control is in
-    /// front: the API moves money.
+    /// front: the API moves money. Any other address needs --api-token-file.
     #[arg(
         long,
         value_name = "ADDR",
@@ -169,6 +172,44 @@ pub struct Args {
     /// Write the bound HTTP address to this file once serving (for scripts and tests).
     #[arg(long, value_name = "PATH")]
     pub ready_file: Option<PathBuf>,
+
+    /// A file holding the API token (at least 16 characters; surrounding
+    /// whitespace is ignored). With it, every change (POST, PUT, DELETE,
+    /// PATCH) needs `Authorization: Bearer <token>`, else 401; reads stay
+    /// open. Required when --listen is not a loopback address. Make one with
+    /// `openssl rand -hex 32 > FILE`.
+    #[arg(long, value_name = "PATH", env = "TPC_API_TOKEN_FILE")]
+    pub api_token_file: Option<PathBuf>,
+
+    /// A Host name the coordinator answers to besides its listen address
+    /// (and, on a loopback listener, localhost, 127.0.0.1 and [::1] with the
+    /// listen port): the name a proxy or a DNS record gives it. NAME matches
+    /// any port, NAME:PORT that port only. Other Host headers get 421 (a
+    /// guard against DNS rebinding). Repeatable; the environment variable
+    /// takes a comma-separated list, the file a list (key allowed_hosts).
+    #[arg(long = "allowed-host", value_name = "NAME", env = "TPC_ALLOWED_HOSTS",
+          value_delimiter = ',', value_parser = parse_allowed_host)]
+    pub allowed_hosts: Vec<Authority>,
+
+    /// A web origin (scheme://host[:port]) whose pages may change things
+    /// (POST, PUT, DELETE, PATCH) and open /ws, besides the coordinator's
+    /// own pages, e.g. https://dash.example.com. A request from any other
+    /// page gets 403; requests without an Origin header (curl, the CLI) are
+    /// not affected. Repeatable; the environment variable takes a
+    /// comma-separated list, the file a list (key allowed_origins).
+    #[arg(long = "allowed-origin", value_name = "ORIGIN", env = "TPC_ALLOWED_ORIGINS",
+          value_delimiter = ',', value_parser = parse_allowed_origin)]
+    pub allowed_origins: Vec<Origin>,
+}
+
+fn parse_allowed_host(text: &str) -> Result<Authority, String> {
+    Authority::parse(text.trim()).ok_or_else(|| {
+        format!("'{text}' is not a host name: write NAME or NAME:PORT, e.g. tpc.example.com or tpc.example.com:8443")
+    })
+}
+
+fn parse_allowed_origin(text: &str) -> Result<Origin, String> {
+    Origin::parse(text.trim())
 }
 
 /// A participant the coordinator connects to but does not run.
@@ -290,6 +331,9 @@ struct FileConfig {
     participant_bin: Option<PathBuf>,
     secret_file: Option<PathBuf>,
     static_dir: Option<PathBuf>,
+    api_token_file: Option<PathBuf>,
+    allowed_hosts: Option<Vec<Spanned<String>>>,
+    allowed_origins: Option<Vec<Spanned<String>>>,
     #[serde(default)]
     participant: Vec<Spanned<FileParticipant>>,
 }
@@ -360,6 +404,28 @@ impl Source<'_> {
             );
             Err(self.error(Some(value.span()), key, &message))
         }
+    }
+}
+
+impl Source<'_> {
+    /// Parses each string of a list key, naming the bad one's line.
+    fn parse_list<T>(
+        &self,
+        key: &str,
+        values: Option<Vec<Spanned<String>>>,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> anyhow::Result<Option<Vec<T>>> {
+        let Some(values) = values else {
+            return Ok(None);
+        };
+        let mut parsed = Vec::with_capacity(values.len());
+        for (i, value) in values.into_iter().enumerate() {
+            let item = parse(value.get_ref()).map_err(|message| {
+                self.error(Some(value.span()), &format!("{key}[{i}]"), &message)
+            })?;
+            parsed.push(item);
+        }
+        Ok(Some(parsed))
     }
 }
 
@@ -460,6 +526,15 @@ impl Args {
             take!(participant_bin, f.participant_bin.map(Some));
             take!(secret_file, f.secret_file.map(Some));
             take!(static_dir, f.static_dir);
+            take!(api_token_file, f.api_token_file.map(Some));
+            take!(
+                allowed_hosts,
+                source.parse_list("allowed_hosts", f.allowed_hosts, parse_allowed_host)?
+            );
+            take!(
+                allowed_origins,
+                source.parse_list("allowed_origins", f.allowed_origins, parse_allowed_origin)?
+            );
             if !given("participants") {
                 let mut remote = Vec::new();
                 for (i, p) in f.participant.into_iter().enumerate() {
@@ -521,10 +596,13 @@ pub struct Config {
     pub participant_bin: PathBuf,
     /// The cluster secret's file (see `--secret-file`).
     pub secret_file: PathBuf,
+    /// From --api-token-file: every change must present it.
+    pub api_token: Option<ApiToken>,
 }
 
 impl Config {
     pub fn from_args(args: Args) -> anyhow::Result<Config> {
+        let api_token = api_token(&args)?;
         let mut nodes = Vec::new();
         for i in 0..args.nodes {
             nodes.push(supervised_node(&args, i)?);
@@ -592,6 +670,7 @@ impl Config {
             account_nodes,
             expected_total_cents,
             participant_bin,
+            api_token,
         })
     }
 
@@ -600,6 +679,26 @@ impl Config {
     pub fn has_supervised_nodes(&self) -> bool {
         self.nodes.iter().any(|n| !n.is_remote())
     }
+}
+
+/// Reads --api-token-file, and refuses a listener that anyone else can
+/// reach without one.
+fn api_token(args: &Args) -> anyhow::Result<Option<ApiToken>> {
+    let token = match &args.api_token_file {
+        Some(path) => Some(ApiToken::read(path)?),
+        None => None,
+    };
+    let ip = args.listen.ip().to_canonical();
+    if token.is_none() && !ip.is_loopback() {
+        anyhow::bail!(
+            "--listen {} is not a loopback address, so anyone who can reach it could move money: give an API \
+             token with --api-token-file PATH (env TPC_API_TOKEN_FILE, file key api_token_file; a file holding \
+             at least {API_TOKEN_CHARS_MIN} characters, e.g. made with `openssl rand -hex 32 > PATH`), or listen \
+             on 127.0.0.1",
+            args.listen
+        );
+    }
+    Ok(token)
 }
 
 fn supervised_node(args: &Args, i: u16) -> anyhow::Result<NodeConfig> {
@@ -846,6 +945,127 @@ mod tests {
         Config::from_args(args).unwrap();
     }
 
+    /// A temp dir with a token file holding `token`.
+    fn token_file(name: &str, token: &str) -> (PathBuf, PathBuf) {
+        let dir =
+            std::env::temp_dir().join(format!("tpc-config-test-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a temp dir");
+        let path = dir.join("token");
+        std::fs::write(&path, token).expect("the token file is written");
+        (dir, path)
+    }
+
+    #[test]
+    fn a_non_loopback_listener_needs_a_good_api_token() {
+        for listen in ["0.0.0.0:0", "10.0.0.1:8000", "[::]:8000"] {
+            let e = Config::from_args(load(&["--listen", listen], None).unwrap()).unwrap_err();
+            let e = format!("{e:#}");
+            assert!(
+                e.contains("is not a loopback address") && e.contains("--api-token-file PATH"),
+                "{listen}: {e}"
+            );
+        }
+        let (dir, path) = token_file("good", "  0123456789abcdef0123\n");
+        let file = path.to_str().unwrap();
+        let config = Config::from_args(
+            load(&["--listen", "0.0.0.0:0", "--api-token-file", file], None).unwrap(),
+        )
+        .unwrap();
+        assert!(config.api_token.unwrap().matches("0123456789abcdef0123"));
+        let config = Config::from_args(load(&["--api-token-file", file], None).unwrap()).unwrap();
+        assert!(
+            config.api_token.is_some(),
+            "a loopback listener may have a token too"
+        );
+        assert!(Config::from_args(load(&[], None).unwrap())
+            .unwrap()
+            .api_token
+            .is_none());
+        for bad in ["", "\n", "too-short"] {
+            std::fs::write(&path, bad).unwrap();
+            let e =
+                Config::from_args(load(&["--api-token-file", file], None).unwrap()).unwrap_err();
+            let e = format!("{e:#}");
+            assert!(e.contains("API token") && e.contains(file), "{bad:?}: {e}");
+        }
+        let missing = dir.join("missing");
+        let e = Config::from_args(
+            load(
+                &[
+                    "--listen",
+                    "0.0.0.0:0",
+                    "--api-token-file",
+                    missing.to_str().unwrap(),
+                ],
+                None,
+            )
+            .unwrap(),
+        )
+        .unwrap_err();
+        assert!(
+            format!("{e:#}").contains("cannot read the API token file"),
+            "{e:#}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn allowed_hosts_and_origins_come_from_flags_or_the_file() {
+        let file = r#"
+            allowed_hosts = ["tpc.example.com", "tpc.example.com:8443"]
+            allowed_origins = ["https://dash.example.com"]
+            api_token_file = "/nonexistent/token"
+        "#;
+        let args = load(&[], Some(file)).unwrap();
+        assert_eq!(args.allowed_hosts.len(), 2);
+        assert_eq!(args.allowed_hosts[1].to_string(), "tpc.example.com:8443");
+        assert_eq!(
+            args.allowed_origins[0].to_string(),
+            "https://dash.example.com:443"
+        );
+        assert_eq!(
+            args.api_token_file,
+            Some(PathBuf::from("/nonexistent/token"))
+        );
+        let args = load(
+            &[
+                "--allowed-host",
+                "a.example",
+                "--allowed-host",
+                "b.example:1",
+                "--allowed-origin",
+                "http://x:1",
+            ],
+            Some(file),
+        )
+        .unwrap();
+        let hosts: Vec<String> = args.allowed_hosts.iter().map(|h| h.to_string()).collect();
+        assert_eq!(
+            hosts,
+            ["a.example", "b.example:1"],
+            "the flags replace the file's list"
+        );
+        assert_eq!(args.allowed_origins.len(), 1);
+        let e = load(&["--allowed-origin", "null"], None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("is not a web origin"), "{e}");
+        let e = load(&["--allowed-host", "a b"], None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("is not a host name"), "{e}");
+        let e = error_of("allowed_hosts = [\"ok.example\",\n  \"bad host\"]\n");
+        assert!(
+            e.contains("line 2") && e.contains("allowed_hosts[1]") && e.contains("NAME:PORT"),
+            "{e}"
+        );
+        let e = error_of("allowed_origins = [\"tpc.example.com\"]\n");
+        assert!(
+            e.contains("line 1") && e.contains("allowed_origins[0]") && e.contains("scheme://"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn help_explains_every_option() {
         let help = Args::command().render_long_help().to_string();
@@ -866,6 +1086,9 @@ mod tests {
             "--participant-bin",
             "--static-dir",
             "--ready-file",
+            "--api-token-file",
+            "--allowed-host",
+            "--allowed-origin",
         ] {
             assert!(help.contains(flag), "--help lacks {flag}");
         }

@@ -160,7 +160,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             .with_context(|| format!("cannot write the ready file {}", path.display()))?;
     }
 
-    let router = http::routes::router(app.clone());
+    let router = http::routes::router(app.clone(), local);
     // Every response goes out at once: with Nagle's algorithm on, a response
     // written in two parts (a streamed body, a WebSocket frame after another)
     // waits for the client's delayed ACK, up to 40 ms.

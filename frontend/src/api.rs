@@ -4,10 +4,18 @@
 //!
 //! Every error becomes an [`ApiError`] carrying the HTTP status (if any) and
 //! the server's own sentence from `{"error": "..."}`.
+//!
+//! Changes carry the API token when the person has given one: a coordinator
+//! started with `--api-token-file` answers 401 to a change without it, which
+//! raises [`token_wanted`] (the token field shows itself); the token is kept
+//! in the tab's sessionStorage and sent as `Authorization: Bearer` from then
+//! on. Bodies go out with gloo-net's `.json()`, which sets `Content-Type:
+//! application/json` (the coordinator refuses other bodies with 415).
 
 use std::fmt;
 
 use gloo_net::http::{Request, RequestBuilder, Response};
+use leptos::prelude::{ArcRwSignal, Set};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use shared::api::{
@@ -40,6 +48,63 @@ impl ApiError {
     pub fn is_unavailable(&self) -> bool {
         self.status == Some(503)
     }
+
+    /// The coordinator wants its API token for this change.
+    pub fn is_unauthorized(&self) -> bool {
+        self.status == Some(401)
+    }
+}
+
+/// The sessionStorage key of the API token: this tab only, gone when it closes.
+const TOKEN_STORAGE_KEY: &str = "tpc-api-token";
+/// Shortest token the coordinator accepts (its `API_TOKEN_CHARS_MIN`).
+pub const API_TOKEN_CHARS_MIN: usize = 16;
+
+thread_local! {
+    /// Raised by a 401 answer; the token field shows while it is set.
+    static TOKEN_WANTED: ArcRwSignal<bool> = ArcRwSignal::new(false);
+}
+
+/// Whether a change was refused for want of the API token (and no token
+/// has been given since).
+pub fn token_wanted() -> ArcRwSignal<bool> {
+    TOKEN_WANTED.with(ArcRwSignal::clone)
+}
+
+/// A pasted token, trimmed; `None` if it cannot be one (too short, or with
+/// characters an HTTP header cannot carry).
+pub fn clean_token(input: &str) -> Option<String> {
+    let token = input.trim();
+    let sendable = token.bytes().all(|b| b.is_ascii_graphic());
+    (sendable && token.len() >= API_TOKEN_CHARS_MIN).then(|| token.to_string())
+}
+
+/// The `Authorization` header value for `token`.
+pub fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+fn session_storage() -> Option<web_sys::Storage> {
+    web_sys::window()?.session_storage().ok().flatten()
+}
+
+/// Keeps the token for this tab and lowers [`token_wanted`]; false if the
+/// browser refuses to store it.
+pub fn save_token(token: &str) -> bool {
+    let saved = session_storage().is_some_and(|s| s.set_item(TOKEN_STORAGE_KEY, token).is_ok());
+    if saved {
+        token_wanted().set(false);
+    }
+    saved
+}
+
+/// A request that changes something: with the token, if one was given.
+fn change(builder: RequestBuilder) -> RequestBuilder {
+    let token = session_storage().and_then(|s| s.get_item(TOKEN_STORAGE_KEY).ok().flatten());
+    match token {
+        Some(token) => builder.header("Authorization", &bearer(&token)),
+        None => builder,
+    }
 }
 
 impl fmt::Display for ApiError {
@@ -50,6 +115,11 @@ impl fmt::Display for ApiError {
                 "refused (403): {} — fault injection needs the coordinator in demo mode",
                 self.message
             ),
+            Some(401) => write!(
+                f,
+                "refused (401): {} — paste the API token in the field at the top",
+                self.message
+            ),
             Some(status) => write!(f, "{} (HTTP {status})", self.message),
             None => f.write_str(&self.message),
         }
@@ -58,6 +128,9 @@ impl fmt::Display for ApiError {
 
 async fn error_of(response: &Response) -> ApiError {
     let status = response.status();
+    if status == 401 {
+        token_wanted().set(true);
+    }
     let text = response.text().await.unwrap_or_default();
     let message = match serde_json::from_str::<ErrorBody>(&text) {
         Ok(body) => body.error,
@@ -101,6 +174,7 @@ async fn command(request: Result<Request, gloo_net::Error>) -> Result<(), ApiErr
     }
 }
 
+/// The body as JSON; gloo-net sets `Content-Type: application/json`.
 fn with_json(builder: RequestBuilder, body: &impl Serialize) -> Result<Request, gloo_net::Error> {
     builder.json(body)
 }
@@ -140,7 +214,7 @@ pub async fn transaction(tx_id: &str) -> Result<TransactionDetail, ApiError> {
 /// `POST /api/transfers`: a 200 (committed) and a 409 (aborted) both carry
 /// a [`TransferResponse`]; everything else is an error.
 pub async fn transfer(request: &TransferRequest) -> Result<TransferResponse, ApiError> {
-    let response = fetch(with_json(Request::post("/api/transfers"), request)).await?;
+    let response = fetch(with_json(change(Request::post("/api/transfers")), request)).await?;
     match response.status() {
         200 => decode(response).await,
         409 => {
@@ -167,27 +241,35 @@ pub async fn transfer(request: &TransferRequest) -> Result<TransferResponse, Api
 }
 
 pub async fn crash_node(node: &str) -> Result<(), ApiError> {
-    command(Request::post(&node_url(node, "crash")).build()).await
+    command(change(Request::post(&node_url(node, "crash"))).build()).await
 }
 
 pub async fn restart_node(node: &str) -> Result<(), ApiError> {
-    command(Request::post(&node_url(node, "restart")).build()).await
+    command(change(Request::post(&node_url(node, "restart"))).build()).await
 }
 
 pub async fn set_link(node: &str, fault: &LinkFault) -> Result<(), ApiError> {
-    command(with_json(Request::put(&node_url(node, "link")), fault)).await
+    command(with_json(
+        change(Request::put(&node_url(node, "link"))),
+        fault,
+    ))
+    .await
 }
 
 pub async fn heal_link(node: &str) -> Result<(), ApiError> {
-    command(Request::delete(&node_url(node, "link")).build()).await
+    command(change(Request::delete(&node_url(node, "link"))).build()).await
 }
 
 pub async fn crash_coordinator(request: &CoordinatorCrashRequest) -> Result<(), ApiError> {
-    command(with_json(Request::post("/api/coordinator/crash"), request)).await
+    command(with_json(
+        change(Request::post("/api/coordinator/crash")),
+        request,
+    ))
+    .await
 }
 
 pub async fn update_faults(update: &FaultsUpdate) -> Result<(), ApiError> {
-    command(with_json(Request::put("/api/faults"), update)).await
+    command(with_json(change(Request::put("/api/faults")), update)).await
 }
 
 pub async fn in_doubt() -> Result<InDoubtView, ApiError> {
@@ -202,7 +284,7 @@ pub async fn force_heuristic(
     request: &HeuristicRequest,
 ) -> Result<HeuristicView, ApiError> {
     let response = fetch(with_json(
-        Request::post(&node_url(node, "heuristic")),
+        change(Request::post(&node_url(node, "heuristic"))),
         request,
     ))
     .await?;
@@ -210,4 +292,31 @@ pub async fn force_heuristic(
         return Err(error_of(&response).await);
     }
     decode(response).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pasted_token_is_trimmed_and_checked_like_the_coordinator_does() {
+        assert_eq!(
+            clean_token("  0123456789abcdef\n").as_deref(),
+            Some("0123456789abcdef")
+        );
+        for bad in ["", "short", "0123456789 abcdef", "0123456789abcdé€"] {
+            assert_eq!(clean_token(bad), None, "{bad:?}");
+        }
+        assert_eq!(bearer("t0k"), "Bearer t0k");
+    }
+
+    #[test]
+    fn a_401_says_where_to_paste_the_token() {
+        let error = ApiError {
+            status: Some(401),
+            message: "this coordinator requires an API token".to_string(),
+        };
+        assert!(error.is_unauthorized() && !error.is_forbidden());
+        assert!(error.to_string().contains("paste the API token"), "{error}");
+    }
 }

@@ -12,7 +12,7 @@ use crate::api::{self, ApiError};
 use crate::components::{
     cluster::ClusterPanel, faults::FaultsPanel, header::Header, history::HistoryPanel,
     in_doubt::InDoubtPanel, load::LoadPanel, protocol::ProtocolPanel, stats::StatsPanel,
-    toasts::Toasts, transfer::TransferPanel,
+    toasts::Toasts, token::TokenPrompt, transfer::TransferPanel,
 };
 use crate::format::Tone;
 use crate::model::{Effects, Model, HISTORY_ROWS_MAX};
@@ -310,6 +310,7 @@ pub fn App() -> impl IntoView {
     view! {
         <div class="app">
             <Header/>
+            <TokenPrompt/>
             <main class="layout" class:is-offline=move || ctx.connection.get() != Connection::Live>
                 <section class="area-cluster">
                     <ClusterPanel/>

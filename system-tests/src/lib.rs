@@ -53,7 +53,12 @@ pub struct Options {
     pub ack_wait_ms: u64,
     pub demo: bool,
     pub static_dir: Option<PathBuf>,
+    /// The first `--listen` address (default 127.0.0.1:0); a restart keeps
+    /// the bound one.
+    pub listen: Option<String>,
     pub extra_args: Vec<String>,
+    /// Environment variables for the coordinator (e.g. `TPC_ALLOWED_HOSTS`).
+    pub extra_env: Vec<(String, String)>,
 }
 
 impl Default for Options {
@@ -68,7 +73,9 @@ impl Default for Options {
             ack_wait_ms: 5_000,
             demo: true,
             static_dir: None,
+            listen: None,
             extra_args: Vec::new(),
+            extra_env: Vec::new(),
         }
     }
 }
@@ -167,7 +174,9 @@ impl Cluster {
     pub fn coordinator_command(&self) -> Command {
         let o = &self.options;
         let listen = if self.base_url.is_empty() {
-            "127.0.0.1:0".to_string()
+            o.listen
+                .clone()
+                .unwrap_or_else(|| "127.0.0.1:0".to_string())
         } else {
             self.base_url.trim_start_matches("http://").to_string()
         };
@@ -197,6 +206,7 @@ impl Cluster {
             .arg("--ack-wait-ms")
             .arg(o.ack_wait_ms.to_string())
             .args(&o.extra_args)
+            .envs(o.extra_env.iter().map(|(k, v)| (k, v)))
             .env(
                 "RUST_LOG",
                 std::env::var("TEST_RUST_LOG").unwrap_or_else(|_| "warn".to_string()),

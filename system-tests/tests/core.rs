@@ -218,6 +218,7 @@ async fn bad_requests_get_clear_errors() {
     let response = c
         .http
         .post(c.url("/api/transfers"))
+        .header("content-type", "application/json")
         .body("{not json")
         .send()
         .await
@@ -236,6 +237,7 @@ async fn bad_requests_get_clear_errors() {
     let response = c
         .http
         .post(c.url("/api/transfers"))
+        .header("content-type", "application/json")
         .body(huge)
         .send()
         .await

@@ -5,12 +5,15 @@
 //! (including an unreachable coordinator), 2 usage, 3 transfer aborted.
 //!
 //! Modules: `cli/client.rs` talks HTTP and words the errors,
-//! `cli/show.rs` formats answers for people.
+//! `cli/show.rs` formats answers for people, `http/token.rs` (the
+//! server's) reads an API token file.
 
 #[path = "../cli/client.rs"]
 mod client;
 #[path = "../cli/show.rs"]
 mod show;
+#[path = "../http/token.rs"]
+mod token;
 
 use std::process::ExitCode;
 
@@ -37,6 +40,8 @@ Examples:
   tpc accounts --json                 the server's JSON
   tpc crash 6002 && tpc restart 6002  kill -9 a node, then let it recover (demo mode)
   TPC_URL=http://127.0.0.1:9000 tpc status
+  tpc --token-file ~/.tpc-token transfer A B 5
+                                      a coordinator started with --api-token-file
 
 Exit codes: 0 ok, 1 error, 2 usage, 3 transfer aborted.";
 
@@ -55,6 +60,11 @@ struct Cli {
     /// Print the server's JSON instead of human output.
     #[arg(long, global = true)]
     json: bool,
+    /// A file holding the coordinator's API token (its --api-token-file),
+    /// sent as `Authorization: Bearer <token>`: needed for transfers, crash
+    /// and restart when the coordinator has one.
+    #[arg(long, global = true, value_name = "PATH", env = "TPC_API_TOKEN_FILE")]
+    token_file: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -187,7 +197,15 @@ fn parse<T: DeserializeOwned>(answer: &Answer, what: &str) -> Result<T, Failure>
 }
 
 fn run(cli: &Cli) -> Result<ExitCode, Failure> {
-    let client = Client::new(&cli.url)?;
+    let authorization = match &cli.token_file {
+        Some(path) => Some(
+            token::ApiToken::read(path)
+                .map_err(|e| ClientError::Usage(e.to_string()))?
+                .bearer(),
+        ),
+        None => None,
+    };
+    let client = Client::new(&cli.url, authorization)?;
     // Prints the JSON, or the human text that `human` makes of the answer.
     let show = |answer: &Answer,
                 human: &dyn Fn(&Answer) -> Result<String, Failure>|

@@ -47,10 +47,13 @@ impl Answer {
 pub struct Client {
     base: String,
     agent: ureq::Agent,
+    /// `Bearer <token>`, sent with every request when a token file is given.
+    authorization: Option<String>,
 }
 
 impl Client {
-    pub fn new(url: &str) -> Result<Client, ClientError> {
+    /// `authorization`: the `Authorization` header value to send, if any.
+    pub fn new(url: &str, authorization: Option<String>) -> Result<Client, ClientError> {
         let base = url.trim_end_matches('/').to_string();
         if !base.starts_with("http://") {
             return Err(ClientError::Usage(format!(
@@ -65,15 +68,24 @@ impl Client {
         Ok(Client {
             base,
             agent: ureq::Agent::new_with_config(config),
+            authorization,
         })
     }
 
     pub fn get(&self, path: &str) -> Result<Answer, ClientError> {
-        self.finish(self.agent.get(self.url(path)).call())
+        let mut request = self.agent.get(self.url(path));
+        if let Some(value) = &self.authorization {
+            request = request.header("Authorization", value);
+        }
+        self.finish(request.call())
     }
 
+    /// POSTs `body` as JSON (`Content-Type: application/json`), or nothing.
     pub fn post(&self, path: &str, body: Option<&Value>) -> Result<Answer, ClientError> {
-        let request = self.agent.post(self.url(path));
+        let mut request = self.agent.post(self.url(path));
+        if let Some(value) = &self.authorization {
+            request = request.header("Authorization", value);
+        }
         let result = match body {
             Some(json) => request
                 .content_type("application/json")

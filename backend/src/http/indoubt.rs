@@ -653,13 +653,17 @@ mod paths {
                        reported as a fault. The node must run with --allow-faults.",
         params(("id" = String, Path, description = "The node id")),
         request_body = HeuristicRequest,
+        security((), ("api_token" = [])),
         responses(
             (status = 200, description = "Forced and logged; compared with the coordinator's decision", body = HeuristicView),
             (status = 400, description = "Bad JSON or unknown fields", body = ErrorBody),
-            (status = 403, description = "Not in demo mode", body = ErrorBody),
+            (status = 403, description = "Not in demo mode, or requested by a web page of a foreign Origin", body = ErrorBody),
             (status = 404, description = "Unknown node", body = ErrorBody),
             (status = 409, description = "The node refused (not in doubt there, already decided, faults not allowed)", body = ErrorBody),
             (status = 503, description = "The node cannot be reached", body = ErrorBody),
+            (status = 401, description = "The coordinator has an API token and the request does not present it",
+                body = ErrorBody),
+            (status = 415, description = "A body not sent as Content-Type: application/json", body = ErrorBody),
         ))]
     fn heuristic() {}
 }

@@ -1,8 +1,12 @@
-//! The HTTP side: REST routes, the WebSocket stream, the dashboard files.
+//! The HTTP side: REST routes, the WebSocket stream, the dashboard files,
+//! and the guard in front of them all (Host, Origin, API token, content
+//! type: see `guard`).
 
+pub mod guard;
 pub mod indoubt;
 pub mod ops;
 pub mod routes;
+pub mod token;
 pub mod view;
 pub mod ws;
 

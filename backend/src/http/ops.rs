@@ -90,8 +90,13 @@ async fn serve_openapi() -> Response {
         title = "2PC coordinator API",
         description = "Money transfers made atomic with Two-Phase Commit. Money is integer cents; errors are \
                        `{\"error\": \"<human sentence>\"}`; requests with unknown fields are rejected (400). \
-                       Fault injection answers 403 unless the coordinator runs with --demo."
+                       Fault injection answers 403 unless the coordinator runs with --demo. Every route answers \
+                       421 to a Host the coordinator does not answer to (--allowed-host adds names). Every change \
+                       (POST, PUT, DELETE) answers 403 to a web page of a foreign Origin (--allowed-origin adds \
+                       origins), 401 without the API token when the coordinator has one (--api-token-file), and \
+                       415 to a body not sent as application/json; reads stay open."
     ),
+    modifiers(&BearerToken),
     paths(
         paths::health,
         paths::transfer,
@@ -122,6 +127,27 @@ async fn serve_openapi() -> Response {
     )
 )]
 pub struct ApiDoc;
+
+/// The `api_token` security scheme that changes name: required only when
+/// the coordinator runs with --api-token-file.
+struct BearerToken;
+
+impl utoipa::Modify for BearerToken {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let scheme = HttpBuilder::new()
+            .scheme(HttpAuthScheme::Bearer)
+            .description(Some(
+                "The token in the coordinator's --api-token-file, as `Authorization: Bearer <token>`; needed \
+                 for every change when the coordinator has one (always when it listens on a non-loopback address)",
+            ))
+            .build();
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme("api_token", SecurityScheme::Http(scheme));
+    }
+}
 
 /// Bodies that the handlers build ad hoc (not `shared` types): described
 /// here so that clients know their shape; the sync test checks them
@@ -236,6 +262,7 @@ mod paths {
         description = "Runs one transfer through Two-Phase Commit. Submitting the same `tx_id` again returns the \
                        first outcome; nothing moves twice.",
         request_body = TransferRequest,
+        security((), ("api_token" = [])),
         responses(
             (status = 200, description = "Committed", body = TransferResponse),
             (status = 409, description = "Aborted (the body says why), or the tx_id was used for a different transfer",
@@ -245,6 +272,10 @@ mod paths {
                 body = ErrorBody),
             (status = 503, description = "The coordinator is down or overloaded: retry with the same tx_id",
                 body = ErrorBody),
+            (status = 401, description = "The coordinator has an API token and the request does not present it",
+                body = ErrorBody),
+            (status = 403, description = "Requested by a web page of a foreign Origin", body = ErrorBody),
+            (status = 415, description = "A body not sent as Content-Type: application/json", body = ErrorBody),
         ))]
     fn transfer() {}
 
@@ -296,11 +327,15 @@ mod paths {
     #[utoipa::path(put, path = "/api/faults", tag = "faults",
         description = "Random crash during prepare and step mode; absent fields keep their value.",
         request_body = FaultsUpdate,
+        security((), ("api_token" = [])),
         responses(
             (status = 200, description = "The fault settings now", body = Faults),
             (status = 400, description = "Bad JSON or unknown fields", body = ErrorBody),
-            (status = 403, description = "Not in demo mode", body = ErrorBody),
+            (status = 403, description = "Not in demo mode, or requested by a web page of a foreign Origin", body = ErrorBody),
             (status = 422, description = "A value out of range", body = ErrorBody),
+            (status = 401, description = "The coordinator has an API token and the request does not present it",
+                body = ErrorBody),
+            (status = 415, description = "A body not sent as Content-Type: application/json", body = ErrorBody),
         ))]
     fn put_faults() {}
 
@@ -309,24 +344,32 @@ mod paths {
                        itself at that point of its next transaction.",
         params(("id" = String, Path, description = "The node id, e.g. 6001")),
         request_body(content = Option<NodeCrashRequest>, description = "Optional"),
+        security((), ("api_token" = [])),
         responses(
             (status = 200, description = "Killed, or armed", body = NodeCrashAnswer),
             (status = 400, description = "Bad JSON", body = ErrorBody),
-            (status = 403, description = "Not in demo mode", body = ErrorBody),
+            (status = 403, description = "Not in demo mode, or requested by a web page of a foreign Origin", body = ErrorBody),
             (status = 404, description = "Unknown node", body = ErrorBody),
             (status = 409, description = "Not running, or not connected (cannot be armed)", body = ErrorBody),
             (status = 503, description = "The coordinator is down", body = ErrorBody),
+            (status = 401, description = "The coordinator has an API token and the request does not present it",
+                body = ErrorBody),
+            (status = 415, description = "A body not sent as Content-Type: application/json", body = ErrorBody),
         ))]
     fn crash_node() {}
 
     #[utoipa::path(post, path = "/api/nodes/{id}/restart", tag = "faults",
         params(("id" = String, Path, description = "The node id")),
+        security((), ("api_token" = [])),
         responses(
             (status = 200, description = "Started; it recovers from its log", body = NodeRestarted),
-            (status = 403, description = "Not in demo mode", body = ErrorBody),
+            (status = 403, description = "Not in demo mode, or requested by a web page of a foreign Origin", body = ErrorBody),
             (status = 404, description = "Unknown node", body = ErrorBody),
             (status = 409, description = "Already running", body = ErrorBody),
             (status = 500, description = "The process could not be started", body = ErrorBody),
+            (status = 401, description = "The coordinator has an API token and the request does not present it",
+                body = ErrorBody),
+            (status = 415, description = "A body not sent as Content-Type: application/json", body = ErrorBody),
         ))]
     fn restart_node() {}
 
@@ -334,21 +377,29 @@ mod paths {
         description = "Delays, drops (a partition) or duplicates every message between the coordinator and the node.",
         params(("id" = String, Path, description = "The node id")),
         request_body = LinkFault,
+        security((), ("api_token" = [])),
         responses(
             (status = 200, description = "The link's faults now", body = LinkFault),
             (status = 400, description = "Bad JSON or unknown fields", body = ErrorBody),
-            (status = 403, description = "Not in demo mode", body = ErrorBody),
+            (status = 403, description = "Not in demo mode, or requested by a web page of a foreign Origin", body = ErrorBody),
             (status = 404, description = "Unknown node", body = ErrorBody),
             (status = 422, description = "delay_ms out of range", body = ErrorBody),
+            (status = 401, description = "The coordinator has an API token and the request does not present it",
+                body = ErrorBody),
+            (status = 415, description = "A body not sent as Content-Type: application/json", body = ErrorBody),
         ))]
     fn set_link() {}
 
     #[utoipa::path(delete, path = "/api/nodes/{id}/link", tag = "faults",
         params(("id" = String, Path, description = "The node id")),
+        security((), ("api_token" = [])),
         responses(
             (status = 200, description = "Healed", body = LinkFault),
-            (status = 403, description = "Not in demo mode", body = ErrorBody),
+            (status = 403, description = "Not in demo mode, or requested by a web page of a foreign Origin", body = ErrorBody),
             (status = 404, description = "Unknown node", body = ErrorBody),
+            (status = 401, description = "The coordinator has an API token and the request does not present it",
+                body = ErrorBody),
+            (status = 415, description = "A body not sent as Content-Type: application/json", body = ErrorBody),
         ))]
     fn heal_link() {}
 
@@ -356,27 +407,38 @@ mod paths {
         description = "The next transaction reaching `at` crashes the coordinator's engine: all volatile state is \
                        dropped and rebuilt from its log after `restart_after_ms` (transfers get 503 meanwhile).",
         request_body = CoordinatorCrashRequest,
+        security((), ("api_token" = [])),
         responses(
             (status = 200, description = "Armed", body = CoordinatorCrashArmed),
             (status = 400, description = "Bad JSON or unknown fields", body = ErrorBody),
-            (status = 403, description = "Not in demo mode", body = ErrorBody),
+            (status = 403, description = "Not in demo mode, or requested by a web page of a foreign Origin", body = ErrorBody),
             (status = 422, description = "restart_after_ms out of range", body = ErrorBody),
+            (status = 401, description = "The coordinator has an API token and the request does not present it",
+                body = ErrorBody),
+            (status = 415, description = "A body not sent as Content-Type: application/json", body = ErrorBody),
         ))]
     fn crash_coordinator() {}
 
     #[utoipa::path(delete, path = "/api/coordinator/crash", tag = "faults",
         description = "Disarms a coordinator crash that has not fired yet.",
+        security((), ("api_token" = [])),
         responses(
             (status = 200, description = "Disarmed", body = CoordinatorCrashDisarmed),
-            (status = 403, description = "Not in demo mode", body = ErrorBody),
+            (status = 403, description = "Not in demo mode, or requested by a web page of a foreign Origin", body = ErrorBody),
             (status = 404, description = "No coordinator crash is armed", body = ErrorBody),
+            (status = 401, description = "The coordinator has an API token and the request does not present it",
+                body = ErrorBody),
+            (status = 415, description = "A body not sent as Content-Type: application/json", body = ErrorBody),
         ))]
     fn disarm_coordinator_crash() {}
 
     #[utoipa::path(get, path = "/ws", tag = "operations",
         description = "WebSocket. The server sends a `snapshot` event first, then one JSON `Event` per protocol step \
                        (`seq` grows by one per event). A client too slow to keep up gets `lagged` and a new snapshot.",
-        responses((status = 101, description = "Switching to the WebSocket protocol; messages are `Event`s")))]
+        responses(
+            (status = 101, description = "Switching to the WebSocket protocol; messages are `Event`s"),
+            (status = 403, description = "Requested by a web page of a foreign Origin", body = ErrorBody),
+        ))]
     fn websocket() {}
 
     #[utoipa::path(get, path = "/metrics", tag = "operations",

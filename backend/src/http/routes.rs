@@ -3,12 +3,14 @@
 //! here.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query as UrlQuery, State};
 use axum::http::StatusCode;
+use axum::middleware;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{any, get, post, put};
 use axum::{Json, Router};
@@ -25,6 +27,7 @@ use shared::wire::{ParticipantCrashPoint, Query, QueryResult, Request};
 use tokio::sync::oneshot;
 use tower_http::services::{ServeDir, ServeFile};
 
+use super::guard::{self, Guard};
 use super::view::{accounts_of, cluster_view};
 use super::{ws, ApiError};
 use crate::app::App;
@@ -38,7 +41,16 @@ const PHASE_PAUSE_MS_MAX: u64 = 60_000;
 const RESTART_AFTER_MS_MAX: u64 = 600_000;
 const TRANSACTIONS_LIMIT_DEFAULT: usize = 50;
 
-pub fn router(app: Arc<App>) -> Router {
+/// Every route, the dashboard's files and the guard in front of them all.
+/// `bound`: the address the listener is bound to (its real port when
+/// `--listen` asked for port 0), the Host the guard answers to.
+pub fn router(app: Arc<App>, bound: SocketAddr) -> Router {
+    let guard = Arc::new(Guard::new(
+        bound,
+        app.config.args.allowed_hosts.clone(),
+        app.config.args.allowed_origins.clone(),
+        app.config.api_token.clone(),
+    ));
     let static_dir = app.config.args.static_dir.clone();
     let api = Router::new()
         .route("/api/health", get(health))
@@ -63,13 +75,15 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/ws", get(ws::handler))
         .layer(DefaultBodyLimit::max(HTTP_BODY_BYTES_MAX))
         .with_state(app);
-    if static_dir.join("index.html").is_file() {
+    let all = if static_dir.join("index.html").is_file() {
         let index = ServeFile::new(static_dir.join("index.html"));
         api.fallback_service(ServeDir::new(&static_dir).fallback(index))
     } else {
         tracing::info!(dir = %static_dir.display(), "the dashboard is not built; serving a notice at /");
         api.fallback(|| async move { Html(NOT_BUILT_PAGE) })
-    }
+    };
+    // Last, so that it covers the fallback (the dashboard's files) too.
+    all.layer(middleware::from_fn_with_state(guard, guard::enforce))
 }
 
 const NOT_BUILT_PAGE: &str = "<!doctype html><meta charset=utf-8><title>2PC coordinator</title>\
@@ -89,6 +103,11 @@ pub(super) fn parse_body<T: DeserializeOwned>(
             format!("cannot read the request body: {}", e.body_text()),
         )
     })?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_request(format!(
+            "the request has no body: send JSON with Content-Type: application/json, e.g. {example}"
+        )));
+    }
     serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}; expected {example}")))
 }

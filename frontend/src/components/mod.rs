@@ -12,6 +12,8 @@
 //! - [`stats`]: totals, abort reasons, latency, throughput.
 //! - [`history`]: recent transactions; a click pins one in the diagram.
 //! - [`toasts`]: errors and notices.
+//! - [`token`]: the API token field, shown after a change was refused
+//!   for want of it (401).
 
 pub mod cluster;
 pub mod faults;
@@ -22,4 +24,5 @@ pub mod load;
 pub mod protocol;
 pub mod stats;
 pub mod toasts;
+pub mod token;
 pub mod transfer;
