@@ -103,7 +103,17 @@ pub struct Cluster {
 }
 
 impl Cluster {
+    /// Starts a coordinator with its nodes and waits until all are up.
     pub async fn start(options: Options) -> Cluster {
+        let mut cluster = Cluster::new(options);
+        cluster.start_coordinator().await;
+        cluster.wait_all_up().await;
+        cluster
+    }
+
+    /// A cluster in a new temp dir, not started yet (put data in its
+    /// `data_dir` first, then `start_coordinator`).
+    pub fn new(options: Options) -> Cluster {
         let dir = tempfile::Builder::new()
             .prefix("tpc-test-")
             .tempdir()
@@ -113,17 +123,14 @@ impl Cluster {
             .pool_max_idle_per_host(512)
             .build()
             .expect("an HTTP client");
-        let mut cluster = Cluster {
+        Cluster {
             dir,
             options,
             base_url: String::new(),
             http,
             coordinator: None,
             groups: Vec::new(),
-        };
-        cluster.start_coordinator().await;
-        cluster.wait_all_up().await;
-        cluster
+        }
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -437,6 +444,79 @@ impl Drop for Cluster {
         // Participants adopted across coordinator restarts stay in the first
         // group, so the loop above reaches them too.
     }
+}
+
+/// A participant process started on its own (a "remote" participant, not
+/// supervised by any coordinator), with its own data dir; killed on drop.
+pub struct OwnParticipant {
+    child: std::process::Child,
+    pub addr: String,
+    pub data_dir: PathBuf,
+}
+
+impl OwnParticipant {
+    /// Starts participant `id` holding `account` ($500.00) in `dir`, with
+    /// the cluster secret in `secret_file`, and waits until it listens.
+    pub async fn start(dir: &Path, secret_file: &Path, id: &str, account: &str) -> OwnParticipant {
+        OwnParticipant::start_with(dir, secret_file, id, &format!("{account}=50000"), &[]).await
+    }
+
+    /// Like `start`, with the `--account` value and more flags.
+    pub async fn start_with(
+        dir: &Path,
+        secret_file: &Path,
+        id: &str,
+        account: &str,
+        extra: &[&str],
+    ) -> OwnParticipant {
+        let data_dir = dir.join(format!("own-{id}"));
+        let ready = dir.join(format!("own-{id}.addr"));
+        let _ = std::fs::remove_file(&ready);
+        let child = std::process::Command::new(bin("participant"))
+            .args(["--id", id, "--listen", "127.0.0.1:0", "--allow-faults"])
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .arg("--ready-file")
+            .arg(&ready)
+            .arg("--account")
+            .arg(account)
+            .arg("--secret-file")
+            .arg(secret_file)
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the participant starts");
+        let addr = wait_for(&format!("participant {id} to listen"), DEADLINE, || {
+            std::fs::read_to_string(&ready)
+                .ok()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+        })
+        .await;
+        OwnParticipant {
+            child,
+            addr,
+            data_dir,
+        }
+    }
+}
+
+impl Drop for OwnParticipant {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A new cluster secret file in `dir`, as an operator makes one.
+pub fn write_secret_file(dir: &Path) -> PathBuf {
+    let path = dir.join("cluster.secret");
+    let secret = shared::auth::ClusterSecret::from_random(rand::random());
+    std::fs::write(&path, secret.to_file_text()).expect("write the cluster secret");
+    path
 }
 
 /// Polls `check` until it returns Some, or panics naming what it waited for.

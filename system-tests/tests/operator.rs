@@ -5,8 +5,7 @@
 //! money audit), and participants started on their own that the
 //! coordinator only connects to (`supervised: false`, 409 on crash/restart).
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,7 +13,9 @@ use futures_util::StreamExt;
 use serde_json::{json, Value};
 use shared::api::{ComponentStatus, CoordinatorTxState, InDoubtView, StuckReason};
 use shared::wire::{AbortReason, Decision};
-use system_tests::{bin, wait_for, wait_for_async, Cluster, Options, DEADLINE};
+use system_tests::{
+    bin, wait_for, wait_for_async, write_secret_file, Cluster, Options, OwnParticipant, DEADLINE,
+};
 
 async fn in_doubt(c: &Cluster) -> InDoubtView {
     let (status, body) = c.get("/api/in-doubt").await;
@@ -399,50 +400,6 @@ async fn heuristic_decisions_are_refused_outside_demo_mode() {
     );
 }
 
-/// A participant process the test starts on its own; killed on drop.
-struct OwnParticipant {
-    child: Child,
-    addr: String,
-}
-
-impl OwnParticipant {
-    async fn start(dir: &Path, secret_file: &Path, id: &str, account: &str) -> OwnParticipant {
-        let data = dir.join(format!("own-{id}"));
-        let ready = dir.join(format!("own-{id}.addr"));
-        let child = Command::new(bin("participant"))
-            .args(["--id", id, "--listen", "127.0.0.1:0", "--allow-faults"])
-            .arg("--data-dir")
-            .arg(&data)
-            .arg("--ready-file")
-            .arg(&ready)
-            .arg("--account")
-            .arg(format!("{account}=50000"))
-            .arg("--secret-file")
-            .arg(secret_file)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("the participant starts");
-        let addr = wait_for(&format!("participant {id} to listen"), DEADLINE, || {
-            std::fs::read_to_string(&ready)
-                .ok()
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty())
-        })
-        .await;
-        OwnParticipant { child, addr }
-    }
-}
-
-impl Drop for OwnParticipant {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn participants_started_on_their_own_are_used_but_never_supervised() {
     let dir = tempfile::Builder::new()
@@ -450,9 +407,7 @@ async fn participants_started_on_their_own_are_used_but_never_supervised() {
         .tempdir()
         .unwrap();
     // The operator makes the cluster secret and gives it to every process.
-    let secret_file = dir.path().join("cluster.secret");
-    let secret = shared::auth::ClusterSecret::from_random(rand::random());
-    std::fs::write(&secret_file, secret.to_file_text()).expect("write the cluster secret");
+    let secret_file = write_secret_file(dir.path());
     let x = OwnParticipant::start(dir.path(), &secret_file, "7001", "X").await;
     let y = OwnParticipant::start(dir.path(), &secret_file, "7002", "Y").await;
     let options = Options {

@@ -44,6 +44,10 @@ pub fn node_status(app: &App, node: &str, answered: Option<bool>) -> ComponentSt
             if reachable && engine_reaches {
                 return ComponentStatus::Up;
             }
+            if app.refusals.get(node).is_some() {
+                // It answers, but refuses this coordinator: not coming up.
+                return ComponentStatus::Unreachable;
+            }
             if reachable {
                 return ComponentStatus::Recovering; // the coordinator is (re)connecting
             }
