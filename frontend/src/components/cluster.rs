@@ -289,6 +289,13 @@ fn NodeCard(id: String) -> impl IntoView {
             .and_then(|n| link_label(&n.link))
             .map(|text| view! { <span class="chip chip-warn">{text}</span> })
     };
+    // A node that refuses this coordinator (another cluster's node, or a
+    // newer epoch seen there) says why.
+    let refused = move || {
+        node.get().and_then(|n| n.refused).map(|why| {
+            view! { <p class="refused small" data-testid="node-refused">{format!("refuses this coordinator: {why}")}</p> }
+        })
+    };
     let addr = move || {
         node.get().map(|n| match n.pid {
             Some(pid) => format!("{} · pid {pid}", n.addr),
@@ -313,6 +320,7 @@ fn NodeCard(id: String) -> impl IntoView {
             </header>
             <ul class="accounts">{accounts}</ul>
             <div class="chips">{link}</div>
+            {refused}
             {in_doubt}
             <div class="card-actions">
                 <div class="btn-group" role="group" aria-label="process">
