@@ -4,29 +4,27 @@
 //! The engine's volatile state lives in the engine and dies with it.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 
-use shared::api::{ComponentStatus, CoordinatorCrashRequest, Faults};
+use shared::api::{CoordinatorCrashRequest, Faults};
 use shared::auth::ClusterSecret;
 use shared::protocol::coordinator::DemoFaults;
-use shared::protocol::record::Identity;
 use shared::wire::{NodeId, NodeStatus, Query, QueryResult};
-use tokio::sync::{mpsc, watch};
 
 use crate::config::Config;
-use crate::engine::Command;
+use crate::demo::DemoSettings;
+use crate::engine::{Command, EngineContext, EngineHandle};
 use crate::hub::Hub;
 use crate::supervisor::Supervisor;
-use crate::transport::{LinkFaults, QueryError, Transport};
+use crate::transport::{LinkFaults, QueryError, Refusals, Transport};
 
 pub struct App {
-    pub config: Config,
+    pub config: Arc<Config>,
     pub supervisor: Supervisor,
-    pub hub: Hub,
+    pub hub: Arc<Hub>,
     pub links: Arc<LinkFaults>,
-    pub engine: EngineHandle,
-    demo: Mutex<DemoState>,
+    pub engine: Arc<EngineHandle>,
+    pub demo: Arc<DemoSettings>,
     /// Last status each node reported (shown while it does not answer).
     pub last_known: Mutex<BTreeMap<NodeId, NodeStatus>>,
     /// Read-only connections for status and ledger queries. They live
@@ -40,63 +38,36 @@ pub struct App {
     pub refusals: Arc<Refusals>,
 }
 
-/// The latest refusal of each node that refuses this coordinator (another
-/// cluster, an older epoch): shown in `/api/cluster` and logged.
-#[derive(Default)]
-pub struct Refusals {
-    by_node: Mutex<BTreeMap<NodeId, String>>,
-}
-
-impl Refusals {
-    /// Records `node`'s refusal; true if it is new (worth logging).
-    pub fn set(&self, node: &str, message: &str) -> bool {
-        let mut by_node = self.by_node.lock().unwrap_or_else(|e| e.into_inner());
-        by_node
-            .insert(node.to_string(), message.to_string())
-            .as_deref()
-            != Some(message)
-    }
-
-    pub fn clear(&self, node: &str) {
-        self.by_node
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(node);
-    }
-
-    pub fn get(&self, node: &str) -> Option<String> {
-        self.by_node
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(node)
-            .cloned()
-    }
-}
-
-#[derive(Debug, Clone, Default)]
-struct DemoState {
-    prepare_crash_probability: f64,
-    phase_pause_ms: u64,
-    coordinator_crash: Option<CoordinatorCrashRequest>,
-}
-
 impl App {
     pub fn new(config: Config, secret: ClusterSecret) -> Arc<App> {
         let secret = Arc::new(secret);
         let supervisor = Supervisor::new(&config, secret.clone());
-        let hub = Hub::new();
         Arc::new(App {
             supervisor,
-            hub,
+            hub: Arc::new(Hub::new()),
             links: Arc::new(LinkFaults::default()),
-            engine: EngineHandle::new(),
-            demo: Mutex::new(DemoState::default()),
+            engine: Arc::new(EngineHandle::new()),
+            demo: Arc::new(DemoSettings::default()),
             last_known: Mutex::new(BTreeMap::new()),
             observer: std::sync::OnceLock::new(),
             secret,
             refusals: Arc::new(Refusals::default()),
-            config,
+            config: Arc::new(config),
         })
+    }
+
+    /// What the engine needs of this, and nothing else.
+    pub fn engine_context(&self) -> EngineContext {
+        EngineContext {
+            config: self.config.clone(),
+            hub: self.hub.clone(),
+            handle: self.engine.clone(),
+            demo: self.demo.clone(),
+            supervisor: self.supervisor.clone(),
+            links: self.links.clone(),
+            secret: self.secret.clone(),
+            refusals: self.refusals.clone(),
+        }
     }
 
     /// Asks a node a read-only question (status, ledger), on the observer's
@@ -127,64 +98,38 @@ impl App {
         self.config.args.demo
     }
 
-    fn demo(&self) -> std::sync::MutexGuard<'_, DemoState> {
-        self.demo.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// The faults the coordinator machine itself acts on.
     pub fn demo_faults(&self) -> DemoFaults {
-        let d = self.demo();
-        DemoFaults {
-            crash_at: d.coordinator_crash.as_ref().map(|c| c.at),
-            phase_pause_us: d.phase_pause_ms.saturating_mul(1000),
-        }
-    }
-
-    pub fn prepare_crash_probability(&self) -> f64 {
-        self.demo().prepare_crash_probability
+        self.demo.demo_faults()
     }
 
     pub fn faults(&self) -> Faults {
-        let d = self.demo();
         Faults {
-            prepare_crash_probability: d.prepare_crash_probability,
-            phase_pause_ms: d.phase_pause_ms,
-            coordinator_crash: d.coordinator_crash.clone(),
+            prepare_crash_probability: self.demo.prepare_crash_probability(),
+            phase_pause_ms: self.demo.phase_pause_ms(),
+            coordinator_crash: self.demo.coordinator_crash(),
             links: self.links.all(),
         }
     }
 
     pub fn update_faults(&self, probability: Option<f64>, phase_pause_ms: Option<u64>) {
-        {
-            let mut d = self.demo();
-            if let Some(p) = probability {
-                d.prepare_crash_probability = p;
-            }
-            if let Some(ms) = phase_pause_ms {
-                d.phase_pause_ms = ms;
-            }
-        }
+        self.demo.update(probability, phase_pause_ms);
         self.engine
             .try_command(Command::SetFaults(self.demo_faults()));
     }
 
     pub fn arm_coordinator_crash(&self, request: CoordinatorCrashRequest) {
-        self.demo().coordinator_crash = Some(request);
+        self.demo.arm_coordinator_crash(request);
         self.engine
             .try_command(Command::SetFaults(self.demo_faults()));
     }
 
     /// Disarms a crash that has not fired yet; false if none was armed.
     pub fn disarm_coordinator_crash(&self) -> bool {
-        let was_armed = self.demo().coordinator_crash.take().is_some();
+        let was_armed = self.demo.take_coordinator_crash().is_some();
         self.engine
             .try_command(Command::SetFaults(self.demo_faults()));
         was_armed
-    }
-
-    /// The armed crash fired: disarm it and say how long to stay down.
-    pub fn take_coordinator_crash(&self) -> Option<CoordinatorCrashRequest> {
-        self.demo().coordinator_crash.take()
     }
 
     pub fn remember_status(&self, status: NodeStatus) {
@@ -200,72 +145,5 @@ impl App {
             .unwrap_or_else(|e| e.into_inner())
             .get(node)
             .cloned()
-    }
-}
-
-/// What the rest of the process sees of the engine: a command channel while
-/// it is up, its status, and a few gauges.
-pub struct EngineHandle {
-    live: RwLock<Option<Live>>,
-    /// The running incarnation's cluster and epoch.
-    identity: RwLock<Option<Identity>>,
-    status: watch::Sender<ComponentStatus>,
-    pub in_flight: AtomicU64,
-    pub log_forces: AtomicU64,
-}
-
-#[derive(Clone)]
-pub struct Live {
-    pub commands: mpsc::Sender<Command>,
-    pub transport: Transport,
-}
-
-impl EngineHandle {
-    fn new() -> EngineHandle {
-        let (status, _) = watch::channel(ComponentStatus::Recovering);
-        EngineHandle {
-            live: RwLock::new(None),
-            identity: RwLock::new(None),
-            status,
-            in_flight: AtomicU64::new(0),
-            log_forces: AtomicU64::new(0),
-        }
-    }
-
-    pub fn live(&self) -> Option<Live> {
-        self.live.read().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    pub fn identity(&self) -> Option<Identity> {
-        self.identity
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    pub fn set_identity(&self, identity: Option<Identity>) {
-        *self.identity.write().unwrap_or_else(|e| e.into_inner()) = identity;
-    }
-
-    pub fn set_live(&self, live: Option<Live>) {
-        *self.live.write().unwrap_or_else(|e| e.into_inner()) = live;
-    }
-
-    pub fn status(&self) -> ComponentStatus {
-        *self.status.borrow()
-    }
-
-    pub fn set_status(&self, status: ComponentStatus) {
-        self.status.send_replace(status);
-    }
-
-    /// Sends a command without waiting; false if the engine is down or busy.
-    pub fn try_command(&self, cmd: Command) -> bool {
-        self.live()
-            .is_some_and(|l| l.commands.try_send(cmd).is_ok())
-    }
-
-    pub fn gauge(&self, gauge: &AtomicU64) -> u64 {
-        gauge.load(Ordering::Relaxed)
     }
 }

@@ -12,11 +12,13 @@
 //! path at the next start.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use shared::api::{ComponentStatus, CrashPoint, TransferRequest, TransferResponse};
+use shared::auth::{Claim, ClusterSecret};
 use shared::events::EventKind;
 use shared::limits::{COORDINATOR_COMMANDS_QUEUED_MAX, COORDINATOR_NODE_EVENTS_QUEUED_MAX};
 use shared::log::file::LogFile;
@@ -24,15 +26,16 @@ use shared::log::writer::{GroupCommitWriter, Records, WriteCmd};
 use shared::protocol::coordinator::{
     Action, ActiveTx, ClientId, Coordinator, CoordinatorConfig, DemoFaults, Input, TransferError,
 };
-use shared::protocol::record::CoordinatorRecord;
-use shared::wire::{ParticipantCrashPoint, Request};
+use shared::protocol::record::{CoordinatorRecord, Identity};
+use shared::wire::{ParticipantCrashPoint, PeerRole, Request};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
-use crate::app::{App, Live};
-use crate::transport::{LinkAuth, NodeEvent, Transport};
-use shared::auth::Claim;
-use shared::wire::PeerRole;
+use crate::config::Config;
+use crate::demo::DemoSettings;
+use crate::hub::Hub;
+use crate::supervisor::Supervisor;
+use crate::transport::{LinkAuth, LinkFaults, NodeEvent, Refusals, Transport};
 
 /// Inputs handled per turn before the loop looks at the other sources.
 const DRAIN_PER_TURN_MAX: usize = 4_096;
@@ -63,6 +66,114 @@ pub enum Command {
     },
 }
 
+/// What the rest of the process sees of the engine: a command channel while
+/// it is up, its status, and a few gauges.
+pub struct EngineHandle {
+    live: RwLock<Option<Live>>,
+    /// The running incarnation's cluster and epoch.
+    identity: RwLock<Option<Identity>>,
+    /// Nodes that have not yet reported their in-doubt transactions to the
+    /// running incarnation (transfers with a client's id wait for them).
+    unreconciled: RwLock<std::collections::BTreeSet<String>>,
+    status: watch::Sender<ComponentStatus>,
+    pub in_flight: AtomicU64,
+    pub log_forces: AtomicU64,
+}
+
+#[derive(Clone)]
+pub struct Live {
+    pub commands: mpsc::Sender<Command>,
+    pub transport: Transport,
+}
+
+impl Default for EngineHandle {
+    fn default() -> EngineHandle {
+        EngineHandle::new()
+    }
+}
+
+impl EngineHandle {
+    pub fn new() -> EngineHandle {
+        let (status, _) = watch::channel(ComponentStatus::Recovering);
+        EngineHandle {
+            live: RwLock::new(None),
+            identity: RwLock::new(None),
+            unreconciled: RwLock::new(std::collections::BTreeSet::new()),
+            status,
+            in_flight: AtomicU64::new(0),
+            log_forces: AtomicU64::new(0),
+        }
+    }
+
+    pub fn live(&self) -> Option<Live> {
+        self.live.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn identity(&self) -> Option<Identity> {
+        self.identity
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Whether the running incarnation has heard `node`'s in-doubt list.
+    pub fn reconciled(&self, node: &str) -> bool {
+        !self
+            .unreconciled
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(node)
+    }
+
+    fn set_unreconciled(&self, nodes: &std::collections::BTreeSet<String>) {
+        let mut current = self.unreconciled.write().unwrap_or_else(|e| e.into_inner());
+        if *current != *nodes {
+            current.clone_from(nodes);
+        }
+    }
+
+    pub fn set_identity(&self, identity: Option<Identity>) {
+        *self.identity.write().unwrap_or_else(|e| e.into_inner()) = identity;
+    }
+
+    pub fn set_live(&self, live: Option<Live>) {
+        *self.live.write().unwrap_or_else(|e| e.into_inner()) = live;
+    }
+
+    pub fn status(&self) -> ComponentStatus {
+        *self.status.borrow()
+    }
+
+    pub fn set_status(&self, status: ComponentStatus) {
+        self.status.send_replace(status);
+    }
+
+    /// Sends a command without waiting; false if the engine is down or busy.
+    pub fn try_command(&self, cmd: Command) -> bool {
+        self.live()
+            .is_some_and(|l| l.commands.try_send(cmd).is_ok())
+    }
+
+    pub fn gauge(&self, gauge: &AtomicU64) -> u64 {
+        gauge.load(Ordering::Relaxed)
+    }
+}
+
+/// What the engine needs of the process around it: what outlives an
+/// engine crash (configuration, event hub, demo settings, supervised
+/// processes, link faults, the cluster secret) and its handle.
+#[derive(Clone)]
+pub struct EngineContext {
+    pub config: Arc<Config>,
+    pub hub: Arc<Hub>,
+    pub handle: Arc<EngineHandle>,
+    pub demo: Arc<DemoSettings>,
+    pub supervisor: Supervisor,
+    pub links: Arc<LinkFaults>,
+    pub secret: Arc<ClusterSecret>,
+    pub refusals: Arc<Refusals>,
+}
+
 enum Exit {
     Crashed(CrashPoint),
     Shutdown,
@@ -71,7 +182,7 @@ enum Exit {
 
 /// Runs engines until shutdown: start from the log, run, and after an
 /// injected crash, start again.
-pub async fn supervise(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
+pub async fn supervise(app: EngineContext, mut shutdown: watch::Receiver<bool>) {
     loop {
         set_status(&app, ComponentStatus::Recovering);
         let exit = match Engine::start(app.clone()).await {
@@ -81,8 +192,8 @@ pub async fn supervise(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
             }
             Err(e) => Exit::Failed(e),
         };
-        app.engine.set_live(None);
-        app.engine
+        app.handle.set_live(None);
+        app.handle
             .in_flight
             .store(0, std::sync::atomic::Ordering::Relaxed);
         set_status(&app, ComponentStatus::Down);
@@ -90,6 +201,7 @@ pub async fn supervise(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
             Exit::Shutdown => return,
             Exit::Crashed(point) => {
                 let pause = app
+                    .demo
                     .take_coordinator_crash()
                     .map(|c| c.restart_after_ms)
                     .unwrap_or(3_000);
@@ -112,9 +224,9 @@ pub async fn supervise(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
     }
 }
 
-fn set_status(app: &App, status: ComponentStatus) {
-    if app.engine.status() != status {
-        app.engine.set_status(status);
+fn set_status(app: &EngineContext, status: ComponentStatus) {
+    if app.handle.status() != status {
+        app.handle.set_status(status);
         app.hub.publish(EventKind::CoordinatorStatus { status });
     }
 }
@@ -141,7 +253,7 @@ impl Clock {
 }
 
 struct Engine {
-    app: Arc<App>,
+    app: EngineContext,
     machine: Coordinator,
     writer: GroupCommitWriter,
     transport: Transport,
@@ -165,10 +277,12 @@ struct Engine {
     /// Events produced this turn, published together at its end (one hub
     /// lock and one timestamp for all), before any HTTP task runs again.
     events: Vec<EventKind>,
+    /// How many nodes were unreconciled when the handle last heard.
+    unreconciled_seen: usize,
 }
 
 impl Engine {
-    async fn start(app: Arc<App>) -> anyhow::Result<Engine> {
+    async fn start(app: EngineContext) -> anyhow::Result<Engine> {
         let dir = app.config.coordinator_dir.clone();
         let (mut file, raw) = tokio::task::spawn_blocking(move || LogFile::open(&dir, LOG_NAME))
             .await
@@ -184,7 +298,7 @@ impl Engine {
             records.push(record);
         }
         let mut machine = Coordinator::recover(coordinator_config(&app), &records);
-        machine.set_faults(app.demo_faults());
+        machine.set_faults(app.demo.demo_faults());
         machine.reserve_remembered_outcomes();
         // This incarnation's epoch (and, for a new log, the cluster's
         // identity) is durable before any node hears of it.
@@ -210,7 +324,7 @@ impl Engine {
             legacy_history = identity.legacy_history,
             "coordinator recovered from its log"
         );
-        app.engine.set_identity(Some(identity.clone()));
+        app.handle.set_identity(Some(identity.clone()));
 
         let (durable_tx, durable) = watch::channel(0u64);
         let (error_tx, write_error) = watch::channel(None::<String>);
@@ -237,7 +351,7 @@ impl Engine {
         let (transport, connections) =
             Transport::start(&app.supervisor, app.links.clone(), node_tx, auth);
         let (command_tx, commands) = mpsc::channel(COORDINATOR_COMMANDS_QUEUED_MAX);
-        app.engine.set_live(Some(Live {
+        app.handle.set_live(Some(Live {
             commands: command_tx,
             transport: transport.clone(),
         }));
@@ -260,6 +374,7 @@ impl Engine {
             log_batch: Vec::new(),
             checkpoint_at_bytes,
             events: Vec::new(),
+            unreconciled_seen: usize::MAX,
         })
     }
 
@@ -315,12 +430,18 @@ impl Engine {
                 break Exit::Failed(e);
             }
             self.maybe_checkpoint();
-            self.app.engine.in_flight.store(
+            if self.machine.unreconciled().len() != self.unreconciled_seen {
+                self.unreconciled_seen = self.machine.unreconciled().len();
+                self.app
+                    .handle
+                    .set_unreconciled(self.machine.unreconciled());
+            }
+            self.app.handle.in_flight.store(
                 self.machine.active_count() as u64,
                 std::sync::atomic::Ordering::Relaxed,
             );
             self.app
-                .engine
+                .handle
                 .log_forces
                 .store(self.writer.forces(), std::sync::atomic::Ordering::Relaxed);
         };
@@ -330,7 +451,7 @@ impl Engine {
         set_status(&self.app, ComponentStatus::Down);
         // Everything volatile goes now: connections close as the task set
         // drops, waiting clients see their reply channel close (503).
-        self.app.engine.set_live(None);
+        self.app.handle.set_live(None);
         let writer = self.writer;
         let _ = tokio::task::spawn_blocking(move || writer.shutdown()).await;
         exit
@@ -460,7 +581,7 @@ impl Engine {
     /// The original demo's random crash during prepare: with the configured
     /// probability, the node is told to crash right after logging PREPARED.
     fn maybe_random_crash(&mut self, node: &str) {
-        let p = self.app.prepare_crash_probability();
+        let p = self.app.demo.prepare_crash_probability();
         if p <= 0.0 || rand::random::<f64>() >= p {
             return;
         }
@@ -551,7 +672,7 @@ fn new_cluster_id() -> String {
         .collect()
 }
 
-fn coordinator_config(app: &App) -> CoordinatorConfig {
+fn coordinator_config(app: &EngineContext) -> CoordinatorConfig {
     let args = &app.config.args;
     let mut config = CoordinatorConfig::new(
         app.config.nodes.iter().map(|n| n.id.clone()).collect(),

@@ -335,6 +335,12 @@ pub struct Hub {
     started: Instant,
 }
 
+impl Default for Hub {
+    fn default() -> Hub {
+        Hub::new()
+    }
+}
+
 impl Hub {
     pub fn new() -> Hub {
         let (tx, _) = broadcast::channel(WS_CLIENT_QUEUE_MAX);

@@ -32,7 +32,6 @@ use shared::limits::{
 use shared::lines::{read_bounded_line, LineRead};
 use shared::wire::{decode_line, decode_reply, NodeId, Query, QueryResult, Reply, Request};
 
-use crate::app::Refusals;
 use tokio::io::{AsyncBufRead, AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
@@ -85,6 +84,39 @@ impl LinkFaults {
 
     pub fn all(&self) -> BTreeMap<NodeId, LinkFault> {
         self.links.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// The latest refusal of each node that refuses this coordinator (another
+/// cluster, an older epoch): shown in `/api/cluster` and logged.
+#[derive(Default)]
+pub struct Refusals {
+    by_node: Mutex<BTreeMap<NodeId, String>>,
+}
+
+impl Refusals {
+    /// Records `node`'s refusal; true if it is new (worth logging).
+    pub fn set(&self, node: &str, message: &str) -> bool {
+        let mut by_node = self.by_node.lock().unwrap_or_else(|e| e.into_inner());
+        by_node
+            .insert(node.to_string(), message.to_string())
+            .as_deref()
+            != Some(message)
+    }
+
+    pub fn clear(&self, node: &str) {
+        self.by_node
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(node);
+    }
+
+    pub fn get(&self, node: &str) -> Option<String> {
+        self.by_node
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(node)
+            .cloned()
     }
 }
 

@@ -4,16 +4,12 @@
 //! default, the server's JSON with `--json`. Exit codes: 0 ok, 1 error
 //! (including an unreachable coordinator), 2 usage, 3 transfer aborted.
 //!
-//! Modules: `cli/client.rs` talks HTTP and words the errors,
-//! `cli/show.rs` formats answers for people, `http/token.rs` (the
-//! server's) reads an API token file.
+//! The library's `cli::client` talks HTTP and words the errors,
+//! `cli::show` formats answers for people, `http::token` (the server's)
+//! reads an API token file.
 
-#[path = "../cli/client.rs"]
-mod client;
-#[path = "../cli/show.rs"]
-mod show;
-#[path = "../http/token.rs"]
-mod token;
+use backend::cli::{client, show};
+use backend::http::token;
 
 use std::process::ExitCode;
 
@@ -23,7 +19,7 @@ use serde_json::{json, Value};
 use shared::api::{AccountView, ClusterView, LedgerEntry, Outcome, TransferResponse};
 use shared::limits::AMOUNT_CENTS_MAX;
 
-use crate::client::{segment, Answer, Client, ClientError};
+use client::{segment, Answer, Client, ClientError};
 
 const EXIT_ERROR: u8 = 1;
 const EXIT_USAGE: u8 = 2;

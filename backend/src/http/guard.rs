@@ -38,8 +38,8 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use super::error::ApiError;
 use super::token::ApiToken;
-use super::ApiError;
 
 /// The WebSocket route, whose upgrade is checked like a state change.
 const WS_PATH: &str = "/ws";

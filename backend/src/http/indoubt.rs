@@ -39,9 +39,9 @@ use shared::protocol::coordinator::ActiveTx;
 use shared::wire::{Decision, NodeId, Op, Query, QueryResult, Reply, Request, TxId};
 use tokio::sync::{oneshot, watch};
 
-use super::routes::{parse_body, require_demo, require_node};
+use super::error::ApiError;
+use super::request::{parse_body, require_demo, require_node};
 use super::view::cluster_view;
-use super::ApiError;
 use crate::app::App;
 use crate::engine::Command;
 use crate::supervisor::ProcState;

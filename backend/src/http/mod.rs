@@ -1,73 +1,17 @@
-//! The HTTP side: REST routes, the WebSocket stream, the dashboard files,
-//! and the guard in front of them all (Host, Origin, API token, content
-//! type: see `guard`).
+//! The HTTP side: the guard in front of everything (Host, Origin, API
+//! token, content type: see `guard`), the REST routes, the WebSocket
+//! stream and the dashboard's files, assembled by `router`.
 
+pub mod error;
 pub mod guard;
 pub mod indoubt;
 pub mod ops;
+pub mod request;
+pub mod router;
 pub mod routes;
 pub mod token;
 pub mod view;
 pub mod ws;
 
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::Json;
-use shared::api::ErrorBody;
-
-/// Seconds a client is told to wait (`Retry-After`) before retrying a 503.
-const RETRY_AFTER_SECONDS: &str = "1";
-
-/// Every error answer: a status code and `{"error": "<human sentence>"}`.
-#[derive(Debug)]
-pub struct ApiError {
-    pub status: StatusCode,
-    pub message: String,
-}
-
-impl ApiError {
-    pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
-        ApiError {
-            status,
-            message: message.into(),
-        }
-    }
-    pub fn bad_request(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::BAD_REQUEST, message)
-    }
-    pub fn not_found(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::NOT_FOUND, message)
-    }
-    pub fn unavailable(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message)
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let mut response = (
-            self.status,
-            Json(ErrorBody {
-                error: self.message,
-            }),
-        )
-            .into_response();
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            // Every 503 is "try again shortly": say how soon.
-            response.headers_mut().insert(
-                axum::http::header::RETRY_AFTER,
-                axum::http::HeaderValue::from_static(RETRY_AFTER_SECONDS),
-            );
-        }
-        if self.status == StatusCode::PAYLOAD_TOO_LARGE {
-            // The rest of the body is never read, so the connection cannot
-            // carry another request: say so, or a keep-alive client may
-            // send its next request into a connection being closed.
-            response.headers_mut().insert(
-                axum::http::header::CONNECTION,
-                axum::http::HeaderValue::from_static("close"),
-            );
-        }
-        response
-    }
-}
+pub use error::ApiError;
+pub use router::router;

@@ -3,33 +3,29 @@
 //! here.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, Query as UrlQuery, State};
+use axum::extract::{Path, Query as UrlQuery, State};
 use axum::http::StatusCode;
-use axum::middleware;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post, put};
 use axum::{Json, Router};
-use serde::de::DeserializeOwned;
 use serde_json::json;
 use shared::api::{
     transfer_legs, CoordinatorCrashRequest, FaultsUpdate, Health, LinkFault, NodeCrashRequest,
     Outcome, TransactionDetail, TransactionSummary, TransferRequest, TransferResponse, TxState,
 };
 use shared::events::EventKind;
-use shared::limits::{COORDINATOR_HISTORY_KEPT_MAX, HTTP_BODY_BYTES_MAX};
+use shared::limits::COORDINATOR_HISTORY_KEPT_MAX;
 use shared::protocol::coordinator::TransferError;
 use shared::wire::{ParticipantCrashPoint, Query, QueryResult, Request};
 use tokio::sync::oneshot;
-use tower_http::services::{ServeDir, ServeFile};
 
-use super::guard::{self, Guard};
+use super::error::ApiError;
+use super::request::{parse_body, require_demo, require_node};
 use super::view::{accounts_of, cluster_view};
-use super::{ws, ApiError};
 use crate::app::App;
 use crate::engine::{crash_point_name, Command};
 use crate::supervisor::SupervisorError;
@@ -41,18 +37,10 @@ const PHASE_PAUSE_MS_MAX: u64 = 60_000;
 const RESTART_AFTER_MS_MAX: u64 = 600_000;
 const TRANSACTIONS_LIMIT_DEFAULT: usize = 50;
 
-/// Every route, the dashboard's files and the guard in front of them all.
-/// `bound`: the address the listener is bound to (its real port when
-/// `--listen` asked for port 0), the Host the guard answers to.
-pub fn router(app: Arc<App>, bound: SocketAddr) -> Router {
-    let guard = Arc::new(Guard::new(
-        bound,
-        app.config.args.allowed_hosts.clone(),
-        app.config.args.allowed_origins.clone(),
-        app.config.api_token.clone(),
-    ));
-    let static_dir = app.config.args.static_dir.clone();
-    let api = Router::new()
+/// The core REST routes (transfers, reads, fault injection); the router
+/// merges them with the others.
+pub fn routes() -> Router<Arc<App>> {
+    Router::new()
         .route("/api/health", get(health))
         .route("/api/transfers", post(transfer))
         .route("/api/transactions", get(list_transactions))
@@ -69,69 +57,7 @@ pub fn router(app: Arc<App>, bound: SocketAddr) -> Router {
             "/api/coordinator/crash",
             post(crash_coordinator).delete(disarm_coordinator_crash),
         )
-        .merge(super::ops::router())
-        .merge(super::indoubt::router())
         .route("/api/{*rest}", any(api_not_found))
-        .route("/ws", get(ws::handler))
-        .layer(DefaultBodyLimit::max(HTTP_BODY_BYTES_MAX))
-        .with_state(app);
-    let all = if static_dir.join("index.html").is_file() {
-        let index = ServeFile::new(static_dir.join("index.html"));
-        api.fallback_service(ServeDir::new(&static_dir).fallback(index))
-    } else {
-        tracing::info!(dir = %static_dir.display(), "the dashboard is not built; serving a notice at /");
-        api.fallback(|| async move { Html(NOT_BUILT_PAGE) })
-    };
-    // Last, so that it covers the fallback (the dashboard's files) too.
-    all.layer(middleware::from_fn_with_state(guard, guard::enforce))
-}
-
-const NOT_BUILT_PAGE: &str = "<!doctype html><meta charset=utf-8><title>2PC coordinator</title>\
-<body style='font-family:sans-serif;max-width:40em;margin:3em auto'><h1>The coordinator is running</h1>\
-<p>The dashboard has not been built. Build it with <code>trunk build --release</code> at the repository root \
-(or run <code>scripts/demo.sh</code>, which does everything), then reload.</p>\
-<p>The API works already: try <a href='/api/cluster'>/api/cluster</a>.</p></body>";
-
-/// Parses a JSON body, with errors that say what was wrong and what is expected.
-pub(super) fn parse_body<T: DeserializeOwned>(
-    body: Result<Bytes, BytesRejection>,
-    example: &str,
-) -> Result<T, ApiError> {
-    let bytes = body.map_err(|e| {
-        ApiError::new(
-            e.status(),
-            format!("cannot read the request body: {}", e.body_text()),
-        )
-    })?;
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::bad_request(format!(
-            "the request has no body: send JSON with Content-Type: application/json, e.g. {example}"
-        )));
-    }
-    serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}; expected {example}")))
-}
-
-pub(super) fn require_demo(app: &App) -> Result<(), ApiError> {
-    if app.demo_mode() {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "fault injection is only allowed in demo mode; start the coordinator with --demo",
-        ))
-    }
-}
-
-pub(super) fn require_node(app: &App, id: &str) -> Result<(), ApiError> {
-    if app.supervisor.node_ids().iter().any(|n| n == id) {
-        Ok(())
-    } else {
-        Err(ApiError::not_found(format!(
-            "no node '{id}'; the nodes are {}",
-            app.supervisor.node_ids().join(", ")
-        )))
-    }
 }
 
 async fn health() -> Json<Health> {

@@ -37,10 +37,12 @@ pub fn node_status(app: &App, node: &str, answered: Option<bool>) -> ComponentSt
             // "Up" means transfers can use it: while the engine runs, its own
             // connection to the node must be up too (the observer's alone
             // would say "up" a moment before the first transfer could run).
+            // And it has told this incarnation what it holds in doubt (a
+            // restarted coordinator waits for that before a client's id).
             let engine_reaches = app
                 .engine
                 .live()
-                .is_none_or(|l| l.transport.is_connected(node));
+                .is_none_or(|l| l.transport.is_connected(node) && app.engine.reconciled(node));
             if reachable && engine_reaches {
                 return ComponentStatus::Up;
             }

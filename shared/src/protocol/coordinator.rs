@@ -481,6 +481,12 @@ impl Coordinator {
         self.identity.as_ref()
     }
 
+    /// Nodes that have not reported their in-doubt transactions to this
+    /// incarnation yet (a client's unknown `tx_id` may wait for them).
+    pub fn unreconciled(&self) -> &BTreeSet<NodeId> {
+        &self.unreconciled
+    }
+
     /// This incarnation's epoch (0 before [`Coordinator::begin_epoch`]).
     pub fn epoch(&self) -> Epoch {
         self.identity.as_ref().map_or(0, |i| i.epoch)
