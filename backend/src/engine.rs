@@ -23,6 +23,7 @@ use shared::events::EventKind;
 use shared::limits::{COORDINATOR_COMMANDS_QUEUED_MAX, COORDINATOR_NODE_EVENTS_QUEUED_MAX};
 use shared::log::file::LogFile;
 use shared::log::writer::{GroupCommitWriter, Records, WriteCmd};
+use shared::log::CheckpointPolicy;
 use shared::protocol::coordinator::{
     Action, ActiveTx, ClientId, Coordinator, CoordinatorConfig, DemoFaults, Input, TransferError,
 };
@@ -272,8 +273,8 @@ struct Engine {
     /// Nothing waits on them before that: sends that depend on a record are
     /// released by the machine only after `Durable`.
     log_batch: Vec<WriteCmd>,
-    /// Log size that triggers the next checkpoint (see `maybe_checkpoint`).
-    checkpoint_at_bytes: u64,
+    /// When to checkpoint the decision log.
+    checkpoint: CheckpointPolicy,
     /// Events produced this turn, published together at its end (one hub
     /// lock and one timestamp for all), before any HTTP task runs again.
     events: Vec<EventKind>,
@@ -355,7 +356,10 @@ impl Engine {
             commands: command_tx,
             transport: transport.clone(),
         }));
-        let checkpoint_at_bytes = app.config.args.log_checkpoint_bytes;
+        let checkpoint = CheckpointPolicy::new(
+            app.config.args.log_checkpoint_bytes,
+            shared::limits::COORDINATOR_LOG_CHECKPOINT_GROWTH,
+        );
         Ok(Engine {
             app,
             machine,
@@ -372,7 +376,7 @@ impl Engine {
             crashed: None,
             failed: None,
             log_batch: Vec::new(),
-            checkpoint_at_bytes,
+            checkpoint,
             events: Vec::new(),
             unreconciled_seen: usize::MAX,
         })
@@ -608,30 +612,10 @@ impl Engine {
         }
     }
 
-    /// Rewrites the log as one checkpoint record once it is big enough: at
-    /// least `--log-checkpoint-bytes` (`LOG_CHECKPOINT_BYTES`), and `COORDINATOR_LOG_CHECKPOINT_GROWTH` times the last checkpoint,
-    /// so that a big checkpoint (many remembered outcomes) does not make
-    /// every turn rewrite the log again.
+    /// Rewrites the log as one checkpoint record when the policy says so
+    /// (see `CheckpointPolicy`).
     fn maybe_checkpoint(&mut self) {
-        // While one is being written beside the log, the writer's size is
-        // the old log's: wait for it to be installed.
-        if self.writer.checkpointing() {
-            return;
-        }
-        if self.writer.checkpoints_refused() > 0 {
-            if self.checkpoint_at_bytes != u64::MAX {
-                tracing::error!("the coordinator's checkpoint is too large for one log record; not checkpointing again until the coordinator restarts (the log keeps growing)");
-                self.checkpoint_at_bytes = u64::MAX;
-            }
-            return;
-        }
-        // A few times the last checkpoint (0 before the first one).
-        self.checkpoint_at_bytes = self.app.config.args.log_checkpoint_bytes.max(
-            self.writer
-                .checkpoint_bytes()
-                .saturating_mul(shared::limits::COORDINATOR_LOG_CHECKPOINT_GROWTH),
-        );
-        if self.writer.size_bytes() < self.checkpoint_at_bytes {
+        if !self.checkpoint.due(&self.writer) {
             return;
         }
         // The snapshot shares the remembered outcomes instead of encoding

@@ -27,7 +27,7 @@ use std::future::Future;
 use std::sync::mpsc::TrySendError;
 use std::time::{Duration, Instant};
 
-use shared::log::{GroupCommitWriter, LogError, Records, WriteCmd};
+use shared::log::{CheckpointPolicy, GroupCommitWriter, LogError, Records, WriteCmd};
 use shared::protocol::participant::{Action, Input, Participant, PeerId};
 use shared::wire::{ParticipantCrashPoint, Reply, Request};
 use tokio::sync::{mpsc, watch};
@@ -93,15 +93,6 @@ pub struct Driver {
     checkpoint: CheckpointPolicy,
 }
 
-/// When to rewrite the log as one checkpoint record.
-struct CheckpointPolicy {
-    bytes_min: u64,
-    /// Log size that triggers the next checkpoint: at least `bytes_min`, and
-    /// `PARTICIPANT_LOG_CHECKPOINT_GROWTH` times the last checkpoint, so a big state does
-    /// not make every write a checkpoint.
-    at_bytes: u64,
-}
-
 impl Driver {
     pub fn new(recovered: Recovered, checkpoint_bytes: u64) -> Driver {
         let Recovered {
@@ -121,10 +112,10 @@ impl Driver {
             start: Instant::now(),
             pending: Vec::new(),
             log_records,
-            checkpoint: CheckpointPolicy {
-                bytes_min: checkpoint_bytes,
-                at_bytes: checkpoint_bytes,
-            },
+            checkpoint: CheckpointPolicy::new(
+                checkpoint_bytes,
+                shared::limits::PARTICIPANT_LOG_CHECKPOINT_GROWTH,
+            ),
         }
     }
 
@@ -323,31 +314,10 @@ impl Driver {
         let Some(writer) = self.writer.as_ref() else {
             return Ok(());
         };
-        // While one is being written beside the log, the writer's size is
-        // the old log's: wait for it to be installed.
-        if writer.checkpointing() {
+        if !self.checkpoint.due(writer) {
             return Ok(());
         }
-        if writer.checkpoints_refused() > 0 {
-            if self.checkpoint.at_bytes != u64::MAX {
-                // The seq it took is simply skipped: seqs only need to increase.
-                tracing::error!(
-                    "checkpoint is larger than LOG_RECORD_BYTES_MAX; not checkpointing again until restarted (the log keeps growing)"
-                );
-                self.checkpoint.at_bytes = u64::MAX;
-            }
-            return Ok(());
-        }
-        // A few times the last checkpoint (0 before the first one).
-        self.checkpoint.at_bytes = self.checkpoint.bytes_min.max(
-            writer
-                .checkpoint_bytes()
-                .saturating_mul(shared::limits::PARTICIPANT_LOG_CHECKPOINT_GROWTH),
-        );
         let size_bytes = writer.size_bytes();
-        if size_bytes <= self.checkpoint.at_bytes {
-            return Ok(());
-        }
         // Encoded and written by the log writer's helper thread while this
         // one goes on; only the copy of the snapshot happens here.
         let started = std::time::Instant::now();

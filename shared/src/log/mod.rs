@@ -8,6 +8,8 @@
 //!   and recover, append, sync, checkpoint (rewrite).
 //! - [`writer`]: [`writer::GroupCommitWriter`], a std thread that owns the
 //!   `LogFile` and lets concurrent transactions share one fsync.
+//! - [`checkpoint`]: [`checkpoint::CheckpointPolicy`], when a log is
+//!   rewritten as one checkpoint record.
 //!
 //! # The format
 //!
@@ -93,10 +95,12 @@
 //! the life of the `LogFile`. The OS releases it when the process dies, even
 //! by `kill -9`, so a stale LOCK file never blocks a restart.
 
+pub mod checkpoint;
 pub mod file;
 pub mod frame;
 pub mod writer;
 
+pub use checkpoint::CheckpointPolicy;
 pub use file::{LogError, LogFile};
 pub use frame::{encode_frame, scan, CorruptLog, Scan, Tail};
 pub use writer::{GroupCommitWriter, Records, WriteCmd, WriterClosed};

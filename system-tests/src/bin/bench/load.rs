@@ -21,8 +21,6 @@ pub struct Workload {
 
 /// One transfer to make: always between two different nodes (2PC).
 pub struct Transfer<'a> {
-    pub from_node: usize,
-    pub to_node: usize,
     pub from: &'a str,
     pub to: &'a str,
     pub amount_cents: i64,
@@ -40,8 +38,6 @@ impl Workload {
         let from = &self.by_node[from_node][rng.random_range(0..self.by_node[from_node].len())];
         let to = &self.by_node[to_node][rng.random_range(0..self.by_node[to_node].len())];
         Transfer {
-            from_node,
-            to_node,
             from,
             to,
             amount_cents: rng.random_range(1..=self.amount_cents_max),

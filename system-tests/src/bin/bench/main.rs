@@ -11,8 +11,8 @@
 //! - `probe`: `--fsync-probe`, the cost of one fdatasync here.
 //! - `phases`: the mean of each protocol phase, from the coordinator's
 //!   `/metrics`.
-//! - `direct`: `--direct`, the participants driven by the bench's own
-//!   minimal 2PC coordinator (no HTTP, no coordinator process).
+//! - `direct`: `--direct`, the coordinator's own engine run in the bench's
+//!   process (no HTTP), on participants the bench starts.
 //!
 //! Build first: `cargo build --profile perf -p backend -p participant -p system-tests`
 //! (or `--release`: the bench uses the `backend` and `participant` next to itself).
@@ -30,7 +30,6 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::rc::Rc;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -38,7 +37,7 @@ use clap::Parser;
 use serde::Deserialize;
 use system_tests::{Cluster, Options};
 
-use crate::direct::{Clock, DecisionLog, DirectClient, Participants};
+use crate::direct::{DirectClient, Engine, Participants};
 use crate::http_client::HttpConn;
 use crate::load::{Client, Outcome, Run, Transfer, Workload};
 use crate::node_link::NodeLink;
@@ -79,8 +78,9 @@ struct Args {
     /// Seconds of load before measuring.
     #[arg(long, default_value_t = 1)]
     warmup_seconds: u64,
-    /// Drive the participants directly over TCP with the bench's own minimal
-    /// 2PC coordinator (no HTTP, no coordinator process).
+    /// Run the coordinator's engine in this process (the real protocol,
+    /// decision log and connections) and hand it transfers directly: no
+    /// HTTP, no coordinator process.
     #[arg(long)]
     direct: bool,
     /// Run C = --sweep-clients, without and with contention, and print a table.
@@ -749,7 +749,7 @@ fn check_money(balances: &[(String, i64)], expected_total_cents: i64) -> Result<
     ))
 }
 
-// ----- directly against the participants -----
+// ----- the coordinator's engine, without HTTP -----
 
 async fn run_direct(args: &Args) -> anyhow::Result<Report> {
     let per_node = accounts_per_node(args);
@@ -760,24 +760,26 @@ async fn run_direct(args: &Args) -> anyhow::Result<Report> {
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let participants =
         Participants::start(dir.path(), &secret_file, &by_node, args.balance_cents).await?;
-    let claim = shared::auth::Claim {
-        role: shared::wire::PeerRole::Coordinator,
-        cluster: direct::DIRECT_CLUSTER.to_string(),
-        epoch: direct::DIRECT_EPOCH,
-        legacy_history: false,
-    };
+    let engine = Engine::start(
+        dir.path(),
+        &secret_file,
+        secret.clone(),
+        &participants.addrs,
+        &by_node,
+        args.balance_cents,
+    )
+    .await?;
+    // The nodes' own figures (log forces, balances) through admin links.
     let mut links = Vec::new();
     for addr in &participants.addrs {
-        links.push(NodeLink::connect(*addr, &secret, &claim).await?);
+        links.push(NodeLink::connect(*addr, &secret, &system_tests::admin_claim()).await?);
     }
-    let node_ids: Rc<Vec<String>> = Rc::new(links.iter().map(|l| l.node.clone()).collect());
+    let node_ids: Vec<String> = links.iter().map(|l| l.node.clone()).collect();
     let links = Rc::new(links);
-    let log = Arc::new(DecisionLog::open(&dir.path().join("coordinator"))?);
-    let clock = Rc::new(Clock::new());
     let nodes_before = node_forces(&links).await?;
-    let log_before = log.forces();
+    let log_before = engine.forces();
     let mut procs: Vec<(String, u32)> = node_ids.iter().cloned().zip(participants.pids()).collect();
-    procs.push(("bench".to_string(), std::process::id()));
+    procs.push(("bench (coordinator engine)".to_string(), std::process::id()));
     let cpu_before = cpu::snapshot(&procs);
 
     let workload = Rc::new(Workload {
@@ -785,14 +787,8 @@ async fn run_direct(args: &Args) -> anyhow::Result<Report> {
         amount_cents_max: args.amount_cents_max,
     });
     let clients = (0..args.clients)
-        .map(|id| DirectClient {
-            id,
-            links: links.clone(),
-            log: log.clone(),
-            clock: clock.clone(),
-            node_ids: node_ids.clone(),
-            next_tx: 0,
-            unended: Vec::new(),
+        .map(|_| DirectClient {
+            app: engine.app.clone(),
         })
         .collect();
     let run = load::drive(
@@ -822,8 +818,8 @@ async fn run_direct(args: &Args) -> anyhow::Result<Report> {
     let per_commit =
         |before: u64, after: u64| (after - before) as f64 / run.committed_all.max(1) as f64;
     let mut forces = vec![(
-        "bench-coordinator".to_string(),
-        per_commit(log_before, log.forces()),
+        "coordinator".to_string(),
+        per_commit(log_before, engine.forces()),
     )];
     for (status, before) in statuses.iter().zip(&nodes_before) {
         forces.push((status.node.clone(), per_commit(*before, status.log_forces)));
@@ -845,6 +841,7 @@ async fn run_direct(args: &Args) -> anyhow::Result<Report> {
             "nodes {unsettled:?} still hold locks or in-doubt transactions"
         ))
     };
+    drop(engine);
     drop(participants);
     Ok(Report {
         mode: "direct",

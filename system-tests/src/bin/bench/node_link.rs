@@ -1,8 +1,7 @@
-//! One persistent TCP connection to a participant, speaking `shared::wire`:
-//! many transactions in flight on it, replies routed to whoever waits for
-//! them (by `tx_id`, or by `req_id` for queries), outgoing lines batched into
-//! one write. The benchmark's own minimal coordinator uses it (`--direct`),
-//! and both modes use it to read each node's `log_forces`.
+//! One admin connection to a participant (it proves the cluster secret),
+//! for status queries: both modes read each node's `log_forces` and, in
+//! `--direct` mode, its balances through it. Answers are routed to whoever
+//! waits for them by `req_id`.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -23,16 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 const OUTBOX_MAX: usize = 65_536;
 const QUERY_TIMEOUT_MS: u64 = 5_000;
 
-#[derive(Clone, PartialEq, Eq, Hash)]
-enum Key {
-    /// A vote, an `applied` or an outcome.
-    Tx(String),
-    /// An ack (for a commit it comes after `applied`).
-    Ack(String),
-    Query(u64),
-}
-
-type Waiters = Arc<Mutex<HashMap<Key, oneshot::Sender<Reply>>>>;
+type Waiters = Arc<Mutex<HashMap<u64, oneshot::Sender<Reply>>>>;
 
 pub struct NodeLink {
     pub node: String,
@@ -109,16 +99,12 @@ impl NodeLink {
                     }
                 };
                 let key = match &reply {
-                    Reply::Vote { tx_id, .. }
-                    | Reply::Applied { tx_id }
-                    | Reply::Outcome { tx_id, .. } => Key::Tx(tx_id.clone()),
-                    Reply::Ack { tx_id, .. } => Key::Ack(tx_id.clone()),
-                    Reply::QueryResult { req_id, .. } => Key::Query(*req_id),
+                    Reply::QueryResult { req_id, .. } => *req_id,
                     Reply::Error { message } => {
                         eprintln!("bench: node {reader_node} says: {message}");
                         continue;
                     }
-                    Reply::Hello { .. } | Reply::Welcome { .. } | Reply::InDoubt { .. } => continue,
+                    _ => continue,
                 };
                 let waiter = reader_waiters.lock().expect("waiters lock").remove(&key);
                 if let Some(waiter) = waiter {
@@ -135,32 +121,7 @@ impl NodeLink {
         })
     }
 
-    /// Registers interest in the next reply about `tx_id` (a vote, an
-    /// `applied` or an outcome). Register before sending the request it
-    /// answers.
-    pub fn expect(&self, tx_id: &str) -> oneshot::Receiver<Reply> {
-        self.register(Key::Tx(tx_id.to_string()))
-    }
-
-    /// Registers interest in the ack about `tx_id`.
-    pub fn expect_ack(&self, tx_id: &str) -> oneshot::Receiver<Reply> {
-        self.register(Key::Ack(tx_id.to_string()))
-    }
-
-    fn register(&self, key: Key) -> oneshot::Receiver<Reply> {
-        let (tx, rx) = oneshot::channel();
-        self.waiters.lock().expect("waiters lock").insert(key, tx);
-        rx
-    }
-
-    /// Stops waiting for replies about `tx_id` (after a timeout).
-    pub fn forget(&self, tx_id: &str) {
-        let mut waiters = self.waiters.lock().expect("waiters lock");
-        waiters.remove(&Key::Tx(tx_id.to_string()));
-        waiters.remove(&Key::Ack(tx_id.to_string()));
-    }
-
-    pub fn send(&self, msg: &Request) -> anyhow::Result<()> {
+    fn send(&self, msg: &Request) -> anyhow::Result<()> {
         self.outbox
             .try_send(encode_line(msg))
             .map_err(|_| anyhow!("the link to node {} is closed or full", self.node))
@@ -172,7 +133,7 @@ impl NodeLink {
         self.waiters
             .lock()
             .expect("waiters lock")
-            .insert(Key::Query(req_id), tx);
+            .insert(req_id, tx);
         self.send(&Request::Query {
             req_id,
             query: Query::Status,
