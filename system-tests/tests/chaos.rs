@@ -1,6 +1,7 @@
 //! A short chaos run in the test command: random kill -9 of participants
 //! and of the coordinator, injected engine crashes, delayed, cut and
-//! duplicating links, under concurrent transfers; then heal and audit.
+//! duplicating links, under concurrent transfers whose clients retry and
+//! re-use tx_ids (the default mix); then heal and audit every request.
 //! The long run is `target/release/chaos --seconds 300` (see the README).
 
 use system_tests::chaos::{assert_clean, run, seed_from_env, ChaosConfig};

@@ -6,7 +6,8 @@ use system_tests::chaos::{assert_clean, run, seed_from_env, ChaosConfig};
 
 /// Chaos with clients answered at the commit point (`--ack-wait-ms 0`):
 /// every transfer reported committed must still be on every ledger once the
-/// faults stop, although no node had acked it when the client was told.
+/// faults stop, although no node had acked it when the client was told, and
+/// a retry of it must be told the same.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transfers_answered_at_the_commit_point_survive_random_crashes() {
     let seed = seed_from_env(2);
