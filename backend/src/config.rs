@@ -24,25 +24,18 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
 use serde::Deserialize;
 use shared::limits::{
-    ACCOUNT_ID_BYTES_MAX, ACK_WAIT_MS, LOCK_WAIT_MS, LOG_CHECKPOINT_BYTES, PREPARE_TIMEOUT_MS,
+    ACCOUNTS_PER_NODE_MAX, ACCOUNT_ID_BYTES_MAX, ACK_WAIT_MS, API_TOKEN_CHARS_MIN,
+    CONFIG_FILE_BYTES_MAX, LOCK_WAIT_MS, LOG_CHECKPOINT_BYTES, OPENING_BALANCE_CENTS_MAX,
+    PREPARE_TIMEOUT_MS, REMOTE_PARTICIPANTS_MAX, SUPERVISED_NODES_MAX,
 };
 use shared::wire::{AccountId, NodeId};
 use toml::Spanned;
 
 use crate::http::guard::{Authority, Origin};
-use crate::http::token::{ApiToken, API_TOKEN_CHARS_MIN};
+use crate::http::token::ApiToken;
 
-/// Supervised nodes are named A..Z: at most 26.
-const SUPERVISED_NODES_MAX: u16 = 26;
-const ACCOUNTS_PER_NODE_MAX: u32 = 100_000;
-/// Largest opening balance of one account ($10,000,000,000.00).
-const BALANCE_CENTS_MAX: i64 = 1_000_000_000_000;
-/// Largest config file read.
-const CONFIG_FILE_BYTES_MAX: u64 = 1024 * 1024;
 /// The cluster secret's file name in the coordinator's data dir.
 pub const SECRET_FILE_NAME: &str = "cluster.secret";
-/// Most remote participants one coordinator is pointed at.
-const REMOTE_PARTICIPANTS_MAX: usize = 1_000;
 
 /// The 2PC coordinator: HTTP API and live events on --listen, the decision
 /// log under --data-dir, and the participant nodes: the ones it starts and
@@ -105,7 +98,7 @@ pub struct Args {
     /// remote participants it only sets the expected total, unless an
     /// account says its own (A:50000).
     #[arg(long, value_name = "CENTS", default_value_t = 100_000,
-          value_parser = clap::value_parser!(i64).range(0..=BALANCE_CENTS_MAX))]
+          value_parser = clap::value_parser!(i64).range(0..=OPENING_BALANCE_CENTS_MAX))]
     pub balance_cents: i64,
 
     /// Port of the first supervised node; node i listens on 127.0.0.1 at
@@ -303,8 +296,8 @@ fn parse_account(text: &str) -> Result<(AccountId, Option<i64>), String> {
             let cents: i64 = cents
                 .parse()
                 .ok()
-                .filter(|c| (0..=BALANCE_CENTS_MAX).contains(c))
-                .ok_or_else(|| format!("account {id}: opening balance '{cents}' is not a whole number of cents from 0 to {BALANCE_CENTS_MAX}"))?;
+                .filter(|c| (0..=OPENING_BALANCE_CENTS_MAX).contains(c))
+                .ok_or_else(|| format!("account {id}: opening balance '{cents}' is not a whole number of cents from 0 to {OPENING_BALANCE_CENTS_MAX}"))?;
             (id, Some(cents))
         }
         None => (text, None),
@@ -517,7 +510,11 @@ impl Args {
             );
             take!(
                 balance_cents,
-                source.check_range("balance_cents", &f.balance_cents, 0..=BALANCE_CENTS_MAX)?
+                source.check_range(
+                    "balance_cents",
+                    &f.balance_cents,
+                    0..=OPENING_BALANCE_CENTS_MAX
+                )?
             );
             take!(node_port_base, f.node_port_base);
             take!(prepare_timeout_ms, f.prepare_timeout_ms);

@@ -20,7 +20,10 @@ use anyhow::Context;
 use shared::api::{ComponentStatus, CrashPoint, TransferRequest, TransferResponse};
 use shared::auth::{Claim, ClusterSecret};
 use shared::events::EventKind;
-use shared::limits::{COORDINATOR_COMMANDS_QUEUED_MAX, COORDINATOR_NODE_EVENTS_QUEUED_MAX};
+use shared::limits::{
+    COORDINATOR_COMMANDS_QUEUED_MAX, COORDINATOR_DRAIN_PER_TURN_MAX,
+    COORDINATOR_ENGINE_START_RETRY_MS, COORDINATOR_NODE_EVENTS_QUEUED_MAX,
+};
 use shared::log::file::LogFile;
 use shared::log::writer::{GroupCommitWriter, Records, WriteCmd};
 use shared::log::CheckpointPolicy;
@@ -38,10 +41,6 @@ use crate::hub::Hub;
 use crate::supervisor::Supervisor;
 use crate::transport::{LinkAuth, LinkFaults, NodeEvent, Refusals, Transport};
 
-/// Inputs handled per turn before the loop looks at the other sources.
-const DRAIN_PER_TURN_MAX: usize = 4_096;
-/// Pause before retrying an engine that failed to start.
-const RESTART_AFTER_FAILURE_MS: u64 = 2_000;
 const LOG_NAME: &str = "coordinator.log";
 
 pub type TransferReply = Result<TransferResponse, TransferError>;
@@ -215,7 +214,7 @@ pub async fn supervise(app: EngineContext, mut shutdown: watch::Receiver<bool>) 
             }
             Exit::Failed(e) => {
                 tracing::error!("coordinator engine failed: {e:#}");
-                RESTART_AFTER_FAILURE_MS
+                COORDINATOR_ENGINE_START_RETRY_MS
             }
         };
         tokio::select! {
@@ -407,7 +406,7 @@ impl Engine {
                 }
                 Some(event) = self.node_events.recv() => {
                     self.on_node_event(event);
-                    for _ in 0..DRAIN_PER_TURN_MAX {
+                    for _ in 0..COORDINATOR_DRAIN_PER_TURN_MAX {
                         match self.node_events.try_recv() {
                             Ok(event) => self.on_node_event(event),
                             Err(_) => break,
@@ -416,7 +415,7 @@ impl Engine {
                 }
                 Some(command) = self.commands.recv() => {
                     self.on_command(command);
-                    for _ in 0..DRAIN_PER_TURN_MAX {
+                    for _ in 0..COORDINATOR_DRAIN_PER_TURN_MAX {
                         match self.commands.try_recv() {
                             Ok(command) => self.on_command(command),
                             Err(_) => break,

@@ -7,16 +7,11 @@ use std::time::Duration;
 
 use shared::api::ComponentStatus;
 use shared::events::EventKind;
+use shared::limits::{BALANCES_DEBOUNCE_MS, BALANCES_REFRESH_MS, NODE_STATUS_POLL_MS};
 use tokio::sync::watch;
 
 use crate::app::App;
 use crate::http::view::{accounts_of, cluster_view, node_status};
-
-const STATUS_POLL_MS: u64 = 100;
-/// Coalesces bursts of finished transfers into one balance refresh.
-const BALANCES_DEBOUNCE_MS: u64 = 150;
-/// Balances are refreshed at least this often (in-doubt ages, locks).
-const BALANCES_REFRESH_MS: u64 = 2_000;
 
 pub async fn node_statuses(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
     let mut last: BTreeMap<String, ComponentStatus> = BTreeMap::new();
@@ -29,7 +24,7 @@ pub async fn node_statuses(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
             }
         }
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(STATUS_POLL_MS)) => {}
+            _ = tokio::time::sleep(Duration::from_millis(NODE_STATUS_POLL_MS)) => {}
             _ = shutdown.changed() => return,
         }
     }

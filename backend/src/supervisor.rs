@@ -20,6 +20,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use shared::auth::{self, Claim, ClusterSecret};
+use shared::limits::{
+    NODE_ADMIN_REQUEST_TIMEOUT_MS, NODE_ADOPT_PROBE_TIMEOUT_MS, NODE_DIR_LOCKED_RETRY_MS,
+    NODE_DIR_LOCK_RELEASE_WAIT_MS, NODE_START_TIMEOUT_MS, NODE_STOP_TIMEOUT_MS,
+};
 use shared::wire::{decode_line, encode_line, NodeId, PeerRole, Reply, Request};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -27,21 +31,6 @@ use tokio::process::Command;
 use tokio::sync::watch;
 
 use crate::config::{Config, NodeConfig};
-
-/// How long a starting participant may take to recover and listen.
-const START_TIMEOUT_MS: u64 = 30_000;
-/// How long to wait for a participant to exit after SIGTERM at shutdown.
-const STOP_TIMEOUT_MS: u64 = 3_000;
-/// How long an adoption probe waits for the participant's hello.
-const ADOPT_PROBE_MS: u64 = 1_000;
-/// Pause between looks at a node whose data dir is held by a process that
-/// does not answer yet (see `adopt_or_start`).
-const LOCKED_RETRY_MS: u64 = 100;
-/// How long a start waits for a data dir held by a process that is exiting
-/// (one just killed) before it refuses: one that keeps holding it runs.
-const LOCK_RELEASE_WAIT_MS: u64 = 2_000;
-/// How long an operator's request may take (connect, hello, answer).
-const ADMIN_REQUEST_MS: u64 = 5_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProcState {
@@ -206,7 +195,7 @@ impl Supervisor {
 
     async fn adopt_or_start(&self, node: &str) -> anyhow::Result<()> {
         let data_dir = self.node_config(node)?.data_dir;
-        let deadline = Instant::now() + Duration::from_millis(START_TIMEOUT_MS);
+        let deadline = Instant::now() + Duration::from_millis(NODE_START_TIMEOUT_MS);
         let mut said_waiting = false;
         loop {
             let candidates: Vec<SocketAddr> =
@@ -231,7 +220,7 @@ impl Supervisor {
             }
             if Instant::now() > deadline {
                 anyhow::bail!(
-                    "participant {node}'s data dir {} is held by a process that did not start listening within {START_TIMEOUT_MS} ms; stop that process",
+                    "participant {node}'s data dir {} is held by a process that did not start listening within {NODE_START_TIMEOUT_MS} ms; stop that process",
                     data_dir.display()
                 );
             }
@@ -242,7 +231,7 @@ impl Supervisor {
                 );
                 said_waiting = true;
             }
-            tokio::time::sleep(Duration::from_millis(LOCKED_RETRY_MS)).await;
+            tokio::time::sleep(Duration::from_millis(NODE_DIR_LOCKED_RETRY_MS)).await;
         }
         self.start(node).await.map_err(|e| anyhow::anyhow!("{e}"))
     }
@@ -295,7 +284,7 @@ impl Supervisor {
         }
         // A process killed a moment ago lets go of the lock as it exits;
         // one that keeps it is running, and must not get a twin.
-        let held_until = Instant::now() + Duration::from_millis(LOCK_RELEASE_WAIT_MS);
+        let held_until = Instant::now() + Duration::from_millis(NODE_DIR_LOCK_RELEASE_WAIT_MS);
         while shared::log::file::dir_is_locked(&cfg.data_dir) && Instant::now() < held_until {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -358,7 +347,7 @@ impl Supervisor {
         let pid = child
             .id()
             .context("the participant exited before it could be watched")?;
-        let deadline = Instant::now() + Duration::from_millis(START_TIMEOUT_MS);
+        let deadline = Instant::now() + Duration::from_millis(NODE_START_TIMEOUT_MS);
         let addr = loop {
             if let Some(addr) = read_addr_file(&ready_file) {
                 break addr;
@@ -373,7 +362,7 @@ impl Supervisor {
             if Instant::now() > deadline {
                 let _ = child.start_kill();
                 anyhow::bail!(
-                    "participant {} did not start listening within {START_TIMEOUT_MS} ms",
+                    "participant {} did not start listening within {NODE_START_TIMEOUT_MS} ms",
                     cfg.id
                 );
             }
@@ -439,7 +428,7 @@ impl Supervisor {
         let mut rx = self
             .subscribe(node)
             .ok_or_else(|| SupervisorError::UnknownNode(node.to_string()))?;
-        let deadline = tokio::time::Instant::now() + Duration::from_millis(START_TIMEOUT_MS);
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(NODE_START_TIMEOUT_MS);
         while *rx.borrow_and_update()
             == (ProcState::Running {
                 pid,
@@ -480,7 +469,7 @@ impl Supervisor {
                 libc::kill(*pid as libc::pid_t, libc::SIGTERM);
             }
         }
-        let deadline = Instant::now() + Duration::from_millis(STOP_TIMEOUT_MS);
+        let deadline = Instant::now() + Duration::from_millis(NODE_STOP_TIMEOUT_MS);
         for (node, pid) in running {
             while pid_alive(pid)
                 && self.state(&node)
@@ -550,13 +539,16 @@ impl Supervisor {
                 .map_err(|e| format!("cannot send to node {node}: {e}"))?;
             next().await
         };
-        tokio::time::timeout(Duration::from_millis(ADMIN_REQUEST_MS), attempt)
-            .await
-            .unwrap_or_else(|_| {
-                Err(format!(
-                    "node {node} at {addr} did not answer within {ADMIN_REQUEST_MS} ms"
-                ))
-            })
+        tokio::time::timeout(
+            Duration::from_millis(NODE_ADMIN_REQUEST_TIMEOUT_MS),
+            attempt,
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(format!(
+                "node {node} at {addr} did not answer within {NODE_ADMIN_REQUEST_TIMEOUT_MS} ms"
+            ))
+        })
     }
 }
 
@@ -580,7 +572,7 @@ async fn probe(addr: SocketAddr, node: &str) -> Option<u32> {
             _ => None,
         }
     };
-    tokio::time::timeout(Duration::from_millis(ADOPT_PROBE_MS), attempt)
+    tokio::time::timeout(Duration::from_millis(NODE_ADOPT_PROBE_TIMEOUT_MS), attempt)
         .await
         .ok()
         .flatten()

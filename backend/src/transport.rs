@@ -26,7 +26,8 @@ use std::time::Duration;
 use shared::api::LinkFault;
 use shared::auth::{self, Claim, ClusterSecret};
 use shared::limits::{
-    COORDINATOR_OUTBOX_MAX, LINE_BYTES_MAX, LINK_DELAY_QUEUE_MAX, RECONNECT_BACKOFF_MAX_MS,
+    COORDINATOR_OUTBOX_MAX, LINE_BYTES_MAX, LINK_DELAY_QUEUE_MAX, NODE_CONNECT_TIMEOUT_MS,
+    NODE_HELLO_TIMEOUT_MS, NODE_QUERY_TIMEOUT_MS, RECONNECT_BACKOFF_MAX_MS,
     RECONNECT_BACKOFF_MIN_MS,
 };
 use shared::lines::{read_bounded_line, LineRead};
@@ -41,10 +42,6 @@ use tokio::time::Instant;
 
 use crate::supervisor::Supervisor;
 
-const CONNECT_TIMEOUT_MS: u64 = 1_000;
-/// Longest wait for the node's hello, and then for its welcome.
-const HELLO_TIMEOUT_MS: u64 = 2_000;
-
 /// How this transport's connections authenticate, and where refusals go.
 #[derive(Clone)]
 pub struct LinkAuth {
@@ -54,7 +51,6 @@ pub struct LinkAuth {
     /// observer's admin connections are never refused by the protocol).
     pub refusals: Option<Arc<Refusals>>,
 }
-pub const QUERY_TIMEOUT_MS: u64 = 1_500;
 
 /// Link faults per node; shared by every engine incarnation (the network
 /// outlives a coordinator crash).
@@ -132,7 +128,7 @@ pub enum NodeEvent {
 pub enum QueryError {
     #[error("node {0} is not connected")]
     NotConnected(NodeId),
-    #[error("node {0} did not answer within {QUERY_TIMEOUT_MS} ms")]
+    #[error("node {0} did not answer within {NODE_QUERY_TIMEOUT_MS} ms")]
     Timeout(NodeId),
     #[error("no node {0}")]
     UnknownNode(NodeId),
@@ -239,7 +235,7 @@ impl Transport {
                 .remove(&req_id);
             return Err(QueryError::NotConnected(node.to_string()));
         }
-        let answer = tokio::time::timeout(Duration::from_millis(QUERY_TIMEOUT_MS), rx).await;
+        let answer = tokio::time::timeout(Duration::from_millis(NODE_QUERY_TIMEOUT_MS), rx).await;
         link.queries
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -317,7 +313,7 @@ impl Connection {
         addr: SocketAddr,
     ) -> Option<(BufReader<OwnedReadHalf>, OwnedWriteHalf, (u32, bool))> {
         let stream = tokio::time::timeout(
-            Duration::from_millis(CONNECT_TIMEOUT_MS),
+            Duration::from_millis(NODE_CONNECT_TIMEOUT_MS),
             TcpStream::connect(addr),
         )
         .await
@@ -328,7 +324,7 @@ impl Connection {
         let mut reader = BufReader::with_capacity(64 * 1024, read);
         let mut line = Vec::new();
         let hello = tokio::time::timeout(
-            Duration::from_millis(HELLO_TIMEOUT_MS),
+            Duration::from_millis(NODE_HELLO_TIMEOUT_MS),
             read_line(&mut reader, &mut line),
         )
         .await
@@ -368,7 +364,7 @@ impl Connection {
             .await
             .ok()?;
         let answer = tokio::time::timeout(
-            Duration::from_millis(HELLO_TIMEOUT_MS),
+            Duration::from_millis(NODE_HELLO_TIMEOUT_MS),
             read_line(&mut reader, &mut line),
         )
         .await

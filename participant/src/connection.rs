@@ -31,7 +31,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use shared::auth::{self, ClusterSecret};
-use shared::limits::{AUTH_TIMEOUT_MS, LINE_BYTES_MAX};
+use shared::limits::{
+    AUTH_TIMEOUT_MS, LINE_BYTES_MAX, PARTICIPANT_CLOSE_FLUSH_TIMEOUT_MS,
+    PARTICIPANT_LINGER_BYTES_MAX, PARTICIPANT_LINGER_MS, PARTICIPANT_REPLIES_QUEUED_MAX,
+    PARTICIPANT_WRITE_BUFFER_BYTES,
+};
 use shared::lines::{read_bounded_line, LineRead};
 use shared::protocol::participant::PeerId;
 use shared::wire::{decode_request, encode_line, NodeId, PeerRole, Reply, Request};
@@ -41,18 +45,6 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Notify};
 
 use crate::driver::DriverMsg;
-
-/// Replies one connection may have queued before it counts as not reading
-/// (and is closed).
-pub use shared::limits::PARTICIPANT_REPLIES_QUEUED_MAX as REPLIES_QUEUED_MAX;
-/// Longest time the last replies may take to be written when closing.
-const CLOSE_FLUSH_MS: u64 = 2_000;
-/// After a fatal read error: how long, and how many bytes, of the peer's
-/// remaining input are read and thrown away before the socket is closed.
-const LINGER_MS: u64 = 1_000;
-const LINGER_BYTES_MAX: usize = 16 * LINE_BYTES_MAX;
-/// Write buffer of the reply writer.
-const WRITE_BUFFER_BYTES: usize = 64 * 1024;
 
 /// The driver's handle on a connection: its reply queue, and a way to make
 /// it close.
@@ -149,14 +141,14 @@ impl Connection {
         let mut sink = vec![0u8; 8 * 1024];
         let mut discarded = 0usize;
         let drain = async {
-            while discarded < LINGER_BYTES_MAX {
+            while discarded < PARTICIPANT_LINGER_BYTES_MAX {
                 match self.reader.read(&mut sink).await {
                     Ok(0) | Err(_) => break,
                     Ok(n) => discarded += n,
                 }
             }
         };
-        let _ = tokio::time::timeout(Duration::from_millis(LINGER_MS), drain).await;
+        let _ = tokio::time::timeout(Duration::from_millis(PARTICIPANT_LINGER_MS), drain).await;
     }
 }
 
@@ -170,7 +162,7 @@ pub async fn serve(
     inbox: mpsc::Sender<DriverMsg>,
 ) {
     let (read_half, write_half) = stream.into_split();
-    let (replies, queue) = mpsc::channel(REPLIES_QUEUED_MAX);
+    let (replies, queue) = mpsc::channel(PARTICIPANT_REPLIES_QUEUED_MAX);
     let outbox = Outbox {
         replies,
         close: Arc::new(Notify::new()),
@@ -212,9 +204,12 @@ pub async fn serve(
     // The writer ends once every sender is gone: ours here, the driver's on
     // `Disconnected`.
     drop(outbox);
-    if tokio::time::timeout(Duration::from_millis(CLOSE_FLUSH_MS), &mut writer)
-        .await
-        .is_err()
+    if tokio::time::timeout(
+        Duration::from_millis(PARTICIPANT_CLOSE_FLUSH_TIMEOUT_MS),
+        &mut writer,
+    )
+    .await
+    .is_err()
     {
         tracing::debug!(peer, "last replies not written in time; dropping them");
         writer.abort();
@@ -359,7 +354,7 @@ async fn read_requests(
                 if outbox.refused.load(Ordering::Relaxed) {
                     tracing::warn!(peer, "closing a refused coordinator connection");
                 } else {
-                    tracing::warn!(peer, "peer does not read its replies ({REPLIES_QUEUED_MAX} queued); closing the connection");
+                    tracing::warn!(peer, "peer does not read its replies ({PARTICIPANT_REPLIES_QUEUED_MAX} queued); closing the connection");
                 }
                 return false;
             }
@@ -415,7 +410,7 @@ async fn read_requests(
 /// Writes queued replies, many per syscall, until every sender is gone or
 /// the peer stops accepting bytes.
 async fn write_replies(peer: PeerId, mut queue: mpsc::Receiver<Reply>, write_half: OwnedWriteHalf) {
-    let mut out = BufWriter::with_capacity(WRITE_BUFFER_BYTES, write_half);
+    let mut out = BufWriter::with_capacity(PARTICIPANT_WRITE_BUFFER_BYTES, write_half);
     while let Some(reply) = queue.recv().await {
         if let Err(e) = write_batch(&mut out, &mut queue, reply).await {
             tracing::debug!(peer, "write failed: {e}");

@@ -27,6 +27,7 @@ use std::future::Future;
 use std::sync::mpsc::TrySendError;
 use std::time::{Duration, Instant};
 
+use shared::limits::PARTICIPANT_DRAIN_PER_ROUND_MAX;
 use shared::log::{CheckpointPolicy, GroupCommitWriter, LogError, Records, WriteCmd};
 use shared::protocol::participant::{Action, Input, Participant, PeerId};
 use shared::wire::{ParticipantCrashPoint, Reply, Request};
@@ -35,11 +36,6 @@ use tokio::sync::{mpsc, watch};
 use crate::connection::{Delivery, Outbox};
 use crate::query::{self, LogStats};
 use crate::recovery::Recovered;
-
-/// Messages from connections that may wait for the driver.
-pub use shared::limits::PARTICIPANT_INBOX_MAX as INBOX_MAX;
-/// Most inputs handled in one round before the log batch is submitted.
-const DRAIN_MAX: usize = INBOX_MAX;
 
 /// What connections tell the driver.
 #[derive(Debug)]
@@ -164,7 +160,7 @@ impl Driver {
                 msg = inbox.recv() => {
                     let Some(msg) = msg else { return Ok(()) };
                     self.on_msg(msg);
-                    for _ in 0..DRAIN_MAX {
+                    for _ in 0..PARTICIPANT_DRAIN_PER_ROUND_MAX {
                         let Ok(msg) = inbox.try_recv() else { break };
                         self.on_msg(msg);
                     }

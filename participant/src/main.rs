@@ -34,7 +34,10 @@ use std::sync::Arc;
 
 use clap::Parser;
 use shared::auth::ClusterSecret;
-use shared::limits::{ACCOUNT_ID_BYTES_MAX, LOCK_WAIT_MS, LOG_CHECKPOINT_BYTES};
+use shared::limits::{
+    ACCOUNT_ID_BYTES_MAX, LOCK_WAIT_MS, LOCK_WAIT_MS_MAX, LOG_CHECKPOINT_BYTES,
+    PARTICIPANT_INBOX_MAX,
+};
 use shared::protocol::participant::ParticipantConfig;
 use shared::wire::AccountId;
 use tokio::net::TcpListener;
@@ -43,8 +46,6 @@ use tokio::sync::watch;
 
 /// Exit code for bad flags (the same one clap uses).
 const EXIT_USAGE: u8 = 2;
-/// Longest lock wait a flag may ask for.
-const LOCK_WAIT_MS_MAX: u64 = 600_000;
 
 /// A 2PC participant: accounts, per-account locks, write-ahead log, recovery.
 #[derive(Debug, Parser)]
@@ -259,7 +260,7 @@ async fn run(config: Config) -> ExitCode {
         }
     };
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let (inbox_tx, inbox_rx) = tokio::sync::mpsc::channel(driver::INBOX_MAX);
+    let (inbox_tx, inbox_rx) = tokio::sync::mpsc::channel(PARTICIPANT_INBOX_MAX);
     let driver = driver::Driver::new(recovered, config.log_checkpoint_bytes);
     let driver_task = tokio::spawn(driver.run(inbox_rx, wait_for(shutdown_rx.clone())));
 

@@ -12,12 +12,9 @@
 //! - an `in_doubt` reply (XA recover) is split over several lines.
 
 use serde::Serialize;
-use shared::limits::LINE_BYTES_MAX;
+use shared::limits::{LINE_BYTES_MAX, QUERY_REPLY_ENVELOPE_BYTES};
 use shared::protocol::participant::Participant;
 use shared::wire::{NodeStatus, Query, QueryResult, Reply, TxId};
-
-/// Room kept for the envelope around a list (type tags, ids, counters).
-const ENVELOPE_BYTES: usize = 1_024;
 
 /// What the driver knows about its log, for `status`.
 #[derive(Debug, Clone, Copy)]
@@ -31,7 +28,7 @@ pub fn answer(participant: &Participant, now_us: u64, log: LogStats, query: Quer
         Query::Status => status(participant, now_us, log),
         Query::Ledger { account, offset } => match participant.ledger(&account) {
             Some(entries) => {
-                let budget = LINE_BYTES_MAX - ENVELOPE_BYTES - account.len();
+                let budget = LINE_BYTES_MAX - QUERY_REPLY_ENVELOPE_BYTES - account.len();
                 let total = entries.len();
                 let start = usize::try_from(offset).unwrap_or(usize::MAX).min(total);
                 let page = &entries[start..];
@@ -72,7 +69,7 @@ fn status(participant: &Participant, now_us: u64, log: LogStats) -> QueryResult 
     let line_bytes = serde_json::to_vec(&status)
         .map(|v| v.len())
         .unwrap_or(usize::MAX);
-    if line_bytes > LINE_BYTES_MAX - ENVELOPE_BYTES {
+    if line_bytes > LINE_BYTES_MAX - QUERY_REPLY_ENVELOPE_BYTES {
         let message = format!(
             "status of {} accounts does not fit in one {LINE_BYTES_MAX}-byte line; query ledgers instead",
             status.accounts.len()
@@ -88,7 +85,7 @@ pub fn fit_line(reply: Reply) -> Vec<Reply> {
     let Reply::InDoubt { tx_ids } = reply else {
         return vec![reply];
     };
-    let budget = LINE_BYTES_MAX - ENVELOPE_BYTES;
+    let budget = LINE_BYTES_MAX - QUERY_REPLY_ENVELOPE_BYTES;
     let mut replies = Vec::new();
     let mut rest: &[TxId] = &tx_ids;
     loop {

@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use shared::limits::PARTICIPANT_UNFORCED_SYNC_US;
+use shared::limits::{PARTICIPANT_UNFORCED_SYNC_US, RECOVERED_ACCOUNTS_LOGGED_MAX};
 use shared::log::{GroupCommitWriter, LogError, LogFile};
 use shared::protocol::participant::Participant;
 use shared::protocol::record::ParticipantRecord;
@@ -174,19 +174,15 @@ fn warn_if_accounts_differ(config: &Config, participant: &Participant) {
     }
 }
 
-/// The first `ACCOUNTS_LOGGED_MAX` items, then how many more there are.
+/// The first `RECOVERED_ACCOUNTS_LOGGED_MAX` items, then how many more there are.
 fn first_few(items: impl ExactSizeIterator<Item = String>) -> String {
-    let more = items.len().saturating_sub(ACCOUNTS_LOGGED_MAX);
-    let mut shown: Vec<String> = items.take(ACCOUNTS_LOGGED_MAX).collect();
+    let more = items.len().saturating_sub(RECOVERED_ACCOUNTS_LOGGED_MAX);
+    let mut shown: Vec<String> = items.take(RECOVERED_ACCOUNTS_LOGGED_MAX).collect();
     if more > 0 {
         shown.push(format!("and {more} more"));
     }
     shown.join(" ")
 }
-
-/// Accounts named in full in the "recovered" line; a node with thousands
-/// (the bench's) gets a count and a total instead of a line of megabytes.
-const ACCOUNTS_LOGGED_MAX: usize = 8;
 
 fn log_recovered(path: &Path, participant: &Participant, log_records: u64) {
     let balances = participant.balances();
@@ -223,8 +219,8 @@ mod tests {
         assert_eq!(few(0), "");
         assert_eq!(few(2), "A0 A1");
         assert_eq!(
-            few(ACCOUNTS_LOGGED_MAX),
-            (0..ACCOUNTS_LOGGED_MAX)
+            few(RECOVERED_ACCOUNTS_LOGGED_MAX),
+            (0..RECOVERED_ACCOUNTS_LOGGED_MAX)
                 .map(|i| format!("A{i}"))
                 .collect::<Vec<_>>()
                 .join(" ")
@@ -232,7 +228,10 @@ mod tests {
         let long = few(1_000);
         assert!(long.starts_with("A0 A1 "), "{long}");
         assert!(
-            long.ends_with(&format!("and {} more", 1_000 - ACCOUNTS_LOGGED_MAX)),
+            long.ends_with(&format!(
+                "and {} more",
+                1_000 - RECOVERED_ACCOUNTS_LOGGED_MAX
+            )),
             "{long}"
         );
         assert!(!long.contains("A999"), "{long}");

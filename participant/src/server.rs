@@ -9,7 +9,10 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use shared::limits::PARTICIPANT_CONNECTIONS_MAX;
+use shared::limits::{
+    PARTICIPANT_ACCEPT_RETRY_MS, PARTICIPANT_CONNECTIONS_MAX, PARTICIPANT_REFUSALS_MAX,
+    PARTICIPANT_REFUSAL_WRITE_TIMEOUT_MS,
+};
 use shared::protocol::participant::PeerId;
 use shared::wire::{encode_line, Reply};
 
@@ -21,14 +24,6 @@ use tokio::sync::{mpsc, Semaphore};
 use crate::connection;
 use crate::driver::DriverMsg;
 
-/// Refused connections being told so at once; beyond this they are just closed.
-const REFUSALS_MAX: usize = PARTICIPANT_CONNECTIONS_MAX;
-/// Longest time spent telling a refused connection why.
-const REFUSAL_WRITE_MS: u64 = 1_000;
-/// Pause after a failed accept (e.g. out of file descriptors), so the loop
-/// does not spin.
-const ACCEPT_RETRY_MS: u64 = 100;
-
 pub async fn run(
     listener: TcpListener,
     handshake: Arc<Handshake>,
@@ -36,7 +31,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) {
     let connections = Arc::new(Semaphore::new(PARTICIPANT_CONNECTIONS_MAX));
-    let refusals = Arc::new(Semaphore::new(REFUSALS_MAX));
+    let refusals = Arc::new(Semaphore::new(PARTICIPANT_REFUSALS_MAX));
     // Peer 0 is what recovered transactions point at: nobody.
     let mut next_peer: PeerId = 1;
     tokio::pin!(shutdown);
@@ -48,8 +43,8 @@ pub async fn run(
         let (stream, addr) = match accepted {
             Ok(accepted) => accepted,
             Err(e) => {
-                tracing::warn!("accept failed: {e}; retrying in {ACCEPT_RETRY_MS} ms");
-                tokio::time::sleep(Duration::from_millis(ACCEPT_RETRY_MS)).await;
+                tracing::warn!("accept failed: {e}; retrying in {PARTICIPANT_ACCEPT_RETRY_MS} ms");
+                tokio::time::sleep(Duration::from_millis(PARTICIPANT_ACCEPT_RETRY_MS)).await;
                 continue;
             }
         };
@@ -88,5 +83,9 @@ async fn refuse(mut stream: TcpStream) {
         stream.write_all(&line).await?;
         stream.shutdown().await
     };
-    let _ = tokio::time::timeout(Duration::from_millis(REFUSAL_WRITE_MS), write).await;
+    let _ = tokio::time::timeout(
+        Duration::from_millis(PARTICIPANT_REFUSAL_WRITE_TIMEOUT_MS),
+        write,
+    )
+    .await;
 }

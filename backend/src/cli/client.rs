@@ -5,14 +5,7 @@
 use std::time::Duration;
 
 use serde_json::Value;
-
-/// How long to wait for a TCP connection to the coordinator.
-const CONNECT_TIMEOUT_MS: u64 = 3_000;
-/// Longest wait for an answer: a transfer may take the prepare timeout plus
-/// the ack wait, each 3 s by default, on a slow machine.
-const REQUEST_TIMEOUT_MS: u64 = 60_000;
-/// Largest answer read (a long ledger).
-const BODY_BYTES_MAX: u64 = 256 * 1024 * 1024;
+use shared::limits::{CLI_CONNECT_TIMEOUT_MS, CLI_REQUEST_TIMEOUT_MS, CLI_RESPONSE_BYTES_MAX};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -62,8 +55,8 @@ impl Client {
         }
         let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .timeout_connect(Some(Duration::from_millis(CONNECT_TIMEOUT_MS)))
-            .timeout_global(Some(Duration::from_millis(REQUEST_TIMEOUT_MS)))
+            .timeout_connect(Some(Duration::from_millis(CLI_CONNECT_TIMEOUT_MS)))
+            .timeout_global(Some(Duration::from_millis(CLI_REQUEST_TIMEOUT_MS)))
             .build();
         Ok(Client {
             base,
@@ -108,7 +101,7 @@ impl Client {
         let text = response
             .body_mut()
             .with_config()
-            .limit(BODY_BYTES_MAX)
+            .limit(CLI_RESPONSE_BYTES_MAX)
             .read_to_string()
             .map_err(|e| self.transport_error(e))?;
         if text.trim().is_empty() {

@@ -5,9 +5,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use shared::api::ErrorBody;
-
-/// Seconds a client is told to wait (`Retry-After`) before retrying a 503.
-const RETRY_AFTER_SECONDS: &str = "1";
+use shared::limits::RETRY_AFTER_S;
 
 /// Every error answer: a status code and `{"error": "<human sentence>"}`.
 #[derive(Debug)]
@@ -47,7 +45,7 @@ impl IntoResponse for ApiError {
             // Every 503 is "try again shortly": say how soon.
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
-                axum::http::HeaderValue::from_static(RETRY_AFTER_SECONDS),
+                axum::http::HeaderValue::from(RETRY_AFTER_S),
             );
         }
         if self.status == StatusCode::PAYLOAD_TOO_LARGE {

@@ -37,14 +37,13 @@ use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, HOST, ORIGIN, UPGRADE, WWW
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use shared::limits::QUOTED_HEADER_CHARS_MAX;
 
 use super::error::ApiError;
 use super::token::ApiToken;
 
 /// The WebSocket route, whose upgrade is checked like a state change.
 const WS_PATH: &str = "/ws";
-/// Longest piece of a request header quoted back in an error (characters).
-const QUOTED_HEADER_CHARS_MAX: usize = 100;
 const HTTP_PORT_DEFAULT: u16 = 80;
 const HTTPS_PORT_DEFAULT: u16 = 443;
 /// The `X-Forwarded-Host` header of proxies (trunk serve sets it).

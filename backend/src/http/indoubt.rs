@@ -35,6 +35,7 @@ use shared::api::{
     InDoubtView, MoneyAudit, NodeView, PreparedOn, StuckBecause, StuckReason, TxState,
 };
 use shared::events::EventKind;
+use shared::limits::{ENGINE_ANSWER_TIMEOUT_MS, HEURISTIC_WATCH_INTERVAL_MS, IN_DOUBT_LISTED_MAX};
 use shared::protocol::coordinator::ActiveTx;
 use shared::wire::{Decision, NodeId, Op, Query, QueryResult, Reply, Request, TxId};
 use tokio::sync::{oneshot, watch};
@@ -45,13 +46,6 @@ use super::view::cluster_view;
 use crate::app::App;
 use crate::engine::Command;
 use crate::supervisor::ProcState;
-
-/// Most transactions listed by `GET /api/in-doubt` (oldest kept).
-const IN_DOUBT_LISTED_MAX: usize = 1_000;
-/// How often heuristic decisions are compared with the coordinator's.
-const HEURISTIC_WATCH_MS: u64 = 1_000;
-/// How long a question to the engine may take.
-const ENGINE_ANSWER_MS: u64 = 2_000;
 
 pub fn router() -> Router<Arc<App>> {
     Router::new()
@@ -86,7 +80,7 @@ impl CoordinatorKnowledge {
             return knowledge;
         }
         if let Ok(Ok(active)) =
-            tokio::time::timeout(Duration::from_millis(ENGINE_ANSWER_MS), answer).await
+            tokio::time::timeout(Duration::from_millis(ENGINE_ANSWER_TIMEOUT_MS), answer).await
         {
             knowledge.up = true;
             knowledge.active = active.into_iter().map(|t| (t.tx_id.clone(), t)).collect();
@@ -141,7 +135,7 @@ async fn lookup(app: &App, tx_id: &str) -> Lookup {
     {
         return Lookup::Down;
     }
-    match tokio::time::timeout(Duration::from_millis(ENGINE_ANSWER_MS), answer).await {
+    match tokio::time::timeout(Duration::from_millis(ENGINE_ANSWER_TIMEOUT_MS), answer).await {
         Ok(Ok(Some(response))) => Lookup::Outcome(match response.outcome {
             shared::api::Outcome::Committed => Decision::Commit,
             shared::api::Outcome::Aborted => Decision::Abort,
@@ -567,7 +561,7 @@ pub async fn watch_heuristics(app: Arc<App>, mut shutdown: watch::Receiver<bool>
     let mut reported: BTreeSet<(TxId, NodeId)> = BTreeSet::new();
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(HEURISTIC_WATCH_MS)) => {}
+            _ = tokio::time::sleep(Duration::from_millis(HEURISTIC_WATCH_INTERVAL_MS)) => {}
             _ = shutdown.changed() => return,
         }
         let any = app

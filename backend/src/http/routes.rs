@@ -18,7 +18,10 @@ use shared::api::{
     Outcome, TransactionDetail, TransactionSummary, TransferRequest, TransferResponse, TxState,
 };
 use shared::events::EventKind;
-use shared::limits::COORDINATOR_HISTORY_KEPT_MAX;
+use shared::limits::{
+    COORDINATOR_HISTORY_KEPT_MAX, LINK_DELAY_MS_MAX, PHASE_PAUSE_MS_MAX, RESTART_AFTER_MS_MAX,
+    TRANSACTIONS_LIMIT_DEFAULT,
+};
 use shared::protocol::coordinator::TransferError;
 use shared::wire::{ParticipantCrashPoint, Query, QueryResult, Request};
 use tokio::sync::oneshot;
@@ -31,11 +34,6 @@ use crate::engine::{crash_point_name, Command};
 use crate::supervisor::SupervisorError;
 
 type ApiResult = Result<Response, ApiError>;
-
-const LINK_DELAY_MS_MAX: u64 = 60_000;
-const PHASE_PAUSE_MS_MAX: u64 = 60_000;
-const RESTART_AFTER_MS_MAX: u64 = 600_000;
-const TRANSACTIONS_LIMIT_DEFAULT: usize = 50;
 
 /// The core REST routes (transfers, reads, fault injection); the router
 /// merges them with the others.

@@ -10,10 +10,7 @@ use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-/// Shortest token accepted (characters).
-pub const API_TOKEN_CHARS_MIN: usize = 16;
-/// Largest token file read (bytes): it holds one token, nothing else.
-pub const API_TOKEN_FILE_BYTES_MAX: u64 = 4 * 1024;
+use shared::limits::{API_TOKEN_CHARS_MIN, API_TOKEN_FILE_BYTES_MAX};
 
 /// How to make a good token, for the error sentences.
 const HOW_TO_MAKE_ONE: &str = "write one to the file, e.g. `openssl rand -hex 32 > FILE`";

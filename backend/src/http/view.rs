@@ -5,14 +5,11 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 use shared::api::{AccountView, ClusterView, ComponentStatus, CoordinatorView, NodeView};
+use shared::limits::NODE_RECOVERING_GRACE_MS;
 use shared::wire::{NodeStatus, Query, QueryResult};
 
 use crate::app::App;
 use crate::supervisor::ProcState;
-
-/// A node that was started this recently and is not connected yet is
-/// `recovering` rather than `unreachable`.
-const RECOVERING_GRACE_MS: u64 = 10_000;
 
 /// Asks a node for its status (None if it does not answer).
 pub async fn query_status(app: &App, node: &str) -> Option<NodeStatus> {
@@ -56,7 +53,7 @@ pub fn node_status(app: &App, node: &str, answered: Option<bool>) -> ComponentSt
             let young = app
                 .supervisor
                 .started_at(node)
-                .is_some_and(|t| t.elapsed() < Duration::from_millis(RECOVERING_GRACE_MS));
+                .is_some_and(|t| t.elapsed() < Duration::from_millis(NODE_RECOVERING_GRACE_MS));
             if !connected && young {
                 ComponentStatus::Recovering
             } else {

@@ -10,18 +10,12 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::Response;
 use shared::events::{Event, EventKind, Snapshot};
+use shared::limits::{WS_INCOMING_BYTES_MAX, WS_SEND_TIMEOUT_MS, WS_SNAPSHOT_TRANSACTIONS_MAX};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::view::cluster_view;
 use crate::app::App;
 use crate::hub::unix_ms;
-
-/// Largest message a browser may send (it has nothing to say but pings).
-const WS_INCOMING_BYTES_MAX: usize = 4 * 1024;
-/// A client that does not take a message for this long is dropped.
-const WS_SEND_TIMEOUT_MS: u64 = 10_000;
-/// Recent transactions in a snapshot.
-const SNAPSHOT_TRANSACTIONS: usize = 50;
 
 pub async fn handler(ws: WebSocketUpgrade, State(app): State<Arc<App>>) -> Response {
     ws.max_message_size(WS_INCOMING_BYTES_MAX)
@@ -36,7 +30,7 @@ pub async fn snapshot_event(app: &App) -> Event {
     );
     let snapshot = Snapshot {
         cluster,
-        transactions: app.hub.recent(SNAPSHOT_TRANSACTIONS),
+        transactions: app.hub.recent(WS_SNAPSHOT_TRANSACTIONS_MAX),
         stats,
         faults: app.faults(),
     };

@@ -24,12 +24,10 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use shared::auth::{self, Claim, ClusterSecret};
+use shared::limits::ADMIN_ANSWER_TIMEOUT_MS;
 use shared::wire::{
     decode_line, encode_line, Decision, NodeStatus, PeerRole, Query, QueryResult, Reply, Request,
 };
-
-/// How long to wait for the node to connect and answer.
-const ANSWER_TIMEOUT_MS: u64 = 10_000;
 
 /// Operator commands for one 2PC participant, sent straight to its port
 /// (the coordinator is not involved).
@@ -190,7 +188,7 @@ impl Link {
             .map_err(|e| format!("cannot resolve {addr}: {e}"))?
             .next()
             .ok_or_else(|| format!("{addr} resolves to nothing"))?;
-        let timeout = Duration::from_millis(ANSWER_TIMEOUT_MS);
+        let timeout = Duration::from_millis(ADMIN_ANSWER_TIMEOUT_MS);
         let stream = TcpStream::connect_timeout(&target, timeout)
             .map_err(|e| format!("cannot connect to the participant at {target}: {e}"))?;
         stream

@@ -27,14 +27,10 @@
 //! synced sectors to keep their bytes, and records here (ids in every entry)
 //! never hold 512 zero bytes in a row.
 
-use crate::limits::{DISK_SECTOR_BYTES, LOG_RECORD_BYTES_MAX};
+use crate::limits::{DISK_SECTOR_BYTES, LOG_RECORD_BYTES_MAX, LOG_SCAN_CRC_BYTES_MAX};
 
 /// Bytes in front of every payload: the length and the checksum.
 pub const FRAME_HEADER_BYTES: usize = 8;
-
-/// Most payload bytes [`scan`] checksums while looking for a valid frame
-/// after a bad one (see the limit's own documentation).
-pub use crate::limits::LOG_SCAN_CRC_BYTES_MAX as SCAN_SEARCH_CRC_BYTES_MAX;
 
 // Every accepted length must fit the u32 length field.
 const _: () = assert!(LOG_RECORD_BYTES_MAX <= u32::MAX as usize);
@@ -120,9 +116,11 @@ pub struct CorruptLog {
 /// ([`Tail::Clean`], `valid_len = X`); else if X is a write a power cut lost
 /// (module docs), or no valid frame starts at any Y > X, returns the records
 /// before X with [`Tail::Torn`] and `valid_len = X`; otherwise returns
-/// [`CorruptLog`] at X.
+/// [`CorruptLog`] at X. A search that checksums more than
+/// [`LOG_SCAN_CRC_BYTES_MAX`] (only pathological garbage does) counts as
+/// finding a valid frame (the safe side: the log is refused as corrupt).
 pub fn scan(bytes: &[u8]) -> Result<Scan, CorruptLog> {
-    scan_with_budget(bytes, SCAN_SEARCH_CRC_BYTES_MAX)
+    scan_with_budget(bytes, LOG_SCAN_CRC_BYTES_MAX)
 }
 
 fn scan_with_budget(bytes: &[u8], search_crc_bytes_max: u64) -> Result<Scan, CorruptLog> {
@@ -492,8 +490,6 @@ mod tests {
         assert_eq!(err.offset, offsets[2] as u64);
     }
 
-    const SECTOR: usize = DISK_SECTOR_BYTES;
-
     /// A payload with no zero byte in it (so only damage makes zeros).
     fn nonzero(i: usize, len: usize) -> Vec<u8> {
         (0..len)
@@ -512,7 +508,7 @@ mod tests {
         records.extend((1..=count).map(|i| nonzero(i, len)));
         let (mut bytes, offsets) = encode_all(&records);
         assert_eq!(offsets[1], at);
-        bytes.resize(bytes.len() + 4 * SECTOR, 0);
+        bytes.resize(bytes.len() + 4 * DISK_SECTOR_BYTES, 0);
         (bytes, offsets, records)
     }
 
@@ -551,9 +547,10 @@ mod tests {
         // the sector(s) holding its header (zeros), while later sectors of
         // later, also unsynced, writes reached the disk. At every position of
         // X in its sector.
-        for at in SECTOR..2 * SECTOR {
+        for at in DISK_SECTOR_BYTES..2 * DISK_SECTOR_BYTES {
             let (mut bytes, offsets, records) = log_with_frame_1_at(at, 30, 100);
-            let lost_end = (at + FRAME_HEADER_BYTES).div_ceil(SECTOR) * SECTOR;
+            let lost_end =
+                (at + FRAME_HEADER_BYTES).div_ceil(DISK_SECTOR_BYTES) * DISK_SECTOR_BYTES;
             bytes[at..lost_end].fill(0);
             assert!(intact_frame_from(&bytes, &offsets, lost_end), "at {at}");
             expect_torn_at(scan(&bytes), &records, 1, at, &format!("frame at {at}"));
@@ -565,13 +562,23 @@ mod tests {
         // Frame 1 spans sectors 1 to 5; each lost sector in turn, from the one
         // that holds the end of its header to the one that also holds the
         // header of frame 2. Valid frames follow every time.
-        for at in [SECTOR + 3, 2 * SECTOR - 6, 2 * SECTOR - 1] {
-            let (bytes, offsets, records) = log_with_frame_1_at(at, 30, 4 * SECTOR);
+        for at in [
+            DISK_SECTOR_BYTES + 3,
+            2 * DISK_SECTOR_BYTES - 6,
+            2 * DISK_SECTOR_BYTES - 1,
+        ] {
+            let (bytes, offsets, records) = log_with_frame_1_at(at, 30, 4 * DISK_SECTOR_BYTES);
             let frame_end = offsets[2];
-            for sector in (at.div_ceil(SECTOR) * SECTOR..frame_end).step_by(SECTOR) {
+            for sector in (at.div_ceil(DISK_SECTOR_BYTES) * DISK_SECTOR_BYTES..frame_end)
+                .step_by(DISK_SECTOR_BYTES)
+            {
                 let mut lost = bytes.clone();
-                lost[sector..sector + SECTOR].fill(0);
-                assert!(intact_frame_from(&lost, &offsets, sector + SECTOR));
+                lost[sector..sector + DISK_SECTOR_BYTES].fill(0);
+                assert!(intact_frame_from(
+                    &lost,
+                    &offsets,
+                    sector + DISK_SECTOR_BYTES
+                ));
                 let case = format!("frame at {at}, sector at {sector} lost");
                 expect_torn_at(scan(&lost), &records, 1, at, &case);
             }
@@ -583,20 +590,20 @@ mod tests {
         // A sector that reached the disk holds all its bytes, so zeros that
         // stop short of a sector's end, or do not start at its start, were
         // not a lost write: something damaged bytes that were there.
-        let at = SECTOR + 100;
-        let (bytes, offsets, _) = log_with_frame_1_at(at, 30, 4 * SECTOR);
+        let at = DISK_SECTOR_BYTES + 100;
+        let (bytes, offsets, _) = log_with_frame_1_at(at, 30, 4 * DISK_SECTOR_BYTES);
         let cases = [
             (
                 "frame start to 1 byte before the sector end",
-                at..2 * SECTOR - 1,
+                at..2 * DISK_SECTOR_BYTES - 1,
             ),
             (
                 "a sector's worth, not aligned",
-                2 * SECTOR + 100..3 * SECTOR + 100,
+                2 * DISK_SECTOR_BYTES + 100..3 * DISK_SECTOR_BYTES + 100,
             ),
             (
                 "an aligned sector but its last byte",
-                2 * SECTOR..3 * SECTOR - 1,
+                2 * DISK_SECTOR_BYTES..3 * DISK_SECTOR_BYTES - 1,
             ),
         ];
         for (case, zeroed) in cases {
@@ -622,7 +629,7 @@ mod tests {
         // bytes of a sector: one bad byte zeroes the whole field and makes
         // the zeros reach the sector's end. The checksum after it survived,
         // so this is no lost sector (that would have zeroed the checksum).
-        let at = 2 * SECTOR - 4;
+        let at = 2 * DISK_SECTOR_BYTES - 4;
         let (mut bytes, _, _) = log_with_frame_1_at(at, 30, 100);
         assert_eq!(bytes[at..at + 4], 100u32.to_le_bytes());
         bytes[at] = 0;
@@ -637,9 +644,9 @@ mod tests {
         // boundary, the sector before it was lost (those 2 bytes are zeros,
         // frame 0 was synced) and the next one was written. Its length reads
         // 0 but its checksum survived: the shape of a damaged length field.
-        let at = 2 * SECTOR - 2;
+        let at = 2 * DISK_SECTOR_BYTES - 2;
         let (mut bytes, _, _) = log_with_frame_1_at(at, 30, 100);
-        bytes[at..2 * SECTOR].fill(0);
+        bytes[at..2 * DISK_SECTOR_BYTES].fill(0);
         let err = scan(&bytes).expect_err("a half-lost header must refuse");
         assert_eq!(err.offset, at as u64);
         assert!(err.detail.contains("length field is 0"), "{}", err.detail);
@@ -650,10 +657,10 @@ mod tests {
         // A zeroed sector inside a frame counts as a lost write only if no
         // valid frame starts before it: here a damaged length claims a
         // payload that runs over the next frames into the free space.
-        let at = SECTOR + 20;
+        let at = DISK_SECTOR_BYTES + 20;
         let (mut bytes, offsets, _) = log_with_frame_1_at(at, 10, 100);
         let frames_end = offsets[10] + frame_len(100);
-        let claimed = frames_end + 2 * SECTOR - at - FRAME_HEADER_BYTES;
+        let claimed = frames_end + 2 * DISK_SECTOR_BYTES - at - FRAME_HEADER_BYTES;
         bytes[at..at + 4].copy_from_slice(&(claimed as u32).to_le_bytes());
         let err = scan(&bytes).expect_err("valid frames after the damage");
         assert_eq!(err.offset, at as u64);
@@ -823,14 +830,15 @@ mod tests {
                 .map(|i| offsets.get(i + 1).copied().unwrap_or(frames_end))
                 .collect();
             bytes.resize(
-                frames_end.next_multiple_of(SECTOR) + rng.range(0, 3) * SECTOR,
+                frames_end.next_multiple_of(DISK_SECTOR_BYTES)
+                    + rng.range(0, 3) * DISK_SECTOR_BYTES,
                 0,
             );
             let original = bytes.clone();
 
             let synced = rng.range(0, count);
             let synced_end = offsets[synced];
-            let unit = [SECTOR, 8 * SECTOR][rng.range(0, 2)];
+            let unit = [DISK_SECTOR_BYTES, 8 * DISK_SECTOR_BYTES][rng.range(0, 2)];
             let lost_percent = rng.range(10, 80);
             for start in (synced_end / unit * unit..frames_end).step_by(unit) {
                 if rng.range(0, 100) < lost_percent {
@@ -859,7 +867,8 @@ mod tests {
                     }
                 }
                 Err(err) => {
-                    let header_split = at % SECTOR > SECTOR - FRAME_HEADER_BYTES;
+                    let header_split =
+                        at % DISK_SECTOR_BYTES > DISK_SECTOR_BYTES - FRAME_HEADER_BYTES;
                     assert!(header_split, "seed {seed}: refused a power cut: {err}");
                     refused += 1;
                 }

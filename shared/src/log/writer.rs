@@ -35,7 +35,7 @@
 //!   then stops, drops whatever is queued, and later `submit`s fail with
 //!   [`WriterClosed`]. Records not yet reported durable may be lost: the
 //!   process should stop and recover from disk.
-//! - `submit` blocks while the queue is full (`WRITER_QUEUE_MAX` submissions,
+//! - `submit` blocks while the queue is full (`LOG_WRITER_QUEUE_MAX` submissions,
 //!   each one command or one batch of them): that is the backpressure.
 //!   A driver that produces several records per turn hands them over with
 //!   one [`GroupCommitWriter::submit_batch`]: one channel operation and at
@@ -50,9 +50,7 @@ use std::time::{Duration, Instant};
 
 use super::file::{LogError, LogFile, WrittenCheckpoint};
 use super::frame;
-use crate::limits::LOG_RECORD_BYTES_MAX;
-
-pub use crate::limits::LOG_WRITER_QUEUE_MAX as WRITER_QUEUE_MAX;
+use crate::limits::{LOG_CHECKPOINT_POLL_MS, LOG_RECORD_BYTES_MAX, LOG_WRITER_QUEUE_MAX};
 
 /// One command for the writer thread.
 #[derive(Debug)]
@@ -167,7 +165,7 @@ impl GroupCommitWriter {
         on_durable: OnDurable,
         on_error: OnError,
     ) -> GroupCommitWriter {
-        let (sender, receiver) = sync_channel(WRITER_QUEUE_MAX);
+        let (sender, receiver) = sync_channel(LOG_WRITER_QUEUE_MAX);
         let stats = Arc::new(Stats::default());
         stats.size_bytes.store(file.size_bytes(), Ordering::Relaxed);
         stats.forces.store(file.forces(), Ordering::Relaxed);
@@ -349,10 +347,6 @@ struct Checkpoint {
     done: Receiver<Result<Option<WrittenCheckpoint>, LogError>>,
 }
 
-/// How often the writer looks for a finished checkpoint while no commands
-/// arrive (only while one is being written).
-const CHECKPOINT_POLL: Duration = Duration::from_millis(1);
-
 impl WriterThread {
     fn run(&mut self, receiver: Receiver<Vec<WriteCmd>>, on_error: OnError) {
         let mut batch = Vec::new();
@@ -360,7 +354,9 @@ impl WriterThread {
             // Wake for whichever comes first: a checkpoint to poll, unforced
             // appends due for their sync; neither: wait for commands only.
             let wait = [
-                self.checkpoint.is_some().then_some(CHECKPOINT_POLL),
+                self.checkpoint
+                    .is_some()
+                    .then_some(Duration::from_millis(LOG_CHECKPOINT_POLL_MS)),
                 self.unforced_due()
                     .map(|due| due.saturating_duration_since(Instant::now())),
             ]
@@ -380,7 +376,7 @@ impl WriterThread {
             };
             if let Some(first) = first {
                 batch.extend(first);
-                for _ in 1..WRITER_QUEUE_MAX {
+                for _ in 1..LOG_WRITER_QUEUE_MAX {
                     match receiver.try_recv() {
                         Ok(cmds) => batch.extend(cmds),
                         Err(_) => break,

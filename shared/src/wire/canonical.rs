@@ -13,6 +13,7 @@
 //! own error.
 
 use super::{Decision, Op, Reply, Request, TxId, Vote};
+use crate::limits::WIRE_CANONICAL_ID_BYTES_MAX;
 
 /// A reply in its canonical form: a `ready` vote, `applied`, or `ack`.
 pub(super) fn reply(line: &[u8]) -> Option<Reply> {
@@ -95,9 +96,6 @@ pub(super) fn request(line: &[u8]) -> Option<Request> {
     })
 }
 
-/// Longest id read here (longer ones are left to serde_json).
-const ID_BYTES_MAX: usize = 256;
-
 struct Cursor<'a>(&'a [u8]);
 
 impl Cursor<'_> {
@@ -127,7 +125,7 @@ impl Cursor<'_> {
         let len = self.0.iter().position(|&b| b == b'"')?;
         let (id, rest) = self.0.split_at(len);
         let plain = |b: &u8| b.is_ascii_alphanumeric() || b"-_.:".contains(b);
-        if id.is_empty() || id.len() > ID_BYTES_MAX || !id.iter().all(plain) {
+        if id.is_empty() || id.len() > WIRE_CANONICAL_ID_BYTES_MAX || !id.iter().all(plain) {
             return None;
         }
         self.0 = &rest[1..];

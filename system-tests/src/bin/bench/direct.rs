@@ -19,12 +19,11 @@ use backend::config::{Args as CoordinatorArgs, Config};
 use backend::engine::Command as EngineCommand;
 use shared::api::{Outcome as ApiOutcome, TransferRequest};
 use shared::auth::ClusterSecret;
+use shared::limits::BENCH_START_TIMEOUT_MS;
 use shared::protocol::coordinator::TransferError;
 use tokio::sync::{oneshot, watch};
 
 use crate::load::{Client, Outcome, Transfer};
-
-const START_TIMEOUT_MS: u64 = 30_000;
 
 /// Participant processes started by the benchmark; killed on drop.
 pub struct Participants {
@@ -93,7 +92,7 @@ impl Participants {
 }
 
 async fn wait_ready(path: &PathBuf) -> anyhow::Result<SocketAddr> {
-    let deadline = Instant::now() + Duration::from_millis(START_TIMEOUT_MS);
+    let deadline = Instant::now() + Duration::from_millis(BENCH_START_TIMEOUT_MS);
     loop {
         if let Ok(text) = std::fs::read_to_string(path) {
             if let Ok(addr) = text.trim().parse() {
@@ -157,7 +156,7 @@ impl Engine {
             shutdown_rx,
         ));
         let nodes: Vec<String> = (0..addrs.len()).map(|i| (6001 + i).to_string()).collect();
-        let deadline = Instant::now() + Duration::from_millis(START_TIMEOUT_MS);
+        let deadline = Instant::now() + Duration::from_millis(BENCH_START_TIMEOUT_MS);
         loop {
             let ready = app.engine.live().is_some_and(|live| {
                 nodes

@@ -8,11 +8,9 @@
 use std::io;
 use std::net::SocketAddr;
 
+use shared::limits::BENCH_RESPONSE_BYTES_MAX;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-/// Largest response head or body accepted (the API's answers are small).
-const RESPONSE_BYTES_MAX: usize = 1024 * 1024;
 
 pub struct HttpConn {
     addr: SocketAddr,
@@ -73,7 +71,7 @@ async fn read_answer(stream: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<An
         if let Some(head_end) = find(buf, b"\r\n\r\n") {
             let (status, length) = parse_head(&buf[..head_end])?;
             let total = head_end + 4 + length;
-            if total > RESPONSE_BYTES_MAX {
+            if total > BENCH_RESPONSE_BYTES_MAX {
                 return Err(invalid("response too large"));
             }
             while buf.len() < total {
@@ -83,7 +81,7 @@ async fn read_answer(stream: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<An
             buf.drain(..total);
             return Ok(Answer { status, body });
         }
-        if buf.len() > RESPONSE_BYTES_MAX {
+        if buf.len() > BENCH_RESPONSE_BYTES_MAX {
             return Err(invalid("response head too large"));
         }
         fill(stream, buf).await?;

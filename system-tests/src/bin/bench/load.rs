@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use shared::limits::BENCH_SLOW_TRANSFER_US;
 
 /// The accounts of each node, and the size of the transfers.
 pub struct Workload {
@@ -76,12 +77,9 @@ pub struct Second {
     /// Aborted or without an outcome.
     pub failed: u64,
     pub max_us: u32,
-    /// How many took at least [`SLOW_US`].
+    /// How many took at least [`BENCH_SLOW_TRANSFER_US`].
     pub slow: u64,
 }
-
-/// What the timeline counts as slow: ten times the usual p50 at 64 clients.
-pub const SLOW_US: u32 = 30_000;
 
 impl Tally {
     fn record(&mut self, outcome: &Outcome, latency: Duration, second: usize) {
@@ -101,7 +99,7 @@ impl Tally {
             Outcome::Aborted(_) | Outcome::Error(_) => s.failed += 1,
         }
         s.max_us = s.max_us.max(latency_us);
-        s.slow += u64::from(latency_us >= SLOW_US);
+        s.slow += u64::from(latency_us >= BENCH_SLOW_TRANSFER_US);
     }
 
     fn merge(&mut self, other: Tally) {

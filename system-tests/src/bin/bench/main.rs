@@ -35,19 +35,16 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use serde::Deserialize;
+use shared::limits::{
+    BENCH_CLIENTS_MAX, BENCH_COLD_ACCOUNTS_PER_NODE, BENCH_HOT_ACCOUNTS_PER_NODE,
+    BENCH_REPEATS_MAX, BENCH_RUN_S_MAX, BENCH_SLOW_TRANSFER_US,
+};
 use system_tests::{Cluster, Options};
 
 use crate::direct::{DirectClient, Engine, Participants};
 use crate::http_client::HttpConn;
 use crate::load::{Client, Outcome, Run, Transfer, Workload};
 use crate::node_link::NodeLink;
-
-const SECONDS_MAX: u64 = 600;
-const CLIENTS_MAX: usize = 4_096;
-const REPEAT_MAX: u32 = 100;
-/// Accounts per node in `--hot` mode unless `--accounts-per-node` says otherwise.
-const HOT_ACCOUNTS_PER_NODE: u32 = 2;
-const COLD_ACCOUNTS_PER_NODE: u32 = 1_000;
 
 /// Benchmark of the 2PC money-transfer system: starts a fresh cluster
 /// (coordinator + participants, fsync on, on 127.0.0.1 free ports), drives
@@ -92,7 +89,7 @@ struct Args {
     /// Run the same point N times, each on a fresh cluster, then print a
     /// table of the runs and the median (min to max) of each figure: on a
     /// shared host one run says little.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=REPEAT_MAX as i64))]
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=BENCH_REPEATS_MAX as i64))]
     repeat: u32,
     /// Only measure what one fdatasync costs on this disk (no cluster).
     #[arg(long)]
@@ -139,14 +136,18 @@ fn main() -> ExitCode {
 }
 
 fn validate(args: &Args) -> Result<(), String> {
-    if args.seconds == 0 || args.seconds > SECONDS_MAX || args.warmup_seconds > SECONDS_MAX {
+    if args.seconds == 0 || args.seconds > BENCH_RUN_S_MAX || args.warmup_seconds > BENCH_RUN_S_MAX
+    {
         return Err(format!(
-            "--seconds must be 1 to {SECONDS_MAX} and --warmup-seconds at most {SECONDS_MAX}"
+            "--seconds must be 1 to {BENCH_RUN_S_MAX} and --warmup-seconds at most {BENCH_RUN_S_MAX}"
         ));
     }
     let all_clients = std::iter::once(args.clients).chain(args.sweep_clients.iter().copied());
-    if all_clients.into_iter().any(|c| c == 0 || c > CLIENTS_MAX) {
-        return Err(format!("client counts must be 1 to {CLIENTS_MAX}"));
+    if all_clients
+        .into_iter()
+        .any(|c| c == 0 || c > BENCH_CLIENTS_MAX)
+    {
+        return Err(format!("client counts must be 1 to {BENCH_CLIENTS_MAX}"));
     }
     if args.repeat > 1 && (args.sweep || args.fsync_probe) {
         return Err(
@@ -379,7 +380,7 @@ fn timeline(run: &Run) -> String {
     let _ = writeln!(
         out,
         "timeline (UTC, by start second): transfers, failed, >= {} ms, worst ms",
-        load::SLOW_US / 1000
+        BENCH_SLOW_TRANSFER_US / 1000
     );
     let start_s = run
         .started_at
@@ -506,9 +507,9 @@ fn summary(reports: &[Report]) -> String {
 
 fn accounts_per_node(args: &Args) -> u32 {
     args.accounts_per_node.unwrap_or(if args.hot {
-        HOT_ACCOUNTS_PER_NODE
+        BENCH_HOT_ACCOUNTS_PER_NODE
     } else {
-        COLD_ACCOUNTS_PER_NODE
+        BENCH_COLD_ACCOUNTS_PER_NODE
     })
 }
 

@@ -11,16 +11,12 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
 use shared::auth::{self, Claim, ClusterSecret};
-use shared::limits::LINE_BYTES_MAX;
+use shared::limits::{BENCH_NODE_OUTBOX_MAX, BENCH_NODE_QUERY_TIMEOUT_MS, LINE_BYTES_MAX};
 use shared::wire::{decode_reply, encode_line, NodeStatus, Query, QueryResult, Reply, Request};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
-
-/// Lines waiting to be written.
-const OUTBOX_MAX: usize = 65_536;
-const QUERY_TIMEOUT_MS: u64 = 5_000;
 
 type Waiters = Arc<Mutex<HashMap<u64, oneshot::Sender<Reply>>>>;
 
@@ -69,7 +65,7 @@ impl NodeLink {
         auth::check_welcome(secret, &node, &node_nonce, &nonce, &welcome)
             .map_err(|e| anyhow!("node {node} refused the bench: {e}"))?;
         let waiters: Waiters = Arc::new(Mutex::new(HashMap::new()));
-        let (outbox, mut queue) = mpsc::channel::<Vec<u8>>(OUTBOX_MAX);
+        let (outbox, mut queue) = mpsc::channel::<Vec<u8>>(BENCH_NODE_OUTBOX_MAX);
         let writer = tokio::spawn(async move {
             let mut buf = Vec::with_capacity(64 * 1024);
             while let Some(first) = queue.recv().await {
@@ -138,7 +134,7 @@ impl NodeLink {
             req_id,
             query: Query::Status,
         })?;
-        let reply = tokio::time::timeout(Duration::from_millis(QUERY_TIMEOUT_MS), rx)
+        let reply = tokio::time::timeout(Duration::from_millis(BENCH_NODE_QUERY_TIMEOUT_MS), rx)
             .await
             .map_err(|_| anyhow!("node {} did not answer a status query", self.node))?
             .map_err(|_| anyhow!("the connection to node {} closed", self.node))?;

@@ -12,11 +12,10 @@ use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
 use std::time::Instant;
 
-const RECORD_BYTES: usize = 200;
-const SYNCS_PER_WRITER: usize = 1_000;
+use shared::limits::{FSYNC_PROBE_RECORD_BYTES, FSYNC_PROBE_SYNCS_PER_WRITER};
 
 pub fn run(dir: &Path) -> anyhow::Result<()> {
-    println!("fdatasync after each {RECORD_BYTES}-byte record, {SYNCS_PER_WRITER} records per writer, in {}:", dir.display());
+    println!("fdatasync after each {FSYNC_PROBE_RECORD_BYTES}-byte record, {FSYNC_PROBE_SYNCS_PER_WRITER} records per writer, in {}:", dir.display());
     for (writers, preallocated) in [(1, false), (3, false), (3, true)] {
         let start = Instant::now();
         let handles: Vec<_> = (0..writers)
@@ -56,13 +55,16 @@ fn probe_one(path: &Path, preallocated: bool) -> anyhow::Result<Vec<u64>> {
         .write(true)
         .open(path)?;
     if preallocated {
-        file.write_all(&vec![0u8; RECORD_BYTES * SYNCS_PER_WRITER])?;
+        file.write_all(&vec![
+            0u8;
+            FSYNC_PROBE_RECORD_BYTES * FSYNC_PROBE_SYNCS_PER_WRITER
+        ])?;
         file.sync_all()?;
         file.seek(SeekFrom::Start(0))?;
     }
-    let record = [b'x'; RECORD_BYTES];
-    let mut times_us = Vec::with_capacity(SYNCS_PER_WRITER);
-    for _ in 0..SYNCS_PER_WRITER {
+    let record = [b'x'; FSYNC_PROBE_RECORD_BYTES];
+    let mut times_us = Vec::with_capacity(FSYNC_PROBE_SYNCS_PER_WRITER);
+    for _ in 0..FSYNC_PROBE_SYNCS_PER_WRITER {
         file.write_all(&record)?;
         let start = Instant::now();
         file.sync_data()?;
