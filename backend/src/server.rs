@@ -46,7 +46,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     app.supervisor.start_all().await?;
 
     // Query-only connections to the nodes, alive across engine crashes.
-    let (observer_events, mut observer_rx) = tokio::sync::mpsc::channel(1_024);
+    let (observer_events, mut observer_rx) =
+        tokio::sync::mpsc::channel(shared::limits::OBSERVER_EVENTS_QUEUED_MAX);
     let observer_auth = transport::LinkAuth {
         secret: app.secret.clone(),
         claim: shared::auth::Claim {

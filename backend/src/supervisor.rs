@@ -21,8 +21,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use shared::auth::{self, Claim, ClusterSecret};
 use shared::limits::{
-    NODE_ADMIN_REQUEST_TIMEOUT_MS, NODE_ADOPT_PROBE_TIMEOUT_MS, NODE_DIR_LOCKED_RETRY_MS,
-    NODE_DIR_LOCK_RELEASE_WAIT_MS, NODE_START_TIMEOUT_MS, NODE_STOP_TIMEOUT_MS,
+    NODE_ADMIN_REQUEST_TIMEOUT_MS, NODE_ADOPT_POLL_MS, NODE_ADOPT_PROBE_TIMEOUT_MS,
+    NODE_DIR_LOCKED_RETRY_MS, NODE_DIR_LOCK_RELEASE_WAIT_MS, NODE_PROCESS_POLL_MS,
+    NODE_START_TIMEOUT_MS, NODE_STOP_TIMEOUT_MS,
 };
 use shared::wire::{decode_line, encode_line, NodeId, PeerRole, Reply, Request};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -286,7 +287,7 @@ impl Supervisor {
         // one that keeps it is running, and must not get a twin.
         let held_until = Instant::now() + Duration::from_millis(NODE_DIR_LOCK_RELEASE_WAIT_MS);
         while shared::log::file::dir_is_locked(&cfg.data_dir) && Instant::now() < held_until {
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tokio::time::sleep(Duration::from_millis(NODE_PROCESS_POLL_MS)).await;
         }
         if shared::log::file::dir_is_locked(&cfg.data_dir) {
             self.set_state(node, ProcState::Exited);
@@ -366,7 +367,7 @@ impl Supervisor {
                     cfg.id
                 );
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tokio::time::sleep(Duration::from_millis(NODE_PROCESS_POLL_MS)).await;
         };
         tracing::info!(node = %cfg.id, %addr, pid, "participant started");
         self.set_running(&cfg.id, addr, pid, true);
@@ -395,7 +396,7 @@ impl Supervisor {
         let sup = self.clone();
         tokio::spawn(async move {
             loop {
-                tokio::time::sleep(Duration::from_millis(200)).await;
+                tokio::time::sleep(Duration::from_millis(NODE_ADOPT_POLL_MS)).await;
                 if sup.state(&node)
                     != Some(ProcState::Running {
                         pid,
@@ -485,7 +486,7 @@ impl Supervisor {
                     }
                     break;
                 }
-                tokio::time::sleep(Duration::from_millis(20)).await;
+                tokio::time::sleep(Duration::from_millis(NODE_PROCESS_POLL_MS)).await;
             }
         }
     }

@@ -27,8 +27,8 @@ use shared::api::LinkFault;
 use shared::auth::{self, Claim, ClusterSecret};
 use shared::limits::{
     COORDINATOR_OUTBOX_MAX, LINE_BYTES_MAX, LINK_DELAY_QUEUE_MAX, NODE_CONNECT_TIMEOUT_MS,
-    NODE_HELLO_TIMEOUT_MS, NODE_QUERY_TIMEOUT_MS, RECONNECT_BACKOFF_MAX_MS,
-    RECONNECT_BACKOFF_MIN_MS,
+    NODE_HELLO_TIMEOUT_MS, NODE_LINK_BUFFER_BYTES, NODE_LINK_WRITE_BATCH_BYTES_MAX,
+    NODE_QUERY_TIMEOUT_MS, RECONNECT_BACKOFF_MAX_MS, RECONNECT_BACKOFF_MIN_MS,
 };
 use shared::lines::{read_bounded_line, LineRead};
 use shared::wire::{decode_line, decode_reply, NodeId, Query, QueryResult, Reply, Request};
@@ -321,7 +321,7 @@ impl Connection {
         .ok()?;
         let _ = stream.set_nodelay(true);
         let (read, write) = stream.into_split();
-        let mut reader = BufReader::with_capacity(64 * 1024, read);
+        let mut reader = BufReader::with_capacity(NODE_LINK_BUFFER_BYTES, read);
         let mut line = Vec::new();
         let hello = tokio::time::timeout(
             Duration::from_millis(NODE_HELLO_TIMEOUT_MS),
@@ -457,7 +457,7 @@ impl Connection {
             "inbound queue closed".to_string()
         };
         let write_loop = async {
-            let mut buf = Vec::with_capacity(64 * 1024);
+            let mut buf = Vec::with_capacity(NODE_LINK_BUFFER_BYTES);
             while let Some(first) = outbox.recv().await {
                 buf.clear();
                 // Read once per batch: a fault set meanwhile applies from the next one.
@@ -481,7 +481,7 @@ impl Connection {
                             buf.extend_from_within(start..);
                         }
                     }
-                    if buf.len() < 256 * 1024 {
+                    if buf.len() < NODE_LINK_WRITE_BATCH_BYTES_MAX {
                         next = outbox.try_recv().ok();
                     }
                 }

@@ -57,8 +57,7 @@ impl ApiError {
 
 /// The sessionStorage key of the API token: this tab only, gone when it closes.
 const TOKEN_STORAGE_KEY: &str = "tpc-api-token";
-/// Shortest token the coordinator accepts (its `API_TOKEN_CHARS_MIN`).
-pub const API_TOKEN_CHARS_MIN: usize = 16;
+pub use shared::limits::API_TOKEN_CHARS_MIN;
 
 thread_local! {
     /// Raised by a 401 answer; the token field shows while it is set.

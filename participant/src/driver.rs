@@ -146,7 +146,9 @@ impl Driver {
             let deadline_us = self.participant.next_deadline_us();
             let wake_at = deadline_us
                 .and_then(|us| self.start.checked_add(Duration::from_micros(us)))
-                .unwrap_or_else(|| Instant::now() + Duration::from_secs(3_600));
+                .unwrap_or_else(|| {
+                    Instant::now() + Duration::from_secs(shared::limits::PARTICIPANT_IDLE_WAKE_S)
+                });
             tokio::select! {
                 biased;
                 Some(error) = self.errors.recv() => return Err(DriverError::Log(error)),

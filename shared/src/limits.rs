@@ -47,6 +47,21 @@ pub const NODE_QUERY_TIMEOUT_MS: u64 = 1_500;
 pub const COORDINATOR_OUTBOX_MAX: usize = 65_536;
 /// Messages waiting in a delayed link (an injected fault), per direction.
 pub const LINK_DELAY_QUEUE_MAX: usize = 65_536;
+/// Events from the observer's (query-only) node connections that may wait.
+pub const OBSERVER_EVENTS_QUEUED_MAX: usize = 1_024;
+/// Read and write buffer of one coordinator ⇄ node connection.
+pub const NODE_LINK_BUFFER_BYTES: usize = 64 * 1024;
+/// Most bytes of queued messages the coordinator writes to a node in one go.
+pub const NODE_LINK_WRITE_BATCH_BYTES_MAX: usize = 256 * 1024;
+/// Pause between checks while waiting for a node process to start, stop
+/// or release its data dir.
+pub const NODE_PROCESS_POLL_MS: u64 = 20;
+/// Pause between checks for a node that still holds its data dir while the
+/// coordinator waits to adopt it.
+pub const NODE_ADOPT_POLL_MS: u64 = 200;
+/// How long a participant's driver sleeps when no timer is due (it wakes
+/// for every message anyway).
+pub const PARTICIPANT_IDLE_WAKE_S: u64 = 3_600;
 /// Bytes of each side's fresh nonce in the connection handshake.
 pub const AUTH_NONCE_BYTES: usize = 16;
 /// Longest time a connection may take to authenticate before it is closed.
