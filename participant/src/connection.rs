@@ -44,17 +44,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Notify};
 
-use crate::driver::DriverMsg;
-
-/// The driver's handle on a connection: its reply queue, and a way to make
-/// it close.
-#[derive(Debug, Clone)]
-pub struct Outbox {
-    replies: mpsc::Sender<Reply>,
-    close: Arc<Notify>,
-    /// The protocol refused this peer (its last reply says why).
-    refused: Arc<AtomicBool>,
-}
+use crate::peer::{Delivery, DriverMsg, Outbox};
 
 /// What this node says in its `hello`, and the secret an `auth` must prove.
 #[derive(Debug)]
@@ -63,38 +53,6 @@ pub struct Handshake {
     pub node: NodeId,
     pub pid: u32,
     pub faults_allowed: bool,
-}
-
-/// What happened to a reply handed to [`Outbox::send`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Delivery {
-    Queued,
-    /// The connection is gone; the reply is dropped.
-    Gone,
-    /// The peer does not read its replies; the connection was told to close.
-    Overflow,
-}
-
-impl Outbox {
-    /// Sends `message` as an `error` line, then closes the connection.
-    pub fn refuse(&self, message: String) {
-        self.refused.store(true, Ordering::Relaxed);
-        let _ = self.replies.try_send(Reply::Error { message });
-        self.close.notify_one();
-    }
-
-    /// Queues a reply without waiting: the driver must never block on one
-    /// slow peer.
-    pub fn send(&self, reply: Reply) -> Delivery {
-        match self.replies.try_send(reply) {
-            Ok(()) => Delivery::Queued,
-            Err(mpsc::error::TrySendError::Closed(_)) => Delivery::Gone,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.close.notify_one();
-                Delivery::Overflow
-            }
-        }
-    }
 }
 
 /// Why reading a line stopped.

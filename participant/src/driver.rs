@@ -33,32 +33,9 @@ use shared::protocol::participant::{Action, Input, Participant, PeerId};
 use shared::wire::{ParticipantCrashPoint, Reply, Request};
 use tokio::sync::{mpsc, watch};
 
-use crate::connection::{Delivery, Outbox};
+use crate::peer::{Delivery, DriverMsg, Outbox};
 use crate::query::{self, LogStats};
 use crate::recovery::Recovered;
-
-/// What connections tell the driver.
-#[derive(Debug)]
-pub enum DriverMsg {
-    Connected {
-        peer: PeerId,
-        outbox: Outbox,
-    },
-    /// The peer proved the cluster secret as a coordinator, claiming this
-    /// cluster and epoch; `welcome` is what it gets once accepted.
-    Authenticated {
-        peer: PeerId,
-        claim: shared::auth::Claim,
-        welcome: Reply,
-    },
-    Request {
-        peer: PeerId,
-        msg: Request,
-    },
-    Disconnected {
-        peer: PeerId,
-    },
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum DriverError {

@@ -13,6 +13,7 @@
 //! - [`query`]: read-only answers from the state machine, bounded to one line.
 //! - [`driver`]: the one task that owns the state machine, the log writer and
 //!   the clock.
+//! - [`peer`]: what connections and the driver say to each other.
 
 /// mimalloc instead of glibc malloc: every transfer allocates and frees
 /// many small buffers (messages, records, events), and glibc's `free` was
@@ -22,6 +23,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod connection;
 mod driver;
+mod peer;
 mod query;
 mod recovery;
 mod server;

@@ -22,7 +22,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Semaphore};
 
 use crate::connection;
-use crate::driver::DriverMsg;
+use crate::peer::DriverMsg;
 
 pub async fn run(
     listener: TcpListener,
