@@ -1,4 +1,5 @@
-//! The core of issue 2, against real processes: a coordinator and its
+//! The core promises against real processes (transfers, recovery, idempotent
+//! retries, concurrency, the event stream): a coordinator and its
 //! participants on free ports, in a temp dir, killed at the end.
 
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! Every fault knob of issue 4 against real processes, each followed by the
+//! Every fault knob against real processes, each followed by the
 //! money audit: participant crash points, partitions, slow and duplicating
 //! links, the original demo's random crash during prepare, and torn or
 //! corrupt coordinator logs.

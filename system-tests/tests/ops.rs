@@ -1,4 +1,4 @@
-//! Operations (issue 6, items 1-3) against real processes: Prometheus
+//! Operations against real processes: Prometheus
 //! `/metrics`, the OpenAPI document kept in sync with the router and with
 //! real answers, and the `tpc` CLI run as a process.
 
