@@ -62,6 +62,9 @@ pub const LINK_DELAY_QUEUE_MAX: usize = 65_536;
 pub const WS_CLIENT_QUEUE_MAX: usize = 4_096;
 /// Events kept per transaction timeline.
 pub const TX_TIMELINE_EVENTS_MAX: usize = 64;
+/// Nodes of one transaction that its fold follows (a transfer has one or
+/// two); a transaction with more is never taken for fully voted or acked.
+pub const TX_NODES_MAX: usize = 8;
 /// Log size after which a checkpoint rewrites it.
 pub const LOG_CHECKPOINT_BYTES: u64 = 32 * 1024 * 1024;
 /// A node's log is rewritten as a checkpoint only once it is at least this
