@@ -376,7 +376,8 @@ impl Hub {
     ///
     /// This runs for every protocol step of every transaction (about 17 per
     /// transfer), so the engine hands over a whole turn's events at once:
-    /// one lock and one clock reading for all of them. Each event is
+    /// one lock and one reading of each clock for all of them (the metrics
+    /// time phases on the monotonic one). Each event is
     /// serialised only when a WebSocket client listens, and then moved (not
     /// cloned) into its transaction's timeline.
     pub fn publish_all(&self, kinds: impl IntoIterator<Item = EventKind>) {
@@ -384,6 +385,7 @@ impl Hub {
         {
             let mut inner = self.lock();
             let ts_ms = unix_ms();
+            let now = Instant::now();
             let listening = self.listening();
             for kind in kinds {
                 wakes_balances |= matches!(
@@ -399,7 +401,7 @@ impl Hub {
                     ts_ms,
                     kind,
                 };
-                crate::metrics::observe(&event);
+                crate::metrics::observe(&event, now);
                 if listening {
                     if let Ok(json) = serde_json::to_string(&event) {
                         // Sent under the lock so clients see seq in order.
