@@ -2,6 +2,8 @@
 //! recent transactions with their timelines and the running statistics, and
 //! broadcasts each event (serialised once) to the WebSocket clients.
 //!
+//! A transaction's state, votes and pending acks are its events folded by
+//! `shared::fold`, the same fold the metrics and the dashboard use.
 //! Publishing never waits: the broadcast channel is bounded and a client
 //! that falls behind is told it lagged (see `http::ws`).
 
@@ -10,10 +12,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use shared::api::{
-    transfer_legs, Leg, NodeVote, Outcome, Stats, TransactionDetail, TransactionSummary, TxState,
-    VoteView,
+    transfer_legs, Leg, Outcome, Stats, TransactionDetail, TransactionSummary, VoteView,
 };
 use shared::events::{Event, EventKind};
+use shared::fold::TxFold;
 use shared::limits::{COORDINATOR_HISTORY_KEPT_MAX, TX_TIMELINE_EVENTS_MAX, WS_CLIENT_QUEUE_MAX};
 use shared::wire::{AbortReason, Decision, NodeId, TxId};
 use tokio::sync::{broadcast, Notify};
@@ -33,22 +35,22 @@ pub fn unix_ms() -> u64 {
 }
 
 struct TxEntry {
+    /// The summary as the transaction started: what its events decide
+    /// later (state, reason, duration, pending acks) is the fold's.
     summary: TransactionSummary,
     detail: Option<String>,
     legs: Vec<Leg>,
-    votes: Vec<NodeVote>,
+    fold: TxFold,
     timeline: Vec<Step>,
 }
 
 /// A timeline event without what its transaction's entry already holds
 /// (the tx id, the accounts, node names), rebuilt exactly when read.
 ///
-/// A transfer has about 17 events, each with two or three strings; kept as
-/// they were published, they were freed only when the transfer left the
-/// history, 2,000 transfers later and long out of the cache: dropping old
-/// entries was a fifth of the hub's CPU. Anything that does not fit the
-/// compact forms (a node that is not one of the legs, another record name)
-/// is kept whole, so reading never guesses.
+/// Kept as published, each event's strings would be freed only when the
+/// transfer leaves the history, long out of the cache. Anything that does
+/// not fit the compact forms (a node that is not one of the legs, another
+/// record name) is kept whole, so reading never guesses.
 struct Step {
     seq: u64,
     ts_ms: u64,
@@ -107,6 +109,13 @@ enum What {
 }
 
 impl TxEntry {
+    /// The summary as its events left it.
+    fn summary(&self) -> TransactionSummary {
+        let mut summary = self.summary.clone();
+        self.fold.fill(&mut summary);
+        summary
+    }
+
     fn who(&self, node: &str) -> Option<Who> {
         if node == shared::events::COORDINATOR {
             return Some(Who::Coordinator);
@@ -382,7 +391,8 @@ impl Hub {
     ///
     /// This runs for every protocol step of every transaction (about 17 per
     /// transfer), so the engine hands over a whole turn's events at once:
-    /// one lock and one clock reading for all of them. Each event is
+    /// one lock and one reading of each clock for all of them (the metrics
+    /// time phases on the monotonic one). Each event is
     /// serialised only when a WebSocket client listens, and then moved (not
     /// cloned) into its transaction's timeline.
     pub fn publish_all(&self, kinds: impl IntoIterator<Item = EventKind>) {
@@ -390,6 +400,7 @@ impl Hub {
         {
             let mut inner = self.lock();
             let ts_ms = unix_ms();
+            let now = Instant::now();
             let listening = self.listening();
             for kind in kinds {
                 wakes_balances |= matches!(
@@ -405,7 +416,7 @@ impl Hub {
                     ts_ms,
                     kind,
                 };
-                crate::metrics::observe(&event);
+                crate::metrics::observe(&event, now);
                 if listening {
                     if let Ok(json) = serde_json::to_string(&event) {
                         // Sent under the lock so clients see seq in order.
@@ -438,15 +449,8 @@ impl Hub {
             let entry = TxEntry {
                 summary: TransactionSummary::started(tx_id, from, to, *amount_cents, event.ts_ms),
                 detail: None,
-                votes: legs
-                    .iter()
-                    .map(|l| NodeVote {
-                        node: l.node.clone(),
-                        vote: VoteView::NoAnswer,
-                        reason: None,
-                    })
-                    .collect(),
                 legs,
+                fold: TxFold::new(),
                 timeline: Vec::with_capacity(TIMELINE_CAPACITY_HINT),
             };
             inner.txs.insert(entry, COORDINATOR_HISTORY_KEPT_MAX);
@@ -493,54 +497,7 @@ impl Hub {
         let Some(entry) = inner.txs.get_mut(tx_id) else {
             return;
         };
-        match &event.kind {
-            EventKind::Vote {
-                node, vote, reason, ..
-            } => {
-                if let Some(v) = entry.votes.iter_mut().find(|v| &v.node == node) {
-                    v.vote = *vote;
-                    v.reason = *reason;
-                }
-            }
-            EventKind::Decision {
-                decision, reason, ..
-            } => {
-                entry.summary.state = match decision {
-                    Decision::Commit => TxState::Committed,
-                    Decision::Abort => TxState::Aborted,
-                };
-                entry.summary.reason = *reason;
-                if *decision == Decision::Commit {
-                    entry.summary.pending_acks =
-                        entry.legs.iter().map(|l| l.node.clone()).collect();
-                }
-            }
-            EventKind::LogForced { node, .. } if node == shared::events::COORDINATOR => {
-                entry.summary.state = TxState::Committed;
-            }
-            EventKind::Ack {
-                node,
-                decision: Decision::Commit,
-                ..
-            } => {
-                entry.summary.pending_acks.retain(|n| n != node);
-            }
-            EventKind::TxFinished {
-                outcome,
-                reason,
-                duration_ms,
-                ..
-            } => {
-                entry.summary.duration_ms = Some(*duration_ms);
-                entry.summary.reason = *reason;
-                entry.summary.state = match outcome {
-                    Outcome::Committed => TxState::Committed,
-                    Outcome::Aborted => TxState::Aborted,
-                };
-            }
-            EventKind::TxEnded { .. } => entry.summary.pending_acks.clear(),
-            _ => {}
-        }
+        entry.fold.apply(event.ts_ms, &event.kind);
         if entry.timeline.len() < TX_TIMELINE_EVENTS_MAX {
             let what = entry.compact(event.kind);
             entry.timeline.push(Step {
@@ -567,7 +524,7 @@ impl Hub {
             .txs
             .newest_first()
             .take(limit)
-            .map(|e| e.summary.clone())
+            .map(TxEntry::summary)
             .collect()
     }
 
@@ -575,10 +532,10 @@ impl Hub {
         let inner = self.lock();
         let e = inner.txs.get(tx_id)?;
         Some(TransactionDetail {
-            summary: e.summary.clone(),
+            summary: e.summary(),
             detail: e.detail.clone(),
             legs: e.legs.clone(),
-            votes: e.votes.clone(),
+            votes: e.fold.node_votes(),
             timeline: e.timeline.iter().map(|step| e.expand(step)).collect(),
         })
     }
@@ -629,7 +586,7 @@ impl Hub {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shared::api::{ComponentStatus, VoteView};
+    use shared::api::{ComponentStatus, TxState};
 
     fn hub() -> Hub {
         Hub::new()
@@ -801,7 +758,7 @@ mod tests {
             summary: TransactionSummary::started(tx_id, "A", "B", amount_cents, 0),
             detail: None,
             legs: Vec::new(),
-            votes: Vec::new(),
+            fold: TxFold::new(),
             timeline: Vec::new(),
         }
     }
@@ -842,5 +799,106 @@ mod tests {
             .map(|e| (e.summary.tx_id.as_str(), e.summary.amount_cents))
             .collect();
         assert_eq!(newest, [("t10", 10), ("t9", 9), ("t8", 80)]);
+    }
+
+    fn ready(tx: &str, node: &str) -> EventKind {
+        EventKind::Vote {
+            tx_id: tx.into(),
+            node: node.into(),
+            vote: VoteView::Ready,
+            reason: None,
+        }
+    }
+
+    fn ack(tx: &str, node: &str) -> EventKind {
+        EventKind::Ack {
+            tx_id: tx.into(),
+            node: node.into(),
+            decision: Decision::Commit,
+        }
+    }
+
+    fn summary_of(hub: &Hub, tx: &str) -> TransactionSummary {
+        hub.detail(tx).expect("kept").summary
+    }
+
+    /// State and pending acks come from the transaction fold: prepared once
+    /// every vote is ready, committed with every node owing its ack from
+    /// the durable decision, each one cleared by that node's ack.
+    #[test]
+    fn summaries_follow_a_commit_from_prepared_to_its_last_ack() {
+        let hub = hub();
+        hub.publish_all([
+            started("t", "A", "B", &["6001", "6002"]),
+            ready("t", "6001"),
+        ]);
+        assert_eq!(summary_of(&hub, "t").state, TxState::Active);
+        hub.publish(ready("t", "6002"));
+        assert_eq!(summary_of(&hub, "t").state, TxState::Prepared);
+        hub.publish_all([
+            EventKind::LogForced {
+                tx_id: "t".into(),
+                node: shared::events::COORDINATOR.into(),
+                record: "commit".into(),
+            },
+            EventKind::Decision {
+                tx_id: "t".into(),
+                decision: Decision::Commit,
+                reason: None,
+            },
+        ]);
+        let s = summary_of(&hub, "t");
+        assert_eq!(s.state, TxState::Committed);
+        assert_eq!(s.pending_acks, ["6001", "6002"]);
+        hub.publish(EventKind::CommitSent {
+            tx_id: "t".into(),
+            node: "6001".into(),
+        });
+        hub.publish(ack("t", "6001"));
+        assert_eq!(hub.recent(1)[0].pending_acks, ["6002"]);
+        hub.publish(ack("t", "6002"));
+        assert!(hub.recent(1)[0].pending_acks.is_empty());
+        let votes: Vec<VoteView> = hub
+            .detail("t")
+            .expect("kept")
+            .votes
+            .iter()
+            .map(|v| v.vote)
+            .collect();
+        assert_eq!(votes, [VoteView::Ready, VoteView::Ready]);
+    }
+
+    /// The coordinator crashed with every vote in and came back without the
+    /// transaction: the nodes' in-doubt reports are answered with rollback
+    /// (presumed abort), and the history shows it aborted.
+    #[test]
+    fn a_transaction_forgotten_in_a_coordinator_crash_shows_aborted_once_resolved() {
+        let hub = hub();
+        hub.publish_all([
+            started("t", "A", "B", &["6001", "6002"]),
+            ready("t", "6001"),
+            ready("t", "6002"),
+        ]);
+        hub.publish_all([
+            EventKind::CoordinatorStatus {
+                status: ComponentStatus::Down,
+            },
+            EventKind::CoordinatorStatus {
+                status: ComponentStatus::Up,
+            },
+            EventKind::InDoubtReported {
+                node: "6001".into(),
+                tx_ids: vec!["t".into()],
+            },
+        ]);
+        assert_eq!(summary_of(&hub, "t").state, TxState::Prepared);
+        hub.publish(EventKind::Resolved {
+            tx_id: "t".into(),
+            node: "6001".into(),
+            decision: Decision::Abort,
+        });
+        let s = summary_of(&hub, "t");
+        assert_eq!(s.state, TxState::Aborted);
+        assert_eq!(s.duration_ms, None, "its client was never answered");
     }
 }

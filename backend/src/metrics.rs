@@ -5,17 +5,19 @@
 //! - **Event metrics** are observed as the hub publishes each event
 //!   ([`observe`], one call in `Hub::publish`): transactions by outcome and
 //!   abort reason, end-to-end latency, and the latency of each protocol phase.
-//!   Observing is a match on the event kind and a few atomic adds; the events
-//!   that bound a phase also read the clock once and touch one slot of a
+//!   Observing is a match on the event kind and a few atomic adds; an event
+//!   of a transaction also goes into that transaction's fold, one slot of a
 //!   fixed-size table under an uncontended lock (the hub already serialises
-//!   publishing). Nothing allocates.
+//!   publishing), timed by the hub's one clock reading per batch. Nothing
+//!   allocates.
 //! - **State metrics** are computed when scraped ([`Metrics::render_state`]):
 //!   in-flight and in-doubt transactions, the oldest in-doubt age, log
 //!   forces and records, per-node connection state, balances. They come from
 //!   the same cluster view as `GET /api/cluster`, so scraping costs one
 //!   status query per node and nothing between scrapes.
 //!
-//! Phase latencies (seconds), per transaction started by this engine:
+//! Phase latencies (seconds), per transaction started by this engine, with
+//! the bounds `shared::fold` gives each phase:
 //! - prepare round trip: `tx_started` → the last vote;
 //! - decision log force: the last `ready` vote → the COMMIT record durable
 //!   (group-commit wait plus fdatasync; includes step mode's pause);
@@ -38,8 +40,9 @@ use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
     Registry,
 };
-use shared::api::{ClusterView, ComponentStatus, Outcome, VoteView};
+use shared::api::{ClusterView, ComponentStatus, Outcome, TxState};
 use shared::events::{Event, EventKind, COORDINATOR};
+use shared::fold::{NodeKey, Phase, TxFold};
 use shared::wire::{AbortReason, Decision};
 
 /// Transactions timed at once; a newer one takes the slot of an older one
@@ -60,9 +63,10 @@ pub fn global() -> &'static Metrics {
     &METRICS
 }
 
-/// Records one published event. Called by the hub for every event.
-pub fn observe(event: &Event) {
-    global().observe(event);
+/// Records one published event, which happened at `now`. Called by the hub
+/// for every event.
+pub fn observe(event: &Event, now: Instant) {
+    global().observe_at(event, now);
 }
 
 pub struct Metrics {
@@ -208,40 +212,17 @@ impl Metrics {
         }
     }
 
-    /// Records one event: counters at once, phase timings through the
-    /// [`PhaseClock`].
-    pub fn observe(&self, event: &Event) {
+    /// Records one event that happened at `now`: counters at once, phase
+    /// timings through its transaction's fold in the [`PhaseClock`].
+    pub fn observe_at(&self, event: &Event, now: Instant) {
         match &event.kind {
-            EventKind::TxStarted { tx_id, nodes, .. } => {
-                self.started.inc();
-                self.phases().start(tx_id, nodes.len());
-            }
-            EventKind::Vote { tx_id, vote, .. } => {
-                if let Some(prepare_s) = self.phases().vote(tx_id, *vote == VoteView::Ready) {
-                    self.prepare.observe(prepare_s);
-                }
-            }
-            EventKind::LogForced { tx_id, node, .. } if node == COORDINATOR => {
-                self.commit_records.inc();
-                if let Some(force_s) = self.phases().decision_durable(tx_id) {
-                    self.log_force.observe(force_s);
-                }
-            }
-            EventKind::CommitSent { tx_id, .. } => self.phases().commit_sent(tx_id),
-            EventKind::Ack {
-                tx_id,
-                decision: Decision::Commit,
-                ..
-            } => {
-                if let Some(commit_s) = self.phases().commit_ack(tx_id) {
-                    self.commit.observe(commit_s);
-                }
-            }
+            EventKind::TxStarted { .. } => self.started.inc(),
+            EventKind::LogForced { node, .. } if node == COORDINATOR => self.commit_records.inc(),
             EventKind::TxFinished {
-                tx_id,
                 outcome,
                 reason,
                 duration_ms,
+                ..
             } => {
                 let index = outcome_index(*outcome);
                 self.finished[index].inc();
@@ -249,13 +230,23 @@ impl Metrics {
                 if *outcome == Outcome::Aborted {
                     let reason_index = reason.map_or(AbortReason::ALL.len(), |r| r as usize);
                     self.aborts[reason_index].inc();
-                    self.phases().forget(tx_id);
                 }
             }
-            EventKind::TxEnded { tx_id } => self.phases().forget(tx_id),
             EventKind::Resolved { decision, .. } => self.resolved[decision_index(*decision)].inc(),
             _ => {}
         }
+        let Some(tx_id) = event.kind.tx_id() else {
+            return;
+        };
+        let Some((phase, seconds)) = self.phases().fold(tx_id, &event.kind, now) else {
+            return;
+        };
+        let histogram = match phase {
+            Phase::PrepareRound => &self.prepare,
+            Phase::DecisionForce => &self.log_force,
+            Phase::CommitRound => &self.commit,
+        };
+        histogram.observe(seconds);
     }
 
     /// Times one `POST /api/transfers` in its handler.
@@ -445,22 +436,34 @@ fn state_registry(state: &State, uptime_s: f64) -> Registry {
     registry
 }
 
-/// Start instants of the transactions being timed, in a fixed table indexed
-/// by a hash of the tx id: bounded memory, no allocation per transaction.
+/// The fold of each transaction being timed, in a fixed table indexed by a
+/// hash of the tx id: bounded memory, no allocation per transaction. A
+/// transaction's slot is taken at its `tx_started` and freed once nothing
+/// is left to time (it ended, or aborted).
 struct PhaseClock {
     slots: Box<[Option<Slot>]>,
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct Slot {
     key: u64,
-    started: Instant,
-    nodes: usize,
-    votes: usize,
-    ready: usize,
-    all_ready_at: Option<Instant>,
-    commit_sent_at: Option<Instant>,
-    acks: usize,
+    fold: TxFold<Instant, NodeHash>,
+}
+
+/// A node of a transaction, known by a hash of its name so the table stays
+/// fixed; two names of one transaction colliding is as unlikely as two tx
+/// ids sharing a slot's key, which the table already accepts.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+struct NodeHash(u64);
+
+impl NodeKey for NodeHash {
+    fn of(node: &str) -> Self {
+        NodeHash(key_of(node))
+    }
+
+    fn is(&self, node: &str) -> bool {
+        self.0 == key_of(node)
+    }
 }
 
 impl PhaseClock {
@@ -471,77 +474,32 @@ impl PhaseClock {
         }
     }
 
-    fn slot(&mut self, tx_id: &str) -> Option<&mut Slot> {
+    /// Folds `kind`, an event of `tx_id` that happened at `now`; returns the
+    /// phase it ended and that phase's seconds, if it ran from start to end.
+    fn fold(&mut self, tx_id: &str, kind: &EventKind, now: Instant) -> Option<(Phase, f64)> {
         let key = key_of(tx_id);
         let slot = &mut self.slots[(key as usize) & (PHASE_SLOTS_MAX - 1)];
-        slot.as_mut().filter(|s| s.key == key)
-    }
-
-    fn start(&mut self, tx_id: &str, nodes: usize) {
-        let key = key_of(tx_id);
-        self.slots[(key as usize) & (PHASE_SLOTS_MAX - 1)] = Some(Slot {
-            key,
-            started: Instant::now(),
-            nodes,
-            votes: 0,
-            ready: 0,
-            all_ready_at: None,
-            commit_sent_at: None,
-            acks: 0,
-        });
-    }
-
-    /// Seconds of the prepare round trip when this was the last vote.
-    fn vote(&mut self, tx_id: &str, ready: bool) -> Option<f64> {
-        let slot = self.slot(tx_id)?;
-        slot.votes += 1;
-        slot.ready += usize::from(ready);
-        if slot.votes != slot.nodes {
-            return None;
+        if matches!(kind, EventKind::TxStarted { .. }) {
+            *slot = Some(Slot {
+                key,
+                fold: TxFold::new(),
+            });
         }
-        let now = Instant::now();
-        if slot.ready == slot.nodes {
-            slot.all_ready_at = Some(now);
-        }
-        Some(now.duration_since(slot.started).as_secs_f64())
-    }
-
-    fn decision_durable(&mut self, tx_id: &str) -> Option<f64> {
-        let since = self.slot(tx_id)?.all_ready_at?;
-        Some(since.elapsed().as_secs_f64())
-    }
-
-    fn commit_sent(&mut self, tx_id: &str) {
-        if let Some(slot) = self.slot(tx_id) {
-            if slot.commit_sent_at.is_none() {
-                slot.commit_sent_at = Some(Instant::now());
-            }
-        }
-    }
-
-    /// Seconds of the commit round trip when this was the last ack.
-    fn commit_ack(&mut self, tx_id: &str) -> Option<f64> {
-        let slot = self.slot(tx_id)?;
-        slot.acks += 1;
-        if slot.acks != slot.nodes {
-            return None;
-        }
-        Some(slot.commit_sent_at?.elapsed().as_secs_f64())
-    }
-
-    fn forget(&mut self, tx_id: &str) {
-        let key = key_of(tx_id);
-        let slot = &mut self.slots[(key as usize) & (PHASE_SLOTS_MAX - 1)];
-        if slot.is_some_and(|s| s.key == key) {
+        let timed = slot.as_mut().filter(|s| s.key == key)?;
+        let ended = timed.fold.apply(now, kind);
+        let bounds = ended.and_then(|phase| timed.fold.span(phase).bounds());
+        if timed.fold.ended() || timed.fold.state() == TxState::Aborted {
             *slot = None;
         }
+        let (started, ended_at) = bounds?;
+        Some((ended?, ended_at.duration_since(started).as_secs_f64()))
     }
 }
 
 /// FNV-1a: fast on short ids, good enough to spread them over the slots.
-fn key_of(tx_id: &str) -> u64 {
+fn key_of(id: &str) -> u64 {
     let mut hasher = Fnv1a(0xcbf2_9ce4_8422_2325);
-    hasher.write(tx_id.as_bytes());
+    hasher.write(id.as_bytes());
     hasher.finish()
 }
 
@@ -561,6 +519,14 @@ impl Hasher for Fnv1a {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shared::api::VoteView;
+
+    impl Metrics {
+        /// Records one event as of now.
+        fn observe(&self, event: &Event) {
+            self.observe_at(event, Instant::now());
+        }
+    }
 
     fn event(kind: EventKind) -> Event {
         Event {
@@ -709,16 +675,137 @@ mod tests {
         );
     }
 
+    fn at(m: &Metrics, when: Instant, kind: EventKind) {
+        m.observe_at(&event(kind), when);
+    }
+
+    fn started(tx: &str, nodes: &[&str]) -> EventKind {
+        EventKind::TxStarted {
+            tx_id: tx.into(),
+            from: "A".into(),
+            to: "B".into(),
+            amount_cents: 1,
+            nodes: nodes.iter().map(|n| n.to_string()).collect(),
+            one_phase: nodes.len() == 1,
+        }
+    }
+
+    fn ready(tx: &str, node: &str) -> EventKind {
+        EventKind::Vote {
+            tx_id: tx.into(),
+            node: node.into(),
+            vote: VoteView::Ready,
+            reason: None,
+        }
+    }
+
+    fn ack(tx: &str, node: &str) -> EventKind {
+        EventKind::Ack {
+            tx_id: tx.into(),
+            node: node.into(),
+            decision: Decision::Commit,
+        }
+    }
+
+    fn assert_seconds(h: &Histogram, seconds: f64) {
+        assert_eq!(h.get_sample_count(), 1);
+        assert!(
+            (h.get_sample_sum() - seconds).abs() < 1e-9,
+            "{}",
+            h.get_sample_sum()
+        );
+    }
+
+    /// A node's ack that comes twice (a duplicated message) is one ack: the
+    /// commit round ends at the last node's, not at the repeat.
+    #[test]
+    fn each_phase_is_timed_between_the_events_that_bound_it() {
+        let m = Metrics::new();
+        let t0 = Instant::now();
+        let ms = |n: u64| t0 + std::time::Duration::from_millis(n);
+        at(&m, ms(0), started("t", &["6001", "6002"]));
+        at(&m, ms(2), ready("t", "6001"));
+        at(&m, ms(5), ready("t", "6002"));
+        at(
+            &m,
+            ms(8),
+            EventKind::LogForced {
+                tx_id: "t".into(),
+                node: COORDINATOR.into(),
+                record: "commit".into(),
+            },
+        );
+        for node in ["6001", "6002"] {
+            let sent = EventKind::CommitSent {
+                tx_id: "t".into(),
+                node: node.into(),
+            };
+            at(&m, ms(9), sent);
+        }
+        at(&m, ms(12), ack("t", "6001"));
+        at(&m, ms(13), ack("t", "6001"));
+        assert_eq!(m.commit.get_sample_count(), 0);
+        at(&m, ms(20), ack("t", "6002"));
+        assert_seconds(&m.prepare, 0.005);
+        assert_seconds(&m.log_force, 0.003);
+        assert_seconds(&m.commit, 0.011);
+    }
+
+    #[test]
+    fn a_one_phase_transfer_times_only_its_prepare_round() {
+        let m = Metrics::new();
+        let t0 = Instant::now();
+        at(&m, t0, started("p", &["6001"]));
+        let then = t0 + std::time::Duration::from_millis(4);
+        at(&m, then, ready("p", "6001"));
+        for kind in [
+            EventKind::Decision {
+                tx_id: "p".into(),
+                decision: Decision::Commit,
+                reason: None,
+            },
+            EventKind::TxFinished {
+                tx_id: "p".into(),
+                outcome: Outcome::Committed,
+                reason: None,
+                duration_ms: 4.0,
+            },
+            EventKind::TxEnded { tx_id: "p".into() },
+        ] {
+            at(&m, then, kind);
+        }
+        assert_seconds(&m.prepare, 0.004);
+        assert_eq!(m.log_force.get_sample_count(), 0);
+        assert_eq!(m.commit.get_sample_count(), 0);
+        assert_eq!(m.commit_records.get(), 0);
+    }
+
     #[test]
     fn the_phase_table_is_bounded_and_overwrites_old_slots() {
         let mut clock = PhaseClock::new();
+        let now = Instant::now();
+        let started = |tx: &str| EventKind::TxStarted {
+            tx_id: tx.into(),
+            from: "A".into(),
+            to: "B".into(),
+            amount_cents: 1,
+            nodes: vec!["6001".into(), "6002".into()],
+            one_phase: false,
+        };
+        let ready = |tx: &str, node: &str| EventKind::Vote {
+            tx_id: tx.into(),
+            node: node.into(),
+            vote: VoteView::Ready,
+            reason: None,
+        };
         for i in 0..(PHASE_SLOTS_MAX * 3) {
-            clock.start(&format!("tx-{i}"), 2);
+            let tx = format!("tx-{i}");
+            clock.fold(&tx, &started(&tx), now);
         }
         assert_eq!(clock.slots.len(), PHASE_SLOTS_MAX);
         // The newest one is still timed.
         let newest = format!("tx-{}", PHASE_SLOTS_MAX * 3 - 1);
-        assert!(clock.vote(&newest, true).is_none());
-        assert!(clock.vote(&newest, true).is_some());
+        assert!(clock.fold(&newest, &ready(&newest, "6001"), now).is_none());
+        assert!(clock.fold(&newest, &ready(&newest, "6002"), now).is_some());
     }
 }

@@ -3,7 +3,9 @@
 //! [`Model::fold`] is pure: the event and the browser's clock go in, the new
 //! state and a few [`Effects`] (things to fetch over HTTP) come out. The
 //! WebSocket hook calls it for every message; the unit tests call it with
-//! hand-made events.
+//! hand-made events. A history row's state, reason, duration and pending
+//! acks are its transaction's events folded by `shared::fold`, the fold the
+//! coordinator's history uses too.
 //!
 //! Ordering rules of the stream (see `shared::events`): the first message
 //! is a `snapshot`; then `seq` grows by one per event. A `lagged` message
@@ -14,11 +16,11 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use shared::api::{
-    AccountView, ClusterView, ComponentStatus, Faults, Outcome, Stats, TransactionSummary, TxState,
-    VoteView,
+    AccountView, ClusterView, ComponentStatus, Faults, Stats, TransactionSummary, TxState,
 };
 use shared::events::{Event, EventKind};
-use shared::wire::{Decision, NodeId, TxId};
+use shared::fold::TxFold;
+use shared::wire::{NodeId, TxId};
 
 use crate::format::{describe_event, Tone};
 
@@ -131,6 +133,9 @@ pub struct Model {
     pub log: VecDeque<LogLine>,
     /// Oldest first, at most [`TIMELINES_KEPT_MAX`].
     pub timelines: VecDeque<Timeline>,
+    /// The fold of each history row that live events reached since the
+    /// rows were last replaced (a row without one is resumed from itself).
+    folds: BTreeMap<TxId, TxFold>,
     /// The transaction started last: the diagram follows it.
     pub latest_tx: Option<TxId>,
     pub last_seq: Option<u64>,
@@ -156,6 +161,7 @@ impl Model {
             self.set_cluster(snapshot.cluster, now_ms);
             self.transactions = snapshot.transactions;
             self.transactions.truncate(HISTORY_ROWS_MAX);
+            self.folds.clear();
             self.stats = snapshot.stats;
             self.faults = snapshot.faults;
             self.last_seq = Some(event.seq);
@@ -182,6 +188,7 @@ impl Model {
         self.push_log(&event);
         effects.refresh_in_doubt = changes_in_doubt(&event.kind);
         effects.merge(self.apply(&event));
+        self.fold_into_history(&event);
         self.record_in_timeline(event);
         effects
     }
@@ -196,6 +203,7 @@ impl Model {
     pub fn set_transactions(&mut self, mut transactions: Vec<TransactionSummary>) {
         transactions.truncate(HISTORY_ROWS_MAX);
         self.transactions = transactions;
+        self.folds.clear();
         if self.latest_tx.is_none() {
             self.latest_tx = self.transactions.first().map(|t| t.tx_id.clone());
         }
@@ -327,82 +335,8 @@ impl Model {
                 self.missed_events += missed;
                 self.synced = false;
             }
-            EventKind::TxStarted {
-                tx_id,
-                from,
-                to,
-                amount_cents,
-                ..
-            } => {
-                self.latest_tx = Some(tx_id.clone());
-                if !self.transactions.iter().any(|t| &t.tx_id == tx_id) {
-                    self.transactions.insert(
-                        0,
-                        TransactionSummary::started(tx_id, from, to, *amount_cents, event.ts_ms),
-                    );
-                    self.transactions.truncate(HISTORY_ROWS_MAX);
-                }
-            }
-            EventKind::Vote { tx_id, .. } => {
-                if self.all_voted_ready(tx_id, event) {
-                    self.update_tx(tx_id, |t| {
-                        if t.state == TxState::Active {
-                            t.state = TxState::Prepared;
-                        }
-                    });
-                }
-            }
-            EventKind::Decision {
-                tx_id,
-                decision,
-                reason,
-            } => {
-                self.update_tx(tx_id, |t| {
-                    t.state = decided_state(*decision);
-                    t.reason = t.reason.or(*reason);
-                });
-            }
-            EventKind::CommitSent { tx_id, node } => {
-                self.update_tx(tx_id, |t| {
-                    if !t.pending_acks.contains(node) {
-                        t.pending_acks.push(node.clone());
-                    }
-                });
-            }
-            EventKind::Ack { tx_id, node, .. } => {
-                self.update_tx(tx_id, |t| t.pending_acks.retain(|n| n != node));
-                effects.refresh_cluster = true;
-            }
-            EventKind::TxFinished {
-                tx_id,
-                outcome,
-                reason,
-                duration_ms,
-            } => {
-                self.update_tx(tx_id, |t| {
-                    t.state = match outcome {
-                        Outcome::Committed => TxState::Committed,
-                        Outcome::Aborted => TxState::Aborted,
-                    };
-                    t.reason = *reason;
-                    t.duration_ms = Some(*duration_ms);
-                });
-                effects.refresh_cluster = true;
-            }
-            EventKind::TxEnded { tx_id } => {
-                self.update_tx(tx_id, |t| t.pending_acks.clear());
-            }
-            EventKind::Resolved {
-                tx_id,
-                node,
-                decision,
-            } => {
-                self.update_tx(tx_id, |t| {
-                    if matches!(t.state, TxState::Active | TxState::Prepared) {
-                        t.state = decided_state(*decision);
-                    }
-                    t.pending_acks.retain(|n| n != node);
-                });
+            EventKind::TxStarted { tx_id, .. } => self.latest_tx = Some(tx_id.clone()),
+            EventKind::Ack { .. } | EventKind::TxFinished { .. } | EventKind::Resolved { .. } => {
                 effects.refresh_cluster = true;
             }
             EventKind::RecoveryQuery { node } => {
@@ -434,8 +368,12 @@ impl Model {
                 total_cents,
             } => self.apply_balances(accounts, *total_cents),
             EventKind::PrepareSent { .. }
+            | EventKind::Vote { .. }
             | EventKind::LogForced { .. }
-            | EventKind::RollbackSent { .. } => {}
+            | EventKind::Decision { .. }
+            | EventKind::CommitSent { .. }
+            | EventKind::RollbackSent { .. }
+            | EventKind::TxEnded { .. } => {}
         }
         effects
     }
@@ -465,31 +403,43 @@ impl Model {
         cluster.total_complete = covers_every_account;
     }
 
-    /// Whether `vote` (just arrived) completes a set of ready votes from
-    /// every node of the transaction.
-    fn all_voted_ready(&self, tx_id: &str, vote: &Event) -> bool {
-        let Some(timeline) = self.timeline(tx_id) else {
-            return false;
+    /// Folds an event of a transaction into its history row. A
+    /// `tx_started` adds the row on top, or starts it over where it is for
+    /// a new attempt of the id; a row that started before this page
+    /// connected has its fold resumed from what the row says.
+    fn fold_into_history(&mut self, event: &Event) {
+        let Some(tx_id) = event.kind.tx_id() else {
+            return;
         };
-        let nodes = timeline.events.iter().find_map(|e| match &e.kind {
-            EventKind::TxStarted { nodes, .. } => Some(nodes.clone()),
-            _ => None,
-        });
-        let Some(nodes) = nodes else {
-            return false;
-        };
-        let ready_from = |node: &NodeId| {
-            std::iter::once(vote).chain(timeline.events.iter()).any(|e| {
-                matches!(&e.kind, EventKind::Vote { node: n, vote: VoteView::Ready, .. } if n == node)
-            })
-        };
-        !nodes.is_empty() && nodes.iter().all(ready_from)
-    }
-
-    fn update_tx(&mut self, tx_id: &str, change: impl FnOnce(&mut TransactionSummary)) {
-        if let Some(summary) = self.transactions.iter_mut().find(|t| t.tx_id == tx_id) {
-            change(summary);
+        if let EventKind::TxStarted {
+            from,
+            to,
+            amount_cents,
+            ..
+        } = &event.kind
+        {
+            let row = TransactionSummary::started(tx_id, from, to, *amount_cents, event.ts_ms);
+            match self.transactions.iter().position(|t| t.tx_id == tx_id) {
+                Some(i) => self.transactions[i] = row,
+                None => {
+                    self.transactions.insert(0, row);
+                    self.transactions.truncate(HISTORY_ROWS_MAX);
+                    let rows = &self.transactions;
+                    self.folds
+                        .retain(|id, _| rows.iter().any(|t| &t.tx_id == id));
+                }
+            }
+            self.folds.insert(tx_id.to_string(), TxFold::new());
         }
+        let Some(row) = self.transactions.iter_mut().find(|t| t.tx_id == tx_id) else {
+            return;
+        };
+        let fold = self
+            .folds
+            .entry(tx_id.to_string())
+            .or_insert_with(|| TxFold::resume(row));
+        fold.apply(event.ts_ms, &event.kind);
+        fold.fill(row);
     }
 
     fn record_in_timeline(&mut self, event: Event) {
@@ -533,13 +483,6 @@ impl Model {
     }
 }
 
-fn decided_state(decision: Decision) -> TxState {
-    match decision {
-        Decision::Commit => TxState::Committed,
-        Decision::Abort => TxState::Aborted,
-    }
-}
-
 /// The events of a transaction to draw: the fetched timeline (from
 /// `GET /api/transactions/{id}`) followed by live events that arrived
 /// after it.
@@ -559,9 +502,9 @@ pub fn merge_timelines(fetched: &[Event], live: Option<&Timeline>) -> Vec<Event>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shared::api::{CoordinatorView, LinkFault, NodeView};
+    use shared::api::{CoordinatorView, LinkFault, NodeView, Outcome, VoteView};
     use shared::events::Snapshot;
-    use shared::wire::{AbortReason, AccountBalance};
+    use shared::wire::{AbortReason, AccountBalance, Decision};
 
     fn node(id: &str, account: &str, balance_cents: i64) -> NodeView {
         NodeView {
@@ -1074,5 +1017,104 @@ mod tests {
             },
         );
         assert!(model.fold(decided, 0).refresh_in_doubt);
+    }
+
+    fn decided(seq: u64, tx: &str, decision: Decision) -> Event {
+        ev(
+            seq,
+            EventKind::Decision {
+                tx_id: tx.into(),
+                decision,
+                reason: None,
+            },
+        )
+    }
+
+    fn acked(seq: u64, tx: &str, node: &str) -> Event {
+        ev(
+            seq,
+            EventKind::Ack {
+                tx_id: tx.into(),
+                node: node.into(),
+                decision: Decision::Commit,
+            },
+        )
+    }
+
+    #[test]
+    fn every_node_owes_its_ack_from_the_commit_decision_before_any_commit_is_sent() {
+        let mut model = Model::default();
+        model.fold(snapshot(0), 0);
+        model.fold(started(1, "t"), 0);
+        model.fold(vote(2, "t", "6001", VoteView::Ready), 0);
+        model.fold(vote(3, "t", "6002", VoteView::Ready), 0);
+        model.fold(decided(4, "t", Decision::Commit), 0);
+        assert_eq!(model.transactions[0].pending_acks, ["6001", "6002"]);
+        model.fold(acked(5, "t", "6001"), 0);
+        assert_eq!(model.transactions[0].pending_acks, ["6002"]);
+    }
+
+    #[test]
+    fn a_node_resolved_to_commit_owes_its_ack_until_it_acks() {
+        let mut model = Model::default();
+        model.fold(snapshot(0), 0);
+        model.fold(started(1, "t"), 0);
+        model.fold(
+            ev(
+                2,
+                EventKind::Resolved {
+                    tx_id: "t".into(),
+                    node: "6002".into(),
+                    decision: Decision::Commit,
+                },
+            ),
+            0,
+        );
+        assert_eq!(model.transactions[0].state, TxState::Committed);
+        assert!(model.transactions[0]
+            .pending_acks
+            .contains(&"6002".to_string()));
+        model.fold(acked(3, "t", "6002"), 0);
+        assert!(!model.transactions[0]
+            .pending_acks
+            .contains(&"6002".to_string()));
+    }
+
+    #[test]
+    fn a_new_attempt_of_an_id_starts_its_row_over() {
+        let mut model = Model::default();
+        model.fold(snapshot(0), 0);
+        model.fold(started(1, "t"), 0);
+        model.fold(vote(2, "t", "6001", VoteView::Ready), 0);
+        model.fold(vote(3, "t", "6002", VoteView::Ready), 0);
+        assert_eq!(model.transactions[0].state, TxState::Prepared);
+        // The coordinator forgot it in a crash; the client's retry runs it again.
+        model.fold(started(4, "t"), 0);
+        assert_eq!(model.transactions.len(), 1);
+        assert_eq!(model.transactions[0].state, TxState::Active);
+        assert_eq!(model.transactions[0].started_at_ms, 1_004);
+    }
+
+    #[test]
+    fn a_row_from_the_snapshot_goes_on_with_the_live_events() {
+        let mut model = Model::default();
+        let mut row = TransactionSummary::started("t", "A", "B", 500, 900);
+        row.state = TxState::Committed;
+        row.pending_acks = vec!["6001".into(), "6002".into()];
+        let mut first = snapshot(10);
+        if let EventKind::Snapshot(s) = &mut first.kind {
+            s.transactions = vec![row.clone()];
+        }
+        model.fold(first, 0);
+        model.fold(acked(11, "t", "6002"), 0);
+        assert_eq!(model.transactions[0].pending_acks, ["6001"]);
+        assert_eq!(model.transactions[0].state, TxState::Committed);
+        assert_eq!(model.transactions[0].amount_cents, 500);
+        model.fold(ev(12, EventKind::TxEnded { tx_id: "t".into() }), 0);
+        assert!(model.transactions[0].pending_acks.is_empty());
+        // A fresh list from the coordinator replaces what the events built.
+        model.set_transactions(vec![row]);
+        model.fold(acked(13, "t", "6001"), 0);
+        assert_eq!(model.transactions[0].pending_acks, ["6002"]);
     }
 }

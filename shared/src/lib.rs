@@ -6,6 +6,8 @@
 //! - [`wire`]: coordinator ⇄ participant messages (newline-delimited JSON).
 //! - [`api`]: HTTP request and response bodies.
 //! - [`events`]: live events streamed on `/ws`.
+//! - [`fold`]: the one fold of a transaction's events (state, votes, pending
+//!   acks, phase times) that the hub, the metrics and the dashboard share.
 //! - [`protocol`]: Two-Phase Commit as pure state machines (no I/O, no clock,
 //!   no randomness): the processes, the simulation and the model checker all
 //!   run this same code.
@@ -16,6 +18,7 @@
 
 pub mod api;
 pub mod events;
+pub mod fold;
 pub mod limits;
 pub mod money;
 pub mod protocol;

@@ -83,6 +83,9 @@ pub const COORDINATOR_OUTCOMES_KEPT_MAX: usize = 1_000_000;
 pub const COORDINATOR_HISTORY_KEPT_MAX: usize = 2_000;
 /// Events kept per transaction timeline.
 pub const TX_TIMELINE_EVENTS_MAX: usize = 64;
+/// Nodes of one transaction that its fold follows (a transfer has one or
+/// two); a transaction with more is never taken for fully voted or acked.
+pub const TX_NODES_MAX: usize = 8;
 /// Commands waiting for the coordinator's engine (HTTP requests beyond it get 503).
 pub const COORDINATOR_COMMANDS_QUEUED_MAX: usize = 65_536;
 /// Node messages waiting for the coordinator's engine.

@@ -11,6 +11,9 @@
 //! `tx_id`. After **every step** the money invariants are checked; at the end
 //! everything is healed and the run must become quiescent with every
 //! transaction resolved, nothing in doubt, no lock held and the total kept.
+//! Every event the coordinator emits goes through the transaction fold
+//! (`shared::fold`), which must agree with the coordinator at every step
+//! and with the nodes at the end (see `common::folds`).
 //!
 //! Commands:
 //! ```text
@@ -46,6 +49,7 @@ const TRACE_TAIL_LINES: usize = 80;
 const CLUSTER: &str = "sim";
 
 mod common;
+use common::folds::Folds;
 use common::Rng;
 
 // ----- simulated disk -----
@@ -167,6 +171,8 @@ struct Sim {
     /// 0 = calm, higher = more faults.
     storm: u64,
     stats: Stats,
+    /// The fold of each transaction's events, kept across coordinator crashes.
+    folds: Folds,
 }
 
 #[derive(Default, Clone, Copy, Debug)]
@@ -303,6 +309,7 @@ impl Sim {
             must_not_abort: BTreeSet::new(),
             storm,
             stats: Stats::default(),
+            folds: Folds::default(),
         };
         sim.refresh_links();
         sim
@@ -549,6 +556,7 @@ impl Sim {
     }
 
     fn run_coord_actions(&mut self, actions: Vec<co::Action>) {
+        let emits = actions.iter().any(|a| matches!(a, co::Action::Emit(_)));
         for action in actions {
             match action {
                 co::Action::Send { node, msg } => {
@@ -561,12 +569,21 @@ impl Sim {
                 }
                 co::Action::Persist { seq, record, .. } => self.coord_disk.append(seq, record),
                 co::Action::Reply { client, result } => self.on_client_reply(client, result),
-                co::Action::Emit(_) => {}
+                co::Action::Emit(kind) => {
+                    if let Err(e) = self.folds.apply(self.now_us, &kind) {
+                        self.violation(e);
+                    }
+                }
                 co::Action::Crash(point) => {
                     trace!(self, "coordinator reached armed crash point {point:?}");
                     self.crash_coordinator(true);
                     return;
                 }
+            }
+        }
+        if emits {
+            if let Err(e) = self.folds.check_running(&self.coord.active()) {
+                self.violation(e);
             }
         }
     }
@@ -767,6 +784,7 @@ impl Sim {
 
     fn crash_coordinator(&mut self, restart: bool) {
         self.stats.coordinator_crashes += 1;
+        self.folds.coordinator_crashed();
         let records = {
             let Sim {
                 coord_disk, rng, ..
@@ -1348,6 +1366,14 @@ impl Sim {
                 return Err(format!("{} still has in-doubt transactions", node.id));
             }
         }
+        let applied_everywhere = |tx_id: &str| {
+            let legs = self.legs_of(tx_id);
+            !legs.is_empty()
+                && legs
+                    .iter()
+                    .all(|i| self.nodes[*i].applied.contains_key(tx_id))
+        };
+        self.folds.check_settled(&self.told, applied_everywhere)?;
         for tx_id in self.requests.keys() {
             let legs = self.legs_of(tx_id);
             let applied: BTreeSet<usize> = legs

@@ -1,6 +1,8 @@
 //! Helpers shared by the test files of `shared` (each test file is its own
 //! crate and includes this with `mod common;`).
 
+pub mod folds;
+
 /// splitmix64: a tiny, seedable PRNG, so every run is replayable from its
 /// seed with no dependency.
 pub struct Rng(pub u64);
