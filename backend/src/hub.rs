@@ -20,12 +20,7 @@ use shared::limits::{COORDINATOR_HISTORY_KEPT_MAX, TX_TIMELINE_EVENTS_MAX, WS_CL
 use shared::wire::{AbortReason, Decision, NodeId, TxId};
 use tokio::sync::{broadcast, Notify};
 
-/// Latencies kept for the percentiles (a sliding window of the newest).
-const LATENCY_SAMPLES_MAX: usize = 100_000;
-/// Seconds of throughput history kept.
-const THROUGHPUT_HISTORY_S: usize = 60;
-/// Events a two-node transfer usually has (its timeline's first allocation).
-const TIMELINE_CAPACITY_HINT: usize = 16;
+use shared::limits::{LATENCY_SAMPLES_MAX, THROUGHPUT_HISTORY_S, TIMELINE_CAPACITY_HINT};
 
 pub fn unix_ms() -> u64 {
     SystemTime::now()

@@ -45,9 +45,7 @@ use shared::events::{Event, EventKind, COORDINATOR};
 use shared::fold::{NodeKey, Phase, TxFold};
 use shared::wire::{AbortReason, Decision};
 
-/// Transactions timed at once; a newer one takes the slot of an older one
-/// whose phases then go untimed (a power of two).
-const PHASE_SLOTS_MAX: usize = 16_384;
+use shared::limits::PHASE_SLOTS_MAX;
 /// Histogram buckets in seconds: 100 µs to 10 s.
 const LATENCY_BUCKETS_S: [f64; 16] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,

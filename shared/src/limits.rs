@@ -86,6 +86,16 @@ pub const TX_TIMELINE_EVENTS_MAX: usize = 64;
 /// Nodes of one transaction that its fold follows (a transfer has one or
 /// two); a transaction with more is never taken for fully voted or acked.
 pub const TX_NODES_MAX: usize = 8;
+/// Transfer latencies the coordinator keeps for its percentiles (a sliding
+/// window of the newest).
+pub const LATENCY_SAMPLES_MAX: usize = 100_000;
+/// Seconds of throughput history the coordinator keeps.
+pub const THROUGHPUT_HISTORY_S: usize = 60;
+/// Events a two-node transfer usually has (its timeline's first allocation).
+pub const TIMELINE_CAPACITY_HINT: usize = 16;
+/// Transactions whose phases the metrics time at once; a newer one takes
+/// the slot of an older one, whose phases then go untimed (a power of two).
+pub const PHASE_SLOTS_MAX: usize = 16_384;
 /// Commands waiting for the coordinator's engine (HTTP requests beyond it get 503).
 pub const COORDINATOR_COMMANDS_QUEUED_MAX: usize = 65_536;
 /// Node messages waiting for the coordinator's engine.
