@@ -18,13 +18,16 @@
 //! - [`api`]: one function per REST call, with `shared` types.
 //! - [`ws`]: the one live-event hook (reconnects with backoff, resyncs from
 //!   the snapshot, cleans up).
-//! - [`app`]: lays out the page and provides the shared state as context.
+//! - [`context`]: the state every panel shares ([`context::Ctx`]), with its
+//!   polling and refreshes.
+//! - [`app`]: lays out the page on that context.
 //! - [`components`]: one panel per file.
 
 pub mod api;
 pub mod app;
 pub mod charts;
 pub mod components;
+pub mod context;
 pub mod diagram;
 pub mod format;
 pub mod in_doubt;

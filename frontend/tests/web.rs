@@ -7,11 +7,11 @@
 use std::cell::Cell;
 use std::rc::Rc;
 
-use frontend::app::Ctx;
 use frontend::components::{
     cluster::ClusterPanel, header::Header, in_doubt::InDoubtBody, protocol::ProtocolPanel,
     transfer::TransferPanel,
 };
+use frontend::context::Ctx;
 use frontend::in_doubt::Polled;
 use frontend::model::Model;
 use frontend::ws::Connection;
@@ -341,7 +341,10 @@ fn in_doubt_fixture() -> InDoubtView {
 #[wasm_bindgen_test]
 async fn in_doubt_panel_lists_why_stuck_heuristic_alarm_and_audit() {
     let (root, _ctx) = mount(Model::default(), || {
-        let polled = RwSignal::new(Polled::loaded(in_doubt_fixture(), frontend::app::now_ms()));
+        let polled = RwSignal::new(Polled::loaded(
+            in_doubt_fixture(),
+            frontend::context::now_ms(),
+        ));
         view! { <InDoubtBody polled=polled/> }
     });
     settle().await;
@@ -391,7 +394,7 @@ async fn in_doubt_panel_says_nothing_in_doubt() {
         view.stale_nodes.clear();
         view.audit.balanced = true;
         view.audit.heuristic_imbalance_cents = 0;
-        let polled = RwSignal::new(Polled::loaded(view, frontend::app::now_ms()));
+        let polled = RwSignal::new(Polled::loaded(view, frontend::context::now_ms()));
         view! { <InDoubtBody polled=polled/> }
     });
     settle().await;

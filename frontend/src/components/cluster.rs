@@ -9,7 +9,7 @@ use shared::api::{ComponentStatus, LinkFault, NodeView};
 use shared::money::format_cents;
 
 use crate::api::{self, ApiError};
-use crate::app::{use_ctx, Ctx};
+use crate::context::{use_ctx, Ctx};
 use crate::format::{duration_ms, percent, short_tx_id, status_label, Tone};
 
 /// Delay the "Slow" button adds to a link.

@@ -8,8 +8,8 @@ use leptos::prelude::*;
 use shared::api::{CoordinatorCrashRequest, CrashPoint, FaultsUpdate};
 
 use crate::api;
-use crate::app::use_ctx;
 use crate::components::cluster::run_command;
+use crate::context::use_ctx;
 use crate::format::percent;
 
 /// Restart delays offered for an injected coordinator crash.

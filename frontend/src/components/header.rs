@@ -5,7 +5,7 @@
 use leptos::prelude::*;
 use shared::money::format_cents;
 
-use crate::app::use_ctx;
+use crate::context::use_ctx;
 use crate::model::Invariant;
 use crate::ws::Connection;
 

@@ -5,7 +5,7 @@ use leptos::prelude::*;
 use shared::api::TransactionSummary;
 use shared::money::format_cents;
 
-use crate::app::use_ctx;
+use crate::context::use_ctx;
 use crate::format::{clock_ms, duration_ms, reason_label, short_tx_id, state_label};
 
 #[component]

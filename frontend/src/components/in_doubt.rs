@@ -6,7 +6,7 @@
 //!
 //! [`InDoubtPanel`] polls `GET /api/in-doubt` every [`IN_DOUBT_POLL_MS`]
 //! while the tab is visible and the stream is live, and at once after the
-//! events that change the view ([`crate::app::Ctx::in_doubt_nudge`]).
+//! events that change the view ([`crate::context::Ctx::in_doubt_nudge`]).
 //! [`InDoubtBody`] only draws a [`Polled`], so tests mount it on a fixed
 //! view. The words come from [`crate::in_doubt`].
 
@@ -17,7 +17,7 @@ use shared::api::{ComponentStatus, HeuristicRequest, HeuristicView};
 use shared::wire::{Decision, NodeId, TxId};
 
 use crate::api;
-use crate::app::{now_ms, use_ctx};
+use crate::context::{now_ms, use_ctx};
 use crate::format::{decision_label, duration_ms, short_tx_id, status_label, Tone};
 use crate::in_doubt::{
     audit_line, chip_class, confirm_text, coordinator_state_text, disagreeing, live_age_ms,

@@ -10,7 +10,7 @@ use std::rc::Rc;
 use leptos::prelude::*;
 
 use crate::api;
-use crate::app::{now_ms, use_ctx};
+use crate::context::{now_ms, use_ctx};
 use crate::format::{duration_ms, percent};
 use crate::load::{parse_plan, random_transfer, LoadResult, LoadSummary};
 

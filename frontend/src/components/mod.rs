@@ -1,4 +1,4 @@
-//! One panel per file. Each reads the shared [`crate::app::Ctx`].
+//! One panel per file. Each reads the shared [`crate::context::Ctx`].
 //!
 //! - [`header`]: title, connection state, the invariant banner, the
 //!   "reconnecting…" banner.

@@ -7,7 +7,7 @@ use shared::api::{ComponentStatus, TransactionSummary};
 use shared::events::{Event, COORDINATOR};
 use shared::money::format_cents;
 
-use crate::app::use_ctx;
+use crate::context::use_ctx;
 use crate::diagram::{layout, Layout, Row, Shape};
 use crate::format::{
     clock_ms, describe_event, duration_ms, reason_label, short_tx_id, state_label, Tone,

@@ -3,8 +3,8 @@
 
 use leptos::prelude::*;
 
-use crate::app::use_ctx;
 use crate::charts::{bars, sparkline};
+use crate::context::use_ctx;
 use crate::format::{duration_ms, percent};
 
 const SPARK_W: f64 = 320.0;

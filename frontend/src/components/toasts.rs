@@ -2,7 +2,7 @@
 
 use leptos::prelude::*;
 
-use crate::app::use_ctx;
+use crate::context::use_ctx;
 
 #[component]
 pub fn Toasts() -> impl IntoView {

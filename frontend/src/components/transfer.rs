@@ -8,7 +8,7 @@ use shared::api::{Outcome, TransferRequest, TransferResponse, VoteView};
 use shared::money::format_cents;
 
 use crate::api::{self, ApiError};
-use crate::app::{now_ms, use_ctx, Ctx};
+use crate::context::{now_ms, use_ctx, Ctx};
 use crate::format::{duration_ms, outcome_label, reason_label, short_tx_id, vote_label};
 use crate::validate::{client_tx_id, transfer_request};
 
