@@ -204,7 +204,7 @@ pub async fn supervise(app: EngineContext, mut shutdown: watch::Receiver<bool>) 
                     .demo
                     .take_coordinator_crash()
                     .map(|c| c.restart_after_ms)
-                    .unwrap_or(3_000);
+                    .unwrap_or(shared::limits::RESTART_AFTER_MS_DEFAULT);
                 tracing::warn!(
                     ?point,
                     pause_ms = pause,

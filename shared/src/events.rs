@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::api::{
+use crate::views::{
     AccountView, ClusterView, ComponentStatus, Faults, Outcome, Stats, TransactionSummary, VoteView,
 };
 use crate::wire::{AbortReason, Decision, NodeId, TxId};

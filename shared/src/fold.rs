@@ -9,9 +9,10 @@
 //! millisecond. It knows no transaction id either: the caller routes each
 //! event by [`EventKind::tx_id`].
 
-use crate::api::{NodeVote, Outcome, TransactionSummary, TxState, VoteView};
+use crate::api::NodeVote;
 use crate::events::{EventKind, COORDINATOR};
 use crate::limits::TX_NODES_MAX;
+use crate::views::{Outcome, TransactionSummary, TxState, VoteView};
 use crate::wire::{AbortReason, Decision, NodeId};
 
 /// The record whose force makes the coordinator's COMMIT decision durable

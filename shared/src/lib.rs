@@ -22,6 +22,7 @@ pub mod fold;
 pub mod limits;
 pub mod money;
 pub mod protocol;
+pub mod views;
 pub mod wire;
 
 #[cfg(feature = "native")]

@@ -131,6 +131,9 @@ pub const LINK_DELAY_MS_MAX: u64 = 60_000;
 pub const PHASE_PAUSE_MS_MAX: u64 = 60_000;
 /// Longest a crashed coordinator may wait before it restarts (`restart_after_ms`).
 pub const RESTART_AFTER_MS_MAX: u64 = 600_000;
+/// How long an injected coordinator crash keeps the engine down, unless
+/// the request says.
+pub const RESTART_AFTER_MS_DEFAULT: u64 = 3_000;
 
 // ----- the coordinator's live events (WebSocket) -----
 
