@@ -1,0 +1,62 @@
+//! One-phase commit (both accounts on one node): the node decides alone;
+//! if its answer is lost, it is asked with `rollback`, whose ack carries
+//! what it did.
+
+use super::*;
+
+impl Coordinator {
+    pub(super) fn on_one_phase_outcome(
+        &mut self,
+        now_us: u64,
+        node: NodeId,
+        tx_id: TxId,
+        decision: Decision,
+        reason: Option<AbortReason>,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(tx) = self.active.get(&tx_id) else {
+            return;
+        };
+        if !tx.one_phase || tx.legs[0].node != node {
+            return;
+        }
+        self.settle_one_phase(now_us, node, tx_id, decision, reason, out);
+    }
+
+    pub(super) fn settle_one_phase(
+        &mut self,
+        now_us: u64,
+        node: NodeId,
+        tx_id: TxId,
+        decision: Decision,
+        reason: Option<AbortReason>,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(tx) = self.active.get_mut(&tx_id) else {
+            return;
+        };
+        let view = match decision {
+            Decision::Commit => VoteView::Ready,
+            Decision::Abort => VoteView::Abort,
+        };
+        tx.votes.insert(node.clone(), (view, reason));
+        out.push(Action::Emit(EventKind::Vote {
+            tx_id: tx_id.clone(),
+            node,
+            vote: view,
+            reason,
+        }));
+        out.push(Action::Emit(EventKind::Decision {
+            tx_id: tx_id.clone(),
+            decision,
+            reason,
+        }));
+        let detail = reason.map(|r| {
+            format!(
+                "node {} aborted the one-phase transfer ({r})",
+                tx.legs[0].node
+            )
+        });
+        self.finish(now_us, &tx_id, decision.into(), reason, detail, out);
+    }
+}
