@@ -358,13 +358,7 @@ impl Coordinator {
         }
     }
 
-    pub(super) fn on_node_message(
-        &mut self,
-        now_us: u64,
-        node: NodeId,
-        msg: Reply,
-        out: &mut Vec<Action>,
-    ) {
+    fn on_node_message(&mut self, now_us: u64, node: NodeId, msg: Reply, out: &mut Vec<Action>) {
         match msg {
             Reply::Vote {
                 tx_id,
@@ -387,7 +381,7 @@ impl Coordinator {
         }
     }
 
-    pub(super) fn take_crash(&mut self, point: CrashPoint, out: &mut Vec<Action>) -> bool {
+    fn take_crash(&mut self, point: CrashPoint, out: &mut Vec<Action>) -> bool {
         if self.faults.crash_at != Some(point) {
             return false;
         }
@@ -396,7 +390,7 @@ impl Coordinator {
         true
     }
 
-    pub(super) fn take_seq(&mut self) -> u64 {
+    fn take_seq(&mut self) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;
         seq
