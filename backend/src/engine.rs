@@ -662,6 +662,7 @@ fn coordinator_config(app: &EngineContext) -> CoordinatorConfig {
         app.config.account_nodes.clone(),
     );
     config.prepare_timeout_us = args.prepare_timeout_ms.saturating_mul(1000);
+    config.hash_seed = shared::store::hasher::HashSeed::new(rand::random(), rand::random());
     config.ack_wait_us = args.ack_wait_ms.saturating_mul(1000);
     config
 }

@@ -41,6 +41,7 @@ use shared::limits::{
     PARTICIPANT_INBOX_MAX,
 };
 use shared::protocol::participant::ParticipantConfig;
+use shared::store::hasher::HashSeed;
 use shared::wire::AccountId;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, Signal, SignalKind};
@@ -168,6 +169,7 @@ fn config_from(cli: Cli) -> Result<Config, String> {
         accounts: cli.accounts,
         lock_wait_us: cli.lock_wait_ms * 1_000,
         faults_allowed: cli.allow_faults,
+        hash_seed: HashSeed::new(rand::random(), rand::random()),
     };
     Ok(Config {
         participant,

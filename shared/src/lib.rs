@@ -11,6 +11,8 @@
 //! - [`protocol`]: Two-Phase Commit as pure state machines (no I/O, no clock,
 //!   no randomness): the processes, the simulation and the model checker all
 //!   run this same code.
+//! - [`store`]: what the machines keep their state in, for speed (a hash map
+//!   with ordered views, the remembered-outcome index, the seeded hasher).
 //! - `log` (feature `native`): the framed, checksummed, append-only log with
 //!   group commit that both processes write.
 //! - `auth` (feature `native`): the cluster secret and the handshake that
@@ -22,6 +24,7 @@ pub mod fold;
 pub mod limits;
 pub mod money;
 pub mod protocol;
+pub mod store;
 pub mod views;
 pub mod wire;
 

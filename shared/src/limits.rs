@@ -96,6 +96,9 @@ pub const TIMELINE_CAPACITY_HINT: usize = 16;
 /// Transactions whose phases the metrics time at once; a newer one takes
 /// the slot of an older one, whose phases then go untimed (a power of two).
 pub const PHASE_SLOTS_MAX: usize = 16_384;
+/// Remembered outcomes per chunk of their age queue (a chunk is allocated
+/// whole, and shared with checkpoint snapshots until changed).
+pub const REMEMBERED_CHUNK_VALUES: usize = 4_096;
 /// Commands waiting for the coordinator's engine (HTTP requests beyond it get 503).
 pub const COORDINATOR_COMMANDS_QUEUED_MAX: usize = 65_536;
 /// Node messages waiting for the coordinator's engine.

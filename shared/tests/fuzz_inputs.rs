@@ -203,6 +203,7 @@ fn the_participant_survives_any_message_sequence_and_keeps_its_invariants() {
             accounts: vec![("A".into(), 100_000), ("B".into(), 50_000)],
             lock_wait_us: 1_000,
             faults_allowed: false,
+            hash_seed: Default::default(),
         };
         let mut p = Participant::recover(config, &[]).expect("a fresh node recovers");
         let mut now_us = 0;

@@ -17,6 +17,7 @@ fn config(faults_allowed: bool) -> ParticipantConfig {
         accounts: vec![("B".into(), 100_000)],
         lock_wait_us: 3_000_000,
         faults_allowed,
+        hash_seed: Default::default(),
     }
 }
 

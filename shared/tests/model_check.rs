@@ -144,6 +144,7 @@ impl TwoPc {
             accounts: vec![(account(i), BALANCE_CENTS_INITIAL)],
             lock_wait_us: 40,
             faults_allowed: false,
+            hash_seed: Default::default(),
         }
     }
 

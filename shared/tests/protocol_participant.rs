@@ -15,6 +15,7 @@ fn config() -> ParticipantConfig {
         accounts: vec![("A".into(), 1_000), ("B".into(), 1_000)],
         lock_wait_us: 3_000,
         faults_allowed: true,
+        hash_seed: Default::default(),
     }
 }
 
@@ -591,6 +592,7 @@ fn ledgers_are_bounded_per_node_however_many_accounts() {
         accounts: (0..accounts).map(|i| (format!("a{i}"), 1_000)).collect(),
         lock_wait_us: 3_000,
         faults_allowed: false,
+        hash_seed: Default::default(),
     };
     let init = Participant::init_record(&config);
     let mut p = Participant::recover(config.clone(), std::slice::from_ref(&init)).unwrap();

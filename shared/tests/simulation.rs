@@ -246,6 +246,7 @@ impl Sim {
                 accounts: own,
                 lock_wait_us: 5_000 + rng.below(30_000),
                 faults_allowed: true,
+                hash_seed: Default::default(),
             };
             let mut disk = Disk::new();
             disk.durable.push(Participant::init_record(&config));

@@ -21,7 +21,5 @@
 
 pub mod coordinator;
 pub mod digest;
-pub mod keyed;
 pub mod participant;
 pub mod record;
-pub mod remembered;

@@ -50,11 +50,11 @@ use crate::limits::{
     COORDINATOR_OUTCOMES_KEPT_MAX, COORDINATOR_TX_ACTIVE_MAX, IN_DOUBT_SWEEP_MS,
     PREPARE_TIMEOUT_MS, TX_ID_BYTES_MAX,
 };
-use crate::protocol::keyed::Keyed;
-use crate::protocol::record::{
-    CoordinatorCheckpoint, CoordinatorCheckpointRef, CoordinatorRecord, Identity,
-};
-use crate::protocol::remembered::{Remembered, RememberedSnapshot};
+use crate::protocol::record::{CoordinatorCheckpoint, CoordinatorRecord, Identity};
+use crate::store::codec::CoordinatorCheckpointRef;
+use crate::store::hasher::HashSeed;
+use crate::store::keyed::Keyed;
+use crate::store::remembered::{Remembered, RememberedSnapshot};
 use crate::wire::{
     AbortReason, AccountId, ClusterId, Decision, Epoch, NodeId, Reply, Request, TxId, Vote,
 };
@@ -93,6 +93,8 @@ pub struct CoordinatorConfig {
     pub ack_wait_us: u64,
     pub commit_retry_us: u64,
     pub in_doubt_sweep_us: u64,
+    /// The keys of the machine's hash maps (random in the process).
+    pub hash_seed: HashSeed,
 }
 
 impl CoordinatorConfig {
@@ -105,6 +107,7 @@ impl CoordinatorConfig {
             ack_wait_us: ACK_WAIT_MS * 1000,
             commit_retry_us: COMMIT_RETRY_MS * 1000,
             in_doubt_sweep_us: IN_DOUBT_SWEEP_MS * 1000,
+            hash_seed: HashSeed::default(),
         }
     }
 }
@@ -121,10 +124,11 @@ impl CoordinatorConfig {
     }
 }
 
-/// A hash index of [`CoordinatorConfig::accounts`]. It is derived from
+/// A hash index of [`CoordinatorConfig::accounts`] (their ids come from
+/// the configuration, not from clients: a fixed seed). It is derived from
 /// that map, so equality and hashing (for the model checker) leave it out.
 #[derive(Debug, Clone, Default)]
-struct AccountIndex(HashMap<AccountId, NodeId>);
+struct AccountIndex(HashMap<AccountId, NodeId, HashSeed>);
 
 impl AccountIndex {
     fn of(accounts: &BTreeMap<AccountId, NodeId>) -> AccountIndex {
@@ -328,13 +332,13 @@ impl Coordinator {
             // that message or its ack is lost.
             self.sweep_at_us = Some(now_us.saturating_add(self.config.in_doubt_sweep_us));
             let retry_at_us = now_us.saturating_add(self.config.commit_retry_us);
-            for (tx_id, tx) in self.active.iter_mut() {
+            let timers = &mut self.timers;
+            self.active.for_each_mut_unordered(|tx_id, tx| {
                 if tx.phase == Phase::Committing {
-                    self.timers
-                        .insert((retry_at_us, TimerKind::CommitRetry, tx_id.clone()));
+                    timers.insert((retry_at_us, TimerKind::CommitRetry, tx_id.clone()));
                     tx.armed.push((retry_at_us, TimerKind::CommitRetry));
                 }
-            }
+            });
         }
         match input {
             Input::Transfer { client, request } => {

@@ -40,11 +40,12 @@ impl Coordinator {
     /// come back as committing: they are re-sent to every node that has
     /// not acknowledged them. Nothing else survives (presumed abort).
     pub fn recover(config: CoordinatorConfig, records: &[CoordinatorRecord]) -> Coordinator {
+        let seed = config.hash_seed;
         let mut c = Coordinator {
             config,
             faults: DemoFaults::default(),
-            active: Keyed::new(),
-            finished: Remembered::new(COORDINATOR_OUTCOMES_KEPT_MAX),
+            active: Keyed::with_seed(seed),
+            finished: Remembered::new(COORDINATOR_OUTCOMES_KEPT_MAX, seed),
             connected: BTreeSet::new(),
             timers: BTreeSet::new(),
             deciding: VecDeque::new(),

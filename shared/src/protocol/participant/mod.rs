@@ -55,9 +55,11 @@ use crate::limits::{
     PARTICIPANT_HEURISTICS_KEPT_MAX, PARTICIPANT_OUTCOMES_KEPT_MAX, PARTICIPANT_TX_ACTIVE_MAX,
 };
 use crate::protocol::digest::{digest_matches, ops_digest, OpsDigest};
-use crate::protocol::keyed::Keyed;
-use crate::protocol::record::{ParticipantCheckpoint, ParticipantCheckpointRef, ParticipantRecord};
-use crate::protocol::remembered::{Remembered, RememberedSnapshot};
+use crate::protocol::record::{ParticipantCheckpoint, ParticipantRecord};
+use crate::store::codec::ParticipantCheckpointRef;
+use crate::store::hasher::HashSeed;
+use crate::store::keyed::Keyed;
+use crate::store::remembered::{Remembered, RememberedSnapshot};
 use crate::wire::{
     AbortReason, AccountBalance, AccountId, ClusterId, Decision, Epoch, HeuristicOutcome,
     InDoubtTx, LedgerEntry, NodeId, Op, ParticipantCrashPoint, Reply, Request, TxId, Vote,
@@ -89,6 +91,8 @@ pub struct ParticipantConfig {
     pub lock_wait_us: u64,
     /// Whether `arm_crash` is obeyed (demo mode).
     pub faults_allowed: bool,
+    /// The keys of the machine's hash maps (random in the process).
+    pub hash_seed: HashSeed,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -268,8 +272,8 @@ impl Participant {
             .min();
         let unsafe_abort = self.unsafe_abort_in_doubt_after_us.and_then(|after_us| {
             self.txs
-                .values()
-                .filter_map(|tx| match tx.phase {
+                .iter_unordered()
+                .filter_map(|(_, tx)| match tx.phase {
                     Phase::Prepared { since_us, .. } => Some(since_us.saturating_add(after_us)),
                     _ => None,
                 })

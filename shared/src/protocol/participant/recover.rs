@@ -79,18 +79,25 @@ impl Participant {
         config: ParticipantConfig,
         records: &[ParticipantRecord],
     ) -> Result<Participant, RecoveryError> {
+        let seed = config.hash_seed;
         let mut p = Participant {
-            balances: config.accounts.iter().cloned().collect(),
+            balances: config
+                .accounts
+                .iter()
+                .cloned()
+                .collect::<Keyed<_, _>>()
+                .reseeded(seed),
             ledgers: config
                 .accounts
                 .iter()
                 .map(|(a, _)| (a.clone(), Arc::default()))
-                .collect(),
+                .collect::<Keyed<_, _>>()
+                .reseeded(seed),
             config,
-            txs: Keyed::new(),
-            locks: Keyed::new(),
+            txs: Keyed::with_seed(seed),
+            locks: Keyed::with_seed(seed),
             waiting: BTreeSet::new(),
-            outcomes: Remembered::new(PARTICIPANT_OUTCOMES_KEPT_MAX),
+            outcomes: Remembered::new(PARTICIPANT_OUTCOMES_KEPT_MAX, seed),
             heuristics: BTreeMap::new(),
             heuristic_order: Vec::new(),
             held: VecDeque::new(),
@@ -123,11 +130,17 @@ impl Participant {
         };
         match record {
             ParticipantRecord::Init { accounts } => {
-                self.balances = accounts.iter().cloned().collect();
+                let seed = self.config.hash_seed;
+                self.balances = accounts
+                    .iter()
+                    .cloned()
+                    .collect::<Keyed<_, _>>()
+                    .reseeded(seed);
                 self.ledgers = accounts
                     .iter()
                     .map(|(a, _)| (a.clone(), Arc::default()))
-                    .collect();
+                    .collect::<Keyed<_, _>>()
+                    .reseeded(seed);
             }
             ParticipantRecord::Prepared {
                 tx_id,
@@ -206,23 +219,30 @@ impl Participant {
                 self.keep_heuristic(tx_id.clone(), *decision, ops.clone());
             }
             ParticipantRecord::Checkpoint(cp) => {
-                self.balances = cp.accounts.iter().cloned().collect();
+                let seed = self.config.hash_seed;
+                self.balances = cp
+                    .accounts
+                    .iter()
+                    .cloned()
+                    .collect::<Keyed<_, _>>()
+                    .reseeded(seed);
                 self.ledgers = cp
                     .ledgers
                     .iter()
                     .map(|(a, e)| (a.clone(), Arc::new(e.iter().cloned().collect())))
-                    .collect();
+                    .collect::<Keyed<_, _>>()
+                    .reseeded(seed);
                 for (account, _) in &cp.accounts {
                     self.ledgers.entry(account.clone()).or_default();
                 }
                 // A checkpoint written under a larger limit keeps its newest.
                 let kept = ledger_entries_kept_per_account(self.balances.len());
-                for ledger in self.ledgers.values_mut() {
+                self.ledgers.for_each_mut_unordered(|_, ledger| {
                     let extra = ledger.len().saturating_sub(kept);
                     if extra > 0 {
                         Arc::make_mut(ledger).drain(..extra);
                     }
-                }
+                });
                 self.txs.clear();
                 self.locks.clear();
                 self.outcomes.clear();
@@ -345,11 +365,11 @@ impl Participant {
     /// Marks recovered in-doubt transactions as prepared since `now_us` (the
     /// log does not keep wall-clock times).
     pub fn set_recovered_since(&mut self, now_us: u64) {
-        for tx in self.txs.values_mut() {
+        self.txs.for_each_mut_unordered(|_, tx| {
             if let Phase::Prepared { since_us, .. } = &mut tx.phase {
                 *since_us = now_us;
             }
-        }
+        });
     }
 
     /// Makes room for every outcome it may remember, once, so the index

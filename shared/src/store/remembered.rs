@@ -3,11 +3,9 @@
 //!
 //! Both machines keep hundreds of thousands of outcomes (so that a late or
 //! duplicate message gets the first answer) and look one up or add one on
-//! every transaction. A `BTreeMap` keyed by `tx_id` made each of those a walk
-//! of some 40 string comparisons, each a cache miss on the key's heap bytes
-//! (5 % of the coordinator's CPU at full load); a hash index is one hash and
-//! one comparison. The age queue keeps the order that eviction and
-//! checkpoints need, so nothing ever iterates the index.
+//! every transaction: one hash and one comparison each. The age queue keeps
+//! the order that eviction and checkpoints need, so nothing ever iterates
+//! the index.
 //!
 //! The index holds positions, not ids: each id is stored once (in the age
 //! queue), and each slot keeps its id's hash, so growing or cleaning the
@@ -21,20 +19,19 @@
 //! order are equal however many older ones each of them evicted.
 
 use std::collections::VecDeque;
-use std::hash::{BuildHasher, Hash, Hasher, RandomState};
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::Arc;
 
 use hashbrown::HashTable;
 
+use super::hasher::HashSeed;
 use crate::wire::TxId;
 
-/// Values per chunk of the age queue. The queue is a list of chunks, not
-/// one ring buffer: a buffer that grows by doubling copies everything it
-/// holds each time, tens of megabytes in one go on the protocol's thread at
-/// hundreds of thousands of outcomes (a stall of tens of milliseconds);
-/// reserving room for all of them at once stalled as long while the memory
-/// was mapped. A new chunk costs the same small allocation every time.
-const CHUNK: u64 = 4_096;
+/// Values per chunk of the age queue. A list of chunks, not one ring
+/// buffer: a buffer that grows by doubling copies everything it holds at
+/// once, on the protocol's thread; a new chunk costs the same small
+/// allocation every time.
+const CHUNK: u64 = crate::limits::REMEMBERED_CHUNK_VALUES as u64;
 
 type Chunk<V> = Arc<VecDeque<(TxId, V)>>;
 
@@ -60,8 +57,8 @@ pub struct Remembered<V> {
     /// Where each value is, as an absolute position (see `base`), with the
     /// hash of its id.
     index: HashTable<Slot>,
-    /// Keyed per process (ids come from clients: no crafted collisions).
-    hasher: RandomState,
+    /// Seeded by the driver (ids come from clients: no crafted collisions).
+    hasher: HashSeed,
     /// The absolute position of the oldest value; evicting it moves this
     /// up by one and leaves every other position as it was.
     base: u64,
@@ -70,12 +67,13 @@ pub struct Remembered<V> {
 }
 
 impl<V: Clone> Remembered<V> {
-    /// Keeps at most `kept_max` values (at least one).
-    pub fn new(kept_max: usize) -> Remembered<V> {
+    /// Keeps at most `kept_max` values (at least one), hashing ids with
+    /// `seed`.
+    pub fn new(kept_max: usize, seed: HashSeed) -> Remembered<V> {
         Remembered {
             chunks: VecDeque::new(),
             index: HashTable::new(),
-            hasher: RandomState::new(),
+            hasher: seed,
             base: 0,
             len: 0,
             kept_max: kept_max.max(1),
@@ -83,12 +81,10 @@ impl<V: Clone> Remembered<V> {
     }
 
     /// Makes room in the index for `kept_max` ids at once, so that it never
-    /// grows while the machine runs. Growing a hash table re-hashes
-    /// everything in it in one go: at half a million and a million
-    /// outcomes that stalled the coordinator's protocol thread for 100 and
-    /// 195 ms (every in-flight transfer waited; seen as the max latency of
-    /// long bench runs). The processes call this once at start; machines
-    /// that are cloned by the thousand (the model checker's) do not.
+    /// grows while the machine runs (growing re-hashes everything in one go,
+    /// a stall of every transaction in flight). The processes call this once
+    /// at start; machines cloned by the thousand (the model checker's) do
+    /// not.
     ///
     /// Room for twice `kept_max`: an index that evicts as it inserts leaves
     /// some slots marked deleted, and a table without free slots left must
@@ -283,7 +279,7 @@ mod tests {
 
     fn keeps_the_newest(kept: usize, extra: usize) {
         let total = kept + extra;
-        let mut r = Remembered::new(kept);
+        let mut r = Remembered::new(kept, HashSeed::default());
         for i in 0..total {
             assert_eq!(r.insert(format!("t{i}"), i as i64), None);
         }
@@ -326,7 +322,7 @@ mod tests {
     #[test]
     fn a_reserved_index_never_grows() {
         let kept = CHUNK as usize * 3 + 7;
-        let mut r = Remembered::new(kept);
+        let mut r = Remembered::new(kept, HashSeed::default());
         r.insert("before".to_string(), -1);
         r.reserve_all();
         // The table's capacity is its ids plus its never-used free slots:
@@ -353,7 +349,7 @@ mod tests {
             "free slots left: {least_room} of {kept}"
         );
         assert_eq!(r.len(), kept);
-        let unreserved = Remembered::<i64>::new(kept);
+        let unreserved = Remembered::<i64>::new(kept, HashSeed::default());
         assert!(
             unreserved.index_capacity() < kept,
             "only reserve_all reserves"
@@ -363,7 +359,7 @@ mod tests {
     #[test]
     fn snapshots_do_not_change_with_what_is_remembered() {
         let kept = CHUNK as usize * 2 + 5;
-        let mut r = Remembered::new(kept);
+        let mut r = Remembered::new(kept, HashSeed::default());
         for i in 0..kept as i64 + 3 {
             r.insert(format!("t{i}"), i);
         }
@@ -400,8 +396,8 @@ mod tests {
             r.hash(&mut h);
             h.finish()
         };
-        let mut a = Remembered::new(2);
-        let mut b = Remembered::new(2);
+        let mut a = Remembered::new(2, HashSeed::default());
+        let mut b = Remembered::new(2, HashSeed::default());
         // `a` evicts one more than `b`; what they keep is the same.
         for (id, v) in [("x", 1), ("y", 2), ("z", 3)] {
             a.insert(id.into(), v);
@@ -413,7 +409,7 @@ mod tests {
         assert_eq!(hash(&a), hash(&b));
         b.insert("z".into(), 4);
         assert_ne!(a, b);
-        let mut c = Remembered::new(2);
+        let mut c = Remembered::new(2, HashSeed::default());
         for (id, v) in [("z", 3), ("y", 2)] {
             c.insert(id.into(), v);
         }

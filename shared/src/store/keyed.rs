@@ -1,29 +1,27 @@
 //! [`Keyed`]: the hash map the machines keep their accounts, locks and
-//! running transactions in.
+//! running transactions in: looked up several times per message, so a hash
+//! lookup rather than a walk of string comparisons (BENCHMARKS.md has the
+//! measurements).
 //!
-//! These maps are looked up several times per message (a prepare finds its
-//! accounts' balances and locks and its transaction; a commit finds them
-//! again to apply and unlock). As `BTreeMap`s keyed by `String`, each lookup
-//! was a walk of a dozen or so string comparisons: `memcmp` was 8 % of a
-//! node's CPU and 4 % of the coordinator's at full load. A hash lookup is
-//! one hash of a short id and, mostly, one comparison.
-//!
-//! What a `BTreeMap` gave for free and this keeps:
-//! - **Order where it shows.** Iteration order of a hash map is arbitrary
-//!   (and differs between runs: the hasher is seeded, so ids that clients
-//!   choose cannot be picked to collide). Whatever leaves the machine in an
-//!   order (actions, views, checkpoints) goes through [`Keyed::sorted`], so
-//!   a machine stays deterministic and its outputs stay sorted by id.
+//! What an ordered map gives and this keeps:
+//! - **Order where it shows.** A hash map's order is arbitrary, so this one
+//!   does not hand out its map: whatever leaves a machine in an order goes
+//!   through [`Keyed::sorted`] or [`Keyed::sorted_keys_where`], and the only
+//!   unordered walks are named so ([`Keyed::iter_unordered`],
+//!   [`Keyed::for_each_mut_unordered`]), for uses where order cannot show (a
+//!   minimum, an update of every entry).
 //! - **`Eq + Hash`** for the model checker: equality is the map's (order
-//!   does not matter), and hashing goes over the entries sorted by key (only
-//!   the model checker hashes states, so the sort costs nothing at run time).
+//!   does not matter), and hashing goes over the entries sorted by key.
 
+use std::borrow::Borrow;
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::ops::{Deref, DerefMut};
+
+use super::hasher::HashSeed;
 
 #[derive(Clone)]
-pub struct Keyed<K, V>(HashMap<K, V>);
+pub struct Keyed<K, V>(HashMap<K, V, HashSeed>);
 
 impl<K: Eq + Hash, V: PartialEq> PartialEq for Keyed<K, V> {
     fn eq(&self, other: &Self) -> bool {
@@ -40,8 +38,79 @@ impl<K, V> Default for Keyed<K, V> {
 }
 
 impl<K: Ord + Hash, V> Keyed<K, V> {
-    pub fn new() -> Self {
-        Keyed(HashMap::new())
+    /// An empty map hashing with `seed`.
+    pub fn with_seed(seed: HashSeed) -> Self {
+        Keyed(HashMap::with_hasher(seed))
+    }
+
+    /// The same entries hashing with `seed` (a map built before the seed was
+    /// known).
+    pub fn reseeded(self, seed: HashSeed) -> Self {
+        let mut map = HashMap::with_capacity_and_hasher(self.0.len(), seed);
+        map.extend(self.0);
+        Keyed(map)
+    }
+
+    pub fn get<Q: Hash + Eq + ?Sized>(&self, key: &Q) -> Option<&V>
+    where
+        K: Borrow<Q>,
+    {
+        self.0.get(key)
+    }
+
+    pub fn get_mut<Q: Hash + Eq + ?Sized>(&mut self, key: &Q) -> Option<&mut V>
+    where
+        K: Borrow<Q>,
+    {
+        self.0.get_mut(key)
+    }
+
+    pub fn contains_key<Q: Hash + Eq + ?Sized>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+    {
+        self.0.contains_key(key)
+    }
+
+    pub fn insert(&mut self, key: K, value: V) -> Option<V> {
+        self.0.insert(key, value)
+    }
+
+    pub fn remove<Q: Hash + Eq + ?Sized>(&mut self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+    {
+        self.0.remove(key)
+    }
+
+    pub fn entry(&mut self, key: K) -> Entry<'_, K, V> {
+        self.0.entry(key)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn clear(&mut self) {
+        self.0.clear();
+    }
+
+    /// The entries in no particular order: only for uses where order cannot
+    /// show (a minimum, a count, a test that looks at every entry).
+    pub fn iter_unordered(&self) -> impl Iterator<Item = (&K, &V)> {
+        self.0.iter()
+    }
+
+    /// Updates every entry, in no particular order: only for updates that
+    /// do not depend on each other.
+    pub fn for_each_mut_unordered(&mut self, mut f: impl FnMut(&K, &mut V)) {
+        for (k, v) in self.0.iter_mut() {
+            f(k, v);
+        }
     }
 
     /// The entries in key order.
@@ -67,20 +136,6 @@ impl<K: Ord + Hash, V> Keyed<K, V> {
     }
 }
 
-impl<K, V> Deref for Keyed<K, V> {
-    type Target = HashMap<K, V>;
-
-    fn deref(&self) -> &HashMap<K, V> {
-        &self.0
-    }
-}
-
-impl<K, V> DerefMut for Keyed<K, V> {
-    fn deref_mut(&mut self) -> &mut HashMap<K, V> {
-        &mut self.0
-    }
-}
-
 impl<K: Ord + Hash, V: Hash> Hash for Keyed<K, V> {
     fn hash<H: Hasher>(&self, state: &mut H) {
         let entries = self.sorted();
@@ -98,6 +153,8 @@ impl<K: Ord + Hash + std::fmt::Debug, V: std::fmt::Debug> std::fmt::Debug for Ke
     }
 }
 
+/// Built with the default seed (zeros); a machine reseeds what it builds
+/// this way ([`Keyed::reseeded`]).
 impl<K: Eq + Hash, V> FromIterator<(K, V)> for Keyed<K, V> {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
         Keyed(iter.into_iter().collect())
@@ -124,7 +181,7 @@ mod tests {
             .enumerate()
             .map(|(i, id)| (id, i))
             .collect();
-        let mut backward: Keyed<String, usize> = Keyed::new();
+        let mut backward: Keyed<String, usize> = Keyed::with_seed(HashSeed::new(7, 9));
         for (i, id) in ids.iter().enumerate().rev() {
             backward.insert(id.clone(), i);
         }
