@@ -619,7 +619,7 @@ impl Engine {
         }
         // The snapshot shares the remembered outcomes instead of encoding
         // them here: the writer's helper thread encodes and writes it while
-        // this thread goes on (a million outcomes took half a second here).
+        // this thread goes on.
         let started = std::time::Instant::now();
         let (seq, snapshot) = self.machine.checkpoint_snapshot();
         tracing::info!(

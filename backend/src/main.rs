@@ -28,9 +28,7 @@ fn main() -> ExitCode {
     // One thread runs the HTTP server, the engine and the node connections
     // (the decision log has its own thread, and blocking work goes to
     // tokio's blocking pool). The engine is one task anyway; a second worker
-    // only added wake-ups across threads and work stealing. On the 2-core
-    // machine, where the participants need the other core, one thread costs
-    // ~20 % less CPU per transfer and commits more per second (BENCHMARKS.md).
+    // only adds wake-ups across threads (BENCHMARKS.md).
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

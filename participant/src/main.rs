@@ -193,8 +193,8 @@ fn main() -> ExitCode {
     };
     init_tracing();
     // One runtime thread runs the connections and the driver (the log
-    // writer has its own thread). A second worker only added wake-ups across
-    // threads: one thread costs ~10 % less CPU per transfer (BENCHMARKS.md).
+    // writer has its own thread); a second worker only adds wake-ups across
+    // threads (BENCHMARKS.md).
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -339,8 +339,7 @@ pub struct LedgerEntry {
 /// serde decodes an internally tagged enum (`{"type": "vote", ...}`) by
 /// first buffering the whole object into a generic tree of `Content`, then
 /// decoding the variant from that tree: an allocation per field and a second
-/// pass, 5 to 7 % of a participant's CPU and 3 % of the coordinator's at
-/// full load. These decode the same JSON in one pass into a flat struct of
+/// pass, on every message. These decode the same JSON in one pass into a flat struct of
 /// every field any variant has, then check that the variant named by
 /// `type` got exactly its own fields (a missing one, or one of another
 /// variant, is an error, as `deny_unknown_fields` made it).

@@ -15,9 +15,8 @@
 //! then overwrites blocks that already belong to the file, so the file size
 //! and its extent map do not change and `fdatasync` has only data to flush.
 //! On ext4 an append that grows the file makes every `fdatasync` commit the
-//! journal, which all writers on the disk share; the difference measured here
-//! was 4,200 against 22,000 fdatasyncs/s for three writers
-//! (`bench --fsync-probe`, BENCHMARKS.md). Recovery reads zeros after the
+//! journal, which all writers on the disk share (`bench --fsync-probe`
+//! measures the difference; BENCHMARKS.md). Recovery reads zeros after the
 //! last frame as free space ([`frame::scan`]), and a crash that tore a write
 //! into that space leaves a torn tail like any other; so does a power cut that
 //! lost a sector of unsynced appends while later ones reached the disk.
@@ -36,9 +35,9 @@ use std::path::{Path, PathBuf};
 use super::frame::{self, Tail};
 use crate::limits::{LOG_PREALLOCATE_AHEAD_BYTES, LOG_PREALLOCATE_CHUNK_BYTES};
 
-/// One chunk of zeros, shared by every extension: a fresh `vec![0; 1 MiB]`
-/// per chunk made the kernel clear new pages each time (about 2 % of a
-/// node's CPU under load), for bytes that never change.
+/// One chunk of zeros, shared by every extension: a fresh buffer per chunk
+/// would make the kernel clear new pages each time, for bytes that never
+/// change.
 static ZEROS: [u8; LOG_PREALLOCATE_CHUNK_BYTES as usize] =
     [0; LOG_PREALLOCATE_CHUNK_BYTES as usize];
 

@@ -2,9 +2,9 @@
 //! [`encode_line`](super::encode_line) writes for them.
 //!
 //! A transfer brings each node a `prepare` and a `commit`, and the
-//! coordinator a `vote`, an `applied` and an `ack` from each node. Decoding
-//! them through serde_json was 5 to 6 % of a node's CPU and of the
-//! coordinator's main thread at full load. These read the one form our own
+//! coordinator a `vote`, an `applied` and an `ack` from each node, so these
+//! are decoded on every transfer's path (BENCHMARKS.md has what serde_json
+//! cost there). These read the one form our own
 //! encoder produces (fields in order, no spaces, ids of plain characters)
 //! and nothing else: any other line, valid JSON or not, gets `None`, and
 //! the caller decodes it with serde_json as before. So a line read here

@@ -222,9 +222,9 @@ impl Coordinator {
     }
 
     /// Everything a checkpoint holds, taken now, to be encoded later, on
-    /// another thread: the remembered outcomes (up to a million,
-    /// 80 MB of JSON, half a second to encode on the engine's thread) are
-    /// shared, not copied (see [`Remembered::snapshot`]); the transactions
+    /// another thread: the remembered outcomes (up to a million, too many to
+    /// encode on the engine's thread) are shared, not copied (see
+    /// [`Remembered::snapshot`]); the transactions
     /// still committing are copied (a few). [`checkpoint`](Self::checkpoint)
     /// and [`checkpoint_encoded`](Self::checkpoint_encoded) are built from it.
     pub fn checkpoint_snapshot(&mut self) -> (u64, CoordinatorSnapshot) {

@@ -1,6 +1,6 @@
 //! The participant: accounts, per-account locks, votes, apply.
 //!
-//! Rules it keeps (DESIGN.md, "The protocol"):
+//! Rules it keeps (the README's "The protocol" has the whole story):
 //! - `prepare` locks the accounts, checks them, forces a PREPARED record and
 //!   only then votes `ready` (the vote is held until `Durable`).
 //! - Before it has voted, it may abort on its own (lock wait timed out, no
