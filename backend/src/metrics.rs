@@ -45,7 +45,7 @@ use shared::events::{Event, EventKind, COORDINATOR};
 use shared::fold::{NodeKey, Phase, TxFold};
 use shared::wire::{AbortReason, Decision};
 
-use shared::limits::PHASE_SLOTS_MAX;
+use shared::limits::{METRICS_ACCOUNT_SERIES_MAX, PHASE_SLOTS_MAX};
 /// Histogram buckets in seconds: 100 µs to 10 s.
 const LATENCY_BUCKETS_S: [f64; 16] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
@@ -176,6 +176,35 @@ impl Metrics {
         .expect("a valid counter definition");
         registry
             .register(Box::new(commit_records.clone()))
+            .expect("metric names are unique");
+        // CPU seconds, resident memory, open file descriptors, threads and
+        // start time of this process (`process_*`, read from /proc).
+        #[cfg(target_os = "linux")]
+        registry
+            .register(Box::new(
+                prometheus::process_collector::ProcessCollector::for_self(),
+            ))
+            .expect("metric names are unique");
+        let build = IntGaugeVec::new(
+            Opts::new(
+                "tpc_build_info",
+                "Always 1; the labels say which build of the coordinator runs.",
+            ),
+            &["version", "profile"],
+        )
+        .expect("a valid gauge definition");
+        build
+            .with_label_values(&[
+                env!("CARGO_PKG_VERSION"),
+                if cfg!(debug_assertions) {
+                    "debug"
+                } else {
+                    "release"
+                },
+            ])
+            .set(1);
+        registry
+            .register(Box::new(build))
             .expect("metric names are unique");
         Metrics {
             prepare: histogram(
@@ -367,9 +396,21 @@ fn state_registry(state: &State, uptime_s: f64) -> Registry {
     );
     let balance = gauge(
         "tpc_account_balance_cents",
-        "Balance of each account, as its node last reported.",
+        "Balance of an account, as its node last reported: the first accounts by node and id only (see tpc_accounts_unexported).",
         &["account", "node"],
     );
+    let node_balance = gauge(
+        "tpc_node_balance_cents",
+        "Sum of the balances of the node's accounts, as it last reported.",
+        &["node"],
+    );
+    let node_accounts = gauge(
+        "tpc_node_accounts",
+        "Accounts the node holds, as it last reported.",
+        &["node"],
+    );
+    let mut balance_series = 0;
+    let mut unexported = 0;
     for node in &view.nodes {
         let id = node.id.as_str();
         node_up.with_label_values(&[id]).set(up(node.status));
@@ -388,12 +429,28 @@ fn state_registry(state: &State, uptime_s: f64) -> Registry {
         locked
             .with_label_values(&[id])
             .set(node.locked_accounts.len() as i64);
+        node_accounts
+            .with_label_values(&[id])
+            .set(node.accounts.len() as i64);
+        node_balance
+            .with_label_values(&[id])
+            .set(node.accounts.iter().map(|a| a.balance_cents).sum());
         for account in &node.accounts {
+            if balance_series == METRICS_ACCOUNT_SERIES_MAX {
+                unexported += 1;
+                continue;
+            }
+            balance_series += 1;
             balance
                 .with_label_values(&[account.id.as_str(), id])
                 .set(account.balance_cents);
         }
     }
+    scalar(
+        "tpc_accounts_unexported",
+        "Accounts without a tpc_account_balance_cents series (one series per account is kept for the first ones only).",
+        unexported as f64,
+    );
     for (node, is_connected) in &state.connected {
         connected
             .with_label_values(&[node.as_str()])
@@ -671,6 +728,126 @@ mod tests {
             text.contains("tpc_log_forces_total{process=\"coordinator\"} 3\n"),
             "{text}"
         );
+    }
+
+    fn node_with_accounts(id: &str, accounts: usize) -> shared::api::NodeView {
+        shared::api::NodeView {
+            id: id.into(),
+            addr: String::new(),
+            status: ComponentStatus::Up,
+            accounts: (0..accounts)
+                .map(|i| shared::api::AccountBalance {
+                    id: format!("{id}-{i:06}"),
+                    balance_cents: 100,
+                })
+                .collect(),
+            in_doubt: Vec::new(),
+            in_doubt_detail: Vec::new(),
+            locked_accounts: Vec::new(),
+            link: Default::default(),
+            supervised: false,
+            pid: None,
+            refused: None,
+        }
+    }
+
+    /// 100,000 accounts make a bounded number of series: one per account
+    /// for the first ones, a total and a count per node for all of them.
+    #[test]
+    fn balances_of_many_accounts_are_capped_and_totalled_per_node() {
+        let m = Metrics::new();
+        let text = m.render(&State {
+            cluster: ClusterView {
+                coordinator: shared::api::CoordinatorView {
+                    status: ComponentStatus::Up,
+                    demo_mode: false,
+                    cluster: None,
+                    epoch: None,
+                },
+                nodes: vec![
+                    node_with_accounts("A", 50_000),
+                    node_with_accounts("B", 50_000),
+                ],
+                total_cents: 10_000_000,
+                expected_total_cents: 10_000_000,
+                total_complete: true,
+            },
+            connected: Vec::new(),
+            in_flight: 0,
+            coordinator_log_forces: 0,
+            node_logs: Vec::new(),
+        });
+        let series = text
+            .lines()
+            .filter(|l| l.starts_with("tpc_account_balance_cents{"))
+            .count();
+        assert_eq!(series, METRICS_ACCOUNT_SERIES_MAX);
+        assert!(
+            text.contains("tpc_account_balance_cents{account=\"A-000000\",node=\"A\"} 100\n"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("node=\"B\"} 100\n"),
+            "B's accounts come after A's"
+        );
+        let unexported = 100_000 - METRICS_ACCOUNT_SERIES_MAX;
+        assert!(
+            text.contains(&format!("tpc_accounts_unexported {unexported}\n")),
+            "{text}"
+        );
+        assert!(
+            text.contains("tpc_node_balance_cents{node=\"B\"} 5000000\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tpc_node_accounts{node=\"A\"} 50000\n"),
+            "{text}"
+        );
+        assert!(text.len() < 64 * 1024, "{} bytes", text.len());
+    }
+
+    #[test]
+    fn the_build_and_the_process_are_described() {
+        let text = Metrics::new().render(&State {
+            cluster: ClusterView {
+                coordinator: shared::api::CoordinatorView {
+                    status: ComponentStatus::Up,
+                    demo_mode: false,
+                    cluster: None,
+                    epoch: None,
+                },
+                nodes: Vec::new(),
+                total_cents: 0,
+                expected_total_cents: 0,
+                total_complete: true,
+            },
+            connected: Vec::new(),
+            in_flight: 0,
+            coordinator_log_forces: 0,
+            node_logs: Vec::new(),
+        });
+        let build = format!(
+            "tpc_build_info{{profile=\"{}\",version=\"{}\"}} 1\n",
+            if cfg!(debug_assertions) {
+                "debug"
+            } else {
+                "release"
+            },
+            env!("CARGO_PKG_VERSION")
+        );
+        assert!(text.contains(&build), "{text}");
+        for name in [
+            "process_cpu_seconds_total ",
+            "process_resident_memory_bytes ",
+            "process_open_fds ",
+            "process_threads ",
+            "process_start_time_seconds ",
+        ] {
+            assert!(
+                text.lines().any(|l| l.starts_with(name)),
+                "{name}missing from\n{text}"
+            );
+        }
     }
 
     fn at(m: &Metrics, when: Instant, kind: EventKind) {

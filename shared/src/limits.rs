@@ -96,6 +96,10 @@ pub const TIMELINE_CAPACITY_HINT: usize = 16;
 /// Transactions whose phases the metrics time at once; a newer one takes
 /// the slot of an older one, whose phases then go untimed (a power of two).
 pub const PHASE_SLOTS_MAX: usize = 16_384;
+/// Accounts whose balance `/metrics` exports one series each (the first by
+/// node, then account id); every node's total and account count are
+/// exported whatever its size.
+pub const METRICS_ACCOUNT_SERIES_MAX: usize = 100;
 /// Remembered outcomes per chunk of their age queue (a chunk is allocated
 /// whole, and shared with checkpoint snapshots until changed).
 pub const REMEMBERED_CHUNK_VALUES: usize = 4_096;
