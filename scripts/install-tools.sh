@@ -67,4 +67,12 @@ if [ "$want_browser" = 1 ]; then
     (cd "$root/e2e" && npm ci --no-audit --no-fund >/dev/null)
   fi
 fi
+# promtool checks and unit-tests the alert rules (ops/prometheus); it comes
+# with Debian's prometheus package (the server is installed, not started).
+if ! command -v promtool >/dev/null; then
+  log "installing promtool (Debian's prometheus package)"
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+fi
 log "tools ready"

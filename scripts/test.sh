@@ -32,6 +32,11 @@ step "lint: formatting (rustfmt) and clippy, warnings are errors"
 cargo fmt --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
+step "alert rules: promtool check and unit tests"
+promtool check rules ops/prometheus/alerts.yml
+promtool check config ops/prometheus/prometheus.yml
+promtool test rules ops/prometheus/alerts_test.yml
+
 step "build: coordinator, participant, dashboard"
 cargo build -p backend -p participant
 trunk build --release

@@ -462,6 +462,11 @@ fn state_registry(state: &State, uptime_s: f64) -> Registry {
         view.total_cents as f64,
     );
     scalar(
+        "tpc_total_complete",
+        "1 if every node answered, so tpc_total_cents is the whole total (0: partial).",
+        f64::from(u8::from(view.total_complete)),
+    );
+    scalar(
         "tpc_expected_total_cents",
         "The total every audit expects (money is never created or lost).",
         view.expected_total_cents as f64,
