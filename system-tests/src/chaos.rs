@@ -23,6 +23,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
 use crate::audit::{audit, Answer, Reported, Sent, Transfer};
+use crate::progress::Progress;
 use crate::{kill9, Cluster, Options};
 
 #[derive(Debug, Clone)]
@@ -302,6 +303,19 @@ struct Clients {
 }
 
 impl Clients {
+    /// Answers so far by kind, and the faults injected, for the progress bar.
+    fn progress_line(&self, faults: u64) -> String {
+        let t = self.tally.lock().unwrap_or_else(|e| e.into_inner());
+        let count = |answer: Answer| t.sent.iter().filter(|s| s.answer == answer).count();
+        format!(
+            "{} requests: {} committed, {} aborted, {} unavailable or cut; {faults} faults",
+            t.sent.len(),
+            count(Answer::Committed),
+            count(Answer::Aborted),
+            count(Answer::Unavailable) + count(Answer::Cut),
+        )
+    }
+
     fn in_storm(&self) -> bool {
         let at = self.outage_at_ms.load(Ordering::Relaxed);
         let now = self.started.elapsed().as_millis() as u64 + 1;
@@ -649,7 +663,13 @@ pub async fn run(config: ChaosConfig) -> ChaosSummary {
     let nodes: Vec<String> = (0..config.nodes)
         .map(|i| (6001 + u32::from(i)).to_string())
         .collect();
+    let progress = Progress::seconds("[chaos]", config.seconds);
     while started.elapsed() < Duration::from_secs(config.seconds) {
+        progress.set(
+            started.elapsed().as_secs(),
+            &shared.progress_line(faults.values().sum()),
+            false,
+        );
         let pause =
             rng.random_range(config.fault_interval_ms / 2..=config.fault_interval_ms * 3 / 2);
         tokio::time::sleep(Duration::from_millis(pause)).await;
@@ -727,6 +747,7 @@ pub async fn run(config: ChaosConfig) -> ChaosSummary {
             *faults.entry(kind.to_string()).or_default() += 1;
         }
     }
+    progress.finish();
     stop.store(true, Ordering::Relaxed);
     for client in clients {
         let _ = client.await;

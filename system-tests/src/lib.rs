@@ -17,6 +17,7 @@ use shared::api::{ClusterView, ComponentStatus, LedgerEntry, TransferResponse};
 
 pub mod audit;
 pub mod chaos;
+pub mod progress;
 
 /// Generous: tests run on a loaded 2-core machine.
 pub const DEADLINE: Duration = Duration::from_secs(60);

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use shared::limits::BENCH_SLOW_TRANSFER_US;
+use system_tests::progress::Progress;
 
 /// The accounts of each node, and the size of the transfers.
 pub struct Workload {
@@ -164,16 +165,34 @@ pub struct Run {
 }
 
 /// Runs `clients` closed-loop clients (on the current thread's `LocalSet`)
-/// for `warmup` then `measure`.
+/// for `warmup` then `measure`, with a bar of the seconds on a terminal if
+/// `show_progress`.
 pub async fn drive<C: Client + 'static>(
     clients: Vec<C>,
     workload: Rc<Workload>,
     warmup: Duration,
     measure: Duration,
+    show_progress: bool,
 ) -> Run {
     let start = Instant::now() + warmup;
     let started_at = std::time::SystemTime::now() + warmup;
     let end = start + measure;
+    let ticker = show_progress.then(|| {
+        let began = Instant::now();
+        let progress = Progress::seconds("[bench]", (end - began).as_secs());
+        tokio::task::spawn_local(async move {
+            while progress.is_bar() && Instant::now() < end {
+                let now = Instant::now();
+                let what = if now < start {
+                    "warming up"
+                } else {
+                    "measuring"
+                };
+                progress.set((now - began).as_secs(), what, false);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+    });
     let mut tasks = Vec::new();
     for (i, mut client) in clients.into_iter().enumerate() {
         let workload = workload.clone();
@@ -217,6 +236,9 @@ pub async fn drive<C: Client + 'static>(
         run.committed_all += committed_all;
         run.errors_all += errors_all;
         last_done = last_done.max(done);
+    }
+    if let Some(ticker) = ticker {
+        let _ = ticker.await;
     }
     run.elapsed = last_done
         .saturating_duration_since(start)

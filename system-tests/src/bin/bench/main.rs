@@ -39,6 +39,7 @@ use shared::limits::{
     BENCH_CLIENTS_MAX, BENCH_COLD_ACCOUNTS_PER_NODE, BENCH_HOT_ACCOUNTS_PER_NODE,
     BENCH_REPEATS_MAX, BENCH_RUN_S_MAX, BENCH_SLOW_TRANSFER_US,
 };
+use system_tests::progress::Progress;
 use system_tests::{Cluster, Options};
 
 use crate::direct::{DirectClient, Engine, Participants};
@@ -183,6 +184,8 @@ async fn run_all(args: Args) -> anyhow::Result<bool> {
         return Ok(report.invariants.is_ok());
     }
     let mut reports = Vec::new();
+    let points = 2 * args.sweep_clients.len() as u64;
+    let progress = Progress::steps("[bench] sweep", points);
     for hot in [false, true] {
         for &clients in &args.sweep_clients {
             let point = Args {
@@ -190,11 +193,17 @@ async fn run_all(args: Args) -> anyhow::Result<bool> {
                 clients,
                 ..args.clone()
             };
+            let what = format!(
+                "{clients} clients{}",
+                if hot { ", hot accounts" } else { "" }
+            );
+            progress.set(reports.len() as u64, &what, true);
             let report = run_one(&point).await?;
-            print!("{}", report.text());
+            progress.suspend(|| print!("{}", report.text()));
             reports.push(report);
         }
     }
+    progress.finish();
     println!();
     print!("{}", table(&reports));
     Ok(reports.iter().all(|r| r.invariants.is_ok()))
@@ -204,12 +213,18 @@ async fn run_all(args: Args) -> anyhow::Result<bool> {
 /// printing each run as it ends.
 async fn run_repeated(args: &Args) -> anyhow::Result<Vec<Report>> {
     let mut reports = Vec::new();
+    let progress = Progress::steps("[bench] runs", u64::from(args.repeat));
     for i in 1..=args.repeat {
-        eprintln!("[bench] run {i} of {}", args.repeat);
+        progress.set(
+            u64::from(i - 1),
+            &format!("run {i} of {}", args.repeat),
+            true,
+        );
         let report = run_one(args).await?;
-        print!("{}", report.text());
+        progress.suspend(|| print!("{}", report.text()));
         reports.push(report);
     }
+    progress.finish();
     Ok(reports)
 }
 
@@ -672,6 +687,7 @@ async fn run_http(args: &Args) -> anyhow::Result<Report> {
         workload,
         Duration::from_secs(args.warmup_seconds),
         Duration::from_secs(args.seconds),
+        !args.sweep && args.repeat == 1,
     )
     .await;
     let usage = cpu::since(&procs, &cpu_before, run.committed_all);
@@ -797,6 +813,7 @@ async fn run_direct(args: &Args) -> anyhow::Result<Report> {
         workload,
         Duration::from_secs(args.warmup_seconds),
         Duration::from_secs(args.seconds),
+        !args.sweep && args.repeat == 1,
     )
     .await;
     let usage = cpu::since(&procs, &cpu_before, run.committed_all);
