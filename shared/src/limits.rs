@@ -269,6 +269,12 @@ pub const CLI_CONNECT_TIMEOUT_MS: u64 = 3_000;
 pub const CLI_REQUEST_TIMEOUT_MS: u64 = 60_000;
 /// Largest answer `tpc` reads (a long ledger).
 pub const CLI_RESPONSE_BYTES_MAX: u64 = 256 * 1024 * 1024;
+/// Largest event message `tpc watch` reads (a snapshot of a large cluster).
+pub const CLI_WATCH_MESSAGE_BYTES_MAX: usize = 64 * 1024 * 1024;
+/// Pause before `tpc watch` connects again after losing the coordinator.
+pub const CLI_WATCH_RECONNECT_MS: u64 = 1_000;
+/// Largest CA certificate file `tpc --ca-file` reads.
+pub const CLI_CA_FILE_BYTES_MAX: u64 = 1024 * 1024;
 /// How long `participant-admin` waits for the node to connect and answer.
 pub const ADMIN_ANSWER_TIMEOUT_MS: u64 = 10_000;
 

@@ -18,6 +18,7 @@ use shared::api::{ClusterView, ComponentStatus, LedgerEntry, TransferResponse};
 pub mod audit;
 pub mod chaos;
 pub mod progress;
+pub mod tpc;
 
 /// Generous: tests run on a loaded 2-core machine.
 pub const DEADLINE: Duration = Duration::from_secs(60);

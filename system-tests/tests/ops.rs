@@ -13,6 +13,7 @@ use shared::api::{
     NodeCrashRequest, TransferRequest,
 };
 use shared::wire::ParticipantCrashPoint;
+use system_tests::tpc::tpc;
 use system_tests::{wait_for_async, Cluster, Options, DEADLINE};
 
 // ---------------------------------------------------------------- metrics
@@ -1073,37 +1074,6 @@ async fn openapi_matches_the_router_and_real_answers() {
 }
 
 // ---------------------------------------------------------------- CLI
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-async fn tpc(url: Option<&str>, args: &[&str]) -> Run {
-    let mut command = tokio::process::Command::new(system_tests::bin("tpc"));
-    command.args(args).env_remove("TPC_URL").kill_on_drop(true);
-    if let Some(url) = url {
-        command.env("TPC_URL", url);
-    }
-    let output = tokio::time::timeout(DEADLINE, command.output())
-        .await
-        .expect("tpc finishes")
-        .expect("tpc runs");
-    let run = Run {
-        code: output.status.code().expect("tpc exits by itself"),
-        stdout: String::from_utf8_lossy(&output.stdout).to_string(),
-        stderr: String::from_utf8_lossy(&output.stderr).to_string(),
-    };
-    eprintln!(
-        "$ tpc {}\n{}{}(exit {})",
-        args.join(" "),
-        run.stdout,
-        run.stderr,
-        run.code
-    );
-    run
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_drives_a_real_cluster() {

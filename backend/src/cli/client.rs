@@ -7,6 +7,8 @@ use std::time::Duration;
 use serde_json::Value;
 use shared::limits::{CLI_CONNECT_TIMEOUT_MS, CLI_REQUEST_TIMEOUT_MS, CLI_RESPONSE_BYTES_MAX};
 
+use super::tls::Trust;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("cannot reach the coordinator at {url}: is it running? start it with scripts/demo.sh ({cause})")]
@@ -42,19 +44,30 @@ pub struct Client {
     agent: ureq::Agent,
     /// `Bearer <token>`, sent with every request when a token file is given.
     authorization: Option<String>,
+    trust: Trust,
 }
 
 impl Client {
-    /// `authorization`: the `Authorization` header value to send, if any.
-    pub fn new(url: &str, authorization: Option<String>) -> Result<Client, ClientError> {
+    /// `authorization`: the `Authorization` header value to send, if any;
+    /// `trust`: the certificates a https coordinator may present.
+    pub fn new(
+        url: &str,
+        authorization: Option<String>,
+        trust: Trust,
+    ) -> Result<Client, ClientError> {
         let base = url.trim_end_matches('/').to_string();
-        if !base.starts_with("http://") {
+        if !base.starts_with("http://") && !base.starts_with("https://") {
             return Err(ClientError::Usage(format!(
-                "--url must start with http:// (got '{url}'); the coordinator speaks plain HTTP, e.g. http://127.0.0.1:8000"
+                "--url must start with http:// or https:// (got '{url}'), e.g. http://127.0.0.1:8000"
             )));
         }
+        let tls = ureq::tls::TlsConfig::builder()
+            .root_certs(trust.ureq_roots())
+            .build();
         let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
+            .https_only(base.starts_with("https://"))
+            .tls_config(tls)
             .timeout_connect(Some(Duration::from_millis(CLI_CONNECT_TIMEOUT_MS)))
             .timeout_global(Some(Duration::from_millis(CLI_REQUEST_TIMEOUT_MS)))
             .build();
@@ -62,7 +75,22 @@ impl Client {
             base,
             agent: ureq::Agent::new_with_config(config),
             authorization,
+            trust,
         })
+    }
+
+    /// The base URL (without a trailing slash).
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// The `Authorization` header value sent, if any.
+    pub fn authorization(&self) -> Option<&str> {
+        self.authorization.as_deref()
+    }
+
+    pub fn trust(&self) -> &Trust {
+        &self.trust
     }
 
     pub fn get(&self, path: &str) -> Result<Answer, ClientError> {
@@ -86,6 +114,27 @@ impl Client {
             None => request.send_empty(),
         };
         self.finish(result)
+    }
+
+    /// PUTs `body` as JSON.
+    pub fn put(&self, path: &str, body: &Value) -> Result<Answer, ClientError> {
+        let mut request = self.agent.put(self.url(path));
+        if let Some(value) = &self.authorization {
+            request = request.header("Authorization", value);
+        }
+        self.finish(
+            request
+                .content_type("application/json")
+                .send(body.to_string()),
+        )
+    }
+
+    pub fn delete(&self, path: &str) -> Result<Answer, ClientError> {
+        let mut request = self.agent.delete(self.url(path));
+        if let Some(value) = &self.authorization {
+            request = request.header("Authorization", value);
+        }
+        self.finish(request.call())
     }
 
     fn url(&self, path: &str) -> String {
@@ -122,8 +171,17 @@ impl Client {
             ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
                 "connection refused".to_string()
             }
+            ureq::Error::Io(io)
+                if io
+                    .get_ref()
+                    .is_some_and(|inner| inner.is::<rustls::Error>()) =>
+            {
+                format!("TLS: {io}; {}", self.trust.hint())
+            }
             ureq::Error::Timeout(_) => "no answer in time".to_string(),
             ureq::Error::HostNotFound => "unknown host".to_string(),
+            ureq::Error::Rustls(e) => format!("TLS: {e}; {}", self.trust.hint()),
+            ureq::Error::Tls(e) => format!("TLS: {e}; {}", self.trust.hint()),
             other => other.to_string(),
         };
         ClientError::Unreachable {

@@ -5,10 +5,11 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 use shared::api::{
-    AccountView, ClusterView, ComponentStatus, LedgerEntry, NodeVote, Outcome, TransferResponse,
-    VoteView,
+    AccountView, ClusterView, ComponentStatus, Faults, HeuristicView, InDoubtView, LedgerEntry,
+    LinkFault, NodeVote, Outcome, Stats, TransactionSummary, TransferResponse, TxState, VoteView,
 };
 use shared::money::format_cents;
+use shared::wire::Decision;
 
 pub fn status_word(status: ComponentStatus) -> &'static str {
     match status {
@@ -346,6 +347,203 @@ pub fn transaction(v: &Value) -> String {
         }
     }
     out
+}
+
+fn state_word(state: TxState) -> &'static str {
+    match state {
+        TxState::Active => "active",
+        TxState::Prepared => "prepared",
+        TxState::Committed => "committed",
+        TxState::Aborted => "aborted",
+    }
+}
+
+fn decision_word(decision: Decision) -> &'static str {
+    match decision {
+        Decision::Commit => "commit",
+        Decision::Abort => "abort",
+    }
+}
+
+/// `GET /api/transactions`: one row per transaction, newest first.
+pub fn transactions(list: &[TransactionSummary]) -> String {
+    if list.is_empty() {
+        return "no transactions match".to_string();
+    }
+    let mut rows = vec![vec![
+        "TX".to_string(),
+        "STATE".into(),
+        "TRANSFER".into(),
+        "MS".into(),
+        "REASON".into(),
+    ]];
+    for t in list {
+        rows.push(vec![
+            t.tx_id.clone(),
+            state_word(t.state).to_string(),
+            format!("{} → {} {}", t.from, t.to, format_cents(t.amount_cents)),
+            t.duration_ms.map_or("-".into(), |ms| format!("{ms:.1}")),
+            t.reason.map_or(String::new(), |r| r.to_string()),
+        ]);
+    }
+    table(&rows).trim_end().to_string()
+}
+
+/// `GET /api/stats`.
+pub fn stats(s: &Stats) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "transfers    {} attempted, {} committed, {} aborted, {} in flight",
+        s.attempted, s.committed, s.aborted, s.in_flight
+    );
+    if !s.aborts_by_reason.is_empty() {
+        let reasons: Vec<String> = s
+            .aborts_by_reason
+            .iter()
+            .map(|(reason, n)| format!("{reason} {n}"))
+            .collect();
+        let _ = writeln!(out, "aborts       {}", reasons.join(", "));
+    }
+    let l = &s.latency_ms;
+    let _ = writeln!(
+        out,
+        "latency ms   p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}",
+        l.p50, l.p90, l.p99, l.p999, l.max
+    );
+    let _ = writeln!(
+        out,
+        "throughput   {:.1} committed/s (last 10 s)",
+        s.throughput_per_s
+    );
+    let _ = write!(
+        out,
+        "coordinator  {} log forces, up {:.0} s",
+        s.log_forces, s.uptime_s
+    );
+    out
+}
+
+/// `GET /api/in-doubt`: what is prepared and unresolved, why, heuristic
+/// decisions, and the money audit.
+pub fn in_doubt(v: &InDoubtView) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "coordinator  {}", status_word(v.coordinator));
+    if v.transactions.is_empty() {
+        let _ = writeln!(out, "nothing in doubt");
+    }
+    for t in &v.transactions {
+        let transfer = match (&t.from, &t.to, t.amount_cents) {
+            (Some(from), Some(to), Some(cents)) => {
+                format!("  {from} → {to} {}", format_cents(cents))
+            }
+            _ => String::new(),
+        };
+        let prepared: Vec<String> = t
+            .prepared_on
+            .iter()
+            .map(|p| format!("{} ({:.1} s)", p.node, p.prepared_for_ms as f64 / 1000.0))
+            .collect();
+        let _ = writeln!(
+            out,
+            "{}{transfer}  waiting {:.1} s; coordinator: {}{}",
+            t.tx_id,
+            t.age_ms as f64 / 1000.0,
+            serde_json::to_value(t.coordinator_state)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+            t.decision
+                .map_or(String::new(), |d| format!(", decided {}", decision_word(d)))
+        );
+        if !prepared.is_empty() {
+            let _ = writeln!(out, "  prepared on {}", prepared.join(", "));
+        }
+        if !t.pending_acks.is_empty() {
+            let _ = writeln!(out, "  acks owed by {}", t.pending_acks.join(", "));
+        }
+        for stuck in &t.stuck {
+            let _ = writeln!(out, "  - {}", stuck.detail);
+        }
+    }
+    for h in &v.heuristics {
+        let _ = writeln!(out, "{}", heuristic(h));
+    }
+    if !v.stale_nodes.is_empty() {
+        let _ = writeln!(
+            out,
+            "not answering now (last report shown): {}",
+            v.stale_nodes.join(", ")
+        );
+    }
+    let mark = if v.audit.balanced { "✓" } else { "✗" };
+    let _ = write!(out, "audit {mark}  {}", v.audit.detail);
+    out
+}
+
+/// `GET /api/faults` (and the answer of a change to them).
+pub fn faults(f: &Faults) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "prepare crash probability  {}",
+        f.prepare_crash_probability
+    );
+    let _ = writeln!(out, "pause between phases       {} ms", f.phase_pause_ms);
+    let crash = match &f.coordinator_crash {
+        Some(c) => format!(
+            "armed at {} (restart after {} ms)",
+            serde_json::to_value(c.at)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+            c.restart_after_ms
+        ),
+        None => "not armed".to_string(),
+    };
+    let _ = write!(out, "coordinator crash          {crash}");
+    for (node, link) in &f.links {
+        let _ = write!(out, "\nlink to {node}  {}", link_words(link));
+    }
+    out
+}
+
+/// A link's faults in words.
+pub fn link_words(link: &LinkFault) -> String {
+    let mut words = Vec::new();
+    if link.drop {
+        words.push("cut (every message dropped)".to_string());
+    }
+    if link.delay_ms > 0 {
+        words.push(format!("+{} ms each way", link.delay_ms));
+    }
+    if link.duplicate {
+        words.push("every message sent twice".to_string());
+    }
+    if words.is_empty() {
+        "healthy".to_string()
+    } else {
+        words.join(", ")
+    }
+}
+
+/// One heuristic decision, compared with the coordinator's.
+pub fn heuristic(h: &HeuristicView) -> String {
+    let agreement = match h.agrees {
+        Some(true) => "agrees with the coordinator".to_string(),
+        Some(false) => format!(
+            "DISAGREES with the coordinator ({} against the total)",
+            format_cents(h.imbalance_cents)
+        ),
+        None => "the coordinator's decision is not known yet".to_string(),
+    };
+    format!(
+        "heuristic {} of {} on node {}: {agreement}\n  {}",
+        decision_word(h.decision),
+        h.tx_id,
+        h.node,
+        h.detail
+    )
 }
 
 #[cfg(test)]

@@ -246,8 +246,9 @@ mod paths {
     use shared::api::{
         AccountView, ClusterView, CoordinatorCrashRequest, ErrorBody, Faults, FaultsUpdate, Health,
         LedgerEntry, LinkFault, NodeCrashRequest, Stats, TransactionSummary, TransferRequest,
-        TransferResponse,
+        TransferResponse, TxState,
     };
+    use shared::wire::AbortReason;
 
     use super::bodies::{
         AbortedOrConflict, CoordinatorCrashArmed, CoordinatorCrashDisarmed, NodeCrashAnswer,
@@ -280,10 +281,14 @@ mod paths {
     fn transfer() {}
 
     #[utoipa::path(get, path = "/api/transactions", tag = "transfers",
-        params(("limit" = Option<usize>, Query, description = "How many (1 to 2000; default 50)")),
+        params(
+            ("limit" = Option<usize>, Query, description = "How many (1 to 2000; default 50)"),
+            ("state" = Option<TxState>, Query, description = "Only transactions in this state"),
+            ("reason" = Option<AbortReason>, Query, description = "Only transactions aborted for this reason"),
+        ),
         responses(
-            (status = 200, description = "Recent transactions, newest first", body = Vec<TransactionSummary>),
-            (status = 400, description = "Bad limit", body = ErrorBody),
+            (status = 200, description = "Recent transactions, newest first (of those that match)", body = Vec<TransactionSummary>),
+            (status = 400, description = "Bad limit, state or reason", body = ErrorBody),
         ))]
     fn list_transactions() {}
 

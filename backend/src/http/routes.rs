@@ -23,7 +23,7 @@ use shared::limits::{
     TRANSACTIONS_LIMIT_DEFAULT,
 };
 use shared::protocol::coordinator::TransferError;
-use shared::wire::{ParticipantCrashPoint, Query, QueryResult, Request};
+use shared::wire::{AbortReason, ParticipantCrashPoint, Query, QueryResult, Request};
 use tokio::sync::oneshot;
 
 use super::error::ApiError;
@@ -126,7 +126,42 @@ async fn list_transactions(
             }
         },
     };
-    Ok(Json(app.hub.recent(limit)))
+    let state = match params.get("state") {
+        None => None,
+        Some(text) => Some(serde_json::from_value::<TxState>(json!(text)).map_err(|_| {
+            ApiError::bad_request(format!(
+                "state must be active, prepared, committed or aborted (got '{text}')"
+            ))
+        })?),
+    };
+    let reason = match params.get("reason") {
+        None => None,
+        Some(text) => Some(
+            AbortReason::ALL
+                .into_iter()
+                .find(|r| r.as_str() == text)
+                .ok_or_else(|| {
+                    let names: Vec<&str> = AbortReason::ALL.iter().map(|r| r.as_str()).collect();
+                    ApiError::bad_request(format!(
+                        "reason must be one of {} (got '{text}')",
+                        names.join(", ")
+                    ))
+                })?,
+        ),
+    };
+    if state.is_none() && reason.is_none() {
+        return Ok(Json(app.hub.recent(limit)));
+    }
+    let matching = app
+        .hub
+        .recent(COORDINATOR_HISTORY_KEPT_MAX)
+        .into_iter()
+        .filter(|t| {
+            state.is_none_or(|s| t.state == s) && reason.is_none_or(|r| t.reason == Some(r))
+        })
+        .take(limit)
+        .collect();
+    Ok(Json(matching))
 }
 
 async fn get_transaction(State(app): State<Arc<App>>, Path(tx_id): Path<String>) -> ApiResult {
