@@ -73,37 +73,44 @@ pub struct Args {
 
     /// Delete the coordinator's and the supervised nodes' data first: start
     /// from the opening balances. (Never touches remote participants.)
+    /// Command line only, with no variable: left in an environment it would
+    /// wipe the data at every start.
     #[arg(long)]
     pub fresh: bool,
 
     /// Demo mode: allow fault injection (crash, link faults, coordinator
     /// crash points, heuristic decisions). Refused with 403 otherwise.
-    #[arg(long)]
+    #[arg(long, env = "TPC_DEMO", value_parser = clap::builder::BoolishValueParser::new())]
     pub demo: bool,
 
     /// Number of supervised participant nodes, started by this coordinator
     /// as local processes (named 6001, 6002, ... with accounts A, B, ...).
     /// Defaults to 2, or to 0 when --participant is given.
-    #[arg(long, value_name = "N", default_value_t = 2,
+    #[arg(long, value_name = "N", default_value_t = 2, env = "TPC_NODES",
           value_parser = clap::value_parser!(u16).range(0..=i64::from(SUPERVISED_NODES_MAX)))]
     pub nodes: u16,
 
     /// Accounts per supervised node. One account per node is named A, B,
     /// C...; more are A1, A2, ...
-    #[arg(long, value_name = "N", default_value_t = 1,
+    #[arg(long, value_name = "N", default_value_t = 1, env = "TPC_ACCOUNTS_PER_NODE",
           value_parser = clap::value_parser!(u32).range(1..=i64::from(ACCOUNTS_PER_NODE_MAX)))]
     pub accounts_per_node: u32,
 
     /// Opening balance of every account, in cents (100000 = $1,000.00). For
     /// remote participants it only sets the expected total, unless an
     /// account says its own (A:50000).
-    #[arg(long, value_name = "CENTS", default_value_t = 100_000,
+    #[arg(long, value_name = "CENTS", default_value_t = 100_000, env = "TPC_BALANCE_CENTS",
           value_parser = clap::value_parser!(i64).range(0..=OPENING_BALANCE_CENTS_MAX))]
     pub balance_cents: i64,
 
     /// Port of the first supervised node; node i listens on 127.0.0.1 at
     /// base + i. 0 picks free ports.
-    #[arg(long, value_name = "PORT", default_value_t = 6001)]
+    #[arg(
+        long,
+        value_name = "PORT",
+        default_value_t = 6001,
+        env = "TPC_NODE_PORT_BASE"
+    )]
     pub node_port_base: u16,
 
     /// A participant this coordinator does not start or supervise (it runs
@@ -112,16 +119,18 @@ pub struct Args {
     /// `--participant 6001=10.0.0.2:6001=A`. An account may carry its
     /// opening balance for the expected total: A:50000. Repeatable; HOST may
     /// be a name, resolved once at start. On the command line it replaces
-    /// the file's [[participant]] list.
-    #[arg(long = "participant", value_name = "ID=HOST:PORT=ACCOUNTS", value_parser = RemoteParticipant::parse)]
+    /// the file's [[participant]] list. The environment variable takes
+    /// several separated by `;`.
+    #[arg(long = "participant", value_name = "ID=HOST:PORT=ACCOUNTS", env = "TPC_PARTICIPANTS",
+          value_delimiter = ';', value_parser = RemoteParticipant::parse)]
     pub participants: Vec<RemoteParticipant>,
 
     /// Time to wait for all votes before aborting (ms).
-    #[arg(long, value_name = "MS", default_value_t = PREPARE_TIMEOUT_MS)]
+    #[arg(long, value_name = "MS", default_value_t = PREPARE_TIMEOUT_MS, env = "TPC_PREPARE_TIMEOUT_MS")]
     pub prepare_timeout_ms: u64,
 
     /// Longest wait for an account lock at a supervised participant (ms).
-    #[arg(long, value_name = "MS", default_value_t = LOCK_WAIT_MS)]
+    #[arg(long, value_name = "MS", default_value_t = LOCK_WAIT_MS, env = "TPC_LOCK_WAIT_MS")]
     pub lock_wait_ms: u64,
 
     /// Time a client waits for every node to apply the commit (its
@@ -130,19 +139,19 @@ pub struct Args {
     /// soon as the commit decision is durable and the commits are sent
     /// (lower latency; reads through the API still see the transfer, as they
     /// travel to each node behind its commit).
-    #[arg(long, value_name = "MS", default_value_t = ACK_WAIT_MS)]
+    #[arg(long, value_name = "MS", default_value_t = ACK_WAIT_MS, env = "TPC_ACK_WAIT_MS")]
     pub ack_wait_ms: u64,
 
     /// Log size after which the coordinator's log (and each supervised
     /// participant's) is rewritten as one checkpoint (a testing knob: tests
     /// make it tiny so checkpoints run all the time).
     #[arg(long, value_name = "BYTES", default_value_t = LOG_CHECKPOINT_BYTES, hide = true,
-          value_parser = clap::value_parser!(u64).range(1..))]
+          env = "TPC_LOG_CHECKPOINT_BYTES", value_parser = clap::value_parser!(u64).range(1..))]
     pub log_checkpoint_bytes: u64,
 
     /// The participant executable for supervised nodes (default:
     /// `participant` next to this executable).
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", env = "TPC_PARTICIPANT_BIN")]
     pub participant_bin: Option<PathBuf>,
 
     /// The cluster secret (hex) that every connection to a participant
@@ -163,7 +172,7 @@ pub struct Args {
     pub static_dir: PathBuf,
 
     /// Write the bound HTTP address to this file once serving (for scripts and tests).
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", env = "TPC_READY_FILE")]
     pub ready_file: Option<PathBuf>,
 
     /// A file holding the API token (at least 16 characters; surrounding
@@ -1060,6 +1069,32 @@ mod tests {
         assert!(
             e.contains("line 1") && e.contains("allowed_origins[0]") && e.contains("scheme://"),
             "{e}"
+        );
+    }
+
+    /// Every option can come from a `TPC_*` variable, but `--fresh`: left
+    /// in an environment it would wipe the data at every start.
+    #[test]
+    fn every_option_has_its_environment_variable() {
+        let command = Args::command();
+        let mut missing = Vec::new();
+        for arg in command.get_arguments() {
+            let id = arg.get_id().as_str();
+            if matches!(id, "help" | "version" | "fresh") {
+                assert!(
+                    arg.get_env().is_none(),
+                    "--{id} must not read the environment"
+                );
+                continue;
+            }
+            match arg.get_env().and_then(|v| v.to_str()) {
+                Some(name) if name.starts_with("TPC_") => {}
+                _ => missing.push(id.to_string()),
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "options without a TPC_* variable: {missing:?}"
         );
     }
 

@@ -315,6 +315,14 @@ impl Supervisor {
         let _ = std::fs::remove_file(&ready_file);
         let port = self.addr(&cfg.id).map(|a| a.port()).unwrap_or(cfg.port);
         let mut cmd = Command::new(&self.inner.participant_bin);
+        // A supervised node is configured by these flags alone: variables
+        // meant for a stand-alone participant (its TPC_PARTICIPANT_*, e.g.
+        // one that allows faults) must not reach it.
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("TPC_PARTICIPANT_") {
+                cmd.env_remove(name);
+            }
+        }
         cmd.arg("--id")
             .arg(&cfg.id)
             .arg("--listen")

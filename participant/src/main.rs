@@ -55,24 +55,31 @@ const EXIT_USAGE: u8 = 2;
 #[command(version, about)]
 struct Cli {
     /// Node id reported to the coordinator, e.g. 6001.
-    #[arg(long, value_name = "NODE_ID", value_parser = parse_node_id)]
+    #[arg(long, value_name = "NODE_ID", env = "TPC_PARTICIPANT_ID", value_parser = parse_node_id)]
     id: String,
 
     /// Address to listen on (port 0 picks a free port; see --ready-file).
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:6001")]
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "127.0.0.1:6001",
+        env = "TPC_PARTICIPANT_LISTEN"
+    )]
     listen: SocketAddr,
 
     /// Directory for the write-ahead log (created if missing, locked while running).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", env = "TPC_PARTICIPANT_DATA_DIR")]
     data_dir: PathBuf,
 
     /// An account and its opening balance in cents, e.g. A=100000 ($1000.00).
-    /// Repeatable. Used only when the data dir is new.
-    #[arg(long = "account", value_name = "ID=CENTS", value_parser = parse_account)]
+    /// Repeatable (the environment variable: comma-separated). Used only
+    /// when the data dir is new.
+    #[arg(long = "account", value_name = "ID=CENTS", env = "TPC_PARTICIPANT_ACCOUNTS",
+          value_delimiter = ',', value_parser = parse_account)]
     accounts: Vec<(AccountId, i64)>,
 
     /// Longest wait for an account lock before voting abort.
-    #[arg(long, value_name = "MS", default_value_t = LOCK_WAIT_MS,
+    #[arg(long, value_name = "MS", default_value_t = LOCK_WAIT_MS, env = "TPC_PARTICIPANT_LOCK_WAIT_MS",
           value_parser = clap::value_parser!(u64).range(1..=LOCK_WAIT_MS_MAX))]
     lock_wait_ms: u64,
 
@@ -80,12 +87,12 @@ struct Cli {
     /// process kill itself at a protocol point) and `heuristic` decisions
     /// (an operator forces the outcome of an in-doubt transaction, which can
     /// break atomicity; see `participant-admin --help`).
-    #[arg(long)]
+    #[arg(long, env = "TPC_PARTICIPANT_ALLOW_FAULTS", value_parser = clap::builder::BoolishValueParser::new())]
     allow_faults: bool,
 
     /// Once listening and recovered, write the bound address (one line,
     /// `IP:PORT`) to this file, atomically.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", env = "TPC_PARTICIPANT_READY_FILE")]
     ready_file: Option<PathBuf>,
 
     /// The cluster secret (hex, as the coordinator writes it in
@@ -99,12 +106,13 @@ struct Cli {
     /// with another log may bind it (after the original coordinator's log
     /// was lost for good). Refused while any transaction is in doubt here:
     /// resolve those first (heuristic decisions). Written once, at start.
+    /// Command line only, with no variable: a one-off act.
     #[arg(long)]
     forget_cluster: bool,
 
     /// Log size after which it is rewritten as one checkpoint record.
     #[arg(long, value_name = "BYTES", default_value_t = LOG_CHECKPOINT_BYTES, hide = true,
-          value_parser = clap::value_parser!(u64).range(1..))]
+          env = "TPC_PARTICIPANT_LOG_CHECKPOINT_BYTES", value_parser = clap::value_parser!(u64).range(1..))]
     log_checkpoint_bytes: u64,
 }
 
@@ -352,4 +360,35 @@ fn write_ready_file(path: &Path, addr: SocketAddr) -> std::io::Result<()> {
     let tmp = path.with_file_name(tmp_name);
     std::fs::write(&tmp, format!("{addr}\n"))?;
     std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every option can come from a `TPC_*` variable but `--forget-cluster`, a one-off act.
+    #[test]
+    fn every_option_has_its_environment_variable() {
+        let command = Cli::command();
+        let mut missing = Vec::new();
+        for arg in command.get_arguments() {
+            let id = arg.get_id().as_str();
+            if matches!(id, "help" | "version" | "forget_cluster") {
+                assert!(
+                    arg.get_env().is_none(),
+                    "--{id} must not read the environment"
+                );
+                continue;
+            }
+            match arg.get_env().and_then(|v| v.to_str()) {
+                Some(name) if name.starts_with("TPC_") => {}
+                _ => missing.push(id.to_string()),
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "options without a TPC_* variable: {missing:?}"
+        );
+    }
 }

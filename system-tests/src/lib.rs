@@ -194,6 +194,12 @@ impl Cluster {
             .clone()
             .unwrap_or_else(|| self.dir.path().join("no-dashboard"));
         let mut cmd = Command::new(bin("backend"));
+        // The test's own environment must not configure the cluster.
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("TPC_") {
+                cmd.env_remove(name);
+            }
+        }
         cmd.arg("--listen")
             .arg(&listen)
             .arg("--node-port-base")

@@ -73,7 +73,7 @@ struct Cli {
     )]
     url: String,
     /// Print the server's JSON instead of human output.
-    #[arg(long, global = true, env = "TPC_JSON")]
+    #[arg(long, global = true, env = "TPC_JSON", value_parser = clap::builder::BoolishValueParser::new())]
     json: bool,
     /// A file holding the coordinator's API token (its --api-token-file),
     /// sent as `Authorization: Bearer <token>`: needed for changes (transfers,
@@ -634,5 +634,36 @@ fn run(cli: &Cli) -> Result<ExitCode, Failure> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Completions { .. } | Command::Man => Ok(ExitCode::SUCCESS),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every option can come from a `TPC_*` variable (the commands' own arguments are per call).
+    #[test]
+    fn every_option_has_its_environment_variable() {
+        let command = Cli::command();
+        let mut missing = Vec::new();
+        for arg in command.get_arguments() {
+            let id = arg.get_id().as_str();
+            if matches!(id, "help" | "version") {
+                assert!(
+                    arg.get_env().is_none(),
+                    "--{id} must not read the environment"
+                );
+                continue;
+            }
+            match arg.get_env().and_then(|v| v.to_str()) {
+                Some(name) if name.starts_with("TPC_") => {}
+                _ => missing.push(id.to_string()),
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "options without a TPC_* variable: {missing:?}"
+        );
     }
 }

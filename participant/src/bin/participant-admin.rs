@@ -35,7 +35,7 @@ use shared::wire::{
 #[command(version, about)]
 struct Cli {
     /// The participant's address (its --listen), e.g. 127.0.0.1:6001.
-    #[arg(long, value_name = "HOST:PORT")]
+    #[arg(long, value_name = "HOST:PORT", env = "TPC_PARTICIPANT_ADDR")]
     addr: String,
 
     /// The cluster secret the node was started with (its --secret-file).
@@ -44,7 +44,7 @@ struct Cli {
     secret_file: Option<std::path::PathBuf>,
 
     /// Print the node's answer as JSON instead of text.
-    #[arg(long)]
+    #[arg(long, env = "TPC_JSON", value_parser = clap::builder::BoolishValueParser::new())]
     json: bool,
 
     #[command(subcommand)]
@@ -239,5 +239,36 @@ impl Link {
             line.pop();
         }
         decode_line(&line).map_err(|e| format!("bad answer: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every option can come from a `TPC_*` variable (the commands' own arguments are per call).
+    #[test]
+    fn every_option_has_its_environment_variable() {
+        let command = Cli::command();
+        let mut missing = Vec::new();
+        for arg in command.get_arguments() {
+            let id = arg.get_id().as_str();
+            if matches!(id, "help" | "version") {
+                assert!(
+                    arg.get_env().is_none(),
+                    "--{id} must not read the environment"
+                );
+                continue;
+            }
+            match arg.get_env().and_then(|v| v.to_str()) {
+                Some(name) if name.starts_with("TPC_") => {}
+                _ => missing.push(id.to_string()),
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "options without a TPC_* variable: {missing:?}"
+        );
     }
 }
