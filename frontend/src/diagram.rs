@@ -181,7 +181,11 @@ fn glyph_of(kind: &EventKind) -> Option<(Glyph, String, Tone)> {
         | EventKind::NodeStatus { .. }
         | EventKind::CoordinatorStatus { .. }
         | EventKind::Fault { .. }
-        | EventKind::Balances { .. } => return None,
+        | EventKind::Balances { .. }
+        | EventKind::NodeState { .. }
+        | EventKind::MessageHeld { .. }
+        | EventKind::MessageReleased { .. }
+        | EventKind::MessageDropped { .. } => return None,
     };
     Some((glyph, label, tone_of(kind)))
 }

@@ -367,6 +367,24 @@ impl Model {
                 accounts,
                 total_cents,
             } => self.apply_balances(accounts, *total_cents),
+            EventKind::NodeState {
+                node,
+                in_doubt,
+                locked_accounts,
+            } => {
+                if let Some(n) = self
+                    .cluster
+                    .as_mut()
+                    .and_then(|c| c.nodes.iter_mut().find(|n| &n.id == node))
+                {
+                    n.in_doubt_detail.retain(|d| in_doubt.contains(&d.tx_id));
+                    n.in_doubt.clone_from(in_doubt);
+                    n.locked_accounts.clone_from(locked_accounts);
+                }
+            }
+            EventKind::MessageHeld { .. }
+            | EventKind::MessageReleased { .. }
+            | EventKind::MessageDropped { .. } => {}
             EventKind::PrepareSent { .. }
             | EventKind::Vote { .. }
             | EventKind::LogForced { .. }
