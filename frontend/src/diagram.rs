@@ -74,8 +74,9 @@ pub enum MessageState {
     Dropped,
 }
 
-/// How far an arrow goes: a held or dropped message stops half way.
-pub const HELD_ARROW_REACH: f64 = 0.5;
+/// How far an arrow goes when its message is held or dropped: short of
+/// its receiver and never on another lifeline (lanes are evenly spaced).
+pub const HELD_ARROW_REACH: f64 = 0.62;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Shape {

@@ -176,6 +176,23 @@ impl Model {
     pub fn fold(&mut self, event: Event, now_ms: u64) -> Effects {
         if let EventKind::Snapshot(snapshot) = event.kind {
             let snapshot = *snapshot;
+            // The accounts as the snapshot knows them (a replay has no
+            // `GET /api/accounts`).
+            let accounts: Vec<AccountView> = snapshot
+                .cluster
+                .nodes
+                .iter()
+                .flat_map(|n| {
+                    n.accounts.iter().map(|a| AccountView {
+                        id: a.id.clone(),
+                        node: n.id.clone(),
+                        balance_cents: a.balance_cents,
+                    })
+                })
+                .collect();
+            if !accounts.is_empty() {
+                self.accounts = accounts;
+            }
             self.set_cluster(snapshot.cluster, now_ms);
             self.transactions = snapshot.transactions;
             self.transactions.truncate(HISTORY_ROWS_MAX);

@@ -257,24 +257,38 @@ fn DiagramRow(row: Row, selected: RwSignal<Option<u64>>) -> impl IntoView {
             let end_x = if reach < 1.0 { end_x } else { end_x - direction * 3.0 };
             let state = row.message.map(|m| m.state);
             let held = row.message.filter(|m| m.state == MessageState::Held);
+            // Drawn, not a glyph: not every browser font has the symbols.
             let tip = match state {
-                Some(MessageState::Held) => Some(("msg-tip held-tip", "⏸")),
-                Some(MessageState::Dropped) => Some(("msg-tip dropped-tip", "✕")),
+                Some(MessageState::Held) => Some(view! {
+                    <g class="held-tip">
+                        <rect x=end_x - 5.0 y=row.y - 7.0 width="3.5" height="14" rx="1"/>
+                        <rect x=end_x + 1.5 y=row.y - 7.0 width="3.5" height="14" rx="1"/>
+                    </g>
+                }.into_any()),
+                Some(MessageState::Dropped) => Some(view! {
+                    <g class="dropped-tip">
+                        <line x1=end_x - 6.0 y1=row.y - 6.0 x2=end_x + 6.0 y2=row.y + 6.0/>
+                        <line x1=end_x - 6.0 y1=row.y + 6.0 x2=end_x + 6.0 y2=row.y - 6.0/>
+                    </g>
+                }.into_any()),
                 _ => None,
             };
+            let ends_in_tip = tip.is_some();
             view! {
                 <line class=format!("msg {tone}") class:dashed=dashed class:is-held=held.is_some()
                     x1=from_x + direction * 3.0 y1=row.y x2=end_x y2=row.y
-                    marker-end=if tip.is_some() { String::new() } else { format!("url(#{})", marker_id(row.tone)) }/>
-                {tip.map(|(class, glyph)| view! {
-                    <text class=class x=end_x y=row.y + 4.0 text-anchor="middle">{glyph}</text>
-                })}
-                {held.map(|m| view! {
-                    <line class="held-hit" data-testid=format!("held-arrow-{}", m.id)
-                        x1=from_x y1=row.y x2=end_x + direction * 10.0 y2=row.y
-                        on:click=move |_| selected.set(Some(m.id))>
-                        <title>{format!("message #{} is held: click to deliver, drop, duplicate or delay it", m.id)}</title>
-                    </line>
+                    marker-end=if ends_in_tip { String::new() } else { format!("url(#{})", marker_id(row.tone)) }/>
+                {tip}
+                {held.map(|m| {
+                    // A band around the arrow, easy to hit.
+                    let (left, right) = (from_x.min(end_x) - 10.0, from_x.max(end_x) + 10.0);
+                    view! {
+                        <rect class="held-hit" data-testid=format!("held-arrow-{}", m.id)
+                            x=left y=row.y - 11.0 width=right - left height="22"
+                            on:click=move |_| selected.set(Some(m.id))>
+                            <title>{format!("message #{} is held: click to deliver, drop, duplicate or delay it", m.id)}</title>
+                        </rect>
+                    }
                 })}
             }
             .into_any()

@@ -45,6 +45,16 @@ pub fn SpaceTimePanel() -> impl IntoView {
         layout(&node_ids.get(), &timelines)
     });
     let view_box = move || picture.with(|p| format!("0 0 {} {}", p.width, p.height));
+    // The newest moment is at the bottom: keep it in sight as the view grows.
+    let scroller = NodeRef::<leptos::html::Div>::new();
+    Effect::new(move |_| {
+        picture.track();
+        request_animation_frame(move || {
+            if let Some(div) = scroller.get_untracked() {
+                div.set_scroll_top(div.scroll_height());
+            }
+        });
+    });
     let empty = move || picture.with(|p| p.txs.is_empty());
 
     view! {
@@ -63,7 +73,7 @@ pub fn SpaceTimePanel() -> impl IntoView {
                     }
                 }).collect_view())}
             </ul>
-            <div class="st-scroll">
+            <div class="st-scroll" node_ref=scroller>
                 <svg class="spacetime" data-testid="spacetime" role="img" aria-label="space-time diagram of concurrent transactions"
                     viewBox=view_box preserveAspectRatio="xMidYMin meet">
                     {move || picture.with(draw)}
@@ -128,7 +138,8 @@ fn draw(p: &SpaceTime) -> impl IntoView {
         .map(|r| {
             view! {
                 <g class="st-refusal" data-testid="lock-refusal">
-                    <text class="st-cross" x=r.x y=r.y + 4.0 text-anchor="middle">"✕"</text>
+                    <line class="st-cross" x1=r.x - 6.0 y1=r.y - 6.0 x2=r.x + 6.0 y2=r.y + 6.0/>
+                    <line class="st-cross" x1=r.x - 6.0 y1=r.y + 6.0 x2=r.x + 6.0 y2=r.y - 6.0/>
                     <text class="st-note bad" x=r.x + 10.0 y=r.y + 4.0>{r.label.clone()}</text>
                 </g>
             }

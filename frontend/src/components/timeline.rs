@@ -247,14 +247,14 @@ pub fn TimelinePanel() -> impl IntoView {
                     <strong>"Replaying "</strong>{move || get(source_label)}
                 </div>
                 <div class="travel-controls">
-                    <button class="btn btn-small" data-testid="to-start" title="the first moment" on:click=move |_| ctx.show(0)>"⏮"</button>
+                    <button class="btn btn-small" data-testid="to-start" title="the first moment" on:click=move |_| ctx.show(0)>"«"</button>
                     <button class="btn btn-small" data-testid="step-back" title="one event back" on:click=move |_| step(-1)>"◀"</button>
                     <button class="btn btn-small btn-primary play" data-testid="play" data-playing=move || playing().to_string()
                         on:click=move |_| set_playing(!playing())>
-                        {move || if playing() { "⏸ Pause" } else { "▶ Play" }}
+                        {move || if playing() { "❚❚ Pause" } else { "▶ Play" }}
                     </button>
                     <button class="btn btn-small" data-testid="step-forward" title="one event on" on:click=move |_| step(1)>"▶"</button>
-                    <button class="btn btn-small" data-testid="to-end" title="the last moment" on:click=move |_| ctx.show(usize::MAX)>"⏭"</button>
+                    <button class="btn btn-small" data-testid="to-end" title="the last moment" on:click=move |_| ctx.show(usize::MAX)>"»"</button>
                     <select data-testid="speed" title="playback speed"
                         on:change=move |ev| {
                             let speed = event_target_value(&ev).parse().unwrap_or(1.0);
