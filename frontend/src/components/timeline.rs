@@ -51,10 +51,11 @@ fn import(ctx: Ctx, input: web_sys::HtmlInputElement) {
     input.set_value("");
     let name = file.name();
     if file.size() > RECORDING_IMPORT_BYTES_MAX as f64 {
+        const MIB: f64 = 1024.0 * 1024.0;
         let text = format!(
-            "the file is {:.0} MB; the dashboard opens recordings up to {} MB",
-            file.size() / 1e6,
-            RECORDING_IMPORT_BYTES_MAX / 1_000_000
+            "the file is {:.0} MiB; the dashboard opens recordings up to {:.0} MiB",
+            file.size() / MIB,
+            RECORDING_IMPORT_BYTES_MAX as f64 / MIB
         );
         ctx.toast(format!("Cannot open {name}"), text, Tone::Bad);
         return;
