@@ -318,9 +318,11 @@ pub async fn recording_info() -> Result<RecordingInfo, ApiError> {
     get_json("/api/recording/info").await
 }
 
-/// `GET /api/recording?from_seq=`: the recorded events as text (JSON lines).
-pub async fn recording_text(from_seq: u64) -> Result<String, ApiError> {
-    let response = fetch(Request::get(&recording_url(Some(from_seq), None)).build()).await?;
+/// `GET /api/recording?from_seq=&to_seq=`: the recorded events as text
+/// (JSON lines), from the snapshot before `from_seq`.
+pub async fn recording_text(from_seq: u64, to_seq: u64) -> Result<String, ApiError> {
+    let url = recording_url(Some(from_seq), Some(to_seq));
+    let response = fetch(Request::get(&url).build()).await?;
     if !response.ok() {
         return Err(error_of(&response).await);
     }

@@ -249,7 +249,11 @@ impl Ctx {
         }
         self.travel.set(None);
         self.replay.set_value(None);
-        self.write_address();
+        // A transaction pinned in the past: its whole timeline, live.
+        match self.pinned.get_untracked() {
+            Some(p) => self.pin(p.tx_id),
+            None => self.write_address(),
+        }
         self.refresh_cluster();
         self.refresh_accounts();
         self.refresh_stats();
@@ -278,8 +282,10 @@ impl Ctx {
             let window = RECORDING_VIEW_EVENTS_MAX as u64;
             let first = info.first_seq.unwrap_or(0);
             let wanted = seq.unwrap_or(last);
+            // A window around the moment wanted (the newest moments for "now").
             let from_seq = wanted.min(last).saturating_sub(window / 2).max(first);
-            let text = match api::recording_text(from_seq).await {
+            let to_seq = from_seq.saturating_add(window);
+            let text = match api::recording_text(from_seq, to_seq).await {
                 Ok(text) => text,
                 Err(error) => return ctx.api_error("Read the recording", &error),
             };
