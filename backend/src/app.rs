@@ -4,6 +4,7 @@
 //! The engine's volatile state lives in the engine and dies with it.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
 use shared::api::{CoordinatorCrashRequest, Faults};
@@ -36,6 +37,8 @@ pub struct App {
     pub secret: Arc<ClusterSecret>,
     /// Why each node refused this coordinator, while it does.
     pub refusals: Arc<Refusals>,
+    /// The last id given to a held message (ids outlive an engine crash).
+    pub held_ids: Arc<AtomicU64>,
 }
 
 impl App {
@@ -52,6 +55,7 @@ impl App {
             observer: std::sync::OnceLock::new(),
             secret,
             refusals: Arc::new(Refusals::default()),
+            held_ids: Arc::new(AtomicU64::new(0)),
             config: Arc::new(config),
         })
     }
@@ -67,6 +71,7 @@ impl App {
             links: self.links.clone(),
             secret: self.secret.clone(),
             refusals: self.refusals.clone(),
+            held_ids: self.held_ids.clone(),
         }
     }
 
@@ -109,6 +114,7 @@ impl App {
             phase_pause_ms: self.demo.phase_pause_ms(),
             coordinator_crash: self.demo.coordinator_crash(),
             links: self.links.all(),
+            hold_messages: self.demo.hold_messages(),
         }
     }
 
@@ -116,6 +122,13 @@ impl App {
         self.demo.update(probability, phase_pause_ms);
         self.engine
             .try_command(Command::SetFaults(self.demo_faults()));
+    }
+
+    /// Starts or stops holding every protocol message; stopping lets every
+    /// held message go, in order.
+    pub fn set_hold_messages(&self, hold: bool) {
+        self.demo.set_hold_messages(hold);
+        self.engine.try_command(Command::SetHold(hold));
     }
 
     pub fn arm_coordinator_crash(&self, request: CoordinatorCrashRequest) {

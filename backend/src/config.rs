@@ -26,7 +26,8 @@ use serde::Deserialize;
 use shared::limits::{
     ACCOUNTS_PER_NODE_MAX, ACCOUNT_ID_BYTES_MAX, ACK_WAIT_MS, API_TOKEN_CHARS_MIN,
     CONFIG_FILE_BYTES_MAX, LOCK_WAIT_MS, LOG_CHECKPOINT_BYTES, OPENING_BALANCE_CENTS_MAX,
-    PREPARE_TIMEOUT_MS, REMOTE_PARTICIPANTS_MAX, SUPERVISED_NODES_MAX,
+    PREPARE_TIMEOUT_MS, RECORDING_BYTES_MAX, RECORDING_BYTES_MIN, REMOTE_PARTICIPANTS_MAX,
+    SUPERVISED_NODES_MAX,
 };
 use shared::wire::{AccountId, NodeId};
 use toml::Spanned;
@@ -141,6 +142,13 @@ pub struct Args {
     /// travel to each node behind its commit).
     #[arg(long, value_name = "MS", default_value_t = ACK_WAIT_MS, env = "TPC_ACK_WAIT_MS")]
     pub ack_wait_ms: u64,
+
+    /// Bytes of the event recording kept beside the coordinator's log
+    /// (`<data-dir>/coordinator/recording/`, the oldest events dropped
+    /// first): what the dashboard's timeline replays and exports. Default:
+    /// 64 MiB in demo mode, off otherwise; 0 turns it off.
+    #[arg(long, value_name = "BYTES", env = "TPC_RECORDING_BYTES_MAX")]
+    pub recording_bytes_max: Option<u64>,
 
     /// Log size after which the coordinator's log (and each supervised
     /// participant's) is rewritten as one checkpoint (a testing knob: tests
@@ -330,6 +338,7 @@ struct FileConfig {
     prepare_timeout_ms: Option<u64>,
     lock_wait_ms: Option<u64>,
     ack_wait_ms: Option<u64>,
+    recording_bytes_max: Option<u64>,
     participant_bin: Option<PathBuf>,
     secret_file: Option<PathBuf>,
     static_dir: Option<PathBuf>,
@@ -529,6 +538,7 @@ impl Args {
             take!(prepare_timeout_ms, f.prepare_timeout_ms);
             take!(lock_wait_ms, f.lock_wait_ms);
             take!(ack_wait_ms, f.ack_wait_ms);
+            take!(recording_bytes_max, f.recording_bytes_max.map(Some));
             take!(participant_bin, f.participant_bin.map(Some));
             take!(secret_file, f.secret_file.map(Some));
             take!(static_dir, f.static_dir);
@@ -604,6 +614,8 @@ pub struct Config {
     pub secret_file: PathBuf,
     /// From --api-token-file: every change must present it.
     pub api_token: Option<ApiToken>,
+    /// The most bytes of recorded events kept; 0: no recording.
+    pub recording_bytes_max: u64,
 }
 
 impl Config {
@@ -668,9 +680,18 @@ impl Config {
             .secret_file
             .clone()
             .unwrap_or_else(|| coordinator_dir.join(SECRET_FILE_NAME));
+        let recording_bytes_max = match args.recording_bytes_max {
+            None if args.demo => RECORDING_BYTES_MAX,
+            None | Some(0) => 0,
+            Some(bytes) if bytes < RECORDING_BYTES_MIN => anyhow::bail!(
+                "--recording-bytes-max {bytes} is too small: give 0 (no recording) or at least {RECORDING_BYTES_MIN}"
+            ),
+            Some(bytes) => bytes,
+        };
         Ok(Config {
             coordinator_dir,
             secret_file,
+            recording_bytes_max,
             args,
             nodes,
             account_nodes,

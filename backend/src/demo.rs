@@ -1,6 +1,6 @@
 //! The demo-mode fault settings that outlive an engine crash: the original
-//! demo's random crash during prepare, step mode's pause, and an armed
-//! coordinator crash. The HTTP handlers set them; the engine reads them.
+//! demo's random crash during prepare, step mode's pause and its hold of
+//! every protocol message, and an armed coordinator crash. The HTTP handlers set them; the engine reads them.
 
 use std::sync::Mutex;
 
@@ -11,6 +11,7 @@ use shared::protocol::coordinator::DemoFaults;
 struct State {
     prepare_crash_probability: f64,
     phase_pause_ms: u64,
+    hold_messages: bool,
     coordinator_crash: Option<CoordinatorCrashRequest>,
 }
 
@@ -39,6 +40,15 @@ impl DemoSettings {
 
     pub fn phase_pause_ms(&self) -> u64 {
         self.state().phase_pause_ms
+    }
+
+    /// Whether the engine holds every protocol message (step mode's hold).
+    pub fn hold_messages(&self) -> bool {
+        self.state().hold_messages
+    }
+
+    pub fn set_hold_messages(&self, hold: bool) {
+        self.state().hold_messages = hold;
     }
 
     /// The armed coordinator crash, if any.

@@ -5,19 +5,26 @@
 //! turn reads inputs (commands, node messages, durability notices, timers),
 //! feeds them to the machine and runs the resulting actions in order.
 //!
+//! In step mode's hold (demo mode), protocol messages both ways stop here,
+//! between the machine and the network (`crate::held`): a person lets each
+//! one go, drops, duplicates or delays it. The machine never knows; to it a
+//! held message is one that is slow to arrive.
+//!
 //! An injected coordinator crash ends the loop: all of it is dropped (the
 //! connections close, waiting clients get 503), and [`supervise`] starts a
 //! new engine from the log after the requested pause, exactly as a restarted
 //! process would. A real `kill -9` of the process takes the same recovery
 //! path at the next start.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use shared::api::{ComponentStatus, CrashPoint, TransferRequest, TransferResponse};
+use shared::api::{
+    ComponentStatus, CrashPoint, HeldMessages, MessageAction, TransferRequest, TransferResponse,
+};
 use shared::auth::{Claim, ClusterSecret};
 use shared::events::EventKind;
 use shared::limits::{
@@ -31,12 +38,13 @@ use shared::protocol::coordinator::{
     Action, ActiveTx, ClientId, Coordinator, CoordinatorConfig, DemoFaults, Input, TransferError,
 };
 use shared::protocol::record::{CoordinatorRecord, Identity};
-use shared::wire::{ParticipantCrashPoint, PeerRole, Request};
+use shared::wire::{NodeId, ParticipantCrashPoint, PeerRole, Request};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
 use crate::config::Config;
 use crate::demo::DemoSettings;
+use crate::held::{dropped_event, released_event, Held, HeldMessage, Hold, Payload};
 use crate::hub::Hub;
 use crate::supervisor::Supervisor;
 use crate::transport::{LinkAuth, LinkFaults, NodeEvent, Refusals, Transport};
@@ -63,6 +71,29 @@ pub enum Command {
     Finished {
         tx_id: String,
         reply: oneshot::Sender<Option<(Option<TransferRequest>, TransferResponse)>>,
+    },
+    /// Step mode's hold on or off (off lets every held message go).
+    SetHold(bool),
+    /// The held messages.
+    Held {
+        reply: oneshot::Sender<HeldMessages>,
+    },
+    /// Lets held messages go (or drops them); replies with their ids.
+    Release {
+        which: Release,
+        action: MessageAction,
+        delay_ms: u64,
+        reply: oneshot::Sender<Vec<u64>>,
+    },
+}
+
+/// Which held messages a [`Command::Release`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Release {
+    One(u64),
+    /// The oldest; with `phase`, its whole step of its transaction.
+    Next {
+        phase: bool,
     },
 }
 
@@ -172,6 +203,7 @@ pub struct EngineContext {
     pub links: Arc<LinkFaults>,
     pub secret: Arc<ClusterSecret>,
     pub refusals: Arc<Refusals>,
+    pub held_ids: Arc<AtomicU64>,
 }
 
 enum Exit {
@@ -279,6 +311,14 @@ struct Engine {
     events: Vec<EventKind>,
     /// How many nodes were unreconciled when the handle last heard.
     unreconciled_seen: usize,
+    /// Step mode's hold: whether protocol messages stop here, and those that did.
+    hold: bool,
+    held: Held,
+    /// `message_held` events of this feed: told after the machine's own
+    /// events of the same turn (its `prepare_sent` before the prepare held).
+    held_events: Vec<EventKind>,
+    /// Held messages let go with a delay, by when they go.
+    delayed: BTreeMap<(tokio::time::Instant, u64), (NodeId, Payload)>,
 }
 
 impl Engine {
@@ -360,7 +400,6 @@ impl Engine {
             shared::limits::COORDINATOR_LOG_CHECKPOINT_GROWTH,
         );
         Ok(Engine {
-            app,
             machine,
             writer,
             transport,
@@ -378,15 +417,25 @@ impl Engine {
             checkpoint,
             events: Vec::new(),
             unreconciled_seen: usize::MAX,
+            hold: app.demo.hold_messages(),
+            held: Held::new(app.held_ids.clone()),
+            held_events: Vec::new(),
+            delayed: BTreeMap::new(),
+            app,
         })
     }
 
     async fn run(mut self, shutdown: &mut watch::Receiver<bool>) -> Exit {
         let exit = loop {
-            let deadline = self
+            let machine_at = self
                 .machine
                 .next_deadline_us()
                 .map(|us| self.clock.instant_at(us));
+            let delayed_at = self.delayed.keys().next().map(|(at, _)| *at);
+            let deadline = match (machine_at, delayed_at) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             let sleep = async {
                 match deadline {
                     Some(at) => tokio::time::sleep_until(at).await,
@@ -422,7 +471,10 @@ impl Engine {
                         }
                     }
                 }
-                _ = sleep => self.feed(Input::Tick),
+                _ = sleep => {
+                    self.feed(Input::Tick);
+                    self.send_delayed();
+                }
             }
             self.flush_log();
             self.flush_events();
@@ -448,6 +500,11 @@ impl Engine {
                 .log_forces
                 .store(self.writer.forces(), std::sync::atomic::Ordering::Relaxed);
         };
+        // Held messages die with the engine, as messages in flight do.
+        let lost: Vec<EventKind> = self.held.drain().iter().map(dropped_event).collect();
+        if !lost.is_empty() {
+            self.app.hub.publish_all(lost);
+        }
         // Down before anything is dropped: whoever sees a reply channel
         // close (a waiting client, the in-doubt view) then reads Down, not
         // an Up left over from before the crash.
@@ -464,9 +521,67 @@ impl Engine {
         let input = match event {
             NodeEvent::Up { node } => Input::NodeUp { node },
             NodeEvent::Down { node } => Input::NodeDown { node },
+            NodeEvent::Message { node, msg } if self.hold => {
+                match self
+                    .held
+                    .hold(&node, Payload::ToCoordinator(msg), Instant::now())
+                {
+                    Hold::Held(event) => self.events.push(event),
+                    Hold::Coalesced => {}
+                    Hold::Pass(payload) => self.send_on(&node, payload),
+                }
+                return;
+            }
             NodeEvent::Message { node, msg } => Input::FromNode { node, msg },
         };
         self.feed(input);
+    }
+
+    /// Sends a message that was held (or passed the hold) on its way: to the
+    /// node, or into the machine.
+    fn send_on(&mut self, node: &str, payload: Payload) {
+        match payload {
+            Payload::ToNode(msg) => self.transport.send(node, msg),
+            Payload::ToCoordinator(msg) => self.feed(Input::FromNode {
+                node: node.to_string(),
+                msg,
+            }),
+        }
+    }
+
+    /// Lets `m` go as `action` says (or drops it), and tells.
+    fn release(&mut self, m: HeldMessage, action: MessageAction, delay_ms: u64) {
+        let (copies, delay_ms) = match action {
+            MessageAction::Drop => {
+                self.events.push(dropped_event(&m));
+                return;
+            }
+            MessageAction::Deliver => (1, 0),
+            MessageAction::Duplicate => (2, 0),
+            MessageAction::Delay => (1, delay_ms),
+        };
+        self.events.push(released_event(&m, copies, delay_ms));
+        if delay_ms > 0 {
+            let at = tokio::time::Instant::now() + Duration::from_millis(delay_ms);
+            self.delayed.insert((at, m.id), (m.node, m.payload));
+            return;
+        }
+        for _ in 1..copies {
+            self.send_on(&m.node, m.payload.clone());
+        }
+        self.send_on(&m.node, m.payload);
+    }
+
+    /// Sends the delayed messages whose time has come.
+    fn send_delayed(&mut self) {
+        let now = tokio::time::Instant::now();
+        while let Some(entry) = self.delayed.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let (node, payload) = entry.remove();
+            self.send_on(&node, payload);
+        }
     }
 
     fn on_command(&mut self, command: Command) {
@@ -488,6 +603,36 @@ impl Engine {
                 let found = self.machine.finished_with_request(&tx_id);
                 let _ = reply.send(found.map(|(request, response)| (request.cloned(), response)));
             }
+            Command::SetHold(hold) => {
+                self.hold = hold;
+                if !hold {
+                    for m in self.held.drain() {
+                        self.release(m, MessageAction::Deliver, 0);
+                    }
+                }
+            }
+            Command::Held { reply } => {
+                let _ = reply.send(HeldMessages {
+                    hold: self.hold,
+                    messages: self.held.views(Instant::now()),
+                });
+            }
+            Command::Release {
+                which,
+                action,
+                delay_ms,
+                reply,
+            } => {
+                let messages = match which {
+                    Release::One(id) => self.held.take(id).into_iter().collect(),
+                    Release::Next { phase } => self.held.next(phase),
+                };
+                let ids = messages.iter().map(|m| m.id).collect();
+                for m in messages {
+                    self.release(m, action, delay_ms);
+                }
+                let _ = reply.send(ids);
+            }
         }
     }
 
@@ -502,6 +647,7 @@ impl Engine {
             }
             self.execute(action);
         }
+        self.events.append(&mut self.held_events);
     }
 
     fn execute(&mut self, action: Action) {
@@ -510,7 +656,14 @@ impl Engine {
                 if matches!(msg, Request::Prepare { .. }) {
                     self.maybe_random_crash(&node);
                 }
-                self.transport.send(&node, msg);
+                if !self.hold {
+                    return self.transport.send(&node, msg);
+                }
+                match self.held.hold(&node, Payload::ToNode(msg), Instant::now()) {
+                    Hold::Held(event) => self.held_events.push(event),
+                    Hold::Coalesced => {}
+                    Hold::Pass(payload) => self.send_on(&node, payload),
+                }
             }
             Action::Persist { seq, record, sync } => {
                 self.log_batch.push(WriteCmd::Append {

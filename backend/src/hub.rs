@@ -5,10 +5,12 @@
 //! A transaction's state, votes and pending acks are its events folded by
 //! `shared::fold`, the same fold the metrics and the dashboard use.
 //! Publishing never waits: the broadcast channel is bounded and a client
-//! that falls behind is told it lagged (see `http::ws`).
+//! that falls behind is told it lagged (see `http::ws`). When the
+//! coordinator records, every event also goes to the recording's writer
+//! thread (`crate::recording`), as JSON when it was serialised already.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use shared::api::{
@@ -19,6 +21,8 @@ use shared::fold::TxFold;
 use shared::limits::{COORDINATOR_HISTORY_KEPT_MAX, TX_TIMELINE_EVENTS_MAX, WS_CLIENT_QUEUE_MAX};
 use shared::wire::{AbortReason, Decision, NodeId, TxId};
 use tokio::sync::{broadcast, Notify};
+
+use crate::recording::{Entry, Recorder};
 
 use shared::limits::{LATENCY_SAMPLES_MAX, THROUGHPUT_HISTORY_S, TIMELINE_CAPACITY_HINT};
 
@@ -334,6 +338,8 @@ struct Inner {
 pub struct Hub {
     inner: Mutex<Inner>,
     tx: broadcast::Sender<Arc<str>>,
+    /// Where every event is also recorded, when the coordinator records.
+    recorder: OnceLock<Recorder>,
     /// Wakes the balance watcher after events that move money or nodes.
     pub balances_dirty: Notify,
     started: Instant,
@@ -355,6 +361,7 @@ impl Hub {
                 stats: StatsAcc::default(),
             }),
             tx,
+            recorder: OnceLock::new(),
             balances_dirty: Notify::new(),
             started: Instant::now(),
         }
@@ -371,6 +378,41 @@ impl Hub {
     /// Whether a WebSocket client is subscribed to the events.
     pub fn listening(&self) -> bool {
         self.tx.receiver_count() > 0
+    }
+
+    /// Records every event from now on, numbered after the recording's
+    /// newest (so seqs keep growing across coordinator restarts). Once,
+    /// before anything is published.
+    pub fn attach_recorder(&self, recorder: Recorder) {
+        let mut inner = self.lock();
+        inner.seq = inner.seq.max(recorder.last_seq());
+        let _ = self.recorder.set(recorder);
+    }
+
+    pub fn recorder(&self) -> Option<&Recorder> {
+        self.recorder.get()
+    }
+
+    /// Whether the events are recorded.
+    pub fn recording(&self) -> bool {
+        self.recorder.get().is_some()
+    }
+
+    /// Records (without broadcasting) an event that belongs to the
+    /// recording alone, e.g. a snapshot: numbered as the latest event, as a
+    /// WebSocket client's snapshot is.
+    pub fn record_only(&self, kind: EventKind) {
+        let Some(recorder) = self.recorder.get() else {
+            return;
+        };
+        let inner = self.lock();
+        let event = Event {
+            seq: inner.seq,
+            ts_ms: unix_ms(),
+            kind,
+        };
+        // Under the lock: the recording keeps the order of seq.
+        recorder.submit(vec![Entry::Event(event)]);
     }
 
     pub fn seq(&self) -> u64 {
@@ -397,13 +439,19 @@ impl Hub {
             let ts_ms = unix_ms();
             let now = Instant::now();
             let listening = self.listening();
+            let recorder = self.recorder.get();
+            let mut recorded = Vec::new();
             for kind in kinds {
                 wakes_balances |= matches!(
                     kind,
                     EventKind::TxFinished { .. }
                         | EventKind::Ack { .. }
+                        | EventKind::Vote { .. }
                         | EventKind::NodeStatus { .. }
                         | EventKind::Resolved { .. }
+                        | EventKind::InDoubtReported { .. }
+                        | EventKind::MessageReleased { .. }
+                        | EventKind::MessageDropped { .. }
                 );
                 inner.seq += 1;
                 let event = Event {
@@ -412,13 +460,29 @@ impl Hub {
                     kind,
                 };
                 crate::metrics::observe(&event, now);
+                let mut json = None;
                 if listening {
-                    if let Ok(json) = serde_json::to_string(&event) {
+                    if let Ok(text) = serde_json::to_string(&event) {
+                        let text: Arc<str> = text.into();
                         // Sent under the lock so clients see seq in order.
-                        let _ = self.tx.send(json.into());
+                        let _ = self.tx.send(text.clone());
+                        json = Some(text);
                     }
                 }
+                if recorder.is_some() {
+                    recorded.push(match json {
+                        Some(json) => Entry::Json {
+                            seq: event.seq,
+                            ts_ms,
+                            json,
+                        },
+                        None => Entry::Event(event.clone()),
+                    });
+                }
                 self.observe(&mut inner, event);
+            }
+            if let Some(recorder) = recorder.filter(|_| !recorded.is_empty()) {
+                recorder.submit(recorded);
             }
         }
         if wakes_balances {

@@ -9,7 +9,7 @@ use tokio::sync::watch;
 
 use crate::app::App;
 use crate::config::{Args, Config};
-use crate::{engine, http, monitor, transport};
+use crate::{engine, http, monitor, recording, transport};
 
 /// Runs the coordinator until SIGTERM or Ctrl-C.
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -43,6 +43,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     let app = App::new(config, secret);
+    if app.config.recording_bytes_max > 0 {
+        let dir = app.config.coordinator_dir.join(recording::DIR_NAME);
+        let recorder = recording::Recorder::open(&dir, app.config.recording_bytes_max)
+            .with_context(|| format!("cannot open the event recording in {}", dir.display()))?;
+        app.hub.attach_recorder(recorder);
+    }
     app.supervisor.start_all().await?;
 
     // Query-only connections to the nodes, alive across engine crashes.
@@ -71,6 +77,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let engine = tokio::spawn(engine::supervise(app.engine_context(), shutdown_rx.clone()));
     tokio::spawn(monitor::node_statuses(app.clone(), shutdown_rx.clone()));
     tokio::spawn(monitor::balances(app.clone(), shutdown_rx.clone()));
+    tokio::spawn(monitor::recording_snapshots(
+        app.clone(),
+        shutdown_rx.clone(),
+    ));
     tokio::spawn(http::indoubt::watch_heuristics(
         app.clone(),
         shutdown_rx.clone(),

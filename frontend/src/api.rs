@@ -20,9 +20,11 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use shared::api::{
     AccountView, ClusterView, CoordinatorCrashRequest, ErrorBody, Faults, FaultsUpdate,
-    HeuristicRequest, HeuristicView, InDoubtView, LinkFault, Stats, TransactionDetail,
-    TransactionSummary, TransferRequest, TransferResponse,
+    HeldMessages, HeuristicRequest, HeuristicView, InDoubtView, LinkFault, MessageActionRequest,
+    NextMessageRequest, NodeCrashRequest, RecordingInfo, ReleasedMessages, Stats,
+    TransactionDetail, TransactionSummary, TransferRequest, TransferResponse,
 };
+use shared::wire::ParticipantCrashPoint;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
@@ -243,6 +245,17 @@ pub async fn crash_node(node: &str) -> Result<(), ApiError> {
     command(change(Request::post(&node_url(node, "crash"))).build()).await
 }
 
+/// `POST /api/nodes/{id}/crash {"at": ...}`: the node kills itself at that
+/// point of its next transaction.
+pub async fn crash_node_at(node: &str, at: ParticipantCrashPoint) -> Result<(), ApiError> {
+    let request = NodeCrashRequest { at: Some(at) };
+    command(with_json(
+        change(Request::post(&node_url(node, "crash"))),
+        &request,
+    ))
+    .await
+}
+
 pub async fn restart_node(node: &str) -> Result<(), ApiError> {
     command(change(Request::post(&node_url(node, "restart"))).build()).await
 }
@@ -269,6 +282,67 @@ pub async fn crash_coordinator(request: &CoordinatorCrashRequest) -> Result<(), 
 
 pub async fn update_faults(update: &FaultsUpdate) -> Result<(), ApiError> {
     command(with_json(change(Request::put("/api/faults")), update)).await
+}
+
+/// `GET /api/messages`: what step mode's hold holds.
+pub async fn held_messages() -> Result<HeldMessages, ApiError> {
+    get_json("/api/messages").await
+}
+
+/// `POST /api/messages/next`: lets the oldest held message go (with
+/// `phase`, its whole protocol step); the ids let go.
+pub async fn next_message(phase: bool) -> Result<Vec<u64>, ApiError> {
+    let request = NextMessageRequest { phase };
+    let response = fetch(with_json(
+        change(Request::post("/api/messages/next")),
+        &request,
+    ))
+    .await?;
+    if !response.ok() {
+        return Err(error_of(&response).await);
+    }
+    Ok(decode::<ReleasedMessages>(response).await?.released)
+}
+
+/// `POST /api/messages/{id}`: deliver, drop, duplicate or delay one message.
+pub async fn act_on_message(id: u64, request: &MessageActionRequest) -> Result<(), ApiError> {
+    command(with_json(
+        change(Request::post(&format!("/api/messages/{id}"))),
+        request,
+    ))
+    .await
+}
+
+/// `GET /api/recording/info`
+pub async fn recording_info() -> Result<RecordingInfo, ApiError> {
+    get_json("/api/recording/info").await
+}
+
+/// `GET /api/recording?from_seq=&to_seq=`: the recorded events as text
+/// (JSON lines), from the snapshot before `from_seq`.
+pub async fn recording_text(from_seq: u64, to_seq: u64) -> Result<String, ApiError> {
+    let url = recording_url(Some(from_seq), Some(to_seq));
+    let response = fetch(Request::get(&url).build()).await?;
+    if !response.ok() {
+        return Err(error_of(&response).await);
+    }
+    response.text().await.map_err(ApiError::network)
+}
+
+/// The address of the recording from `from_seq` to `to_seq` (a download).
+pub fn recording_url(from_seq: Option<u64>, to_seq: Option<u64>) -> String {
+    let mut params = Vec::new();
+    if let Some(seq) = from_seq {
+        params.push(format!("from_seq={seq}"));
+    }
+    if let Some(seq) = to_seq {
+        params.push(format!("to_seq={seq}"));
+    }
+    if params.is_empty() {
+        "/api/recording".to_string()
+    } else {
+        format!("/api/recording?{}", params.join("&"))
+    }
 }
 
 pub async fn in_doubt() -> Result<InDoubtView, ApiError> {
@@ -317,5 +391,15 @@ mod tests {
         };
         assert!(error.is_unauthorized() && !error.is_forbidden());
         assert!(error.to_string().contains("paste the API token"), "{error}");
+    }
+
+    #[test]
+    fn recording_addresses_name_the_range() {
+        assert_eq!(recording_url(None, None), "/api/recording");
+        assert_eq!(
+            recording_url(Some(5), Some(9)),
+            "/api/recording?from_seq=5&to_seq=9"
+        );
+        assert_eq!(recording_url(None, Some(9)), "/api/recording?to_seq=9");
     }
 }

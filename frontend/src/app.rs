@@ -1,5 +1,6 @@
 //! Lays out the page: every panel, on the [`Ctx`] it provides, and the
-//! live stream that feeds it.
+//! live stream that feeds it. An address naming a moment (`#t=<seq>`)
+//! opens the recorded run there; one naming a transaction pins it.
 
 use std::time::Duration;
 
@@ -7,10 +8,11 @@ use leptos::prelude::*;
 
 use crate::components::{
     cluster::ClusterPanel, faults::FaultsPanel, header::Header, history::HistoryPanel,
-    in_doubt::InDoubtPanel, load::LoadPanel, protocol::ProtocolPanel, stats::StatsPanel,
-    toasts::Toasts, token::TokenPrompt, transfer::TransferPanel,
+    in_doubt::InDoubtPanel, load::LoadPanel, protocol::ProtocolPanel, spacetime::SpaceTimePanel,
+    stats::StatsPanel, timeline::TimelinePanel, toasts::Toasts, token::TokenPrompt,
+    transfer::TransferPanel,
 };
-use crate::context::{now_ms, Ctx, CLOCK_TICK_MS, CLUSTER_POLL_MS, STATS_POLL_MS};
+use crate::context::{address_moment, now_ms, Ctx, CLOCK_TICK_MS, CLUSTER_POLL_MS, STATS_POLL_MS};
 use crate::model::{Effects, Model};
 use crate::ws::{use_live_events, Connection};
 
@@ -18,14 +20,14 @@ use crate::ws::{use_live_events, Connection};
 pub fn App() -> impl IntoView {
     let ctx = Ctx::new(Model::default());
     provide_context(ctx);
-    let model = ctx.model;
 
     let connection = use_live_events(
         move |batch| {
             let now = now_ms();
             let mut effects = Effects::default();
             let mut resynced = false;
-            model.update(|m| {
+            // While the page travels, the live state goes on in the stash.
+            ctx.update_live(|m| {
                 for event in batch {
                     resynced |= matches!(event.kind, shared::events::EventKind::Snapshot(_));
                     let e = m.fold(event, now);
@@ -34,12 +36,16 @@ pub fn App() -> impl IntoView {
                     effects.refresh_in_doubt |= e.refresh_in_doubt;
                 }
             });
+            if ctx.travel.with_untracked(Option::is_some) {
+                return;
+            }
             ctx.run_effects(effects);
             if resynced {
                 ctx.refresh_accounts();
+                ctx.refresh_held();
             }
         },
-        move || model.update(Model::connection_lost),
+        move || ctx.update_live(Model::connection_lost),
     );
     Effect::new(move |_| ctx.connection.set(connection.get()));
 
@@ -50,6 +56,14 @@ pub fn App() -> impl IntoView {
     ctx.refresh_stats();
     ctx.refresh_faults();
     ctx.refresh_history();
+    ctx.refresh_held();
+    let moment = address_moment();
+    if let Some(seq) = moment.seq {
+        ctx.open_recording(Some(seq));
+    }
+    if let Some(tx_id) = moment.tx_id {
+        ctx.pin(tx_id);
+    }
 
     // Polls only while the stream is live: offline, they would only fail.
     let live = move || ctx.connection.get_untracked() == Connection::Live;
@@ -89,7 +103,10 @@ pub fn App() -> impl IntoView {
         <div class="app">
             <Header/>
             <TokenPrompt/>
-            <main class="layout" class:is-offline=move || ctx.connection.get() != Connection::Live>
+            <main class="layout" class:is-offline=move || !ctx.traveling() && ctx.connection.get() != Connection::Live>
+                <section class="area-timeline">
+                    <TimelinePanel/>
+                </section>
                 <section class="area-cluster">
                     <ClusterPanel/>
                 </section>
@@ -104,6 +121,7 @@ pub fn App() -> impl IntoView {
                     </section>
                     <section class="column column-live">
                         <ProtocolPanel/>
+                        <SpaceTimePanel/>
                         <StatsPanel/>
                         <HistoryPanel/>
                     </section>

@@ -3,9 +3,16 @@
 //! event: an arrow between two lifelines or a mark on one), with
 //! coordinates in a fixed-width SVG user space. Pure: the protocol panel
 //! only draws what [`layout`] returns.
+//!
+//! A message the coordinator holds (step mode) is an arrow stopped half
+//! way, marked with its id so the panel can offer to deliver, drop,
+//! duplicate or delay it: a held `prepare`/`commit`/`rollback` is the
+//! arrow of its `*_sent` event; a held vote or ack gets its own row until
+//! it goes on (then the machine's own event draws it). A dropped message
+//! stays half way, crossed out.
 
 use shared::api::VoteView;
-use shared::events::{Event, EventKind, COORDINATOR};
+use shared::events::{Direction, Event, EventKind, MessageName, COORDINATOR};
 use shared::money::format_cents;
 use shared::wire::NodeId;
 
@@ -49,13 +56,37 @@ impl Anchor {
     }
 }
 
+/// A message the coordinator held: its id (as the API names it) and what
+/// became of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessageMark {
+    pub id: u64,
+    pub state: MessageState,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageState {
+    /// Waiting at the coordinator: the arrow can be clicked.
+    Held,
+    /// Gone on (twice for a duplicate, after a delay).
+    Released { copies: u8, delay_ms: u64 },
+    /// Thrown away: it never arrives.
+    Dropped,
+}
+
+/// How far an arrow goes when its message is held or dropped: short of
+/// its receiver and never on another lifeline (lanes are evenly spaced).
+pub const HELD_ARROW_REACH: f64 = 0.62;
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Shape {
-    /// A message from one lifeline to another; `dashed` when it never arrived.
+    /// A message from one lifeline to another; `dashed` when it never
+    /// arrived; `reach` is the part of the way it went (1 for all of it).
     Arrow {
         from_x: f64,
         to_x: f64,
         dashed: bool,
+        reach: f64,
     },
     /// Something that happened at one participant (a log force, a decision).
     Mark { x: f64 },
@@ -74,6 +105,8 @@ pub struct Row {
     pub anchor: Anchor,
     pub tone: Tone,
     pub shape: Shape,
+    /// Set when the coordinator held this message.
+    pub message: Option<MessageMark>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -88,7 +121,7 @@ pub struct Layout {
 }
 
 /// What an event draws, before coordinates.
-enum Glyph {
+pub(crate) enum Glyph {
     Arrow {
         from: NodeId,
         to: NodeId,
@@ -99,7 +132,19 @@ enum Glyph {
     },
 }
 
-fn glyph_of(kind: &EventKind) -> Option<(Glyph, String, Tone)> {
+/// The message an event's arrow stands for, by node and protocol step
+/// (what a `message_held` of the same message names).
+fn sent_message(kind: &EventKind) -> Option<(&NodeId, u8)> {
+    match kind {
+        EventKind::PrepareSent { node, .. } => Some((node, MessageName::Prepare.phase())),
+        EventKind::CommitSent { node, .. }
+        | EventKind::RollbackSent { node, .. }
+        | EventKind::Resolved { node, .. } => Some((node, MessageName::Commit.phase())),
+        _ => None,
+    }
+}
+
+pub(crate) fn glyph_of(kind: &EventKind) -> Option<(Glyph, String, Tone)> {
     let coordinator = || COORDINATOR.to_string();
     let to_node = |node: &NodeId| Glyph::Arrow {
         from: coordinator(),
@@ -181,7 +226,11 @@ fn glyph_of(kind: &EventKind) -> Option<(Glyph, String, Tone)> {
         | EventKind::NodeStatus { .. }
         | EventKind::CoordinatorStatus { .. }
         | EventKind::Fault { .. }
-        | EventKind::Balances { .. } => return None,
+        | EventKind::Balances { .. }
+        | EventKind::NodeState { .. }
+        | EventKind::MessageHeld { .. }
+        | EventKind::MessageReleased { .. }
+        | EventKind::MessageDropped { .. } => return None,
     };
     Some((glyph, label, tone_of(kind)))
 }
@@ -238,6 +287,170 @@ fn elapsed_label(ms: u64) -> String {
     }
 }
 
+/// A row before coordinates.
+struct Draft {
+    glyph: Glyph,
+    label: String,
+    tone: Tone,
+    ts_ms: u64,
+    /// The message an outbound arrow stands for (see [`sent_message`]).
+    sends: Option<(NodeId, u8)>,
+    message: Option<MessageMark>,
+    /// A held vote or ack's own row, once the message went on.
+    hidden: bool,
+}
+
+impl Draft {
+    fn mark_state(&mut self, state: MessageState, suffix: &str) {
+        if let Some(mark) = self.message.as_mut() {
+            mark.state = state;
+        }
+        if let Some(cut) = self.label.find(" · held") {
+            self.label.truncate(cut);
+        }
+        self.label.push_str(suffix);
+    }
+}
+
+/// The rows the events of one transaction draw, in order.
+fn drafts_of(events: &[Event]) -> Vec<Draft> {
+    let mut drafts: Vec<Draft> = Vec::new();
+    let mut repeats = RepeatFilter::default();
+    for event in events {
+        match &event.kind {
+            EventKind::MessageHeld {
+                id,
+                node,
+                direction,
+                message,
+                detail,
+                ..
+            } => {
+                held(
+                    &mut drafts,
+                    event.ts_ms,
+                    *id,
+                    node,
+                    *direction,
+                    *message,
+                    detail,
+                );
+                continue;
+            }
+            EventKind::MessageReleased {
+                id,
+                direction,
+                copies,
+                delay_ms,
+                ..
+            } => {
+                if let Some(d) = drafts
+                    .iter_mut()
+                    .find(|d| d.message.is_some_and(|m| m.id == *id))
+                {
+                    d.hidden = *direction == Direction::ToCoordinator;
+                    let mut suffix = String::new();
+                    if *copies > 1 {
+                        suffix.push_str(&format!(" · ×{copies}"));
+                    }
+                    if *delay_ms > 0 {
+                        suffix.push_str(&format!(" · +{delay_ms} ms"));
+                    }
+                    let state = MessageState::Released {
+                        copies: *copies,
+                        delay_ms: *delay_ms,
+                    };
+                    d.mark_state(state, &suffix);
+                }
+                continue;
+            }
+            EventKind::MessageDropped { id, .. } => {
+                if let Some(d) = drafts
+                    .iter_mut()
+                    .find(|d| d.message.is_some_and(|m| m.id == *id))
+                {
+                    d.mark_state(MessageState::Dropped, " · dropped");
+                    d.tone = Tone::Bad;
+                }
+                continue;
+            }
+            _ => {}
+        }
+        if repeats.is_repeat(&event.kind) {
+            continue;
+        }
+        let Some((glyph, label, tone)) = glyph_of(&event.kind) else {
+            continue;
+        };
+        drafts.push(Draft {
+            glyph,
+            label,
+            tone,
+            ts_ms: event.ts_ms,
+            sends: sent_message(&event.kind).map(|(n, p)| (n.clone(), p)),
+            message: None,
+            hidden: false,
+        });
+    }
+    drafts.retain(|d| !d.hidden);
+    drafts
+}
+
+/// A message held: its `*_sent` arrow stops half way, or (a vote, an ack,
+/// a message whose arrow is not drawn) it gets a row of its own.
+fn held(
+    drafts: &mut Vec<Draft>,
+    ts_ms: u64,
+    id: u64,
+    node: &NodeId,
+    direction: Direction,
+    message: MessageName,
+    detail: &str,
+) {
+    let mark = Some(MessageMark {
+        id,
+        state: MessageState::Held,
+    });
+    let sent = drafts.iter_mut().rev().find(|d| {
+        d.message.is_none()
+            && d.sends
+                .as_ref()
+                .is_some_and(|(n, phase)| n == node && *phase == message.phase())
+    });
+    if let Some(d) = sent.filter(|_| direction == Direction::ToNode) {
+        d.message = mark;
+        d.label.push_str(&format!(" · held #{id}"));
+        return;
+    }
+    let what = if detail.is_empty() || direction == Direction::ToNode {
+        message.as_str().replace('_', " ")
+    } else {
+        format!("{} {detail}", message.as_str())
+    };
+    let coordinator = COORDINATOR.to_string();
+    let glyph = match direction {
+        Direction::ToNode => Glyph::Arrow {
+            from: coordinator,
+            to: node.clone(),
+            dashed: false,
+        },
+        Direction::ToCoordinator => Glyph::Arrow {
+            from: node.clone(),
+            to: coordinator,
+            dashed: false,
+        },
+    };
+    drafts.push(Draft {
+        glyph,
+        label: format!("{what} · held #{id}"),
+        tone: Tone::Warn,
+        ts_ms,
+        sends: None,
+        message: mark,
+        hidden: false,
+    });
+}
+
 /// Lays out the events of one transaction. `nodes` gives the lifelines to
 /// show and their order (the cluster's nodes); nodes that only the events
 /// mention are added after them.
@@ -249,20 +462,7 @@ pub fn layout(nodes: &[NodeId], events: &[Event]) -> Layout {
             lane_ids.push(id);
         }
     }
-    let lane_w = (WIDTH - GUTTER_W - MARGIN_RIGHT) / lane_ids.len() as f64;
-    let lanes: Vec<Lane> = lane_ids
-        .iter()
-        .enumerate()
-        .map(|(i, id)| Lane {
-            id: id.clone(),
-            label: if id == COORDINATOR {
-                "coordinator".to_string()
-            } else {
-                format!("node {id}")
-            },
-            x: GUTTER_W + lane_w * (i as f64 + 0.5),
-        })
-        .collect();
+    let lanes = lanes_of(&lane_ids, GUTTER_W, WIDTH - MARGIN_RIGHT);
     let x_of = |id: &NodeId| {
         lanes
             .iter()
@@ -274,20 +474,16 @@ pub fn layout(nodes: &[NodeId], events: &[Event]) -> Layout {
     let first_ts_ms = events.iter().map(|e| e.ts_ms).min().unwrap_or(0);
 
     let mut rows = Vec::new();
-    let mut repeats = RepeatFilter::default();
-    for event in events {
-        if repeats.is_repeat(&event.kind) {
-            continue;
-        }
-        let Some((glyph, label, tone)) = glyph_of(&event.kind) else {
-            continue;
-        };
-        let index = rows.len();
+    for (index, draft) in drafts_of(events).into_iter().enumerate() {
         let y = HEAD_H + ROW_H * (index as f64 + 0.75);
-        let time_label = elapsed_label(event.ts_ms.saturating_sub(first_ts_ms));
-        let row = match glyph {
+        let time_label = elapsed_label(draft.ts_ms.saturating_sub(first_ts_ms));
+        let (label, tone, message) = (draft.label, draft.tone, draft.message);
+        let row = match draft.glyph {
             Glyph::Arrow { from, to, dashed } => {
                 let (from_x, to_x) = (x_of(&from), x_of(&to));
+                let stopped = message
+                    .is_some_and(|m| matches!(m.state, MessageState::Held | MessageState::Dropped));
+                let reach = if stopped { HELD_ARROW_REACH } else { 1.0 };
                 Row {
                     index,
                     y,
@@ -301,7 +497,9 @@ pub fn layout(nodes: &[NodeId], events: &[Event]) -> Layout {
                         from_x,
                         to_x,
                         dashed,
+                        reach,
                     },
+                    message,
                 }
             }
             Glyph::Mark { at } => {
@@ -322,6 +520,7 @@ pub fn layout(nodes: &[NodeId], events: &[Event]) -> Layout {
                     anchor,
                     tone,
                     shape: Shape::Mark { x },
+                    message,
                 }
             }
         };
@@ -336,6 +535,23 @@ pub fn layout(nodes: &[NodeId], events: &[Event]) -> Layout {
         lifeline_top: HEAD_H - 8.0,
         lifeline_bottom,
     }
+}
+
+/// Lifelines for `ids` spread evenly between `left` and `right`.
+pub(crate) fn lanes_of(ids: &[NodeId], left: f64, right: f64) -> Vec<Lane> {
+    let lane_w = (right - left) / ids.len().max(1) as f64;
+    ids.iter()
+        .enumerate()
+        .map(|(i, id)| Lane {
+            id: id.clone(),
+            label: if id == COORDINATOR {
+                "coordinator".to_string()
+            } else {
+                format!("node {id}")
+            },
+            x: left + lane_w * (i as f64 + 0.5),
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -484,7 +700,8 @@ mod tests {
             Shape::Arrow {
                 from_x: x(COORDINATOR),
                 to_x: x("6002"),
-                dashed: false
+                dashed: false,
+                reach: 1.0
             }
         );
         let ready = &layout.rows[4];
@@ -494,7 +711,8 @@ mod tests {
             Shape::Arrow {
                 from_x: x("6001"),
                 to_x: x(COORDINATOR),
-                dashed: false
+                dashed: false,
+                reach: 1.0
             }
         );
         let silent = &layout.rows[5];
@@ -505,7 +723,8 @@ mod tests {
             Shape::Arrow {
                 from_x: x("6002"),
                 to_x: x(COORDINATOR),
-                dashed: true
+                dashed: true,
+                reach: 1.0
             }
         );
         let decision = &layout.rows[6];
@@ -598,5 +817,127 @@ mod tests {
         assert_eq!(layout.lanes.len(), 4);
         assert_eq!(layout.lanes[3].label, "node 7001");
         assert_eq!(layout.rows[0].tone, Tone::Info);
+    }
+
+    fn held_event(seq: u64, id: u64, node: &str, message: MessageName, detail: &str) -> Event {
+        ev(
+            seq,
+            seq,
+            EventKind::MessageHeld {
+                id,
+                tx_id: "t".into(),
+                node: node.into(),
+                direction: message.direction(),
+                message,
+                detail: detail.into(),
+            },
+        )
+    }
+
+    fn released(seq: u64, id: u64, node: &str, message: MessageName, copies: u8) -> Event {
+        ev(
+            seq,
+            seq,
+            EventKind::MessageReleased {
+                id,
+                tx_id: "t".into(),
+                node: node.into(),
+                direction: message.direction(),
+                message,
+                copies,
+                delay_ms: 0,
+            },
+        )
+    }
+
+    fn prepares_held() -> Vec<Event> {
+        let mut events = aborted_transfer()[..3].to_vec();
+        events.push(held_event(4, 1, "6001", MessageName::Prepare, "A -$5.00"));
+        events.push(held_event(5, 2, "6002", MessageName::Prepare, "B +$5.00"));
+        events
+    }
+
+    fn reach(row: &Row) -> f64 {
+        match row.shape {
+            Shape::Arrow { reach, .. } => reach,
+            Shape::Mark { .. } => panic!("not an arrow: {row:?}"),
+        }
+    }
+
+    #[test]
+    fn a_held_prepare_is_its_arrow_stopped_half_way_with_the_message_id() {
+        let layout = layout(&nodes(), &prepares_held());
+        assert_eq!(layout.rows.len(), 3, "no extra rows: {:?}", layout.rows);
+        let (to_6001, to_6002) = (&layout.rows[1], &layout.rows[2]);
+        assert_eq!(
+            to_6001.message,
+            Some(MessageMark {
+                id: 1,
+                state: MessageState::Held
+            })
+        );
+        assert_eq!(to_6002.message.map(|m| m.id), Some(2));
+        assert_eq!(reach(to_6001), HELD_ARROW_REACH);
+        assert_eq!(to_6001.label, "prepare · held #1");
+    }
+
+    #[test]
+    fn a_released_message_arrives_and_a_dropped_one_stays_half_way() {
+        let mut events = prepares_held();
+        events.push(released(6, 1, "6001", MessageName::Prepare, 2));
+        events.push(ev(
+            7,
+            7,
+            EventKind::MessageDropped {
+                id: 2,
+                tx_id: "t".into(),
+                node: "6002".into(),
+                direction: Direction::ToNode,
+                message: MessageName::Prepare,
+            },
+        ));
+        let layout = layout(&nodes(), &events);
+        let (to_6001, to_6002) = (&layout.rows[1], &layout.rows[2]);
+        assert_eq!(reach(to_6001), 1.0);
+        assert_eq!(to_6001.label, "prepare · ×2");
+        assert!(matches!(
+            to_6001.message.map(|m| m.state),
+            Some(MessageState::Released { copies: 2, .. })
+        ));
+        assert_eq!(reach(to_6002), HELD_ARROW_REACH);
+        assert_eq!(to_6002.label, "prepare · dropped");
+        assert_eq!(to_6002.tone, Tone::Bad);
+    }
+
+    #[test]
+    fn a_held_vote_has_its_own_row_until_the_coordinator_receives_it() {
+        let mut events = prepares_held();
+        events.push(released(6, 1, "6001", MessageName::Prepare, 1));
+        events.push(held_event(7, 3, "6001", MessageName::Vote, "ready"));
+        let held = layout(&nodes(), &events);
+        let row = held.rows.last().expect("a row");
+        assert_eq!(row.label, "vote ready · held #3");
+        assert_eq!(row.message.map(|m| m.id), Some(3));
+        let x = |id: &str| held.lanes.iter().find(|l| l.id == id).expect("a lane").x;
+        assert!(
+            matches!(row.shape, Shape::Arrow { from_x, to_x, .. } if from_x == x("6001") && to_x == x(COORDINATOR))
+        );
+        events.push(released(8, 3, "6001", MessageName::Vote, 1));
+        events.push(ev(
+            9,
+            9,
+            EventKind::Vote {
+                tx_id: "t".into(),
+                node: "6001".into(),
+                vote: VoteView::Ready,
+                reason: None,
+            },
+        ));
+        let received = layout(&nodes(), &events);
+        let labels: Vec<&str> = received.rows.iter().map(|r| r.label.as_str()).collect();
+        assert_eq!(
+            labels,
+            ["start A → B $5.00", "prepare", "prepare · held #2", "ready"]
+        );
     }
 }

@@ -2,7 +2,7 @@
 //! durations, short transaction ids. Pure, so tested natively.
 
 use shared::api::{ComponentStatus, Outcome, TxState, VoteView};
-use shared::events::EventKind;
+use shared::events::{Direction, EventKind, MessageName};
 use shared::money::format_cents;
 use shared::wire::{AbortReason, Decision};
 
@@ -221,6 +221,24 @@ pub fn tone_of(kind: &EventKind) -> Tone {
         EventKind::NodeStatus { status, .. } | EventKind::CoordinatorStatus { status } => {
             Tone::of_status(*status)
         }
+        EventKind::NodeState { in_doubt, .. } => {
+            if in_doubt.is_empty() {
+                Tone::Info
+            } else {
+                Tone::Warn
+            }
+        }
+        EventKind::MessageHeld { .. } => Tone::Warn,
+        EventKind::MessageReleased { .. } => Tone::Neutral,
+        EventKind::MessageDropped { .. } => Tone::Bad,
+    }
+}
+
+/// `prepare → 6002` or `vote 6002 → coordinator`: a message and its way.
+pub fn message_way(message: MessageName, direction: Direction, node: &str) -> String {
+    match direction {
+        Direction::ToNode => format!("{} → {node}", message.as_str()),
+        Direction::ToCoordinator => format!("{} {node} → coordinator", message.as_str()),
     }
 }
 
@@ -293,6 +311,58 @@ pub fn describe_event(kind: &EventKind) -> (String, Tone) {
         EventKind::Balances { total_cents, .. } => {
             format!("balances updated: total {}", format_cents(*total_cents))
         }
+        EventKind::NodeState {
+            node,
+            in_doubt,
+            locked_accounts,
+        } => format!(
+            "{node} holds {} in doubt, {} account(s) locked",
+            in_doubt.len(),
+            locked_accounts.len()
+        ),
+        EventKind::MessageHeld {
+            id,
+            node,
+            direction,
+            message,
+            detail,
+            ..
+        } => {
+            let way = message_way(*message, *direction, node);
+            if detail.is_empty() {
+                format!("held #{id}: {way}")
+            } else {
+                format!("held #{id}: {way} ({detail})")
+            }
+        }
+        EventKind::MessageReleased {
+            id,
+            node,
+            direction,
+            message,
+            copies,
+            delay_ms,
+            ..
+        } => {
+            let mut text = format!(
+                "released #{id}: {}",
+                message_way(*message, *direction, node)
+            );
+            if *copies > 1 {
+                text.push_str(&format!(" ×{copies}"));
+            }
+            if *delay_ms > 0 {
+                text.push_str(&format!(" after {delay_ms} ms"));
+            }
+            text
+        }
+        EventKind::MessageDropped {
+            id,
+            node,
+            direction,
+            message,
+            ..
+        } => format!("dropped #{id}: {}", message_way(*message, *direction, node)),
     };
     (text, tone_of(kind))
 }

@@ -7,6 +7,11 @@
 //!   one live event into it; the invariant banner's verdict.
 //! - [`diagram`]: the sequence diagram's layout (events → lanes, arrows and
 //!   marks with coordinates).
+//! - [`replay`]: time travel: a recorded run and the state at any moment of
+//!   it (checkpoints, playback, export).
+//! - [`spacetime`]: the space-time view's layout (many transactions on the
+//!   same lifelines, lock waits and refusals between them).
+//! - [`moment`]: the address's `#t=<seq>&tx=<id>`.
 //! - [`charts`]: sparkline and bar-chart geometry.
 //! - [`load`]: the concurrency demo: random transfers and the summary.
 //! - [`validate`]: the transfer form's validation.
@@ -33,5 +38,8 @@ pub mod format;
 pub mod in_doubt;
 pub mod load;
 pub mod model;
+pub mod moment;
+pub mod replay;
+pub mod spacetime;
 pub mod validate;
 pub mod ws;

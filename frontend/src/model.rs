@@ -16,11 +16,13 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use shared::api::{
-    AccountView, ClusterView, ComponentStatus, Faults, Stats, TransactionSummary, TxState,
+    AccountView, ClusterView, ComponentStatus, Faults, HeldMessages, Outcome, Stats,
+    TransactionSummary, TxState,
 };
-use shared::events::{Event, EventKind};
+use shared::events::{Direction, Event, EventKind, MessageName};
 use shared::fold::TxFold;
-use shared::wire::{NodeId, TxId};
+use shared::limits::HELD_MESSAGES_MAX;
+use shared::wire::{AbortReason, NodeId, TxId};
 
 use crate::format::{describe_event, Tone};
 
@@ -51,6 +53,20 @@ pub struct LogLine {
     /// How many times this same line arrived in a row (see
     /// [`LOG_REPEAT_WINDOW_LINES`]); the time is the latest one's.
     pub repeats: u32,
+}
+
+/// A protocol message the coordinator holds (step mode), as its events
+/// (or `GET /api/messages`) told.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeldMessage {
+    pub id: u64,
+    pub tx_id: TxId,
+    pub node: NodeId,
+    pub direction: Direction,
+    pub message: MessageName,
+    pub detail: String,
+    /// When it was held (Unix ms; the event's time, or the page's clock).
+    pub since_ms: u64,
 }
 
 /// The protocol events of one transaction, in arrival order.
@@ -136,6 +152,8 @@ pub struct Model {
     /// The fold of each history row that live events reached since the
     /// rows were last replaced (a row without one is resumed from itself).
     folds: BTreeMap<TxId, TxFold>,
+    /// Messages the coordinator holds now, by id (oldest first).
+    pub held: BTreeMap<u64, HeldMessage>,
     /// The transaction started last: the diagram follows it.
     pub latest_tx: Option<TxId>,
     pub last_seq: Option<u64>,
@@ -158,6 +176,23 @@ impl Model {
     pub fn fold(&mut self, event: Event, now_ms: u64) -> Effects {
         if let EventKind::Snapshot(snapshot) = event.kind {
             let snapshot = *snapshot;
+            // The accounts as the snapshot knows them (a replay has no
+            // `GET /api/accounts`).
+            let accounts: Vec<AccountView> = snapshot
+                .cluster
+                .nodes
+                .iter()
+                .flat_map(|n| {
+                    n.accounts.iter().map(|a| AccountView {
+                        id: a.id.clone(),
+                        node: n.id.clone(),
+                        balance_cents: a.balance_cents,
+                    })
+                })
+                .collect();
+            if !accounts.is_empty() {
+                self.accounts = accounts;
+            }
             self.set_cluster(snapshot.cluster, now_ms);
             self.transactions = snapshot.transactions;
             self.transactions.truncate(HISTORY_ROWS_MAX);
@@ -224,6 +259,28 @@ impl Model {
         while self.timelines.len() > TIMELINES_KEPT_MAX {
             self.timelines.pop_front();
         }
+    }
+
+    /// Replaces the held messages (from `GET /api/messages`).
+    pub fn set_held(&mut self, held: HeldMessages, now_ms: u64) {
+        self.faults.hold_messages = held.hold;
+        self.held = held
+            .messages
+            .into_iter()
+            .map(|m| {
+                let since_ms = now_ms.saturating_sub(m.held_for_ms);
+                let held = HeldMessage {
+                    id: m.id,
+                    tx_id: m.tx_id,
+                    node: m.node,
+                    direction: m.direction,
+                    message: m.message,
+                    detail: m.detail,
+                    since_ms,
+                };
+                (held.id, held)
+            })
+            .collect();
     }
 
     /// The WebSocket closed: state is kept but no longer live.
@@ -335,8 +392,18 @@ impl Model {
                 self.missed_events += missed;
                 self.synced = false;
             }
-            EventKind::TxStarted { tx_id, .. } => self.latest_tx = Some(tx_id.clone()),
-            EventKind::Ack { .. } | EventKind::TxFinished { .. } | EventKind::Resolved { .. } => {
+            EventKind::TxStarted { tx_id, .. } => {
+                self.latest_tx = Some(tx_id.clone());
+                // Counted here for a replay; live, the polled stats replace them.
+                self.stats.attempted += 1;
+            }
+            EventKind::TxFinished {
+                outcome, reason, ..
+            } => {
+                self.count_outcome(*outcome, *reason);
+                effects.refresh_cluster = true;
+            }
+            EventKind::Ack { .. } | EventKind::Resolved { .. } => {
                 effects.refresh_cluster = true;
             }
             EventKind::RecoveryQuery { node } => {
@@ -367,6 +434,45 @@ impl Model {
                 accounts,
                 total_cents,
             } => self.apply_balances(accounts, *total_cents),
+            EventKind::NodeState {
+                node,
+                in_doubt,
+                locked_accounts,
+            } => {
+                if let Some(n) = self
+                    .cluster
+                    .as_mut()
+                    .and_then(|c| c.nodes.iter_mut().find(|n| &n.id == node))
+                {
+                    n.in_doubt_detail.retain(|d| in_doubt.contains(&d.tx_id));
+                    n.in_doubt.clone_from(in_doubt);
+                    n.locked_accounts.clone_from(locked_accounts);
+                }
+            }
+            EventKind::MessageHeld {
+                id,
+                tx_id,
+                node,
+                direction,
+                message,
+                detail,
+            } => {
+                if self.held.len() < HELD_MESSAGES_MAX {
+                    let held = HeldMessage {
+                        id: *id,
+                        tx_id: tx_id.clone(),
+                        node: node.clone(),
+                        direction: *direction,
+                        message: *message,
+                        detail: detail.clone(),
+                        since_ms: event.ts_ms,
+                    };
+                    self.held.insert(*id, held);
+                }
+            }
+            EventKind::MessageReleased { id, .. } | EventKind::MessageDropped { id, .. } => {
+                self.held.remove(id);
+            }
             EventKind::PrepareSent { .. }
             | EventKind::Vote { .. }
             | EventKind::LogForced { .. }
@@ -376,6 +482,17 @@ impl Model {
             | EventKind::TxEnded { .. } => {}
         }
         effects
+    }
+
+    fn count_outcome(&mut self, outcome: Outcome, reason: Option<AbortReason>) {
+        match outcome {
+            Outcome::Committed => self.stats.committed += 1,
+            Outcome::Aborted => {
+                self.stats.aborted += 1;
+                let key = reason.map_or("unknown", |r| r.as_str()).to_string();
+                *self.stats.aborts_by_reason.entry(key).or_insert(0) += 1;
+            }
+        }
     }
 
     fn apply_balances(&mut self, accounts: &[AccountView], total_cents: i64) {
@@ -502,7 +619,7 @@ pub fn merge_timelines(fetched: &[Event], live: Option<&Timeline>) -> Vec<Event>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shared::api::{CoordinatorView, LinkFault, NodeView, Outcome, VoteView};
+    use shared::api::{CoordinatorView, LinkFault, NodeView, VoteView};
     use shared::events::Snapshot;
     use shared::wire::{AbortReason, AccountBalance, Decision};
 
@@ -1116,5 +1233,95 @@ mod tests {
         model.set_transactions(vec![row]);
         model.fold(acked(13, "t", "6001"), 0);
         assert_eq!(model.transactions[0].pending_acks, ["6002"]);
+    }
+
+    #[test]
+    fn held_messages_follow_their_events_and_the_api() {
+        use shared::events::{Direction, MessageName};
+        let mut model = Model::default();
+        model.fold(snapshot(0), 0);
+        let held = |seq, id| {
+            ev(
+                seq,
+                EventKind::MessageHeld {
+                    id,
+                    tx_id: "t".into(),
+                    node: "6002".into(),
+                    direction: Direction::ToNode,
+                    message: MessageName::Commit,
+                    detail: String::new(),
+                },
+            )
+        };
+        model.fold(held(1, 7), 0);
+        model.fold(held(2, 8), 0);
+        assert_eq!(model.held.keys().copied().collect::<Vec<_>>(), [7, 8]);
+        assert_eq!(model.held[&7].since_ms, 1_001);
+        model.fold(
+            ev(
+                3,
+                EventKind::MessageDropped {
+                    id: 7,
+                    tx_id: "t".into(),
+                    node: "6002".into(),
+                    direction: Direction::ToNode,
+                    message: MessageName::Commit,
+                },
+            ),
+            0,
+        );
+        assert_eq!(model.held.keys().copied().collect::<Vec<_>>(), [8]);
+        model.set_held(
+            HeldMessages {
+                hold: true,
+                messages: vec![],
+            },
+            0,
+        );
+        assert!(model.held.is_empty());
+        assert!(model.faults.hold_messages);
+    }
+
+    #[test]
+    fn node_state_events_set_a_nodes_in_doubt_list_and_locks() {
+        let mut model = Model::default();
+        model.fold(snapshot(0), 0);
+        model.fold(
+            ev(
+                1,
+                EventKind::NodeState {
+                    node: "6002".into(),
+                    in_doubt: vec!["t".into()],
+                    locked_accounts: vec!["B".into()],
+                },
+            ),
+            0,
+        );
+        let node = &model.cluster.as_ref().expect("a cluster").nodes[1];
+        assert_eq!(node.in_doubt, ["t"]);
+        assert_eq!(node.locked_accounts, ["B"]);
+    }
+
+    #[test]
+    fn outcomes_are_counted_as_they_finish() {
+        let mut model = Model::default();
+        model.fold(snapshot(0), 0);
+        committed_transfer(&mut model, 1, "t1");
+        assert_eq!((model.stats.attempted, model.stats.committed), (1, 1));
+        model.fold(started(20, "t2"), 0);
+        model.fold(
+            ev(
+                21,
+                EventKind::TxFinished {
+                    tx_id: "t2".into(),
+                    outcome: Outcome::Aborted,
+                    reason: Some(AbortReason::Timeout),
+                    duration_ms: 3_000.0,
+                },
+            ),
+            0,
+        );
+        assert_eq!(model.stats.aborted, 1);
+        assert_eq!(model.stats.aborts_by_reason.get("timeout"), Some(&1));
     }
 }

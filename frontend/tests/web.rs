@@ -1,5 +1,6 @@
 //! The panels in a real browser (headless Chromium via chromedriver):
-//! each test mounts one panel on a hand-made state and reads the DOM.
+//! each test mounts one panel on a hand-made state and reads the DOM
+//! (time travel, held messages and the space-time view included).
 //!
 //!   CHROMEDRIVER=/usr/bin/chromedriver cargo test -p frontend --target wasm32-unknown-unknown
 #![cfg(target_arch = "wasm32")]
@@ -8,12 +9,14 @@ use std::cell::Cell;
 use std::rc::Rc;
 
 use frontend::components::{
-    cluster::ClusterPanel, header::Header, in_doubt::InDoubtBody, protocol::ProtocolPanel,
+    cluster::ClusterPanel, header::Header, held::HeldMessagesPanel, in_doubt::InDoubtBody,
+    protocol::ProtocolPanel, spacetime::SpaceTimePanel, timeline::TimelinePanel,
     transfer::TransferPanel,
 };
 use frontend::context::Ctx;
 use frontend::in_doubt::Polled;
 use frontend::model::Model;
+use frontend::replay::{Replay, Source};
 use frontend::ws::Connection;
 use leptos::prelude::*;
 use shared::api::{
@@ -21,7 +24,7 @@ use shared::api::{
     HeuristicView, InDoubtEntry, InDoubtView, LinkFault, MoneyAudit, NodeView, PreparedOn, Stats,
     StuckBecause, StuckReason, VoteView,
 };
-use shared::events::{Event, EventKind, Snapshot};
+use shared::events::{Direction, Event, EventKind, MessageName, Snapshot};
 use shared::wire::{AccountBalance, Decision, InDoubtTx};
 use wasm_bindgen::JsCast;
 use wasm_bindgen_test::*;
@@ -404,4 +407,205 @@ async fn in_doubt_panel_says_nothing_in_doubt() {
     );
     assert!(find(&root, "[data-testid=heuristic-alarm]").is_none());
     assert!(find(&root, ".audit-good").is_some());
+}
+
+/// A recorded run: a snapshot, then A's balance going down by $1.00 an event.
+fn recorded_run() -> Vec<Event> {
+    let snapshot = Snapshot {
+        cluster: cluster(200_000),
+        transactions: vec![],
+        stats: Stats::default(),
+        faults: Faults::default(),
+    };
+    let mut events = vec![ev(1, EventKind::Snapshot(Box::new(snapshot)))];
+    for i in 1..5i64 {
+        let a = 100_000 - 100 * i;
+        events.push(ev(
+            1 + i as u64,
+            EventKind::Balances {
+                accounts: vec![
+                    AccountView {
+                        id: "A".into(),
+                        node: "6001".into(),
+                        balance_cents: a,
+                    },
+                    AccountView {
+                        id: "B".into(),
+                        node: "6002".into(),
+                        balance_cents: 200_000 - a,
+                    },
+                ],
+                total_cents: 200_000,
+            },
+        ));
+    }
+    events
+}
+
+#[wasm_bindgen_test]
+async fn the_timeline_shows_every_panel_at_the_moment_and_live_comes_back() {
+    let (root, ctx) = mount(model_with(cluster(200_000)), || {
+        view! { <TimelinePanel/><ClusterPanel/> }
+    });
+    settle().await;
+    assert!(find(&root, "[data-testid=rewind]").is_some());
+    let replay = Replay::new(
+        Source::File {
+            name: "run.jsonl".into(),
+        },
+        None,
+        recorded_run(),
+    );
+    ctx.start_travel(replay, 4);
+    settle().await;
+    assert!(text_of(&root, "[data-testid=travel-banner]").contains("run.jsonl"));
+    assert_eq!(text_of(&root, "[data-testid=balance-A]"), "$996.00");
+    // Back in time: the balance as it was.
+    ctx.show(1);
+    settle().await;
+    assert_eq!(text_of(&root, "[data-testid=balance-A]"), "$999.00");
+    let moment = find(&root, "[data-testid=travel-moment]").expect("the moment");
+    assert_eq!(moment.get_attribute("data-seq").as_deref(), Some("2"));
+    // A live event meanwhile goes to the live state, not to the moment shown.
+    ctx.update_live(|m| m.set_cluster(cluster(200_000), 0));
+    settle().await;
+    assert_eq!(text_of(&root, "[data-testid=balance-A]"), "$999.00");
+    ctx.go_live();
+    settle().await;
+    assert!(find(&root, "[data-testid=travel-banner]").is_none());
+    assert_eq!(text_of(&root, "[data-testid=balance-A]"), "$1,000.00");
+}
+
+#[wasm_bindgen_test]
+async fn a_held_message_is_an_arrow_to_click_and_the_hold_lists_it_with_next() {
+    let (root, ctx) = mount(Model::default(), || {
+        view! { <HeldMessagesPanel/><ProtocolPanel/> }
+    });
+    let snapshot = Snapshot {
+        cluster: cluster(200_000),
+        transactions: vec![],
+        stats: Stats::default(),
+        faults: Faults::default(),
+    };
+    let events = vec![
+        ev(1, EventKind::Snapshot(Box::new(snapshot))),
+        ev(
+            2,
+            EventKind::TxStarted {
+                tx_id: "t".into(),
+                from: "A".into(),
+                to: "B".into(),
+                amount_cents: 500,
+                nodes: vec!["6001".into(), "6002".into()],
+                one_phase: false,
+            },
+        ),
+        ev(
+            3,
+            EventKind::PrepareSent {
+                tx_id: "t".into(),
+                node: "6002".into(),
+            },
+        ),
+        ev(
+            4,
+            EventKind::MessageHeld {
+                id: 9,
+                tx_id: "t".into(),
+                node: "6002".into(),
+                direction: Direction::ToNode,
+                message: MessageName::Prepare,
+                detail: "B +$5.00".into(),
+            },
+        ),
+    ];
+    ctx.model.update(|m| {
+        for event in events {
+            m.fold(event, 0);
+        }
+    });
+    settle().await;
+    assert_eq!(text_of(&root, "[data-testid=held-count]"), "1");
+    assert!(text_of(&root, "[data-testid=held-9]").contains("prepare → 6002"));
+    assert!(find(&root, "[data-testid=next-message]").is_some());
+    let arrow: HtmlElement = find(&root, "[data-testid=held-arrow-9]")
+        .expect("a held arrow")
+        .unchecked_into();
+    arrow
+        .dispatch_event(&web_sys::Event::new("click").unwrap())
+        .unwrap();
+    settle().await;
+    assert!(text_of(&root, "[data-testid=picked-message]").contains("Message #9 held"));
+    assert!(find(&root, "[data-testid=drop-9]").is_some());
+    ctx.model.update(|m| {
+        m.fold(
+            ev(
+                5,
+                EventKind::MessageDropped {
+                    id: 9,
+                    tx_id: "t".into(),
+                    node: "6002".into(),
+                    direction: Direction::ToNode,
+                    message: MessageName::Prepare,
+                },
+            ),
+            0,
+        );
+    });
+    settle().await;
+    assert!(find(&root, "[data-testid=picked-message]").is_none());
+    assert!(find(&root, "[data-testid=held-arrow-9]").is_none());
+    assert!(text_of(&root, "[data-testid=sequence-diagram]").contains("prepare · dropped"));
+}
+
+#[wasm_bindgen_test]
+async fn the_node_cards_offer_a_crash_at_each_protocol_step() {
+    let (root, _ctx) = mount(model_with(cluster(200_000)), || view! { <ClusterPanel/> });
+    settle().await;
+    for id in ["crash-prepared-6001", "crash-applied-6002"] {
+        let button = find(&root, &format!("[data-testid={id}]")).expect(id);
+        assert!(!button.has_attribute("disabled"), "{id}");
+    }
+}
+
+#[wasm_bindgen_test]
+async fn the_space_time_view_draws_each_transaction_in_its_colour() {
+    let (root, ctx) = mount(Model::default(), || view! { <SpaceTimePanel/> });
+    let snapshot = Snapshot {
+        cluster: cluster(200_000),
+        transactions: vec![],
+        stats: Stats::default(),
+        faults: Faults::default(),
+    };
+    ctx.model.update(|m| {
+        m.fold(ev(1, EventKind::Snapshot(Box::new(snapshot))), 0);
+        for (i, tx) in ["t1", "t2"].iter().enumerate() {
+            let seq = 2 + 3 * i as u64;
+            let started = EventKind::TxStarted {
+                tx_id: (*tx).into(),
+                from: "A".into(),
+                to: "B".into(),
+                amount_cents: 100,
+                nodes: vec!["6001".into(), "6002".into()],
+                one_phase: false,
+            };
+            m.fold(ev(seq, started), 0);
+            let prepare = EventKind::PrepareSent {
+                tx_id: (*tx).into(),
+                node: "6001".into(),
+            };
+            m.fold(ev(seq + 1, prepare), 0);
+            let vote = EventKind::Vote {
+                tx_id: (*tx).into(),
+                node: "6001".into(),
+                vote: VoteView::Ready,
+                reason: None,
+            };
+            m.fold(ev(seq + 2, vote), 0);
+        }
+    });
+    settle().await;
+    assert_eq!(count(&root, ".st-key-item"), 2);
+    assert!(count(&root, ".st-arrow.tx-color-0") >= 2);
+    assert!(count(&root, ".st-arrow.tx-color-1") >= 2);
 }

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::events::Event;
+use crate::events::{Direction, Event, MessageName};
 pub use crate::views::{
     AccountView, ClusterView, ComponentStatus, CoordinatorCrashRequest, CoordinatorView,
     CrashPoint, Faults, LatencyMs, LinkFault, NodeView, Outcome, Stats, TransactionSummary,
@@ -125,6 +125,105 @@ pub struct FaultsUpdate {
     /// decision, so a person can break something at exactly that moment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase_pause_ms: Option<u64>,
+    /// Step mode's hold: every protocol message (both ways) waits at the
+    /// coordinator until it is released one by one; `false` lets every held
+    /// message go, in order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_messages: Option<bool>,
+}
+
+/// A protocol message the coordinator holds (`GET /api/messages`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct HeldMessageView {
+    /// Names it in `POST /api/messages/{id}` and in its events.
+    pub id: u64,
+    pub tx_id: TxId,
+    pub node: NodeId,
+    pub direction: Direction,
+    pub message: MessageName,
+    /// What it says, for people.
+    pub detail: String,
+    pub held_for_ms: u64,
+}
+
+/// `GET /api/messages`
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct HeldMessages {
+    /// Whether new messages are held (step mode's hold).
+    pub hold: bool,
+    /// Oldest first.
+    pub messages: Vec<HeldMessageView>,
+}
+
+/// What to do with a held message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum MessageAction {
+    /// Send it on now.
+    Deliver,
+    /// Throw it away: it never arrives.
+    Drop,
+    /// Send it on twice.
+    Duplicate,
+    /// Send it on after `delay_ms`.
+    Delay,
+}
+
+/// `POST /api/messages/{id}`
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct MessageActionRequest {
+    pub action: MessageAction,
+    /// For `delay`: how long, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_ms: Option<u64>,
+}
+
+/// Optional body of `POST /api/messages/next`: without it (or with
+/// `phase: false`) the oldest held message goes on; with `phase: true`,
+/// every held message of the oldest one's transaction and protocol step
+/// (e.g. both prepares).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct NextMessageRequest {
+    #[serde(default)]
+    pub phase: bool,
+}
+
+/// The answer of `POST /api/messages/next` and `POST /api/messages/{id}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ReleasedMessages {
+    /// The messages acted on, oldest first.
+    pub released: Vec<u64>,
+    pub action: Option<MessageAction>,
+}
+
+/// `GET /api/recording/info`: what the coordinator's recording holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RecordingInfo {
+    /// Whether the coordinator records its events (on in demo mode, or with
+    /// `--recording-bytes-max`).
+    pub enabled: bool,
+    pub version: u32,
+    /// The oldest and newest recorded events (absent while empty).
+    pub first_seq: Option<u64>,
+    pub last_seq: Option<u64>,
+    pub first_ts_ms: Option<u64>,
+    pub last_ts_ms: Option<u64>,
+    /// Bytes on disk now, and the most it keeps.
+    pub bytes: u64,
+    pub bytes_max: u64,
+    /// Recorded snapshots (a replay starts at one), oldest first.
+    pub snapshots: Vec<u64>,
+    /// Events left out because the writer fell behind.
+    pub missed: u64,
 }
 
 /// Every error body: `{"error": "<human sentence>"}`.

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::views::{
     AccountView, ClusterView, ComponentStatus, Faults, Outcome, Stats, TransactionSummary, VoteView,
 };
-use crate::wire::{AbortReason, Decision, NodeId, TxId};
+use crate::wire::{AbortReason, AccountId, Decision, NodeId, TxId};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -115,6 +115,110 @@ pub enum EventKind {
         accounts: Vec<AccountView>,
         total_cents: i64,
     },
+    /// What a node holds as it last reported: its in-doubt transactions and
+    /// its locked accounts. Published when either changes, so that a
+    /// recording can show the cluster at any moment.
+    NodeState {
+        node: NodeId,
+        in_doubt: Vec<TxId>,
+        locked_accounts: Vec<AccountId>,
+    },
+    /// A protocol message parked by the coordinator (demo mode: step mode's
+    /// hold) instead of being sent, or handed to its machine. `id` names it
+    /// in the API (`POST /api/messages/{id}`) and in the dashboard.
+    MessageHeld {
+        id: u64,
+        tx_id: TxId,
+        node: NodeId,
+        direction: Direction,
+        message: MessageName,
+        /// What it says, for people: `ready`, `A -$25.00`...
+        detail: String,
+    },
+    /// A held message let go: it goes on its way after `delay_ms`, once, or
+    /// twice (`copies: 2`) for a duplicate.
+    MessageReleased {
+        id: u64,
+        tx_id: TxId,
+        node: NodeId,
+        direction: Direction,
+        message: MessageName,
+        copies: u8,
+        delay_ms: u64,
+    },
+    /// A held message thrown away: it never arrives (or the coordinator
+    /// crashed while holding it).
+    MessageDropped {
+        id: u64,
+        tx_id: TxId,
+        node: NodeId,
+        direction: Direction,
+        message: MessageName,
+    },
+}
+
+/// Which way a protocol message travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// From the coordinator to `node`.
+    ToNode,
+    /// From `node` to the coordinator.
+    ToCoordinator,
+}
+
+/// The protocol messages the coordinator can hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum MessageName {
+    Prepare,
+    CommitOnePhase,
+    Commit,
+    Rollback,
+    Vote,
+    Outcome,
+    Applied,
+    Ack,
+}
+
+impl MessageName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageName::Prepare => "prepare",
+            MessageName::CommitOnePhase => "commit_one_phase",
+            MessageName::Commit => "commit",
+            MessageName::Rollback => "rollback",
+            MessageName::Vote => "vote",
+            MessageName::Outcome => "outcome",
+            MessageName::Applied => "applied",
+            MessageName::Ack => "ack",
+        }
+    }
+
+    /// The step of the protocol the message belongs to: step mode's
+    /// "next phase" releases the held messages of one step together.
+    pub fn phase(self) -> u8 {
+        match self {
+            MessageName::Prepare | MessageName::CommitOnePhase => 0,
+            MessageName::Vote | MessageName::Outcome => 1,
+            MessageName::Commit | MessageName::Rollback => 2,
+            MessageName::Applied | MessageName::Ack => 3,
+        }
+    }
+
+    pub fn direction(self) -> Direction {
+        match self {
+            MessageName::Prepare
+            | MessageName::CommitOnePhase
+            | MessageName::Commit
+            | MessageName::Rollback => Direction::ToNode,
+            MessageName::Vote | MessageName::Outcome | MessageName::Applied | MessageName::Ack => {
+                Direction::ToCoordinator
+            }
+        }
+    }
 }
 
 impl EventKind {
@@ -131,7 +235,10 @@ impl EventKind {
             | EventKind::Ack { tx_id, .. }
             | EventKind::TxFinished { tx_id, .. }
             | EventKind::TxEnded { tx_id }
-            | EventKind::Resolved { tx_id, .. } => Some(tx_id),
+            | EventKind::Resolved { tx_id, .. }
+            | EventKind::MessageHeld { tx_id, .. }
+            | EventKind::MessageReleased { tx_id, .. }
+            | EventKind::MessageDropped { tx_id, .. } => Some(tx_id),
             _ => None,
         }
     }

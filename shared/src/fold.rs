@@ -120,6 +120,10 @@ impl NodeSet {
 ///   out when it is back, without an event) and still owes its ack, and so
 ///   do the nodes of a transaction paused before its commits. A one-phase
 ///   transfer owes none: its node's answer is its outcome.
+/// - **Held messages.** A `message_held` counts a message of this
+///   transaction parked by the coordinator (demo mode) until its
+///   `message_released` or `message_dropped`; nothing else changes (what a
+///   dropped prepare means arrives as the vote timeout that follows).
 /// - **A new attempt.** A `tx_started` starts over: the coordinator forgot
 ///   the earlier attempt (a crash before its decision) and runs the id
 ///   again.
@@ -142,6 +146,8 @@ pub struct TxFold<T = u64, K = NodeId> {
     votes: [Option<Cast>; TX_NODES_MAX],
     owes_ack: NodeSet,
     acked_commit: NodeSet,
+    /// Messages of it the coordinator holds now.
+    held: u16,
     /// The outcome the client was given and how long it took.
     finished: Option<(Outcome, f64)>,
     started_at: Option<T>,
@@ -165,6 +171,7 @@ impl<T, K: NodeKey> Default for TxFold<T, K> {
             votes: [None; TX_NODES_MAX],
             owes_ack: NodeSet::default(),
             acked_commit: NodeSet::default(),
+            held: 0,
             finished: None,
             started_at: None,
             votes_in_at: None,
@@ -273,8 +280,17 @@ impl<T: Copy, K: NodeKey> TxFold<T, K> {
                 self.resolved(node, *decision);
                 None
             }
+            EventKind::MessageHeld { .. } => {
+                self.held = self.held.saturating_add(1);
+                None
+            }
+            EventKind::MessageReleased { .. } | EventKind::MessageDropped { .. } => {
+                self.held = self.held.saturating_sub(1);
+                None
+            }
             EventKind::Snapshot(_)
             | EventKind::Lagged { .. }
+            | EventKind::NodeState { .. }
             | EventKind::RecoveryQuery { .. }
             | EventKind::InDoubtReported { .. }
             | EventKind::NodeStatus { .. }
@@ -435,6 +451,11 @@ impl<T: Copy, K: NodeKey> TxFold<T, K> {
 
     pub fn one_phase(&self) -> bool {
         self.one_phase
+    }
+
+    /// How many of its messages the coordinator holds now (step mode).
+    pub fn held_messages(&self) -> u16 {
+        self.held
     }
 
     /// Whether the END record is logged: the coordinator forgot it.

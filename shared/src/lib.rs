@@ -8,6 +8,9 @@
 //! - [`events`]: live events streamed on `/ws`.
 //! - [`fold`]: the one fold of a transaction's events (state, votes, pending
 //!   acks, phase times) that the hub, the metrics and the dashboard share.
+//! - [`recording`]: a run's events as JSON lines with a versioned header
+//!   (the coordinator's recording, the simulation's trace, the dashboard's
+//!   import and export).
 //! - [`protocol`]: Two-Phase Commit as pure state machines (no I/O, no clock,
 //!   no randomness): the processes, the simulation and the model checker all
 //!   run this same code.
@@ -24,6 +27,7 @@ pub mod fold;
 pub mod limits;
 pub mod money;
 pub mod protocol;
+pub mod recording;
 pub mod store;
 pub mod views;
 pub mod wire;

@@ -161,6 +161,40 @@ pub const BALANCES_REFRESH_MS: u64 = 2_000;
 /// How often heuristic decisions are compared with the coordinator's.
 pub const HEURISTIC_WATCH_INTERVAL_MS: u64 = 1_000;
 
+// ----- the recording of the event stream (time travel) -----
+
+/// Bytes of recorded events kept on disk beside the coordinator's log in
+/// demo mode (the oldest segments go first); `--recording-bytes-max`.
+pub const RECORDING_BYTES_MAX: u64 = 64 * 1024 * 1024;
+/// Bytes of one recording segment file before the next one is started.
+pub const RECORDING_SEGMENT_BYTES: u64 = 4 * 1024 * 1024;
+/// Fewest bytes `--recording-bytes-max` may ask for (0 turns recording off).
+pub const RECORDING_BYTES_MIN: u64 = 2 * RECORDING_SEGMENT_BYTES;
+/// Batches of events waiting for the recording's writer thread; beyond it
+/// events are left out of the recording (and a `lagged` line says how many).
+pub const RECORDING_QUEUE_BATCHES_MAX: usize = 4_096;
+/// Events recorded between two snapshots of the cluster: replaying any
+/// moment folds at most this many events after a snapshot.
+pub const RECORDING_SNAPSHOT_EVENTS: u64 = 5_000;
+/// How often the coordinator looks whether the recording wants a snapshot.
+pub const RECORDING_SNAPSHOT_POLL_MS: u64 = 250;
+/// Longest line of a recording (a snapshot of a big cluster); longer
+/// events are left out of it, longer lines of a file are refused.
+pub const RECORDING_LINE_BYTES_MAX: usize = 16 * 1024 * 1024;
+/// Largest recording file the dashboard imports.
+pub const RECORDING_IMPORT_BYTES_MAX: usize = 64 * 1024 * 1024;
+/// Most events the dashboard's timeline holds (fetched or imported); an
+/// older part of a longer run is left out, from a snapshot on.
+pub const RECORDING_VIEW_EVENTS_MAX: usize = 50_000;
+
+// ----- messages held by the coordinator (step mode) -----
+
+/// Protocol messages the coordinator holds at once; beyond it a message
+/// goes on unheld.
+pub const HELD_MESSAGES_MAX: usize = 1_000;
+/// Longest delay a held message may be given before it goes on.
+pub const HELD_MESSAGE_DELAY_MS_MAX: u64 = 60_000;
+
 // ----- the coordinator's participant processes -----
 
 /// How long a starting participant may take to recover and listen.

@@ -245,6 +245,10 @@ pub struct Faults {
     /// A coordinator crash armed for the next transaction reaching that point.
     pub coordinator_crash: Option<CoordinatorCrashRequest>,
     pub links: BTreeMap<NodeId, LinkFault>,
+    /// Step mode's hold: every protocol message waits at the coordinator
+    /// until it is released (`POST /api/messages/next`).
+    #[serde(default)]
+    pub hold_messages: bool,
 }
 
 fn default_restart_after_ms() -> u64 {

@@ -22,6 +22,8 @@
 //!                                                                # replay one seed with its full trace
 //! SIM_SEEDS=1000000 cargo test --release -p shared --test simulation -- --nocapture
 //!                                                                # millions; SIM_SEED_START=<n> to shift
+//! SIM_SEED=<n> SIM_TRACE=out.jsonl cargo test -p shared --test simulation -- --nocapture
+//!                                                                # and write its events for the dashboard
 //! ```
 //! A failure prints the seed, the step, the last steps of the trace and the
 //! command that replays it.
@@ -49,6 +51,7 @@ const TRACE_TAIL_LINES: usize = 80;
 const CLUSTER: &str = "sim";
 
 mod common;
+mod sim_trace;
 use common::folds::Folds;
 use common::Rng;
 
@@ -173,6 +176,8 @@ struct Sim {
     stats: Stats,
     /// The fold of each transaction's events, kept across coordinator crashes.
     folds: Folds,
+    /// The run in the recording format (`SIM_TRACE`), for the dashboard.
+    recording: Option<sim_trace::Trace>,
 }
 
 #[derive(Default, Clone, Copy, Debug)]
@@ -311,9 +316,27 @@ impl Sim {
             storm,
             stats: Stats::default(),
             folds: Folds::default(),
+            recording: None,
         };
         sim.refresh_links();
         sim
+    }
+
+    /// What the trace sees of each node now.
+    fn seen_nodes(&self) -> Vec<sim_trace::NodeSeen> {
+        let seen = |n: &Node| sim_trace::NodeSeen {
+            id: n.id.clone(),
+            up: n.up,
+            balances: n.machine.balances(),
+            in_doubt: n
+                .machine
+                .in_doubt(self.now_us)
+                .into_iter()
+                .map(|t| t.tx_id)
+                .collect(),
+            locked: n.machine.locked_accounts(),
+        };
+        self.nodes.iter().map(seen).collect()
     }
 
     fn log(&mut self, line: String) {
@@ -571,6 +594,9 @@ impl Sim {
                 co::Action::Persist { seq, record, .. } => self.coord_disk.append(seq, record),
                 co::Action::Reply { client, result } => self.on_client_reply(client, result),
                 co::Action::Emit(kind) => {
+                    if let Some(trace) = self.recording.as_mut() {
+                        trace.event(self.now_us, &kind);
+                    }
                     if let Err(e) = self.folds.apply(self.now_us, &kind) {
                         self.violation(e);
                     }
@@ -1103,6 +1129,9 @@ impl Sim {
     // ----- invariants -----
 
     fn violation(&mut self, what: String) {
+        if let Some(trace) = &self.recording {
+            trace.write();
+        }
         let tail: Vec<String> = self.trace.iter().cloned().collect();
         panic!(
             "SIMULATION VIOLATION (seed {}, step {}): {what}\n--- last steps ---\n{}\n--- replay with ---\nSIM_SEED={} cargo test -p shared --test simulation -- --nocapture",
@@ -1164,6 +1193,12 @@ impl Sim {
     /// changed is looked at: the nodes it touched (`must_not_abort` holds
     /// every transaction applied somewhere or reported committed).
     fn check_step(&mut self) -> Check {
+        if self.recording.is_some() {
+            let (now_us, up, seen) = (self.now_us, self.coord_up, self.seen_nodes());
+            if let Some(trace) = self.recording.as_mut() {
+                trace.observe(now_us, up, seen);
+            }
+        }
         let touched = self.refresh_applied();
         for &i in &touched {
             let node = &self.nodes[i];
@@ -1429,7 +1464,19 @@ fn run_seed(seed: u64, verbose: bool) -> Result<Stats, String> {
 fn run_seed_once(seed: u64, verbose: bool, tracing: bool) -> Result<Stats, String> {
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         let mut sim = Sim::new(seed, verbose, tracing);
-        match sim.run() {
+        if let Some(path) = sim_trace::path_from_env().filter(|_| verbose) {
+            sim.recording = Some(sim_trace::Trace::new(
+                path,
+                seed,
+                sim.now_us,
+                sim.seen_nodes(),
+            ));
+        }
+        let result = sim.run();
+        if let Some(trace) = &sim.recording {
+            trace.write();
+        }
+        match result {
             Ok(()) => Ok(sim.stats),
             Err(e) => {
                 let tail: Vec<String> = sim.trace.iter().cloned().collect();
@@ -1518,4 +1565,33 @@ fn simulation_keeps_money_safe_under_faults() {
         "too few commits: the simulation is not exercising the protocol"
     );
     assert!(total.aborted > 0 && total.crashes > 0 && total.coordinator_crashes > 0);
+}
+
+#[test]
+fn a_seeds_trace_is_a_recording_the_dashboard_reads() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let path = dir.path().join("trace.jsonl");
+    let mut sim = Sim::new(7, false, false);
+    sim.recording = Some(sim_trace::Trace::new(
+        path.clone(),
+        7,
+        sim.now_us,
+        sim.seen_nodes(),
+    ));
+    sim.run().expect("seed 7 passes");
+    sim.recording.as_ref().expect("recording").write();
+    let text = std::fs::read_to_string(&path).expect("the trace is written");
+    let trace = shared::recording::parse(&text, usize::MAX).expect("a recording");
+    assert_eq!(trace.header.source, "simulation");
+    assert!(matches!(
+        trace.events[0].kind,
+        shared::events::EventKind::Snapshot(_)
+    ));
+    assert!(trace.events.windows(2).all(|w| w[0].seq < w[1].seq));
+    let finished = trace
+        .events
+        .iter()
+        .filter(|e| matches!(e.kind, shared::events::EventKind::TxFinished { .. }))
+        .count();
+    assert!(finished > 0, "the run's transfers are in it");
 }

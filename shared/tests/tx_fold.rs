@@ -8,7 +8,7 @@
 //!   cargo test -p shared --test tx_fold
 
 use shared::api::{ComponentStatus, Outcome, TransactionSummary, TxState, VoteView};
-use shared::events::{EventKind, COORDINATOR};
+use shared::events::{Direction, EventKind, MessageName, COORDINATOR};
 use shared::fold::{NodeKey, Phase, Span, TxFold};
 use shared::limits::TX_NODES_MAX;
 use shared::wire::{AbortReason, Decision};
@@ -990,4 +990,64 @@ fn a_fold_keyed_by_hashed_names_agrees_with_one_keyed_by_names() {
             assert_eq!(by_hash.span(phase), by_name.span(phase), "{name}");
         }
     }
+}
+
+// ----- messages held by the coordinator (step mode) -----
+
+fn held(id: u64, node: &str, message: MessageName) -> EventKind {
+    EventKind::MessageHeld {
+        id,
+        tx_id: TX.into(),
+        node: node.into(),
+        direction: message.direction(),
+        message,
+        detail: String::new(),
+    }
+}
+
+#[test]
+fn held_messages_are_counted_until_released_or_dropped_and_change_nothing_else() {
+    let mut plain = vec![started(&[N1, N2]), prepare(N1), prepare(N2)];
+    plain.extend(ready(N1));
+    let mut with_holds = vec![
+        started(&[N1, N2]),
+        prepare(N1),
+        held(1, N1, MessageName::Prepare),
+    ];
+    with_holds.push(prepare(N2));
+    with_holds.push(held(2, N2, MessageName::Prepare));
+    let mut fold = TxFold::<u64>::new();
+    for (i, kind) in with_holds.iter().enumerate() {
+        fold.apply(time_of(i), kind);
+    }
+    assert_eq!(fold.held_messages(), 2);
+    with_holds.push(EventKind::MessageReleased {
+        id: 1,
+        tx_id: TX.into(),
+        node: N1.into(),
+        direction: Direction::ToNode,
+        message: MessageName::Prepare,
+        copies: 1,
+        delay_ms: 0,
+    });
+    with_holds.push(EventKind::MessageDropped {
+        id: 2,
+        tx_id: TX.into(),
+        node: N2.into(),
+        direction: Direction::ToNode,
+        message: MessageName::Prepare,
+    });
+    with_holds.extend(ready(N1));
+    let mut fold = TxFold::<u64>::new();
+    for (i, kind) in with_holds.iter().enumerate() {
+        fold.apply(time_of(i), kind);
+    }
+    assert_eq!(fold.held_messages(), 0);
+    assert_eq!(fold.state(), TxState::Active);
+    assert_eq!(
+        fold.node_votes().iter().map(|v| v.vote).collect::<Vec<_>>(),
+        [VoteView::Ready, VoteView::NoAnswer]
+    );
+    // Nothing but the count: the same as the events without the holds.
+    assert_eq!(fold_by_name(&with_holds), fold_by_name(&plain));
 }

@@ -745,6 +745,11 @@ async fn openapi_matches_the_router_and_real_answers() {
         "/api/nodes/{id}/restart",
         "/api/nodes/{id}/link",
         "/api/coordinator/crash",
+        "/api/messages",
+        "/api/messages/next",
+        "/api/messages/{id}",
+        "/api/recording",
+        "/api/recording/info",
         "/ws",
         "/metrics",
         "/api/openapi.json",
@@ -821,6 +826,7 @@ async fn openapi_matches_the_router_and_real_answers() {
             serde_json::to_value(FaultsUpdate {
                 prepare_crash_probability: Some(0.3),
                 phase_pause_ms: Some(10),
+                hold_messages: Some(false),
             }),
         ),
         (
@@ -1055,6 +1061,46 @@ async fn openapi_matches_the_router_and_real_answers() {
     .await;
     check("delete", coordinator, coordinator, None, 200).await;
     check("delete", coordinator, coordinator, None, 404).await;
+
+    // Step mode's held messages and the recording.
+    let held = check("get", "/api/messages", "/api/messages", None, 200).await;
+    assert_eq!(held["hold"], false, "{held}");
+    let (next, one) = ("/api/messages/next", "/api/messages/{id}");
+    check("post", next, next, None, 404).await;
+    check("post", next, next, Some(json!({"phase": true})), 404).await;
+    check(
+        "post",
+        one,
+        "/api/messages/7",
+        Some(json!({"action": "drop"})),
+        404,
+    )
+    .await;
+    check(
+        "post",
+        one,
+        "/api/messages/7",
+        Some(json!({"action": "delay"})),
+        422,
+    )
+    .await;
+    let info = check(
+        "get",
+        "/api/recording/info",
+        "/api/recording/info",
+        None,
+        200,
+    )
+    .await;
+    assert_eq!(info["enabled"], true, "{info}");
+    check(
+        "get",
+        "/api/recording",
+        "/api/recording?from_seq=x",
+        None,
+        400,
+    )
+    .await;
 
     // 6. The WebSocket's first message, a snapshot, is an `Event`.
     let ws_url = c.url("/ws").replacen("http://", "ws://", 1);

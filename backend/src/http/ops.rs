@@ -114,16 +114,26 @@ async fn serve_openapi() -> Response {
         paths::heal_link,
         paths::crash_coordinator,
         paths::disarm_coordinator_crash,
+        paths::list_messages,
+        paths::next_message,
+        paths::act_on_message,
+        paths::recording_info,
+        paths::recording,
         paths::websocket,
         paths::metrics,
         paths::openapi,
     ),
-    components(schemas(shared::events::Event, shared::events::EventKind, shared::events::Snapshot)),
+    components(schemas(
+        shared::events::Event,
+        shared::events::EventKind,
+        shared::events::Snapshot,
+        shared::recording::Header
+    )),
     tags(
         (name = "transfers", description = "Move money and look at transactions"),
         (name = "state", description = "Cluster, balances, ledgers, statistics"),
         (name = "faults", description = "Failure injection (demo mode only; otherwise 403)"),
-        (name = "operations", description = "Live events, metrics, this document"),
+        (name = "operations", description = "Live events, the recorded event stream, metrics, this document"),
     )
 )]
 pub struct ApiDoc;
@@ -245,8 +255,9 @@ pub mod bodies {
 mod paths {
     use shared::api::{
         AccountView, ClusterView, CoordinatorCrashRequest, ErrorBody, Faults, FaultsUpdate, Health,
-        LedgerEntry, LinkFault, NodeCrashRequest, Stats, TransactionSummary, TransferRequest,
-        TransferResponse, TxState,
+        HeldMessages, LedgerEntry, LinkFault, MessageActionRequest, NextMessageRequest,
+        NodeCrashRequest, RecordingInfo, ReleasedMessages, Stats, TransactionSummary,
+        TransferRequest, TransferResponse, TxState,
     };
     use shared::wire::AbortReason;
 
@@ -436,6 +447,73 @@ mod paths {
             (status = 415, description = "A body not sent as Content-Type: application/json", body = ErrorBody),
         ))]
     fn disarm_coordinator_crash() {}
+
+    #[utoipa::path(get, path = "/api/messages", tag = "faults",
+        description = "The protocol messages the coordinator holds (step mode's hold, turned on with PUT /api/faults \
+                       {\"hold_messages\": true}), oldest first. Empty while the coordinator is down.",
+        responses(
+            (status = 200, description = "Whether it holds, and what", body = HeldMessages),
+            (status = 503, description = "The coordinator did not answer in time", body = ErrorBody),
+        ))]
+    fn list_messages() {}
+
+    #[utoipa::path(post, path = "/api/messages/next", tag = "faults",
+        description = "Lets the oldest held message go on. With `phase: true`, every held message of the oldest one's \
+                       transaction and protocol step (both prepares, both votes, ...).",
+        request_body(content = Option<NextMessageRequest>, description = "Optional"),
+        security((), ("api_token" = [])),
+        responses(
+            (status = 200, description = "The messages let go", body = ReleasedMessages),
+            (status = 400, description = "Bad JSON or unknown fields", body = ErrorBody),
+            (status = 403, description = "Not in demo mode, or requested by a web page of a foreign Origin", body = ErrorBody),
+            (status = 404, description = "No message is held", body = ErrorBody),
+            (status = 503, description = "The coordinator is down", body = ErrorBody),
+            (status = 401, description = "The coordinator has an API token and the request does not present it",
+                body = ErrorBody),
+            (status = 415, description = "A body not sent as Content-Type: application/json", body = ErrorBody),
+        ))]
+    fn next_message() {}
+
+    #[utoipa::path(post, path = "/api/messages/{id}", tag = "faults",
+        description = "Acts on one held message: deliver it now, drop it (it never arrives), duplicate it (it \
+                       arrives twice) or delay it by `delay_ms`.",
+        params(("id" = u64, Path, description = "The held message's id (its events' `id`)")),
+        request_body = MessageActionRequest,
+        security((), ("api_token" = [])),
+        responses(
+            (status = 200, description = "Done", body = ReleasedMessages),
+            (status = 400, description = "Bad JSON or unknown fields", body = ErrorBody),
+            (status = 403, description = "Not in demo mode, or requested by a web page of a foreign Origin", body = ErrorBody),
+            (status = 404, description = "No such message is held", body = ErrorBody),
+            (status = 422, description = "delay_ms missing or out of range for delay, or given with another action",
+                body = ErrorBody),
+            (status = 503, description = "The coordinator is down", body = ErrorBody),
+            (status = 401, description = "The coordinator has an API token and the request does not present it",
+                body = ErrorBody),
+            (status = 415, description = "A body not sent as Content-Type: application/json", body = ErrorBody),
+        ))]
+    fn act_on_message() {}
+
+    #[utoipa::path(get, path = "/api/recording/info", tag = "operations",
+        description = "What the coordinator's recording of its event stream holds (on in demo mode, or with \
+                       --recording-bytes-max): its range of seqs and times, size, snapshots.",
+        responses((status = 200, description = "The recording", body = RecordingInfo)))]
+    fn recording_info() {}
+
+    #[utoipa::path(get, path = "/api/recording", tag = "operations",
+        description = "The recorded events as JSON lines: a header line (`{\"format\":\"tpc-recording\",\"version\":1,...}`), \
+                       then one `Event` per line, oldest first, from the latest snapshot at or before `from_seq` \
+                       (so the answer replays on its own) to `to_seq`. The dashboard imports such a file.",
+        params(
+            ("from_seq" = Option<u64>, Query, description = "First event wanted (default: the oldest)"),
+            ("to_seq" = Option<u64>, Query, description = "Last event wanted (default: the newest)"),
+        ),
+        responses(
+            (status = 200, description = "JSON lines", body = String, content_type = "application/x-ndjson"),
+            (status = 400, description = "A bad or unknown parameter, or from_seq after to_seq", body = ErrorBody),
+            (status = 404, description = "The coordinator does not record its events", body = ErrorBody),
+        ))]
+    fn recording() {}
 
     #[utoipa::path(get, path = "/ws", tag = "operations",
         description = "WebSocket. The server sends a `snapshot` event first, then one JSON `Event` per protocol step \

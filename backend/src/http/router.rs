@@ -14,7 +14,7 @@ use shared::limits::HTTP_BODY_BYTES_MAX;
 use tower_http::services::{ServeDir, ServeFile};
 
 use super::guard::{self, Guard};
-use super::{indoubt, ops, routes, ws};
+use super::{indoubt, messages, ops, recording, routes, ws};
 use crate::app::App;
 
 /// Every route, the dashboard's files and the guard in front of them all.
@@ -32,6 +32,8 @@ pub fn router(app: Arc<App>, bound: SocketAddr) -> Router {
         .merge(routes::routes())
         .merge(ops::router())
         .merge(indoubt::router())
+        .merge(messages::router())
+        .merge(recording::router())
         .route("/ws", get(ws::handler))
         .layer(DefaultBodyLimit::max(HTTP_BODY_BYTES_MAX))
         .with_state(app);

@@ -340,7 +340,7 @@ async fn put_faults(State(app): State<Arc<App>>, body: Result<Bytes, BytesReject
     require_demo(&app)?;
     let update: FaultsUpdate = parse_body(
         body,
-        r#"{"prepare_crash_probability": 0.3, "phase_pause_ms": 0}"#,
+        r#"{"prepare_crash_probability": 0.3, "phase_pause_ms": 0, "hold_messages": false}"#,
     )?;
     if let Some(p) = update.prepare_crash_probability {
         if !(0.0..=1.0).contains(&p) {
@@ -360,9 +360,17 @@ async fn put_faults(State(app): State<Arc<App>>, body: Result<Bytes, BytesReject
         ));
     }
     app.update_faults(update.prepare_crash_probability, update.phase_pause_ms);
+    if let Some(hold) = update.hold_messages {
+        app.set_hold_messages(hold);
+    }
     let faults = app.faults();
+    let hold = if faults.hold_messages {
+        ", holding every protocol message"
+    } else {
+        ""
+    };
     let description = format!(
-        "prepare crash probability {:.2}, phase pause {} ms",
+        "prepare crash probability {:.2}, phase pause {} ms{hold}",
         faults.prepare_crash_probability, faults.phase_pause_ms
     );
     app.hub.publish(EventKind::Fault {

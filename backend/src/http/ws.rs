@@ -1,7 +1,7 @@
-//! `GET /ws`: a snapshot first, then every event as it happens. A client
-//! that cannot keep up never slows the coordinator: the broadcast channel
-//! is bounded, and a lagging client is told how many events it missed and
-//! gets a fresh snapshot.
+//! `GET /ws`: a snapshot first, then every event after it, as it happens
+//! (`seq` always above the snapshot's). A client that cannot keep up never
+//! slows the coordinator: the broadcast channel is bounded, and a lagging
+//! client is told how many events it missed and gets a fresh snapshot.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,16 +54,31 @@ fn to_json(event: &Event) -> String {
         .unwrap_or_else(|e| format!("{{\"kind\":\"error\",\"error\":\"{e}\"}}"))
 }
 
+/// Whether a queued event is one the snapshot numbered `snapshot_seq`
+/// already holds: published between the subscription and the snapshot.
+fn before_snapshot(json: &str, snapshot_seq: u64) -> bool {
+    shared::recording::peek(json).is_some_and(|p| p.seq <= snapshot_seq)
+}
+
 async fn serve(mut socket: WebSocket, app: Arc<App>) {
-    // Subscribe before the snapshot, so nothing falls between them.
+    // Subscribe before the snapshot, so nothing falls between them; what
+    // was queued while it was made is in it, and is not sent again.
     let mut events = app.hub.subscribe();
-    if !send(&mut socket, to_json(&snapshot_event(&app).await)).await {
+    let snapshot = snapshot_event(&app).await;
+    let mut skip_through = Some(snapshot.seq);
+    if !send(&mut socket, to_json(&snapshot)).await {
         return;
     }
     loop {
         tokio::select! {
             received = events.recv() => match received {
                 Ok(json) => {
+                    if let Some(seq) = skip_through {
+                        if before_snapshot(&json, seq) {
+                            continue;
+                        }
+                        skip_through = None;
+                    }
                     if !send(&mut socket, json.to_string()).await {
                         return;
                     }
@@ -74,7 +89,9 @@ async fn serve(mut socket: WebSocket, app: Arc<App>) {
                         return;
                     }
                     events = events.resubscribe();
-                    if !send(&mut socket, to_json(&snapshot_event(&app).await)).await {
+                    let snapshot = snapshot_event(&app).await;
+                    skip_through = Some(snapshot.seq);
+                    if !send(&mut socket, to_json(&snapshot)).await {
                         return;
                     }
                 }

@@ -1,12 +1,15 @@
 //! The cluster: a card for the coordinator and one per participant node,
 //! with status, balances, locks, in-doubt transactions (and how long they
-//! have waited), the link's fault, and the node's failure buttons.
+//! have waited), the link's fault, and the node's failure buttons: crash
+//! now, restart, crash at a protocol step of its next transaction (after
+//! its PREPARED record, after it applied a commit), and the link's faults.
 
 use std::future::Future;
 
 use leptos::prelude::*;
 use shared::api::{ComponentStatus, LinkFault, NodeView};
 use shared::money::format_cents;
+use shared::wire::ParticipantCrashPoint;
 
 use crate::api::{self, ApiError};
 use crate::context::{use_ctx, Ctx};
@@ -182,6 +185,16 @@ fn NodeCard(id: String) -> impl IntoView {
             api::crash_node(&id).await
         });
     };
+    let crash_at = move |at: ParticipantCrashPoint| {
+        let id = node_id.get_value();
+        let step = match at {
+            ParticipantCrashPoint::AfterPrepareLogged => "after logging PREPARED",
+            ParticipantCrashPoint::AfterCommitApplied => "after applying a commit",
+        };
+        run_command(ctx, busy, format!("Node {id} crashes {step}"), async move {
+            api::crash_node_at(&id, at).await
+        });
+    };
     let restart = move |_| {
         let id = node_id.get_value();
         run_command(ctx, busy, format!("Restart node {id}"), async move {
@@ -328,6 +341,14 @@ fn NodeCard(id: String) -> impl IntoView {
                         title="kill -9 the participant process" on:click=crash>"Crash"</button>
                     <button class="btn" data-testid=format!("restart-{id}") disabled=move || disabled() || !is_down()
                         title="start it again: it recovers from its log" on:click=restart>"Restart"</button>
+                </div>
+                <div class="btn-group" role="group" aria-label="crash at a protocol step">
+                    <button class="btn btn-quiet btn-danger-quiet" data-testid=format!("crash-prepared-{id}") disabled=move || disabled() || is_down()
+                        title="its next transaction: crash right after forcing PREPARED, before voting (it restarts in doubt)"
+                        on:click=move |_| crash_at(ParticipantCrashPoint::AfterPrepareLogged)>"Crash after PREPARED"</button>
+                    <button class="btn btn-quiet btn-danger-quiet" data-testid=format!("crash-applied-{id}") disabled=move || disabled() || is_down()
+                        title="its next commit: crash after applying it and making it durable, before acking"
+                        on:click=move |_| crash_at(ParticipantCrashPoint::AfterCommitApplied)>"Crash after commit applied"</button>
                 </div>
                 <div class="btn-group" role="group" aria-label="network link">
                     <button class="btn btn-quiet" data-testid=format!("link-slow-{id}") disabled=disabled

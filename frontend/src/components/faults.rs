@@ -1,14 +1,17 @@
 //! Cluster-wide failure controls: crash the coordinator at a chosen step of
 //! the protocol (it recovers from its log after a delay), the original
-//! demo's random crash during prepare, and step mode, which pauses after the
-//! votes and after the decision so a person can break something at exactly
-//! that moment. Per-node buttons live on the node cards.
+//! demo's random crash during prepare, and step mode: either a timed pause
+//! after the votes and after the decision, or the hold, where the
+//! coordinator keeps every protocol message until "Next" lets it go (or a
+//! person drops, duplicates or delays it). Per-node buttons live on the
+//! node cards.
 
 use leptos::prelude::*;
 use shared::api::{CoordinatorCrashRequest, CrashPoint, FaultsUpdate};
 
 use crate::api;
 use crate::components::cluster::run_command;
+use crate::components::held::HeldMessagesPanel;
 use crate::context::use_ctx;
 use crate::format::percent;
 
@@ -87,6 +90,23 @@ pub fn FaultsPanel() -> impl IntoView {
         });
     };
 
+    let hold_busy = RwSignal::new(false);
+    let hold_on = move || faults.get().hold_messages;
+    let set_hold = move |hold: bool| {
+        let update = FaultsUpdate {
+            hold_messages: Some(hold),
+            ..Default::default()
+        };
+        let label = if hold {
+            "Hold every message".to_string()
+        } else {
+            "Hold off: every held message goes on".to_string()
+        };
+        run_command(ctx, hold_busy, label, async move {
+            api::update_faults(&update).await
+        });
+    };
+
     view! {
         <div class="panel" data-testid="faults-panel">
             <div class="panel-head">
@@ -161,6 +181,21 @@ pub fn FaultsPanel() -> impl IntoView {
                         view! { <button class="btn btn-primary" data-testid="step-mode" disabled=move || step_busy.get() on:click=move |_| set_step(pause_choice.get_untracked())>"Turn on"</button> }.into_any()
                     }}
                 </div>
+                <div class="row-inline hold-row">
+                    <span>"or hold every message "</span>
+                    {move || if hold_on() {
+                        view! { <span class="chip chip-warn" data-testid="hold-state">"holding"</span> }.into_any()
+                    } else {
+                        view! { <span class="chip chip-muted" data-testid="hold-state">"off"</span> }.into_any()
+                    }}
+                    {move || if hold_on() {
+                        view! { <button class="btn" data-testid="hold-mode" disabled=move || hold_busy.get() on:click=move |_| set_hold(false)>"Stop holding"</button> }.into_any()
+                    } else {
+                        view! { <button class="btn btn-primary" data-testid="hold-mode" disabled=move || hold_busy.get() on:click=move |_| set_hold(true)>"Hold (Next ▶)"</button> }.into_any()
+                    }}
+                </div>
+                <p class="muted small">"The hold: every prepare, vote, commit and ack waits at the coordinator; \"Next\" lets one go. A held prepare still counts against the vote timeout."</p>
+                <HeldMessagesPanel/>
             </div>
         </div>
     }

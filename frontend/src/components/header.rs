@@ -74,6 +74,7 @@ pub fn Header() -> impl IntoView {
 
     let pill = move || {
         let (class, text) = match connection.get() {
+            _ if ctx.traveling() => ("pill pill-warn", "replaying".to_string()),
             Connection::Connecting => ("pill pill-warn", "connecting…".to_string()),
             Connection::Live => ("pill pill-live", "live".to_string()),
             Connection::Reconnecting { .. } => ("pill pill-bad", "offline".to_string()),
@@ -82,11 +83,12 @@ pub fn Header() -> impl IntoView {
     };
 
     let violated = move || matches!(invariant.get(), Invariant::Violated { .. });
+    // A recorded run needs no cluster: no reconnecting banner meanwhile.
     let reconnecting = move || match connection.get() {
         Connection::Reconnecting {
             attempt,
             retry_in_ms,
-        } => Some((attempt, retry_in_ms)),
+        } if !ctx.traveling() => Some((attempt, retry_in_ms)),
         _ => None,
     };
 

@@ -23,7 +23,9 @@ use crate::in_doubt::{
     audit_line, chip_class, confirm_text, coordinator_state_text, disagreeing, live_age_ms,
     signed_cents, stuck_sentence, stuck_tone, transfer_line, Polled,
 };
+use crate::model::Invariant;
 use crate::ws::Connection;
+use shared::money::format_cents;
 
 /// How often the in-doubt view is re-read while the panel is visible.
 pub const IN_DOUBT_POLL_MS: u64 = 1_000;
@@ -71,7 +73,8 @@ pub fn InDoubtPanel() -> impl IntoView {
     });
     let timer = set_interval_with_handle(
         move || {
-            if tab_visible() && ctx.connection.get_untracked() == Connection::Live {
+            let live = ctx.connection.get_untracked() == Connection::Live;
+            if tab_visible() && live && !ctx.travel.with_untracked(Option::is_some) {
                 poll(polled, in_flight);
             }
         },
@@ -85,7 +88,95 @@ pub fn InDoubtPanel() -> impl IntoView {
     });
     let refresh = Callback::new(move |()| poll(polled, in_flight));
 
-    view! { <InDoubtBody polled=polled refresh=refresh/> }
+    view! {
+        {move || if ctx.traveling() {
+            view! { <InDoubtAtMoment/> }.into_any()
+        } else {
+            view! { <InDoubtBody polled=polled refresh=refresh/> }.into_any()
+        }}
+    }
+}
+
+/// The in-doubt view at a moment of a recorded run: each node's in-doubt
+/// transactions and locks as it reported them then, and the money audit
+/// of the balances then.
+#[component]
+fn InDoubtAtMoment() -> impl IntoView {
+    let ctx = use_ctx();
+    let rows = Memo::new(move |_| {
+        ctx.model.with(|m| {
+            m.cluster
+                .as_ref()
+                .map(|c| {
+                    c.nodes
+                        .iter()
+                        .filter(|n| !n.in_doubt.is_empty())
+                        .map(|n| (n.id.clone(), n.in_doubt.clone(), n.locked_accounts.clone()))
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
+        })
+    });
+    let audit = move || {
+        let (text, tone) = match ctx.model.with(|m| m.invariant()) {
+            Invariant::Holds { total_cents } => (
+                format!("Money balanced: {}", format_cents(total_cents)),
+                Tone::Good,
+            ),
+            Invariant::Settling { total_cents, .. } => (
+                format!(
+                    "Settling: {} counted while transactions finish",
+                    format_cents(total_cents)
+                ),
+                Tone::Warn,
+            ),
+            Invariant::Violated {
+                total_cents,
+                expected_cents,
+            } => (
+                format!(
+                    "Money NOT balanced: {} counted, {} expected",
+                    format_cents(total_cents),
+                    format_cents(expected_cents)
+                ),
+                Tone::Bad,
+            ),
+            Invariant::Partial { total_cents, .. } => (
+                format!(
+                    "Partial: {} counted (a node was not answering)",
+                    format_cents(total_cents)
+                ),
+                Tone::Warn,
+            ),
+            Invariant::Unknown => ("Not known at this moment".to_string(), Tone::Neutral),
+        };
+        view! { <p class=format!("audit {}", tone.class()) data-testid="in-doubt-audit">{text}</p> }
+    };
+    view! {
+        <div class="panel in-doubt-panel" data-testid="in-doubt-panel">
+            <div class="panel-head">
+                <h3>"In doubt, at this moment"</h3>
+                <span class="muted small">"as the nodes reported it then"</span>
+            </div>
+            {audit}
+            {move || rows.with(|r| r.is_empty()).then(|| view! { <p class="muted">"Nothing in doubt at this moment."</p> })}
+            <ul class="in-doubt-moment" data-testid="in-doubt-moment">
+                {move || rows.get().into_iter().map(|(node, txs, locked)| {
+                    let locks = if locked.is_empty() { String::new() } else { format!(" · locked: {}", locked.join(", ")) };
+                    view! {
+                        <li>
+                            <strong>{format!("node {node}")}</strong>
+                            {txs.into_iter().map(|tx| {
+                                let pin = tx.clone();
+                                view! { <button class="link mono" title=tx.clone() on:click=move |_| ctx.pin(pin.clone())>{short_tx_id(&tx)}</button> }
+                            }).collect_view()}
+                            <span class="muted small">{locks}</span>
+                        </li>
+                    }
+                }).collect_view()}
+            </ul>
+        </div>
+    }
 }
 
 /// Draws a [`Polled`] view; `refresh` is called after a forced outcome.

@@ -6,7 +6,12 @@
 //! - [`in_doubt`]: the operator's view of in-doubt transactions, why each
 //!   is stuck, forced (heuristic) outcomes and the money audit.
 //! - [`transfer`]: the transfer form and its result card.
-//! - [`faults`]: coordinator crash, random prepare crashes, step mode.
+//! - [`faults`]: coordinator crash, random prepare crashes, step mode (the
+//!   timed pause or the hold of every message).
+//! - [`held`]: the held messages, "Next", and deliver / drop / duplicate /
+//!   delay for one message.
+//! - [`timeline`]: time travel: rewind, play, scrub, export and import runs.
+//! - [`spacetime`]: many transactions on the same lifelines, with lock waits.
 //! - [`load`]: the concurrency demo.
 //! - [`protocol`]: the live sequence diagram and the event log.
 //! - [`stats`]: totals, abort reasons, latency, throughput.
@@ -18,11 +23,14 @@
 pub mod cluster;
 pub mod faults;
 pub mod header;
+pub mod held;
 pub mod history;
 pub mod in_doubt;
 pub mod load;
 pub mod protocol;
+pub mod spacetime;
 pub mod stats;
+pub mod timeline;
 pub mod toasts;
 pub mod token;
 pub mod transfer;

@@ -1,5 +1,8 @@
-//! The live protocol view: an SVG sequence diagram of one transaction (the
-//! latest, or one pinned from the history) beside a scrolling event log.
+//! The protocol view: an SVG sequence diagram of one transaction (the
+//! latest, or one pinned from the history) beside a scrolling event log;
+//! in a recorded run, as far as the moment shown. A message the
+//! coordinator holds (step mode) is an arrow stopped half way: a click on
+//! it offers to deliver, drop, duplicate or delay it.
 //! The geometry comes from [`crate::diagram::layout`]; this file only draws.
 
 use leptos::prelude::*;
@@ -7,10 +10,12 @@ use shared::api::{ComponentStatus, TransactionSummary};
 use shared::events::{Event, COORDINATOR};
 use shared::money::format_cents;
 
+use crate::components::held::MessageActions;
 use crate::context::use_ctx;
-use crate::diagram::{layout, Layout, Row, Shape};
+use crate::diagram::{layout, Layout, MessageState, Row, Shape};
 use crate::format::{
-    clock_ms, describe_event, duration_ms, reason_label, short_tx_id, state_label, Tone,
+    clock_ms, describe_event, duration_ms, message_way, reason_label, short_tx_id, state_label,
+    Tone,
 };
 use crate::model::merge_timelines;
 
@@ -36,15 +41,19 @@ fn utc_offset_minutes() -> i64 {
 pub fn ProtocolPanel() -> impl IntoView {
     let ctx = use_ctx();
     let pinned = ctx.pinned;
+    let selected = RwSignal::new(None::<u64>);
 
-    // The transaction shown and its events.
+    // The transaction shown and its events (in a recorded run, only what
+    // the moment shown had seen).
     let shown = Memo::new(move |_| {
         let pin = pinned.get();
+        let traveling = ctx.traveling();
         ctx.model.with(|m| match pin {
             Some(p) => {
                 let fetched = p
                     .detail
                     .as_ref()
+                    .filter(|_| !traveling)
                     .map(|d| d.timeline.clone())
                     .unwrap_or_default();
                 let events = merge_timelines(&fetched, m.timeline(&p.tx_id));
@@ -85,7 +94,8 @@ pub fn ProtocolPanel() -> impl IntoView {
     let fetched_for = StoredValue::new(None::<String>);
     Effect::new(move |_| {
         let (tx_id, _, events) = shown.get();
-        let Some(tx_id) = tx_id.filter(|_| events.is_empty() && !is_pinned()) else {
+        let wanted = events.is_empty() && !is_pinned() && !ctx.traveling();
+        let Some(tx_id) = tx_id.filter(|_| wanted) else {
             return;
         };
         if fetched_for.get_value().as_deref() == Some(tx_id.as_str()) {
@@ -127,10 +137,23 @@ pub fn ProtocolPanel() -> impl IntoView {
             .map(|e| view! { <p class="notice notice-bad">{e}</p> })
     };
 
+    // The message picked in the diagram, while it is still held.
+    let picked = Memo::new(move |_| {
+        let id = selected.get()?;
+        ctx.model.with(|m| m.held.get(&id).cloned())
+    });
+    let heading = move || {
+        if ctx.traveling() {
+            "Protocol, replayed"
+        } else {
+            "Protocol, live"
+        }
+    };
+
     view! {
         <div class="panel protocol-panel" data-testid="protocol-panel">
             <div class="panel-head">
-                <h3>"Protocol, live"</h3>
+                <h3>{heading}</h3>
                 <div class="protocol-title">{title}</div>
                 <div class="head-actions">
                     {move || if is_pinned() {
@@ -141,9 +164,17 @@ pub fn ProtocolPanel() -> impl IntoView {
                 </div>
             </div>
             {pin_error}
+            {move || picked.get().map(|m| view! {
+                <div class="picked-message" data-testid="picked-message">
+                    <span>{format!("Message #{} held: {} ", m.id, message_way(m.message, m.direction, &m.node))}</span>
+                    <span class="muted">{m.detail.clone()}</span>
+                    <MessageActions id=m.id/>
+                    <button class="btn btn-small btn-quiet" on:click=move |_| selected.set(None)>"close"</button>
+                </div>
+            })}
             <div class="protocol-body">
                 <div class="diagram-scroll">
-                    <SequenceDiagram diagram=diagram/>
+                    <SequenceDiagram diagram=diagram selected=selected/>
                     <Legend/>
                 </div>
                 <div class="log-column">
@@ -159,7 +190,7 @@ pub fn ProtocolPanel() -> impl IntoView {
 }
 
 #[component]
-fn SequenceDiagram(diagram: Memo<Layout>) -> impl IntoView {
+fn SequenceDiagram(diagram: Memo<Layout>, selected: RwSignal<Option<u64>>) -> impl IntoView {
     let ctx = use_ctx();
     let statuses = Memo::new(move |_| {
         ctx.model.with(|m| {
@@ -203,7 +234,7 @@ fn SequenceDiagram(diagram: Memo<Layout>) -> impl IntoView {
                 }
             }).collect_view())}
             <For each=move || diagram.get().rows key=row_key let:row>
-                <DiagramRow row=row/>
+                <DiagramRow row=row selected=selected/>
             </For>
             {move || empty().then(|| diagram.with(|d| view! {
                 <text class="diagram-empty" x=d.width / 2.0 y=d.lifeline_top + 24.0 text-anchor="middle">
@@ -215,16 +246,50 @@ fn SequenceDiagram(diagram: Memo<Layout>) -> impl IntoView {
 }
 
 #[component]
-fn DiagramRow(row: Row) -> impl IntoView {
+fn DiagramRow(row: Row, selected: RwSignal<Option<u64>>) -> impl IntoView {
     let tone = row.tone.class();
     let shape = match row.shape {
-        Shape::Arrow { from_x, to_x, dashed } => {
-            // Stop short of the lifeline so the arrowhead touches it.
+        Shape::Arrow { from_x, to_x, dashed, reach } => {
+            // Stop short of the lifeline so the arrowhead touches it; a held
+            // message stops half way.
             let direction = if to_x > from_x { 1.0 } else { -1.0 };
+            let end_x = from_x + (to_x - from_x) * reach;
+            let end_x = if reach < 1.0 { end_x } else { end_x - direction * 3.0 };
+            let state = row.message.map(|m| m.state);
+            let held = row.message.filter(|m| m.state == MessageState::Held);
+            // Drawn, not a glyph: not every browser font has the symbols.
+            let tip = match state {
+                Some(MessageState::Held) => Some(view! {
+                    <g class="held-tip">
+                        <rect x=end_x - 5.0 y=row.y - 7.0 width="3.5" height="14" rx="1"/>
+                        <rect x=end_x + 1.5 y=row.y - 7.0 width="3.5" height="14" rx="1"/>
+                    </g>
+                }.into_any()),
+                Some(MessageState::Dropped) => Some(view! {
+                    <g class="dropped-tip">
+                        <line x1=end_x - 6.0 y1=row.y - 6.0 x2=end_x + 6.0 y2=row.y + 6.0/>
+                        <line x1=end_x - 6.0 y1=row.y + 6.0 x2=end_x + 6.0 y2=row.y - 6.0/>
+                    </g>
+                }.into_any()),
+                _ => None,
+            };
+            let ends_in_tip = tip.is_some();
             view! {
-                <line class=format!("msg {tone}") class:dashed=dashed
-                    x1=from_x + direction * 3.0 y1=row.y x2=to_x - direction * 3.0 y2=row.y
-                    marker-end=format!("url(#{})", marker_id(row.tone))/>
+                <line class=format!("msg {tone}") class:dashed=dashed class:is-held=held.is_some()
+                    x1=from_x + direction * 3.0 y1=row.y x2=end_x y2=row.y
+                    marker-end=if ends_in_tip { String::new() } else { format!("url(#{})", marker_id(row.tone)) }/>
+                {tip}
+                {held.map(|m| {
+                    // A band around the arrow, easy to hit.
+                    let (left, right) = (from_x.min(end_x) - 10.0, from_x.max(end_x) + 10.0);
+                    view! {
+                        <rect class="held-hit" data-testid=format!("held-arrow-{}", m.id)
+                            x=left y=row.y - 11.0 width=right - left height="22"
+                            on:click=move |_| selected.set(Some(m.id))>
+                            <title>{format!("message #{} is held: click to deliver, drop, duplicate or delay it", m.id)}</title>
+                        </rect>
+                    }
+                })}
             }
             .into_any()
         }
