@@ -154,6 +154,23 @@ impl Harness {
         })
     }
 
+    fn one_phase_outcome(
+        &mut self,
+        node: &str,
+        tx_id: &str,
+        decision: Decision,
+        reason: Option<AbortReason>,
+    ) -> Vec<Action> {
+        self.run(Input::FromNode {
+            node: node.into(),
+            msg: Reply::Outcome {
+                tx_id: tx_id.into(),
+                decision,
+                reason,
+            },
+        })
+    }
+
     fn applied(&mut self, node: &str, tx_id: &str) -> Vec<Action> {
         self.run(Input::FromNode {
             node: node.into(),
@@ -212,6 +229,21 @@ fn rollback(tx: &str) -> Request {
     Request::Rollback { tx_id: tx.into() }
 }
 
+/// The one-phase commit of `amount_cents` from A to A2 (both on N1) that
+/// the first incarnation sends as its first transfer.
+fn one_phase(tx: &str, amount_cents: i64) -> Request {
+    let op = |account: &str, delta_cents| shared::wire::Op {
+        account: account.into(),
+        delta_cents,
+    };
+    Request::CommitOnePhase {
+        tx_id: tx.into(),
+        ts: 1_000,
+        epoch: 1,
+        ops: vec![op("A", -amount_cents), op("A2", amount_cents)],
+    }
+}
+
 // ----- one-phase commit -----
 
 #[test]
@@ -227,15 +259,59 @@ fn one_phase_node_down_after_send_is_resolved_not_presumed_aborted() {
         "client told {:?} while the node may have committed",
         replies(&a)
     );
-    // The node comes back: the coordinator asks with rollback; the ack says commit.
+    // The node comes back: the coordinator asks again with the same
+    // one-phase commit (its identity); the node's outcome says commit.
     let a = h.run(Input::NodeUp { node: N1.into() });
     assert!(
-        sends(&a).contains(&(N1.into(), rollback("t1"))),
+        sends(&a).contains(&(N1.into(), one_phase("t1", 100))),
         "{:?}",
         sends(&a)
     );
-    let a = h.ack(N1, "t1", Decision::Commit);
+    h.one_phase_outcome(N1, "t1", Decision::Commit, None);
+    let a = h.fsync();
     assert_eq!(outcome_of(&a, 1), Some((Outcome::Committed, None)));
+}
+
+/// What a node that committed another transfer under "t1" (a client
+/// re-used the id after the coordinator lost its record) answers a
+/// `rollback` for t1: an ack of its commit. The coordinator asks what
+/// became of a one-phase transfer with the transfer itself, never with a
+/// bare `rollback` whose ack cannot say which transfer it is about.
+#[test]
+fn a_one_phase_transfer_is_never_settled_by_an_ack_about_another_transfer() {
+    let mut h = Harness::new();
+    h.transfer(1, "A", "A2", 100, "t1");
+    // No answer within the prepare timeout: the coordinator asks.
+    let a = h.advance(config().prepare_timeout_us);
+    assert!(
+        sends(&a).contains(&(N1.into(), one_phase("t1", 100))),
+        "{a:?}"
+    );
+    assert!(!sends(&a).contains(&(N1.into(), rollback("t1"))), "{a:?}");
+    let a = h.ack(N1, "t1", Decision::Commit);
+    assert!(replies(&a).is_empty(), "settled by a bare ack: {a:?}");
+    // N2 holds a stale attempt of t1 in doubt: it is rolled back, and its
+    // ack says nothing about the one-phase transfer on N1 either.
+    let a = h.run(Input::FromNode {
+        node: N2.into(),
+        msg: Reply::InDoubt {
+            tx_ids: vec!["t1".into()],
+        },
+    });
+    assert!(sends(&a).contains(&(N2.into(), rollback("t1"))), "{a:?}");
+    let a = h.ack(N2, "t1", Decision::Abort);
+    assert!(
+        replies(&a).is_empty(),
+        "settled by another node's ack: {a:?}"
+    );
+    // N1's own answer about this transfer settles it.
+    let a = h.one_phase_outcome(N1, "t1", Decision::Abort, Some(AbortReason::ProtocolError));
+    assert!(replies(&a).is_empty(), "answered before durable: {a:?}");
+    let a = h.fsync();
+    assert_eq!(
+        outcome_of(&a, 1),
+        Some((Outcome::Aborted, Some(AbortReason::ProtocolError)))
+    );
 }
 
 #[test]
@@ -266,7 +342,7 @@ fn retried_one_phase_after_coordinator_crash_is_never_reported_aborted_unasked()
     h2.reconcile(N1);
     let a = h2.transfer(3, "A", "A2", 100, "t1");
     assert!(matches!(&sends(&a)[..], [(n, Request::CommitOnePhase { .. })] if n == N1));
-    let a = h2.run(Input::FromNode {
+    h2.run(Input::FromNode {
         node: N1.into(),
         msg: Reply::Outcome {
             tx_id: "t1".into(),
@@ -274,6 +350,7 @@ fn retried_one_phase_after_coordinator_crash_is_never_reported_aborted_unasked()
             reason: None,
         },
     });
+    let a = h2.fsync();
     assert_eq!(outcome_of(&a, 3), Some((Outcome::Committed, None)));
 }
 
@@ -368,6 +445,31 @@ fn a_tx_id_answered_by_presumed_abort_is_not_run_again() {
     // And the same answer again, also from a body that differs (the log
     // never knew t1's transfer, so any retry of t1 gets its outcome).
     let a = h.transfer(2, "B", "A", 7, "t1");
+    assert_eq!(outcome_of(&a, 2).map(|o| o.0), Some(Outcome::Aborted));
+}
+
+/// A presumed abort is about an attempt a node held in doubt, which is
+/// always a two-phase one. A one-phase transfer under that id is another
+/// transfer (its node may even have committed it, unknown to this log, if
+/// a client re-used the id): it is a conflict, never told "aborted".
+#[test]
+fn a_presumed_abort_never_answers_for_a_one_phase_transfer_under_the_same_id() {
+    let mut h = Harness::new();
+    h.run(Input::FromNode {
+        node: N2.into(),
+        msg: Reply::InDoubt {
+            tx_ids: vec!["t1".into()],
+        },
+    });
+    h.fsync();
+    let a = h.transfer(1, "A", "A2", 100, "t1");
+    assert!(sends(&a).is_empty(), "ran t1 again: {a:?}");
+    assert!(
+        matches!(&replies(&a)[..], [(1, Err(TransferError::Conflict(_)))]),
+        "{a:?}"
+    );
+    // A two-phase transfer under it gets the presumed outcome.
+    let a = h.transfer(2, "A", "B", 100, "t1");
     assert_eq!(outcome_of(&a, 2).map(|o| o.0), Some(Outcome::Aborted));
 }
 
@@ -693,6 +795,46 @@ fn an_abort_is_answered_only_once_it_is_durable_and_survives_a_crash() {
         outcome_of(&a, 3),
         Some((Outcome::Aborted, Some(AbortReason::InsufficientFunds)))
     );
+}
+
+/// A one-phase commit is answered only once the coordinator's own record
+/// of it is durable: its node refuses a re-use of the tx_id for other
+/// operations (it votes abort), so a coordinator that had forgotten the
+/// commit would tell a client that re-used the id "aborted", after another
+/// was told "committed". With the record durable, the re-use is a conflict.
+#[test]
+fn a_one_phase_commit_is_answered_only_once_durable_so_a_re_used_id_conflicts() {
+    let mut h = Harness::new();
+    h.transfer(1, "A", "A2", 100, "one");
+    let a = h.run(Input::FromNode {
+        node: N1.into(),
+        msg: Reply::Outcome {
+            tx_id: "one".into(),
+            decision: Decision::Commit,
+            reason: None,
+        },
+    });
+    assert!(
+        outcome_of(&a, 1).is_none(),
+        "answered before its record is durable: {a:?}"
+    );
+    let a = h.fsync();
+    assert_eq!(outcome_of(&a, 1), Some((Outcome::Committed, None)));
+    // The coordinator crashes; a client re-uses the id for another amount.
+    let mut h2 = Harness::restarted(config(), &h.durable_records(), h.now_us);
+    for node in [N1, N2] {
+        h2.run(Input::NodeUp { node: node.into() });
+        h2.reconcile(node);
+    }
+    let a = h2.transfer(2, "A", "A2", 7, "one");
+    assert!(sends(&a).is_empty(), "ran the re-used id: {a:?}");
+    assert!(
+        matches!(&replies(&a)[..], [(2, Err(TransferError::Conflict(_)))]),
+        "{a:?}"
+    );
+    // The same transfer again gets its first outcome.
+    let a = h2.transfer(3, "A", "A2", 100, "one");
+    assert_eq!(outcome_of(&a, 3).map(|o| o.0), Some(Outcome::Committed));
 }
 
 /// Client 1's transfer `tx_id` (A → B), voted ready by both nodes and

@@ -396,10 +396,20 @@ fn one_phase_commit_answers_after_the_committed_record_is_durable() {
             reason: None
         }]
     );
-    // Lost outcome: the coordinator asks with rollback; the ack says commit.
+    // Lost outcome: the coordinator asks again with the same one-phase
+    // commit; the node answers what it did, and does not do it twice.
     assert_eq!(
-        n.msg(Request::Rollback { tx_id: "t1".into() }),
-        vec![ack("t1", Decision::Commit)]
+        n.msg(Request::CommitOnePhase {
+            tx_id: "t1".into(),
+            ts: 1,
+            epoch: EPOCH,
+            ops,
+        }),
+        vec![Reply::Outcome {
+            tx_id: "t1".into(),
+            decision: Decision::Commit,
+            reason: None
+        }]
     );
     assert_eq!((n.balance("A"), n.balance("B")), (990, 1_010));
 }

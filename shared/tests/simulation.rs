@@ -1,19 +1,38 @@
 //! Deterministic simulation of the whole protocol: the real `Coordinator`
 //! and 2..4 real `Participant`s, wired by a simulated network, simulated
-//! disks and a simulated clock, all driven by one seeded PRNG.
+//! disks and simulated clocks, all driven by one seeded PRNG.
 //!
-//! Faults: crash and restart of any participant and of the coordinator
-//! (recovery from the durable records only; a random prefix of the records
-//! that were appended but not yet fsynced may survive, the rest is lost as a
-//! torn tail would be), armed crash points of both machines, message drop,
-//! duplication, reordering and delay, partitions of a link, checkpoints.
-//! Clients submit many transfers per run and retry some with the same
-//! `tx_id`. After **every step** the money invariants are checked; at the end
-//! everything is healed and the run must become quiescent with every
-//! transaction resolved, nothing in doubt, no lock held and the total kept.
+//! Faults: `kill -9` of any participant or of the coordinator (what the
+//! process had written survives in the page cache, and its restart's log
+//! open fsyncs it); power loss of one machine or of the one all processes
+//! run on (only what was fsynced survives, plus whatever the kernel
+//! happened to write back); armed crash points of both machines; message
+//! drop, duplication, reordering and delay; partitions of a link;
+//! checkpoints; a coordinator whose wall clock steps back between
+//! incarnations (it never goes back within one).
+//!
+//! Clients submit many transfers per run, some without a tx_id (the
+//! coordinator generates one), retry with the same tx_id after every kind
+//! of answer (committed, aborted, 503, a lost connection), and re-use a
+//! tx_id for a different transfer. After **every step** the invariants are
+//! checked, per request content (its accounts and amounts), not per tx_id:
+//! every ledger entry is an operation of one request under its tx_id,
+//! applied at most once, and one tx_id's entries belong to one request; a
+//! request reported aborted is applied nowhere; one reported committed
+//! never aborts on a leg; one tx_id never gets two outcomes; every answer
+//! and every vote, ack and commit is durable before it is sent; generated
+//! ids are never used twice. At the end everything is healed and the run
+//! must become quiescent with every transaction resolved, nothing in
+//! doubt, no lock held, the total kept, and every request reported
+//! committed applied on every leg exactly once.
+//!
 //! Every event the coordinator emits goes through the transaction fold
 //! (`shared::fold`), which must agree with the coordinator at every step
 //! and with the nodes at the end (see `common::folds`).
+//!
+//! The last tests take fixes away (the `mutants` feature, which only this
+//! crate's tests enable, and the log open's fsync, which the simulated
+//! disk stands for) and require the simulation to find each bug.
 //!
 //! Commands:
 //! ```text
@@ -30,12 +49,15 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use shared::api::{CrashPoint, Outcome, TransferRequest};
+use shared::api::{CrashPoint, Outcome, TransferRequest, TransferResponse};
+use shared::events::EventKind;
 use shared::protocol::coordinator::{
     self as co, ClientId, Coordinator, CoordinatorConfig, DemoFaults, TransferError,
 };
+use shared::protocol::mutants::Mutants;
 use shared::protocol::participant::{self as pa, Participant, ParticipantConfig};
 use shared::protocol::record::{CoordinatorRecord, ParticipantRecord};
 use shared::wire::{
@@ -48,53 +70,91 @@ const TRANSFERS_PER_RUN_MAX: u64 = 40;
 const STEPS_PER_RUN: u64 = 1_500;
 const QUIESCE_ROUNDS_MAX: u64 = 2_000;
 const TRACE_TAIL_LINES: usize = 80;
+/// How far back a restarted coordinator's wall clock may have stepped.
+const CLOCK_STEP_BACK_US_MAX: u64 = 200_000;
 const CLUSTER: &str = "sim";
 
 mod common;
 mod sim_trace;
 use common::folds::Folds;
-use common::Rng;
+use common::{log_holds_decision, reply_is_durable, Rng};
 
 // ----- simulated disk -----
 
-/// Records appended are durable only after `fsync`. A crash keeps the
-/// durable records plus a random prefix of the others (what the OS happened
-/// to write; a torn record after it is cut by the log at recovery).
+/// One log file. `durable` is on the disk; `cached` was appended but not
+/// fsynced (seq 0: by an earlier incarnation of the process).
 struct Disk<R> {
     durable: Vec<R>,
-    pending: Vec<(u64, R)>,
+    cached: Vec<(u64, R)>,
 }
 
 impl<R: Clone> Disk<R> {
-    fn new() -> Self {
+    fn new(first: R) -> Self {
         Disk {
-            durable: Vec::new(),
-            pending: Vec::new(),
+            durable: vec![first],
+            cached: Vec::new(),
         }
     }
+
     fn append(&mut self, seq: u64, record: R) {
-        self.pending.push((seq, record));
+        self.cached.push((seq, record));
     }
-    /// Makes everything durable; returns the seq to feed back as `Durable`.
+
+    /// Makes everything durable; returns the seq of this incarnation to
+    /// feed back as `Durable`.
     fn fsync(&mut self) -> Option<u64> {
-        let last = self.pending.last().map(|(seq, _)| *seq)?;
-        self.durable.extend(self.pending.drain(..).map(|(_, r)| r));
-        Some(last)
+        let last = self.cached.iter().map(|(seq, _)| *seq).max();
+        self.durable.extend(self.cached.drain(..).map(|(_, r)| r));
+        last.filter(|seq| *seq > 0)
     }
-    fn crash(&mut self, rng: &mut Rng) -> Vec<R> {
-        let kept = if rng.chance(500) {
+
+    /// `kill -9`: what the process's writer had written (a prefix of what
+    /// was appended) stays in the page cache; the rest dies with it.
+    fn kill(&mut self, rng: &mut Rng) {
+        let written = if rng.chance(500) {
+            self.cached.len()
+        } else {
+            rng.below(self.cached.len() as u64 + 1) as usize
+        };
+        self.cached.truncate(written);
+        for (seq, _) in &mut self.cached {
+            *seq = 0;
+        }
+    }
+
+    /// Power loss: the page cache is gone, but for a prefix of it that the
+    /// kernel happened to write back (a torn record after it is cut by the
+    /// log at recovery).
+    fn power_loss(&mut self, rng: &mut Rng) {
+        let written_back = if rng.chance(500) {
             0
         } else {
-            rng.below(self.pending.len() as u64 + 1) as usize
+            rng.below(self.cached.len() as u64 + 1) as usize
         };
         self.durable
-            .extend(self.pending.drain(..).take(kept).map(|(_, r)| r));
-        self.pending.clear();
-        self.durable.clone()
+            .extend(self.cached.drain(..).take(written_back).map(|(_, r)| r));
+        self.cached.clear();
     }
+
+    /// What a restarted process reads. The log open fsyncs first, unless
+    /// `syncs_on_open` is false (the bug it fixed): then what it reads from
+    /// the page cache can still be lost to a power cut.
+    fn open(&mut self, syncs_on_open: bool) -> Vec<R> {
+        if syncs_on_open {
+            self.fsync();
+        }
+        self.visible()
+    }
+
+    /// Every record a reader of the file sees: the disk, then the page cache.
+    fn visible(&self) -> Vec<R> {
+        let cached = self.cached.iter().map(|(_, r)| r.clone());
+        self.durable.iter().cloned().chain(cached).collect()
+    }
+
     /// A checkpoint rewrites the log atomically and durably.
     fn rewrite(&mut self, checkpoint: R) {
-        self.pending.clear();
+        self.cached.clear();
         self.durable = vec![checkpoint];
     }
 }
@@ -141,10 +201,36 @@ struct Node {
     voted_ready: BTreeSet<TxId>,
     /// Transactions this node received a `rollback` for.
     rollback_received: BTreeSet<TxId>,
-    /// Applied transactions: tx → number of ledger entries (from the machine).
-    applied: BTreeMap<TxId, usize>,
+    /// Its ledgers, by tx_id: each entry's (account, delta).
+    applied: BTreeMap<TxId, Vec<(AccountId, i64)>>,
     dirty: bool,
 }
+
+/// Which fixes a run takes away (none, but in the tests that prove the
+/// simulation finds each bug).
+#[derive(Clone, Copy)]
+struct Broken {
+    mutants: Mutants,
+    /// A restarted process's log open fsyncs what the page cache holds.
+    syncs_on_open: bool,
+    /// Whether sends and answers are checked against the disk as they go
+    /// out; off, only a consequence a client or a ledger sees counts.
+    gates_checked: bool,
+}
+
+impl Broken {
+    fn nothing() -> Broken {
+        Broken {
+            mutants: Mutants::default(),
+            syncs_on_open: true,
+            gates_checked: true,
+        }
+    }
+}
+
+/// A client waiting for its answer: the request's tx_id (`None` for one
+/// without an id that never started) and which of its contents it is.
+type Waiting = (Option<TxId>, usize);
 
 struct Sim {
     seed: u64,
@@ -156,21 +242,30 @@ struct Sim {
     /// seed is simply run again with it on (the run is deterministic).
     tracing: bool,
     trace: VecDeque<String>,
+    broken: Broken,
     coord_config: CoordinatorConfig,
     coord: Coordinator,
     coord_up: bool,
     coord_disk: Disk<CoordinatorRecord>,
+    /// The coordinator's wall clock minus the simulation's: each
+    /// incarnation has its own, and it may have stepped back.
+    coord_clock_offset_us: i64,
     nodes: Vec<Node>,
     links: Vec<Link>,
     accounts: Vec<(AccountId, usize)>,
     next_conn: u64,
     next_client: ClientId,
-    requests: BTreeMap<TxId, TransferRequest>,
-    pending_clients: BTreeMap<ClientId, TxId>,
+    next_tx: u64,
+    /// Every transfer a client asked for under each tx_id: a re-used id
+    /// has several, each with an amount of its own.
+    requests: BTreeMap<TxId, Vec<TransferRequest>>,
+    pending_clients: BTreeMap<ClientId, Waiting>,
+    /// The first outcome told for each tx_id, and for each request.
     told: BTreeMap<TxId, Outcome>,
-    /// Transactions applied somewhere or reported committed: no leg may
-    /// ever abort them.
-    must_not_abort: BTreeSet<TxId>,
+    told_request: BTreeMap<(TxId, usize), Outcome>,
+    /// Requests applied somewhere or reported committed: no leg may ever
+    /// abort them.
+    must_not_abort: BTreeSet<(TxId, usize)>,
     /// 0 = calm, higher = more faults.
     storm: u64,
     stats: Stats,
@@ -187,8 +282,14 @@ struct Stats {
     committed: u64,
     aborted: u64,
     unknown: u64,
-    crashes: u64,
-    coordinator_crashes: u64,
+    conflicts: u64,
+    retries: u64,
+    reused_ids: u64,
+    generated_ids: u64,
+    kills: u64,
+    coordinator_kills: u64,
+    power_losses: u64,
+    clock_steps_back: u64,
     dropped: u64,
     duplicated: u64,
     partitions: u64,
@@ -202,8 +303,14 @@ impl Stats {
         self.committed += o.committed;
         self.aborted += o.aborted;
         self.unknown += o.unknown;
-        self.crashes += o.crashes;
-        self.coordinator_crashes += o.coordinator_crashes;
+        self.conflicts += o.conflicts;
+        self.retries += o.retries;
+        self.reused_ids += o.reused_ids;
+        self.generated_ids += o.generated_ids;
+        self.kills += o.kills;
+        self.coordinator_kills += o.coordinator_kills;
+        self.power_losses += o.power_losses;
+        self.clock_steps_back += o.clock_steps_back;
         self.dropped += o.dropped;
         self.duplicated += o.duplicated;
         self.partitions += o.partitions;
@@ -224,7 +331,7 @@ macro_rules! trace {
 }
 
 impl Sim {
-    fn new(seed: u64, verbose: bool, tracing: bool) -> Sim {
+    fn new(seed: u64, verbose: bool, tracing: bool, broken: Broken) -> Sim {
         let mut rng = Rng(seed);
         let node_count = 2 + rng.below(3) as usize;
         let mut accounts = Vec::new();
@@ -253,10 +360,10 @@ impl Sim {
                 faults_allowed: true,
                 hash_seed: Default::default(),
             };
-            let mut disk = Disk::new();
-            disk.durable.push(Participant::init_record(&config));
-            let machine =
+            let disk = Disk::new(Participant::init_record(&config));
+            let mut machine =
                 Participant::recover(config.clone(), &disk.durable).expect("init replays");
+            machine.set_mutants(broken.mutants);
             nodes.push(Node {
                 id,
                 config,
@@ -289,8 +396,8 @@ impl Sim {
         coord_config.commit_retry_us = 2_000 + rng.below(10_000);
         coord_config.in_doubt_sweep_us = 5_000 + rng.below(20_000);
         let mut coord = Coordinator::recover(coord_config.clone(), &[]);
-        let mut coord_disk = Disk::new();
-        coord_disk.durable.push(coord.begin_epoch(CLUSTER.into()));
+        coord.set_mutants(broken.mutants);
+        let coord_disk = Disk::new(coord.begin_epoch(CLUSTER.into()));
         let storm = rng.below(4);
         let mut sim = Sim {
             seed,
@@ -300,18 +407,22 @@ impl Sim {
             verbose,
             tracing,
             trace: VecDeque::new(),
+            broken,
             coord_config,
             coord,
             coord_up: true,
             coord_disk,
+            coord_clock_offset_us: 0,
             nodes,
             links,
             accounts,
             next_conn: 1,
             next_client: 1,
+            next_tx: 1,
             requests: BTreeMap::new(),
             pending_clients: BTreeMap::new(),
             told: BTreeMap::new(),
+            told_request: BTreeMap::new(),
             must_not_abort: BTreeSet::new(),
             storm,
             stats: Stats::default(),
@@ -351,6 +462,24 @@ impl Sim {
         if self.trace.len() > TRACE_TAIL_LINES {
             self.trace.pop_front();
         }
+    }
+
+    /// The time on the coordinator's wall clock: never backwards within
+    /// one incarnation (the machine's contract), maybe behind the last one.
+    fn coord_now(&self) -> u64 {
+        (self.now_us as i64 + self.coord_clock_offset_us).max(0) as u64
+    }
+
+    /// When the coordinator's next timer is due, in simulation time.
+    fn coord_deadline_us(&self) -> Option<u64> {
+        let at = self.coord.next_deadline_us()?;
+        Some((at as i64 - self.coord_clock_offset_us).max(0) as u64)
+    }
+
+    fn coord_handle(&mut self, input: co::Input) {
+        let now = self.coord_now();
+        let actions = self.coord.handle(now, input);
+        self.run_coord_actions(actions);
     }
 
     // ----- links -----
@@ -393,8 +522,7 @@ impl Sim {
                     self.run_node_actions(i, actions);
                 }
                 if self.coord_up && was_accepted {
-                    let actions = self.coord.handle(self.now_us, co::Input::NodeDown { node });
-                    self.run_coord_actions(actions);
+                    self.coord_handle(co::Input::NodeDown { node });
                 }
             }
             // Running actions may have crashed something: start over.
@@ -508,10 +636,7 @@ impl Sim {
             let m = self.links[i].to_coord.remove(k);
             let node = self.nodes[i].id.clone();
             trace!(self, "{node} -> coord: {:?}", m.msg);
-            let actions = self
-                .coord
-                .handle(self.now_us, co::Input::FromNode { node, msg: m.msg });
-            self.run_coord_actions(actions);
+            self.coord_handle(co::Input::FromNode { node, msg: m.msg });
         }
         true
     }
@@ -535,7 +660,13 @@ impl Sim {
         for action in actions {
             match action {
                 pa::Action::Send { to, msg } => {
-                    self.check_node_send(i, &msg);
+                    let durable = reply_is_durable(&self.nodes[i].disk.durable, &msg);
+                    if self.broken.gates_checked && durable == Some(false) {
+                        self.violation(format!(
+                            "{} sent {msg:?} before the record it promises was on the disk",
+                            self.nodes[i].id
+                        ));
+                    }
                     if let Reply::Vote {
                         tx_id,
                         vote: Vote::Ready,
@@ -554,8 +685,7 @@ impl Sim {
                         self.links[i].accepted = true;
                         let node = self.nodes[i].id.clone();
                         trace!(self, "{node} accepted conn {peer}");
-                        let actions = self.coord.handle(self.now_us, co::Input::NodeUp { node });
-                        self.run_coord_actions(actions);
+                        self.coord_handle(co::Input::NodeUp { node });
                     }
                 }
                 pa::Action::Close { peer, message } => {
@@ -572,7 +702,7 @@ impl Sim {
                         "{} reached armed crash point {point:?}",
                         self.nodes[i].id
                     );
-                    self.crash_node(i);
+                    self.kill_node(i);
                     return;
                 }
             }
@@ -602,8 +732,10 @@ impl Sim {
                     }
                 }
                 co::Action::Crash(point) => {
+                    // The demo's injected crash: the engine restarts from its
+                    // log in the same process, as after a kill.
                     trace!(self, "coordinator reached armed crash point {point:?}");
-                    self.crash_coordinator(true);
+                    self.crash_coordinator(Crash::Kill, true);
                     return;
                 }
             }
@@ -618,17 +750,23 @@ impl Sim {
     fn on_client_reply(
         &mut self,
         client: ClientId,
-        result: Result<shared::api::TransferResponse, TransferError>,
+        result: Result<TransferResponse, TransferError>,
     ) {
-        let Some(tx_id) = self.pending_clients.remove(&client) else {
+        let Some((tx_id, k)) = self.pending_clients.remove(&client) else {
             self.violation(format!("reply to unknown client {client}"));
             return;
         };
         match result {
             Ok(response) => {
+                let Some(tx_id) = tx_id else {
+                    self.violation(format!(
+                        "client {client} got {response:?} for a transfer that never started"
+                    ));
+                    return;
+                };
                 trace!(
                     self,
-                    "client {client} ({tx_id}) told {:?} {:?}",
+                    "client {client} ({tx_id} #{k}) told {:?} {:?}",
                     response.outcome,
                     response.reason
                 );
@@ -638,135 +776,86 @@ impl Sim {
                         response.tx_id
                     ));
                 }
-                if response.outcome == Outcome::Committed && !self.durably_committed(&tx_id) {
-                    self.violation(format!(
-                        "client told {tx_id} committed before the commit was durable anywhere"
-                    ));
-                }
-                if let Some(first) = self.told.get(&tx_id) {
-                    if *first != response.outcome {
-                        self.violation(format!(
-                            "{tx_id}: client was told {first:?} before and {:?} now",
-                            response.outcome
-                        ));
-                    }
-                } else {
-                    match response.outcome {
-                        Outcome::Committed => {
-                            self.stats.committed += 1;
-                            self.must_not_abort.insert(tx_id.clone());
-                            // Re-check every leg against the new promise.
-                            for i in self.legs_of(&tx_id) {
-                                self.nodes[i].dirty = true;
-                            }
-                        }
-                        Outcome::Aborted => {
-                            self.stats.aborted += 1;
-                            self.refresh_applied();
-                            if self.nodes.iter().any(|n| n.applied.contains_key(&tx_id)) {
-                                self.violation(format!(
-                                    "client told {tx_id} aborted, but it is applied"
-                                ));
-                            }
-                        }
-                    }
-                    self.told.insert(tx_id, response.outcome);
-                }
+                self.on_outcome(tx_id, k, response.outcome);
             }
             Err(TransferError::Unavailable(m)) => {
                 self.stats.unknown += 1;
-                trace!(self, "client {client} ({tx_id}) told unavailable: {m}");
+                trace!(self, "client {client} ({tx_id:?}) told unavailable: {m}");
+            }
+            Err(TransferError::Conflict(m)) => {
+                self.stats.conflicts += 1;
+                trace!(self, "client {client} ({tx_id:?}) told conflict: {m}");
+                let reused = tx_id
+                    .as_ref()
+                    .is_some_and(|t| self.requests.get(t).is_some_and(|r| r.len() > 1));
+                if !reused {
+                    self.violation(format!(
+                        "client {client} ({tx_id:?}) told conflict for an id no one re-used: {m}"
+                    ));
+                }
             }
             Err(e) => self.violation(format!(
-                "client {client} ({tx_id}) got an unexpected error {e:?}"
+                "client {client} ({tx_id:?}) got an unexpected error {e:?}"
             )),
         }
     }
 
-    // ----- durability gates, checked on every send -----
-
-    fn node_durable_state(&self, i: usize, tx_id: &str) -> Option<&'static str> {
-        let mut state = None;
-        for r in &self.nodes[i].disk.durable {
-            match r {
-                ParticipantRecord::Prepared { tx_id: t, .. } if t == tx_id => {
-                    state = state.or(Some("prepared"))
-                }
-                ParticipantRecord::Committed { tx_id: t, .. } if t == tx_id => {
-                    state = Some("committed")
-                }
-                ParticipantRecord::Aborted { tx_id: t } if t == tx_id => state = Some("aborted"),
-                ParticipantRecord::Checkpoint(cp) => {
-                    state = None;
-                    if cp.prepared.iter().any(|(t, ..)| t == tx_id) {
-                        state = Some("prepared");
-                    }
-                    match cp.outcomes.iter().find(|(t, ..)| t == tx_id) {
-                        Some((_, Decision::Commit, _)) => state = Some("committed"),
-                        Some((_, Decision::Abort, _)) => state = Some("aborted"),
-                        None => {}
-                    }
-                }
-                _ => {}
-            }
-        }
-        state
-    }
-
-    fn coord_durably_committed(&self, tx_id: &str) -> bool {
-        self.coord_disk.durable.iter().any(|r| match r {
-            CoordinatorRecord::Commit { tx_id: t, .. } => t == tx_id,
-            CoordinatorRecord::Finished {
-                tx_id: t,
-                decision: Decision::Commit,
-                ..
-            } => t == tx_id,
-            CoordinatorRecord::Checkpoint(cp) => {
-                cp.pending_commits.iter().any(|(t, ..)| t == tx_id)
-                    || cp
-                        .outcomes
-                        .iter()
-                        .any(|(t, _, d, _)| t == tx_id && *d == Decision::Commit)
-            }
-            _ => false,
-        })
-    }
-
-    fn durably_committed(&self, tx_id: &str) -> bool {
-        self.coord_durably_committed(tx_id)
-            || (0..self.nodes.len()).any(|i| self.node_durable_state(i, tx_id) == Some("committed"))
-    }
-
-    fn check_node_send(&mut self, i: usize, msg: &Reply) {
-        let (tx_id, needs): (&TxId, &[&str]) = match msg {
-            Reply::Vote {
-                tx_id,
-                vote: Vote::Ready,
-                ..
-            } => (tx_id, &["prepared", "committed"]),
-            Reply::Ack {
-                tx_id,
-                decision: Decision::Commit,
-            } => (tx_id, &["committed"]),
-            Reply::Outcome {
-                tx_id,
-                decision: Decision::Commit,
-                ..
-            } => (tx_id, &["committed"]),
-            _ => return,
+    /// Request k of `tx_id` was answered `outcome`: the answer must be on
+    /// the coordinator's disk, agree with every answer given for that tx_id
+    /// before, and (if aborted) nothing of the request may be applied.
+    fn on_outcome(&mut self, tx_id: TxId, k: usize, outcome: Outcome) {
+        let decision = match outcome {
+            Outcome::Committed => Decision::Commit,
+            Outcome::Aborted => Decision::Abort,
         };
-        let state = self.node_durable_state(i, tx_id);
-        if !state.is_some_and(|s| needs.contains(&s)) {
+        let durable = log_holds_decision(&self.coord_disk.durable, &tx_id, decision);
+        if self.broken.gates_checked && !durable {
             self.violation(format!(
-                "{} sent {msg:?} while its log durably says {state:?}",
-                self.nodes[i].id
+                "client told {tx_id} {outcome:?} before the coordinator's log held it"
             ));
         }
+        if let Some(first) = self.told.get(&tx_id) {
+            if *first != outcome {
+                self.violation(format!(
+                    "{tx_id}: a client was told {first:?} before and {outcome:?} now"
+                ));
+            }
+        }
+        self.told.entry(tx_id.clone()).or_insert(outcome);
+        if self.told_request.contains_key(&(tx_id.clone(), k)) {
+            return;
+        }
+        match outcome {
+            Outcome::Committed => {
+                self.stats.committed += 1;
+                self.must_not_abort.insert((tx_id.clone(), k));
+                // Re-check every leg against the new promise.
+                for (i, _, _) in self.ops(&tx_id, k) {
+                    self.nodes[i].dirty = true;
+                }
+            }
+            Outcome::Aborted => {
+                self.stats.aborted += 1;
+                self.refresh_applied();
+                let applied = self.nodes_applying(&tx_id, k);
+                if !applied.is_empty() {
+                    self.violation(format!(
+                        "client told {tx_id} #{k} aborted, but it is applied on {applied:?}"
+                    ));
+                }
+            }
+        }
+        self.told_request.insert((tx_id, k), outcome);
     }
 
+    // ----- durability gates, checked on every send -----
+
     fn check_coord_send(&mut self, msg: &Request) {
+        if !self.broken.gates_checked {
+            return;
+        }
         if let Request::Commit { tx_id } = msg {
-            if !self.coord_durably_committed(tx_id) {
+            if !log_holds_decision(&self.coord_disk.durable, tx_id, Decision::Commit) {
                 self.violation(format!(
                     "coordinator sent commit for {tx_id} before its COMMIT record was durable"
                 ));
@@ -776,90 +865,154 @@ impl Sim {
 
     // ----- faults -----
 
-    fn crash_node(&mut self, i: usize) {
-        self.stats.crashes += 1;
-        let records = {
+    /// Node `i` dies: killed (its page cache survives), or its machine
+    /// loses power. While it is down, the invariants look at what it
+    /// would recover.
+    fn crash_node(&mut self, i: usize, crash: Crash) {
+        let was_up = self.nodes[i].up;
+        {
             let Sim { nodes, rng, .. } = self;
-            nodes[i].disk.crash(rng)
-        };
-        trace!(
-            self,
-            "CRASH {} ({} records survive)",
-            self.nodes[i].id,
-            records.len()
-        );
-        // The recovered state is what the node will have when it restarts;
-        // while it is down, the invariants are checked against it.
-        match Participant::recover(self.nodes[i].config.clone(), &records) {
-            Ok(m) => self.nodes[i].machine = m,
-            Err(e) => self.violation(format!("{} cannot recover: {e}", self.nodes[i].id)),
+            match crash {
+                Crash::Kill => nodes[i].disk.kill(rng),
+                Crash::PowerLoss => nodes[i].disk.power_loss(rng),
+            }
         }
+        trace!(self, "{crash:?} {}", self.nodes[i].id);
+        let records = self.nodes[i].disk.visible();
+        self.nodes[i].machine = self.recover_node(i, &records);
         self.nodes[i].up = false;
         self.nodes[i].dirty = true;
-        self.refresh_links();
+        if was_up {
+            self.refresh_links();
+        }
         self.check_recovered_votes(i);
     }
 
+    fn kill_node(&mut self, i: usize) {
+        self.stats.kills += 1;
+        self.crash_node(i, Crash::Kill);
+    }
+
+    fn recover_node(&mut self, i: usize, records: &[ParticipantRecord]) -> Participant {
+        match Participant::recover(self.nodes[i].config.clone(), records) {
+            Ok(mut m) => {
+                m.set_mutants(self.broken.mutants);
+                m
+            }
+            Err(e) => {
+                self.violation(format!("{} cannot recover: {e}", self.nodes[i].id));
+                unreachable!("a violation panics")
+            }
+        }
+    }
+
     fn restart_node(&mut self, i: usize) {
-        let now = self.now_us;
+        let records = self.nodes[i].disk.open(self.broken.syncs_on_open);
+        let mut machine = self.recover_node(i, &records);
+        machine.set_recovered_since(self.now_us);
         let node = &mut self.nodes[i];
-        node.machine.set_recovered_since(now);
+        node.machine = machine;
         node.up = true;
+        node.dirty = true;
         trace!(self, "RESTART {}", self.nodes[i].id);
         self.refresh_links();
     }
 
-    fn crash_coordinator(&mut self, restart: bool) {
-        self.stats.coordinator_crashes += 1;
+    /// The coordinator dies; it recovers from its log when it restarts.
+    /// Its clients lose their connections (and may retry).
+    fn crash_coordinator(&mut self, crash: Crash, restart: bool) {
         self.folds.coordinator_crashed();
-        let records = {
+        {
             let Sim {
                 coord_disk, rng, ..
             } = self;
-            coord_disk.crash(rng)
-        };
-        trace!(
-            self,
-            "CRASH coordinator ({} records survive)",
-            records.len()
-        );
-        self.coord = Coordinator::recover(self.coord_config.clone(), &records);
-        // The restarted incarnation's epoch is durable before it talks.
-        let epoch = self.coord.begin_epoch(CLUSTER.into());
-        self.coord_disk.durable.push(epoch);
-        self.coord_up = false;
-        for (_, tx_id) in std::mem::take(&mut self.pending_clients) {
-            self.stats.unknown += 1;
-            trace!(self, "client of {tx_id} lost its connection");
+            match crash {
+                Crash::Kill => coord_disk.kill(rng),
+                Crash::PowerLoss => coord_disk.power_loss(rng),
+            }
         }
-        self.refresh_links();
+        trace!(self, "{crash:?} coordinator");
+        if self.coord_up {
+            self.stats.coordinator_kills += u64::from(crash == Crash::Kill);
+            self.coord_up = false;
+            for (_, (tx_id, _)) in std::mem::take(&mut self.pending_clients) {
+                self.stats.unknown += 1;
+                trace!(self, "client of {tx_id:?} lost its connection");
+            }
+            self.refresh_links();
+        }
         if restart {
             self.restart_coordinator();
         }
     }
 
+    /// A new incarnation: recovered from what its log open reads, its
+    /// epoch forced before it talks (that fsync makes everything written
+    /// before it durable too), and a wall clock that may have stepped back.
     fn restart_coordinator(&mut self) {
-        self.log("RESTART coordinator".to_string());
+        let records = self.coord_disk.open(self.broken.syncs_on_open);
+        self.coord = Coordinator::recover(self.coord_config.clone(), &records);
+        self.coord.set_mutants(self.broken.mutants);
+        let epoch = self.coord.begin_epoch(CLUSTER.into());
+        self.coord_disk.fsync();
+        self.coord_disk.durable.push(epoch);
+        if self.rng.chance(300) {
+            let back = 1 + self.rng.below(CLOCK_STEP_BACK_US_MAX);
+            self.coord_clock_offset_us -= back as i64;
+            self.stats.clock_steps_back += 1;
+            trace!(self, "the coordinator's clock stepped back {back}us");
+        } else if self.rng.chance(300) {
+            self.coord_clock_offset_us += self.rng.below(CLOCK_STEP_BACK_US_MAX) as i64;
+        }
+        self.log(format!(
+            "RESTART coordinator, epoch {}, clock {}us",
+            self.coord.epoch(),
+            self.coord_now()
+        ));
         self.coord_up = true;
         self.refresh_links();
     }
 
+    /// The one machine every process runs on loses power.
+    fn power_loss_everywhere(&mut self) {
+        self.stats.power_losses += 1;
+        trace!(self, "POWER LOSS everywhere");
+        for i in 0..self.nodes.len() {
+            self.crash_node(i, Crash::PowerLoss);
+        }
+        let restart = self.rng.chance(500);
+        self.crash_coordinator(Crash::PowerLoss, restart);
+    }
+
     fn random_fault(&mut self) {
         let n = self.nodes.len() as u64;
-        match self.rng.below(12) {
+        match self.rng.below(14) {
             0 | 1 => {
                 let i = self.rng.below(n) as usize;
                 if self.nodes[i].up {
-                    self.crash_node(i);
+                    self.kill_node(i);
                 }
             }
             2 => {
                 if self.coord_up {
                     let restart = self.rng.chance(600);
-                    self.crash_coordinator(restart);
+                    self.crash_coordinator(Crash::Kill, restart);
                 }
             }
             3 => {
+                let i = self.rng.below(n + 2) as usize;
+                if i < self.nodes.len() {
+                    self.stats.power_losses += 1;
+                    self.crash_node(i, Crash::PowerLoss);
+                } else if i == self.nodes.len() {
+                    self.stats.power_losses += 1;
+                    let restart = self.rng.chance(600);
+                    self.crash_coordinator(Crash::PowerLoss, restart);
+                } else {
+                    self.power_loss_everywhere();
+                }
+            }
+            4 => {
                 let i = self.rng.below(n) as usize;
                 if !self.links[i].partitioned {
                     self.stats.partitions += 1;
@@ -868,7 +1021,7 @@ impl Sim {
                     self.refresh_links();
                 }
             }
-            4 | 5 => {
+            5 | 6 => {
                 let i = self.rng.below(n) as usize;
                 let f = LinkFaults {
                     drop_per_mille: self.rng.below(150),
@@ -885,7 +1038,7 @@ impl Sim {
                     f.delay_us_max
                 );
             }
-            6 => {
+            7 => {
                 let points = [
                     CrashPoint::BeforeDecision,
                     CrashPoint::AfterDecision,
@@ -903,7 +1056,7 @@ impl Sim {
                     phase_pause_us,
                 });
             }
-            7 => {
+            8 => {
                 let i = self.rng.below(n) as usize;
                 if self.links[i].connected {
                     let point = if self.rng.chance(500) {
@@ -915,7 +1068,7 @@ impl Sim {
                     self.deliver_to_node(i, conn, Request::ArmCrash { point });
                 }
             }
-            8 => self.checkpoint_random(),
+            9 => self.checkpoint_random(),
             _ => self.heal_random(),
         }
     }
@@ -949,8 +1102,7 @@ impl Sim {
             let (seq, record) = self.coord.checkpoint();
             self.log("CHECKPOINT coordinator".to_string());
             self.coord_disk.rewrite(record);
-            let actions = self.coord.handle(self.now_us, co::Input::Durable { seq });
-            self.run_coord_actions(actions);
+            self.coord_handle(co::Input::Durable { seq });
         } else if self.nodes[k].up {
             let (seq, record) = self.nodes[k].machine.checkpoint();
             trace!(self, "CHECKPOINT {}", self.nodes[k].id);
@@ -978,8 +1130,7 @@ impl Sim {
             }
             if let Some(seq) = self.coord_disk.fsync() {
                 trace!(self, "fsync coordinator up to {seq}");
-                let actions = self.coord.handle(self.now_us, co::Input::Durable { seq });
-                self.run_coord_actions(actions);
+                self.coord_handle(co::Input::Durable { seq });
             }
         } else if self.nodes[k].up {
             if let Some(seq) = self.nodes[k].disk.fsync() {
@@ -993,14 +1144,9 @@ impl Sim {
     }
 
     fn tick_due(&mut self) {
-        if self.coord_up
-            && self
-                .coord
-                .next_deadline_us()
-                .is_some_and(|d| d <= self.now_us)
-        {
-            let actions = self.coord.handle(self.now_us, co::Input::Tick);
-            self.run_coord_actions(actions);
+        let coord_due = self.coord_deadline_us().is_some_and(|d| d <= self.now_us);
+        if self.coord_up && coord_due {
+            self.coord_handle(co::Input::Tick);
         }
         for i in 0..self.nodes.len() {
             if self.nodes[i].up
@@ -1024,7 +1170,7 @@ impl Sim {
             link.to_coord.iter().for_each(|m| consider(m.at_us));
         }
         if self.coord_up {
-            if let Some(d) = self.coord.next_deadline_us() {
+            if let Some(d) = self.coord_deadline_us() {
                 consider(d);
             }
         }
@@ -1046,64 +1192,142 @@ impl Sim {
         self.now_us += jump;
     }
 
+    /// A random transfer between two different accounts.
+    fn random_request(&mut self, tx_id: Option<TxId>) -> Option<TransferRequest> {
+        let (from, _) = self.rng.pick(&self.accounts).expect("accounts");
+        let (to, _) = self.rng.pick(&self.accounts).expect("accounts");
+        let amount_cents = 1 + self.rng.below(4_000) as i64;
+        (from != to).then_some(TransferRequest {
+            from,
+            to,
+            amount_cents,
+            tx_id,
+        })
+    }
+
+    /// A client's new transfer; one in five comes without a tx_id, for the
+    /// coordinator to generate one.
     fn new_transfer(&mut self) {
         if !self.coord_up || self.stats.transfers >= TRANSFERS_PER_RUN_MAX {
             return;
         }
-        let (from, _) = self.rng.pick(&self.accounts).expect("accounts");
-        let (to, _) = self.rng.pick(&self.accounts).expect("accounts");
-        if from == to {
-            return;
-        }
-        self.stats.transfers += 1;
-        let amount_cents = 1 + self.rng.below(4_000) as i64;
-        let tx_id = format!("t{}", self.stats.transfers);
-        let request = TransferRequest {
-            from,
-            to,
-            amount_cents,
-            tx_id: Some(tx_id.clone()),
+        let tx_id = if self.rng.chance(200) {
+            None
+        } else {
+            self.next_tx += 1;
+            Some(format!("t{}", self.next_tx - 1))
         };
-        self.requests.insert(tx_id.clone(), request.clone());
-        self.submit(tx_id, request);
+        let Some(request) = self.random_request(tx_id) else {
+            return;
+        };
+        self.stats.transfers += 1;
+        self.submit(request);
     }
 
+    /// A client submits one of the transfers again, with its tx_id,
+    /// whatever it was told before (committed, aborted, 503, nothing).
     fn retry_transfer(&mut self) {
         if !self.coord_up {
             return;
         }
-        // Clients retry what they got no answer for (a lost connection, a
-        // 503) and, as a duplicate, what committed. A definite `aborted` is
-        // not retried: presumed abort keeps no forced record of it, so a
-        // retry after a coordinator crash may legitimately run it anew.
-        let ids: Vec<TxId> = self
+        let known: Vec<(TxId, usize)> = self
             .requests
-            .keys()
-            .filter(|t| self.told.get(*t) != Some(&Outcome::Aborted))
-            .cloned()
+            .iter()
+            .flat_map(|(t, rs)| (0..rs.len()).map(move |k| (t.clone(), k)))
             .collect();
+        let Some((tx_id, k)) = self.rng.pick(&known) else {
+            return;
+        };
+        self.stats.retries += 1;
+        let request = self.requests[&tx_id][k].clone();
+        self.submit(request);
+    }
+
+    /// A client uses a tx_id someone already used, for a different
+    /// transfer (another amount than every transfer under that id, so that
+    /// each ledger entry says which one it belongs to).
+    fn reuse_tx_id(&mut self) {
+        if !self.coord_up || self.stats.transfers >= TRANSFERS_PER_RUN_MAX {
+            return;
+        }
+        let ids: Vec<TxId> = self.requests.keys().cloned().collect();
         let Some(tx_id) = self.rng.pick(&ids) else {
             return;
         };
-        let request = self.requests[&tx_id].clone();
-        self.submit(tx_id, request);
+        let Some(request) = self.random_request(Some(tx_id.clone())) else {
+            return;
+        };
+        let taken = self.requests[&tx_id]
+            .iter()
+            .any(|r| r.amount_cents == request.amount_cents);
+        if taken {
+            return;
+        }
+        self.stats.transfers += 1;
+        self.stats.reused_ids += 1;
+        self.submit(request);
     }
 
-    fn submit(&mut self, tx_id: TxId, request: TransferRequest) {
+    /// Which of the transfers under `tx_id` `request` is (a new one is added).
+    fn content_index(&mut self, tx_id: &TxId, request: &TransferRequest) -> usize {
+        let same = |r: &TransferRequest| {
+            r.from == request.from && r.to == request.to && r.amount_cents == request.amount_cents
+        };
+        let contents = self.requests.entry(tx_id.clone()).or_default();
+        match contents.iter().position(same) {
+            Some(k) => k,
+            None => {
+                let mut request = request.clone();
+                request.tx_id = Some(tx_id.clone());
+                contents.push(request);
+                contents.len() - 1
+            }
+        }
+    }
+
+    fn submit(&mut self, request: TransferRequest) {
         let client = self.next_client;
         self.next_client += 1;
-        self.pending_clients.insert(client, tx_id.clone());
         trace!(
             self,
-            "client {client} submits {tx_id}: {} -> {} {}c",
+            "client {client} submits {:?}: {} -> {} {}c",
+            request.tx_id,
             request.from,
             request.to,
             request.amount_cents
         );
-        let actions = self
-            .coord
-            .handle(self.now_us, co::Input::Transfer { client, request });
+        let now = self.coord_now();
+        let actions = self.coord.handle(
+            now,
+            co::Input::Transfer {
+                client,
+                request: request.clone(),
+            },
+        );
+        let tx_id = match &request.tx_id {
+            Some(tx_id) => Some(tx_id.clone()),
+            None => self.generated_id(&actions),
+        };
+        let k = match &tx_id {
+            Some(tx_id) => self.content_index(tx_id, &request),
+            None => 0,
+        };
+        self.pending_clients.insert(client, (tx_id, k));
         self.run_coord_actions(actions);
+    }
+
+    /// The id the coordinator generated for a transfer submitted without
+    /// one, if it started it: it must be new.
+    fn generated_id(&mut self, actions: &[co::Action]) -> Option<TxId> {
+        let tx_id = actions.iter().find_map(|a| match a {
+            co::Action::Emit(EventKind::TxStarted { tx_id, .. }) => Some(tx_id.clone()),
+            _ => None,
+        })?;
+        self.stats.generated_ids += 1;
+        if self.requests.contains_key(&tx_id) {
+            self.violation(format!("the coordinator generated {tx_id} a second time"));
+        }
+        Some(tx_id)
     }
 
     fn random_step(&mut self) {
@@ -1118,9 +1342,10 @@ impl Sim {
             }
             40..=54 => self.fsync_random(),
             55..=66 => self.tick_due(),
-            67..=82 => self.advance_time(),
-            83..=92 => self.new_transfer(),
-            93..=95 => self.retry_transfer(),
+            67..=81 => self.advance_time(),
+            82..=90 => self.new_transfer(),
+            91..=94 => self.retry_transfer(),
+            95 => self.reuse_tx_id(),
             96..=99 => self.heal_random(),
             _ => self.random_fault(),
         }
@@ -1142,8 +1367,8 @@ impl Sim {
         );
     }
 
-    /// Recomputes the applied transactions of the nodes touched since the
-    /// last check; returns which nodes those were.
+    /// Recomputes the ledgers of the nodes touched since the last check;
+    /// returns which nodes those were.
     fn refresh_applied(&mut self) -> Vec<usize> {
         let mut touched = Vec::new();
         for (i, node) in self.nodes.iter_mut().enumerate() {
@@ -1155,43 +1380,66 @@ impl Sim {
             node.applied.clear();
             for (account, _) in &node.config.accounts {
                 for entry in node.machine.ledger(account).unwrap_or_default() {
-                    *node.applied.entry(entry.tx_id).or_default() += 1;
+                    let entries = node.applied.entry(entry.tx_id).or_default();
+                    entries.push((account.clone(), entry.delta_cents));
                 }
-            }
-            for tx_id in node.applied.keys() {
-                self.must_not_abort.insert(tx_id.clone());
             }
         }
         touched
     }
 
-    fn node_of(&self, account: &str) -> Option<usize> {
+    fn node_of(&self, account: &str) -> usize {
         self.accounts
             .iter()
             .find(|(x, _)| x == account)
             .map(|(_, i)| *i)
+            .expect("known account")
     }
 
-    fn legs_of(&self, tx_id: &str) -> BTreeSet<usize> {
-        let Some(r) = self.requests.get(tx_id) else {
-            return BTreeSet::new();
-        };
-        [self.node_of(&r.from), self.node_of(&r.to)]
-            .into_iter()
-            .flatten()
+    /// The operations of request k under `tx_id`: (node, account, delta).
+    fn ops(&self, tx_id: &str, k: usize) -> [(usize, AccountId, i64); 2] {
+        let r = &self.requests[tx_id][k];
+        [
+            (self.node_of(&r.from), r.from.clone(), -r.amount_cents),
+            (self.node_of(&r.to), r.to.clone(), r.amount_cents),
+        ]
+    }
+
+    /// Which request under `tx_id` an entry (account, delta) of node `i`
+    /// belongs to (amounts differ between requests under one id).
+    fn owner(&self, tx_id: &str, i: usize, account: &str, delta_cents: i64) -> Option<usize> {
+        let contents = self.requests.get(tx_id)?;
+        (0..contents.len()).find(|k| {
+            self.ops(tx_id, *k)
+                .iter()
+                .any(|(n, a, d)| *n == i && a == account && *d == delta_cents)
+        })
+    }
+
+    /// How often each operation of request k is applied.
+    fn applied_count(&self, tx_id: &str, k: usize) -> [usize; 2] {
+        self.ops(tx_id, k).map(|(i, account, delta)| {
+            self.nodes[i].applied.get(tx_id).map_or(0, |entries| {
+                entries
+                    .iter()
+                    .filter(|(a, d)| *a == account && *d == delta)
+                    .count()
+            })
+        })
+    }
+
+    /// The nodes where an operation of request k is applied.
+    fn nodes_applying(&self, tx_id: &str, k: usize) -> Vec<&str> {
+        let counts = self.applied_count(tx_id, k);
+        let ops = self.ops(tx_id, k);
+        (0..2)
+            .filter(|j| counts[*j] > 0)
+            .map(|j| self.nodes[ops[j].0].id.as_str())
             .collect()
     }
 
-    fn ops_count(&self, tx_id: &str, i: usize) -> usize {
-        let Some(r) = self.requests.get(tx_id) else {
-            return 0;
-        };
-        usize::from(self.node_of(&r.from) == Some(i)) + usize::from(self.node_of(&r.to) == Some(i))
-    }
-
-    /// The invariants, checked after every step. Only what the step can have
-    /// changed is looked at: the nodes it touched (`must_not_abort` holds
-    /// every transaction applied somewhere or reported committed).
+    /// The invariants, checked after every step. What only a node can
+    /// break is looked at on the nodes the step touched.
     fn check_step(&mut self) -> Check {
         if self.recording.is_some() {
             let (now_us, up, seen) = (self.now_us, self.coord_up, self.seen_nodes());
@@ -1200,6 +1448,9 @@ impl Sim {
             }
         }
         let touched = self.refresh_applied();
+        if touched.is_empty() {
+            return Ok(());
+        }
         for &i in &touched {
             let node = &self.nodes[i];
             for b in node.machine.balances() {
@@ -1210,22 +1461,14 @@ impl Sim {
                     ));
                 }
             }
-            for (tx_id, count) in &node.applied {
-                if !self.requests.contains_key(tx_id) {
-                    return Err(format!("{} applied unknown transaction {tx_id}", node.id));
-                }
-                if *count != self.ops_count(tx_id, i) {
-                    return Err(format!(
-                        "{} applied {tx_id} {count} times (ops on this node: {})",
-                        node.id,
-                        self.ops_count(tx_id, i)
-                    ));
-                }
-                if self.told.get(tx_id) == Some(&Outcome::Aborted) {
-                    return Err(format!(
-                        "{} applied {tx_id}, which the client was told aborted",
-                        node.id
-                    ));
+            for (tx_id, entries) in &node.applied {
+                for (account, delta) in entries {
+                    if self.owner(tx_id, i, account, *delta).is_none() {
+                        return Err(format!(
+                            "{} applied {tx_id} {account} {delta:+}, which no request under {tx_id} asked for",
+                            node.id
+                        ));
+                    }
                 }
             }
             for tx_id in &node.voted_ready {
@@ -1237,27 +1480,65 @@ impl Sim {
                     ));
                 }
             }
-            for tx_id in &self.must_not_abort {
-                if node.machine.outcome(tx_id) == Some(Decision::Abort)
-                    && self.legs_of(tx_id).contains(&i)
-                {
-                    // (A one-phase commit that was applied but not durable
-                    // is lost in a crash; it may then abort. So: applied now.)
-                    let applied_on: Vec<&str> = self
-                        .nodes
-                        .iter()
-                        .filter(|n| n.applied.contains_key(tx_id))
-                        .map(|n| n.id.as_str())
-                        .collect();
-                    if applied_on.is_empty() && self.told.get(tx_id) != Some(&Outcome::Committed) {
-                        continue;
-                    }
+        }
+        let touched_ids: BTreeSet<&TxId> = touched
+            .iter()
+            .flat_map(|i| self.nodes[*i].applied.keys())
+            .collect();
+        let mut applied_now = Vec::new();
+        for tx_id in touched_ids {
+            let mut halves = Vec::new();
+            for k in 0..self.requests[tx_id].len() {
+                let counts = self.applied_count(tx_id, k);
+                if counts.iter().any(|c| *c > 1) {
+                    return Err(format!("{tx_id} #{k} is applied {counts:?} times"));
+                }
+                if counts == [0, 0] {
+                    continue;
+                }
+                applied_now.push((tx_id.clone(), k));
+                if counts != [1, 1] {
+                    halves.push(k);
+                }
+                if let Some(Outcome::Aborted) = self.told_request.get(&(tx_id.clone(), k)) {
                     return Err(format!(
-                        "{tx_id} is aborted on {} but applied on {applied_on:?} (client told {:?})",
-                        node.id,
-                        self.told.get(tx_id)
+                        "{tx_id} #{k} is applied on {:?}, but its client was told aborted",
+                        self.nodes_applying(tx_id, k)
                     ));
                 }
+            }
+            // Half of a transfer is applied while its commit travels; two
+            // halves of different transfers under one id are one transfer
+            // mixed from two.
+            if halves.len() > 1 {
+                return Err(format!(
+                    "{tx_id} mixes halves of different transfers {halves:?} of {:?}",
+                    self.requests[tx_id]
+                ));
+            }
+        }
+        self.must_not_abort.extend(applied_now);
+        for (tx_id, k) in &self.must_not_abort {
+            let legs: Vec<usize> = self.ops(tx_id, *k).iter().map(|(i, _, _)| *i).collect();
+            for &i in &touched {
+                if !legs.contains(&i)
+                    || self.nodes[i].machine.outcome(tx_id) != Some(Decision::Abort)
+                {
+                    continue;
+                }
+                // An apply that was never durable (a one-phase commit) may
+                // be lost in a crash, and then abort: so, applied now.
+                let applied_on = self.nodes_applying(tx_id, *k);
+                let committed =
+                    self.told_request.get(&(tx_id.clone(), *k)) == Some(&Outcome::Committed);
+                if applied_on.is_empty() && !committed {
+                    continue;
+                }
+                return Err(format!(
+                    "{tx_id} #{k} is aborted on {} but applied on {applied_on:?} (client told {:?})",
+                    self.nodes[i].id,
+                    self.told_request.get(&(tx_id.clone(), *k))
+                ));
             }
         }
         Ok(())
@@ -1298,17 +1579,17 @@ impl Sim {
             .links
             .iter()
             .all(|l| l.to_node.is_empty() && l.to_coord.is_empty());
-        let synced = self.coord_disk.pending.is_empty()
-            && self.nodes.iter().all(|n| n.disk.pending.is_empty());
+        let synced = self.coord_disk.cached.is_empty()
+            && self.nodes.iter().all(|n| n.disk.cached.is_empty());
         idle_coord && idle_nodes && quiet_net && synced && self.pending_clients.is_empty()
     }
 
     fn heal_all(&mut self) {
         self.log("HEAL ALL".to_string());
-        self.coord.set_faults(DemoFaults::default());
         if !self.coord_up {
             self.restart_coordinator();
         }
+        self.coord.set_faults(DemoFaults::default());
         for i in 0..self.nodes.len() {
             self.links[i].faults = LinkFaults::default();
             self.links[i].partitioned = false;
@@ -1370,7 +1651,10 @@ impl Sim {
     }
 
     fn final_check(&mut self) -> Check {
-        self.refresh_applied();
+        for node in &mut self.nodes {
+            node.dirty = true;
+        }
+        self.check_step()?;
         let total_expected = BALANCE_CENTS_INITIAL * self.accounts.len() as i64;
         let total: i64 = self
             .nodes
@@ -1402,38 +1686,44 @@ impl Sim {
                 return Err(format!("{} still has in-doubt transactions", node.id));
             }
         }
-        let applied_everywhere = |tx_id: &str| {
-            let legs = self.legs_of(tx_id);
-            !legs.is_empty()
-                && legs
-                    .iter()
-                    .all(|i| self.nodes[*i].applied.contains_key(tx_id))
+        // The transfer a tx_id's fold follows (or, with none started in
+        // view, any request under that id) is applied on every leg.
+        let applied_everywhere = |tx_id: &str, started: Option<&common::folds::Transfer>| {
+            let Some(requests) = self.requests.get(tx_id) else {
+                return false;
+            };
+            requests.iter().enumerate().any(|(k, r)| {
+                let same = started.is_none_or(|(from, to, cents)| {
+                    r.from == *from && r.to == *to && r.amount_cents == *cents
+                });
+                same && self.applied_count(tx_id, k) == [1, 1]
+            })
         };
         self.folds.check_settled(&self.told, applied_everywhere)?;
-        for tx_id in self.requests.keys() {
-            let legs = self.legs_of(tx_id);
-            let applied: BTreeSet<usize> = legs
-                .iter()
-                .copied()
-                .filter(|i| self.nodes[*i].applied.contains_key(tx_id))
-                .collect();
-            if !applied.is_empty() && applied != legs {
-                return Err(format!(
-                    "{tx_id} applied on nodes {applied:?} of legs {legs:?}"
-                ));
-            }
-            match self.told.get(tx_id) {
-                Some(Outcome::Committed) if applied != legs => {
-                    return Err(format!(
-                        "client was told {tx_id} committed but it is applied on {applied:?} of {legs:?}"
-                    ))
+        for (tx_id, contents) in &self.requests {
+            for k in 0..contents.len() {
+                let counts = self.applied_count(tx_id, k);
+                let told = self.told_request.get(&(tx_id.clone(), k));
+                let everywhere = counts == [1, 1];
+                let nowhere = counts == [0, 0];
+                match told {
+                    Some(Outcome::Committed) if !everywhere => {
+                        return Err(format!(
+                            "client was told {tx_id} #{k} committed but its operations are applied {counts:?} times"
+                        ))
+                    }
+                    Some(Outcome::Aborted) if !nowhere => {
+                        return Err(format!(
+                            "client was told {tx_id} #{k} aborted but its operations are applied {counts:?} times"
+                        ))
+                    }
+                    _ if !everywhere && !nowhere => {
+                        return Err(format!(
+                            "{tx_id} #{k} is applied {counts:?} times: half a transfer"
+                        ))
+                    }
+                    _ => {}
                 }
-                Some(Outcome::Aborted) if !applied.is_empty() => {
-                    return Err(format!(
-                        "client was told {tx_id} aborted but it is applied on {applied:?}"
-                    ))
-                }
-                _ => {}
             }
         }
         Ok(())
@@ -1453,17 +1743,23 @@ impl Sim {
     }
 }
 
-fn run_seed(seed: u64, verbose: bool) -> Result<Stats, String> {
-    match run_seed_once(seed, verbose, verbose) {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Crash {
+    Kill,
+    PowerLoss,
+}
+
+fn run_seed(seed: u64, verbose: bool, broken: Broken) -> Result<Stats, String> {
+    match run_seed_once(seed, verbose, verbose, broken) {
         Ok(stats) => Ok(stats),
-        Err(_) if !verbose => run_seed_once(seed, false, true),
+        Err(_) if !verbose => run_seed_once(seed, false, true, broken),
         Err(e) => Err(e),
     }
 }
 
-fn run_seed_once(seed: u64, verbose: bool, tracing: bool) -> Result<Stats, String> {
+fn run_seed_once(seed: u64, verbose: bool, tracing: bool, broken: Broken) -> Result<Stats, String> {
     let outcome = catch_unwind(AssertUnwindSafe(|| {
-        let mut sim = Sim::new(seed, verbose, tracing);
+        let mut sim = Sim::new(seed, verbose, tracing, broken);
         if let Some(path) = sim_trace::path_from_env().filter(|_| verbose) {
             sim.recording = Some(sim_trace::Trace::new(
                 path,
@@ -1511,10 +1807,16 @@ fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
 }
 
+fn threads() -> u64 {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1) as u64
+}
+
 #[test]
 fn simulation_keeps_money_safe_under_faults() {
     if let Some(seed) = env_u64("SIM_SEED") {
-        match run_seed(seed, true) {
+        match run_seed(seed, true, Broken::nothing()) {
             Ok(stats) => println!("seed {seed} passed: {stats:?}"),
             Err(e) => panic!("{e}"),
         }
@@ -1522,9 +1824,7 @@ fn simulation_keeps_money_safe_under_faults() {
     }
     let seeds = env_u64("SIM_SEEDS").unwrap_or(SEEDS_DEFAULT);
     let start = env_u64("SIM_SEED_START").unwrap_or(0);
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1) as u64;
+    let threads = threads();
     let began = Instant::now();
     let results: Vec<Result<Stats, String>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
@@ -1533,7 +1833,7 @@ fn simulation_keeps_money_safe_under_faults() {
                     let mut total = Stats::default();
                     let mut seed = start + t;
                     while seed < start + seeds {
-                        match run_seed(seed, false) {
+                        match run_seed(seed, false, Broken::nothing()) {
                             Ok(s) => total.add(&s),
                             Err(e) => return Err(e),
                         }
@@ -1557,21 +1857,162 @@ fn simulation_keeps_money_safe_under_faults() {
         }
     }
     println!(
-        "{seeds} seeds in {elapsed:.1}s ({:.0} seeds/s, {threads} threads): {total:?}",
+        "{seeds} seeds in {elapsed:.1}s ({:.0} seeds/s, {threads} threads), 0 violations: {total:?}",
         seeds as f64 / elapsed
     );
     assert!(
         total.committed > seeds,
         "too few commits: the simulation is not exercising the protocol"
     );
-    assert!(total.aborted > 0 && total.crashes > 0 && total.coordinator_crashes > 0);
+    let exercised = [
+        total.aborted,
+        total.kills,
+        total.coordinator_kills,
+        total.power_losses,
+        total.retries,
+        total.reused_ids,
+        total.conflicts,
+        total.generated_ids,
+        total.clock_steps_back,
+    ];
+    assert!(
+        exercised.iter().all(|n| *n > 0),
+        "a fault or a kind of client never happened: {total:?}"
+    );
+}
+
+// ----- the simulation finds the bugs this protocol once had -----
+
+/// Runs seeds with `broken` until one fails, up to `seeds_max`, and prints
+/// the failure; fails if there is none.
+fn hunt(name: &str, broken: Broken, seeds_max: u64) {
+    let began = Instant::now();
+    let stop = AtomicBool::new(false);
+    let found = std::thread::scope(|scope| {
+        let threads = threads();
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let stop = &stop;
+                scope.spawn(move || {
+                    let mut seed = t;
+                    while seed < seeds_max && !stop.load(Ordering::Relaxed) {
+                        if let Err(e) = run_seed_once(seed, false, true, broken) {
+                            stop.store(true, Ordering::Relaxed);
+                            return Some((seed, e));
+                        }
+                        seed += threads;
+                    }
+                    None
+                })
+            })
+            .collect();
+        let mut found: Vec<(u64, String)> = handles
+            .into_iter()
+            .filter_map(|h| h.join().expect("simulation thread"))
+            .collect();
+        found.sort();
+        found.into_iter().next()
+    });
+    let Some((seed, failure)) = found else {
+        panic!("{name}: the simulation must find the bug within {seeds_max} seeds");
+    };
+    let first_line = failure.lines().next().unwrap_or_default();
+    println!(
+        "{name}: found by seed {seed} in {:.1}s: {first_line}",
+        began.elapsed().as_secs_f64()
+    );
+}
+
+#[test]
+fn the_simulation_finds_a_re_used_tx_id_that_picks_up_a_stale_prepared() {
+    // Bug 1: a participant that answers a prepare from what it holds under
+    // that tx_id whatever its operations and epoch, behind a restarted
+    // coordinator that runs a client's id before hearing the in-doubt lists.
+    let broken = Broken {
+        mutants: Mutants {
+            prepare_identity_unchecked: true,
+            no_restart_gate: true,
+            ..Mutants::default()
+        },
+        ..Broken::nothing()
+    };
+    hunt("a stale prepared picked up", broken, 5_000);
+}
+
+#[test]
+fn the_simulation_finds_a_participant_that_answers_for_another_transfer() {
+    // Bug 1, the participant's half alone: a remembered outcome or a held
+    // PREPARED answers for another transfer under a re-used tx_id.
+    let broken = Broken {
+        mutants: Mutants {
+            prepare_identity_unchecked: true,
+            ..Mutants::default()
+        },
+        ..Broken::nothing()
+    };
+    hunt(
+        "a participant that ignores a prepare's identity",
+        broken,
+        5_000,
+    );
+}
+
+#[test]
+fn the_simulation_finds_a_presumed_abort_answered_before_it_is_durable() {
+    // Bug 2: a presumed abort answered without its forced record.
+    let broken = Broken {
+        mutants: Mutants {
+            presumed_abort_unforced: true,
+            ..Mutants::default()
+        },
+        ..Broken::nothing()
+    };
+    hunt("a presumed abort not forced", broken, 5_000);
+}
+
+#[test]
+fn the_simulation_finds_a_recovery_that_acts_on_the_page_cache() {
+    // Bug 3: a log open that does not fsync what a killed process left in
+    // the page cache.
+    let broken = Broken {
+        syncs_on_open: false,
+        ..Broken::nothing()
+    };
+    hunt("no fsync on log open", broken, 5_000);
+}
+
+#[test]
+fn the_simulation_finds_what_a_presumed_abort_not_forced_does_to_clients() {
+    // Bug 2 end to end, with no check of answers against the disk: after
+    // another crash the same tx_id gets a second outcome.
+    let broken = Broken {
+        mutants: Mutants {
+            presumed_abort_unforced: true,
+            ..Mutants::default()
+        },
+        gates_checked: false,
+        ..Broken::nothing()
+    };
+    hunt("a presumed abort not forced, end to end", broken, 20_000);
+}
+
+#[test]
+fn the_simulation_finds_what_a_recovery_from_the_page_cache_does_to_money() {
+    // Bug 3 end to end, with no check of sends against the disk: a power
+    // cut takes back a record that was already acted on.
+    let broken = Broken {
+        syncs_on_open: false,
+        gates_checked: false,
+        ..Broken::nothing()
+    };
+    hunt("no fsync on log open, end to end", broken, 20_000);
 }
 
 #[test]
 fn a_seeds_trace_is_a_recording_the_dashboard_reads() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let path = dir.path().join("trace.jsonl");
-    let mut sim = Sim::new(7, false, false);
+    let mut sim = Sim::new(7, false, false, Broken::nothing());
     sim.recording = Some(sim_trace::Trace::new(
         path.clone(),
         7,

@@ -21,5 +21,7 @@
 
 pub mod coordinator;
 pub mod digest;
+#[cfg(feature = "mutants")]
+pub mod mutants;
 pub mod participant;
 pub mod record;

@@ -20,7 +20,14 @@ pub struct Folds {
     /// never reported durable may have survived, and the recovered
     /// coordinator commits with no event saying so until the acks come.
     behind: BTreeSet<TxId>,
+    /// What the latest attempt under each tx_id moves (from, to, cents): a
+    /// client may re-use an id for another transfer, and the fold follows
+    /// the latest.
+    started: BTreeMap<TxId, Transfer>,
 }
+
+/// A transfer as its `tx_started` event names it: from, to, cents.
+pub type Transfer = (String, String, i64);
 
 fn decided(state: TxState) -> bool {
     matches!(state, TxState::Committed | TxState::Aborted)
@@ -43,6 +50,16 @@ impl Folds {
         let Some(fold) = self.folds.get_mut(tx_id) else {
             return Ok(());
         };
+        if let EventKind::TxStarted {
+            from,
+            to,
+            amount_cents,
+            ..
+        } = kind
+        {
+            let transfer = (from.clone(), to.clone(), *amount_cents);
+            self.started.insert(tx_id.to_string(), transfer);
+        }
         let before = fold.state();
         let ended = fold.apply(now_us, kind);
         let after = fold.state();
@@ -128,20 +145,21 @@ impl Folds {
 
     /// Once everything is healed and quiet: no transaction is left
     /// prepared, every decided one agrees with its client and with what the
-    /// nodes applied (`applied`: on every leg), a two-phase one is decided
+    /// nodes applied (`applied`: the latest attempt under that id, or any
+    /// when no attempt started in view, on every leg), a two-phase one is decided
     /// as its client was told and committed if the nodes applied it, and
     /// every two-phase commit has ended with no ack owed.
     pub fn check_settled(
         &self,
         told: &BTreeMap<TxId, Outcome>,
-        applied: impl Fn(&str) -> bool,
+        applied: impl Fn(&str, Option<&Transfer>) -> bool,
     ) -> Result<(), String> {
         for (tx_id, fold) in &self.folds {
             let state = fold.state();
             if state == TxState::Prepared {
                 return Err(format!("{tx_id} is still prepared once settled"));
             }
-            let is_applied = applied(tx_id);
+            let is_applied = applied(tx_id, self.started.get(tx_id));
             if decided(state) && (state == TxState::Committed) != is_applied {
                 return Err(format!("{tx_id} is {state:?}; applied: {is_applied}"));
             }

@@ -49,12 +49,18 @@ impl Coordinator {
         out: &mut Vec<Action>,
     ) -> bool {
         if let Some(f) = self.finished.get(tx_id) {
-            // A presumed abort never knew the transfer: any body gets it.
-            let same = f.request.as_ref().is_none_or(|r| same_transfer(r, request));
+            let same = match &f.request {
+                Some(first) => same_transfer(first, request),
+                // A presumed abort is about an attempt a node held in doubt:
+                // a two-phase one. A one-phase transfer is another (its node
+                // may have committed it under that id, unknown to this log).
+                None => self.config.node_of(&request.from) != self.config.node_of(&request.to),
+            };
             if !same {
-                let first = f.request.as_ref().map_or(String::new(), |r| {
-                    format!(" ({} → {}, {} cents)", r.from, r.to, r.amount_cents)
-                });
+                let first = match &f.request {
+                    Some(r) => format!(" ({} → {}, {} cents)", r.from, r.to, r.amount_cents),
+                    None => " (a two-phase one, aborted)".to_string(),
+                };
                 let message =
                     format!("tx_id {tx_id} was already used for a different transfer{first}");
                 out.push(Action::Reply {
@@ -234,6 +240,9 @@ impl Coordinator {
     /// (its report is on its way), or any such node while the incarnation
     /// is younger than the prepare timeout (it may be connecting).
     pub(super) fn unreconciled_blocker(&self, now_us: u64) -> Option<&NodeId> {
+        if !self.gates_unknown_ids() {
+            return None;
+        }
         let young = self
             .started_us
             .is_some_and(|at| now_us < at.saturating_add(self.config.prepare_timeout_us));

@@ -206,13 +206,8 @@ impl Coordinator {
                     self.reply_when_applied(now_us, &tx_id, out);
                 }
             }
-            Phase::AskingOnePhaseOutcome => {
-                let reason = match decision {
-                    Decision::Commit => None,
-                    Decision::Abort => Some(AbortReason::Timeout),
-                };
-                self.settle_one_phase(now_us, node, tx_id, decision, reason, out);
-            }
+            // An ack never settles a one-phase transfer: it does not say
+            // which transfer it is about (see `one_phase_request`).
             _ => {}
         }
     }
@@ -238,9 +233,7 @@ impl Coordinator {
             Phase::Committing => Request::Commit {
                 tx_id: tx_id.clone(),
             },
-            Phase::AskingOnePhaseOutcome => Request::Rollback {
-                tx_id: tx_id.clone(),
-            },
+            Phase::AskingOnePhaseOutcome => one_phase::one_phase_request(tx_id, tx, self.epoch()),
             _ => return,
         };
         let targets: Vec<NodeId> = match tx.phase {

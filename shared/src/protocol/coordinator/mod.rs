@@ -14,7 +14,9 @@
 //!   in-doubt transactions and each gets its answer from the log.
 //! - A transfer between two accounts of the same node runs as one-phase
 //!   commit: the node decides alone. If its answer is lost, the coordinator
-//!   asks again with `rollback`, whose ack carries what the node did.
+//!   asks again with the same one-phase commit, which says which transfer
+//!   it is about: the node answers what it did (or does it now), and
+//!   refuses it if it did something else under that id.
 //! - A repeated client `tx_id` gets the first outcome; nothing moves twice.
 //!   Every answer that ends a transaction is durable before it is given,
 //!   presumed aborts included, so a client never sees two outcomes.
@@ -311,11 +313,42 @@ pub struct Coordinator {
     /// Remembered outcomes whose forced record is not durable yet, in seq
     /// order: an answer from one of them waits for its record.
     undurable: VecDeque<(u64, TxId)>,
+    /// Fixes taken away, for the checkers' own tests (volatile).
+    #[cfg(feature = "mutants")]
+    mutants: crate::protocol::mutants::Mutants,
 }
 
 impl Coordinator {
     pub fn set_faults(&mut self, faults: DemoFaults) {
         self.faults = faults;
+    }
+
+    /// Takes fixes away (see [`crate::protocol::mutants`]); tests of the
+    /// checkers only. Volatile: `recover` starts without any.
+    #[cfg(feature = "mutants")]
+    #[doc(hidden)]
+    pub fn set_mutants(&mut self, mutants: crate::protocol::mutants::Mutants) {
+        self.mutants = mutants;
+    }
+
+    /// Whether a restarted incarnation waits for the nodes' in-doubt lists
+    /// before running a client's unknown tx_id: always, but for a mutant.
+    fn gates_unknown_ids(&self) -> bool {
+        #[cfg(feature = "mutants")]
+        if self.mutants.no_restart_gate {
+            return false;
+        }
+        true
+    }
+
+    /// Whether a presumed abort is forced before it is answered: always,
+    /// but for a mutant.
+    fn forces_presumed_aborts(&self) -> bool {
+        #[cfg(feature = "mutants")]
+        if self.mutants.presumed_abort_unforced {
+            return false;
+        }
+        true
     }
 
     pub fn faults(&self) -> &DemoFaults {

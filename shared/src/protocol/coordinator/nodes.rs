@@ -92,14 +92,15 @@ impl Coordinator {
         out.push(Action::Emit(EventKind::RecoveryQuery {
             node: node.clone(),
         }));
+        let epoch = self.epoch();
         for (tx_id, tx) in self.active.sorted() {
             let msg = match tx.phase {
                 Phase::Committing if tx.pending_acks.contains(&node) => Request::Commit {
                     tx_id: tx_id.clone(),
                 },
-                Phase::AskingOnePhaseOutcome if tx.legs[0].node == node => Request::Rollback {
-                    tx_id: tx_id.clone(),
-                },
+                Phase::AskingOnePhaseOutcome if tx.legs[0].node == node => {
+                    one_phase::one_phase_request(tx_id, tx, epoch)
+                }
                 _ => continue,
             };
             out.push(Action::Send {
@@ -123,7 +124,7 @@ impl Coordinator {
             if tx.one_phase {
                 // The node decides a one-phase transfer alone and may have
                 // committed it before the connection broke: never guess. Ask
-                // with rollback once it is back; its ack says what it did.
+                // it again once it is back; its answer says what it did.
                 tx.phase = Phase::AskingOnePhaseOutcome;
                 self.arm_commit_timers(now_us, &tx_id);
                 continue;

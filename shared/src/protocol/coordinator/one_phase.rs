@@ -1,6 +1,6 @@
 //! One-phase commit (both accounts on one node): the node decides alone;
-//! if its answer is lost, it is asked with `rollback`, whose ack carries
-//! what it did.
+//! if its answer is lost, it is asked again with the same one-phase commit,
+//! which names the transfer (an ack of a bare `rollback` would not).
 
 use super::*;
 
@@ -58,5 +58,20 @@ impl Coordinator {
             )
         });
         self.finish(now_us, &tx_id, decision.into(), reason, detail, out);
+    }
+}
+
+/// The one-phase commit of `tx`, as first sent, to ask its node what it
+/// did: it carries the operations (so a node that did something else under
+/// that id refuses it, and one that never saw it does it now), which a
+/// `rollback`, whose ack says only "committed" or "aborted", does not. A
+/// one-phase transfer never outlives its incarnation, so `epoch` is the
+/// one it was first sent with.
+pub(super) fn one_phase_request(tx_id: &TxId, tx: &Tx, epoch: Epoch) -> Request {
+    Request::CommitOnePhase {
+        tx_id: tx_id.clone(),
+        ts: tx.ts,
+        epoch,
+        ops: tx.legs[0].ops.clone(),
     }
 }

@@ -179,12 +179,13 @@ impl Coordinator {
             }
         };
         // Presumed abort needs no forced record for the protocol, but the
-        // client's promise does: an `aborted` answer is only given once it is
-        // on disk, so a retry of this tx_id after a coordinator crash gets
-        // the same answer instead of running the transfer again. (A one-phase
-        // outcome needs no force: its node remembers it and answers a rerun
-        // the same way.)
-        let forced = decision == Decision::Abort;
+        // client's promise does: an outcome is only given once it is on
+        // disk, so a retry of this tx_id after a coordinator crash gets the
+        // same answer instead of running the transfer again. A one-phase
+        // commit too: its node remembers it, but refuses a re-use of the id
+        // for other operations, which a coordinator that forgot the commit
+        // would answer "aborted". (END needs no force: COMMIT was.)
+        let forced = tx.one_phase || decision == Decision::Abort;
         let seq = self.take_seq();
         out.push(Action::Persist {
             seq,
@@ -226,6 +227,10 @@ impl Coordinator {
     /// aborted, and that is forced (with the rollback on its way), so that
     /// a client who asks later is told "aborted" by every incarnation.
     pub(super) fn presume_aborted(&mut self, tx_id: TxId, out: &mut Vec<Action>) {
+        if !self.forces_presumed_aborts() {
+            self.remember(tx_id.clone(), None, &presumed_abort_response(&tx_id), &[]);
+            return;
+        }
         let seq = self.take_seq();
         out.push(Action::Persist {
             seq,

@@ -61,6 +61,8 @@ impl Coordinator {
             started_us: None,
             next_auto_id: 1,
             undurable: VecDeque::new(),
+            #[cfg(feature = "mutants")]
+            mutants: Default::default(),
         };
         c.unreconciled = c.config.nodes.iter().cloned().collect();
         for record in records {

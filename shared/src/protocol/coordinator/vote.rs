@@ -65,6 +65,7 @@ impl Coordinator {
     }
 
     pub(super) fn on_vote_timeout(&mut self, now_us: u64, tx_id: &TxId, out: &mut Vec<Action>) {
+        let epoch = self.epoch();
         let Some(tx) = self.active.get_mut(tx_id) else {
             return;
         };
@@ -72,17 +73,13 @@ impl Coordinator {
             return;
         }
         if tx.one_phase {
-            // The node may have committed: never guess. Ask with rollback,
-            // whose ack says what it did.
+            // The node may have committed: never guess. Ask it, with the
+            // transfer itself.
             tx.phase = Phase::AskingOnePhaseOutcome;
             let node = tx.legs[0].node.clone();
             if self.connected.contains(&node) {
-                out.push(Action::Send {
-                    node,
-                    msg: Request::Rollback {
-                        tx_id: tx_id.clone(),
-                    },
-                });
+                let msg = one_phase::one_phase_request(tx_id, tx, epoch);
+                out.push(Action::Send { node, msg });
             }
             self.arm_commit_timers(now_us, tx_id);
             return;

@@ -41,7 +41,7 @@ impl Participant {
     }
 
     pub(super) fn on_tick(&mut self, now_us: u64, out: &mut Vec<Action>) {
-        if let Some(after_us) = self.unsafe_abort_in_doubt_after_us {
+        if let Some(after_us) = self.abort_in_doubt_after_us() {
             self.unsafe_abort_in_doubt(now_us, after_us, out);
         }
         let expired: Vec<(u64, TxId)> = self
@@ -67,8 +67,9 @@ impl Participant {
         self.grant_waiting(now_us, out);
     }
 
-    /// The original demo's bug (tests only): roll back an in-doubt
-    /// transaction on a timeout, as if a rollback had arrived.
+    /// The original demo's bug (a mutant, for the checkers' tests only):
+    /// roll back an in-doubt transaction on a timeout, as if a rollback had
+    /// arrived.
     pub(super) fn unsafe_abort_in_doubt(
         &mut self,
         now_us: u64,
@@ -94,13 +95,32 @@ impl Participant {
         }
     }
 
-    /// **Reproduces the original demo's bug, for tests only**: a prepared
-    /// (in-doubt) transaction aborts on its own once it has waited this long
-    /// for the decision. It exists so the model checker can prove it catches
-    /// that bug; never set it outside tests. Volatile: `recover` starts
-    /// without it.
+    /// Takes fixes away (see [`crate::protocol::mutants`]); tests of the
+    /// checkers only. Volatile: `recover` starts without any.
+    #[cfg(feature = "mutants")]
     #[doc(hidden)]
-    pub fn set_unsafe_abort_in_doubt_after_us(&mut self, after_us: Option<u64>) {
-        self.unsafe_abort_in_doubt_after_us = after_us;
+    pub fn set_mutants(&mut self, mutants: crate::protocol::mutants::Mutants) {
+        self.mutants = mutants;
+    }
+
+    /// The original demo's bug, when a mutant puts it back: how long a
+    /// prepared transaction waits before it aborts on its own. Never
+    /// otherwise.
+    pub(super) fn abort_in_doubt_after_us(&self) -> Option<u64> {
+        #[cfg(feature = "mutants")]
+        if let Some(after_us) = self.mutants.abort_in_doubt_after_us {
+            return Some(after_us);
+        }
+        None
+    }
+
+    /// Whether a prepare's identity (ops, epoch) is checked against what
+    /// this node holds or decided under its tx_id: always, but for a mutant.
+    pub(super) fn checks_prepare_identity(&self) -> bool {
+        #[cfg(feature = "mutants")]
+        if self.mutants.prepare_identity_unchecked {
+            return false;
+        }
+        true
     }
 }

@@ -227,8 +227,9 @@ pub struct Participant {
     /// waiting for it could hold a reply needlessly.
     awaited_seq: u64,
     armed_crash: Option<ParticipantCrashPoint>,
-    /// Tests only: see [`Participant::set_unsafe_abort_in_doubt_after_us`].
-    unsafe_abort_in_doubt_after_us: Option<u64>,
+    /// Fixes taken away, for the checkers' own tests (volatile).
+    #[cfg(feature = "mutants")]
+    mutants: crate::protocol::mutants::Mutants,
     /// The cluster this node serves (durable), once a coordinator bound it.
     cluster: Option<ClusterId>,
     /// The highest coordinator epoch seen (durable).
@@ -270,7 +271,7 @@ impl Participant {
                 _ => None,
             })
             .min();
-        let unsafe_abort = self.unsafe_abort_in_doubt_after_us.and_then(|after_us| {
+        let unsafe_abort = self.abort_in_doubt_after_us().and_then(|after_us| {
             self.txs
                 .iter_unordered()
                 .filter_map(|(_, tx)| match tx.phase {

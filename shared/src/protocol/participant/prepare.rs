@@ -62,9 +62,10 @@ impl Participant {
             out.push(Action::Send { to: from, msg });
             return;
         }
+        let checks_identity = self.checks_prepare_identity();
         if let Some(tx) = self.txs.get_mut(&tx_id) {
             let same = tx.ops == ops && tx.epoch == epoch && tx.one_phase == one_phase;
-            if !same {
+            if !same && checks_identity {
                 // Held for another attempt (other operations, or an older
                 // coordinator epoch): that state never stands in for this.
                 let msg = refusal(&tx_id, one_phase, AbortReason::ProtocolError);
@@ -131,7 +132,9 @@ impl Participant {
             return same.then_some(h.decision);
         }
         let done = self.outcomes.get(tx_id)?;
-        let same = done.decision == Decision::Abort || digest_matches(done.digest, ops);
+        let same = done.decision == Decision::Abort
+            || digest_matches(done.digest, ops)
+            || !self.checks_prepare_identity();
         same.then_some(done.decision)
     }
 

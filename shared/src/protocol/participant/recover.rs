@@ -105,7 +105,8 @@ impl Participant {
             durable_seq: 0,
             awaited_seq: 0,
             armed_crash: None,
-            unsafe_abort_in_doubt_after_us: None,
+            #[cfg(feature = "mutants")]
+            mutants: Default::default(),
             cluster: None,
             epoch: 0,
             bound_seq: 0,
