@@ -38,3 +38,5 @@ pub mod auth;
 pub mod lines;
 #[cfg(feature = "native")]
 pub mod log;
+#[cfg(feature = "progress")]
+pub mod progress;

@@ -48,11 +48,12 @@
 
 use std::collections::BTreeSet;
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use stateright::{Checker, HasDiscoveries, Model, Property};
 
 use shared::api::{Outcome, TransferRequest};
+use shared::progress::Progress;
 use shared::protocol::coordinator::{self as co, Coordinator, CoordinatorConfig, TransferError};
 use shared::protocol::mutants::Mutants;
 use shared::protocol::participant::{self as pa, Participant, ParticipantConfig};
@@ -1168,7 +1169,7 @@ fn check(name: &str, model: TwoPc, depth_max: Option<usize>, states_min: usize) 
     if let Some(depth) = depth_max {
         builder = builder.target_max_depth(depth);
     }
-    let checker = builder.spawn_bfs().join();
+    let checker = watch(name, builder.spawn_bfs());
     println!(
         "{name}: {} states ({} unique), max depth {}, in {:.1}s",
         checker.state_count(),
@@ -1197,6 +1198,18 @@ fn check(name: &str, model: TwoPc, depth_max: Option<usize>, states_min: usize) 
     );
 }
 
+/// Waits for a running check, showing the states found so far (a bar on a
+/// terminal, a line at most every 30 s otherwise), and returns it done.
+fn watch<C: Checker<TwoPc>>(name: &str, checker: C) -> C {
+    let progress = Progress::count(&format!("model {name}:"), " unique states");
+    while !checker.is_done() {
+        progress.set(checker.unique_state_count() as u64, "", false);
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    progress.finish();
+    checker.join()
+}
+
 /// Runs a model until the checker finds `property` violated (a mutant's
 /// hunt), prints the path that shows it, and fails if there is none.
 fn hunt(name: &str, model: TwoPc, property: &'static str) {
@@ -1205,8 +1218,8 @@ fn hunt(name: &str, model: TwoPc, property: &'static str) {
         .checker()
         .threads(threads())
         .finish_when(HasDiscoveries::AnyOf([property].into()))
-        .spawn_bfs()
-        .join();
+        .spawn_bfs();
+    let checker = watch(name, checker);
     println!(
         "{name}: {} unique states in {:.1}s",
         checker.unique_state_count(),
@@ -1484,7 +1497,7 @@ fn the_checker_finds_the_original_demos_bug() {
 
 #[test]
 fn the_checker_finds_a_re_used_tx_id_that_picks_up_a_stale_prepared() {
-    // Bug 1: a participant that answers a prepare from what it holds under
+    // A stale PREPARED picked up: a participant that answers a prepare from what it holds under
     // that tx_id, whatever its operations and epoch, behind a restarted
     // coordinator that runs a client's id before hearing the nodes'
     // in-doubt lists: the re-used t1 commits the old debit with the new
@@ -1507,7 +1520,7 @@ fn the_checker_finds_a_re_used_tx_id_that_picks_up_a_stale_prepared() {
 
 #[test]
 fn the_checker_finds_a_presumed_abort_answered_before_it_is_durable() {
-    // Bug 2: a restarted coordinator answers a retry "aborted" from a
+    // An unforced presumed abort: a restarted coordinator answers a retry "aborted" from a
     // node's in-doubt report without forcing the PRESUMED ABORT record, so
     // its next incarnation no longer knows the answer it gave.
     let model = TwoPc {
@@ -1527,7 +1540,7 @@ fn the_checker_finds_a_presumed_abort_answered_before_it_is_durable() {
 
 #[test]
 fn the_checker_finds_a_recovery_that_acts_on_the_page_cache() {
-    // Bug 3: a restarted node whose log open does not fsync acts on a
+    // A log open without fsync: a restarted node whose log open does not fsync acts on a
     // COMMITTED record that is only in the page cache: it acks it (and
     // the coordinator may forget the transaction) while a power cut would
     // still lose it.
@@ -1545,7 +1558,7 @@ fn the_checker_finds_a_recovery_that_acts_on_the_page_cache() {
 
 #[test]
 fn the_checker_finds_a_re_used_tx_id_answered_from_another_transfers_commit() {
-    // Bug 1 on the participant alone: a node that answers a one-phase
+    // A stale PREPARED, the participant's half alone: a node that answers a one-phase
     // commit from the outcome it remembers under that tx_id, whatever its
     // operations: the coordinator lost its (unforced) one-phase record, a
     // client re-uses t1 for another amount and is told "committed" though

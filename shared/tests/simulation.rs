@@ -49,11 +49,12 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use shared::api::{CrashPoint, Outcome, TransferRequest, TransferResponse};
 use shared::events::EventKind;
+use shared::progress::Progress;
 use shared::protocol::coordinator::{
     self as co, ClientId, Coordinator, CoordinatorConfig, DemoFaults, TransferError,
 };
@@ -1826,9 +1827,12 @@ fn simulation_keeps_money_safe_under_faults() {
     let start = env_u64("SIM_SEED_START").unwrap_or(0);
     let threads = threads();
     let began = Instant::now();
+    let progress = Progress::steps("simulation: seeds", seeds);
+    let done = AtomicU64::new(0);
     let results: Vec<Result<Stats, String>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
+                let (progress, done) = (&progress, &done);
                 scope.spawn(move || {
                     let mut total = Stats::default();
                     let mut seed = start + t;
@@ -1838,6 +1842,8 @@ fn simulation_keeps_money_safe_under_faults() {
                             Err(e) => return Err(e),
                         }
                         seed += threads;
+                        let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+                        progress.set(n, "0 violations", false);
                     }
                     Ok(total)
                 })
@@ -1848,6 +1854,7 @@ fn simulation_keeps_money_safe_under_faults() {
             .map(|h| h.join().expect("simulation thread"))
             .collect()
     });
+    progress.finish();
     let elapsed = began.elapsed().as_secs_f64();
     let mut total = Stats::default();
     for r in &results {
@@ -1925,7 +1932,7 @@ fn hunt(name: &str, broken: Broken, seeds_max: u64) {
 
 #[test]
 fn the_simulation_finds_a_re_used_tx_id_that_picks_up_a_stale_prepared() {
-    // Bug 1: a participant that answers a prepare from what it holds under
+    // A stale PREPARED picked up: a participant that answers a prepare from what it holds under
     // that tx_id whatever its operations and epoch, behind a restarted
     // coordinator that runs a client's id before hearing the in-doubt lists.
     let broken = Broken {
@@ -1941,7 +1948,7 @@ fn the_simulation_finds_a_re_used_tx_id_that_picks_up_a_stale_prepared() {
 
 #[test]
 fn the_simulation_finds_a_participant_that_answers_for_another_transfer() {
-    // Bug 1, the participant's half alone: a remembered outcome or a held
+    // A stale PREPARED, the participant's half alone: a remembered outcome or a held
     // PREPARED answers for another transfer under a re-used tx_id.
     let broken = Broken {
         mutants: Mutants {
@@ -1959,7 +1966,7 @@ fn the_simulation_finds_a_participant_that_answers_for_another_transfer() {
 
 #[test]
 fn the_simulation_finds_a_presumed_abort_answered_before_it_is_durable() {
-    // Bug 2: a presumed abort answered without its forced record.
+    // An unforced presumed abort: a presumed abort answered without its forced record.
     let broken = Broken {
         mutants: Mutants {
             presumed_abort_unforced: true,
@@ -1972,7 +1979,7 @@ fn the_simulation_finds_a_presumed_abort_answered_before_it_is_durable() {
 
 #[test]
 fn the_simulation_finds_a_recovery_that_acts_on_the_page_cache() {
-    // Bug 3: a log open that does not fsync what a killed process left in
+    // A log open without fsync: a log open that does not fsync what a killed process left in
     // the page cache.
     let broken = Broken {
         syncs_on_open: false,
@@ -1983,7 +1990,7 @@ fn the_simulation_finds_a_recovery_that_acts_on_the_page_cache() {
 
 #[test]
 fn the_simulation_finds_what_a_presumed_abort_not_forced_does_to_clients() {
-    // Bug 2 end to end, with no check of answers against the disk: after
+    // The unforced presumed abort end to end, with no check of answers against the disk: after
     // another crash the same tx_id gets a second outcome.
     let broken = Broken {
         mutants: Mutants {
@@ -1998,7 +2005,7 @@ fn the_simulation_finds_what_a_presumed_abort_not_forced_does_to_clients() {
 
 #[test]
 fn the_simulation_finds_what_a_recovery_from_the_page_cache_does_to_money() {
-    // Bug 3 end to end, with no check of sends against the disk: a power
+    // The log open without fsync end to end, with no check of sends against the disk: a power
     // cut takes back a record that was already acted on.
     let broken = Broken {
         syncs_on_open: false,

@@ -17,7 +17,9 @@ use shared::api::{ClusterView, ComponentStatus, LedgerEntry, TransferResponse};
 
 pub mod audit;
 pub mod chaos;
-pub mod progress;
+/// Progress of long runs (the bench, chaos); it lives in `shared` so the
+/// checkers' own long runs use it too.
+pub use shared::progress;
 pub mod tpc;
 
 /// Generous: tests run on a loaded 2-core machine.

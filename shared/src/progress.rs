@@ -1,7 +1,9 @@
 //! Progress of long runs (the bench's sweeps and repeats, a run's seconds,
-//! chaos): a bar on a terminal (`indicatif`, on stderr), plain lines
-//! otherwise, at most one per [`PLAIN_LINE_EVERY`], so a log or CI output
-//! shows the run is alive without a line per tick.
+//! chaos, the simulation's seeds, the model checker's states): a bar on a
+//! terminal (`indicatif`, on stderr), plain lines otherwise, at most one per
+//! [`PLAIN_LINE_EVERY`], so a log or CI output shows the run is alive
+//! without a line per tick. Never in the processes or the wasm build (the
+//! `progress` feature).
 
 use std::io::IsTerminal;
 use std::sync::Mutex;
@@ -14,7 +16,8 @@ pub const PLAIN_LINE_EVERY: Duration = Duration::from_secs(30);
 
 pub struct Progress {
     label: String,
-    total: u64,
+    /// None: a count with no end known (states found so far).
+    total: Option<u64>,
     unit: &'static str,
     bar: Option<ProgressBar>,
     /// When the last plain line was printed (None: none yet), and how many.
@@ -24,23 +27,35 @@ pub struct Progress {
 impl Progress {
     /// Progress through `total` steps (runs, points), shown as `3/5`.
     pub fn steps(label: &str, total: u64) -> Progress {
-        Progress::new(label, total, "")
+        Progress::new(label, Some(total), "")
     }
 
     /// Progress through `total` seconds of a timed run.
     pub fn seconds(label: &str, total: u64) -> Progress {
-        Progress::new(label, total, " s")
+        Progress::new(label, Some(total), " s")
     }
 
-    fn new(label: &str, total: u64, unit: &'static str) -> Progress {
+    /// A count with no known end, e.g. `unit` = " states".
+    pub fn count(label: &str, unit: &'static str) -> Progress {
+        Progress::new(label, None, unit)
+    }
+
+    fn new(label: &str, total: Option<u64>, unit: &'static str) -> Progress {
         let bar = std::io::stderr().is_terminal().then(|| {
-            let template = format!(
-                "{{prefix}} [{{bar:30}}] {{pos}}/{{len}}{unit} {{msg}} ({{elapsed}}, about {{eta}} left)"
-            );
+            let template = match total {
+                Some(_) => format!(
+                    "{{prefix}} [{{bar:30}}] {{pos}}/{{len}}{unit} {{msg}} ({{elapsed}}, about {{eta}} left)"
+                ),
+                None => format!("{{prefix}} {{spinner}} {{pos}}{unit} {{msg}} ({{elapsed}})"),
+            };
             let style = ProgressStyle::with_template(&template)
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
                 .progress_chars("=> ");
-            let bar = ProgressBar::new(total).with_style(style);
+            let bar = match total {
+                Some(total) => ProgressBar::new(total),
+                None => ProgressBar::no_length(),
+            }
+            .with_style(style);
             bar.set_prefix(label.to_string());
             bar.enable_steady_tick(Duration::from_millis(200));
             bar
@@ -64,7 +79,7 @@ impl Progress {
     /// per [`PLAIN_LINE_EVERY`], unless `always` (a step worth a line).
     pub fn set(&self, position: u64, message: &str, always: bool) {
         if let Some(bar) = &self.bar {
-            bar.set_position(position.min(self.total));
+            bar.set_position(self.clamp(position));
             bar.set_message(message.to_string());
             return;
         }
@@ -72,16 +87,20 @@ impl Progress {
         let due = plain.0.is_none_or(|at| at.elapsed() >= PLAIN_LINE_EVERY);
         if always || due {
             *plain = (Some(Instant::now()), plain.1 + 1);
+            let of = self.total.map_or(String::new(), |t| format!("/{t}"));
             eprintln!(
-                "{} {}/{}{}{}{}",
+                "{} {}{of}{}{}{}",
                 self.label,
-                position.min(self.total),
-                self.total,
+                self.clamp(position),
                 self.unit,
                 if message.is_empty() { "" } else { ": " },
                 message
             );
         }
+    }
+
+    fn clamp(&self, position: u64) -> u64 {
+        self.total.map_or(position, |t| position.min(t))
     }
 
     /// Runs `f` (e.g. printing a finished run's result to stdout) with the
@@ -115,7 +134,7 @@ mod tests {
     fn plain_mode_prints_the_first_line_then_waits() {
         let p = Progress {
             label: "[t]".into(),
-            total: 10,
+            total: Some(10),
             unit: " s",
             bar: None,
             plain: Mutex::new((None, 0)),
