@@ -265,7 +265,7 @@ mod tests {
     fn prepare(tx: &str, account: &str, delta_cents: i64) -> Payload {
         Payload::ToNode(Request::Prepare {
             tx_id: tx.into(),
-            ts: 1,
+            ts_us: 1,
             epoch: 1,
             ops: vec![Op {
                 account: account.into(),

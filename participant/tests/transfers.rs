@@ -161,7 +161,7 @@ fn one_phase_commit_applies_at_once() {
 
     let request = Request::CommitOnePhase {
         tx_id: "t1".into(),
-        ts: 1,
+        ts_us: 1,
         epoch: common::EPOCH,
         ops: common::ops_of(&[("A", -300), ("B", 300)]),
     };

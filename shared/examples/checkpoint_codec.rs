@@ -69,7 +69,7 @@ fn main() {
                 (id, Some(request), Decision::Commit, None)
             })
             .collect(),
-        ts_max: 1,
+        ts_max_us: 1,
     }));
     println!("checkpoint codec, best of {ROUNDS} rounds (ms):");
     println!("{:<34} {:>8} {:>8} {:>8}", "", "MB", "encode", "decode");

@@ -148,13 +148,14 @@ pub enum Request {
         nonce: String,
         proof: String,
     },
-    /// Phase 1: lock, validate, force PREPARED, vote. `ts` orders transactions
-    /// for deadlock prevention (smaller = older). `epoch` is the sending
+    /// Phase 1: lock, validate, force PREPARED, vote. `ts_us` (the
+    /// coordinator's clock, microseconds, unique per transaction) orders
+    /// transactions for deadlock prevention (smaller = older). `epoch` is the sending
     /// coordinator's: with `ops` it says exactly which attempt this is, and
     /// a node never votes `ready` for a `tx_id` it holds with other content.
     Prepare {
         tx_id: TxId,
-        ts: u64,
+        ts_us: u64,
         epoch: Epoch,
         ops: Vec<Op>,
     },
@@ -166,7 +167,7 @@ pub enum Request {
     /// participant decides; the reply is an `outcome`.
     CommitOnePhase {
         tx_id: TxId,
-        ts: u64,
+        ts_us: u64,
         epoch: Epoch,
         ops: Vec<Op>,
     },
@@ -397,7 +398,9 @@ mod flat {
         #[serde(rename = "type")]
         kind: RequestType,
         tx_id: Option<TxId>,
-        ts: Option<u64>,
+        /// Accepted under its old name `ts` too.
+        #[serde(alias = "ts")]
+        ts_us: Option<u64>,
         epoch: Option<Epoch>,
         ops: Option<Vec<Op>>,
         req_id: Option<u64>,
@@ -416,7 +419,7 @@ mod flat {
             let r = RawRequest::deserialize(deserializer)?;
             let present = [
                 ("tx_id", r.tx_id.is_some()),
-                ("ts", r.ts.is_some()),
+                ("ts_us", r.ts_us.is_some()),
                 ("epoch", r.epoch.is_some()),
                 ("ops", r.ops.is_some()),
                 ("req_id", r.req_id.is_some()),
@@ -441,11 +444,11 @@ mod flat {
                         "proof",
                     ],
                 ),
-                RequestType::Prepare => ("prepare", &["tx_id", "ts", "epoch", "ops"]),
+                RequestType::Prepare => ("prepare", &["tx_id", "ts_us", "epoch", "ops"]),
                 RequestType::Commit => ("commit", &["tx_id"]),
                 RequestType::Rollback => ("rollback", &["tx_id"]),
                 RequestType::CommitOnePhase => {
-                    ("commit_one_phase", &["tx_id", "ts", "epoch", "ops"])
+                    ("commit_one_phase", &["tx_id", "ts_us", "epoch", "ops"])
                 }
                 RequestType::Recover => ("recover", &[]),
                 RequestType::Query => ("query", &["req_id", "query"]),
@@ -464,7 +467,7 @@ mod flat {
                 },
                 RequestType::Prepare => Request::Prepare {
                     tx_id: need(r.tx_id, kind, "tx_id")?,
-                    ts: need(r.ts, kind, "ts")?,
+                    ts_us: need(r.ts_us, kind, "ts_us")?,
                     epoch: need(r.epoch, kind, "epoch")?,
                     ops: need(r.ops, kind, "ops")?,
                 },
@@ -476,7 +479,7 @@ mod flat {
                 },
                 RequestType::CommitOnePhase => Request::CommitOnePhase {
                     tx_id: need(r.tx_id, kind, "tx_id")?,
-                    ts: need(r.ts, kind, "ts")?,
+                    ts_us: need(r.ts_us, kind, "ts_us")?,
                     epoch: need(r.epoch, kind, "epoch")?,
                     ops: need(r.ops, kind, "ops")?,
                 },
@@ -654,7 +657,7 @@ mod tests {
         let msgs = vec![
             Request::Prepare {
                 tx_id: "t1".into(),
-                ts: 7,
+                ts_us: 7,
                 epoch: 3,
                 ops: vec![Op {
                     account: "A".into(),
@@ -688,7 +691,7 @@ mod tests {
             },
             Request::CommitOnePhase {
                 tx_id: "t2".into(),
-                ts: 1,
+                ts_us: 1,
                 epoch: 2,
                 ops: vec![],
             },
@@ -782,20 +785,39 @@ mod tests {
     }
 
     #[test]
+    fn a_prepare_says_its_timestamps_unit_and_still_reads_the_old_name() {
+        let prepare = Request::Prepare {
+            tx_id: "t".into(),
+            ts_us: 7,
+            epoch: 1,
+            ops: vec![],
+        };
+        let line = serde_json::to_string(&prepare).unwrap();
+        assert!(line.contains(r#""ts_us":7"#), "{line}");
+        let old: Request =
+            decode_line(br#"{"type":"prepare","tx_id":"t","ts":7,"epoch":1,"ops":[]}"#).unwrap();
+        assert_eq!(old, prepare);
+    }
+
+    #[test]
     fn each_message_type_takes_exactly_its_own_fields() {
         let error = |line: &str| match decode_line::<Request>(line.as_bytes()) {
             Err(DecodeError::Malformed(e)) => e,
             other => panic!("{line} decoded: {other:?}"),
         };
         // A field of another message type is refused, and named.
-        assert!(error(r#"{"type":"commit","tx_id":"t","ts":1}"#)
-            .contains("unknown field `ts` in a `commit` message"));
+        assert!(error(r#"{"type":"commit","tx_id":"t","ts_us":1}"#)
+            .contains("unknown field `ts_us` in a `commit` message"));
         assert!(error(r#"{"type":"recover","tx_id":"t"}"#).contains("`tx_id`"));
         // A missing field is named.
-        assert!(error(r#"{"type":"prepare","tx_id":"t","ts":1,"epoch":1}"#)
-            .contains("missing field `ops` in a `prepare` message"));
-        assert!(error(r#"{"type":"prepare","tx_id":"t","ts":1,"ops":[]}"#)
-            .contains("missing field `epoch` in a `prepare` message"));
+        assert!(
+            error(r#"{"type":"prepare","tx_id":"t","ts_us":1,"epoch":1}"#)
+                .contains("missing field `ops` in a `prepare` message")
+        );
+        assert!(
+            error(r#"{"type":"prepare","tx_id":"t","ts_us":1,"ops":[]}"#)
+                .contains("missing field `epoch` in a `prepare` message")
+        );
         assert!(error(r#"{"tx_id":"t"}"#).contains("missing field `type`"));
         assert!(error(r#"{"type":"commit","tx_id":"t","tx_id":"u"}"#).contains("duplicate field"));
         assert!(error(r#"{"type":"commit","tx_id":7}"#).contains("invalid type"));

@@ -38,13 +38,13 @@ fn valid_lines() -> Vec<Vec<u8>> {
     let requests = [
         Request::Prepare {
             tx_id: "t1".into(),
-            ts: 1,
+            ts_us: 1,
             epoch: 1,
             ops: vec![op.clone()],
         },
         Request::CommitOnePhase {
             tx_id: "t2".into(),
-            ts: 2,
+            ts_us: 2,
             epoch: 1,
             ops: vec![op],
         },
@@ -171,13 +171,13 @@ fn random_request(rng: &mut Rng) -> Request {
     match rng.below(7) {
         0 => Request::Prepare {
             tx_id,
-            ts,
+            ts_us: ts,
             epoch,
             ops,
         },
         1 => Request::CommitOnePhase {
             tx_id,
-            ts,
+            ts_us: ts,
             epoch,
             ops,
         },

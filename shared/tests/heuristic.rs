@@ -91,7 +91,7 @@ impl Node {
             COORDINATOR,
             Request::Prepare {
                 tx_id: tx_id.into(),
-                ts: self.now_us,
+                ts_us: self.now_us,
                 epoch: 1,
                 ops,
             },
@@ -286,7 +286,7 @@ fn an_agreeing_commit_or_rollback_is_acked_as_usual() {
         COORDINATOR,
         Request::Prepare {
             tx_id: "t2".into(),
-            ts: 1,
+            ts_us: 1,
             epoch: 1,
             ops,
         },
@@ -421,7 +421,7 @@ fn a_heuristic_before_the_vote_is_durable_drops_the_held_vote() {
         COORDINATOR,
         Request::Prepare {
             tx_id: "t1".into(),
-            ts: 5,
+            ts_us: 5,
             epoch: 1,
             ops,
         },

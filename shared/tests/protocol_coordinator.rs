@@ -238,7 +238,7 @@ fn one_phase(tx: &str, amount_cents: i64) -> Request {
     };
     Request::CommitOnePhase {
         tx_id: tx.into(),
-        ts: 1_000,
+        ts_us: 1_000,
         epoch: 1,
         ops: vec![op("A", -amount_cents), op("A2", amount_cents)],
     }
@@ -357,7 +357,7 @@ fn retried_one_phase_after_coordinator_crash_is_never_reported_aborted_unasked()
 fn commit_record(tx: &str) -> CoordinatorRecord {
     CoordinatorRecord::Commit {
         tx_id: tx.into(),
-        ts: 7,
+        ts_us: 7,
         request: TransferRequest {
             from: "A".into(),
             to: "B".into(),

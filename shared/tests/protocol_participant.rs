@@ -140,7 +140,7 @@ impl Node {
     fn prepare(&mut self, tx: &str, ts: u64, account: &str, delta_cents: i64) -> Vec<Reply> {
         self.msg(Request::Prepare {
             tx_id: tx.into(),
-            ts,
+            ts_us: ts,
             epoch: EPOCH,
             ops: vec![Op {
                 account: account.into(),
@@ -382,7 +382,7 @@ fn one_phase_commit_answers_after_the_committed_record_is_durable() {
     assert!(n
         .msg(Request::CommitOnePhase {
             tx_id: "t1".into(),
-            ts: 1,
+            ts_us: 1,
             epoch: EPOCH,
             ops: ops.clone()
         })
@@ -401,7 +401,7 @@ fn one_phase_commit_answers_after_the_committed_record_is_durable() {
     assert_eq!(
         n.msg(Request::CommitOnePhase {
             tx_id: "t1".into(),
-            ts: 1,
+            ts_us: 1,
             epoch: EPOCH,
             ops,
         }),
@@ -549,7 +549,7 @@ fn durability_gates_hold_over_random_sequences() {
                     }];
                     n.msg(Request::CommitOnePhase {
                         tx_id: tx,
-                        ts: next(50) + 1,
+                        ts_us: next(50) + 1,
                         epoch: EPOCH,
                         ops,
                     });
@@ -634,7 +634,7 @@ fn ledgers_are_bounded_per_node_however_many_accounts() {
         ];
         let msg = Request::CommitOnePhase {
             tx_id: format!("t{k}"),
-            ts: k as u64 + 1,
+            ts_us: k as u64 + 1,
             epoch: EPOCH,
             ops,
         };
@@ -741,7 +741,7 @@ fn a_prepare_from_another_epoch_never_picks_up_a_stale_prepared_state() {
         from: 7,
         msg: Request::Prepare {
             tx_id: "x".into(),
-            ts: 5,
+            ts_us: 5,
             epoch: 2,
             ops: one_op("A", -100),
         },
@@ -781,7 +781,7 @@ fn a_committed_tx_id_reused_for_other_operations_is_refused() {
     ];
     let one_phase = |ops: Vec<Op>| Request::CommitOnePhase {
         tx_id: "o".into(),
-        ts: 9,
+        ts_us: 9,
         epoch: EPOCH,
         ops,
     };
@@ -827,7 +827,7 @@ fn a_committed_tx_id_reused_for_other_operations_is_refused() {
         .any(|a| matches!(a, Action::Accept { peer: 3 })));
     let msg = Request::Prepare {
         tx_id: "x".into(),
-        ts: 2,
+        ts_us: 2,
         epoch: EPOCH,
         ops: one_op("A", -900),
     };
@@ -847,7 +847,7 @@ fn an_unaccepted_connection_cannot_prepare_or_commit() {
     let stranger = 99;
     let prepare = Request::Prepare {
         tx_id: "m".into(),
-        ts: 1,
+        ts_us: 1,
         epoch: EPOCH,
         ops: one_op("A", 100_000_000),
     };
@@ -944,7 +944,7 @@ fn legacy_in_doubt_transactions_bind_only_a_coordinator_with_legacy_history() {
     let init = Participant::init_record(&config());
     let legacy = ParticipantRecord::Prepared {
         tx_id: "old".into(),
-        ts: 1,
+        ts_us: 1,
         epoch: 0,
         ops: one_op("A", -10),
     };

@@ -174,7 +174,7 @@ async fn a_connection_without_the_cluster_secret_cannot_move_money() {
     let mint = |stream: &mut TcpStream| {
         let prepare = Request::Prepare {
             tx_id: "m".into(),
-            ts: 1,
+            ts_us: 1,
             epoch: 1,
             ops: vec![Op {
                 account: "A".into(),

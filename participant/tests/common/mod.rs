@@ -506,7 +506,7 @@ impl Client {
 pub fn prepare(tx_id: &str, ts: u64, ops: &[(&str, i64)]) -> Request {
     Request::Prepare {
         tx_id: tx_id.into(),
-        ts,
+        ts_us: ts,
         epoch: EPOCH,
         ops: ops_of(ops),
     }

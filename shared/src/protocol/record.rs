@@ -21,7 +21,7 @@ pub enum ParticipantRecord {
     /// records written before coordinators had epochs).
     Prepared {
         tx_id: TxId,
-        ts: u64,
+        ts_us: u64,
         epoch: Epoch,
         ops: Vec<Op>,
     },
@@ -85,7 +85,7 @@ pub enum CoordinatorRecord {
     /// *is* the commit point of the transaction.
     Commit {
         tx_id: TxId,
-        ts: u64,
+        ts_us: u64,
         request: TransferRequest,
         legs: Vec<Leg>,
     },
@@ -93,8 +93,9 @@ pub enum CoordinatorRecord {
     /// Written lazily (not forced).
     End { tx_id: TxId },
     /// Outcome of an aborted or one-phase transaction, for history and for
-    /// answering a repeated client `tx_id`. An abort is forced before its
-    /// client is answered; a one-phase commit is not (its node remembers).
+    /// answering a repeated client `tx_id`. Forced before its client is
+    /// answered (a one-phase commit too: its node would refuse a re-use of
+    /// the id for other operations, which must not read as "aborted").
     Finished {
         tx_id: TxId,
         request: TransferRequest,
@@ -124,6 +125,8 @@ pub struct CoordinatorCheckpoint {
     pub pending_commits: Vec<(TxId, u64, TransferRequest, Vec<Leg>)>,
     /// Recent finished outcomes, oldest first.
     pub outcomes: Vec<OutcomeEntry>,
-    /// Highest transaction timestamp issued so far.
-    pub ts_max: u64,
+    /// Highest transaction timestamp issued so far (the coordinator's
+    /// clock, microseconds).
+    #[serde(alias = "ts_max")]
+    pub ts_max_us: u64,
 }

@@ -46,7 +46,7 @@ pub const BINARY_RECORD: [u8; 2] = [0x01, 0x01];
 enum BinaryParticipantRecord<S, O> {
     Prepared {
         tx_id: S,
-        ts: u64,
+        ts_us: u64,
         ops: O,
     },
     Committed {
@@ -58,7 +58,7 @@ enum BinaryParticipantRecord<S, O> {
     },
     PreparedInEpoch {
         tx_id: S,
-        ts: u64,
+        ts_us: u64,
         epoch: Epoch,
         ops: O,
     },
@@ -70,20 +70,24 @@ type OwnedBinaryParticipantRecord = BinaryParticipantRecord<TxId, Vec<Op>>;
 impl From<OwnedBinaryParticipantRecord> for ParticipantRecord {
     fn from(record: OwnedBinaryParticipantRecord) -> ParticipantRecord {
         match record {
-            BinaryParticipantRecord::Prepared { tx_id, ts, ops } => ParticipantRecord::Prepared {
+            BinaryParticipantRecord::Prepared {
                 tx_id,
-                ts,
+                ts_us: ts,
+                ops,
+            } => ParticipantRecord::Prepared {
+                tx_id,
+                ts_us: ts,
                 epoch: 0,
                 ops,
             },
             BinaryParticipantRecord::PreparedInEpoch {
                 tx_id,
-                ts,
+                ts_us: ts,
                 epoch,
                 ops,
             } => ParticipantRecord::Prepared {
                 tx_id,
-                ts,
+                ts_us: ts,
                 epoch,
                 ops,
             },
@@ -104,7 +108,7 @@ impl From<OwnedBinaryParticipantRecord> for ParticipantRecord {
 enum BinaryCoordinatorRecord<S, R, L> {
     Commit {
         tx_id: S,
-        ts: u64,
+        ts_us: u64,
         request: R,
         legs: L,
     },
@@ -128,13 +132,13 @@ impl From<OwnedBinaryCoordinatorRecord> for CoordinatorRecord {
         match record {
             BinaryCoordinatorRecord::Commit {
                 tx_id,
-                ts,
+                ts_us: ts,
                 request,
                 legs,
             } => CoordinatorRecord::Commit {
                 request: request.request(&tx_id),
                 tx_id,
-                ts,
+                ts_us: ts,
                 legs,
             },
             BinaryCoordinatorRecord::End { tx_id } => CoordinatorRecord::End { tx_id },
@@ -254,7 +258,8 @@ enum JsonParticipantRecord {
     },
     Prepared {
         tx_id: TxId,
-        ts: u64,
+        #[serde(alias = "ts")]
+        ts_us: u64,
         #[serde(default)]
         epoch: Epoch,
         ops: Vec<Op>,
@@ -284,12 +289,12 @@ impl From<JsonParticipantRecord> for ParticipantRecord {
             JsonParticipantRecord::Init { accounts } => ParticipantRecord::Init { accounts },
             JsonParticipantRecord::Prepared {
                 tx_id,
-                ts,
+                ts_us: ts,
                 epoch,
                 ops,
             } => ParticipantRecord::Prepared {
                 tx_id,
-                ts,
+                ts_us: ts,
                 epoch,
                 ops,
             },
@@ -376,7 +381,7 @@ impl OwnedBinaryRequest {
 struct BinaryCoordinatorCheckpointV1 {
     pending_commits: Vec<(TxId, u64, OwnedBinaryRequest, Vec<Leg>)>,
     outcomes: Vec<(TxId, OwnedBinaryRequest, Decision, Option<AbortReason>)>,
-    ts_max: u64,
+    ts_max_us: u64,
 }
 
 /// A coordinator checkpoint's fields in the binary form.
@@ -390,7 +395,7 @@ struct BinaryCoordinatorCheckpoint {
         Decision,
         Option<AbortReason>,
     )>,
-    ts_max: u64,
+    ts_max_us: u64,
 }
 
 /// A coordinator checkpoint as older versions wrote it in JSON.
@@ -398,7 +403,8 @@ struct BinaryCoordinatorCheckpoint {
 struct JsonCoordinatorCheckpointV1 {
     pending_commits: Vec<(TxId, u64, TransferRequest, Vec<Leg>)>,
     outcomes: Vec<(TxId, TransferRequest, Decision, Option<AbortReason>)>,
-    ts_max: u64,
+    #[serde(rename = "ts_max")]
+    ts_max_us: u64,
 }
 
 /// A coordinator record as JSON: the rare records this version writes as
@@ -408,7 +414,8 @@ struct JsonCoordinatorCheckpointV1 {
 enum JsonCoordinatorRecord {
     Commit {
         tx_id: TxId,
-        ts: u64,
+        #[serde(alias = "ts")]
+        ts_us: u64,
         request: TransferRequest,
         legs: Vec<Leg>,
     },
@@ -433,12 +440,12 @@ impl From<JsonCoordinatorRecord> for CoordinatorRecord {
         match record {
             JsonCoordinatorRecord::Commit {
                 tx_id,
-                ts,
+                ts_us: ts,
                 request,
                 legs,
             } => CoordinatorRecord::Commit {
                 tx_id,
-                ts,
+                ts_us: ts,
                 request,
                 legs,
             },
@@ -469,7 +476,7 @@ impl From<JsonCoordinatorRecord> for CoordinatorRecord {
                             (id, Some(request), decision, reason)
                         })
                         .collect(),
-                    ts_max: v1.ts_max,
+                    ts_max_us: v1.ts_max_us,
                 }))
             }
         }
@@ -489,7 +496,7 @@ pub struct CoordinatorCheckpointRef<'a> {
         Decision,
         Option<AbortReason>,
     )>,
-    pub ts_max: u64,
+    pub ts_max_us: u64,
 }
 
 impl Serialize for CoordinatorCheckpointRef<'_> {
@@ -509,7 +516,7 @@ impl Serialize for CoordinatorCheckpointRef<'_> {
         t.serialize_element(&self.identity)?;
         t.serialize_element(&Seq(std::cell::Cell::new(Some(pending))))?;
         t.serialize_element(&Seq(std::cell::Cell::new(Some(outcomes))))?;
-        t.serialize_element(&self.ts_max)?;
+        t.serialize_element(&self.ts_max_us)?;
         t.end()
     }
 }
@@ -592,7 +599,7 @@ impl CoordinatorCheckpoint {
                 .iter()
                 .map(|(id, request, decision, reason)| (id, request.as_ref(), *decision, *reason))
                 .collect(),
-            ts_max: self.ts_max,
+            ts_max_us: self.ts_max_us,
         }
     }
 }
@@ -613,12 +620,12 @@ impl ParticipantRecord {
             ParticipantRecord::Checkpoint(cp) => cp.encode(),
             ParticipantRecord::Prepared {
                 tx_id,
-                ts,
+                ts_us: ts,
                 epoch,
                 ops,
             } => binary_record(&BinaryParticipantRecordRef::PreparedInEpoch {
                 tx_id,
-                ts: *ts,
+                ts_us: *ts,
                 epoch: *epoch,
                 ops,
             }),
@@ -661,12 +668,12 @@ impl CoordinatorRecord {
             CoordinatorRecord::Checkpoint(cp) => cp.parts().encode(),
             CoordinatorRecord::Commit {
                 tx_id,
-                ts,
+                ts_us: ts,
                 request,
                 legs,
             } => binary_record(&BinaryCoordinatorRecordRef::Commit {
                 tx_id,
-                ts: *ts,
+                ts_us: *ts,
                 request: BinaryRequest {
                     request,
                     key: tx_id,
@@ -721,7 +728,7 @@ impl CoordinatorRecord {
                             (id, request, decision, reason)
                         })
                         .collect(),
-                    ts_max: cp.ts_max,
+                    ts_max_us: cp.ts_max_us,
                 },
             )));
         }
@@ -746,7 +753,7 @@ impl CoordinatorRecord {
                             (id, Some(request), decision, reason)
                         })
                         .collect(),
-                    ts_max: cp.ts_max,
+                    ts_max_us: cp.ts_max_us,
                 },
             )));
         }
@@ -844,7 +851,7 @@ mod tests {
                     Some(AbortReason::CoordinatorCrashed),
                 ),
             ],
-            ts_max: 1_000,
+            ts_max_us: 1_000,
         }))
     }
 
@@ -902,7 +909,7 @@ mod tests {
         let participant = vec![
             ParticipantRecord::Prepared {
                 tx_id: "t1".into(),
-                ts: 7,
+                ts_us: 7,
                 epoch: 2,
                 ops: vec![op("A", -250), op("C", 250)],
             },
@@ -915,13 +922,13 @@ mod tests {
         let coordinator = vec![
             CoordinatorRecord::Commit {
                 tx_id: "t1".into(),
-                ts: 9,
+                ts_us: 9,
                 request: request(Some("t1")),
                 legs: legs(),
             },
             CoordinatorRecord::Commit {
                 tx_id: "tx-9".into(),
-                ts: 9,
+                ts_us: 9,
                 request: request(None),
                 legs: legs(),
             },
@@ -1018,7 +1025,7 @@ mod tests {
             ),
             Ok(ParticipantRecord::Prepared {
                 tx_id: "t1".into(),
-                ts: 7,
+                ts_us: 7,
                 epoch: 0,
                 ops: vec![op("A", -250)],
             })
@@ -1077,7 +1084,7 @@ mod tests {
             ParticipantRecord::decode(&bytes),
             Ok(ParticipantRecord::Prepared {
                 tx_id: "t1".into(),
-                ts: 7,
+                ts_us: 7,
                 epoch: 0,
                 ops: vec![op("A", -250)],
             })
@@ -1104,7 +1111,7 @@ mod tests {
             records.push(
                 ParticipantRecord::Prepared {
                     tx_id: format!("tx-{i}"),
-                    ts: 1 << i,
+                    ts_us: 1 << i,
                     epoch: i,
                     ops: vec![op("A", -(1 << i)), op("B", 0)],
                 }
@@ -1120,7 +1127,7 @@ mod tests {
         // would give it back whole.
         let last = ParticipantRecord::Prepared {
             tx_id: "tx-last".into(),
-            ts: 1 << 40,
+            ts_us: 1 << 40,
             epoch: 7,
             ops: vec![op("A", -(1 << 40)), op("B", 1 << 40)],
         }

@@ -51,7 +51,7 @@ pub(super) fn request(line: &[u8]) -> Option<Request> {
     let mut c = Cursor(line);
     if c.eat(br#"{"type":"prepare","tx_id":""#) {
         let tx_id = c.id()?;
-        c.lit(br#","ts":"#)?;
+        c.lit(br#","ts_us":"#)?;
         let ts = c.uint()?;
         c.lit(br#","epoch":"#)?;
         let epoch = c.uint()?;
@@ -78,7 +78,7 @@ pub(super) fn request(line: &[u8]) -> Option<Request> {
         c.end()?;
         return Some(Request::Prepare {
             tx_id,
-            ts,
+            ts_us: ts,
             epoch,
             ops,
         });
@@ -190,7 +190,7 @@ mod tests {
                 for (ts, epoch) in [(0, 1), (7, 0), (u64::MAX, u64::MAX)] {
                     requests.push(Request::Prepare {
                         tx_id: tx_id.into(),
-                        ts,
+                        ts_us: ts,
                         epoch,
                         ops: ops.clone(),
                     });
@@ -251,7 +251,7 @@ mod tests {
         }));
         requests.push(line_of(&Request::CommitOnePhase {
             tx_id: "t1".into(),
-            ts: 1,
+            ts_us: 1,
             epoch: 1,
             ops: vec![op("A", 1)],
         }));
@@ -265,20 +265,20 @@ mod tests {
             br#"{"type":"commit","tx_id":"t1","extra":1}"#.to_vec(),
             br#"{"type":"commit","tx_id":"t1"}x"#.to_vec(),
             br#"{"type":"commit","tx_id":"t1""#.to_vec(),
-            br#"{"type":"prepare","tx_id":"t1","ts":07,"epoch":1,"ops":[]}"#.to_vec(),
-            br#"{"type":"prepare","tx_id":"t1","ts":-1,"epoch":1,"ops":[]}"#.to_vec(),
-            br#"{"type":"prepare","tx_id":"t1","ts":1,"epoch":01,"ops":[]}"#.to_vec(),
-            br#"{"type":"prepare","tx_id":"t1","ts":1,"ops":[]}"#.to_vec(),
-            br#"{"type":"prepare","tx_id":"t1","ts":18446744073709551616,"epoch":1,"ops":[]}"#.to_vec(),
-            br#"{"type":"prepare","tx_id":"t1","ts":1,"epoch":1,"ops":[{"account":"A","delta_cents":-0}]}"#
+            br#"{"type":"prepare","tx_id":"t1","ts_us":07,"epoch":1,"ops":[]}"#.to_vec(),
+            br#"{"type":"prepare","tx_id":"t1","ts_us":-1,"epoch":1,"ops":[]}"#.to_vec(),
+            br#"{"type":"prepare","tx_id":"t1","ts_us":1,"epoch":01,"ops":[]}"#.to_vec(),
+            br#"{"type":"prepare","tx_id":"t1","ts_us":1,"ops":[]}"#.to_vec(),
+            br#"{"type":"prepare","tx_id":"t1","ts_us":18446744073709551616,"epoch":1,"ops":[]}"#.to_vec(),
+            br#"{"type":"prepare","tx_id":"t1","ts_us":1,"epoch":1,"ops":[{"account":"A","delta_cents":-0}]}"#
                 .to_vec(),
-            br#"{"type":"prepare","tx_id":"t1","ts":1,"epoch":1,"ops":[{"account":"A","delta_cents":1.5}]}"#
+            br#"{"type":"prepare","tx_id":"t1","ts_us":1,"epoch":1,"ops":[{"account":"A","delta_cents":1.5}]}"#
                 .to_vec(),
-            br#"{"type":"prepare","tx_id":"t1","ts":1,"epoch":1,"ops":[{"account":"A","delta_cents":-9223372036854775809}]}"#
+            br#"{"type":"prepare","tx_id":"t1","ts_us":1,"epoch":1,"ops":[{"account":"A","delta_cents":-9223372036854775809}]}"#
                 .to_vec(),
-            br#"{"type":"prepare","tx_id":"t1","ts":1,"epoch":1,"ops":[{"account":"A","delta_cents":1},]}"#
+            br#"{"type":"prepare","tx_id":"t1","ts_us":1,"epoch":1,"ops":[{"account":"A","delta_cents":1},]}"#
                 .to_vec(),
-            br#"{"type":"prepare","tx_id":"t1","ts":1,"epoch":1,"ops":[{"delta_cents":1,"account":"A"}]}"#
+            br#"{"type":"prepare","tx_id":"t1","ts_us":1,"epoch":1,"ops":[{"delta_cents":1,"account":"A"}]}"#
                 .to_vec(),
         ] {
             requests.push(extra.clone());

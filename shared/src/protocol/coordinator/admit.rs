@@ -150,8 +150,8 @@ impl Coordinator {
         legs: Vec<Leg>,
         out: &mut Vec<Action>,
     ) {
-        let ts = self.ts_max.saturating_add(1).max(now_us);
-        self.ts_max = ts;
+        let ts = self.ts_max_us.saturating_add(1).max(now_us);
+        self.ts_max_us = ts;
         let one_phase = legs.len() == 1;
         out.push(Action::Emit(EventKind::TxStarted {
             tx_id: tx_id.clone(),
@@ -163,7 +163,7 @@ impl Coordinator {
         }));
         let mut tx = Tx {
             request,
-            ts,
+            ts_us: ts,
             legs,
             started_us: now_us,
             one_phase,
@@ -190,14 +190,14 @@ impl Coordinator {
             let msg = if one_phase {
                 Request::CommitOnePhase {
                     tx_id: id,
-                    ts,
+                    ts_us: ts,
                     epoch,
                     ops,
                 }
             } else {
                 Request::Prepare {
                     tx_id: id,
-                    ts,
+                    ts_us: ts,
                     epoch,
                     ops,
                 }

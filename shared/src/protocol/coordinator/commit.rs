@@ -11,7 +11,7 @@ impl Coordinator {
         };
         let record = CoordinatorRecord::Commit {
             tx_id: tx_id.clone(),
-            ts: tx.ts,
+            ts_us: tx.ts_us,
             request: tx.request.clone(),
             legs: tx.legs.clone(),
         };

@@ -246,7 +246,7 @@ enum Phase {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Tx {
     request: TransferRequest,
-    ts: u64,
+    ts_us: u64,
     legs: Vec<Leg>,
     started_us: u64,
     one_phase: bool,
@@ -293,7 +293,7 @@ pub struct Coordinator {
     held_replies: VecDeque<(u64, ClientId, TxId)>,
     next_seq: u64,
     durable_seq: u64,
-    ts_max: u64,
+    ts_max_us: u64,
     sweep_at_us: Option<u64>,
     /// Nodes whose reconnection recovery query is not answered yet.
     recovery_pending: BTreeSet<NodeId>,

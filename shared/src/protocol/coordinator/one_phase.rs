@@ -70,7 +70,7 @@ impl Coordinator {
 pub(super) fn one_phase_request(tx_id: &TxId, tx: &Tx, epoch: Epoch) -> Request {
     Request::CommitOnePhase {
         tx_id: tx_id.clone(),
-        ts: tx.ts,
+        ts_us: tx.ts_us,
         epoch,
         ops: tx.legs[0].ops.clone(),
     }

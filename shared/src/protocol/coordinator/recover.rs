@@ -11,7 +11,7 @@ pub struct CoordinatorSnapshot {
     identity: Option<Identity>,
     pending_commits: Vec<(TxId, u64, TransferRequest, Vec<Leg>)>,
     outcomes: RememberedSnapshot<Finished>,
-    ts_max: u64,
+    ts_max_us: u64,
 }
 
 impl CoordinatorSnapshot {
@@ -30,7 +30,7 @@ impl CoordinatorSnapshot {
             identity: self.identity.as_ref(),
             pending_commits,
             outcomes: self.outcomes.collect_oldest_first(outcome_entry),
-            ts_max: self.ts_max,
+            ts_max_us: self.ts_max_us,
         }
     }
 }
@@ -52,7 +52,7 @@ impl Coordinator {
             held_replies: VecDeque::new(),
             next_seq: 1,
             durable_seq: 0,
-            ts_max: 0,
+            ts_max_us: 0,
             sweep_at_us: None,
             recovery_pending: BTreeSet::new(),
             identity: None,
@@ -115,18 +115,18 @@ impl Coordinator {
         match record {
             CoordinatorRecord::Commit {
                 tx_id,
-                ts,
+                ts_us: ts,
                 request,
                 legs,
             } => {
-                self.ts_max = self.ts_max.max(*ts);
+                self.ts_max_us = self.ts_max_us.max(*ts);
                 if self.finished.get(tx_id).is_some() {
                     return;
                 }
                 let pending_acks: BTreeSet<NodeId> = legs.iter().map(|l| l.node.clone()).collect();
                 let tx = Tx {
                     request: request.clone(),
-                    ts: *ts,
+                    ts_us: *ts,
                     legs: legs.clone(),
                     started_us: 0,
                     one_phase: false,
@@ -170,7 +170,7 @@ impl Coordinator {
             CoordinatorRecord::Checkpoint(cp) => {
                 self.active.clear();
                 self.finished.clear();
-                self.ts_max = self.ts_max.max(cp.ts_max);
+                self.ts_max_us = self.ts_max_us.max(cp.ts_max_us);
                 if let Some(identity) = &cp.identity {
                     self.identity = Some(identity.clone());
                 }
@@ -190,7 +190,7 @@ impl Coordinator {
                 for (tx_id, ts, request, legs) in &cp.pending_commits {
                     let record = CoordinatorRecord::Commit {
                         tx_id: tx_id.clone(),
-                        ts: *ts,
+                        ts_us: *ts,
                         request: request.clone(),
                         legs: legs.clone(),
                     };
@@ -213,7 +213,7 @@ impl Coordinator {
                     Phase::Deciding { .. } | Phase::PausedBeforeCommit | Phase::Committing
                 )
             })
-            .map(|(id, tx)| (id, tx.ts, &tx.request, tx.legs.as_slice()))
+            .map(|(id, tx)| (id, tx.ts_us, &tx.request, tx.legs.as_slice()))
     }
 
     /// [`checkpoint`](Self::checkpoint), encoded: the same bytes as
@@ -238,7 +238,7 @@ impl Coordinator {
             identity: self.identity.clone(),
             pending_commits,
             outcomes: self.finished.snapshot(),
-            ts_max: self.ts_max,
+            ts_max_us: self.ts_max_us,
         };
         (self.take_seq(), snapshot)
     }
@@ -263,7 +263,7 @@ impl Coordinator {
                     (id.clone(), request.cloned(), decision, reason)
                 })
                 .collect(),
-            ts_max: parts.ts_max,
+            ts_max_us: parts.ts_max_us,
         };
         (seq, CoordinatorRecord::Checkpoint(Box::new(cp)))
     }

@@ -91,7 +91,7 @@ impl Participant {
         }
         // Never seen: it is still remembered below, so a late prepare votes abort.
         if let Some(tx) = self.txs.remove(&tx_id) {
-            self.waiting.remove(&(tx.ts, tx_id.clone()));
+            self.waiting.remove(&(tx.ts_us, tx_id.clone()));
             self.unlock(&tx_id, &tx.ops);
             self.drop_held_votes(&tx_id);
             if matches!(tx.phase, Phase::Prepared { .. }) {

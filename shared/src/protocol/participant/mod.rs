@@ -162,7 +162,7 @@ enum Phase {
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Tx {
-    ts: u64,
+    ts_us: u64,
     /// The coordinator epoch of its `prepare` (0: prepared before epochs).
     epoch: Epoch,
     ops: Vec<Op>,
@@ -304,13 +304,13 @@ impl Participant {
         match msg {
             Request::Prepare {
                 tx_id,
-                ts,
+                ts_us: ts,
                 epoch,
                 ops,
             } => {
                 let attempt = Attempt {
                     tx_id,
-                    ts,
+                    ts_us: ts,
                     epoch,
                     ops,
                     one_phase: false,
@@ -319,13 +319,13 @@ impl Participant {
             }
             Request::CommitOnePhase {
                 tx_id,
-                ts,
+                ts_us: ts,
                 epoch,
                 ops,
             } => {
                 let attempt = Attempt {
                     tx_id,
-                    ts,
+                    ts_us: ts,
                     epoch,
                     ops,
                     one_phase: true,

@@ -7,7 +7,7 @@ use super::*;
 /// A `prepare` or `commit_one_phase` as it arrived.
 pub(super) struct Attempt {
     pub(super) tx_id: TxId,
-    pub(super) ts: u64,
+    pub(super) ts_us: u64,
     pub(super) epoch: Epoch,
     pub(super) ops: Vec<Op>,
     pub(super) one_phase: bool,
@@ -23,7 +23,7 @@ impl Participant {
     ) {
         let Attempt {
             tx_id,
-            ts,
+            ts_us: ts,
             epoch,
             ops,
             one_phase,
@@ -97,7 +97,7 @@ impl Participant {
         let younger_holds =
             ops.iter().any(
                 |op| match self.locks.get(&op.account).and_then(|h| self.txs.get(h)) {
-                    Some(holder) => holder.ts > ts,
+                    Some(holder) => holder.ts_us > ts,
                     None => false,
                 },
             );
@@ -112,7 +112,7 @@ impl Participant {
         }
         let deadline_us = now_us.saturating_add(self.config.lock_wait_us);
         let tx = Tx {
-            ts,
+            ts_us: ts,
             epoch,
             ops,
             peer: from,
@@ -161,7 +161,7 @@ impl Participant {
             return;
         };
         let (peer, one_phase, ops, ts, epoch) =
-            (tx.peer, tx.one_phase, tx.ops.clone(), tx.ts, tx.epoch);
+            (tx.peer, tx.one_phase, tx.ops.clone(), tx.ts_us, tx.epoch);
         if let Err(reason) = self.check_funds(&ops) {
             self.txs.remove(&tx_id);
             self.unlock(&tx_id, &ops);
@@ -200,7 +200,7 @@ impl Participant {
         }
         let record = ParticipantRecord::Prepared {
             tx_id: tx_id.clone(),
-            ts,
+            ts_us: ts,
             epoch,
             ops,
         };

@@ -145,7 +145,7 @@ impl Participant {
             }
             ParticipantRecord::Prepared {
                 tx_id,
-                ts,
+                ts_us: ts,
                 epoch,
                 ops,
             } => {
@@ -170,7 +170,7 @@ impl Participant {
                     self.locks.insert(op.account.clone(), tx_id.clone());
                 }
                 let tx = Tx {
-                    ts: *ts,
+                    ts_us: *ts,
                     epoch: *epoch,
                     ops: ops.clone(),
                     peer: 0,
@@ -264,7 +264,7 @@ impl Participant {
                 for (tx_id, ts, epoch, ops) in &cp.prepared {
                     let prepared = ParticipantRecord::Prepared {
                         tx_id: tx_id.clone(),
-                        ts: *ts,
+                        ts_us: *ts,
                         epoch: *epoch,
                         ops: ops.clone(),
                     };
@@ -345,7 +345,7 @@ impl Participant {
                 .sorted()
                 .into_iter()
                 .filter(|(_, tx)| matches!(tx.phase, Phase::Prepared { .. }))
-                .map(|(id, tx)| (id.clone(), tx.ts, tx.epoch, tx.ops.clone()))
+                .map(|(id, tx)| (id.clone(), tx.ts_us, tx.epoch, tx.ops.clone()))
                 .collect(),
             outcomes: self.outcomes.snapshot(),
             heuristics: self
