@@ -44,6 +44,9 @@ trunk build --release
 step "Rust tests: protocol, log, simulation, model checking, real processes"
 cargo test --workspace --exclude frontend
 
+step "the HTTP API against its OpenAPI document: Schemathesis, every check"
+scripts/schemathesis.sh
+
 step "dashboard unit tests (native, then wasm in headless Chromium)"
 cargo test -p frontend
 cargo test -p frontend --target wasm32-unknown-unknown

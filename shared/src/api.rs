@@ -17,10 +17,14 @@ pub use crate::wire::{AccountBalance, InDoubtTx, LedgerEntry};
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TransferRequest {
+    #[cfg_attr(feature = "openapi", schema(schema_with = schema::account_id))]
     pub from: AccountId,
+    #[cfg_attr(feature = "openapi", schema(schema_with = schema::account_id))]
     pub to: AccountId,
+    #[cfg_attr(feature = "openapi", schema(schema_with = schema::amount_cents))]
     pub amount_cents: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = schema::tx_id))]
     pub tx_id: Option<TxId>,
 }
 
@@ -120,10 +124,12 @@ pub struct NodeCrashRequest {
 #[serde(deny_unknown_fields)]
 pub struct FaultsUpdate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = schema::probability))]
     pub prepare_crash_probability: Option<f64>,
     /// Step mode: pause this long after the votes are in and again after the
     /// decision, so a person can break something at exactly that moment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = schema::phase_pause_ms))]
     pub phase_pause_ms: Option<u64>,
     /// Step mode's hold: every protocol message (both ways) waits at the
     /// coordinator until it is released one by one; `false` lets every held
@@ -172,9 +178,9 @@ pub enum MessageAction {
     Delay,
 }
 
-/// `POST /api/messages/{id}`
+/// `POST /api/messages/{id}`. Its schema is written by hand
+/// ([`schema::message_action_request`]): `delay_ms` goes with `delay` only.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct MessageActionRequest {
     pub action: MessageAction,
@@ -237,6 +243,66 @@ pub struct ErrorBody {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Health {
     pub status: String,
+}
+
+/// `GET /api/ready`: whether the coordinator can run transfers now, and
+/// if not, every reason why (200 when ready, 503 otherwise).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Readiness {
+    /// No reason below: the engine is up, its decision log open, every
+    /// node connected.
+    pub ready: bool,
+    /// The coordinator's engine.
+    pub coordinator: ComponentStatus,
+    /// The decision log is open while the engine runs: it opens it at
+    /// start and stops when it cannot write it.
+    pub decision_log_open: bool,
+    /// Every node, in order, and whether the engine's connection to it is
+    /// up (and it has reported its in-doubt transactions).
+    pub nodes: Vec<NodeReadiness>,
+    /// Why it is not ready: empty when ready.
+    pub reasons: Vec<NotReady>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct NodeReadiness {
+    pub id: NodeId,
+    pub connected: bool,
+}
+
+/// One reason the coordinator is not ready.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct NotReady {
+    pub reason: NotReadyReason,
+    /// The node concerned, if it is about one node.
+    pub node: Option<NodeId>,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum NotReadyReason {
+    /// The engine is not running (starting, or recovering from a crash).
+    CoordinatorDown,
+    /// The decision log is not open (the engine has not opened it).
+    DecisionLogClosed,
+    /// The node's process is not running.
+    NodeDown,
+    /// The node's process is starting.
+    NodeStarting,
+    /// The link to the node is cut (an injected fault).
+    LinkCut,
+    /// The node answers but refuses this coordinator (another cluster, an
+    /// older epoch, a wrong secret).
+    NodeRefuses,
+    /// The node runs but the engine is not connected to it.
+    NodeUnreachable,
+    /// Connected, but it has not reported its in-doubt transactions yet.
+    NodeReconciling,
 }
 
 /// `GET /api/in-doubt`: the operator's view of transactions that are
@@ -396,4 +462,157 @@ pub struct MoneyAudit {
     #[serde(default)]
     pub settling: bool,
     pub detail: String,
+}
+
+/// The OpenAPI schemas of request fields, with the bounds of
+/// [`crate::limits`] and the character sets the coordinator checks, so the
+/// document cannot drift from what the server accepts. A field's schema
+/// here says exactly which values pass: anything it allows is accepted
+/// (unless the cluster's state refuses it, e.g. an aborted transfer), and
+/// anything it refuses gets a 400 or 422.
+#[cfg(feature = "openapi")]
+pub mod schema {
+    use utoipa::openapi::schema::{
+        AdditionalProperties, KnownFormat, Object, ObjectBuilder, OneOfBuilder, Schema,
+        SchemaFormat, SchemaType, Type,
+    };
+    use utoipa::openapi::RefOr;
+
+    use crate::limits::{
+        ACCOUNT_ID_BYTES_MAX, AMOUNT_CENTS_MAX, HELD_MESSAGE_DELAY_MS_MAX, LINK_DELAY_MS_MAX,
+        PHASE_PAUSE_MS_MAX, RESTART_AFTER_MS_DEFAULT, RESTART_AFTER_MS_MAX, TX_ID_BYTES_MAX,
+    };
+
+    /// The characters of an account id (the coordinator's configuration
+    /// checks them), as a regular expression's class.
+    pub const ACCOUNT_ID_CHARS: &str = "A-Za-z0-9._-";
+    /// The characters of a client's `tx_id` (the coordinator checks them
+    /// when it admits a transfer).
+    pub const TX_ID_CHARS: &str = "A-Za-z0-9._:-";
+
+    /// `^[chars]{1,max}$`: ASCII only, so its length in characters is its
+    /// length in bytes.
+    pub fn id_pattern(chars: &str, bytes_max: usize) -> String {
+        format!("^[{chars}]{{1,{bytes_max}}}$")
+    }
+
+    fn whole(min: i64, max: u64) -> ObjectBuilder {
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+            .minimum(Some(min))
+            .maximum(Some(max))
+    }
+
+    fn nullable(schema: ObjectBuilder) -> Object {
+        let built = schema.build();
+        let mut types = match &built.schema_type {
+            SchemaType::Type(t) => vec![t.clone()],
+            SchemaType::Array(ts) => ts.clone(),
+            SchemaType::AnyValue => vec![],
+        };
+        types.push(Type::Null);
+        let mut object = built;
+        object.schema_type = SchemaType::from_iter(types);
+        object
+    }
+
+    pub fn account_id() -> Object {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(id_pattern(ACCOUNT_ID_CHARS, ACCOUNT_ID_BYTES_MAX)))
+            .min_length(Some(1))
+            .max_length(Some(ACCOUNT_ID_BYTES_MAX))
+            .description(Some(
+                "An account of this cluster (GET /api/accounts lists them)",
+            ))
+            .build()
+    }
+
+    pub fn amount_cents() -> Object {
+        whole(1, AMOUNT_CENTS_MAX as u64)
+            .description(Some("Integer cents, more than 0"))
+            .build()
+    }
+
+    pub fn tx_id() -> Object {
+        nullable(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(id_pattern(TX_ID_CHARS, TX_ID_BYTES_MAX)))
+                .min_length(Some(1))
+                .max_length(Some(TX_ID_BYTES_MAX))
+                .description(Some(
+                    "The client's id for this transfer: sent again, it returns the first outcome",
+                )),
+        )
+    }
+
+    pub fn probability() -> Object {
+        nullable(
+            ObjectBuilder::new()
+                .schema_type(Type::Number)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Double)))
+                .minimum(Some(0.0))
+                .maximum(Some(1.0)),
+        )
+    }
+
+    pub fn phase_pause_ms() -> Object {
+        nullable(whole(0, PHASE_PAUSE_MS_MAX))
+    }
+
+    pub fn link_delay_ms() -> Object {
+        whole(0, LINK_DELAY_MS_MAX).default(Some(0.into())).build()
+    }
+
+    pub fn restart_after_ms() -> Object {
+        whole(0, RESTART_AFTER_MS_MAX)
+            .default(Some(RESTART_AFTER_MS_DEFAULT.into()))
+            .build()
+    }
+
+    /// `POST /api/messages/{id}`: `delay` needs `delay_ms`; the other
+    /// actions take none (or null).
+    pub fn message_action_request() -> Schema {
+        let now = ObjectBuilder::new()
+            .property(
+                "action",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some(["deliver", "drop", "duplicate"])),
+            )
+            .required("action")
+            .property("delay_ms", ObjectBuilder::new().schema_type(Type::Null))
+            .additional_properties(Some(AdditionalProperties::<Schema>::FreeForm(false)))
+            .description(Some("Deliver, drop or duplicate the held message now"));
+        let delayed = ObjectBuilder::new()
+            .property(
+                "action",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some(["delay"])),
+            )
+            .required("action")
+            .property(
+                "delay_ms",
+                whole(1, HELD_MESSAGE_DELAY_MS_MAX).description(Some("How long, in milliseconds")),
+            )
+            .required("delay_ms")
+            .additional_properties(Some(AdditionalProperties::<Schema>::FreeForm(false)))
+            .description(Some("Send the held message on after delay_ms"));
+        Schema::OneOf(OneOfBuilder::new().item(now).item(delayed).build())
+    }
+
+    impl utoipa::PartialSchema for super::MessageActionRequest {
+        fn schema() -> RefOr<Schema> {
+            RefOr::T(message_action_request())
+        }
+    }
+
+    impl utoipa::ToSchema for super::MessageActionRequest {
+        fn name() -> std::borrow::Cow<'static, str> {
+            "MessageActionRequest".into()
+        }
+    }
 }

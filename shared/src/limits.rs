@@ -126,6 +126,9 @@ pub const API_TOKEN_CHARS_MIN: usize = 16;
 pub const API_TOKEN_FILE_BYTES_MAX: u64 = 4 * 1024;
 /// Transactions `GET /api/transactions` lists when no `limit` is given.
 pub const TRANSACTIONS_LIMIT_DEFAULT: usize = 50;
+/// Most accounts the OpenAPI document names in the transfer schema (the
+/// `from` ≠ `to` rule grows with their square); more keep the pattern alone.
+pub const ACCOUNTS_LISTED_MAX: usize = 64;
 /// Most transactions `GET /api/in-doubt` lists (oldest kept).
 pub const IN_DOUBT_LISTED_MAX: usize = 1_000;
 /// How long a handler waits for the engine to answer a question.

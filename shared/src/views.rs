@@ -120,6 +120,7 @@ pub struct CoordinatorView {
 pub struct LinkFault {
     /// Added one-way delay for every message, in both directions.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::api::schema::link_delay_ms))]
     pub delay_ms: u64,
     /// Drop every message in both directions (a partition).
     #[serde(default)]
@@ -234,6 +235,7 @@ pub enum CrashPoint {
 pub struct CoordinatorCrashRequest {
     pub at: CrashPoint,
     #[serde(default = "default_restart_after_ms")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::api::schema::restart_after_ms))]
     pub restart_after_ms: u64,
 }
 

@@ -353,7 +353,8 @@ async fn the_recording_replays_from_a_snapshot_and_survives_a_coordinator_kill()
 
     for (query, status) in [
         ("?from_seq=abc", 400),
-        ("?from_seq=9&to_seq=3", 400),
+        ("?from_seq=-1", 400),
+        ("?from_seq=1.5", 400),
         ("?seq=1", 400),
     ] {
         let (got, text) = recording_text(&c, query).await;
@@ -361,6 +362,19 @@ async fn the_recording_replays_from_a_snapshot_and_survives_a_coordinator_kill()
         let body: Value = serde_json::from_str(&text).expect("an error body");
         assert!(body["error"].is_string(), "{text}");
     }
+    // from_seq after to_seq is an empty range: the header line alone.
+    let (got, text) = recording_text(&c, "?from_seq=9&to_seq=3").await;
+    assert_eq!(got, 200, "{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    let header: Value = serde_json::from_str(lines[0]).expect("the header line");
+    assert_eq!(header["format"], "tpc-recording", "{text}");
+    // A whole number written with a fraction is that number.
+    let whole = recording(&c, &format!("?from_seq={second}.0&to_seq={}", second + 3)).await;
+    assert_eq!(
+        whole.events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        range.events.iter().map(|e| e.seq).collect::<Vec<_>>()
+    );
 
     // kill -9 of the coordinator: the recording stays, seqs go on after it.
     let last_before = before.events.last().expect("events").seq;

@@ -25,13 +25,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use shared::api::{
-    ComponentStatus, CoordinatorTxState, HeuristicRequest, HeuristicView, InDoubtEntry,
+    ComponentStatus, CoordinatorTxState, ErrorBody, HeuristicRequest, HeuristicView, InDoubtEntry,
     InDoubtView, MoneyAudit, NodeView, PreparedOn, StuckBecause, StuckReason, TxState,
 };
 use shared::events::EventKind;
@@ -40,19 +39,27 @@ use shared::protocol::coordinator::ActiveTx;
 use shared::wire::{Decision, NodeId, Op, Query, QueryResult, Reply, Request, TxId};
 use tokio::sync::{oneshot, watch};
 
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
 use super::error::ApiError;
-use super::request::{parse_body, require_demo, require_node};
+use super::request::{parse_body, require_demo, require_node, IdPath};
 use super::view::cluster_view;
 use crate::app::App;
 use crate::engine::Command;
 use crate::supervisor::ProcState;
 
-pub fn router() -> Router<Arc<App>> {
-    Router::new()
-        .route("/api/in-doubt", get(in_doubt))
-        .route("/api/nodes/{id}/heuristic", post(force_heuristic))
+pub fn router() -> OpenApiRouter<Arc<App>> {
+    OpenApiRouter::new()
+        .routes(routes!(in_doubt))
+        .routes(routes!(force_heuristic))
 }
 
+#[utoipa::path(get, path = "/api/in-doubt", tag = "state",
+    description = "Transactions prepared somewhere and not yet resolved: where, for how long, the coordinator's \
+                   state for each, and why it is stuck; every heuristic decision the nodes report, compared with \
+                   the coordinator's decision; and a money audit that accounts for them.",
+    responses((status = 200, description = "The in-doubt view", body = InDoubtView)))]
 async fn in_doubt(State(app): State<Arc<App>>) -> Response {
     Json(in_doubt_view(&app).await).into_response()
 }
@@ -478,9 +485,25 @@ fn audit(
     }
 }
 
+#[utoipa::path(post, path = "/api/nodes/{id}/heuristic", tag = "faults",
+    description = "Forces the outcome of a transaction in doubt on one node (a heuristic decision), over a \
+                   connection of its own (not the possibly cut protocol link). The node logs it as HEURISTIC and \
+                   applies it; if the coordinator decided otherwise, the transaction is not atomic and that is \
+                   reported as a fault. The node must run with --allow-faults.",
+    params(("id" = String, Path, description = "The node id")),
+    request_body = HeuristicRequest,
+    responses(
+        (status = 200, description = "Forced and logged; compared with the coordinator's decision", body = HeuristicView),
+        (status = 400, description = "Bad JSON, not an object, or unknown fields", body = ErrorBody),
+        (status = 403, description = "Not in demo mode", body = ErrorBody),
+        (status = 404, description = "Unknown node", body = ErrorBody),
+        (status = 409, description = "The node refused (not in doubt there, already decided, faults not allowed)", body = ErrorBody),
+        (status = 502, description = "The node answered something unexpected", body = ErrorBody),
+        (status = 503, description = "The node cannot be reached", body = ErrorBody),
+    ))]
 async fn force_heuristic(
     State(app): State<Arc<App>>,
-    Path(id): Path<String>,
+    IdPath(id): IdPath<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     match force(&app, &id, body).await {
@@ -620,44 +643,4 @@ fn name(decision: Decision) -> &'static str {
         Decision::Commit => "commit",
         Decision::Abort => "abort",
     }
-}
-
-/// The OpenAPI description of these routes, merged into the API's document
-/// (see `super::ops`).
-#[derive(utoipa::OpenApi)]
-#[openapi(paths(paths::in_doubt, paths::heuristic))]
-pub struct InDoubtDoc;
-
-/// One item per endpoint; the functions exist only to carry the attributes.
-#[allow(dead_code)]
-mod paths {
-    use shared::api::{ErrorBody, HeuristicRequest, HeuristicView, InDoubtView};
-
-    #[utoipa::path(get, path = "/api/in-doubt", tag = "state",
-        description = "Transactions prepared somewhere and not yet resolved: where, for how long, the coordinator's \
-                       state for each, and why it is stuck; every heuristic decision the nodes report, compared with \
-                       the coordinator's decision; and a money audit that accounts for them.",
-        responses((status = 200, description = "The in-doubt view", body = InDoubtView)))]
-    fn in_doubt() {}
-
-    #[utoipa::path(post, path = "/api/nodes/{id}/heuristic", tag = "faults",
-        description = "Forces the outcome of a transaction in doubt on one node (a heuristic decision), over a \
-                       connection of its own (not the possibly cut protocol link). The node logs it as HEURISTIC and \
-                       applies it; if the coordinator decided otherwise, the transaction is not atomic and that is \
-                       reported as a fault. The node must run with --allow-faults.",
-        params(("id" = String, Path, description = "The node id")),
-        request_body = HeuristicRequest,
-        security((), ("api_token" = [])),
-        responses(
-            (status = 200, description = "Forced and logged; compared with the coordinator's decision", body = HeuristicView),
-            (status = 400, description = "Bad JSON or unknown fields", body = ErrorBody),
-            (status = 403, description = "Not in demo mode, or requested by a web page of a foreign Origin", body = ErrorBody),
-            (status = 404, description = "Unknown node", body = ErrorBody),
-            (status = 409, description = "The node refused (not in doubt there, already decided, faults not allowed)", body = ErrorBody),
-            (status = 503, description = "The node cannot be reached", body = ErrorBody),
-            (status = 401, description = "The coordinator has an API token and the request does not present it",
-                body = ErrorBody),
-            (status = 415, description = "A body not sent as Content-Type: application/json", body = ErrorBody),
-        ))]
-    fn heuristic() {}
 }

@@ -10,26 +10,29 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use shared::api::{
-    HeldMessages, MessageAction, MessageActionRequest, NextMessageRequest, ReleasedMessages,
+    ErrorBody, HeldMessages, MessageAction, MessageActionRequest, NextMessageRequest,
+    ReleasedMessages,
 };
 use shared::limits::{ENGINE_ANSWER_TIMEOUT_MS, HELD_MESSAGE_DELAY_MS_MAX};
 use tokio::sync::oneshot;
 
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
 use super::error::ApiError;
-use super::request::{parse_body, require_demo};
+use super::request::{parse_body, parse_optional_body, require_demo, IdPath};
 use crate::app::App;
 use crate::engine::{Command, Release};
 
-pub fn router() -> Router<Arc<App>> {
-    Router::new()
-        .route("/api/messages", get(list))
-        .route("/api/messages/next", post(next))
-        .route("/api/messages/{id}", post(act))
+pub fn router() -> OpenApiRouter<Arc<App>> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(next))
+        .routes(routes!(act))
 }
 
 fn engine_down() -> ApiError {
@@ -52,6 +55,13 @@ async fn ask<T>(
     }
 }
 
+#[utoipa::path(get, path = "/api/messages", tag = "faults",
+    description = "The protocol messages the coordinator holds (step mode's hold, turned on with PUT /api/faults \
+                   {\"hold_messages\": true}), oldest first. Empty while the coordinator is down.",
+    responses(
+        (status = 200, description = "Whether it holds, and what", body = HeldMessages),
+        (status = 503, description = "The coordinator did not answer in time", body = ErrorBody),
+    ))]
 async fn list(State(app): State<Arc<App>>) -> Result<Json<HeldMessages>, ApiError> {
     if app.engine.live().is_none() {
         return Ok(Json(HeldMessages {
@@ -62,19 +72,23 @@ async fn list(State(app): State<Arc<App>>) -> Result<Json<HeldMessages>, ApiErro
     Ok(Json(ask(&app, |reply| Command::Held { reply }).await?))
 }
 
+#[utoipa::path(post, path = "/api/messages/next", tag = "faults",
+    description = "Lets the oldest held message go on. With `phase: true`, every held message of the oldest one's \
+                   transaction and protocol step (both prepares, both votes, ...).",
+    request_body(content = Option<NextMessageRequest>, description = "Optional"),
+    responses(
+        (status = 200, description = "The messages let go", body = ReleasedMessages),
+        (status = 400, description = "Bad JSON, not an object, or unknown fields", body = ErrorBody),
+        (status = 403, description = "Not in demo mode", body = ErrorBody),
+        (status = 404, description = "No message is held", body = ErrorBody),
+        (status = 503, description = "The coordinator is down or busy", body = ErrorBody),
+    ))]
 async fn next(
     State(app): State<Arc<App>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<ReleasedMessages>, ApiError> {
     require_demo(&app)?;
-    let empty = body
-        .as_ref()
-        .is_ok_and(|b| b.iter().all(u8::is_ascii_whitespace));
-    let request: NextMessageRequest = if empty {
-        NextMessageRequest::default()
-    } else {
-        parse_body(body, r#"{"phase": true}"#)?
-    };
+    let request: NextMessageRequest = parse_optional_body(body, r#"{"phase": true}"#)?;
     let which = Release::Next {
         phase: request.phase,
     };
@@ -96,9 +110,23 @@ async fn next(
     }))
 }
 
+#[utoipa::path(post, path = "/api/messages/{id}", tag = "faults",
+    description = "Acts on one held message: deliver it now, drop it (it never arrives), duplicate it (it \
+                   arrives twice) or delay it by `delay_ms`.",
+    params(("id" = u64, Path, description = "The held message's id (its events' `id`)")),
+    request_body = MessageActionRequest,
+    responses(
+        (status = 200, description = "Done", body = ReleasedMessages),
+        (status = 400, description = "Bad JSON, not an object, or unknown fields", body = ErrorBody),
+        (status = 403, description = "Not in demo mode", body = ErrorBody),
+        (status = 404, description = "No such message is held", body = ErrorBody),
+        (status = 422, description = "delay_ms missing or out of range for delay, or given with another action",
+            body = ErrorBody),
+        (status = 503, description = "The coordinator is down or busy", body = ErrorBody),
+    ))]
 async fn act(
     State(app): State<Arc<App>>,
-    Path(id): Path<String>,
+    IdPath(id): IdPath<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<ReleasedMessages>, ApiError> {
     require_demo(&app)?;

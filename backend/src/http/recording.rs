@@ -9,15 +9,17 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Query as UrlQuery, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
-use shared::api::RecordingInfo;
+use axum::Json;
+use shared::api::{ErrorBody, RecordingInfo};
 use shared::recording::{self, Header};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::ApiError;
+use super::request::{whole_number, QueryParams};
 use crate::app::App;
 
 /// The content type of JSON lines.
@@ -25,12 +27,16 @@ const JSON_LINES: &str = "application/x-ndjson";
 /// Chunks of the answer waiting to be sent.
 const CHUNKS_QUEUED_MAX: usize = 8;
 
-pub fn router() -> Router<Arc<App>> {
-    Router::new()
-        .route("/api/recording", get(events))
-        .route("/api/recording/info", get(info))
+pub fn router() -> OpenApiRouter<Arc<App>> {
+    OpenApiRouter::new()
+        .routes(routes!(events))
+        .routes(routes!(info))
 }
 
+#[utoipa::path(get, path = "/api/recording/info", tag = "operations",
+    description = "What the coordinator's recording of its event stream holds (on in demo mode, or with \
+                   --recording-bytes-max): its range of seqs and times, size, snapshots.",
+    responses((status = 200, description = "The recording", body = RecordingInfo)))]
 async fn info(State(app): State<Arc<App>>) -> Json<RecordingInfo> {
     Json(match app.hub.recorder() {
         Some(recorder) => recorder.info(),
@@ -46,16 +52,48 @@ fn seq_param(params: &HashMap<String, String>, name: &str) -> Result<Option<u64>
     params
         .get(name)
         .map(|text| {
-            text.parse::<u64>().map_err(|_| {
+            whole_number(text).ok_or_else(|| {
                 ApiError::bad_request(format!("{name} must be a whole number (got '{text}')"))
             })
         })
         .transpose()
 }
 
+/// The query of `GET /api/recording`.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // read by hand from the query (errors that say what is expected)
+struct RecordingQuery {
+    /// First event wanted (default: the oldest)
+    #[param(schema_with = seq)]
+    from_seq: Option<u64>,
+    /// Last event wanted (default: the newest); before `from_seq`, the answer is the header alone
+    #[param(schema_with = seq)]
+    to_seq: Option<u64>,
+}
+
+/// An event's `seq`: any u64.
+fn seq() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::Integer)
+        .minimum(Some(0))
+        .maximum(Some(u64::MAX))
+        .build()
+}
+
+#[utoipa::path(get, path = "/api/recording", tag = "operations",
+    description = "The recorded events as JSON lines: a header line (`{\"format\":\"tpc-recording\",\"version\":1,...}`), \
+                   then one `Event` per line, oldest first, from the latest snapshot at or before `from_seq` \
+                   (so the answer replays on its own) to `to_seq`. The dashboard imports such a file.",
+    params(RecordingQuery),
+    responses(
+        (status = 200, description = "JSON lines", body = String, content_type = "application/x-ndjson"),
+        (status = 400, description = "A bad or unknown parameter", body = ErrorBody),
+        (status = 404, description = "The coordinator does not record its events", body = ErrorBody),
+    ))]
 async fn events(
     State(app): State<Arc<App>>,
-    UrlQuery(params): UrlQuery<HashMap<String, String>>,
+    QueryParams(params): QueryParams,
 ) -> Result<Response, ApiError> {
     if let Some(unknown) = params.keys().find(|k| *k != "from_seq" && *k != "to_seq") {
         return Err(ApiError::bad_request(format!(
@@ -69,20 +107,27 @@ async fn events(
     };
     let from_seq = seq_param(&params, "from_seq")?.unwrap_or(0);
     let to_seq = seq_param(&params, "to_seq")?.unwrap_or(u64::MAX);
+    let (chunks, receiver) = tokio::sync::mpsc::channel::<String>(CHUNKS_QUEUED_MAX);
     if from_seq > to_seq {
-        return Err(ApiError::bad_request(format!(
-            "from_seq ({from_seq}) is after to_seq ({to_seq})"
-        )));
+        // An empty range: a recording of nothing, which replays as such.
+        let note = format!("no events: from_seq ({from_seq}) is after to_seq ({to_seq})");
+        let _ = chunks.try_send(Header::new("coordinator", Some(note)).line());
+        drop(chunks);
+        return Ok(lines_answer(receiver));
     }
     let plan = recorder.plan(from_seq, to_seq);
     let note = match to_seq {
         u64::MAX => format!("events from {} on", plan.start),
         end => format!("events {} to {end}", plan.start),
     };
-    let (chunks, mut receiver) = tokio::sync::mpsc::channel::<String>(CHUNKS_QUEUED_MAX);
     let header_line = Header::new("coordinator", Some(note)).line();
     let _ = chunks.try_send(header_line);
     tokio::task::spawn_blocking(move || plan.read(|chunk| chunks.blocking_send(chunk).is_ok()));
+    Ok(lines_answer(receiver))
+}
+
+/// The answer streamed from `receiver`'s chunks, as a file to save.
+fn lines_answer(mut receiver: tokio::sync::mpsc::Receiver<String>) -> Response {
     let stream = futures_util::stream::poll_fn(move |cx| {
         receiver
             .poll_recv(cx)
@@ -93,12 +138,12 @@ async fn events(
         crate::hub::unix_ms(),
         recording::EXTENSION
     );
-    Ok((
+    (
         [
             (header::CONTENT_TYPE, JSON_LINES.to_string()),
             (header::CONTENT_DISPOSITION, file_name),
         ],
         Body::from_stream(stream),
     )
-        .into_response())
+        .into_response()
 }

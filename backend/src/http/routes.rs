@@ -2,20 +2,20 @@
 //! a command to the engine and await its reply: no protocol decision lives
 //! here.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, Query as UrlQuery, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get, post, put};
-use axum::{Json, Router};
+use axum::routing::any;
+use axum::Json;
 use serde_json::json;
 use shared::api::{
-    transfer_legs, CoordinatorCrashRequest, FaultsUpdate, Health, LinkFault, NodeCrashRequest,
-    Outcome, TransactionDetail, TransactionSummary, TransferRequest, TransferResponse, TxState,
+    transfer_legs, AccountView, ClusterView, ComponentStatus, CoordinatorCrashRequest, ErrorBody,
+    Faults, FaultsUpdate, Health, LedgerEntry, LinkFault, NodeCrashRequest, Outcome, Stats,
+    TransactionDetail, TransactionSummary, TransferRequest, TransferResponse, TxState,
 };
 use shared::events::EventKind;
 use shared::limits::{
@@ -26,8 +26,17 @@ use shared::protocol::coordinator::TransferError;
 use shared::wire::{AbortReason, ParticipantCrashPoint, Query, QueryResult, Request};
 use tokio::sync::oneshot;
 
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::bodies::{
+    CoordinatorCrashArmed, CoordinatorCrashDisarmed, NodeArmed, NodeCrashAnswer, NodeKilled,
+    NodeRestarted, TransferConflict,
+};
 use super::error::ApiError;
-use super::request::{parse_body, require_demo, require_node};
+use super::request::{
+    parse_body, parse_optional_body, require_demo, require_node, whole_number, IdPath, QueryParams,
+};
 use super::view::{accounts_of, cluster_view};
 use crate::app::App;
 use crate::engine::{crash_point_name, Command};
@@ -35,29 +44,30 @@ use crate::supervisor::SupervisorError;
 
 type ApiResult = Result<Response, ApiError>;
 
-/// The core REST routes (transfers, reads, fault injection); the router
-/// merges them with the others.
-pub fn routes() -> Router<Arc<App>> {
-    Router::new()
-        .route("/api/health", get(health))
-        .route("/api/transfers", post(transfer))
-        .route("/api/transactions", get(list_transactions))
-        .route("/api/transactions/{tx_id}", get(get_transaction))
-        .route("/api/cluster", get(cluster))
-        .route("/api/accounts", get(accounts))
-        .route("/api/accounts/{id}/ledger", get(ledger))
-        .route("/api/stats", get(stats))
-        .route("/api/faults", get(get_faults).put(put_faults))
-        .route("/api/nodes/{id}/crash", post(crash_node))
-        .route("/api/nodes/{id}/restart", post(restart_node))
-        .route("/api/nodes/{id}/link", put(set_link).delete(heal_link))
-        .route(
-            "/api/coordinator/crash",
-            post(crash_coordinator).delete(disarm_coordinator_crash),
-        )
+/// The core REST routes (transfers, reads, fault injection), each with its
+/// OpenAPI description; the router merges them with the others.
+pub fn routes() -> OpenApiRouter<Arc<App>> {
+    OpenApiRouter::new()
+        .routes(routes!(health))
+        .routes(routes!(transfer))
+        .routes(routes!(list_transactions))
+        .routes(routes!(get_transaction))
+        .routes(routes!(cluster))
+        .routes(routes!(accounts))
+        .routes(routes!(ledger))
+        .routes(routes!(stats))
+        .routes(routes!(get_faults, put_faults))
+        .routes(routes!(crash_node))
+        .routes(routes!(restart_node))
+        .routes(routes!(set_link, heal_link))
+        .routes(routes!(crash_coordinator, disarm_coordinator_crash))
+        // Not an endpoint: unknown `/api/` paths get a JSON 404, not the dashboard.
         .route("/api/{*rest}", any(api_not_found))
 }
 
+#[utoipa::path(get, path = "/api/health", tag = "state",
+    description = "Liveness: the coordinator's HTTP server answers. Whether it can run transfers is /api/ready.",
+    responses((status = 200, description = "The coordinator's HTTP server answers", body = Health)))]
 async fn health() -> Json<Health> {
     Json(Health {
         status: "ok".to_string(),
@@ -68,6 +78,20 @@ async fn api_not_found() -> ApiError {
     ApiError::not_found("no such API endpoint; see the API section of the README")
 }
 
+#[utoipa::path(post, path = "/api/transfers", tag = "transfers",
+    description = "Runs one transfer through Two-Phase Commit. Submitting the same `tx_id` again returns the \
+                   first outcome; nothing moves twice.",
+    request_body = TransferRequest,
+    responses(
+        (status = 200, description = "Committed", body = TransferResponse),
+        (status = 409, description = "Aborted (the body says why), or the tx_id was used for a different transfer",
+            body = TransferConflict),
+        (status = 400, description = "Bad JSON, not an object, or unknown fields", body = ErrorBody),
+        (status = 422, description = "Invalid transfer: unknown account, amount <= 0 or above the maximum, \
+                                      from == to, a malformed tx_id", body = ErrorBody),
+        (status = 503, description = "The coordinator is down or overloaded: retry with the same tx_id",
+            body = ErrorBody),
+    ))]
 async fn transfer(State(app): State<Arc<App>>, body: Result<Bytes, BytesRejection>) -> ApiResult {
     let started = std::time::Instant::now();
     let answer = run_transfer(&app, body).await;
@@ -95,15 +119,14 @@ async fn run_transfer(app: &App, body: Result<Bytes, BytesRejection>) -> ApiResu
             )
         })?;
     match answer.await {
-        Ok(Ok(response)) => {
-            let status = match response.outcome {
-                Outcome::Committed => StatusCode::OK,
-                Outcome::Aborted => StatusCode::CONFLICT,
-            };
-            Ok((status, Json(response)).into_response())
-        }
+        Ok(Ok(response)) => Ok(match response.outcome {
+            Outcome::Committed => Json(response).into_response(),
+            Outcome::Aborted => conflict(TransferConflict::Aborted(response)),
+        }),
         Ok(Err(TransferError::Invalid(message))) => Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, message)),
-        Ok(Err(TransferError::Conflict(message))) => Err(ApiError::new(StatusCode::CONFLICT, message)),
+        Ok(Err(TransferError::Conflict(message))) => {
+            Ok(conflict(TransferConflict::Conflict(ErrorBody { error: message })))
+        }
         Ok(Err(TransferError::Unavailable(message))) => Err(ApiError::unavailable(message)),
         Err(_) => Err(ApiError::unavailable(
             "the coordinator crashed while running this transfer; retry with the same tx_id to learn its outcome",
@@ -111,14 +134,48 @@ async fn run_transfer(app: &App, body: Result<Bytes, BytesRejection>) -> ApiResu
     }
 }
 
+fn conflict(body: TransferConflict) -> Response {
+    (StatusCode::CONFLICT, Json(body)).into_response()
+}
+
+/// The query of `GET /api/transactions`.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // read by hand from the query (errors that say what is expected)
+struct TransactionsQuery {
+    /// How many, newest first (default 50)
+    #[param(schema_with = transactions_limit)]
+    limit: Option<usize>,
+    /// Only transactions in this state
+    state: Option<TxState>,
+    /// Only transactions aborted for this reason
+    reason: Option<AbortReason>,
+}
+
+fn transactions_limit() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::Integer)
+        .minimum(Some(1))
+        .maximum(Some(COORDINATOR_HISTORY_KEPT_MAX as u64))
+        .default(Some(TRANSACTIONS_LIMIT_DEFAULT.into()))
+        .build()
+}
+
+#[utoipa::path(get, path = "/api/transactions", tag = "transfers",
+    params(TransactionsQuery),
+    responses(
+        (status = 200, description = "Recent transactions, newest first (of those that match)",
+            body = Vec<TransactionSummary>),
+        (status = 400, description = "Bad limit, state or reason", body = ErrorBody),
+    ))]
 async fn list_transactions(
     State(app): State<Arc<App>>,
-    UrlQuery(params): UrlQuery<HashMap<String, String>>,
+    QueryParams(params): QueryParams,
 ) -> Result<Json<Vec<TransactionSummary>>, ApiError> {
     let limit = match params.get("limit") {
         None => TRANSACTIONS_LIMIT_DEFAULT,
-        Some(text) => match text.parse::<usize>() {
-            Ok(n) if (1..=COORDINATOR_HISTORY_KEPT_MAX).contains(&n) => n,
+        Some(text) => match whole_number(text).and_then(|n| usize::try_from(n).ok()) {
+            Some(n) if (1..=COORDINATOR_HISTORY_KEPT_MAX).contains(&n) => n,
             _ => {
                 return Err(ApiError::bad_request(format!(
                     "limit must be a whole number from 1 to {COORDINATOR_HISTORY_KEPT_MAX} (got '{text}')"
@@ -164,7 +221,14 @@ async fn list_transactions(
     Ok(Json(matching))
 }
 
-async fn get_transaction(State(app): State<Arc<App>>, Path(tx_id): Path<String>) -> ApiResult {
+#[utoipa::path(get, path = "/api/transactions/{tx_id}", tag = "transfers",
+    params(("tx_id" = String, Path, description = "The transaction id")),
+    responses(
+        (status = 200, description = "State, legs, votes and the event timeline (empty once it left the recent \
+                                      history: then the remembered outcome)", body = TransactionDetail),
+        (status = 404, description = "Unknown transaction", body = ErrorBody),
+    ))]
+async fn get_transaction(State(app): State<Arc<App>>, IdPath(tx_id): IdPath<String>) -> ApiResult {
     if let Some(detail) = app.hub.detail(&tx_id) {
         return Ok(Json(detail).into_response());
     }
@@ -269,10 +333,19 @@ fn finished_detail(
     }
 }
 
+#[utoipa::path(get, path = "/api/cluster", tag = "state",
+    responses((status = 200, description = "Coordinator and node status, balances, in-doubt transactions, total",
+        body = ClusterView)))]
 async fn cluster(State(app): State<Arc<App>>) -> Response {
     Json(cluster_view(&app).await).into_response()
 }
 
+#[utoipa::path(get, path = "/api/accounts", tag = "state",
+    responses(
+        (status = 200, description = "Every account with its node and balance", body = Vec<AccountView>),
+        (status = 503, description = "A node has not answered (it is down or unreachable): its balances are \
+                                      unknown", body = ErrorBody),
+    ))]
 async fn accounts(State(app): State<Arc<App>>) -> ApiResult {
     let view = cluster_view(&app).await;
     let accounts = accounts_of(&view);
@@ -291,7 +364,15 @@ async fn accounts(State(app): State<Arc<App>>) -> ApiResult {
     Ok(Json(accounts).into_response())
 }
 
-async fn ledger(State(app): State<Arc<App>>, Path(account): Path<String>) -> ApiResult {
+#[utoipa::path(get, path = "/api/accounts/{id}/ledger", tag = "state",
+    params(("id" = String, Path, description = "The account id")),
+    responses(
+        (status = 200, description = "Applied entries, oldest first", body = Vec<LedgerEntry>),
+        (status = 404, description = "Unknown account", body = ErrorBody),
+        (status = 502, description = "The node answered something else than its ledger", body = ErrorBody),
+        (status = 503, description = "The account's node is down or unreachable", body = ErrorBody),
+    ))]
+async fn ledger(State(app): State<Arc<App>>, IdPath(account): IdPath<String>) -> ApiResult {
     let Some(node) = app.config.account_nodes.get(&account) else {
         return Err(ApiError::not_found(format!("no account '{account}'")));
     };
@@ -326,16 +407,29 @@ async fn ledger(State(app): State<Arc<App>>, Path(account): Path<String>) -> Api
     }
 }
 
+#[utoipa::path(get, path = "/api/stats", tag = "state",
+    responses((status = 200, description = "Counts, abort reasons, latency percentiles, throughput", body = Stats)))]
 async fn stats(State(app): State<Arc<App>>) -> Response {
     let in_flight = app.engine.gauge(&app.engine.in_flight);
     let forces = app.engine.gauge(&app.engine.log_forces);
     Json(app.hub.stats(in_flight, forces)).into_response()
 }
 
+#[utoipa::path(get, path = "/api/faults", tag = "faults",
+    responses((status = 200, description = "The current fault settings", body = Faults)))]
 async fn get_faults(State(app): State<Arc<App>>) -> Response {
     Json(app.faults()).into_response()
 }
 
+#[utoipa::path(put, path = "/api/faults", tag = "faults",
+    description = "Random crash during prepare and step mode; absent fields keep their value.",
+    request_body = FaultsUpdate,
+    responses(
+        (status = 200, description = "The fault settings now", body = Faults),
+        (status = 400, description = "Bad JSON, not an object, or unknown fields", body = ErrorBody),
+        (status = 403, description = "Not in demo mode", body = ErrorBody),
+        (status = 422, description = "A value out of range", body = ErrorBody),
+    ))]
 async fn put_faults(State(app): State<Arc<App>>, body: Result<Bytes, BytesRejection>) -> ApiResult {
     require_demo(&app)?;
     let update: FaultsUpdate = parse_body(
@@ -380,21 +474,28 @@ async fn put_faults(State(app): State<Arc<App>>, body: Result<Bytes, BytesReject
     Ok(Json(faults).into_response())
 }
 
+#[utoipa::path(post, path = "/api/nodes/{id}/crash", tag = "faults",
+    description = "Without a body (or without `at`): SIGKILL the node's process now. With `at`: the node kills \
+                   itself at that point of its next transaction.",
+    params(("id" = String, Path, description = "The node id, e.g. 6001")),
+    request_body(content = Option<NodeCrashRequest>, description = "Optional"),
+    responses(
+        (status = 200, description = "Killed, or armed", body = NodeCrashAnswer),
+        (status = 400, description = "Bad JSON, not an object, or unknown fields", body = ErrorBody),
+        (status = 403, description = "Not in demo mode", body = ErrorBody),
+        (status = 404, description = "Unknown node", body = ErrorBody),
+        (status = 409, description = "Not running, not supervised, or not connected (cannot be armed)",
+            body = ErrorBody),
+        (status = 503, description = "The coordinator is down (arming needs it)", body = ErrorBody),
+    ))]
 async fn crash_node(
     State(app): State<Arc<App>>,
-    Path(id): Path<String>,
+    IdPath(id): IdPath<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
     require_demo(&app)?;
     require_node(&app, &id)?;
-    let empty = body
-        .as_ref()
-        .is_ok_and(|b| b.iter().all(u8::is_ascii_whitespace));
-    let request: NodeCrashRequest = if empty {
-        NodeCrashRequest::default()
-    } else {
-        parse_body(body, r#"{"at": "after_prepare_logged"}"#)?
-    };
+    let request: NodeCrashRequest = parse_optional_body(body, r#"{"at": "after_prepare_logged"}"#)?;
     if let Some(point) = request.at {
         return arm_node_crash(&app, &id, point);
     }
@@ -403,7 +504,12 @@ async fn crash_node(
         target: id.clone(),
         description: format!("node {id} killed (SIGKILL, pid {pid})"),
     });
-    Ok(Json(json!({"node": id, "pid": pid, "status": "down"})).into_response())
+    let killed = NodeKilled {
+        node: id,
+        pid,
+        status: ComponentStatus::Down,
+    };
+    Ok(Json(NodeCrashAnswer::Killed(killed)).into_response())
 }
 
 /// Tells the node to kill itself at `point` of its next transaction.
@@ -428,10 +534,23 @@ fn arm_node_crash(app: &App, id: &str, point: ParticipantCrashPoint) -> ApiResul
         target: id.to_string(),
         description,
     });
-    Ok(Json(json!({"node": id, "armed": name})).into_response())
+    let armed = NodeArmed {
+        node: id.to_string(),
+        armed: point,
+    };
+    Ok(Json(NodeCrashAnswer::Armed(armed)).into_response())
 }
 
-async fn restart_node(State(app): State<Arc<App>>, Path(id): Path<String>) -> ApiResult {
+#[utoipa::path(post, path = "/api/nodes/{id}/restart", tag = "faults",
+    params(("id" = String, Path, description = "The node id")),
+    responses(
+        (status = 200, description = "Started; it recovers from its log", body = NodeRestarted),
+        (status = 403, description = "Not in demo mode", body = ErrorBody),
+        (status = 404, description = "Unknown node", body = ErrorBody),
+        (status = 409, description = "Already running or starting, or its data directory is held", body = ErrorBody),
+        (status = 500, description = "The process could not be started", body = ErrorBody),
+    ))]
+async fn restart_node(State(app): State<Arc<App>>, IdPath(id): IdPath<String>) -> ApiResult {
     require_demo(&app)?;
     require_node(&app, &id)?;
     app.supervisor.start(&id).await.map_err(supervisor_error)?;
@@ -439,7 +558,11 @@ async fn restart_node(State(app): State<Arc<App>>, Path(id): Path<String>) -> Ap
         target: id.clone(),
         description: format!("node {id} restarted; it recovers from its log"),
     });
-    Ok(Json(json!({"node": id, "status": "recovering"})).into_response())
+    let restarted = NodeRestarted {
+        node: id,
+        status: ComponentStatus::Recovering,
+    };
+    Ok(Json(restarted).into_response())
 }
 
 fn supervisor_error(e: SupervisorError) -> ApiError {
@@ -455,9 +578,20 @@ fn supervisor_error(e: SupervisorError) -> ApiError {
     ApiError::new(status, e.to_string())
 }
 
+#[utoipa::path(put, path = "/api/nodes/{id}/link", tag = "faults",
+    description = "Delays, drops (a partition) or duplicates every message between the coordinator and the node.",
+    params(("id" = String, Path, description = "The node id")),
+    request_body = LinkFault,
+    responses(
+        (status = 200, description = "The link's faults now", body = LinkFault),
+        (status = 400, description = "Bad JSON, not an object, or unknown fields", body = ErrorBody),
+        (status = 403, description = "Not in demo mode", body = ErrorBody),
+        (status = 404, description = "Unknown node", body = ErrorBody),
+        (status = 422, description = "delay_ms out of range", body = ErrorBody),
+    ))]
 async fn set_link(
     State(app): State<Arc<App>>,
-    Path(id): Path<String>,
+    IdPath(id): IdPath<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
     require_demo(&app)?;
@@ -498,7 +632,14 @@ async fn set_link(
     Ok(Json(fault).into_response())
 }
 
-async fn heal_link(State(app): State<Arc<App>>, Path(id): Path<String>) -> ApiResult {
+#[utoipa::path(delete, path = "/api/nodes/{id}/link", tag = "faults",
+    params(("id" = String, Path, description = "The node id")),
+    responses(
+        (status = 200, description = "Healed", body = LinkFault),
+        (status = 403, description = "Not in demo mode", body = ErrorBody),
+        (status = 404, description = "Unknown node", body = ErrorBody),
+    ))]
+async fn heal_link(State(app): State<Arc<App>>, IdPath(id): IdPath<String>) -> ApiResult {
     require_demo(&app)?;
     require_node(&app, &id)?;
     app.links.set(&id, LinkFault::default());
@@ -509,6 +650,13 @@ async fn heal_link(State(app): State<Arc<App>>, Path(id): Path<String>) -> ApiRe
     Ok(Json(LinkFault::default()).into_response())
 }
 
+#[utoipa::path(delete, path = "/api/coordinator/crash", tag = "faults",
+    description = "Disarms a coordinator crash that has not fired yet.",
+    responses(
+        (status = 200, description = "Disarmed", body = CoordinatorCrashDisarmed),
+        (status = 403, description = "Not in demo mode", body = ErrorBody),
+        (status = 404, description = "No coordinator crash is armed", body = ErrorBody),
+    ))]
 async fn disarm_coordinator_crash(State(app): State<Arc<App>>) -> ApiResult {
     require_demo(&app)?;
     if !app.disarm_coordinator_crash() {
@@ -518,9 +666,19 @@ async fn disarm_coordinator_crash(State(app): State<Arc<App>>) -> ApiResult {
         target: "coordinator".to_string(),
         description: "coordinator crash disarmed".to_string(),
     });
-    Ok(Json(json!({"armed": null})).into_response())
+    Ok(Json(CoordinatorCrashDisarmed { armed: None }).into_response())
 }
 
+#[utoipa::path(post, path = "/api/coordinator/crash", tag = "faults",
+    description = "The next transaction reaching `at` crashes the coordinator's engine: all volatile state is \
+                   dropped and rebuilt from its log after `restart_after_ms` (transfers get 503 meanwhile).",
+    request_body = CoordinatorCrashRequest,
+    responses(
+        (status = 200, description = "Armed", body = CoordinatorCrashArmed),
+        (status = 400, description = "Bad JSON, not an object, or unknown fields", body = ErrorBody),
+        (status = 403, description = "Not in demo mode", body = ErrorBody),
+        (status = 422, description = "restart_after_ms out of range", body = ErrorBody),
+    ))]
 async fn crash_coordinator(
     State(app): State<Arc<App>>,
     body: Result<Bytes, BytesRejection>,
@@ -546,8 +704,9 @@ async fn crash_coordinator(
         target: "coordinator".to_string(),
         description,
     });
-    Ok(
-        Json(json!({"armed": request.at, "restart_after_ms": request.restart_after_ms}))
-            .into_response(),
-    )
+    let armed = CoordinatorCrashArmed {
+        armed: request.at,
+        restart_after_ms: request.restart_after_ms,
+    };
+    Ok(Json(armed).into_response())
 }

@@ -6,9 +6,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
+use shared::api::ErrorBody;
 use shared::events::{Event, EventKind, Snapshot};
 use shared::limits::{WS_INCOMING_BYTES_MAX, WS_SEND_TIMEOUT_MS, WS_SNAPSHOT_TRANSACTIONS_MAX};
 use tokio::sync::broadcast::error::RecvError;
@@ -17,9 +19,81 @@ use super::view::cluster_view;
 use crate::app::App;
 use crate::hub::unix_ms;
 
-pub async fn handler(ws: WebSocketUpgrade, State(app): State<Arc<App>>) -> Response {
-    ws.max_message_size(WS_INCOMING_BYTES_MAX)
-        .on_upgrade(move |socket| serve(socket, app))
+use super::error::ApiError;
+
+/// The headers of a WebSocket upgrade (RFC 6455), which every client
+/// library sends by itself.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)] // read by axum's `WebSocketUpgrade`
+struct UpgradeHeaders {
+    #[param(rename = "Connection", schema_with = connection_upgrade, required = true)]
+    connection: String,
+    #[param(rename = "Upgrade", schema_with = upgrade_websocket, required = true)]
+    upgrade: String,
+    #[param(rename = "Sec-WebSocket-Version", schema_with = websocket_version, required = true)]
+    version: String,
+    /// 16 random bytes in base64
+    #[param(rename = "Sec-WebSocket-Key", schema_with = websocket_key, required = true)]
+    key: String,
+}
+
+fn one_of(value: &str) -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .enum_values(Some([value]))
+        .build()
+}
+
+fn connection_upgrade() -> utoipa::openapi::Object {
+    one_of("upgrade")
+}
+
+fn upgrade_websocket() -> utoipa::openapi::Object {
+    one_of("websocket")
+}
+
+fn websocket_version() -> utoipa::openapi::Object {
+    one_of("13")
+}
+
+fn websocket_key() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .pattern(Some("^[A-Za-z0-9+/]{21}[AQgw]==$"))
+        .build()
+}
+
+#[utoipa::path(get, path = "/ws", tag = "operations",
+    params(UpgradeHeaders),
+    description = "WebSocket. The server sends a `snapshot` event first, then one JSON `Event` per protocol step \
+                   (`seq` grows by one per event). A client too slow to keep up gets `lagged` and a new snapshot. \
+                   A web page of a foreign Origin is refused (403).",
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol; messages are `Event`s"),
+        (status = 400, description = "Not a WebSocket upgrade request (a Connection, Upgrade, \
+                                      Sec-WebSocket-Version or Sec-WebSocket-Key header is missing or wrong)",
+            body = ErrorBody),
+        (status = 403, description = "Requested by a web page of a foreign Origin", body = ErrorBody),
+        (status = 426, description = "The connection cannot be upgraded", body = ErrorBody),
+    ))]
+pub async fn handler(
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    State(app): State<Arc<App>>,
+) -> Response {
+    match ws {
+        Ok(ws) => ws
+            .max_message_size(WS_INCOMING_BYTES_MAX)
+            .on_upgrade(move |socket| serve(socket, app)),
+        Err(e) => ApiError::new(
+            e.status(),
+            format!(
+                "{}: connect with a WebSocket client to receive the live events",
+                e.body_text()
+            ),
+        )
+        .into_response(),
+    }
 }
 
 pub async fn snapshot_event(app: &App) -> Event {
