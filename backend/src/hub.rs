@@ -292,6 +292,10 @@ impl SecondLatency {
     }
 }
 
+/// How many of the newest transactions a coordinator crash is added to
+/// the timeline of (if still open): bounds the work of one status event.
+const OPEN_TXS_SCANNED_MAX: usize = 256;
+
 /// Latency histograms record whole microseconds from 1 µs to this bound
 /// (larger values count as it), to 3 significant digits over the whole run
 /// and 2 within one second (a second's histogram is smaller).
@@ -657,6 +661,29 @@ impl Hub {
                 counted: false,
             };
             inner.txs.insert(entry, COORDINATOR_HISTORY_KEPT_MAX);
+        }
+        if let EventKind::CoordinatorStatus { .. } = &event.kind {
+            // A crash and the recovery after it belong to the timeline of
+            // every transaction still open then (the newest are the open
+            // ones; a finished one has nothing to learn from it).
+            for entry in inner
+                .txs
+                .entries
+                .iter_mut()
+                .rev()
+                .take(OPEN_TXS_SCANNED_MAX)
+            {
+                let open = matches!(entry.fold.state(), TxState::Active | TxState::Prepared)
+                    || entry.fold.pending_acks().next().is_some();
+                if open && entry.timeline.len() < TX_TIMELINE_EVENTS_MAX {
+                    entry.timeline.push(Step {
+                        seq: event.seq,
+                        ts_ms: event.ts_ms,
+                        what: What::Whole(Box::new(event.kind.clone())),
+                    });
+                }
+            }
+            return;
         }
         let Some(tx_id) = event.kind.tx_id() else {
             return;
@@ -1114,6 +1141,15 @@ mod tests {
             },
         ]);
         assert_eq!(summary_of(&hub, "t").state, TxState::Prepared);
+        // The crash and the restart are in the open transaction's timeline.
+        let statuses = hub
+            .detail("t")
+            .expect("kept")
+            .timeline
+            .iter()
+            .filter(|e| matches!(e.kind, EventKind::CoordinatorStatus { .. }))
+            .count();
+        assert_eq!(statuses, 2);
         hub.publish(EventKind::Resolved {
             tx_id: "t".into(),
             node: "6001".into(),

@@ -121,6 +121,9 @@ pub struct Ctx {
     /// Bumped after events that change the in-doubt view: the in-doubt
     /// panel re-reads it at once instead of at its next poll.
     pub in_doubt_nudge: RwSignal<u64>,
+    /// What heuristic decisions that disagree with the coordinator added
+    /// to the total, as the in-doubt view last said (0: none).
+    pub heuristic_imbalance_cents: RwSignal<i64>,
     next_toast_id: StoredValue<u64>,
     cluster_refresh_pending: StoredValue<bool>,
 }
@@ -148,6 +151,7 @@ impl Ctx {
             toasts: RwSignal::new(Vec::new()),
             now_ms: RwSignal::new(now_ms()),
             in_doubt_nudge: RwSignal::new(0),
+            heuristic_imbalance_cents: RwSignal::new(0),
             next_toast_id: StoredValue::new(0),
             cluster_refresh_pending: StoredValue::new(false),
         }
