@@ -42,10 +42,14 @@ fn set_fragment(fragment: &str) {
 
 /// The address's fragment as the page was opened.
 pub fn address_moment() -> Moment {
-    let fragment = web_sys::window()
+    Moment::parse(&address_fragment())
+}
+
+/// The page address's fragment (`#...`), empty if none.
+pub fn address_fragment() -> String {
+    web_sys::window()
         .and_then(|w| w.location().hash().ok())
-        .unwrap_or_default();
-    Moment::parse(&fragment)
+        .unwrap_or_default()
 }
 
 /// How often stats are polled (they carry the throughput history).
