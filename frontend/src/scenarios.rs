@@ -511,7 +511,7 @@ mod tests {
     fn the_happy_paths_checks_follow_the_events() {
         let t = || "t".to_string();
         let n = |s: &str| s.to_string();
-        let all = vec![
+        let all = [
             ev(
                 1,
                 EventKind::PrepareSent {

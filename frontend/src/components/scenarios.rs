@@ -306,7 +306,7 @@ pub fn ScenariosPanel() -> impl IntoView {
     let linked = scenarios::from_fragment(&address_fragment());
     let chosen = RwSignal::new(linked.map(|s| s.id).unwrap_or(SCENARIOS[0].id));
     let run = RwSignal::new(None::<Run>);
-    let scenario = move || scenarios::find(&chosen.get()).unwrap_or(&SCENARIOS[0]);
+    let scenario = move || scenarios::find(chosen.get()).unwrap_or(&SCENARIOS[0]);
     let busy = move || run.with(|r| r.as_ref().is_some_and(|r| r.verdict.is_none()));
     let this_run = move || run.get().filter(|r| r.scenario == chosen.get());
 
