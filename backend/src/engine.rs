@@ -311,6 +311,9 @@ struct Engine {
     events: Vec<EventKind>,
     /// How many nodes were unreconciled when the handle last heard.
     unreconciled_seen: usize,
+    /// Log forces of the incarnations before this one (the handle's count
+    /// runs for the whole process, as its uptime does).
+    log_forces_before: u64,
     /// Step mode's hold: whether protocol messages stop here, and those that did.
     hold: bool,
     held: Held,
@@ -417,6 +420,7 @@ impl Engine {
             checkpoint,
             events: Vec::new(),
             unreconciled_seen: usize::MAX,
+            log_forces_before: app.handle.gauge(&app.handle.log_forces),
             hold: app.demo.hold_messages(),
             held: Held::new(app.held_ids.clone()),
             held_events: Vec::new(),
@@ -495,10 +499,10 @@ impl Engine {
                 self.machine.active_count() as u64,
                 std::sync::atomic::Ordering::Relaxed,
             );
-            self.app
-                .handle
-                .log_forces
-                .store(self.writer.forces(), std::sync::atomic::Ordering::Relaxed);
+            self.app.handle.log_forces.store(
+                self.log_forces_before + self.writer.forces(),
+                std::sync::atomic::Ordering::Relaxed,
+            );
         };
         // Held messages die with the engine, as messages in flight do.
         let lost: Vec<EventKind> = self.held.drain().iter().map(dropped_event).collect();

@@ -24,7 +24,9 @@ use tokio::sync::{broadcast, Notify};
 
 use crate::recording::{Entry, Recorder};
 
-use shared::limits::{LATENCY_SAMPLES_MAX, THROUGHPUT_HISTORY_S, TIMELINE_CAPACITY_HINT};
+use hdrhistogram::Histogram;
+use shared::api::{LatencyPoint, TxState};
+use shared::limits::{THROUGHPUT_HISTORY_S, TIMELINE_CAPACITY_HINT};
 
 pub fn unix_ms() -> u64 {
     SystemTime::now()
@@ -41,6 +43,8 @@ struct TxEntry {
     legs: Vec<Leg>,
     fold: TxFold,
     timeline: Vec<Step>,
+    /// Its outcome is in the statistics.
+    counted: bool,
 }
 
 /// A timeline event without what its transaction's entry already holds
@@ -251,15 +255,158 @@ impl TxEntry {
     }
 }
 
-#[derive(Default)]
+/// The running statistics. Latencies go into histograms as they arrive,
+/// so reading a percentile never copies or sorts samples.
 struct StatsAcc {
     attempted: u64,
     committed: u64,
     aborted: u64,
+    recovered: u64,
     aborts_by_reason: BTreeMap<String, u64>,
-    latencies_ms: VecDeque<f64>,
-    /// (unix second, committed in that second)
-    per_second: VecDeque<(u64, u64)>,
+    /// Every finished transfer's latency since start, in microseconds.
+    latency_us: Histogram<u64>,
+    /// The newest seconds, oldest first (at most `THROUGHPUT_HISTORY_S + 1`).
+    seconds: VecDeque<Second>,
+}
+
+/// What finished in one unix second.
+struct Second {
+    second: u64,
+    committed: u64,
+    aborts: BTreeMap<String, u64>,
+    /// That second's latencies until it is over, then its percentiles.
+    latency: SecondLatency,
+}
+
+enum SecondLatency {
+    Open(Box<Histogram<u64>>),
+    Closed(LatencyPoint),
+}
+
+impl SecondLatency {
+    fn point(&self) -> LatencyPoint {
+        match self {
+            SecondLatency::Open(h) => latency_point(h),
+            SecondLatency::Closed(point) => *point,
+        }
+    }
+}
+
+/// How many of the newest transactions a coordinator crash is added to
+/// the timeline of (if still open): bounds the work of one status event.
+const OPEN_TXS_SCANNED_MAX: usize = 256;
+
+/// Latency histograms record whole microseconds from 1 µs to this bound
+/// (larger values count as it), to 3 significant digits over the whole run
+/// and 2 within one second (a second's histogram is smaller).
+const LATENCY_RECORDED_US_MAX: u64 = 3_600_000_000;
+
+fn latency_histogram(significant_digits: u8) -> Histogram<u64> {
+    Histogram::new_with_bounds(1, LATENCY_RECORDED_US_MAX, significant_digits)
+        .expect("valid histogram bounds")
+}
+
+fn record_latency(h: &mut Histogram<u64>, duration_ms: f64) {
+    let us = (duration_ms * 1000.0).round();
+    // A NaN or negative duration is never produced; clamping keeps a
+    // histogram from refusing one.
+    let us = if us.is_finite() { us.max(1.0) } else { 1.0 } as u64;
+    h.saturating_record(us.min(LATENCY_RECORDED_US_MAX));
+}
+
+/// The `q` quantile (0 to 1) of `h` in milliseconds (0 when empty).
+fn quantile_ms(h: &Histogram<u64>, q: f64) -> f64 {
+    if h.is_empty() {
+        return 0.0;
+    }
+    h.value_at_quantile(q) as f64 / 1000.0
+}
+
+fn latency_point(h: &Histogram<u64>) -> LatencyPoint {
+    LatencyPoint {
+        p50: quantile_ms(h, 0.5),
+        p99: quantile_ms(h, 0.99),
+    }
+}
+
+impl Default for StatsAcc {
+    fn default() -> StatsAcc {
+        StatsAcc {
+            attempted: 0,
+            committed: 0,
+            aborted: 0,
+            recovered: 0,
+            aborts_by_reason: BTreeMap::new(),
+            latency_us: latency_histogram(3),
+            seconds: VecDeque::new(),
+        }
+    }
+}
+
+impl StatsAcc {
+    /// The entry of unix second `second` (the newest), closing the ones
+    /// before it and forgetting the oldest.
+    fn second(&mut self, second: u64) -> &mut Second {
+        let is_newest = self.seconds.back().is_some_and(|s| s.second >= second);
+        if !is_newest {
+            if let Some(last) = self.seconds.back_mut() {
+                last.latency = SecondLatency::Closed(last.latency.point());
+            }
+            self.seconds.push_back(Second {
+                second,
+                committed: 0,
+                aborts: BTreeMap::new(),
+                latency: SecondLatency::Open(Box::new(latency_histogram(2))),
+            });
+            while self.seconds.len() > THROUGHPUT_HISTORY_S + 1 {
+                self.seconds.pop_front();
+            }
+        }
+        // The clock may step back: such a late result joins the newest.
+        self.seconds
+            .back_mut()
+            .expect("just made sure there is one")
+    }
+
+    /// Counts one outcome; `duration_ms` when its client was answered.
+    fn finished(
+        &mut self,
+        ts_ms: u64,
+        outcome: Outcome,
+        reason: Option<AbortReason>,
+        duration_ms: Option<f64>,
+    ) {
+        let reason = reason.map(|r| r.as_str()).unwrap_or("unknown");
+        match outcome {
+            Outcome::Committed => self.committed += 1,
+            Outcome::Aborted => {
+                self.aborted += 1;
+                bump(&mut self.aborts_by_reason, reason);
+            }
+        }
+        if let Some(duration_ms) = duration_ms {
+            record_latency(&mut self.latency_us, duration_ms);
+        } else {
+            self.recovered += 1;
+        }
+        let second = self.second(ts_ms / 1000);
+        match outcome {
+            Outcome::Committed => second.committed += 1,
+            Outcome::Aborted => bump(&mut second.aborts, reason),
+        }
+        if let (Some(duration_ms), SecondLatency::Open(h)) = (duration_ms, &mut second.latency) {
+            record_latency(h, duration_ms);
+        }
+    }
+}
+
+fn bump(counts: &mut BTreeMap<String, u64>, key: &str) {
+    match counts.get_mut(key) {
+        Some(n) => *n += 1,
+        None => {
+            counts.insert(key.to_string(), 1);
+        }
+    }
 }
 
 /// The kept transactions, oldest first, each found by id.
@@ -511,52 +658,79 @@ impl Hub {
                 legs,
                 fold: TxFold::new(),
                 timeline: Vec::with_capacity(TIMELINE_CAPACITY_HINT),
+                counted: false,
             };
             inner.txs.insert(entry, COORDINATOR_HISTORY_KEPT_MAX);
         }
-        if let EventKind::TxFinished {
-            outcome,
-            reason,
-            duration_ms,
-            ..
-        } = &event.kind
-        {
-            let stats = &mut inner.stats;
-            match outcome {
-                Outcome::Committed => {
-                    stats.committed += 1;
-                    let second = event.ts_ms / 1000;
-                    match stats.per_second.back_mut() {
-                        Some((s, n)) if *s == second => *n += 1,
-                        _ => stats.per_second.push_back((second, 1)),
-                    }
-                    while stats.per_second.len() > THROUGHPUT_HISTORY_S + 1 {
-                        stats.per_second.pop_front();
-                    }
-                }
-                Outcome::Aborted => {
-                    stats.aborted += 1;
-                    let key = reason.map(|r| r.as_str()).unwrap_or("unknown");
-                    match stats.aborts_by_reason.get_mut(key) {
-                        Some(n) => *n += 1,
-                        None => {
-                            stats.aborts_by_reason.insert(key.to_string(), 1);
-                        }
-                    }
+        if let EventKind::CoordinatorStatus { .. } = &event.kind {
+            // A crash and the recovery after it belong to the timeline of
+            // every transaction still open then (the newest are the open
+            // ones; a finished one has nothing to learn from it).
+            for entry in inner
+                .txs
+                .entries
+                .iter_mut()
+                .rev()
+                .take(OPEN_TXS_SCANNED_MAX)
+            {
+                let open = matches!(entry.fold.state(), TxState::Active | TxState::Prepared)
+                    || entry.fold.pending_acks().next().is_some();
+                if open && entry.timeline.len() < TX_TIMELINE_EVENTS_MAX {
+                    entry.timeline.push(Step {
+                        seq: event.seq,
+                        ts_ms: event.ts_ms,
+                        what: What::Whole(Box::new(event.kind.clone())),
+                    });
                 }
             }
-            stats.latencies_ms.push_back(*duration_ms);
-            if stats.latencies_ms.len() > LATENCY_SAMPLES_MAX {
-                stats.latencies_ms.pop_front();
-            }
+            return;
         }
         let Some(tx_id) = event.kind.tx_id() else {
             return;
         };
         let Some(entry) = inner.txs.get_mut(tx_id) else {
+            // A transaction no longer (or never) kept: its answer counts.
+            if let EventKind::TxFinished {
+                outcome,
+                reason,
+                duration_ms,
+                ..
+            } = &event.kind
+            {
+                inner
+                    .stats
+                    .finished(event.ts_ms, *outcome, *reason, Some(*duration_ms));
+            }
             return;
         };
         entry.fold.apply(event.ts_ms, &event.kind);
+        // Each transaction counts once: when its client is answered, or,
+        // when recovery decided it (no answer ever came), when a node is
+        // told the outcome from the log or the END record is written.
+        if !entry.counted {
+            let counted = match &event.kind {
+                EventKind::TxFinished {
+                    outcome,
+                    reason,
+                    duration_ms,
+                    ..
+                } => Some((*outcome, *reason, Some(*duration_ms))),
+                EventKind::Resolved { .. } | EventKind::TxEnded { .. } => {
+                    match entry.fold.state() {
+                        TxState::Committed => Some((Outcome::Committed, None, None)),
+                        TxState::Aborted => Some((Outcome::Aborted, entry.fold.reason(), None)),
+                        TxState::Active | TxState::Prepared => None,
+                    }
+                }
+                _ => None,
+            };
+            if let Some((outcome, reason, duration_ms)) = counted {
+                entry.counted = true;
+                inner
+                    .stats
+                    .finished(event.ts_ms, outcome, reason, duration_ms);
+            }
+        }
         if entry.timeline.len() < TX_TIMELINE_EVENTS_MAX {
             let what = entry.compact(event.kind);
             entry.timeline.push(Step {
@@ -600,44 +774,59 @@ impl Hub {
     }
 
     pub fn stats(&self, in_flight: u64, log_forces: u64) -> Stats {
+        let phases_ms = crate::metrics::global().phase_quantiles();
         let inner = self.lock();
         let s = &inner.stats;
-        let mut sorted: Vec<f64> = s.latencies_ms.iter().copied().collect();
-        sorted.sort_by(|a, b| a.total_cmp(b));
-        let pct = |p: f64| -> f64 {
-            if sorted.is_empty() {
-                return 0.0;
-            }
-            let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-            sorted[rank.clamp(1, sorted.len()) - 1]
-        };
         let now_s = unix_ms() / 1000;
-        let per_second: BTreeMap<u64, u64> = s.per_second.iter().copied().collect();
-        let throughput_history: Vec<u64> = (0..THROUGHPUT_HISTORY_S as u64)
-            .rev()
-            .map(|ago| per_second.get(&(now_s - ago)).copied().unwrap_or(0))
+        let by_second: BTreeMap<u64, &Second> = s.seconds.iter().map(|x| (x.second, x)).collect();
+        // Oldest first, ending with the current second.
+        let window = |len: u64| (0..len).rev().map(move |ago| now_s.saturating_sub(ago));
+        let seconds: Vec<Option<&Second>> = window(THROUGHPUT_HISTORY_S as u64)
+            .map(|second| by_second.get(&second).copied())
+            .collect();
+        let throughput_history = seconds
+            .iter()
+            .map(|x| x.map_or(0, |x| x.committed))
+            .collect();
+        let latency_history = seconds
+            .iter()
+            .map(|x| x.map(|x| x.latency.point()).unwrap_or_default())
+            .collect();
+        let abort_history = seconds
+            .iter()
+            .map(|x| x.map(|x| x.aborts.clone()).unwrap_or_default())
             .collect();
         // The last 10 complete seconds.
         let last10: u64 = (1..=10u64)
-            .map(|ago| per_second.get(&(now_s - ago)).copied().unwrap_or(0))
+            .filter_map(|ago| by_second.get(&now_s.saturating_sub(ago)))
+            .map(|x| x.committed)
             .sum();
+        let h = &s.latency_us;
         Stats {
             attempted: s.attempted,
             committed: s.committed,
             aborted: s.aborted,
             aborts_by_reason: s.aborts_by_reason.clone(),
             latency_ms: shared::api::LatencyMs {
-                p50: pct(50.0),
-                p90: pct(90.0),
-                p99: pct(99.0),
-                p999: pct(99.9),
-                max: sorted.last().copied().unwrap_or(0.0),
+                p50: quantile_ms(h, 0.5),
+                p90: quantile_ms(h, 0.9),
+                p99: quantile_ms(h, 0.99),
+                p999: quantile_ms(h, 0.999),
+                max: if h.is_empty() {
+                    0.0
+                } else {
+                    h.max() as f64 / 1000.0
+                },
             },
             throughput_per_s: last10 as f64 / 10.0,
             throughput_history,
             in_flight,
             log_forces,
             uptime_s: self.started.elapsed().as_secs_f64(),
+            recovered: s.recovered,
+            latency_history,
+            abort_history,
+            phases_ms,
         }
     }
 }
@@ -819,6 +1008,7 @@ mod tests {
             legs: Vec::new(),
             fold: TxFold::new(),
             timeline: Vec::new(),
+            counted: false,
         }
     }
 
@@ -951,6 +1141,15 @@ mod tests {
             },
         ]);
         assert_eq!(summary_of(&hub, "t").state, TxState::Prepared);
+        // The crash and the restart are in the open transaction's timeline.
+        let statuses = hub
+            .detail("t")
+            .expect("kept")
+            .timeline
+            .iter()
+            .filter(|e| matches!(e.kind, EventKind::CoordinatorStatus { .. }))
+            .count();
+        assert_eq!(statuses, 2);
         hub.publish(EventKind::Resolved {
             tx_id: "t".into(),
             node: "6001".into(),
@@ -959,5 +1158,142 @@ mod tests {
         let s = summary_of(&hub, "t");
         assert_eq!(s.state, TxState::Aborted);
         assert_eq!(s.duration_ms, None, "its client was never answered");
+    }
+
+    fn finished(tx: &str, outcome: Outcome, duration_ms: f64) -> EventKind {
+        EventKind::TxFinished {
+            tx_id: tx.into(),
+            outcome,
+            reason: match outcome {
+                Outcome::Committed => None,
+                Outcome::Aborted => Some(AbortReason::InsufficientFunds),
+            },
+            duration_ms,
+        }
+    }
+
+    /// Percentiles come from the histogram, to its 3 significant digits
+    /// (the ranks of 1001 latencies of 1 to 1000 ms); the newest second's latencies and aborts are in the
+    /// history's last slot, and a second with none is zeros.
+    #[test]
+    fn percentiles_come_from_the_latency_histogram() {
+        let hub = hub();
+        assert_eq!(
+            hub.stats(0, 0).latency_ms,
+            shared::api::LatencyMs::default()
+        );
+        for i in 1..=1000u32 {
+            hub.publish(finished(&format!("t{i}"), Outcome::Committed, f64::from(i)));
+        }
+        hub.publish(finished("no", Outcome::Aborted, 1000.0));
+        let stats = hub.stats(0, 0);
+        // 1001 latencies: 1 to 1000 ms and the abort's 1000 ms.
+        let near = |got: f64, want: f64| (got - want).abs() <= want * 0.001;
+        let l = &stats.latency_ms;
+        assert!(near(l.p50, 501.0), "{l:?}");
+        assert!(near(l.p90, 901.0), "{l:?}");
+        assert!(near(l.p99, 991.0), "{l:?}");
+        assert!(near(l.max, 1000.0), "{l:?}");
+        assert_eq!((stats.committed, stats.aborted), (1000, 1));
+        assert_eq!(stats.recovered, 0);
+        assert_eq!(stats.latency_history.len(), THROUGHPUT_HISTORY_S);
+        assert_eq!(stats.abort_history.len(), THROUGHPUT_HISTORY_S);
+        // Everything above finished within a second or two of now.
+        let recent: u64 = stats.throughput_history.iter().rev().take(3).sum();
+        assert_eq!(recent, 1000);
+        let aborts: u64 = stats
+            .abort_history
+            .iter()
+            .flat_map(|m| m.get("insufficient_funds"))
+            .sum();
+        assert_eq!(aborts, 1);
+        let busiest = stats
+            .latency_history
+            .iter()
+            .max_by(|a, b| a.p99.total_cmp(&b.p99))
+            .expect("sixty seconds");
+        assert!(busiest.p99 >= 900.0, "{busiest:?}");
+        assert_eq!(stats.latency_history[0], LatencyPoint::default());
+    }
+
+    /// A second's latencies, once a newer second begins, are kept as their
+    /// percentiles; the oldest beyond the window are forgotten.
+    #[test]
+    fn past_seconds_keep_their_percentiles_and_the_window_is_bounded() {
+        let mut acc = StatsAcc::default();
+        for second in 0..200u64 {
+            acc.finished(second * 1000, Outcome::Committed, None, Some(10.0));
+            acc.finished(second * 1000 + 1, Outcome::Committed, None, Some(30.0));
+        }
+        assert_eq!(acc.seconds.len(), THROUGHPUT_HISTORY_S + 1);
+        let closed = &acc.seconds[0];
+        assert!(matches!(closed.latency, SecondLatency::Closed(_)));
+        let p = closed.latency.point();
+        assert!(
+            (p.p50 - 10.0).abs() < 0.1 && (p.p99 - 30.0).abs() < 0.3,
+            "{p:?}"
+        );
+        assert_eq!(acc.committed, 400);
+    }
+
+    /// The coordinator crashed after its COMMIT record, before answering:
+    /// the transfer is counted committed (and recovered) when recovery
+    /// tells a node the outcome, once however many nodes are told.
+    #[test]
+    fn transfers_decided_by_recovery_are_counted_once() {
+        let hub = hub();
+        hub.publish_all([
+            started("t", "A", "B", &["6001", "6002"]),
+            ready("t", "6001"),
+            ready("t", "6002"),
+            EventKind::LogForced {
+                tx_id: "t".into(),
+                node: shared::events::COORDINATOR.into(),
+                record: "commit".into(),
+            },
+            EventKind::CoordinatorStatus {
+                status: ComponentStatus::Down,
+            },
+        ]);
+        assert_eq!(hub.stats(0, 0).committed, 0, "no node was told yet");
+        for node in ["6001", "6002"] {
+            hub.publish(EventKind::Resolved {
+                tx_id: "t".into(),
+                node: node.into(),
+                decision: Decision::Commit,
+            });
+        }
+        hub.publish(EventKind::TxEnded { tx_id: "t".into() });
+        let stats = hub.stats(0, 0);
+        assert_eq!(
+            (
+                stats.attempted,
+                stats.committed,
+                stats.aborted,
+                stats.recovered
+            ),
+            (1, 1, 0, 1)
+        );
+        assert_eq!(stats.latency_ms.max, 0.0, "no client was answered");
+        // One forgotten before its decision is presumed aborted.
+        hub.publish_all([
+            started("u", "A", "B", &["6001", "6002"]),
+            ready("u", "6001"),
+            EventKind::Resolved {
+                tx_id: "u".into(),
+                node: "6001".into(),
+                decision: Decision::Abort,
+            },
+        ]);
+        let stats = hub.stats(0, 0);
+        assert_eq!((stats.aborted, stats.recovered), (1, 2));
+        // A transfer answered normally is not counted again by its END.
+        hub.publish_all([
+            started("v", "A", "B", &["6001", "6002"]),
+            finished("v", Outcome::Committed, 2.0),
+            EventKind::TxEnded { tx_id: "v".into() },
+        ]);
+        let stats = hub.stats(0, 0);
+        assert_eq!((stats.committed, stats.recovered), (2, 2));
     }
 }

@@ -36,11 +36,12 @@ use std::hash::Hasher;
 use std::sync::{LazyLock, Mutex};
 use std::time::Instant;
 
+use prometheus::core::Metric as _;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
     Registry,
 };
-use shared::api::{ClusterView, ComponentStatus, Outcome, TxState};
+use shared::api::{ClusterView, ComponentStatus, LatencyPoint, Outcome, PhaseLatencyMs, TxState};
 use shared::events::{Event, EventKind, COORDINATOR};
 use shared::fold::{NodeKey, Phase, TxFold};
 use shared::wire::{AbortReason, Decision};
@@ -281,6 +282,25 @@ impl Metrics {
         self.http_transfer.observe(elapsed.as_secs_f64());
     }
 
+    /// p50 and p99 of each timed phase, in milliseconds, read from the
+    /// phase histograms (no samples are kept: a quantile is placed within
+    /// its bucket by linear interpolation, as PromQL's
+    /// `histogram_quantile` does).
+    pub fn phase_quantiles(&self) -> PhaseLatencyMs {
+        let point = |h: &Histogram| {
+            let buckets = cumulative_buckets(h);
+            LatencyPoint {
+                p50: bucket_quantile(&buckets, 0.5) * 1000.0,
+                p99: bucket_quantile(&buckets, 0.99) * 1000.0,
+            }
+        };
+        PhaseLatencyMs {
+            prepare: point(&self.prepare),
+            decision_force: point(&self.log_force),
+            commit: point(&self.commit),
+        }
+    }
+
     fn phases(&self) -> std::sync::MutexGuard<'_, PhaseClock> {
         self.phases.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -303,6 +323,45 @@ impl Default for Metrics {
     fn default() -> Self {
         Metrics::new()
     }
+}
+
+/// A histogram's buckets as (upper bound in seconds, observations at or
+/// below it), in order; the last bucket's bound is infinite.
+fn cumulative_buckets(h: &Histogram) -> Vec<(f64, u64)> {
+    let metric = h.metric();
+    let histogram = metric.get_histogram();
+    let mut buckets: Vec<(f64, u64)> = histogram
+        .get_bucket()
+        .iter()
+        .map(|b| (b.upper_bound(), b.cumulative_count()))
+        .collect();
+    buckets.push((f64::INFINITY, histogram.get_sample_count()));
+    buckets
+}
+
+/// The `q` quantile (0 to 1) of cumulative `buckets`, interpolated within
+/// the bucket it falls in (the first bucket starts at 0); beyond the last
+/// finite bound it is that bound. 0 when there is no observation.
+fn bucket_quantile(buckets: &[(f64, u64)], q: f64) -> f64 {
+    let Some(&(_, total)) = buckets.last() else {
+        return 0.0;
+    };
+    if total == 0 {
+        return 0.0;
+    }
+    let rank = q.clamp(0.0, 1.0) * total as f64;
+    let mut lower = (0.0, 0u64);
+    for &(upper, count) in buckets {
+        if count as f64 >= rank && count > lower.1 {
+            if upper.is_infinite() {
+                return lower.0;
+            }
+            let within = (rank - lower.1 as f64) / (count - lower.1) as f64;
+            return lower.0 + (upper - lower.0) * within;
+        }
+        lower = (upper, count);
+    }
+    lower.0
 }
 
 /// What the state metrics are computed from, gathered at scrape time.
@@ -987,5 +1046,42 @@ mod tests {
         let newest = format!("tx-{}", PHASE_SLOTS_MAX * 3 - 1);
         assert!(clock.fold(&newest, &ready(&newest, "6001"), now).is_none());
         assert!(clock.fold(&newest, &ready(&newest, "6002"), now).is_some());
+    }
+
+    /// Quantiles from buckets: 0 with no observation; interpolated within
+    /// the bucket a rank falls in; the last finite bound past it.
+    #[test]
+    fn bucket_quantiles_interpolate_within_the_bucket() {
+        assert_eq!(bucket_quantile(&[(f64::INFINITY, 0)], 0.5), 0.0);
+        // 10 observations at or below 1 s, 10 more at or below 2 s.
+        let buckets = [(1.0, 10), (2.0, 20), (f64::INFINITY, 20)];
+        assert_eq!(bucket_quantile(&buckets, 0.25), 0.5);
+        assert_eq!(bucket_quantile(&buckets, 0.5), 1.0);
+        assert_eq!(bucket_quantile(&buckets, 0.75), 1.5);
+        assert_eq!(bucket_quantile(&buckets, 1.0), 2.0);
+        // An empty bucket in between is skipped.
+        let gap = [(1.0, 0), (2.0, 0), (4.0, 4), (f64::INFINITY, 4)];
+        assert_eq!(bucket_quantile(&gap, 0.5), 3.0);
+        // Observations beyond every bound: the last finite one.
+        let over = [(1.0, 1), (f64::INFINITY, 10)];
+        assert_eq!(bucket_quantile(&over, 0.99), 1.0);
+    }
+
+    /// The phases a committed transfer ran through come back as p50/p99 in
+    /// milliseconds, within the bounds of the buckets they fell in.
+    #[test]
+    fn phase_quantiles_come_from_the_phase_histograms() {
+        let m = Metrics::new();
+        assert_eq!(m.phase_quantiles(), PhaseLatencyMs::default());
+        for _ in 0..100 {
+            m.prepare.observe(0.003);
+            m.commit.observe(0.0002);
+        }
+        let q = m.phase_quantiles();
+        // 3 ms lies in the (2.5 ms, 5 ms] bucket; 0.2 ms in (0.1, 0.25].
+        assert!(q.prepare.p50 > 2.5 && q.prepare.p50 <= 5.0, "{q:?}");
+        assert!(q.prepare.p99 > 2.5 && q.prepare.p99 <= 5.0, "{q:?}");
+        assert!(q.commit.p50 > 0.1 && q.commit.p50 <= 0.25, "{q:?}");
+        assert_eq!(q.decision_force, LatencyPoint::default());
     }
 }

@@ -280,6 +280,11 @@ pub async fn crash_coordinator(request: &CoordinatorCrashRequest) -> Result<(), 
     .await
 }
 
+/// `DELETE /api/coordinator/crash`: disarms a crash not yet reached.
+pub async fn cancel_coordinator_crash() -> Result<(), ApiError> {
+    command(change(Request::delete("/api/coordinator/crash")).build()).await
+}
+
 pub async fn update_faults(update: &FaultsUpdate) -> Result<(), ApiError> {
     command(with_json(change(Request::put("/api/faults")), update)).await
 }

@@ -8,9 +8,9 @@ use leptos::prelude::*;
 
 use crate::components::{
     cluster::ClusterPanel, faults::FaultsPanel, header::Header, history::HistoryPanel,
-    in_doubt::InDoubtPanel, load::LoadPanel, protocol::ProtocolPanel, spacetime::SpaceTimePanel,
-    stats::StatsPanel, timeline::TimelinePanel, toasts::Toasts, token::TokenPrompt,
-    transfer::TransferPanel,
+    in_doubt::InDoubtPanel, load::LoadPanel, protocol::ProtocolPanel, scenarios::ScenariosPanel,
+    spacetime::SpaceTimePanel, stats::StatsPanel, timeline::TimelinePanel, toasts::Toasts,
+    token::TokenPrompt, transfer::TransferPanel,
 };
 use crate::context::{address_moment, now_ms, Ctx, CLOCK_TICK_MS, CLUSTER_POLL_MS, STATS_POLL_MS};
 use crate::model::{Effects, Model};
@@ -109,6 +109,9 @@ pub fn App() -> impl IntoView {
                 </section>
                 <section class="area-cluster">
                     <ClusterPanel/>
+                </section>
+                <section class="area-scenarios">
+                    <ScenariosPanel/>
                 </section>
                 <section class="area-in-doubt">
                     <InDoubtPanel/>

@@ -42,10 +42,14 @@ fn set_fragment(fragment: &str) {
 
 /// The address's fragment as the page was opened.
 pub fn address_moment() -> Moment {
-    let fragment = web_sys::window()
+    Moment::parse(&address_fragment())
+}
+
+/// The page address's fragment (`#...`), empty if none.
+pub fn address_fragment() -> String {
+    web_sys::window()
         .and_then(|w| w.location().hash().ok())
-        .unwrap_or_default();
-    Moment::parse(&fragment)
+        .unwrap_or_default()
 }
 
 /// How often stats are polled (they carry the throughput history).
@@ -121,6 +125,9 @@ pub struct Ctx {
     /// Bumped after events that change the in-doubt view: the in-doubt
     /// panel re-reads it at once instead of at its next poll.
     pub in_doubt_nudge: RwSignal<u64>,
+    /// What heuristic decisions that disagree with the coordinator added
+    /// to the total, as the in-doubt view last said (0: none).
+    pub heuristic_imbalance_cents: RwSignal<i64>,
     next_toast_id: StoredValue<u64>,
     cluster_refresh_pending: StoredValue<bool>,
 }
@@ -148,6 +155,7 @@ impl Ctx {
             toasts: RwSignal::new(Vec::new()),
             now_ms: RwSignal::new(now_ms()),
             in_doubt_nudge: RwSignal::new(0),
+            heuristic_imbalance_cents: RwSignal::new(0),
             next_toast_id: StoredValue::new(0),
             cluster_refresh_pending: StoredValue::new(false),
         }

@@ -11,10 +11,10 @@
 //! it goes on (then the machine's own event draws it). A dropped message
 //! stays half way, crossed out.
 
-use shared::api::VoteView;
+use shared::api::{ComponentStatus, VoteView};
 use shared::events::{Direction, Event, EventKind, MessageName, COORDINATOR};
 use shared::money::format_cents;
-use shared::wire::NodeId;
+use shared::wire::{Decision, NodeId};
 
 use crate::format::{
     decision_label, duration_ms, outcome_label, reason_label, tone_of, vote_label, Tone,
@@ -31,6 +31,8 @@ pub const GUTTER_W: f64 = 62.0;
 pub const MARGIN_RIGHT: f64 = 20.0;
 /// Space below the last row.
 pub const FOOT_H: f64 = 18.0;
+/// Extra space above a row that begins a protocol step, for its band.
+pub const PHASE_H: f64 = 18.0;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Lane {
@@ -107,7 +109,23 @@ pub struct Row {
     pub shape: Shape,
     /// Set when the coordinator held this message.
     pub message: Option<MessageMark>,
+    /// The protocol step this row begins, drawn as a band label above it
+    /// ("phase 1 · prepare / vote", "commit point", ...).
+    pub phase: Option<&'static str>,
 }
+
+/// The band label of phase 1.
+pub const PHASE_PREPARE: &str = "phase 1 · prepare / vote";
+/// The band label of the coordinator's COMMIT record forced.
+pub const PHASE_COMMIT_POINT: &str = "commit point: COMMIT record durable, the outcome is decided";
+/// The band label of phase 2 after a commit.
+pub const PHASE_COMMIT: &str = "phase 2 · commit / ack";
+/// The band label of phase 2 after an abort.
+pub const PHASE_ROLLBACK: &str = "phase 2 · rollback / ack";
+/// The band label of the coordinator's crash.
+pub const PHASE_CRASH: &str = "coordinator crash: its memory is gone, its log is not";
+/// The band label of recovery after a crash.
+pub const PHASE_RECOVERY: &str = "recovery: the log is replayed, the nodes are asked";
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Layout {
@@ -181,9 +199,10 @@ pub(crate) fn glyph_of(kind: &EventKind) -> Option<(Glyph, String, Tone)> {
             };
             (from_node(node, *vote == VoteView::NoAnswer), label)
         }
-        EventKind::LogForced { node, record, .. } => {
-            (Glyph::Mark { at: node.clone() }, format!("force {record}"))
-        }
+        EventKind::LogForced { node, record, .. } => (
+            Glyph::Mark { at: node.clone() },
+            format!("{} written and synced (forced)", record.to_uppercase()),
+        ),
         EventKind::Decision {
             decision, reason, ..
         } => {
@@ -221,10 +240,18 @@ pub(crate) fn glyph_of(kind: &EventKind) -> Option<(Glyph, String, Tone)> {
             to_node(node),
             format!("resolve: {}", decision_label(*decision)),
         ),
+        EventKind::CoordinatorStatus { status } => {
+            let label = match status {
+                ComponentStatus::Down => "coordinator crashed: all it held in memory is lost",
+                ComponentStatus::Recovering => "coordinator restarts: replays its log",
+                ComponentStatus::Up => "coordinator back: finishes what its log says",
+                ComponentStatus::Unreachable => "coordinator unreachable",
+            };
+            (Glyph::Mark { at: coordinator() }, label.to_string())
+        }
         EventKind::Snapshot(_)
         | EventKind::Lagged { .. }
         | EventKind::NodeStatus { .. }
-        | EventKind::CoordinatorStatus { .. }
         | EventKind::Fault { .. }
         | EventKind::Balances { .. }
         | EventKind::NodeState { .. }
@@ -278,6 +305,44 @@ impl RepeatFilter {
     }
 }
 
+/// Which protocol step the rows are in, so that each step's first row
+/// gets its band label.
+#[derive(Default)]
+struct Phases {
+    current: Option<&'static str>,
+}
+
+impl Phases {
+    /// The band label `kind` begins, if it begins a new step.
+    fn enters(&mut self, kind: &EventKind) -> Option<&'static str> {
+        let next = match kind {
+            EventKind::PrepareSent { .. } => PHASE_PREPARE,
+            EventKind::LogForced { node, record, .. }
+                if node == COORDINATOR && record == shared::fold::COMMIT_RECORD =>
+            {
+                PHASE_COMMIT_POINT
+            }
+            EventKind::CommitSent { .. } => PHASE_COMMIT,
+            EventKind::RollbackSent { .. } => PHASE_ROLLBACK,
+            EventKind::CoordinatorStatus {
+                status: ComponentStatus::Down,
+            } => PHASE_CRASH,
+            EventKind::CoordinatorStatus { .. } | EventKind::RecoveryQuery { .. }
+                if self.current == Some(PHASE_CRASH) =>
+            {
+                PHASE_RECOVERY
+            }
+            _ => return None,
+        };
+        // Phase 1 is entered once; a second prepare is part of it.
+        if self.current == Some(next) || (next == PHASE_PREPARE && self.current.is_some()) {
+            return None;
+        }
+        self.current = Some(next);
+        Some(next)
+    }
+}
+
 /// `+0 ms`, `+12 ms`, `+1.5 s`.
 fn elapsed_label(ms: u64) -> String {
     if ms < 1_000 {
@@ -298,6 +363,7 @@ struct Draft {
     message: Option<MessageMark>,
     /// A held vote or ack's own row, once the message went on.
     hidden: bool,
+    phase: Option<&'static str>,
 }
 
 impl Draft {
@@ -316,6 +382,8 @@ impl Draft {
 fn drafts_of(events: &[Event]) -> Vec<Draft> {
     let mut drafts: Vec<Draft> = Vec::new();
     let mut repeats = RepeatFilter::default();
+    let mut phases = Phases::default();
+    let mut acked = std::collections::BTreeSet::new();
     for event in events {
         match &event.kind {
             EventKind::MessageHeld {
@@ -379,9 +447,17 @@ fn drafts_of(events: &[Event]) -> Vec<Draft> {
         if repeats.is_repeat(&event.kind) {
             continue;
         }
-        let Some((glyph, label, tone)) = glyph_of(&event.kind) else {
+        let Some((glyph, mut label, tone)) = glyph_of(&event.kind) else {
             continue;
         };
+        if let EventKind::Ack { node, decision, .. } = &event.kind {
+            // After a coordinator restart the commit is sent again and the
+            // node, which already applied it, simply acks again.
+            if !acked.insert((node.clone(), *decision == Decision::Commit)) {
+                label
+                    .push_str(" again (the commit was re-sent; applying it twice changes nothing)");
+            }
+        }
         drafts.push(Draft {
             glyph,
             label,
@@ -390,6 +466,7 @@ fn drafts_of(events: &[Event]) -> Vec<Draft> {
             sends: sent_message(&event.kind).map(|(n, p)| (n.clone(), p)),
             message: None,
             hidden: false,
+            phase: phases.enters(&event.kind),
         });
     }
     drafts.retain(|d| !d.hidden);
@@ -448,6 +525,7 @@ fn held(
         sends: None,
         message: mark,
         hidden: false,
+        phase: None,
     });
 }
 
@@ -471,13 +549,23 @@ pub fn layout(nodes: &[NodeId], events: &[Event]) -> Layout {
             .unwrap_or(lanes[0].x)
     };
     let rightmost_x = lanes.last().map(|l| l.x).unwrap_or(0.0);
-    let first_ts_ms = events.iter().map(|e| e.ts_ms).min().unwrap_or(0);
+    let drafts = drafts_of(events);
+    // Times count from the first row drawn and never go back: an event
+    // joined from elsewhere (a node's answer to an earlier in-doubt query)
+    // may carry an older time than the rows before it.
+    let first_ts_ms = drafts.first().map_or(0, |d| d.ts_ms);
+    let mut shown_ms = 0;
 
     let mut rows = Vec::new();
-    for (index, draft) in drafts_of(events).into_iter().enumerate() {
-        let y = HEAD_H + ROW_H * (index as f64 + 0.75);
-        let time_label = elapsed_label(draft.ts_ms.saturating_sub(first_ts_ms));
-        let (label, tone, message) = (draft.label, draft.tone, draft.message);
+    let mut bands_h = 0.0;
+    for (index, draft) in drafts.into_iter().enumerate() {
+        if draft.phase.is_some() {
+            bands_h += PHASE_H;
+        }
+        let y = HEAD_H + bands_h + ROW_H * (index as f64 + 0.75);
+        shown_ms = draft.ts_ms.saturating_sub(first_ts_ms).max(shown_ms);
+        let time_label = elapsed_label(shown_ms);
+        let (label, tone, message, phase) = (draft.label, draft.tone, draft.message, draft.phase);
         let row = match draft.glyph {
             Glyph::Arrow { from, to, dashed } => {
                 let (from_x, to_x) = (x_of(&from), x_of(&to));
@@ -500,6 +588,7 @@ pub fn layout(nodes: &[NodeId], events: &[Event]) -> Layout {
                         reach,
                     },
                     message,
+                    phase,
                 }
             }
             Glyph::Mark { at } => {
@@ -521,12 +610,13 @@ pub fn layout(nodes: &[NodeId], events: &[Event]) -> Layout {
                     tone,
                     shape: Shape::Mark { x },
                     message,
+                    phase,
                 }
             }
         };
         rows.push(row);
     }
-    let lifeline_bottom = HEAD_H + ROW_H * (rows.len().max(1) as f64) + 4.0;
+    let lifeline_bottom = HEAD_H + bands_h + ROW_H * (rows.len().max(1) as f64) + 4.0;
     Layout {
         width: WIDTH,
         height: lifeline_bottom + FOOT_H,
@@ -557,7 +647,7 @@ pub(crate) fn lanes_of(ids: &[NodeId], left: f64, right: f64) -> Vec<Lane> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shared::wire::{AbortReason, Decision};
+    use shared::wire::AbortReason;
 
     fn ev(seq: u64, ts_ms: u64, kind: EventKind) -> Event {
         Event { seq, ts_ms, kind }
@@ -748,7 +838,7 @@ mod tests {
         let row = &layout.rows[0];
         assert_eq!(row.anchor, Anchor::End);
         assert!(row.label_x < layout.lanes[2].x);
-        assert_eq!(row.label, "force PREPARED");
+        assert_eq!(row.label, "PREPARED written and synced (forced)");
     }
 
     #[test]
@@ -939,5 +1029,163 @@ mod tests {
             labels,
             ["start A → B $5.00", "prepare", "prepare · held #2", "ready"]
         );
+    }
+
+    /// A commit interrupted by a coordinator crash after its COMMIT record:
+    /// each protocol step gets its band (phase 1, the commit point, the
+    /// crash, recovery, phase 2), the crash and the restart are drawn on
+    /// the coordinator's lifeline, a second ack says why it came, and the
+    /// times count from the start and never go back, even for a node's
+    /// answer to a query older than the transaction.
+    #[test]
+    fn a_crash_after_the_commit_point_is_drawn_with_its_recovery() {
+        let t = || "t".to_string();
+        let n = |s: &str| s.to_string();
+        let events = vec![
+            ev(
+                1,
+                10_000,
+                EventKind::TxStarted {
+                    tx_id: t(),
+                    from: n("A"),
+                    to: n("B"),
+                    amount_cents: 100,
+                    nodes: nodes(),
+                    one_phase: false,
+                },
+            ),
+            ev(
+                2,
+                10_001,
+                EventKind::PrepareSent {
+                    tx_id: t(),
+                    node: n("6001"),
+                },
+            ),
+            ev(
+                3,
+                10_001,
+                EventKind::PrepareSent {
+                    tx_id: t(),
+                    node: n("6002"),
+                },
+            ),
+            ev(
+                4,
+                10_003,
+                EventKind::Vote {
+                    tx_id: t(),
+                    node: n("6001"),
+                    vote: VoteView::Ready,
+                    reason: None,
+                },
+            ),
+            ev(
+                5,
+                10_003,
+                EventKind::Vote {
+                    tx_id: t(),
+                    node: n("6002"),
+                    vote: VoteView::Ready,
+                    reason: None,
+                },
+            ),
+            ev(
+                6,
+                10_005,
+                EventKind::LogForced {
+                    tx_id: t(),
+                    node: n(COORDINATOR),
+                    record: n("commit"),
+                },
+            ),
+            ev(
+                7,
+                10_006,
+                EventKind::CoordinatorStatus {
+                    status: ComponentStatus::Down,
+                },
+            ),
+            ev(
+                8,
+                13_000,
+                EventKind::CoordinatorStatus {
+                    status: ComponentStatus::Recovering,
+                },
+            ),
+            // Joined from the node's sweep: an older query.
+            ev(9, 2_000, EventKind::RecoveryQuery { node: n("6001") }),
+            ev(
+                10,
+                13_010,
+                EventKind::CommitSent {
+                    tx_id: t(),
+                    node: n("6001"),
+                },
+            ),
+            ev(
+                11,
+                13_020,
+                EventKind::Ack {
+                    tx_id: t(),
+                    node: n("6001"),
+                    decision: Decision::Commit,
+                },
+            ),
+            ev(
+                12,
+                13_030,
+                EventKind::Ack {
+                    tx_id: t(),
+                    node: n("6001"),
+                    decision: Decision::Commit,
+                },
+            ),
+        ];
+        let layout = layout(&nodes(), &events);
+        let phases: Vec<&str> = layout.rows.iter().filter_map(|r| r.phase).collect();
+        assert_eq!(
+            phases,
+            [
+                PHASE_PREPARE,
+                PHASE_COMMIT_POINT,
+                PHASE_CRASH,
+                PHASE_RECOVERY,
+                PHASE_COMMIT
+            ]
+        );
+        let labels: Vec<&str> = layout.rows.iter().map(|r| r.label.as_str()).collect();
+        assert!(
+            labels.contains(&"COMMIT written and synced (forced)"),
+            "{labels:?}"
+        );
+        assert!(
+            labels.iter().any(|l| l.starts_with("coordinator crashed")),
+            "{labels:?}"
+        );
+        assert!(
+            labels.iter().any(|l| l.starts_with("coordinator restarts")),
+            "{labels:?}"
+        );
+        let acks: Vec<&str> = labels
+            .iter()
+            .copied()
+            .filter(|l| l.starts_with("ack"))
+            .collect();
+        assert_eq!(acks[0], "ack commit");
+        assert!(
+            acks[1].starts_with("ack commit again (the commit was re-sent"),
+            "{acks:?}"
+        );
+        let times: Vec<&str> = layout.rows.iter().map(|r| r.time_label.as_str()).collect();
+        assert_eq!(times[0], "+0 ms");
+        let query = labels
+            .iter()
+            .position(|l| *l == "in doubt?")
+            .expect("drawn");
+        assert_eq!(times[query], "+3.0 s", "never before the row above it");
+        // Each band adds its height: rows never overlap.
+        assert!(layout.rows.windows(2).all(|w| w[1].y - w[0].y >= ROW_H));
+        assert!(layout.rows.iter().all(|r| r.y < layout.lifeline_bottom));
     }
 }

@@ -157,7 +157,15 @@ pub fn signed_cents(cents: i64) -> String {
 
 /// The audit line under the lists: a verdict, the server's detail, a tone.
 pub fn audit_line(audit: &MoneyAudit) -> (String, Tone) {
-    let verdict = if audit.balanced {
+    let verdict = if audit.balanced && audit.heuristic_imbalance_cents != 0 {
+        // The difference is explained, not gone: money was created or lost.
+        format!(
+            "Money NOT conserved: {} counted, {} expected; the {} difference is the heuristic decision's (atomicity broken)",
+            format_cents(audit.total_cents),
+            format_cents(audit.expected_total_cents),
+            signed_cents(audit.heuristic_imbalance_cents)
+        )
+    } else if audit.balanced {
         format!("Money balanced: {}", format_cents(audit.total_cents))
     } else if audit.settling {
         format!(
@@ -171,14 +179,13 @@ pub fn audit_line(audit: &MoneyAudit) -> (String, Tone) {
             format_cents(audit.expected_total_cents)
         )
     };
-    let tone = if audit.settling {
+    let tone = if audit.heuristic_imbalance_cents != 0 {
+        Tone::Bad
+    } else if audit.settling {
         // In flight, not broken: say so without crying wolf.
         Tone::Warn
     } else if !audit.balanced {
         Tone::Bad
-    } else if audit.heuristic_imbalance_cents != 0 {
-        // Balanced only once the broken atomicity is accounted for.
-        Tone::Warn
     } else {
         Tone::Good
     };
@@ -198,7 +205,7 @@ pub fn confirm_text(
     decision: Decision,
     coordinator_decision: Option<Decision>,
 ) -> String {
-    let forced = match decision {
+    let chosen = match decision {
         Decision::Commit => "commit (apply its changes)",
         Decision::Abort => "abort (roll back its changes)",
     };
@@ -208,14 +215,14 @@ pub fn confirm_text(
             decision_label(d)
         ),
         Some(d) => format!(
-            "The coordinator decided {}: forcing {} makes the transaction NOT atomic and unbalances the money.",
+            "The coordinator decided {}: deciding {} here makes the transaction NOT atomic and unbalances the money.",
             decision_label(d),
             decision_label(decision)
         ),
         None => "The coordinator's decision is not known: if it decides the other way, the transaction is not atomic.".to_string(),
     };
     format!(
-        "Force {forced} of {tx_id} on node {node}?\n\nThis is a heuristic decision (as XA calls it): the node stops waiting for the coordinator and releases its locks. It breaks the automatic Two-Phase Commit protocol — the node will no longer follow the coordinator for this transaction.\n\n{coordinator}"
+        "Heuristic decision: {chosen} {tx_id} on node {node}?\n\nA heuristic decision (as XA calls it) is an operator's override: the node stops waiting for the coordinator and releases its locks. It breaks the automatic Two-Phase Commit protocol — the node will no longer follow the coordinator for this transaction.\n\n{coordinator}"
     )
 }
 
@@ -339,9 +346,13 @@ mod tests {
             "Money NOT balanced: $1,990.00 counted, $2,000.00 expected — 1 heuristic"
         );
         assert_eq!(tone, Tone::Bad);
+        // Explained by a heuristic decision is still not conserved.
         let (text, tone) = audit_line(&audit(true, -1_000));
-        assert!(text.starts_with("Money balanced: $1,990.00"), "{text}");
-        assert_eq!(tone, Tone::Warn);
+        assert!(
+            text.starts_with("Money NOT conserved: $1,990.00 counted, $2,000.00 expected; the -$10.00 difference is the heuristic decision's"),
+            "{text}"
+        );
+        assert_eq!(tone, Tone::Bad);
         assert_eq!(audit_line(&audit(true, 0)).1, Tone::Good);
     }
 

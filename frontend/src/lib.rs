@@ -40,6 +40,7 @@ pub mod load;
 pub mod model;
 pub mod moment;
 pub mod replay;
+pub mod scenarios;
 pub mod spacetime;
 pub mod validate;
 pub mod ws;

@@ -570,6 +570,23 @@ impl Model {
             }
             return;
         }
+        if matches!(event.kind, EventKind::CoordinatorStatus { .. }) {
+            // A crash and the recovery that follows belong to the story of
+            // every transaction still open then.
+            let open: Vec<TxId> = self
+                .transactions
+                .iter()
+                .filter(|t| {
+                    matches!(t.state, TxState::Active | TxState::Prepared)
+                        || !t.pending_acks.is_empty()
+                })
+                .map(|t| t.tx_id.clone())
+                .collect();
+            for tx_id in open {
+                self.append_to_timeline(&tx_id, event.clone());
+            }
+            return;
+        }
         if let Some(tx_id) = event.kind.tx_id().map(str::to_string) {
             self.append_to_timeline(&tx_id, event);
         }

@@ -362,11 +362,12 @@ async fn in_doubt_panel_lists_why_stuck_heuristic_alarm_and_audit() {
     assert!(text_of(&root, "[data-testid=in-doubt-age]").starts_with("waiting 5"));
     assert!(text_of(&root, "[data-testid=in-doubt-prepared-6001]").contains("node 6001"));
     assert!(text_of(&root, "[data-testid=heuristic-alarm]")
-        .contains("forced abort, coordinator decided commit · -$10.00"));
-    assert!(text_of(&root, "[data-testid=in-doubt-audit]").starts_with("Money balanced: $1,990.00"));
+        .contains("heuristic abort, coordinator decided commit · -$10.00"));
+    assert!(text_of(&root, "[data-testid=in-doubt-audit]")
+        .starts_with("Money NOT conserved: $1,990.00 counted, $2,000.00 expected"));
     assert!(
-        find(&root, ".audit-warn").is_some(),
-        "balanced only with the heuristic counted"
+        find(&root, ".audit-bad").is_some(),
+        "explained by the heuristic, the total is still wrong"
     );
     assert!(text_of(&root, "[data-testid=in-doubt-stale]").contains("node 6002"));
 

@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 use crate::events::{Direction, Event, MessageName};
 pub use crate::views::{
     AccountView, ClusterView, ComponentStatus, CoordinatorCrashRequest, CoordinatorView,
-    CrashPoint, Faults, LatencyMs, LinkFault, NodeView, Outcome, Stats, TransactionSummary,
-    TxState, VoteView,
+    CrashPoint, Faults, LatencyMs, LatencyPoint, LinkFault, NodeView, Outcome, PhaseLatencyMs,
+    Stats, TransactionSummary, TxState, VoteView,
 };
 use crate::wire::{AbortReason, AccountId, Decision, NodeId, Op, TxId};
 pub use crate::wire::{AccountBalance, InDoubtTx, LedgerEntry};

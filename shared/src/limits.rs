@@ -86,9 +86,6 @@ pub const TX_TIMELINE_EVENTS_MAX: usize = 64;
 /// Nodes of one transaction that its fold follows (a transfer has one or
 /// two); a transaction with more is never taken for fully voted or acked.
 pub const TX_NODES_MAX: usize = 8;
-/// Transfer latencies the coordinator keeps for its percentiles (a sliding
-/// window of the newest).
-pub const LATENCY_SAMPLES_MAX: usize = 100_000;
 /// Seconds of throughput history the coordinator keeps.
 pub const THROUGHPUT_HISTORY_S: usize = 60;
 /// Events a two-node transfer usually has (its timeline's first allocation).

@@ -210,9 +210,49 @@ pub struct Stats {
     #[serde(default)]
     pub throughput_history: Vec<u64>,
     pub in_flight: u64,
-    /// Coordinator log forces (fdatasync) since start.
+    /// Coordinator log forces (fdatasync) since the process started
+    /// (engine restarts included, like `uptime_s`).
     pub log_forces: u64,
     pub uptime_s: f64,
+    /// Transactions whose outcome came from recovery rather than from an
+    /// answer to their client (a coordinator crash between its decision and
+    /// the answer, or presumed abort): counted in `committed` or `aborted`
+    /// too.
+    #[serde(default)]
+    pub recovered: u64,
+    /// p50 and p99 of the transfers finished in each second, oldest first,
+    /// aligned with `throughput_history` (zeros in a second with none).
+    #[serde(default)]
+    pub latency_history: Vec<LatencyPoint>,
+    /// Aborts by reason in each second, oldest first, aligned with
+    /// `throughput_history` (empty in a second with none).
+    #[serde(default)]
+    pub abort_history: Vec<BTreeMap<String, u64>>,
+    /// Time per protocol phase (p50 and p99, milliseconds), from the
+    /// coordinator's phase histograms (`/metrics`), estimated within their
+    /// buckets.
+    #[serde(default)]
+    pub phases_ms: PhaseLatencyMs,
+}
+
+/// One second of `Stats::latency_history`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LatencyPoint {
+    pub p50: f64,
+    pub p99: f64,
+}
+
+/// `Stats::phases_ms`: the three timed phases of a two-phase commit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PhaseLatencyMs {
+    /// Phase 1: `tx_started` to the last vote.
+    pub prepare: LatencyPoint,
+    /// The commit point: the last `ready` vote to the COMMIT record durable.
+    pub decision_force: LatencyPoint,
+    /// Phase 2: the first commit sent to the last commit ack.
+    pub commit: LatencyPoint,
 }
 
 /// Where the coordinator's engine can be crashed (demo mode).

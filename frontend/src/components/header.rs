@@ -15,8 +15,28 @@ pub fn Header() -> impl IntoView {
     let invariant = Memo::new(move |_| ctx.model.with(|m| m.invariant()));
     let connection = ctx.connection;
 
+    let heuristic = ctx.heuristic_imbalance_cents;
     let badge = move || {
+        let imbalance_cents = heuristic.get();
         let (class, text, hint) = match invariant.get() {
+            // Nothing will settle it: an operator's heuristic decision
+            // disagreed with the coordinator, and the total is off by it.
+            Invariant::Settling {
+                total_cents,
+                expected_cents,
+            }
+            | Invariant::Violated {
+                total_cents,
+                expected_cents,
+            } if imbalance_cents != 0 => (
+                "invariant violated",
+                format!(
+                    "Total {} ≠ {} ✗ (heuristic)",
+                    format_cents(total_cents),
+                    format_cents(expected_cents)
+                ),
+                "a heuristic decision disagreed with the coordinator: the transfer is not atomic, money was created or lost".to_string(),
+            ),
             Invariant::Unknown => (
                 "invariant unknown",
                 "Total —".to_string(),
@@ -82,7 +102,11 @@ pub fn Header() -> impl IntoView {
         view! { <span class=class data-testid="connection"><span class="dot"></span>{text}</span> }
     };
 
-    let violated = move || matches!(invariant.get(), Invariant::Violated { .. });
+    let violated = move || match invariant.get() {
+        Invariant::Violated { .. } => true,
+        Invariant::Settling { .. } => heuristic.get() != 0,
+        _ => false,
+    };
     // A recorded run needs no cluster: no reconnecting banner meanwhile.
     let reconnecting = move || match connection.get() {
         Connection::Reconnecting {
@@ -109,7 +133,11 @@ pub fn Header() -> impl IntoView {
         <Show when=violated>
             <div class="banner banner-violated" role="alert" data-testid="violation-banner">
                 <strong>"INVARIANT VIOLATED"</strong>
-                " — the sum of all balances differs from the initial total while nothing is in flight."
+                {move || if heuristic.get() != 0 {
+                    " — a heuristic decision disagreed with the coordinator: one leg of a transfer was applied and the other was not. No protocol repairs this; see the in-doubt panel."
+                } else {
+                    " — the sum of all balances differs from the initial total while nothing is in flight."
+                }}
             </div>
         </Show>
         {move || reconnecting().map(|(attempt, retry_in_ms)| view! {

@@ -45,7 +45,7 @@ fn tab_visible() -> bool {
 }
 
 /// Re-reads the view unless a read is already under way.
-fn poll(polled: RwSignal<Polled>, in_flight: StoredValue<bool>) {
+fn poll(polled: RwSignal<Polled>, in_flight: StoredValue<bool>, imbalance: RwSignal<i64>) {
     if in_flight.get_value() {
         return;
     }
@@ -54,7 +54,13 @@ fn poll(polled: RwSignal<Polled>, in_flight: StoredValue<bool>) {
         let result = api::in_doubt().await;
         in_flight.set_value(false);
         match result {
-            Ok(view) => polled.set(Polled::loaded(view, now_ms())),
+            Ok(view) => {
+                let cents = view.audit.heuristic_imbalance_cents;
+                if imbalance.get_untracked() != cents {
+                    imbalance.set(cents);
+                }
+                polled.set(Polled::loaded(view, now_ms()));
+            }
             Err(error) => polled.update(|p| p.error = Some(error.to_string())),
         }
     });
@@ -69,13 +75,13 @@ pub fn InDoubtPanel() -> impl IntoView {
     // Runs at mount (the first read) and after every nudge.
     Effect::new(move |_| {
         ctx.in_doubt_nudge.track();
-        poll(polled, in_flight);
+        poll(polled, in_flight, ctx.heuristic_imbalance_cents);
     });
     let timer = set_interval_with_handle(
         move || {
             let live = ctx.connection.get_untracked() == Connection::Live;
             if tab_visible() && live && !ctx.travel.with_untracked(Option::is_some) {
-                poll(polled, in_flight);
+                poll(polled, in_flight, ctx.heuristic_imbalance_cents);
             }
         },
         Duration::from_millis(IN_DOUBT_POLL_MS),
@@ -86,7 +92,7 @@ pub fn InDoubtPanel() -> impl IntoView {
             timer.clear();
         }
     });
-    let refresh = Callback::new(move |()| poll(polled, in_flight));
+    let refresh = Callback::new(move |()| poll(polled, in_flight, ctx.heuristic_imbalance_cents));
 
     view! {
         {move || if ctx.traveling() {
@@ -358,10 +364,10 @@ fn InDoubtRow(
                         <span class="btn-group" role="group" aria-label="heuristic decision">
                             <button class="btn btn-small btn-quiet" disabled=move || busy.get()
                                 data-testid=format!("force-commit-{}", p.node)
-                                title="force commit on this node (a heuristic decision)" on:click=ask(Decision::Commit)>"force commit"</button>
+                                title="a heuristic decision: an operator commits this transaction on this node without the coordinator" on:click=ask(Decision::Commit)>"heuristic commit"</button>
                             <button class="btn btn-small btn-quiet" disabled=move || busy.get()
                                 data-testid=format!("force-abort-{}", p.node)
-                                title="force abort on this node (a heuristic decision)" on:click=ask(Decision::Abort)>"force abort"</button>
+                                title="a heuristic decision: an operator aborts this transaction on this node without the coordinator" on:click=ask(Decision::Abort)>"heuristic abort"</button>
                         </span>
                     </li>
                 }
@@ -389,7 +395,7 @@ fn InDoubtRow(
         let coordinator_decision = entry.get().and_then(|e| e.decision);
         let text = confirm_text(&p.tx_id, &p.node, p.decision, coordinator_decision);
         let label = format!(
-            "Yes, force {} on node {}",
+            "Yes, decide {} on node {} (heuristic)",
             decision_label(p.decision),
             p.node
         );
@@ -443,7 +449,7 @@ fn HeuristicAlarm(polled: RwSignal<Polled>) -> impl IntoView {
                         view! {
                             <li data-testid=format!("heuristic-{}-{}", h.tx_id, h.node)>
                                 <span class="mono" title=h.tx_id.clone()>{short_tx_id(&h.tx_id)}</span>
-                                {format!(" on node {}: forced {}, coordinator decided {} · {}",
+                                {format!(" on node {}: heuristic {}, coordinator decided {} · {}",
                                     h.node, decision_label(h.decision), coordinator, signed_cents(h.imbalance_cents))}
                                 <div class="small">{h.detail.clone()}</div>
                             </li>

@@ -14,6 +14,7 @@
 //! - [`spacetime`]: many transactions on the same lifelines, with lock waits.
 //! - [`load`]: the concurrency demo.
 //! - [`protocol`]: the live sequence diagram and the event log.
+//! - [`scenarios`]: guided scenarios, played on the real cluster and checked.
 //! - [`stats`]: totals, abort reasons, latency, throughput.
 //! - [`history`]: recent transactions; a click pins one in the diagram.
 //! - [`toasts`]: errors and notices.
@@ -28,6 +29,7 @@ pub mod history;
 pub mod in_doubt;
 pub mod load;
 pub mod protocol;
+pub mod scenarios;
 pub mod spacetime;
 pub mod stats;
 pub mod timeline;

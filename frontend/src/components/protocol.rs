@@ -6,13 +6,15 @@
 //! The geometry comes from [`crate::diagram::layout`]; this file only draws.
 
 use leptos::prelude::*;
-use shared::api::{ComponentStatus, TransactionSummary};
+use shared::api::{ComponentStatus, TransactionSummary, TxState};
 use shared::events::{Event, COORDINATOR};
 use shared::money::format_cents;
 
 use crate::components::held::MessageActions;
 use crate::context::use_ctx;
-use crate::diagram::{layout, Layout, MessageState, Row, Shape};
+use crate::diagram::{
+    layout, Layout, MessageState, Row, Shape, GUTTER_W, MARGIN_RIGHT, PHASE_H, ROW_H, WIDTH,
+};
 use crate::format::{
     clock_ms, describe_event, duration_ms, message_way, reason_label, short_tx_id, state_label,
     Tone,
@@ -120,10 +122,17 @@ pub fn ProtocolPanel() -> impl IntoView {
             let state = state_label(s.state);
             let reason = s.reason.map(|r| format!(" · {}", reason_label(r))).unwrap_or_default();
             let took = s.duration_ms.map(|d| format!(" · {}", duration_ms(d))).unwrap_or_default();
+            // Decided but not yet known to every node: say both.
+            let untold = (s.state == TxState::Committed && !s.pending_acks.is_empty()).then(|| view! {
+                <span class="muted small" data-testid="untold" title="the COMMIT record is the commit point; the nodes learn it from the coordinator, and a node that voted ready waits in doubt until then">
+                    {format!(" · at the commit point; not yet acknowledged by node {}", s.pending_acks.join(", "))}
+                </span>
+            });
             view! {
                 <span class="tx-facts">{format!("{} → {} {}", s.from, s.to, format_cents(s.amount_cents))}</span>
                 <span class=format!("chip state-{state}")>{format!("{state}{reason}")}</span>
                 <span class="muted small">{took}</span>
+                {untold}
             }
         });
         view! { <span class="mono tx-id" title=tx_id.clone()>{short_tx_id(&tx_id)}</span>{facts} }
@@ -298,8 +307,18 @@ fn DiagramRow(row: Row, selected: RwSignal<Option<u64>>) -> impl IntoView {
         }
         .into_any(),
     };
+    let band = row.phase.map(|phase| {
+        let y = row.y - ROW_H * 0.75 - PHASE_H * 0.35;
+        view! {
+            <g class="phase-band" data-testid="phase-band">
+                <line x1=GUTTER_W y1=y x2=WIDTH - MARGIN_RIGHT y2=y/>
+                <text x=GUTTER_W + 4.0 y=y - 4.0>{phase}</text>
+            </g>
+        }
+    });
     view! {
         <g class="seq-row">
+            {band}
             <text class="row-time" x="6" y=row.y + 4.0>{row.time_label.clone()}</text>
             {shape}
             <text class=format!("row-label {tone}") x=row.label_x y=row.label_y text-anchor=row.anchor.svg()>{row.label.clone()}</text>
@@ -313,7 +332,7 @@ fn Legend() -> impl IntoView {
         (Tone::Neutral, "prepare"),
         (Tone::Good, "ready / commit"),
         (Tone::Bad, "abort / rollback"),
-        (Tone::Log, "log force"),
+        (Tone::Log, "forced log write"),
         (Tone::Info, "recovery"),
         (Tone::Warn, "in doubt"),
     ];
@@ -321,6 +340,9 @@ fn Legend() -> impl IntoView {
         <ul class="legend">
             {items.into_iter().map(|(tone, text)| view! { <li><span class=format!("swatch {}", tone.class())></span>{text}</li> }).collect_view()}
         </ul>
+        <p class="muted small gloss" data-testid="forced-write-gloss">
+            "A forced write is a log record written and synced to disk (fdatasync) before the process sends anything that depends on it: a node votes ready only after its PREPARED record is forced, and the coordinator's COMMIT record, once forced, is the commit point."
+        </p>
     }
 }
 

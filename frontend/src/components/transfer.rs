@@ -4,12 +4,12 @@
 //! transaction id, which can never transfer twice.
 
 use leptos::prelude::*;
-use shared::api::{Outcome, TransferRequest, TransferResponse, VoteView};
+use shared::api::{Outcome, TransferRequest, TransferResponse, TxState, VoteView};
 use shared::money::format_cents;
 
 use crate::api::{self, ApiError};
 use crate::context::{now_ms, use_ctx, Ctx};
-use crate::format::{duration_ms, outcome_label, reason_label, short_tx_id, vote_label};
+use crate::format::{duration_ms, outcome_label, reason_label, short_tx_id, vote_label, Tone};
 use crate::validate::{client_tx_id, transfer_request};
 
 /// One-click amounts; the last one exceeds a starting balance on purpose.
@@ -211,12 +211,27 @@ fn ResultCard(sent: Sent, result: RwSignal<Option<Sent>>) -> impl IntoView {
         Sent::Failed(request, error) => {
             let retryable = error.is_unavailable() || error.status.is_none();
             let retry_request = request.clone();
+            // The coordinator went down with this transfer in its hands:
+            // follow it in the live history, which recovery will finish.
+            let watched = request.tx_id.clone().filter(|_| error.is_unavailable());
+            let fate = move || {
+                let tx_id = watched.clone()?;
+                let row = ctx
+                    .model
+                    .with(|m| m.transactions.iter().find(|t| t.tx_id == tx_id).cloned())?;
+                let (text, tone) = fate_text(row.state, row.pending_acks.is_empty());
+                Some(view! {
+                    <p class=format!("result-fate {}", tone.class()) data-testid="transfer-fate"
+                        data-state=crate::format::state_label(row.state)>{text}</p>
+                })
+            };
             view! {
                 <div class="result result-failed" data-testid="transfer-result" data-outcome="error">
                     <div class="result-head">
                         <span class="outcome">{if error.is_unavailable() { "COORDINATOR DOWN" } else { "NOT SENT" }}</span>
                     </div>
                     <p class="result-reason" data-testid="transfer-reason">{error.to_string()}</p>
+                    {fate}
                     {retryable.then(|| view! {
                         <div class="result-foot">
                             <span class="muted small">"A retry reuses the same transaction id, so it can never move money twice."</span>
@@ -227,5 +242,29 @@ fn ResultCard(sent: Sent, result: RwSignal<Option<Sent>>) -> impl IntoView {
             }
             .into_any()
         }
+    }
+}
+
+/// What became of a transfer whose client got no answer because the
+/// coordinator went down: its state in the history (`pending_acks_done`:
+/// every node acknowledged), as a sentence and a tone.
+pub fn fate_text(state: TxState, pending_acks_done: bool) -> (&'static str, Tone) {
+    match state {
+        TxState::Committed if pending_acks_done => (
+            "Committed: recovery finished it. The coordinator's log held the COMMIT record, so after its restart it told every node to commit, and every node has acknowledged.",
+            Tone::Good,
+        ),
+        TxState::Committed => (
+            "Committed, though no one was told: the COMMIT record reached the coordinator's log before the crash, and that record is the commit point. The nodes cannot know it yet: they voted ready, so they wait in doubt with the accounts locked until the recovered coordinator tells them. This card updates itself when they are told.",
+            Tone::Warn,
+        ),
+        TxState::Aborted => (
+            "Aborted by recovery: there was no COMMIT record in the coordinator's log, so the restarted coordinator presumed abort and told the nodes to roll back. No money moved.",
+            Tone::Bad,
+        ),
+        TxState::Active | TxState::Prepared => (
+            "Not decided yet: no COMMIT record was written before the crash. The nodes that voted ready wait in doubt; the restarted coordinator will presume abort. This card updates itself.",
+            Tone::Warn,
+        ),
     }
 }
