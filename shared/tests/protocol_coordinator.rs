@@ -664,6 +664,43 @@ fn in_doubt_reports_are_shown_for_recovery_queries_and_resolutions_only() {
     assert!(sends(&a).contains(&(N2.into(), rollback("ghost"))));
 }
 
+#[test]
+fn step_modes_pause_after_the_commit_point_is_not_cut_short_by_a_sweep() {
+    let mut h = Harness::new();
+    for node in [N1, N2] {
+        h.reconcile(node);
+    }
+    h.c.set_faults(DemoFaults {
+        crash_at: None,
+        phase_pause_us: 10_000_000,
+    });
+    h.transfer(1, "A", "B", 100, "p");
+    h.vote(N1, "p", Vote::Ready, None);
+    h.vote(N2, "p", Vote::Ready, None);
+    // The pause before the decision ends; COMMIT is written and synced.
+    h.advance(10_000_001);
+    h.fsync();
+    assert!(h.commit_durable("p"), "the commit point is reached");
+    // Paused after the commit point: a node's in-doubt report (the
+    // once-a-second sweep) gets no answer yet.
+    let sweep = Input::FromNode {
+        node: N1.into(),
+        msg: Reply::InDoubt {
+            tx_ids: vec!["p".into()],
+        },
+    };
+    let a = h.run(sweep);
+    assert!(
+        !sends(&a).contains(&(N1.into(), commit("p"))),
+        "the pause is cut short by the sweep: {a:?}"
+    );
+    // When the pause ends, the commits go out to both.
+    let a = h.advance(10_000_001);
+    for node in [N1, N2] {
+        assert!(sends(&a).contains(&(node.into(), commit("p"))), "{a:?}");
+    }
+}
+
 // ----- the vote / decision matrix, duplicates, timeouts -----
 
 /// Runs one two-node transfer with the given votes (None = no answer) and

@@ -66,8 +66,11 @@ impl Coordinator {
             let leg = tx.legs.iter().any(|l| l.node == *node);
             return match tx.phase {
                 _ if !leg || tx.one_phase => Some(Decision::Abort),
-                Phase::PausedBeforeCommit | Phase::Committing => Some(Decision::Commit),
-                Phase::Preparing
+                Phase::Committing => Some(Decision::Commit),
+                // Step mode's pause after the commit point: the commits go
+                // out when it ends, not earlier because a node asked.
+                Phase::PausedBeforeCommit
+                | Phase::Preparing
                 | Phase::PausedBeforeDecision
                 | Phase::Deciding { .. }
                 | Phase::AskingOnePhaseOutcome => None,
