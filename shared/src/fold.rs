@@ -235,6 +235,14 @@ impl<T: Copy, K: NodeKey> TxFold<T, K> {
                 decision: Decision::Commit,
                 ..
             } => self.commit_durable(at),
+            // A presumed abort (the coordinator's log never decided the id)
+            // aborts a two-phase attempt, but not a one-phase one: only its
+            // node decides that.
+            EventKind::Decision {
+                decision: Decision::Abort,
+                reason: Some(AbortReason::CoordinatorCrashed),
+                ..
+            } if self.one_phase => None,
             EventKind::Decision {
                 decision: Decision::Abort,
                 reason,

@@ -1051,3 +1051,22 @@ fn held_messages_are_counted_until_released_or_dropped_and_change_nothing_else()
     // Nothing but the count: the same as the events without the holds.
     assert_eq!(fold_by_name(&with_holds), fold_by_name(&plain));
 }
+
+#[test]
+fn a_presumed_abort_decides_a_two_phase_attempt_but_not_a_one_phase_one() {
+    // The coordinator crashed while an attempt ran; its successor's log
+    // never decided the id and presumes it aborted (a node reported an
+    // earlier attempt in doubt).
+    let presumed = decision(Decision::Abort, Some(AbortReason::CoordinatorCrashed));
+    let two_phase = fold_by_name(&[
+        started(&["6001", "6002"]),
+        prepare("6001"),
+        prepare("6002"),
+        presumed.clone(),
+    ]);
+    assert_eq!(two_phase.state(), TxState::Aborted);
+    assert_eq!(two_phase.reason(), Some(AbortReason::CoordinatorCrashed));
+    // A one-phase attempt is its node's to decide: it may have committed.
+    let one_phase = fold_by_name(&[started(&["6001"]), prepare("6001"), presumed]);
+    assert_eq!(one_phase.state(), TxState::Active);
+}

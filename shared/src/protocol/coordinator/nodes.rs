@@ -16,9 +16,22 @@ impl Coordinator {
         }
         let mut resolutions = Vec::new();
         for tx_id in tx_ids.iter().cloned() {
+            // This log never decided the id: every two-phase attempt any
+            // incarnation ran under it is aborted (presumed abort), the one
+            // a watcher last saw start included, which no other event would
+            // decide. (A one-phase attempt is its node's to decide; the fold
+            // leaves it alone.)
+            let presumed = self.active.get(&tx_id).is_none() && self.finished.get(&tx_id).is_none();
             let Some(decision) = self.in_doubt_answer(&node, &tx_id, out) else {
                 continue;
             };
+            if presumed {
+                resolutions.push(Action::Emit(EventKind::Decision {
+                    tx_id: tx_id.clone(),
+                    decision: Decision::Abort,
+                    reason: Some(AbortReason::CoordinatorCrashed),
+                }));
+            }
             let msg = match decision {
                 Decision::Commit => Request::Commit {
                     tx_id: tx_id.clone(),
