@@ -256,6 +256,7 @@ pub async fn run(config: ChaosConfig) -> ChaosSummary {
         seed: config.seed,
         fault_interval_ms: config.fault_interval_ms,
         mix: config.mix,
+        tx_id_prefix: None,
     };
     let stop = Arc::new(AtomicBool::new(false));
     let summary = backend::chaos::run(

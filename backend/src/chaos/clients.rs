@@ -74,6 +74,8 @@ pub(super) struct Clients {
     /// one; 0: never).
     pub outage_at_ms: AtomicU64,
     pub sequence: AtomicU64,
+    /// What every fresh tx_id starts with.
+    pub tx_id_prefix: String,
 }
 
 impl Clients {
@@ -170,7 +172,7 @@ impl Clients {
         Next {
             kind: Kind::Fresh,
             after: None,
-            tx_id: format!("chaos-{client}-{n}"),
+            tx_id: format!("{}{client}-{n}", self.tx_id_prefix),
             transfer: self.random_transfer(rng),
         }
     }

@@ -77,7 +77,15 @@ pub struct RunConfig {
     pub fault_interval_ms: u64,
     /// How the clients retry and re-use tx_ids.
     pub mix: ClientMix,
+    /// `None`: fresh tx_ids are `chaos-<client>-<n>` and the audit checks
+    /// every id on the ledgers (a cluster of the run's own). `Some(prefix)`:
+    /// they start with `prefix`, and the audit checks those one by one
+    /// (a cluster with a past, e.g. the demo's).
+    pub tx_id_prefix: Option<String>,
 }
+
+/// Fresh tx_ids of a run on a cluster of its own.
+const TX_ID_PREFIX_DEFAULT: &str = "chaos-";
 
 /// Requests sent so far, by answer.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -341,6 +349,10 @@ pub async fn run<T: Target>(
         started: Instant::now(),
         outage_at_ms: AtomicU64::new(0),
         sequence: AtomicU64::new(0),
+        tx_id_prefix: config
+            .tx_id_prefix
+            .clone()
+            .unwrap_or_else(|| TX_ID_PREFIX_DEFAULT.to_string()),
     });
     let mut clients = Vec::new();
     for client in 0..config.clients {
@@ -410,6 +422,7 @@ pub async fn run<T: Target>(
     let t = std::mem::take(&mut *shared.tally.lock().unwrap_or_else(|e| e.into_inner()));
     let reported = Reported {
         sent: t.sent,
+        tx_id_prefix: config.tx_id_prefix.clone(),
         ..Reported::default()
     };
     let audit = match settled {

@@ -249,6 +249,7 @@ pub fn start(app: &Arc<App>, request: &ChaosRequest) -> Result<ChaosRun, StartEr
         seed,
         fault_interval_ms: request.fault_interval_ms,
         mix: ClientMix::default(),
+        tx_id_prefix: Some(run_prefix()),
     };
     tracing::info!(
         seconds = config.seconds,
@@ -303,6 +304,16 @@ pub fn start(app: &Arc<App>, request: &ChaosRequest) -> Result<ChaosRun, StartEr
         });
     });
     Ok(snapshot)
+}
+
+/// The prefix of a run's tx_ids: unique across runs and coordinator
+/// restarts (the demo's ledgers outlive both), so that no run re-uses an id
+/// of another and the audit tells its own from the rest.
+fn run_prefix() -> String {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    format!("chaos-{now_ms:x}-{:04x}-", rand::random::<u16>())
 }
 
 /// Folds one progress report into the run's state.
