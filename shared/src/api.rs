@@ -464,13 +464,6 @@ pub struct MoneyAudit {
     pub detail: String,
 }
 
-/// The OpenAPI schemas of request fields, with the bounds of
-/// [`crate::limits`] and the character sets the coordinator checks, so the
-/// document cannot drift from what the server accepts. A field's schema
-/// here says exactly which values pass: anything it allows is accepted
-/// (unless the cluster's state refuses it, e.g. an aborted transfer), and
-/// anything it refuses gets a 400 or 422.
-
 /// `POST /api/chaos` (demo mode): a chaos run against the demo cluster;
 /// every field has a default.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -592,6 +585,12 @@ pub struct ChaosRun {
     /// Once finished.
     pub verdict: Option<ChaosVerdict>,
 }
+/// The OpenAPI schemas of request fields, with the bounds of
+/// [`crate::limits`] and the character sets the coordinator checks, so the
+/// document cannot drift from what the server accepts. A field's schema
+/// here says exactly which values pass: anything it allows is accepted
+/// (unless the cluster's state refuses it, e.g. an aborted transfer), and
+/// anything it refuses gets a 400 or 422.
 #[cfg(feature = "openapi")]
 pub mod schema {
     use utoipa::openapi::schema::{
