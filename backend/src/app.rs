@@ -39,6 +39,8 @@ pub struct App {
     pub refusals: Arc<Refusals>,
     /// The last id given to a held message (ids outlive an engine crash).
     pub held_ids: Arc<AtomicU64>,
+    /// The dashboard's chaos run (demo mode), current or last.
+    pub chaos: crate::chaos::page::ChaosRuns,
 }
 
 impl App {
@@ -56,6 +58,7 @@ impl App {
             secret,
             refusals: Arc::new(Refusals::default()),
             held_ids: Arc::new(AtomicU64::new(0)),
+            chaos: crate::chaos::page::ChaosRuns::default(),
             config: Arc::new(config),
         })
     }

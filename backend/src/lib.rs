@@ -18,8 +18,11 @@
 //!   recording's snapshots.
 //! - `http`: the guard, REST routes, the WebSocket stream, the dashboard files.
 //! - `cli`: the HTTP client and the formatting of `tpc`.
+//! - `chaos`: the chaos run (clients, fault loop, audit) that the `chaos`
+//!   command and the dashboard's "Run chaos" share.
 
 pub mod app;
+pub mod chaos;
 pub mod cli;
 pub mod config;
 pub mod demo;

@@ -7,10 +7,10 @@ use std::time::Duration;
 use leptos::prelude::*;
 
 use crate::components::{
-    cluster::ClusterPanel, faults::FaultsPanel, header::Header, history::HistoryPanel,
-    in_doubt::InDoubtPanel, load::LoadPanel, protocol::ProtocolPanel, scenarios::ScenariosPanel,
-    spacetime::SpaceTimePanel, stats::StatsPanel, timeline::TimelinePanel, toasts::Toasts,
-    token::TokenPrompt, transfer::TransferPanel,
+    chaos::ChaosPanel, cluster::ClusterPanel, faults::FaultsPanel, header::Header,
+    history::HistoryPanel, in_doubt::InDoubtPanel, load::LoadPanel, protocol::ProtocolPanel,
+    scenarios::ScenariosPanel, spacetime::SpaceTimePanel, stats::StatsPanel,
+    timeline::TimelinePanel, toasts::Toasts, token::TokenPrompt, transfer::TransferPanel,
 };
 use crate::context::{address_moment, now_ms, Ctx, CLOCK_TICK_MS, CLUSTER_POLL_MS, STATS_POLL_MS};
 use crate::model::{Effects, Model};
@@ -121,6 +121,7 @@ pub fn App() -> impl IntoView {
                         <TransferPanel/>
                         <FaultsPanel/>
                         <LoadPanel/>
+                        <ChaosPanel/>
                     </section>
                     <section class="column column-live">
                         <ProtocolPanel/>

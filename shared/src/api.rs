@@ -464,6 +464,127 @@ pub struct MoneyAudit {
     pub detail: String,
 }
 
+/// `POST /api/chaos` (demo mode): a chaos run against the demo cluster;
+/// every field has a default.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ChaosRequest {
+    /// How long the clients and the faults run.
+    #[serde(default = "chaos_seconds_default")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = schema::chaos_seconds))]
+    pub seconds: u64,
+    /// Concurrent clients running transfers.
+    #[serde(default = "chaos_clients_default")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = schema::chaos_clients))]
+    pub clients: u32,
+    /// Mean pause between faults (each pause is 0.5 to 1.5 times it).
+    #[serde(default = "chaos_fault_interval_ms_default")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = schema::chaos_fault_interval_ms))]
+    pub fault_interval_ms: u64,
+    /// Seed of the fault schedule and the clients' choices (random if absent).
+    #[serde(default)]
+    pub seed: Option<u64>,
+}
+
+impl Default for ChaosRequest {
+    fn default() -> Self {
+        ChaosRequest {
+            seconds: chaos_seconds_default(),
+            clients: chaos_clients_default(),
+            fault_interval_ms: chaos_fault_interval_ms_default(),
+            seed: None,
+        }
+    }
+}
+
+fn chaos_seconds_default() -> u64 {
+    crate::limits::CHAOS_SECONDS_DEFAULT
+}
+fn chaos_clients_default() -> u32 {
+    crate::limits::CHAOS_CLIENTS_DEFAULT
+}
+fn chaos_fault_interval_ms_default() -> u64 {
+    crate::limits::CHAOS_FAULT_INTERVAL_MS_DEFAULT
+}
+
+/// Where a chaos run is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ChaosState {
+    /// No run since the coordinator started.
+    #[default]
+    Idle,
+    /// Clients and faults are running.
+    Running,
+    /// The faults have stopped: healing, restarting, settling, auditing.
+    Settling,
+    /// Done: the verdict is in.
+    Finished,
+}
+
+/// One fault a chaos run injected.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ChaosFault {
+    /// Since the run started.
+    pub at_ms: u64,
+    /// e.g. `node_kill9_api`, `link_cut`, `coordinator_engine_crash`.
+    pub kind: String,
+    /// The node it was aimed at (an engine crash hits the coordinator).
+    pub node: String,
+}
+
+/// The audit after a chaos run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ChaosVerdict {
+    /// No violation and the total conserved.
+    pub pass: bool,
+    /// Requests (a tx_id with its body) answered committed...
+    pub committed: u64,
+    /// ...and of those, the ones with their two legs on the ledgers exactly once.
+    pub committed_on_both_ledgers: u64,
+    /// Requests answered aborted...
+    pub aborted: u64,
+    /// ...and of those, the ones with nothing on any ledger.
+    pub aborted_on_no_ledger: u64,
+    pub total_cents: i64,
+    pub expected_total_cents: i64,
+    pub violation_count: u64,
+    /// The first violations, each naming its tx_id and what the ledgers hold.
+    pub violations: Vec<String>,
+}
+
+/// `GET /api/chaos`: the current or last chaos run, its progress and,
+/// once finished, its verdict.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ChaosRun {
+    pub state: ChaosState,
+    /// What was asked (the defaults while idle).
+    pub seconds: u64,
+    pub clients: u32,
+    pub fault_interval_ms: u64,
+    pub seed: u64,
+    /// Since the run started (frozen once it has settled).
+    pub elapsed_ms: u64,
+    /// A stop was asked for (`DELETE /api/chaos`) before the time was up.
+    pub stopped: bool,
+    /// Requests sent, and how many were answered committed, aborted, or
+    /// not at all (503 or cut).
+    pub requests: u64,
+    pub committed: u64,
+    pub aborted: u64,
+    pub unknown: u64,
+    /// Faults injected by kind.
+    pub faults: std::collections::BTreeMap<String, u64>,
+    /// The latest faults, oldest first.
+    pub recent_faults: Vec<ChaosFault>,
+    /// Once finished.
+    pub verdict: Option<ChaosVerdict>,
+}
 /// The OpenAPI schemas of request fields, with the bounds of
 /// [`crate::limits`] and the character sets the coordinator checks, so the
 /// document cannot drift from what the server accepts. A field's schema
@@ -564,6 +685,27 @@ pub mod schema {
 
     pub fn link_delay_ms() -> Object {
         whole(0, LINK_DELAY_MS_MAX).default(Some(0.into())).build()
+    }
+
+    pub fn chaos_seconds() -> Object {
+        whole(1, crate::limits::CHAOS_SECONDS_MAX)
+            .default(Some(crate::limits::CHAOS_SECONDS_DEFAULT.into()))
+            .build()
+    }
+
+    pub fn chaos_clients() -> Object {
+        whole(1, u64::from(crate::limits::CHAOS_CLIENTS_MAX))
+            .default(Some(crate::limits::CHAOS_CLIENTS_DEFAULT.into()))
+            .build()
+    }
+
+    pub fn chaos_fault_interval_ms() -> Object {
+        whole(
+            crate::limits::CHAOS_FAULT_INTERVAL_MS_MIN as i64,
+            crate::limits::CHAOS_FAULT_INTERVAL_MS_MAX,
+        )
+        .default(Some(crate::limits::CHAOS_FAULT_INTERVAL_MS_DEFAULT.into()))
+        .build()
     }
 
     pub fn restart_after_ms() -> Object {

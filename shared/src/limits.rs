@@ -338,3 +338,24 @@ pub const BENCH_START_TIMEOUT_MS: u64 = 30_000;
 pub const FSYNC_PROBE_RECORD_BYTES: usize = 200;
 /// Forced writes of each `--fsync-probe` writer.
 pub const FSYNC_PROBE_SYNCS_PER_WRITER: usize = 1_000;
+
+// ----- chaos from the dashboard (POST /api/chaos, demo mode) -----
+
+/// Longest run.
+pub const CHAOS_SECONDS_MAX: u64 = 300;
+/// Run length unless the request says.
+pub const CHAOS_SECONDS_DEFAULT: u64 = 10;
+/// Most concurrent clients.
+pub const CHAOS_CLIENTS_MAX: u32 = 32;
+/// Clients unless the request says.
+pub const CHAOS_CLIENTS_DEFAULT: u32 = 4;
+/// Shortest mean pause between faults.
+pub const CHAOS_FAULT_INTERVAL_MS_MIN: u64 = 100;
+/// Longest mean pause between faults.
+pub const CHAOS_FAULT_INTERVAL_MS_MAX: u64 = 60_000;
+/// Mean pause between faults unless the request says (the command's default).
+pub const CHAOS_FAULT_INTERVAL_MS_DEFAULT: u64 = 700;
+/// Latest faults a run's progress lists.
+pub const CHAOS_RECENT_FAULTS_KEPT: usize = 50;
+/// Violations a verdict lists (their count is always whole).
+pub const CHAOS_VIOLATIONS_SHOWN_MAX: usize = 20;

@@ -99,7 +99,7 @@ async fn transfer(State(app): State<Arc<App>>, body: Result<Bytes, BytesRejectio
     answer
 }
 
-async fn run_transfer(app: &App, body: Result<Bytes, BytesRejection>) -> ApiResult {
+pub(crate) async fn run_transfer(app: &App, body: Result<Bytes, BytesRejection>) -> ApiResult {
     let request: TransferRequest = parse_body(
         body,
         r#"{"from": "A", "to": "B", "amount_cents": 10000, "tx_id": "optional"}"#,
@@ -372,7 +372,10 @@ async fn accounts(State(app): State<Arc<App>>) -> ApiResult {
         (status = 502, description = "The node answered something else than its ledger", body = ErrorBody),
         (status = 503, description = "The account's node is down or unreachable", body = ErrorBody),
     ))]
-async fn ledger(State(app): State<Arc<App>>, IdPath(account): IdPath<String>) -> ApiResult {
+pub(crate) async fn ledger(
+    State(app): State<Arc<App>>,
+    IdPath(account): IdPath<String>,
+) -> ApiResult {
     let Some(node) = app.config.account_nodes.get(&account) else {
         return Err(ApiError::not_found(format!("no account '{account}'")));
     };
@@ -488,7 +491,7 @@ async fn put_faults(State(app): State<Arc<App>>, body: Result<Bytes, BytesReject
             body = ErrorBody),
         (status = 503, description = "The coordinator is down (arming needs it)", body = ErrorBody),
     ))]
-async fn crash_node(
+pub(crate) async fn crash_node(
     State(app): State<Arc<App>>,
     IdPath(id): IdPath<String>,
     body: Result<Bytes, BytesRejection>,
@@ -550,7 +553,10 @@ fn arm_node_crash(app: &App, id: &str, point: ParticipantCrashPoint) -> ApiResul
         (status = 409, description = "Already running or starting, or its data directory is held", body = ErrorBody),
         (status = 500, description = "The process could not be started", body = ErrorBody),
     ))]
-async fn restart_node(State(app): State<Arc<App>>, IdPath(id): IdPath<String>) -> ApiResult {
+pub(crate) async fn restart_node(
+    State(app): State<Arc<App>>,
+    IdPath(id): IdPath<String>,
+) -> ApiResult {
     require_demo(&app)?;
     require_node(&app, &id)?;
     app.supervisor.start(&id).await.map_err(supervisor_error)?;
@@ -589,7 +595,7 @@ fn supervisor_error(e: SupervisorError) -> ApiError {
         (status = 404, description = "Unknown node", body = ErrorBody),
         (status = 422, description = "delay_ms out of range", body = ErrorBody),
     ))]
-async fn set_link(
+pub(crate) async fn set_link(
     State(app): State<Arc<App>>,
     IdPath(id): IdPath<String>,
     body: Result<Bytes, BytesRejection>,
@@ -639,7 +645,10 @@ async fn set_link(
         (status = 403, description = "Not in demo mode", body = ErrorBody),
         (status = 404, description = "Unknown node", body = ErrorBody),
     ))]
-async fn heal_link(State(app): State<Arc<App>>, IdPath(id): IdPath<String>) -> ApiResult {
+pub(crate) async fn heal_link(
+    State(app): State<Arc<App>>,
+    IdPath(id): IdPath<String>,
+) -> ApiResult {
     require_demo(&app)?;
     require_node(&app, &id)?;
     app.links.set(&id, LinkFault::default());
@@ -657,7 +666,7 @@ async fn heal_link(State(app): State<Arc<App>>, IdPath(id): IdPath<String>) -> A
         (status = 403, description = "Not in demo mode", body = ErrorBody),
         (status = 404, description = "No coordinator crash is armed", body = ErrorBody),
     ))]
-async fn disarm_coordinator_crash(State(app): State<Arc<App>>) -> ApiResult {
+pub(crate) async fn disarm_coordinator_crash(State(app): State<Arc<App>>) -> ApiResult {
     require_demo(&app)?;
     if !app.disarm_coordinator_crash() {
         return Err(ApiError::not_found("no coordinator crash is armed"));
@@ -679,7 +688,7 @@ async fn disarm_coordinator_crash(State(app): State<Arc<App>>) -> ApiResult {
         (status = 403, description = "Not in demo mode", body = ErrorBody),
         (status = 422, description = "restart_after_ms out of range", body = ErrorBody),
     ))]
-async fn crash_coordinator(
+pub(crate) async fn crash_coordinator(
     State(app): State<Arc<App>>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {

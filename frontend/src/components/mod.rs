@@ -13,6 +13,8 @@
 //! - [`timeline`]: time travel: rewind, play, scrub, export and import runs.
 //! - [`spacetime`]: many transactions on the same lifelines, with lock waits.
 //! - [`load`]: the concurrency demo.
+//! - [`chaos`]: "Run chaos": the chaos command's fault loop and audit, on
+//!   the demo cluster, ending PASS or FAIL.
 //! - [`protocol`]: the live sequence diagram and the event log.
 //! - [`scenarios`]: guided scenarios, played on the real cluster and checked.
 //! - [`stats`]: totals, abort reasons, latency, throughput.
@@ -21,6 +23,7 @@
 //! - [`token`]: the API token field, shown after a change was refused
 //!   for want of it (401).
 
+pub mod chaos;
 pub mod cluster;
 pub mod faults;
 pub mod header;

@@ -1,0 +1,116 @@
+// "Run chaos" end to end: headless Chromium fills in the dashboard's chaos
+// form (a few seconds, a fault every ~300 ms) on a real demo cluster
+// (coordinator + participant processes), watches faults land, and waits
+// for the verdict: PASS, with every committed transfer on both ledgers,
+// every aborted one on none, and the total conserved. The cluster is then
+// back to every node up.
+//
+//   E2E_BASE_URL=http://127.0.0.1:8000 node --test e2e/chaos.test.mjs
+//
+// Screenshots go to test-output/e2e/ (chaos-verdict.png); with
+// E2E_DOCS_SHOT=1 the verdict is also saved as docs/chaos-verdict.png (the
+// README's picture).
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const BASE_URL = process.env.E2E_BASE_URL;
+const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const SHOTS = path.resolve(HERE, '..', 'test-output', 'e2e');
+const DOCS = path.resolve(HERE, '..', 'docs');
+/** The run, its settling (nodes restart, in-doubt transactions resolve) and the audit, on a loaded machine. */
+const VERDICT_TIMEOUT_MS = 240_000;
+// Transfers refused while a node or the engine is down, and the 409 of an aborted transfer.
+const EXPECTED_HTTP_ERRORS = /status of (409|503)\b/;
+
+const byTestId = (id) => `[data-testid="${id}"]`;
+
+test('run chaos: a short run from the page ends PASS with the audit figures', { timeout: 400_000, skip: !BASE_URL && 'E2E_BASE_URL is not set' }, async () => {
+  fs.mkdirSync(SHOTS, { recursive: true });
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'tpc-e2e-'));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    viewport: { width: 1440, height: 900 },
+    args: [
+      '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    ],
+  });
+  const problems = [];
+  const page = context.pages()[0] ?? (await context.newPage());
+  page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
+  page.on('console', (message) => {
+    if (message.type() === 'error' && !EXPECTED_HTTP_ERRORS.test(message.text())) {
+      problems.push(`console error: ${message.text()}`);
+    }
+  });
+  try {
+    await page.goto(BASE_URL);
+    await page.locator(byTestId('connection')).filter({ hasText: 'live' }).waitFor({ timeout: 30_000 });
+    const panel = page.locator(byTestId('chaos-panel'));
+    await panel.waitFor({ timeout: 30_000 });
+
+    // A value out of range is refused by the form, before any request.
+    await panel.locator(byTestId('chaos-seconds')).fill('0');
+    await panel.locator(byTestId('chaos-start')).click();
+    await panel.locator(byTestId('chaos-error')).filter({ hasText: 'Seconds' }).waitFor({ timeout: 10_000 });
+
+    await panel.locator(byTestId('chaos-seconds')).fill('5');
+    await panel.locator(byTestId('chaos-clients')).fill('3');
+    await panel.locator(byTestId('chaos-interval')).fill('300');
+    await panel.locator(byTestId('chaos-start')).click();
+    await panel.locator(`${byTestId('chaos-run')}[data-state="running"]`).waitFor({ timeout: 30_000 });
+    // While it runs: a Stop button, and faults listed as they land.
+    await panel.locator(byTestId('chaos-stop')).waitFor({ timeout: 10_000 });
+    await page.waitForFunction(
+      (sel) => Number(document.querySelector(sel)?.textContent ?? '0') > 0,
+      byTestId('chaos-faults'),
+      { timeout: 60_000 },
+    );
+
+    const verdict = panel.locator(byTestId('chaos-verdict'));
+    await verdict.waitFor({ timeout: VERDICT_TIMEOUT_MS });
+    await verdict.scrollIntoViewIfNeeded();
+    await panel.screenshot({ path: path.join(SHOTS, 'chaos-verdict.png') });
+    if (process.env.E2E_DOCS_SHOT) {
+      await panel.screenshot({ path: path.join(DOCS, 'chaos-verdict.png') });
+    }
+    assert.equal(await verdict.getAttribute('data-pass'), 'true', await verdict.innerText());
+    assert.match(await verdict.innerText(), /PASS/);
+
+    // The figures shown agree with each other: all committed on both
+    // ledgers, all aborted on none, the total conserved.
+    const committed = (await panel.locator(byTestId('chaos-committed')).innerText()).match(/^(\d+) of (\d+) /);
+    assert.ok(committed, 'the committed figure');
+    assert.equal(committed[1], committed[2]);
+    assert.ok(Number(committed[2]) > 0, 'something committed');
+    const aborted = (await panel.locator(byTestId('chaos-aborted')).innerText()).match(/^(\d+) of (\d+) /);
+    assert.ok(aborted, 'the aborted figure');
+    assert.equal(aborted[1], aborted[2]);
+    assert.match(await panel.locator(byTestId('chaos-total')).innerText(), /conserved/);
+    const requests = Number(await panel.locator(byTestId('chaos-requests')).innerText());
+    assert.ok(requests >= Number(committed[2]), `${requests} requests, ${committed[2]} committed`);
+
+    // The API says the same, and the run left every node up.
+    const run = await (await fetch(`${BASE_URL}/api/chaos`)).json();
+    assert.equal(run.state, 'finished');
+    assert.equal(run.verdict.pass, true);
+    assert.equal(String(run.verdict.committed), committed[2]);
+    const cluster = await (await fetch(`${BASE_URL}/api/cluster`)).json();
+    assert.deepEqual(cluster.nodes.map((n) => n.status), cluster.nodes.map(() => 'up'));
+    // The button is back for another run.
+    await panel.locator(byTestId('chaos-start')).waitFor({ timeout: 10_000 });
+
+    assert.deepEqual(problems, []);
+  } finally {
+    await context.close();
+    fs.rmSync(profile, { recursive: true, force: true });
+  }
+});
