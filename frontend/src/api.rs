@@ -372,6 +372,27 @@ pub async fn force_heuristic(
     decode(response).await
 }
 
+/// `GET /api/chaos`: the current or last chaos run.
+pub async fn chaos() -> Result<shared::api::ChaosRun, ApiError> {
+    get_json("/api/chaos").await
+}
+
+/// `POST /api/chaos`: starts a chaos run on the demo cluster.
+pub async fn start_chaos(
+    request: &shared::api::ChaosRequest,
+) -> Result<shared::api::ChaosRun, ApiError> {
+    let response = fetch(with_json(change(Request::post("/api/chaos")), request)).await?;
+    if !response.ok() {
+        return Err(error_of(&response).await);
+    }
+    decode(response).await
+}
+
+/// `DELETE /api/chaos`: stops the running chaos run's faults now.
+pub async fn stop_chaos() -> Result<(), ApiError> {
+    command(change(Request::delete("/api/chaos")).build()).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -407,25 +428,4 @@ mod tests {
         );
         assert_eq!(recording_url(None, Some(9)), "/api/recording?to_seq=9");
     }
-}
-
-/// `GET /api/chaos`: the current or last chaos run.
-pub async fn chaos() -> Result<shared::api::ChaosRun, ApiError> {
-    get_json("/api/chaos").await
-}
-
-/// `POST /api/chaos`: starts a chaos run on the demo cluster.
-pub async fn start_chaos(
-    request: &shared::api::ChaosRequest,
-) -> Result<shared::api::ChaosRun, ApiError> {
-    let response = fetch(with_json(change(Request::post("/api/chaos")), request)).await?;
-    if !response.ok() {
-        return Err(error_of(&response).await);
-    }
-    decode(response).await
-}
-
-/// `DELETE /api/chaos`: stops the running chaos run's faults now.
-pub async fn stop_chaos() -> Result<(), ApiError> {
-    command(change(Request::delete("/api/chaos")).build()).await
 }
