@@ -15,6 +15,7 @@
 //! - [`load`]: the concurrency demo.
 //! - [`protocol`]: the live sequence diagram and the event log.
 //! - [`scenarios`]: guided scenarios, played on the real cluster and checked.
+//! - [`evidence`]: what the transaction shown cost, and its audit.
 //! - [`stats`]: totals, abort reasons, latency, throughput.
 //! - [`history`]: recent transactions; a click pins one in the diagram.
 //! - [`toasts`]: errors and notices.
@@ -22,6 +23,7 @@
 //!   for want of it (401).
 
 pub mod cluster;
+pub mod evidence;
 pub mod faults;
 pub mod header;
 pub mod held;
