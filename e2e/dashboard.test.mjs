@@ -123,6 +123,19 @@ test('dashboard: transfer, crash, abort, restart, concurrency, history, in doubt
       await shot('02-transfer-committed');
     });
 
+    await t.test('the evidence panel shows what the transfer cost and its audit, each leg found once', async () => {
+      await waitForText('audit-verdict', 'audit ✓');
+      await waitForText('evidence-round-trips', exactly('2'));
+      // Both nodes' PREPARED and COMMITTED, and the coordinator's COMMIT, once every ack is in.
+      await waitForText('evidence-forced', exactly('5'));
+      await waitForText('audit-A', 'found once');
+      await waitForText('audit-B', 'found once');
+      assert.match(await text('evidence-process-6001'), /prepared, committed/);
+      const panel = page.locator(byTestId('evidence-panel'));
+      await panel.scrollIntoViewIfNeeded();
+      await panel.screenshot({ path: path.join(SHOTS, '02b-evidence.png') });
+    });
+
     await t.test('crashing node 6002 shows it down; the next transfer aborts with a reason', async () => {
       await page.click(byTestId('crash-6002'));
       await waitForText('node-status-6002', /down|unreachable/i);
@@ -150,6 +163,20 @@ test('dashboard: transfer, crash, abort, restart, concurrency, history, in doubt
       assert.ok(committed > 0, 'some of the concurrent transfers committed');
       await waitForText('invariant', EXPECTED_TOTAL);
       await shot('06-concurrency-done');
+    });
+
+    await t.test('the stats charts show latency, aborts and the time per phase after those transfers', async () => {
+      const p99 = page.locator(byTestId('latency-p99'));
+      await page.waitForFunction(
+        (sel) => /[1-9]/.test(document.querySelector(sel)?.getAttribute('points')?.replace(/,\d+\.\d/g, '') ?? ''),
+        '[data-testid="latency-p99"]',
+        { timeout: STEP_TIMEOUT_MS },
+      );
+      assert.equal((await p99.getAttribute('points')).split(' ').length, 60);
+      await waitForText('phase-chart', /phase 1/);
+      await page.locator(`${byTestId('phase-chart')} .phase-p99[style*="width: 100.0%"]`).first().waitFor({ timeout: STEP_TIMEOUT_MS });
+      // The abort after the crash of node 6002 is in the last minute.
+      await page.locator(`${byTestId('abort-chart')} rect`).first().waitFor({ timeout: STEP_TIMEOUT_MS });
     });
 
     await t.test('clicking a transaction in the history shows its diagram and timeline', async () => {

@@ -26,7 +26,7 @@ use crate::recording::{Entry, Recorder};
 
 use hdrhistogram::Histogram;
 use shared::api::{LatencyPoint, TxState};
-use shared::limits::{THROUGHPUT_HISTORY_S, TIMELINE_CAPACITY_HINT};
+use shared::limits::{EVIDENCE_NEIGHBOURS_MAX, THROUGHPUT_HISTORY_S, TIMELINE_CAPACITY_HINT};
 
 pub fn unix_ms() -> u64 {
     SystemTime::now()
@@ -771,6 +771,28 @@ impl Hub {
             votes: e.fold.node_votes(),
             timeline: e.timeline.iter().map(|step| e.expand(step)).collect(),
         })
+    }
+
+    /// The transactions kept around `tx_id` in age order (at most
+    /// `EVIDENCE_NEIGHBOURS_MAX` on each side), with their legs and
+    /// timelines: who could have held a lock it waited for.
+    pub fn neighbours(&self, tx_id: &str) -> Vec<(TxId, Vec<Leg>, Vec<Event>)> {
+        let inner = self.lock();
+        let Some(at) = inner.txs.position(tx_id) else {
+            return Vec::new();
+        };
+        let from = at.saturating_sub(EVIDENCE_NEIGHBOURS_MAX);
+        let to = at
+            .saturating_add(EVIDENCE_NEIGHBOURS_MAX + 1)
+            .min(inner.txs.entries.len());
+        (from..to)
+            .filter(|&i| i != at)
+            .filter_map(|i| inner.txs.entries.get(i))
+            .map(|e| {
+                let timeline = e.timeline.iter().map(|step| e.expand(step)).collect();
+                (e.summary.tx_id.clone(), e.legs.clone(), timeline)
+            })
+            .collect()
     }
 
     pub fn stats(&self, in_flight: u64, log_forces: u64) -> Stats {

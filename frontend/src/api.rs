@@ -24,6 +24,7 @@ use shared::api::{
     NextMessageRequest, NodeCrashRequest, RecordingInfo, ReleasedMessages, Stats,
     TransactionDetail, TransactionSummary, TransferRequest, TransferResponse,
 };
+use shared::evidence::TransactionEvidence;
 use shared::wire::ParticipantCrashPoint;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -207,6 +208,14 @@ pub async fn transactions(limit: usize) -> Result<Vec<TransactionSummary>, ApiEr
 pub async fn transaction(tx_id: &str) -> Result<TransactionDetail, ApiError> {
     get_json(&format!(
         "/api/transactions/{}",
+        js_sys::encode_uri_component(tx_id)
+    ))
+    .await
+}
+
+pub async fn evidence(tx_id: &str) -> Result<TransactionEvidence, ApiError> {
+    get_json(&format!(
+        "/api/transactions/{}/evidence",
         js_sys::encode_uri_component(tx_id)
     ))
     .await

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use leptos::prelude::*;
 
+use crate::components::evidence::EvidencePanel;
 use crate::components::{
     chaos::ChaosPanel, cluster::ClusterPanel, faults::FaultsPanel, header::Header,
     history::HistoryPanel, in_doubt::InDoubtPanel, load::LoadPanel, protocol::ProtocolPanel,
@@ -125,6 +126,7 @@ pub fn App() -> impl IntoView {
                     </section>
                     <section class="column column-live">
                         <ProtocolPanel/>
+                        <EvidencePanel/>
                         <SpaceTimePanel/>
                         <StatsPanel/>
                         <HistoryPanel/>

@@ -1,6 +1,10 @@
-//! Geometry of the small charts in the stats panel. Pure.
+//! Geometry of the small charts in the stats panel: throughput, latency
+//! (p50 and p99) and aborts by reason over the last minute, and the time
+//! per protocol phase. Pure: SVG coordinates from `Stats`.
 
 use std::collections::BTreeMap;
+
+use shared::api::{LatencyPoint, PhaseLatencyMs};
 
 use crate::format::reason_key_label;
 
@@ -84,6 +88,156 @@ pub fn bars(counts: &BTreeMap<String, u64>) -> Vec<Bar> {
     bars
 }
 
+/// The latency chart: p50 and p99 per second as two polylines on one
+/// scale (a second with no transfer is drawn at zero).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LatencyChart {
+    pub p50: String,
+    pub p99: String,
+    /// The top of the scale, in milliseconds.
+    pub max_ms: f64,
+}
+
+pub fn latency_chart(history: &[LatencyPoint], width: f64, height: f64) -> LatencyChart {
+    let max_ms = history
+        .iter()
+        .map(|p| p.p99.max(p.p50))
+        .filter(|v| v.is_finite())
+        .fold(0.0, f64::max);
+    let scale = if max_ms > 0.0 { max_ms } else { 1.0 };
+    let line = |pick: fn(&LatencyPoint) -> f64| {
+        let step = if history.len() > 1 {
+            width / (history.len() - 1) as f64
+        } else {
+            0.0
+        };
+        history
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let v = pick(p);
+                let v = if v.is_finite() {
+                    v.clamp(0.0, scale)
+                } else {
+                    0.0
+                };
+                format!("{:.1},{:.1}", step * i as f64, height - v / scale * height)
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    LatencyChart {
+        p50: line(|p| p.p50),
+        p99: line(|p| p.p99),
+        max_ms,
+    }
+}
+
+/// One rectangle of the stacked abort chart: a reason's aborts in one second.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StackRect {
+    pub x: f64,
+    pub y: f64,
+    pub width: f64,
+    pub height: f64,
+    /// Index in [`AbortChart::reasons`] (its colour).
+    pub reason: usize,
+    pub title: String,
+}
+
+/// Aborts by reason per second, stacked; `reasons` in a fixed order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AbortChart {
+    pub rects: Vec<StackRect>,
+    pub reasons: Vec<String>,
+    /// The most aborts in one second.
+    pub max: u64,
+}
+
+pub fn abort_chart(history: &[BTreeMap<String, u64>], width: f64, height: f64) -> AbortChart {
+    let mut reasons: Vec<String> = history
+        .iter()
+        .flat_map(|second| {
+            second
+                .iter()
+                .filter(|(_, n)| **n > 0)
+                .map(|(k, _)| k.clone())
+        })
+        .collect();
+    reasons.sort();
+    reasons.dedup();
+    let max = history
+        .iter()
+        .map(|second| second.values().sum::<u64>())
+        .max()
+        .unwrap_or(0);
+    let scale = max.max(1) as f64;
+    let slot = if history.is_empty() {
+        0.0
+    } else {
+        width / history.len() as f64
+    };
+    let mut rects = Vec::new();
+    for (i, second) in history.iter().enumerate() {
+        let mut top = height;
+        for (r, reason) in reasons.iter().enumerate() {
+            let n = second.get(reason).copied().unwrap_or(0);
+            if n == 0 {
+                continue;
+            }
+            let h = n as f64 / scale * height;
+            top -= h;
+            let ago = history.len() - 1 - i;
+            rects.push(StackRect {
+                x: slot * i as f64,
+                y: top,
+                width: (slot - 1.0).max(1.0),
+                height: h,
+                reason: r,
+                title: format!("{n} × {} ({ago} s ago)", reason_key_label(reason)),
+            });
+        }
+    }
+    AbortChart {
+        rects,
+        reasons,
+        max,
+    }
+}
+
+/// One protocol phase's bar: p50 and p99, each a share of the longest p99.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PhaseBar {
+    pub label: &'static str,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub p50_fraction: f64,
+    pub p99_fraction: f64,
+}
+
+pub fn phase_bars(phases: &PhaseLatencyMs) -> Vec<PhaseBar> {
+    let all = [
+        ("phase 1 · prepare / vote", phases.prepare),
+        ("commit point · COMMIT forced", phases.decision_force),
+        ("phase 2 · commit / ack", phases.commit),
+    ];
+    let finite = |v: f64| if v.is_finite() { v.max(0.0) } else { 0.0 };
+    let max = all
+        .iter()
+        .map(|(_, p)| finite(p.p99).max(finite(p.p50)))
+        .fold(0.0, f64::max);
+    let share = |v: f64| if max > 0.0 { finite(v) / max } else { 0.0 };
+    all.into_iter()
+        .map(|(label, p)| PhaseBar {
+            label,
+            p50_ms: finite(p.p50),
+            p99_ms: finite(p.p99),
+            p50_fraction: share(p.p50),
+            p99_fraction: share(p.p99),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,5 +274,70 @@ mod tests {
         assert_eq!(bars[0].label, "insufficient funds");
         assert_eq!(bars[0].fraction, 1.0);
         assert_eq!(bars[1].fraction, 0.5);
+    }
+
+    #[test]
+    fn latency_lines_share_one_scale_topped_by_the_highest_p99() {
+        let history = [
+            LatencyPoint { p50: 1.0, p99: 4.0 },
+            LatencyPoint { p50: 2.0, p99: 8.0 },
+            LatencyPoint::default(),
+        ];
+        let chart = latency_chart(&history, 100.0, 40.0);
+        assert_eq!(chart.max_ms, 8.0);
+        assert_eq!(chart.p99, "0.0,20.0 50.0,0.0 100.0,40.0");
+        assert_eq!(chart.p50, "0.0,35.0 50.0,30.0 100.0,40.0");
+        let idle = latency_chart(&[LatencyPoint::default(); 2], 10.0, 4.0);
+        assert_eq!((idle.p50.as_str(), idle.max_ms), ("0.0,4.0 10.0,4.0", 0.0));
+    }
+
+    #[test]
+    fn aborts_stack_by_reason_per_second() {
+        let second = |pairs: &[(&str, u64)]| -> BTreeMap<String, u64> {
+            pairs.iter().map(|(k, n)| (k.to_string(), *n)).collect()
+        };
+        let history = [
+            second(&[]),
+            second(&[("timeout", 1), ("insufficient_funds", 3)]),
+            second(&[("timeout", 2)]),
+        ];
+        let chart = abort_chart(&history, 30.0, 40.0);
+        assert_eq!(chart.reasons, ["insufficient_funds", "timeout"]);
+        assert_eq!(chart.max, 4);
+        assert_eq!(chart.rects.len(), 3);
+        let first = &chart.rects[0];
+        assert_eq!(
+            (first.x, first.y, first.height, first.reason),
+            (10.0, 10.0, 30.0, 0)
+        );
+        assert_eq!((chart.rects[1].y, chart.rects[1].height), (0.0, 10.0));
+        assert!(
+            chart.rects[1].title.contains("1 s ago"),
+            "{}",
+            chart.rects[1].title
+        );
+        assert!(abort_chart(&[], 30.0, 40.0).rects.is_empty());
+    }
+
+    #[test]
+    fn phase_bars_scale_to_the_longest_p99() {
+        let phases = PhaseLatencyMs {
+            prepare: LatencyPoint {
+                p50: 2.0,
+                p99: 10.0,
+            },
+            decision_force: LatencyPoint { p50: 1.0, p99: 5.0 },
+            commit: LatencyPoint {
+                p50: f64::NAN,
+                p99: 2.5,
+            },
+        };
+        let bars = phase_bars(&phases);
+        assert_eq!(bars.len(), 3);
+        assert_eq!((bars[0].p99_fraction, bars[0].p50_fraction), (1.0, 0.2));
+        assert_eq!(bars[1].p99_fraction, 0.5);
+        assert_eq!((bars[2].p50_ms, bars[2].p99_fraction), (0.0, 0.25));
+        let none = phase_bars(&PhaseLatencyMs::default());
+        assert!(none.iter().all(|b| b.p99_fraction == 0.0));
     }
 }

@@ -6,6 +6,8 @@
 //! - [`wire`]: coordinator ⇄ participant messages (newline-delimited JSON).
 //! - [`api`]: HTTP request and response bodies.
 //! - [`events`]: live events streamed on `/ws`.
+//! - [`evidence`]: what one transaction cost (messages, forced writes, round
+//!   trips, phase times, lock waits) and its audit against the ledgers.
 //! - [`fold`]: the one fold of a transaction's events (state, votes, pending
 //!   acks, phase times) that the hub, the metrics and the dashboard share.
 //! - [`recording`]: a run's events as JSON lines with a versioned header
@@ -23,6 +25,7 @@
 
 pub mod api;
 pub mod events;
+pub mod evidence;
 pub mod fold;
 pub mod limits;
 pub mod money;

@@ -81,6 +81,9 @@ pub const COORDINATOR_TX_ACTIVE_MAX: usize = 50_000;
 pub const COORDINATOR_OUTCOMES_KEPT_MAX: usize = 1_000_000;
 /// Finished transactions the coordinator keeps with their full timeline.
 pub const COORDINATOR_HISTORY_KEPT_MAX: usize = 2_000;
+/// Transactions on each side of one, in the history's age order, whose
+/// timelines its evidence reads for who held a lock it waited for.
+pub const EVIDENCE_NEIGHBOURS_MAX: usize = 64;
 /// Events kept per transaction timeline.
 pub const TX_TIMELINE_EVENTS_MAX: usize = 64;
 /// Nodes of one transaction that its fold follows (a transfer has one or

@@ -765,6 +765,7 @@ async fn openapi_matches_the_router_and_real_answers() {
         "/api/transfers",
         "/api/transactions",
         "/api/transactions/{tx_id}",
+        "/api/transactions/{tx_id}/evidence",
         "/api/health",
         "/api/ready",
         "/api/cluster",
@@ -1090,6 +1091,23 @@ async fn openapi_matches_the_router_and_real_answers() {
         "get",
         "/api/transactions/{tx_id}",
         "/api/transactions/never-was",
+        None,
+        404,
+    )
+    .await;
+    let evidence = check(
+        "get",
+        "/api/transactions/{tx_id}/evidence",
+        "/api/transactions/oa-1/evidence",
+        None,
+        200,
+    )
+    .await;
+    assert_eq!(evidence["audit"]["ok"], true, "{evidence}");
+    check(
+        "get",
+        "/api/transactions/{tx_id}/evidence",
+        "/api/transactions/never-was/evidence",
         None,
         404,
     )

@@ -18,7 +18,7 @@ use utoipa_axum::routes;
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
 use super::guard::{self, Guard};
-use super::{chaos, indoubt, messages, ops, ready, recording, routes, ws};
+use super::{chaos, evidence, indoubt, messages, ops, ready, recording, routes, ws};
 use crate::app::App;
 
 /// Where the interactive API page is served (Swagger UI, bundled at build
@@ -46,6 +46,7 @@ pub fn router(app: Arc<App>, bound: SocketAddr) -> Router {
         .merge(messages::router())
         .merge(recording::router())
         .merge(chaos::router())
+        .merge(evidence::router())
         .routes(routes!(ws::handler))
         .split_for_parts();
     let mut accounts: Vec<String> = app.config.account_nodes.keys().cloned().collect();

@@ -229,8 +229,19 @@ async fn list_transactions(
         (status = 404, description = "Unknown transaction", body = ErrorBody),
     ))]
 async fn get_transaction(State(app): State<Arc<App>>, IdPath(tx_id): IdPath<String>) -> ApiResult {
-    if let Some(detail) = app.hub.detail(&tx_id) {
-        return Ok(Json(detail).into_response());
+    match find_transaction(&app, &tx_id).await {
+        Some(detail) => Ok(Json(detail).into_response()),
+        None => Err(ApiError::not_found(format!(
+            "no transaction '{tx_id}' is known"
+        ))),
+    }
+}
+
+/// A transaction's detail: from the recent history, or what the engine
+/// still knows of it (a commit recovered from the log, an old outcome).
+pub(super) async fn find_transaction(app: &App, tx_id: &str) -> Option<TransactionDetail> {
+    if let Some(detail) = app.hub.detail(tx_id) {
+        return Some(detail);
     }
     // Not in the recent history: maybe the engine still knows it (a commit
     // recovered from the log, or an old outcome).
@@ -258,7 +269,7 @@ async fn get_transaction(State(app): State<Arc<App>>, IdPath(tx_id): IdPath<Stri
                         votes: Vec::new(),
                         timeline: Vec::new(),
                     };
-                    return Ok(Json(detail).into_response());
+                    return Some(detail);
                 }
             }
         }
@@ -266,20 +277,18 @@ async fn get_transaction(State(app): State<Arc<App>>, IdPath(tx_id): IdPath<Stri
         if live
             .commands
             .send(Command::Finished {
-                tx_id: tx_id.clone(),
+                tx_id: tx_id.to_string(),
                 reply,
             })
             .await
             .is_ok()
         {
             if let Ok(Some((request, response))) = answer.await {
-                return Ok(Json(finished_detail(&app, request, response)).into_response());
+                return Some(finished_detail(app, request, response));
             }
         }
     }
-    Err(ApiError::not_found(format!(
-        "no transaction '{tx_id}' is known"
-    )))
+    None
 }
 
 /// The detail of a transaction that left the recent history but whose
@@ -379,11 +388,20 @@ pub(crate) async fn ledger(
     let Some(node) = app.config.account_nodes.get(&account) else {
         return Err(ApiError::not_found(format!("no account '{account}'")));
     };
+    Ok(Json(read_ledger(&app, node, &account).await?).into_response())
+}
+
+/// Every entry of `account`'s ledger on `node`, oldest first.
+pub(super) async fn read_ledger(
+    app: &App,
+    node: &str,
+    account: &str,
+) -> Result<Vec<LedgerEntry>, ApiError> {
     // The node answers a page per line; read them all, oldest first.
     let mut all = Vec::new();
     loop {
         let query = Query::Ledger {
-            account: account.clone(),
+            account: account.to_string(),
             offset: all.len() as u64,
         };
         match app.query_node(node, query).await {
@@ -391,7 +409,7 @@ pub(crate) async fn ledger(
                 let done = entries.is_empty() || all.len() + entries.len() >= total as usize;
                 all.extend(entries);
                 if done {
-                    return Ok(Json(all).into_response());
+                    return Ok(all);
                 }
             }
             Ok(QueryResult::Error { message }) => return Err(ApiError::not_found(message)),

@@ -17,6 +17,7 @@
 //!   the demo cluster, ending PASS or FAIL.
 //! - [`protocol`]: the live sequence diagram and the event log.
 //! - [`scenarios`]: guided scenarios, played on the real cluster and checked.
+//! - [`evidence`]: what the transaction shown cost, and its audit.
 //! - [`stats`]: totals, abort reasons, latency, throughput.
 //! - [`history`]: recent transactions; a click pins one in the diagram.
 //! - [`toasts`]: errors and notices.
@@ -25,6 +26,7 @@
 
 pub mod chaos;
 pub mod cluster;
+pub mod evidence;
 pub mod faults;
 pub mod header;
 pub mod held;

@@ -1,14 +1,20 @@
 //! Stats: totals, commit rate, abort reasons as a bar chart, latency
-//! percentiles and a throughput sparkline (committed per second, last 60 s).
+//! percentiles and a throughput sparkline (committed per second, last 60 s);
+//! latency (p50, p99) and aborts by reason per second over the same minute,
+//! and the time per protocol phase.
 
 use leptos::prelude::*;
 
-use crate::charts::{bars, sparkline};
+use crate::charts::{abort_chart, bars, latency_chart, phase_bars, sparkline};
 use crate::context::use_ctx;
 use crate::format::{duration_ms, percent};
 
 const SPARK_W: f64 = 320.0;
 const SPARK_H: f64 = 64.0;
+/// Colours of the abort reasons, in the chart's order of reasons.
+const REASON_COLORS: [&str; 6] = [
+    "#dc2626", "#d97706", "#7c3aed", "#0891b2", "#db2777", "#4b5563",
+];
 
 #[component]
 pub fn StatsPanel() -> impl IntoView {
@@ -51,6 +57,36 @@ pub fn StatsPanel() -> impl IntoView {
             .collect_view()
     };
 
+    let latency_lines =
+        Memo::new(move |_| latency_chart(&stats.get().latency_history, SPARK_W, SPARK_H));
+    let aborts = Memo::new(move |_| abort_chart(&stats.get().abort_history, SPARK_W, SPARK_H));
+    let phases = move || {
+        phase_bars(&stats.get().phases_ms)
+            .into_iter()
+            .map(|bar| view! {
+                <li>
+                    <span class="bar-label">{bar.label}</span>
+                    <span class="bar-track" title=format!("p50 {} · p99 {}", duration_ms(bar.p50_ms), duration_ms(bar.p99_ms))>
+                        <span class="bar-fill phase-p99" style=format!("width: {:.1}%", bar.p99_fraction * 100.0)></span>
+                        <span class="bar-fill phase-p50" style=format!("width: {:.1}%", bar.p50_fraction * 100.0)></span>
+                    </span>
+                    <span class="bar-count">{format!("{} / {}", duration_ms(bar.p50_ms), duration_ms(bar.p99_ms))}</span>
+                </li>
+            })
+            .collect_view()
+    };
+    let abort_key = move || {
+        aborts
+            .get()
+            .reasons
+            .into_iter()
+            .enumerate()
+            .map(|(i, reason)| view! {
+                <span class="legend-item"><span class="swatch" style=format!("background: {}", REASON_COLORS[i % REASON_COLORS.len()])></span>{crate::format::reason_key_label(&reason)}</span>
+            })
+            .collect_view()
+    };
+
     view! {
         <div class="panel" data-testid="stats-panel">
             <div class="panel-head">
@@ -82,6 +118,35 @@ pub fn StatsPanel() -> impl IntoView {
                         <polyline class="spark-line" points=move || spark.get().points/>
                     </svg>
                     <div class="spark-axis muted small"><span>"−60 s"</span><span>"now"</span></div>
+                </div>
+                <div class="throughput" data-testid="latency-chart">
+                    <div class="sub-head">
+                        "Latency per second "
+                        <span class="muted small">{move || format!("p50 and p99 · top {}", duration_ms(latency_lines.get().max_ms))}</span>
+                    </div>
+                    <svg class="spark" viewBox=format!("0 0 {SPARK_W} {SPARK_H}") preserveAspectRatio="none" role="img" aria-label="latency p50 and p99 per second, last minute">
+                        <polyline class="lat-p99" data-testid="latency-p99" points=move || latency_lines.get().p99/>
+                        <polyline class="lat-p50" data-testid="latency-p50" points=move || latency_lines.get().p50/>
+                    </svg>
+                    <div class="spark-axis muted small"><span>"−60 s"</span><span class="legend-item"><span class="swatch lat-p50-swatch"></span>"p50 "<span class="swatch lat-p99-swatch"></span>"p99"</span><span>"now"</span></div>
+                </div>
+                <div class="throughput" data-testid="abort-chart">
+                    <div class="sub-head">
+                        "Aborts per second "
+                        <span class="muted small">{move || format!("by reason · peak {}/s", aborts.get().max)}</span>
+                    </div>
+                    <svg class="spark" viewBox=format!("0 0 {SPARK_W} {SPARK_H}") preserveAspectRatio="none" role="img" aria-label="aborts by reason per second, last minute">
+                        {move || aborts.get().rects.into_iter().map(|r| view! {
+                            <rect class="abort-rect" x=format!("{:.1}", r.x) y=format!("{:.1}", r.y) width=format!("{:.1}", r.width) height=format!("{:.1}", r.height) fill=REASON_COLORS[r.reason % REASON_COLORS.len()]>
+                                <title>{r.title}</title>
+                            </rect>
+                        }).collect_view()}
+                    </svg>
+                    <div class="spark-axis muted small"><span>"−60 s"</span><span>{abort_key}</span><span>"now"</span></div>
+                </div>
+                <div data-testid="phase-chart">
+                    <div class="sub-head">"Time per phase " <span class="muted small">"p50 / p99"</span></div>
+                    <ul class="bars phase-bars">{phases}</ul>
                 </div>
             </div>
         </div>
