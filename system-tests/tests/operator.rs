@@ -245,12 +245,16 @@ async fn a_heuristic_decision_on_a_cut_off_node_is_recorded_shown_and_its_mismat
     .await;
     let (status, body) = c.put("/api/nodes/6002/link", json!({"drop": true})).await;
     assert_eq!(status, 200, "{body}");
+    // The view reads the balances and the coordinator's state one after
+    // the other: the moment 6001 acks, a view may still hold its balance
+    // from just before it applied (the audit says "settling"); wait past it.
     let view = wait_in_doubt(&c, "op-h committing, stuck on the cut link to 6002", |v| {
         v.transactions.iter().any(|t| {
             t.tx_id == "op-h"
                 && t.coordinator_state == CoordinatorTxState::Committing
                 && t.pending_acks == ["6002"]
         }) && has_reason(v, "op-h", StuckReason::LinkCut)
+            && !v.audit.settling
     })
     .await;
     let entry = view
