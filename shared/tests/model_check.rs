@@ -281,8 +281,11 @@ struct TwoPc {
     /// Where the coordinator's events go, with the model time they were
     /// emitted at: only while a counterexample is replayed into a
     /// recording (the checker itself drops them).
-    emitted: Option<Arc<Mutex<Vec<(u64, EventKind)>>>>,
+    emitted: Option<Emitted>,
 }
+
+/// The coordinator's events, each with the model time it was emitted at.
+type Emitted = Arc<Mutex<Vec<(u64, EventKind)>>>;
 
 /// Some operation of a request is applied.
 fn any(applied: [usize; 2]) -> bool {
