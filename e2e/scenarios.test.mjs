@@ -5,10 +5,12 @@
 //
 //   E2E_BASE_URL=http://127.0.0.1:8000 node --test e2e/scenarios.test.mjs
 //
-// The heuristic scenario runs last: it leaves the demo cluster's total
-// wrong on purpose (a heuristic decision that disagrees with the
-// coordinator), so it checks that the top bar says so. Screenshots go to
-// test-output/e2e/ (scenario-*.png).
+// The heuristic scenario runs after the other live ones: it leaves the demo
+// cluster's total wrong on purpose (a heuristic decision that disagrees
+// with the coordinator), so it checks that the top bar says so. Then
+// original-bug, which touches no cluster: it replays the model checker's
+// counterexample (a recording served with the page) and ends with the
+// replayed total off. Screenshots go to test-output/e2e/ (scenario-*.png).
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -25,7 +27,7 @@ const SHOTS = path.resolve(HERE, '..', 'test-output', 'e2e');
 /** A whole scenario, reset included, on a loaded machine. */
 const SCENARIO_TIMEOUT_MS = 150_000;
 const EXPECTED_HTTP_ERRORS = /status of (409|503)\b/;
-const ORDER = ['happy', 'insufficient', 'crashed', 'blocked', 'heuristic'];
+const ORDER = ['happy', 'insufficient', 'crashed', 'blocked', 'heuristic', 'original-bug'];
 
 const byTestId = (id) => `[data-testid="${id}"]`;
 
@@ -59,6 +61,16 @@ test('guided scenarios: every one plays to its last green tick', { timeout: 900_
       assert.equal(steps, 3, 'the blocked scenario has three steps');
     });
 
+    await t.test('a deep link opens the replayed scenario', async () => {
+      // A new page load: a hash change alone is not an opening address.
+      await page.goto('about:blank');
+      await page.goto(`${BASE_URL}/#scenario=original-bug`);
+      await page.locator(byTestId('connection')).filter({ hasText: 'live' }).waitFor({ timeout: 30_000 });
+      await page.locator(`${byTestId('scenario-pick-original-bug')}.btn-primary`).waitFor({ timeout: 30_000 });
+      const steps = await page.locator(`${byTestId('scenarios-panel')} .scenario-step`).count();
+      assert.equal(steps, 6, 'the original bug has six steps');
+    });
+
     for (const id of ORDER) {
       await t.test(`scenario ${id}`, async () => {
         await page.click(byTestId(`scenario-pick-${id}`));
@@ -86,6 +98,18 @@ test('guided scenarios: every one plays to its last green tick', { timeout: 900_
           assert.match(all, /recovery/, all);
           await page.evaluate(() => window.scrollTo(0, 0));
           await page.screenshot({ path: path.join(SHOTS, 'scenario-blocked.png'), fullPage: true });
+        }
+        if (id === 'original-bug') {
+          // The page replays the recording: the diagram shows t1 with its
+          // commit point, and the replayed balances total $1.40, not $2.00.
+          await page.locator(byTestId('scenario-explanation')).filter({ hasText: 'model checker' }).waitFor({ timeout: 5_000 });
+          const bands = (await page.locator(byTestId('phase-band')).allTextContents()).join(' | ');
+          assert.match(bands, /commit point/, bands);
+          const invariant = await page.locator(byTestId('invariant')).innerText();
+          assert.match(invariant, /\$1\.40/, invariant);
+          assert.match(invariant, /\$2\.00/, invariant);
+          await page.evaluate(() => window.scrollTo(0, 0));
+          await page.screenshot({ path: path.join(SHOTS, 'scenario-original-bug.png'), fullPage: true });
         }
         if (id === 'heuristic') {
           await page.locator(byTestId('invariant')).filter({ hasText: /≠ .*heuristic/ }).waitFor({ timeout: 30_000 });

@@ -4,6 +4,11 @@
 //! with a paragraph that says what it showed. Pure: the definitions and
 //! the checks; `components/scenarios.rs` runs them.
 //!
+//! One scenario is not run on the cluster but replayed: the original
+//! demo's bug, as the model checker's counterexample (a recording served
+//! with the page, [`ORIGINAL_BUG_RECORDING`]). Its steps are ticked from
+//! the recorded events, moment by moment ([`next_tick`]).
+//!
 //! A scenario's transfer carries its own `tx_id`, so its events are found
 //! in that transaction's timeline even when the coordinator crashes before
 //! answering. A check reads [`Seen`]: that timeline (which also holds the
@@ -13,13 +18,21 @@
 use shared::api::{ClusterView, ComponentStatus, TransactionSummary, TxState, VoteView};
 use shared::events::{Event, EventKind, COORDINATOR};
 use shared::fold::COMMIT_RECORD;
-use shared::wire::{AbortReason, Decision, ParticipantCrashPoint};
+use shared::wire::{AbortReason, Decision, ParticipantCrashPoint, TxId};
+
+use crate::model::Model;
+use crate::replay::Replay;
 
 /// The demo cluster's accounts (DESIGN.md): A on 6001, B on 6002.
 pub const FROM: &str = "A";
 pub const TO: &str = "B";
 pub const FROM_NODE: &str = "6001";
 pub const TO_NODE: &str = "6002";
+
+/// Where the page finds the model checker's counterexample for the
+/// original demo's bug (`frontend/recordings/`, copied into `dist/` by
+/// trunk; written by `shared/tests/model_check.rs`).
+pub const ORIGINAL_BUG_RECORDING: &str = "/recordings/original-bug.jsonl";
 
 /// What a step does to the cluster before its check is awaited.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -88,6 +101,9 @@ pub struct Scenario {
     pub steps: &'static [Step],
     /// The paragraph shown once every step is ticked.
     pub explanation: &'static str,
+    /// A recording (its address) the scenario replays instead of running
+    /// on the cluster: its steps only watch.
+    pub replays: Option<&'static str>,
 }
 
 fn any(seen: &Seen, test: impl Fn(&EventKind) -> bool) -> bool {
@@ -274,6 +290,97 @@ fn sender_committed_after_recovery(seen: &Seen) -> bool {
     acked_commit_by(seen, FROM_NODE)
 }
 
+fn rolled_back(seen: &Seen, node: &str) -> bool {
+    any(seen, |k| match k {
+        EventKind::RollbackSent { node: n, .. } => n == node,
+        EventKind::Resolved {
+            node: n,
+            decision: Decision::Abort,
+            ..
+        } => n == node,
+        _ => false,
+    })
+}
+
+/// A node that voted ready decided abort alone: it says so in its ack
+/// though nobody told it to roll back, or its card holds the transaction
+/// neither in doubt nor locked though no decision was ever sent to it.
+fn aborted_alone(seen: &Seen) -> bool {
+    let Some(tx) = seen.tx else {
+        return false;
+    };
+    let voted_ready = |node: &str| {
+        any(
+            seen,
+            |k| matches!(k, EventKind::Vote { node: n, vote: VoteView::Ready, .. } if n == node),
+        )
+    };
+    let told = |node: &str| {
+        rolled_back(seen, node)
+            || any(
+                seen,
+                |k| matches!(k, EventKind::CommitSent { node: n, .. } if n == node),
+            )
+    };
+    let said_abort = |node: &str| {
+        any(
+            seen,
+            |k| matches!(k, EventKind::Ack { node: n, decision: Decision::Abort, .. } if n == node),
+        )
+    };
+    let let_go = |node: &str| {
+        seen.cluster.is_some_and(|c| {
+            c.nodes.iter().any(|n| {
+                n.id == node && !n.in_doubt.contains(&tx.tx_id) && n.locked_accounts.is_empty()
+            })
+        })
+    };
+    let nodes = seen.cluster.map_or(&[][..], |c| c.nodes.as_slice());
+    nodes.iter().map(|n| n.id.as_str()).any(|node| {
+        voted_ready(node)
+            && !rolled_back(seen, node)
+            && (said_abort(node) || (let_go(node) && !told(node)))
+    })
+}
+
+/// One node applied the commit and another answered abort; no node holds
+/// anything in doubt or locked, so nothing in flight will put the money
+/// back; and the total of every balance is not what it was.
+fn money_not_conserved(seen: &Seen) -> bool {
+    let Some(cluster) = seen.cluster else {
+        return false;
+    };
+    let acked = |decision: Decision| {
+        any(
+            seen,
+            |k| matches!(k, EventKind::Ack { decision: d, .. } if *d == decision),
+        )
+    };
+    let settled = cluster
+        .nodes
+        .iter()
+        .all(|n| n.in_doubt.is_empty() && n.locked_accounts.is_empty());
+    acked(Decision::Commit)
+        && acked(Decision::Abort)
+        && settled
+        && cluster.total_complete
+        && cluster.total_cents != cluster.expected_total_cents
+}
+
+/// The client was told "committed" though a leg aborted.
+fn told_committed_anyway(seen: &Seen) -> bool {
+    money_not_conserved(seen)
+        && any(seen, |k| {
+            matches!(
+                k,
+                EventKind::TxFinished {
+                    outcome: shared::api::Outcome::Committed,
+                    ..
+                }
+            )
+        })
+}
+
 const HAPPY: &[Step] = &[
     Step {
         says: "A client asks to move $10.00 from account A (node 6001) to account B (node 6002). Phase 1 begins: the coordinator asks both nodes to prepare.",
@@ -420,6 +527,51 @@ const HEURISTIC: &[Step] = &[
     },
 ];
 
+const ORIGINAL_BUG: &[Step] = &[
+    Step {
+        says: "The model checker's own counterexample, replayed: the real coordinator and participant machines in the checker's tiny world (accounts of $1.00, timeouts of a few dozen microseconds, each microsecond shown as a millisecond). A client moves $0.60 from A to B; the coordinator asks both nodes to prepare.",
+        watch: "The top bar says \"replaying\"; the diagram: two prepare arrows.",
+        actions: &[Action::Watch],
+        expect: "both nodes were asked to prepare",
+        check: prepares_sent,
+    },
+    Step {
+        says: "Both nodes lock their accounts, force PREPARED and vote ready. Each has now promised to do whatever the coordinator decides.",
+        watch: "The ready arrows; each node card lists the transaction in doubt.",
+        actions: &[Action::Watch],
+        expect: "both nodes voted ready",
+        check: both_ready,
+    },
+    Step {
+        says: "Here is the original demo's bug: the coordinator's decision is slow to come (its COMMIT record is still on its way to the disk), and a node that voted ready waits only so long. After its timeout it aborts on its own: it drops the transaction and unlocks its account, though nobody told it anything.",
+        watch: "A node card no longer lists the transaction in doubt and holds no lock; no rollback arrow in the diagram.",
+        actions: &[Action::Watch],
+        expect: "a node that voted ready let the transaction go without being told",
+        check: aborted_alone,
+    },
+    Step {
+        says: "Every vote was ready, so the coordinator's COMMIT record becomes durable: the transfer is committed, whatever any node did meanwhile. It sends commit to both nodes.",
+        watch: "The commit point band and the commit arrows.",
+        actions: &[Action::Watch],
+        expect: "the COMMIT record is durable",
+        check: commit_record_forced,
+    },
+    Step {
+        says: "One node applies the commit; the node that gave up answers abort. One leg applied, the other aborted: money has left the system (or entered it), and nothing in flight will put it back.",
+        watch: "The acks, one commit and one abort; the balances and the total in the top bar, no longer the total the run started with.",
+        actions: &[Action::Watch],
+        expect: "one node applied, the other answered abort, nothing in doubt, and the total is off",
+        check: money_not_conserved,
+    },
+    Step {
+        says: "The coordinator keeps re-sending commit and the node keeps answering abort; meanwhile the client is told the transfer committed.",
+        watch: "The transfer's row in History.",
+        actions: &[Action::Watch],
+        expect: "the client was told committed",
+        check: told_committed_anyway,
+    },
+];
+
 pub const SCENARIOS: &[Scenario] = &[
     Scenario {
         id: "happy",
@@ -427,6 +579,7 @@ pub const SCENARIOS: &[Scenario] = &[
         summary: "A transfer runs both phases and commits.",
         steps: HAPPY,
         explanation: "Two-phase commit makes two processes agree on one outcome. In phase 1 every node promises (votes ready) only after it can keep the promise through a crash: its PREPARED record is on disk. The coordinator's COMMIT record is the single point where the outcome is decided; phase 2 only tells the nodes. Each forced write costs an fdatasync, which is why a transfer takes milliseconds, not microseconds.",
+        replays: None,
     },
     Scenario {
         id: "insufficient",
@@ -434,6 +587,7 @@ pub const SCENARIOS: &[Scenario] = &[
         summary: "A node votes abort; nothing moves.",
         steps: INSUFFICIENT,
         explanation: "A node that cannot do its part votes abort in phase 1, and a single abort vote aborts the whole transaction: neither leg is applied. The coordinator does not need to force an abort record first (presumed abort): a node that asks about a transaction the coordinator has no record of is told abort.",
+        replays: None,
     },
     Scenario {
         id: "crashed",
@@ -441,6 +595,7 @@ pub const SCENARIOS: &[Scenario] = &[
         summary: "The vote never comes; the transfer aborts; the node recovers in doubt and is told abort.",
         steps: CRASHED,
         explanation: "Until it votes, a node may abort on its own, and a coordinator that hears nothing within its timeout aborts. The crashed node had already forced PREPARED, so after its restart it cannot tell what the coordinator decided: it asks, and since the coordinator never wrote COMMIT, the answer is abort. No money moved, and no lock stays behind.",
+        replays: None,
     },
     Scenario {
         id: "blocked",
@@ -448,6 +603,7 @@ pub const SCENARIOS: &[Scenario] = &[
         summary: "Both nodes are blocked in doubt until the coordinator recovers.",
         steps: BLOCKED,
         explanation: "This is 2PC's famous weakness: a node that voted ready must wait for the coordinator, however long, because the decision may already be made (here it was: the COMMIT record is the commit point, written before the crash). Aborting on a timeout would break atomicity. Recovery resolves it: the coordinator replays its log, re-sends commit, and the nodes, whose commit handling is idempotent, finish the transfer.",
+        replays: None,
     },
     Scenario {
         id: "heuristic",
@@ -455,11 +611,48 @@ pub const SCENARIOS: &[Scenario] = &[
         summary: "An operator aborts a blocked node by hand while the coordinator decided commit.",
         steps: HEURISTIC,
         explanation: "A heuristic decision is an operator overriding the protocol to free a blocked node. If it guesses the opposite of the coordinator, the transaction is no longer atomic: one leg applied, the other not, and the total is off by the amount. The dashboard reports the damage; no protocol can repair it. (This leaves the demo cluster's total wrong: start it again with --fresh.)",
+        replays: None,
+    },
+    Scenario {
+        id: "original-bug",
+        title: "The original demo's bug",
+        summary: "Replayed from the model checker: a prepared node aborts on a timeout while the coordinator commits.",
+        steps: ORIGINAL_BUG,
+        explanation: "A node that voted ready has given away its right to decide: the coordinator may already have decided commit (here it had, and the other node applied it), so aborting on a timeout breaks atomicity and the books no longer balance. The real protocol never does that: a prepared node keeps its locks and waits in doubt, however long, asking the coordinator until it learns the decision (the blocked scenario); only an operator may override it, as a heuristic decision the dashboard reports. Nobody wrote this run by hand: the model checker found it on its own, exploring every order of messages, fsyncs and timers, when the fix was taken away (shared/tests/model_check.rs), and the same machines replayed its path into this recording.",
+        replays: Some(ORIGINAL_BUG_RECORDING),
     },
 ];
 
 pub fn find(id: &str) -> Option<&'static Scenario> {
     SCENARIOS.iter().find(|s| s.id == id)
+}
+
+/// Whether a step's check holds in `model` for the transaction `tx_id`.
+pub fn holds(model: &Model, step: &Step, tx_id: &str) -> bool {
+    let events = model
+        .timeline(tx_id)
+        .map(|t| t.events.as_slice())
+        .unwrap_or(&[]);
+    let seen = Seen {
+        events,
+        tx: model.transactions.iter().find(|t| t.tx_id == tx_id),
+        cluster: model.cluster.as_ref(),
+    };
+    (step.check)(&seen)
+}
+
+/// The transaction a recorded run is about: its first one started.
+pub fn recorded_tx_id(replay: &Replay) -> Option<TxId> {
+    replay.events().iter().find_map(|e| match &e.kind {
+        EventKind::TxStarted { tx_id, .. } => Some(tx_id.clone()),
+        _ => None,
+    })
+}
+
+/// The first moment of a recorded run, from position `from` on, at which
+/// `step` holds for `tx_id`; `None` if it never does before the end.
+pub fn next_tick(replay: &mut Replay, from: usize, step: &Step, tx_id: &str) -> Option<usize> {
+    (from..replay.len()).find(|&at| holds(&replay.model_at(at), step, tx_id))
 }
 
 /// The transaction id of one run of a scenario.
@@ -591,5 +784,94 @@ mod tests {
         assert_eq!(ticks(4), [true, true, false, false]);
         assert_eq!(ticks(7), [true, true, true, false]);
         assert_eq!(ticks(8), [true, true, true, true]);
+    }
+
+    fn recorded(text: &str) -> Replay {
+        let run = shared::recording::parse(text, usize::MAX).expect("a recording");
+        Replay::new(
+            crate::replay::Source::File {
+                name: "original-bug.jsonl".into(),
+            },
+            run.header.note,
+            run.events,
+        )
+    }
+
+    const ORIGINAL_BUG_TEXT: &str = include_str!("../recordings/original-bug.jsonl");
+
+    /// Where each step of the original bug's scenario ticks in `replay`,
+    /// walking it forward as the panel does.
+    fn ticks(replay: &mut Replay) -> Vec<Option<usize>> {
+        let scenario = find("original-bug").expect("the scenario");
+        let tx_id = recorded_tx_id(replay).expect("a transaction");
+        let mut at = 0;
+        scenario
+            .steps
+            .iter()
+            .map(|step| {
+                let tick = next_tick(replay, at, step, &tx_id);
+                at = tick.unwrap_or(at);
+                tick
+            })
+            .collect()
+    }
+
+    /// The committed counterexample plays to the last tick, each step at a
+    /// moment of its own or later than the one before, none at the start.
+    #[test]
+    fn the_original_bug_ticks_every_step_from_the_committed_recording() {
+        let scenario = find("original-bug").expect("the scenario");
+        assert_eq!(scenario.replays, Some(ORIGINAL_BUG_RECORDING));
+        assert!(scenario
+            .steps
+            .iter()
+            .all(|s| s.actions.iter().all(|a| *a == Action::Watch)));
+        let mut replay = recorded(ORIGINAL_BUG_TEXT);
+        assert_eq!(recorded_tx_id(&replay).as_deref(), Some("t1"));
+        let at_start = replay.model_at(0);
+        assert!(scenario.steps.iter().all(|s| !holds(&at_start, s, "t1")));
+        let ticks = ticks(&mut replay);
+        assert!(ticks.iter().all(Option::is_some), "{ticks:?}");
+        let ticks: Vec<usize> = ticks.into_iter().flatten().collect();
+        assert!(ticks.windows(2).all(|w| w[0] <= w[1]), "{ticks:?}");
+        // At the end the money is off: one leg applied, the other aborted.
+        let end = replay.model_at(replay.last());
+        let cluster = end.cluster.expect("a cluster");
+        assert_ne!(cluster.total_cents, cluster.expected_total_cents);
+    }
+
+    /// A run where the node that voted ready keeps waiting (its own abort
+    /// and its abort answers taken out) never ticks the abort, nor the
+    /// money lost.
+    #[test]
+    fn a_node_that_keeps_waiting_never_ticks_the_original_bug() {
+        let run = shared::recording::parse(ORIGINAL_BUG_TEXT, usize::MAX).expect("a recording");
+        let gave_up = |e: &Event| match &e.kind {
+            EventKind::NodeState {
+                in_doubt,
+                locked_accounts,
+                ..
+            } => in_doubt.is_empty() && locked_accounts.is_empty(),
+            EventKind::Ack {
+                decision: Decision::Abort,
+                ..
+            } => true,
+            _ => false,
+        };
+        let removed = run.events.iter().filter(|e| gave_up(e)).count();
+        assert!(removed >= 2, "the recording shows the node giving up");
+        let waiting: Vec<Event> = run.events.into_iter().filter(|e| !gave_up(e)).collect();
+        let mut replay = Replay::new(
+            crate::replay::Source::File { name: "w".into() },
+            None,
+            waiting,
+        );
+        let ticks = ticks(&mut replay);
+        assert!(ticks[0].is_some() && ticks[1].is_some(), "{ticks:?}");
+        assert_eq!(ticks[2], None, "no node gave up: {ticks:?}");
+        let tx_id = recorded_tx_id(&replay).expect("a transaction");
+        let end = replay.model_at(replay.last());
+        let lost = find("original-bug").expect("the scenario").steps[4];
+        assert!(!holds(&end, &lost, &tx_id));
     }
 }

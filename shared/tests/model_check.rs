@@ -45,14 +45,27 @@
 //! cargo test -p shared --test model_check <name> -- --nocapture   # one model
 //! ```
 //! `MC_*` variables widen a model (see each test); use `--release` for them.
+//!
+//! The original demo's bug is also a recording the dashboard replays (its
+//! scenario `original-bug`): the counterexample's actions run again
+//! through the machines, each step's events and node states written in the
+//! recording format (`sim_trace`), committed as
+//! `frontend/recordings/original-bug.jsonl`; a test fails if that file is
+//! stale. `MC_TRACE=<path>` writes it; from the workspace root,
+//! `MC_TRACE=$PWD/frontend/recordings/original-bug.jsonl cargo test -p shared
+//! --test model_check the_original_demos_bug` regenerates it (the tests run
+//! in `shared/`, so a relative path lands there).
 
 use std::collections::BTreeSet;
 use std::hash::{DefaultHasher, Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use stateright::{Checker, HasDiscoveries, Model, Property};
 
 use shared::api::{Outcome, TransferRequest};
+use shared::events::EventKind;
 use shared::progress::Progress;
 use shared::protocol::coordinator::{self as co, Coordinator, CoordinatorConfig, TransferError};
 use shared::protocol::mutants::Mutants;
@@ -61,6 +74,7 @@ use shared::protocol::record::{CoordinatorRecord, ParticipantRecord};
 use shared::wire::{Decision, LedgerEntry, Op, Reply, Request, TxId, Vote};
 
 mod common;
+mod sim_trace;
 use common::{log_holds_decision, reply_is_durable};
 
 const BALANCE_CENTS_INITIAL: i64 = 100;
@@ -264,7 +278,14 @@ struct TwoPc {
     /// Check bounded liveness from every state (costly; off for the
     /// counterexample hunts).
     check_liveness: bool,
+    /// Where the coordinator's events go, with the model time they were
+    /// emitted at: only while a counterexample is replayed into a
+    /// recording (the checker itself drops them).
+    emitted: Option<Emitted>,
 }
+
+/// The coordinator's events, each with the model time it was emitted at.
+type Emitted = Arc<Mutex<Vec<(u64, EventKind)>>>;
 
 /// Some operation of a request is applied.
 fn any(applied: [usize; 2]) -> bool {
@@ -477,7 +498,12 @@ impl TwoPc {
                     w.coord_disk.cached.push((seq, record, sync))
                 }
                 co::Action::Reply { client, result } => self.on_reply(w, client as usize, result),
-                co::Action::Emit(_) => {}
+                co::Action::Emit(kind) => {
+                    if let Some(sink) = &self.emitted {
+                        let mut sink = sink.lock().expect("one replay at a time");
+                        sink.push((w.now_us, kind));
+                    }
+                }
                 co::Action::Crash(_) => unreachable!("no crash points are armed in the model"),
             }
         }
@@ -1155,6 +1181,7 @@ fn model(nodes: usize, transfers: Vec<TransferRequest>, budget: Budget, horizon_
         fifo: false,
         sync_at_once: false,
         check_liveness: true,
+        emitted: None,
     }
 }
 
@@ -1232,6 +1259,135 @@ fn hunt(name: &str, model: TwoPc, property: &'static str) {
         "{name}: \"{property}\" violated by {:?}",
         path.into_actions()
     );
+}
+
+// ----- a counterexample as a recording -----
+
+/// How long, in model time, a counterexample's recording goes on after
+/// the violation, fault-free: what the cluster does next (the commit
+/// reaching the node that aborted, which answers abort; the coordinator
+/// sending it again).
+const AFTERMATH_US: u64 = 50;
+
+/// A model time as the recording's clock: one modelled microsecond is
+/// shown as one millisecond, so that the dashboard's timeline spreads the
+/// steps out (the model's 30–35 µs timeouts stand for the real seconds).
+fn shown_us(model_us: u64) -> u64 {
+    model_us * 1_000
+}
+
+impl TwoPc {
+    /// What the coordinator's watchers would see of each node.
+    fn seen_nodes(&self, w: &World) -> Vec<sim_trace::NodeSeen> {
+        let seen = |(i, n): (usize, &Node)| sim_trace::NodeSeen {
+            id: node_id(i),
+            up: n.up,
+            balances: n.machine.balances(),
+            in_doubt: n
+                .machine
+                .in_doubt(w.now_us)
+                .into_iter()
+                .map(|t| t.tx_id)
+                .collect(),
+            locked: n.machine.locked_accounts(),
+        };
+        w.nodes.iter().enumerate().map(seen).collect()
+    }
+
+    /// The next step of a fault-free run: deliver the oldest message in
+    /// flight, else fsync a log that waits for it, else fire the nearest
+    /// timer; `None` once nothing is left to do.
+    fn next_fault_free(&self, w: &World) -> Option<Act> {
+        if !w.net.is_empty() {
+            return Some(Act::Deliver(0));
+        }
+        if w.coord_disk.wants_sync() {
+            return Some(Act::Fsync(None));
+        }
+        let waiting =
+            (0..self.nodes).find(|i| w.nodes[*i].up && w.nodes[*i].disk.wants_lazy_sync());
+        if let Some(i) = waiting {
+            return Some(Act::Fsync(Some(i)));
+        }
+        std::iter::once(None)
+            .chain((0..self.nodes).map(Some))
+            .filter_map(|k| self.deadline(w, k).map(|at| (at, k)))
+            .min()
+            .map(|(_, k)| Act::Tick(k))
+    }
+}
+
+/// Runs a model's checker on one thread (so that the path it finds is the
+/// same on every run) until `property` is violated, and returns that path.
+fn counterexample(model: &TwoPc, property: &'static str) -> Vec<(World, Option<Act>)> {
+    let checker = model
+        .clone()
+        .checker()
+        .threads(1)
+        .finish_when(HasDiscoveries::AnyOf([property].into()))
+        .spawn_bfs()
+        .join();
+    checker
+        .discovery(property)
+        .unwrap_or_else(|| panic!("the checker must find \"{property}\" violated"))
+        .into_vec()
+}
+
+/// A counterexample's path replayed through the machines, as the model
+/// runs them, then [`AFTERMATH_US`] of fault-free running, written as a
+/// recording: a snapshot of the start, every event the coordinator
+/// emitted, and each node's state and the balances whenever they change.
+/// Fails if a replayed step does not reach the state the checker saw.
+fn recording_of(model: &TwoPc, path: &[(World, Option<Act>)], note: String) -> String {
+    let sink = Arc::new(Mutex::new(Vec::new()));
+    let replay = TwoPc {
+        emitted: Some(sink.clone()),
+        ..model.clone()
+    };
+    let start = replay.initial();
+    assert_eq!(start, path[0].0, "the replay starts where the checker did");
+    // What the start emitted is in the snapshot.
+    sink.lock().expect("not poisoned").clear();
+    let header = shared::recording::Header::new("model-checker", Some(note));
+    let nodes = replay.seen_nodes(&start);
+    let mut trace = sim_trace::Trace::labelled(header, shown_us(start.now_us), nodes);
+    let mut run = |w: &World, act: Act| -> World {
+        let next = replay
+            .next_state(w, act)
+            .expect("every action has a next state");
+        for (at_us, kind) in sink.lock().expect("not poisoned").drain(..) {
+            trace.event(shown_us(at_us), &kind);
+        }
+        trace.observe(shown_us(next.now_us), true, replay.seen_nodes(&next));
+        next
+    };
+    let mut w = start;
+    for (i, (_, act)) in path.iter().enumerate() {
+        let Some(act) = act.clone() else {
+            break;
+        };
+        w = run(&w, act);
+        let seen = &path.get(i + 1).expect("an action leads to a state").0;
+        assert_eq!(
+            &w, seen,
+            "step {i} of the replay reaches the checker's state"
+        );
+    }
+    let until_us = w.now_us + AFTERMATH_US;
+    while let Some(act) = replay.next_fault_free(&w) {
+        let next = run(&w, act);
+        w = next;
+        if w.now_us > until_us {
+            break;
+        }
+    }
+    trace.text()
+}
+
+/// The recording of the original demo's bug that the dashboard serves
+/// (its scenario `original-bug`).
+fn original_bug_recording() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../frontend/recordings/original-bug.jsonl")
 }
 
 fn one_transfer() -> Vec<TransferRequest> {
@@ -1470,28 +1626,132 @@ fn a_tx_id_re_used_across_a_one_phase_and_a_two_phase_transfer() {
 
 // ----- the checker finds the bugs this protocol once had -----
 
-#[test]
-fn the_checker_finds_the_original_demos_bug() {
-    // A prepared participant that aborts on its own after a timeout (as the
-    // original demo did) while the coordinator decides commit: the checker
-    // must find the counterexample, with no other fault needed.
-    let model = TwoPc {
+/// A prepared participant that aborts on its own after a timeout (as the
+/// original demo did), with no other fault.
+fn original_bug_model() -> TwoPc {
+    TwoPc {
         mutants: Mutants {
             abort_in_doubt_after_us: Some(35),
             ..Mutants::default()
         },
         check_liveness: false,
         ..model(2, one_transfer(), Budget::default(), 60)
-    };
+    }
+}
+
+const ATOMIC: &str = "atomic: never applied on one leg and aborted on another";
+
+#[test]
+fn the_checker_finds_the_original_demos_bug() {
+    // The coordinator decides commit while a node that voted ready aborts
+    // on its own: the checker must find the counterexample, with no other
+    // fault needed.
+    let model = original_bug_model();
     hunt(
         "a participant that aborts in doubt",
         model.clone(),
         "a node that voted ready never aborts on its own",
     );
-    hunt(
-        "a participant that aborts in doubt",
-        model,
-        "atomic: never applied on one leg and aborted on another",
+    hunt("a participant that aborts in doubt", model, ATOMIC);
+}
+
+#[test]
+fn the_original_demos_bug_replays_as_a_recording_of_atomicity_broken() {
+    // The checker's counterexample, replayed through the machines, is the
+    // recording the dashboard's scenario shows: prepares, two ready votes,
+    // COMMIT forced, one node applies while the other, which voted ready,
+    // aborts on its own (and answers the commit with abort), and the total
+    // is off by the amount. The committed copy must be this very text.
+    let model = original_bug_model();
+    let path = counterexample(&model, ATOMIC);
+    let note = format!(
+        "the model checker's counterexample to \"{ATOMIC}\": the original demo's bug (a prepared node aborts after 35 µs in doubt); one model µs shown as 1 ms"
+    );
+    let text = recording_of(&model, &path, note);
+    if let Some(out) = std::env::var_os("MC_TRACE").filter(|p| !p.is_empty()) {
+        std::fs::write(&out, &text).expect("MC_TRACE is writable");
+        println!(
+            "the counterexample as a recording: {}",
+            Path::new(&out).display()
+        );
+    }
+
+    let run = shared::recording::parse(&text, usize::MAX).expect("a recording");
+    assert_eq!(run.header.source, "model-checker");
+    let kinds: Vec<&EventKind> = run.events.iter().map(|e| &e.kind).collect();
+    assert!(matches!(kinds[0], EventKind::Snapshot(_)));
+    assert!(run.events.windows(2).all(|w| w[0].seq < w[1].seq));
+    let first = |test: &dyn Fn(&EventKind) -> bool| kinds.iter().position(|k| test(k));
+    let prepares = kinds
+        .iter()
+        .filter(|k| matches!(k, EventKind::PrepareSent { .. }))
+        .count();
+    assert_eq!(prepares, 2, "both nodes are asked to prepare");
+    let ready = |node: String| {
+        first(
+            &move |k: &EventKind| matches!(k, EventKind::Vote { node: n, vote: shared::api::VoteView::Ready, .. } if *n == node),
+        )
+    };
+    let (ready_0, ready_1) = (ready(node_id(0)), ready(node_id(1)));
+    let commit = first(&|k: &EventKind| {
+        matches!(k, EventKind::LogForced { node, record, .. }
+            if node == shared::events::COORDINATOR && record == shared::fold::COMMIT_RECORD)
+    })
+    .expect("the COMMIT record is forced");
+    assert!(ready_0.is_some_and(|v| v < commit) && ready_1.is_some_and(|v| v < commit));
+    assert!(
+        !kinds.iter().any(|k| matches!(
+            k,
+            EventKind::RollbackSent { .. }
+                | EventKind::Decision {
+                    decision: Decision::Abort,
+                    ..
+                }
+        )),
+        "nobody was told to abort"
+    );
+    let acked = |decision: Decision| -> Vec<String> {
+        kinds
+            .iter()
+            .filter_map(|k| match k {
+                EventKind::Ack {
+                    node, decision: d, ..
+                } if *d == decision => Some(node.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    let (applied, aborted) = (acked(Decision::Commit), acked(Decision::Abort));
+    assert!(
+        !applied.is_empty() && !aborted.is_empty(),
+        "one node applied, the other aborted"
+    );
+    assert!(applied.iter().all(|n| !aborted.contains(n)));
+    let last_balances = kinds.iter().rev().find_map(|k| match k {
+        EventKind::Balances {
+            accounts,
+            total_cents,
+        } => Some((accounts, *total_cents)),
+        _ => None,
+    });
+    let (accounts, total_cents) = last_balances.expect("the balances changed");
+    let amount_cents = one_transfer()[0].amount_cents;
+    let initial_cents = BALANCE_CENTS_INITIAL * 2;
+    assert!(
+        total_cents == initial_cents - amount_cents || total_cents == initial_cents + amount_cents,
+        "the total is off by the amount: {total_cents}"
+    );
+    let aborted_node = &aborted[0];
+    let untouched = accounts
+        .iter()
+        .filter(|a| a.node == *aborted_node)
+        .all(|a| a.balance_cents == BALANCE_CENTS_INITIAL);
+    assert!(untouched, "the node that aborted never applied its leg");
+
+    let committed = std::fs::read_to_string(original_bug_recording()).unwrap_or_default();
+    assert!(
+        committed == text,
+        "frontend/recordings/original-bug.jsonl is not the counterexample the checker finds now: regenerate it with\n  MC_TRACE=$PWD/frontend/recordings/original-bug.jsonl cargo test -p shared --test model_check the_original_demos_bug\n(from the workspace root: the tests run in shared/)"
     );
 }
 

@@ -5,6 +5,12 @@
 //! once the live events show that it happened (red, with what was awaited,
 //! if they do not within the deadline). The definitions and checks are in
 //! [`crate::scenarios`].
+//!
+//! A scenario that replays a recording (the original demo's bug) does not
+//! reset the cluster: it changes nothing there, and it plays with no
+//! cluster at all (a page served from `dist/` by any web server). It loads
+//! the recording into the time-travel view and walks it forward, one event
+//! at a time, ticking each step at the moment its check holds.
 
 use std::time::Duration;
 
@@ -16,7 +22,8 @@ use shared::api::{
 
 use crate::api;
 use crate::context::{address_fragment, now_ms, use_ctx, Ctx};
-use crate::scenarios::{self, Action, Scenario, Seen, FROM, SCENARIOS, TO};
+use crate::replay::{Replay, Source};
+use crate::scenarios::{self, Action, Scenario, FROM, SCENARIOS, TO};
 
 /// How long a step may take to show what it expects (a coordinator that
 /// stays down 20 s included).
@@ -25,6 +32,10 @@ const STEP_DEADLINE_MS: u64 = 45_000;
 const RESET_DEADLINE_MS: u64 = 30_000;
 /// How often a running step re-reads the state.
 const CHECK_EVERY_MS: u64 = 150;
+/// A replayed scenario shows one recorded event this long.
+const REPLAY_EVENT_MS: u64 = 300;
+/// And holds a moment this long once a step is ticked, to read it.
+const REPLAY_TICK_PAUSE_MS: u64 = 1_200;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum StepState {
@@ -221,22 +232,129 @@ async fn act(ctx: Ctx, action: Action, tx_id: &str) -> Result<(), String> {
 }
 
 fn check(ctx: Ctx, scenario: &Scenario, step: usize, tx_id: &str) -> bool {
-    ctx.model.with_untracked(|m| {
-        let events = m
-            .timeline(tx_id)
-            .map(|t| t.events.as_slice())
-            .unwrap_or(&[]);
-        let tx = m.transactions.iter().find(|t| t.tx_id == tx_id);
-        let seen = Seen {
-            events,
-            tx,
-            cluster: m.cluster.as_ref(),
+    ctx.model
+        .with_untracked(|m| scenarios::holds(m, &scenario.steps[step], tx_id))
+}
+
+/// The recording at `address` (served with the page), ready to replay.
+async fn load_recording(address: &str) -> Result<Replay, String> {
+    let response = gloo_net::http::Request::get(address)
+        .send()
+        .await
+        .map_err(|e| format!("{address}: {e}"))?;
+    if !response.ok() {
+        return Err(format!("{address}: HTTP {}", response.status()));
+    }
+    let text = response
+        .text()
+        .await
+        .map_err(|e| format!("{address}: {e}"))?;
+    let run = shared::recording::parse(&text, shared::limits::RECORDING_VIEW_EVENTS_MAX)
+        .map_err(|e| format!("{address}: {e}"))?;
+    let name = address.rsplit('/').next().unwrap_or(address).to_string();
+    Ok(Replay::new(
+        Source::File { name },
+        run.header.note,
+        run.events,
+    ))
+}
+
+/// Plays a scenario that replays a recording: loads it into the time
+/// travel view, then for each step walks forward one event at a time to
+/// the first moment its check holds.
+async fn play_recording(
+    ctx: Ctx,
+    scenario: &'static Scenario,
+    address: &'static str,
+    run: RwSignal<Option<Run>>,
+) {
+    run.set(Some(Run {
+        scenario: scenario.id,
+        step: None,
+        states: vec![StepState::Waiting; scenario.steps.len()],
+        verdict: None,
+        note: Some("Loading the model checker's counterexample…".into()),
+        tx_id: String::new(),
+    }));
+    let fail = |note: String, at: Option<usize>| {
+        run.update(|r| {
+            if let Some(r) = r.as_mut() {
+                if let Some(i) = at {
+                    r.states[i] = StepState::Failed;
+                }
+                r.verdict = Some("failed");
+                r.note = Some(note);
+            }
+        })
+    };
+    let mut replay = match load_recording(address).await {
+        Ok(replay) => replay,
+        Err(e) => return fail(format!("The recording cannot be loaded: {e}"), None),
+    };
+    let Some(tx_id) = scenarios::recorded_tx_id(&replay) else {
+        return fail("The recording holds no transaction".into(), None);
+    };
+    // The ticks are found on a copy; the page shows the same run.
+    ctx.start_travel(replay.clone(), 0);
+    ctx.pin(tx_id.clone());
+    run.update(|r| {
+        if let Some(r) = r.as_mut() {
+            r.tx_id = tx_id.clone();
+        }
+    });
+    let mut at = 0;
+    for (i, step) in scenario.steps.iter().enumerate() {
+        run.update(|r| {
+            if let Some(r) = r.as_mut() {
+                r.step = Some(i);
+                r.states[i] = StepState::Running;
+                r.note = None;
+            }
+        });
+        let Some(tick) = scenarios::next_tick(&mut replay, at, step, &tx_id) else {
+            return fail(
+                format!("Step {} is not in the recording: {}", i + 1, step.expect),
+                Some(i),
+            );
         };
-        (scenario.steps[step].check)(&seen)
-    })
+        while at < tick {
+            sleep_ms(REPLAY_EVENT_MS).await;
+            if !ctx.traveling() {
+                return fail("The replay was closed (● Live)".into(), Some(i));
+            }
+            at += 1;
+            ctx.show(at);
+        }
+        // What the page shows is what ticks the step.
+        ctx.show(tick);
+        if !check(ctx, scenario, i, &tx_id) {
+            return fail(
+                format!("Step {} did not show on the page: {}", i + 1, step.expect),
+                Some(i),
+            );
+        }
+        run.update(|r| {
+            if let Some(r) = r.as_mut() {
+                r.states[i] = StepState::Done;
+            }
+        });
+        sleep_ms(REPLAY_TICK_PAUSE_MS).await;
+    }
+    run.update(|r| {
+        if let Some(r) = r.as_mut() {
+            r.verdict = Some("passed");
+        }
+    });
 }
 
 async fn play(ctx: Ctx, scenario: &'static Scenario, run: RwSignal<Option<Run>>) {
+    if let Some(address) = scenario.replays {
+        return play_recording(ctx, scenario, address, run).await;
+    }
+    // A live scenario reads the live state: leave a recorded run first.
+    if ctx.traveling() {
+        ctx.go_live();
+    }
     let tx_id = scenarios::run_tx_id(scenario.id, now_ms());
     run.set(Some(Run {
         scenario: scenario.id,
@@ -343,7 +461,7 @@ pub fn ScenariosPanel() -> impl IntoView {
         <div class="panel scenarios-panel" data-testid="scenarios-panel">
             <div class="panel-head">
                 <h3>"Guided scenarios"</h3>
-                <span class="muted small">"each one runs on the real cluster; a step turns green when the events show it"</span>
+                <span class="muted small">"each one runs on the real cluster (the original demo's bug replays the model checker's run); a step turns green when the events show it"</span>
             </div>
             <div class="scenario-picker" role="tablist">
                 {SCENARIOS.iter().map(|s| {

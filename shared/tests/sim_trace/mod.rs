@@ -8,6 +8,12 @@
 //! publish: a node going down or up, balances and each node's in-doubt
 //! transactions and locks when they change. Times are the simulated clock
 //! (`ts_ms` counts from the simulated epoch).
+//!
+//! The model checker writes its counterexamples with the same writer
+//! ([`Trace::labelled`], `MC_TRACE`): the dashboard's scenario of the
+//! original demo's bug replays one.
+
+#![allow(dead_code)] // each test crate uses a different subset
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -36,8 +42,9 @@ struct Known {
 }
 
 pub struct Trace {
-    path: PathBuf,
-    seed: u64,
+    /// Where `write` puts it (the simulation's `SIM_TRACE`).
+    path: Option<PathBuf>,
+    header: Header,
     events: Vec<Event>,
     seq: u64,
     nodes: BTreeMap<NodeId, Known>,
@@ -64,8 +71,18 @@ fn status(up: bool) -> ComponentStatus {
 }
 
 impl Trace {
-    /// A trace that starts with a snapshot of `nodes` as they are now.
+    /// A seed's trace, written to `path`, that starts with a snapshot of
+    /// `nodes` as they are now.
     pub fn new(path: PathBuf, seed: u64, now_us: u64, nodes: Vec<NodeSeen>) -> Trace {
+        let header = Header::new("simulation", Some(format!("seed {seed}")));
+        let mut trace = Trace::labelled(header, now_us, nodes);
+        trace.path = Some(path);
+        trace
+    }
+
+    /// A trace under `header` (who wrote it, and a note) that starts with a
+    /// snapshot of `nodes` as they are now; read it with [`Trace::text`].
+    pub fn labelled(header: Header, now_us: u64, nodes: Vec<NodeSeen>) -> Trace {
         let total_cents: i64 = nodes
             .iter()
             .flat_map(|n| n.balances.iter().map(|b| b.balance_cents))
@@ -98,8 +115,8 @@ impl Trace {
             total_complete: true,
         };
         let mut trace = Trace {
-            path,
-            seed,
+            path: None,
+            header,
             events: Vec::new(),
             seq: 0,
             nodes: BTreeMap::new(),
@@ -206,18 +223,24 @@ impl Trace {
         }
     }
 
-    /// Writes the trace; says where.
+    /// The trace as the text of a recording file.
+    pub fn text(&self) -> String {
+        recording::to_text(&self.header, &self.events)
+    }
+
+    /// Writes the trace to the path it was made with; says where.
     pub fn write(&self) {
-        let header = Header::new("simulation", Some(format!("seed {}", self.seed)));
-        let text = recording::to_text(&header, &self.events);
-        match std::fs::write(&self.path, text) {
+        let Some(path) = &self.path else {
+            return;
+        };
+        let note = self.header.note.as_deref().unwrap_or("the run");
+        match std::fs::write(path, self.text()) {
             Ok(()) => println!(
-                "trace of seed {}: {} events in {} (import it in the dashboard)",
-                self.seed,
+                "trace of {note}: {} events in {} (import it in the dashboard)",
                 self.events.len(),
-                self.path.display()
+                path.display()
             ),
-            Err(e) => println!("cannot write the trace to {}: {e}", self.path.display()),
+            Err(e) => println!("cannot write the trace to {}: {e}", path.display()),
         }
     }
 }
