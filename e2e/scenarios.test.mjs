@@ -108,6 +108,8 @@ test('guided scenarios: every one plays to its last green tick', { timeout: 900_
           const invariant = await page.locator(byTestId('invariant')).innerText();
           assert.match(invariant, /\$1\.40/, invariant);
           assert.match(invariant, /\$2\.00/, invariant);
+          // Not "settling": a node answered the commit with an abort.
+          assert.match(invariant, /≠.*✗/, invariant);
           await page.evaluate(() => window.scrollTo(0, 0));
           await page.screenshot({ path: path.join(SHOTS, 'scenario-original-bug.png'), fullPage: true });
         }

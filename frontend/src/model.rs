@@ -22,7 +22,7 @@ use shared::api::{
 use shared::events::{Direction, Event, EventKind, MessageName};
 use shared::fold::TxFold;
 use shared::limits::HELD_MESSAGES_MAX;
-use shared::wire::{AbortReason, NodeId, TxId};
+use shared::wire::{AbortReason, Decision, NodeId, TxId};
 
 use crate::format::{describe_event, Tone};
 
@@ -322,7 +322,7 @@ impl Model {
             };
         }
         let (total_cents, expected_cents) = (cluster.total_cents, cluster.expected_total_cents);
-        if self.work_in_flight() {
+        if self.work_in_flight() && !self.commit_refused() {
             Invariant::Settling {
                 total_cents,
                 expected_cents,
@@ -333,6 +333,27 @@ impl Model {
                 expected_cents,
             }
         }
+    }
+
+    /// Whether a node answered a transaction's commit with an abort (the
+    /// original demo's bug: a prepared node that gave up on its own): that
+    /// money will not settle, however long the transaction stays open.
+    fn commit_refused(&self) -> bool {
+        self.timelines.iter().any(|t| {
+            let mut sent = Vec::new();
+            t.events.iter().any(|e| match &e.kind {
+                EventKind::CommitSent { node, .. } => {
+                    sent.push(node.clone());
+                    false
+                }
+                EventKind::Ack {
+                    node,
+                    decision: Decision::Abort,
+                    ..
+                } => sent.contains(node),
+                _ => false,
+            })
+        })
     }
 
     /// Whether some transaction may have applied on one node and not yet on
@@ -962,6 +983,50 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn a_commit_answered_with_an_abort_is_a_violation_not_settling() {
+        let mut model = Model::default();
+        let mut view = cluster();
+        view.total_cents = 190_000;
+        // The coordinator keeps the transaction open (it re-sends the
+        // commit): work in flight, which alone would read as settling.
+        view.nodes[1].locked_accounts = vec!["B".into()];
+        model.set_cluster(view, 0);
+        let settling = Invariant::Settling {
+            total_cents: 190_000,
+            expected_cents: 200_000,
+        };
+        assert_eq!(model.invariant(), settling);
+        let commit = |node: &str| EventKind::CommitSent {
+            tx_id: "t1".into(),
+            node: node.into(),
+        };
+        let ack = |node: &str, decision| EventKind::Ack {
+            tx_id: "t1".into(),
+            node: node.into(),
+            decision,
+        };
+        // A rollback's ack from a node never sent the commit (another
+        // attempt's) changes nothing.
+        model.timelines.push_back(Timeline {
+            tx_id: "t1".into(),
+            events: vec![ev(1, ack("6002", Decision::Abort)), ev(2, commit("6001"))],
+        });
+        assert_eq!(model.invariant(), settling);
+        // 6002 was sent the commit and answered abort: money lost for good.
+        model.timelines[0].events.push(ev(3, commit("6002")));
+        model.timelines[0]
+            .events
+            .push(ev(4, ack("6002", Decision::Abort)));
+        assert_eq!(
+            model.invariant(),
+            Invariant::Violated {
+                total_cents: 190_000,
+                expected_cents: 200_000
+            }
+        );
     }
 
     #[test]
