@@ -390,6 +390,21 @@ impl Cluster {
         .await;
     }
 
+    /// Waits until `GET /api/ready` answers 200: the engine up, its log
+    /// open, and every node connected and reconciled (a restarted
+    /// coordinator answers a client's unknown tx_id with 503 until then).
+    pub async fn wait_ready(&self) {
+        wait_for_async(
+            "the coordinator to be ready (/api/ready)",
+            DEADLINE,
+            || async {
+                let (status, _) = self.get("/api/ready").await;
+                (status == 200).then_some(())
+            },
+        )
+        .await;
+    }
+
     pub async fn wait_node_status(&self, node: &str, status: ComponentStatus) {
         wait_for_async(
             &format!("node {node} to be {status:?}"),

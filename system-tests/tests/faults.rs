@@ -232,6 +232,7 @@ async fn kill_9_of_the_coordinator_while_checkpoints_are_written_loses_nothing()
         c.kill_coordinator();
         c.start_coordinator().await;
         c.wait_all_up().await;
+        c.wait_ready().await;
     }
     for id in &ids {
         let (status, r) = c.transfer_outcome("A", "B", 100, Some(id)).await;
@@ -423,6 +424,7 @@ async fn a_restarted_coordinator_waits_for_a_node_that_still_holds_its_data_dir(
     c.start_coordinator().await;
     release.await.expect("released");
     c.wait_all_up().await;
+    c.wait_ready().await;
     let (status, r) = c.transfer_outcome("A", "B", 100, Some("after")).await;
     assert_eq!((status, r.outcome), (200, Outcome::Committed), "{r:?}");
     let balances = c.balances().await;

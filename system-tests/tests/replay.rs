@@ -381,6 +381,7 @@ async fn the_recording_replays_from_a_snapshot_and_survives_a_coordinator_kill()
     c.kill_coordinator();
     c.start_coordinator().await;
     c.wait_all_up().await;
+    c.wait_ready().await;
     let (status, _) = c.transfer_outcome("A", "B", 400, Some("rec-after")).await;
     assert_eq!(status, 200);
     let after = wait_for_async(
