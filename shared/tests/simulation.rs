@@ -1700,7 +1700,19 @@ impl Sim {
                 same && self.applied_count(tx_id, k) == [1, 1]
             })
         };
-        self.folds.check_settled(&self.told, applied_everywhere)?;
+        // What the clients of that same transfer were told (a re-used id's
+        // other transfers have answers of their own).
+        let told = |tx_id: &str, started: Option<&common::folds::Transfer>| match started {
+            None => self.told.get(tx_id).copied(),
+            Some((from, to, cents)) => {
+                let requests = self.requests.get(tx_id)?;
+                let k = requests
+                    .iter()
+                    .position(|r| r.from == *from && r.to == *to && r.amount_cents == *cents)?;
+                self.told_request.get(&(tx_id.to_string(), k)).copied()
+            }
+        };
+        self.folds.check_settled(told, applied_everywhere)?;
         for (tx_id, contents) in &self.requests {
             for k in 0..contents.len() {
                 let counts = self.applied_count(tx_id, k);

@@ -29,6 +29,11 @@ pub fn EvidencePanel() -> impl IntoView {
     let shown = RwSignal::new(Shown::Nothing);
     // The transaction and what of it changes its evidence.
     let key = Memo::new(move |_| {
+        // A recorded moment's transactions may not exist on the live
+        // cluster: evidence is read from the live one only.
+        if ctx.traveling() {
+            return None;
+        }
         let pinned = ctx.pinned.with(|p| p.as_ref().map(|p| p.tx_id.clone()));
         ctx.model.with(|m| {
             let tx_id = pinned.or_else(|| m.latest_tx.clone())?;
@@ -87,7 +92,11 @@ pub fn EvidencePanel() -> impl IntoView {
                     <button class="btn btn-small btn-quiet" data-testid="evidence-refresh" on:click=refresh>"Check again"</button>
                 </div>
             </div>
-            <EvidenceBody shown=shown.into()/>
+            {move || if ctx.traveling() {
+                view! { <p class="muted small" data-testid="evidence-live-only">"Evidence is read from the live cluster: press ● Live to see it."</p> }.into_any()
+            } else {
+                view! { <EvidenceBody shown=shown.into()/> }.into_any()
+            }}
         </div>
     }
 }

@@ -144,14 +144,15 @@ impl Folds {
     }
 
     /// Once everything is healed and quiet: no transaction is left
-    /// prepared, every decided one agrees with its client and with what the
+    /// prepared, every decided one agrees with its clients (`told`: those of
+    /// the same transfer) and with what the
     /// nodes applied (`applied`: the latest attempt under that id, or any
     /// when no attempt started in view, on every leg), a two-phase one is decided
     /// as its client was told and committed if the nodes applied it, and
     /// every two-phase commit has ended with no ack owed.
     pub fn check_settled(
         &self,
-        told: &BTreeMap<TxId, Outcome>,
+        told: impl Fn(&str, Option<&Transfer>) -> Option<Outcome>,
         applied: impl Fn(&str, Option<&Transfer>) -> bool,
     ) -> Result<(), String> {
         for (tx_id, fold) in &self.folds {
@@ -166,7 +167,7 @@ impl Folds {
             if !fold.one_phase() && is_applied && state != TxState::Committed {
                 return Err(format!("{tx_id} is applied but {state:?}"));
             }
-            let expected = match told.get(tx_id) {
+            let expected = match told(tx_id, self.started.get(tx_id)) {
                 Some(Outcome::Committed) => Some(TxState::Committed),
                 Some(Outcome::Aborted) => Some(TxState::Aborted),
                 None => None,
