@@ -108,6 +108,11 @@ test('dashboard: transfer, crash, abort, restart, concurrency, history, in doubt
       await waitForText('node-status-6001', /up/i);
       await waitForText('node-status-6002', /up/i);
       await page.locator(`${byTestId('transfer-from')} option`).first().waitFor({ state: 'attached' });
+      // The header links the API's interactive reference, which is served.
+      const docs = await page.locator(byTestId('api-docs-link')).getAttribute('href');
+      assert.equal(docs, '/api/docs/');
+      const reference = await fetch(new URL(docs, BASE_URL));
+      assert.equal(reference.status, 200, `${docs} answered ${reference.status}`);
       await shot('01-loaded');
     });
 

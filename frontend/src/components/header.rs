@@ -128,6 +128,8 @@ pub fn Header() -> impl IntoView {
             <div class="topbar-right">
                 {pill}
                 {badge}
+                <a class="pill" href="/api/docs/" target="_blank" rel="noopener" data-testid="api-docs-link"
+                    title="The HTTP API's interactive reference, from its OpenAPI document">"API"</a>
             </div>
         </header>
         <Show when=violated>
