@@ -38,7 +38,7 @@ const skip = !process.env.E2E_BASE_URL
   ? 'E2E_BASE_URL is not set'
   : !fs.existsSync(BACKEND)
     ? `${BACKEND} is missing (cargo build -p backend -p participant)`
-    : !fs.existsSync(path.join(STATIC_DIR, 'index.html')) && `${STATIC_DIR} has no dashboard (trunk build --release)`;
+    : !fs.existsSync(path.join(STATIC_DIR, 'index.html')) && `${STATIC_DIR} has no dashboard (trunk build --release --dist dist)`;
 
 /** Starts a demo coordinator with an API token; resolves to { url, stop }. */
 async function startCoordinator(dir) {

@@ -17,8 +17,8 @@ scripts/install-tools.sh --no-browser
 export PATH="$HOME/.cargo/bin:$PATH"
 export TRUNK_SKIP_VERSION_CHECK=true
 
-echo "[demo] building the dashboard (trunk build --release)"
-trunk build --release
+echo "[demo] building the dashboard (trunk build --release --dist dist)"
+trunk build --release --dist dist
 echo "[demo] building the coordinator and the participant"
 cargo build --release -p backend -p participant
 echo "[demo] starting; the data lives in ./data (durable across runs; --fresh starts over)"

@@ -48,7 +48,7 @@ promtool test rules ops/prometheus/alerts_test.yml
 
 step "build: coordinator, participant, dashboard"
 cargo build -p backend -p participant
-trunk build --release
+trunk build --release --dist dist
 
 step "Rust tests: protocol, log, simulation, model checking, real processes"
 cargo test --workspace --exclude frontend

@@ -1119,6 +1119,34 @@ mod tests {
         );
     }
 
+    /// `trunk serve` writes a development build (with its auto-reload
+    /// script) into Trunk.toml's output folder; that folder must not be the
+    /// one the coordinator serves by default, and the scripts that build the
+    /// served dashboard must name that folder themselves.
+    #[test]
+    fn trunk_serve_cannot_overwrite_the_served_dashboard() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let trunk: toml::Table = std::fs::read_to_string(root.join("Trunk.toml"))
+            .unwrap()
+            .parse()
+            .unwrap();
+        let trunk_dist = trunk["build"]["dist"].as_str().unwrap();
+        let args = load(&[], None).unwrap();
+        assert_ne!(Path::new(trunk_dist), args.static_dir, "Trunk.toml's dist");
+        let release_build = format!("trunk build --release --dist {}", args.static_dir.display());
+        for script in ["scripts/demo.sh", "scripts/test.sh"] {
+            let text = std::fs::read_to_string(root.join(script)).unwrap();
+            let builds: Vec<&str> = text
+                .lines()
+                .filter(|l| l.trim_start().starts_with("trunk build"))
+                .collect();
+            assert!(!builds.is_empty(), "{script} builds the dashboard");
+            for line in builds {
+                assert_eq!(line.trim(), release_build, "{script}");
+            }
+        }
+    }
+
     #[test]
     fn help_explains_every_option() {
         let help = Args::command().render_long_help().to_string();

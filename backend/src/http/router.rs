@@ -75,6 +75,6 @@ pub fn router(app: Arc<App>, bound: SocketAddr) -> Router {
 
 const NOT_BUILT_PAGE: &str = "<!doctype html><meta charset=utf-8><title>2PC coordinator</title>\
 <body style='font-family:sans-serif;max-width:40em;margin:3em auto'><h1>The coordinator is running</h1>\
-<p>The dashboard has not been built. Build it with <code>trunk build --release</code> at the repository root \
+<p>The dashboard has not been built. Build it with <code>trunk build --release --dist dist</code> at the repository root \
 (or run <code>scripts/demo.sh</code>, which does everything), then reload.</p>\
 <p>The API works already: try <a href='/api/cluster'>/api/cluster</a>.</p></body>";
