@@ -623,6 +623,40 @@ pub const SCENARIOS: &[Scenario] = &[
     },
 ];
 
+/// The least account A holds when a live scenario starts: earlier runs,
+/// chaos and load may have left it nearly empty, and a scenario that meant
+/// to commit would see its transfer refused for insufficient funds.
+pub const FROM_FLOAT_CENTS: i64 = 10_000;
+
+/// What the reset moves from B back to A so that A can pay for every
+/// transfer of `scenario` (and holds at least [`FROM_FLOAT_CENTS`]):
+/// `Ok(None)` if it already can, `Err` if B cannot make up the difference.
+pub fn top_up(scenario: &Scenario, from_cents: i64, to_cents: i64) -> Result<Option<i64>, String> {
+    let spends: i64 = scenario
+        .steps
+        .iter()
+        .flat_map(|s| s.actions)
+        .map(|a| match a {
+            Action::Transfer { amount_cents } => *amount_cents,
+            _ => 0,
+        })
+        .sum();
+    let needed = spends.max(FROM_FLOAT_CENTS);
+    if from_cents >= needed {
+        return Ok(None);
+    }
+    let missing = needed - from_cents;
+    if to_cents < missing {
+        return Err(format!(
+            "account {FROM} holds {} and {TO} {}: together less than the {} this scenario needs in {FROM}",
+            shared::money::format_cents(from_cents),
+            shared::money::format_cents(to_cents),
+            shared::money::format_cents(needed),
+        ));
+    }
+    Ok(Some(missing))
+}
+
 pub fn find(id: &str) -> Option<&'static Scenario> {
     SCENARIOS.iter().find(|s| s.id == id)
 }
@@ -679,6 +713,29 @@ mod tests {
             seq,
             ts_ms: seq,
             kind,
+        }
+    }
+
+    /// A nearly empty A (what a chaos run can leave) is topped up from B
+    /// before a scenario whose transfer must commit.
+    #[test]
+    fn the_reset_tops_up_a_nearly_empty_sender() {
+        let happy = find("happy").unwrap();
+        assert_eq!(
+            top_up(happy, 600, 199_400),
+            Ok(Some(FROM_FLOAT_CENTS - 600))
+        );
+        assert_eq!(top_up(happy, FROM_FLOAT_CENTS, 0), Ok(None));
+        assert_eq!(top_up(happy, 150_000, 50_000), Ok(None));
+        let e = top_up(happy, 600, 1_000).unwrap_err();
+        assert!(
+            e.contains("$6.00") && e.contains("$10.00") && e.contains("$100.00"),
+            "{e}"
+        );
+        // Every live scenario can pay for its own transfers after a top-up.
+        for scenario in SCENARIOS.iter().filter(|s| s.replays.is_none()) {
+            let more = top_up(scenario, 0, 200_000).unwrap().unwrap();
+            assert!(more >= FROM_FLOAT_CENTS, "{}", scenario.id);
         }
     }
 

@@ -93,8 +93,10 @@ async fn wait_for(deadline_ms: u64, mut ready: impl FnMut() -> bool) -> bool {
     }
 }
 
-/// Every fault off, every node up, the coordinator up, nothing in doubt.
-async fn reset(ctx: Ctx) -> Result<(), String> {
+/// Every fault off, every node up, the coordinator up, nothing in doubt,
+/// and account A able to pay for the scenario's transfers (topped up from
+/// B if earlier runs left it short).
+async fn reset(ctx: Ctx, scenario: &Scenario, say: impl Fn(String)) -> Result<(), String> {
     let off = FaultsUpdate {
         prepare_crash_probability: Some(0.0),
         phase_pause_ms: Some(0),
@@ -137,10 +139,40 @@ async fn reset(ctx: Ctx) -> Result<(), String> {
         })
     })
     .await;
-    if settled {
+    if !settled {
+        return Err("the cluster did not settle (a node down or a transaction in doubt)".into());
+    }
+    let accounts = api::accounts().await.map_err(|e| e.to_string())?;
+    let balance = |id: &str| {
+        accounts
+            .iter()
+            .find(|a| a.id == id)
+            .map_or(0, |a| a.balance_cents)
+    };
+    let Some(amount_cents) = scenarios::top_up(scenario, balance(FROM), balance(TO))? else {
+        return Ok(());
+    };
+    say(format!(
+        "Resetting the cluster: account {FROM} holds only {}; moving {} from {TO} back to {FROM} first (a transfer like any other)…",
+        shared::money::format_cents(balance(FROM)),
+        shared::money::format_cents(amount_cents),
+    ));
+    let request = TransferRequest {
+        from: TO.into(),
+        to: FROM.into(),
+        amount_cents,
+        tx_id: Some(format!("scenario-reset-{}", now_ms())),
+    };
+    let response = api::transfer(&request).await.map_err(|e| e.to_string())?;
+    ctx.refresh_accounts();
+    if response.outcome == shared::api::Outcome::Committed {
         Ok(())
     } else {
-        Err("the cluster did not settle (a node down or a transaction in doubt)".into())
+        Err(format!(
+            "moving {} from {TO} to {FROM} was not committed: {}",
+            shared::money::format_cents(amount_cents),
+            response.detail.unwrap_or_else(|| "aborted".into())
+        ))
     }
 }
 
@@ -375,7 +407,14 @@ async fn play(ctx: Ctx, scenario: &'static Scenario, run: RwSignal<Option<Run>>)
             }
         })
     };
-    if let Err(e) = reset(ctx).await {
+    let say = |note: String| {
+        run.update(|r| {
+            if let Some(r) = r.as_mut() {
+                r.note = Some(note);
+            }
+        })
+    };
+    if let Err(e) = reset(ctx, scenario, say).await {
         fail(format!("Reset failed: {e}"), None);
         return;
     }
