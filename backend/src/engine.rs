@@ -27,6 +27,7 @@ use shared::api::{
 };
 use shared::auth::{Claim, ClusterSecret};
 use shared::events::EventKind;
+use shared::fold::PREPARED_RECORD;
 use shared::limits::{
     COORDINATOR_COMMANDS_QUEUED_MAX, COORDINATOR_DRAIN_PER_TURN_MAX,
     COORDINATOR_ENGINE_START_RETRY_MS, COORDINATOR_NODE_EVENTS_QUEUED_MAX,
@@ -718,7 +719,7 @@ impl Engine {
                 node,
                 vote: shared::api::VoteView::Ready,
                 ..
-            } => Some((tx_id.clone(), node.clone(), "prepared")),
+            } => Some((tx_id.clone(), node.clone(), PREPARED_RECORD)),
             _ => None,
         };
         if let Some((tx_id, node, record)) = forced {

@@ -17,7 +17,9 @@ use shared::api::{
     transfer_legs, Leg, Outcome, Stats, TransactionDetail, TransactionSummary, VoteView,
 };
 use shared::events::{Event, EventKind};
-use shared::fold::TxFold;
+use shared::fold::{
+    TxFold, ABORT_RECORD, COMMITTED_RECORD, COMMIT_RECORD, FINISHED_RECORD, PREPARED_RECORD,
+};
 use shared::limits::{COORDINATOR_HISTORY_KEPT_MAX, TX_TIMELINE_EVENTS_MAX, WS_CLIENT_QUEUE_MAX};
 use shared::wire::{AbortReason, Decision, NodeId, TxId};
 use tokio::sync::{broadcast, Notify};
@@ -72,23 +74,29 @@ enum Record {
     Prepared,
     Committed,
     Commit,
+    Abort,
+    Finished,
 }
 
 impl Record {
     fn parse(name: &str) -> Option<Record> {
         match name {
-            "prepared" => Some(Record::Prepared),
-            "committed" => Some(Record::Committed),
-            "commit" => Some(Record::Commit),
+            PREPARED_RECORD => Some(Record::Prepared),
+            COMMITTED_RECORD => Some(Record::Committed),
+            COMMIT_RECORD => Some(Record::Commit),
+            ABORT_RECORD => Some(Record::Abort),
+            FINISHED_RECORD => Some(Record::Finished),
             _ => None,
         }
     }
 
     fn name(self) -> &'static str {
         match self {
-            Record::Prepared => "prepared",
-            Record::Committed => "committed",
-            Record::Commit => "commit",
+            Record::Prepared => PREPARED_RECORD,
+            Record::Committed => COMMITTED_RECORD,
+            Record::Commit => COMMIT_RECORD,
+            Record::Abort => ABORT_RECORD,
+            Record::Finished => FINISHED_RECORD,
         }
     }
 }
@@ -843,6 +851,8 @@ impl Hub {
             throughput_per_s: last10 as f64 / 10.0,
             throughput_history,
             in_flight,
+            // Known to the in-doubt view, not to the hub (the HTTP handler fills it in).
+            in_flight_heuristic_mismatch: 0,
             log_forces,
             uptime_s: self.started.elapsed().as_secs_f64(),
             recovered: s.recovered,

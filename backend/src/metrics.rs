@@ -43,7 +43,7 @@ use prometheus::{
 };
 use shared::api::{ClusterView, ComponentStatus, LatencyPoint, Outcome, PhaseLatencyMs, TxState};
 use shared::events::{Event, EventKind, COORDINATOR};
-use shared::fold::{NodeKey, Phase, TxFold};
+use shared::fold::{NodeKey, Phase, TxFold, COMMIT_RECORD};
 use shared::wire::{AbortReason, Decision};
 
 use shared::limits::{METRICS_ACCOUNT_SERIES_MAX, PHASE_SLOTS_MAX};
@@ -245,7 +245,11 @@ impl Metrics {
     pub fn observe_at(&self, event: &Event, now: Instant) {
         match &event.kind {
             EventKind::TxStarted { .. } => self.started.inc(),
-            EventKind::LogForced { node, .. } if node == COORDINATOR => self.commit_records.inc(),
+            EventKind::LogForced { node, record, .. }
+                if node == COORDINATOR && record == COMMIT_RECORD =>
+            {
+                self.commit_records.inc()
+            }
             EventKind::TxFinished {
                 outcome,
                 reason,

@@ -367,6 +367,12 @@ struct Draft {
 }
 
 impl Draft {
+    /// The commit ack of `node`: an arrow from it with that label.
+    fn acks_commit_of(&self, node: &str) -> bool {
+        matches!(&self.glyph, Glyph::Arrow { from, .. } if from == node)
+            && self.label.starts_with("ack commit")
+    }
+
     fn mark_state(&mut self, state: MessageState, suffix: &str) {
         if let Some(mark) = self.message.as_mut() {
             mark.state = state;
@@ -384,6 +390,10 @@ fn drafts_of(events: &[Event]) -> Vec<Draft> {
     let mut repeats = RepeatFilter::default();
     let mut phases = Phases::default();
     let mut acked = std::collections::BTreeSet::new();
+    // Nodes whose COMMITTED record was forced, and those whose commit ack
+    // was drawn before it.
+    let mut committed_forced = std::collections::BTreeSet::new();
+    let mut acked_before_force = std::collections::BTreeSet::new();
     for event in events {
         match &event.kind {
             EventKind::MessageHeld {
@@ -456,6 +466,24 @@ fn drafts_of(events: &[Event]) -> Vec<Draft> {
             if !acked.insert((node.clone(), *decision == Decision::Commit)) {
                 label
                     .push_str(" again (the commit was re-sent; applying it twice changes nothing)");
+            } else if *decision == Decision::Commit && !committed_forced.contains(node) {
+                acked_before_force.insert(node.clone());
+            }
+        }
+        if let EventKind::LogForced { node, record, .. } = &event.kind {
+            // The node answered once it had applied the commit (`applied`),
+            // before this record reached its disk.
+            if record == shared::fold::COMMITTED_RECORD
+                && committed_forced.insert(node.clone())
+                && acked_before_force.remove(node)
+            {
+                if let Some(ack) = drafts.iter_mut().rev().find(|d| d.acks_commit_of(node)) {
+                    ack.label
+                        .push_str(" (applied; its COMMITTED record is forced next)");
+                }
+                label.push_str(
+                    " · after its ack: the coordinator forgets the transfer only after this record",
+                );
             }
         }
         drafts.push(Draft {
@@ -751,6 +779,61 @@ mod tests {
                 },
             ),
         ]
+    }
+
+    /// A node answers a commit as soon as it has applied it (`applied`,
+    /// drawn as its ack) and forces its COMMITTED record after: the rows
+    /// say so, for that node only; and the coordinator's forced ABORT of
+    /// another transfer is drawn as its own write.
+    #[test]
+    fn an_ack_ahead_of_its_committed_record_is_explained() {
+        let t = || "t".to_string();
+        let commit_ack = |seq, node: &str| {
+            ev(
+                seq,
+                seq,
+                EventKind::Ack {
+                    tx_id: t(),
+                    node: node.into(),
+                    decision: Decision::Commit,
+                },
+            )
+        };
+        let forced = |seq, node: &str, record: &str| {
+            ev(
+                seq,
+                seq,
+                EventKind::LogForced {
+                    tx_id: t(),
+                    node: node.into(),
+                    record: record.into(),
+                },
+            )
+        };
+        let events = vec![
+            forced(1, COORDINATOR, "commit"),
+            commit_ack(2, "6001"),
+            forced(3, "6001", "committed"),
+            // 6002 forced first, then acked: nothing to explain.
+            forced(4, "6002", "committed"),
+            commit_ack(5, "6002"),
+        ];
+        let layout = layout(&nodes(), &events);
+        let labels: Vec<&str> = layout.rows.iter().map(|r| r.label.as_str()).collect();
+        assert_eq!(
+            labels[1],
+            "ack commit (applied; its COMMITTED record is forced next)"
+        );
+        assert!(
+            labels[2].starts_with("COMMITTED written and synced (forced) · after its ack"),
+            "{labels:?}"
+        );
+        assert_eq!(labels[3], "COMMITTED written and synced (forced)");
+        assert_eq!(labels[4], "ack commit");
+
+        let aborted = vec![forced(1, COORDINATOR, shared::fold::ABORT_RECORD)];
+        let abort = super::layout(&nodes(), &aborted);
+        assert_eq!(abort.rows[0].label, "ABORT written and synced (forced)");
     }
 
     #[test]

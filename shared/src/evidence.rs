@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::{LedgerEntry, Leg};
 use crate::events::{Event, EventKind, COORDINATOR};
-use crate::fold::{Phase, TxFold};
+use crate::fold::{Phase, TxFold, ABORT_RECORD, COMMITTED_RECORD, PREPARED_RECORD};
 use crate::views::{Outcome, TxState, VoteView};
 use crate::wire::{AbortReason, AccountId, NodeId, TxId};
 
@@ -185,6 +185,7 @@ pub fn evidence(tx: TxEvents<'_>, others: &[TxEvents<'_>]) -> Evidence {
     let mut forced: Vec<Vec<String>> = vec![Vec::new(); nodes.len() + 1];
     let at = |node: &str| nodes.iter().position(|n| n == node);
     let mut previous: Option<&EventKind> = None;
+    let mut aborted = false;
     for event in tx.events {
         match &event.kind {
             EventKind::PrepareSent { node, .. } => {
@@ -213,7 +214,7 @@ pub fn evidence(tx: TxEvents<'_>, others: &[TxEvents<'_>]) -> Evidence {
                 } else if let Some(i) = at(node) {
                     forced[i + 1].push(record.clone());
                     // A COMMITTED record forced is the node's real ack.
-                    if record == "committed" {
+                    if record == COMMITTED_RECORD {
                         links[i].to_coordinator += 1;
                         links[i].decision_answers += 1;
                     }
@@ -225,7 +226,7 @@ pub fn evidence(tx: TxEvents<'_>, others: &[TxEvents<'_>]) -> Evidence {
                 // a rollback).
                 let same_ack = matches!(previous,
                     Some(EventKind::LogForced { node: n, record, .. })
-                        if n == node && record == "committed");
+                        if n == node && record == COMMITTED_RECORD);
                 if let (Some(i), false) = (at(node), same_ack) {
                     links[i].to_coordinator += 1;
                     links[i].decision_answers += 1;
@@ -234,10 +235,15 @@ pub fn evidence(tx: TxEvents<'_>, others: &[TxEvents<'_>]) -> Evidence {
             EventKind::TxFinished {
                 outcome: Outcome::Aborted,
                 ..
-            } => forced[0].push("abort".to_string()),
+            } => aborted = true,
             _ => {}
         }
         previous = Some(&event.kind);
+    }
+    // The coordinator forces an abort before it answers; a run recorded
+    // before it reported that write as its own event still counts it.
+    if aborted && !forced[0].iter().any(|r| r == ABORT_RECORD) {
+        forced[0].push(ABORT_RECORD.to_string());
     }
     let mut processes = Vec::with_capacity(nodes.len() + 1);
     processes.push(ProcessCost {
@@ -329,7 +335,7 @@ fn hold_at(tx: &TxEvents<'_>, node: &str) -> Option<(u64, u64)> {
 }
 
 fn is_prepared_force(kind: &EventKind) -> bool {
-    matches!(kind, EventKind::LogForced { record, .. } if record == "prepared")
+    matches!(kind, EventKind::LogForced { record, .. } if record == PREPARED_RECORD)
 }
 
 fn accounts_at<'a>(legs: &'a [Leg], node: &'a str) -> impl Iterator<Item = &'a AccountId> {

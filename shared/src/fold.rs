@@ -18,6 +18,16 @@ use crate::wire::{AbortReason, Decision, NodeId};
 /// The record whose force makes the coordinator's COMMIT decision durable
 /// (`log_forced` with `node: coordinator`).
 pub const COMMIT_RECORD: &str = "commit";
+/// The coordinator's forced record of an abort (an aborted transfer's
+/// outcome, or a presumed abort's), made durable before the client is
+/// answered.
+pub const ABORT_RECORD: &str = "abort";
+/// The coordinator's forced record of a one-phase commit's outcome.
+pub const FINISHED_RECORD: &str = "finished";
+/// A node's forced PREPARED record (before it votes ready).
+pub const PREPARED_RECORD: &str = "prepared";
+/// A node's forced COMMITTED record (before its ack of a commit).
+pub const COMMITTED_RECORD: &str = "committed";
 
 const _: () = assert!(TX_NODES_MAX <= 32, "a NodeSet is a u32");
 

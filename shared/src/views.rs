@@ -210,6 +210,13 @@ pub struct Stats {
     #[serde(default)]
     pub throughput_history: Vec<u64>,
     pub in_flight: u64,
+    /// Of `in_flight`, transactions that cannot finish by themselves: the
+    /// coordinator decided commit, a node's operator forced abort
+    /// (a heuristic decision), and the node refuses every commit re-sent
+    /// to it. They stay in flight until someone puts that node's books
+    /// right (`GET /api/in-doubt` names them).
+    #[serde(default)]
+    pub in_flight_heuristic_mismatch: u64,
     /// Coordinator log forces (fdatasync) since the process started
     /// (engine restarts included, like `uptime_s`).
     pub log_forces: u64,

@@ -381,6 +381,12 @@ async fn a_heuristic_decision_on_a_cut_off_node_is_recorded_shown_and_its_mismat
     // Other transfers are not affected.
     let (status, r) = c.transfer_outcome("A", "B", 100, Some("after-h")).await;
     assert_eq!(status, 200, "{r:?}");
+
+    // The stats say why op-h stays in flight.
+    let (status, stats) = c.get("/api/stats").await;
+    assert_eq!(status, 200, "{stats}");
+    assert_eq!(stats["in_flight"], 1, "op-h never finishes: {stats}");
+    assert_eq!(stats["in_flight_heuristic_mismatch"], 1, "{stats}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -397,6 +397,13 @@ pub fn stats(s: &Stats) -> String {
         "transfers    {} attempted, {} committed, {} aborted, {} in flight",
         s.attempted, s.committed, s.aborted, s.in_flight
     );
+    if s.in_flight_heuristic_mismatch > 0 {
+        let _ = writeln!(
+            out,
+            "             {} of them never finish: a node's heuristic abort contradicts the commit (tpc in-doubt)",
+            s.in_flight_heuristic_mismatch
+        );
+    }
     if !s.aborts_by_reason.is_empty() {
         let reasons: Vec<String> = s
             .aborts_by_reason

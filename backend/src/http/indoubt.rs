@@ -354,6 +354,35 @@ fn stuck_reasons(
     stuck
 }
 
+/// How many transactions the coordinator holds open that a node's
+/// heuristic decision contradicts (`Stats::in_flight_heuristic_mismatch`):
+/// they never finish by themselves. Asks the engine only when a node
+/// reports a heuristic decision.
+pub async fn heuristic_mismatches_in_flight(app: &App) -> u64 {
+    let nodes = app.supervisor.node_ids();
+    let statuses: Vec<_> = nodes.iter().filter_map(|n| app.last_status(n)).collect();
+    if statuses.iter().all(|s| s.heuristics.is_empty()) {
+        return 0;
+    }
+    let coordinator = CoordinatorKnowledge::ask(app).await;
+    let mismatched: BTreeSet<&TxId> = statuses
+        .iter()
+        .flat_map(|s| &s.heuristics)
+        .filter(|h| {
+            coordinator.active.get(&h.tx_id).is_some_and(|tx| {
+                let decided = match tx.state {
+                    TxState::Committed => Decision::Commit,
+                    TxState::Aborted => Decision::Abort,
+                    TxState::Active | TxState::Prepared => return false,
+                };
+                decided != h.decision
+            })
+        })
+        .map(|h| &h.tx_id)
+        .collect();
+    mismatched.len() as u64
+}
+
 /// Every heuristic decision the nodes report, compared with the coordinator's.
 async fn heuristics_of(
     app: &App,

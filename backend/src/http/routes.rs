@@ -433,7 +433,9 @@ pub(super) async fn read_ledger(
 async fn stats(State(app): State<Arc<App>>) -> Response {
     let in_flight = app.engine.gauge(&app.engine.in_flight);
     let forces = app.engine.gauge(&app.engine.log_forces);
-    Json(app.hub.stats(in_flight, forces)).into_response()
+    let mut stats = app.hub.stats(in_flight, forces);
+    stats.in_flight_heuristic_mismatch = super::indoubt::heuristic_mismatches_in_flight(&app).await;
+    Json(stats).into_response()
 }
 
 #[utoipa::path(get, path = "/api/faults", tag = "faults",

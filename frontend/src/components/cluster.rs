@@ -95,8 +95,14 @@ fn CoordinatorCard() -> impl IntoView {
     });
     let faults = Memo::new(move |_| ctx.model.with(|m| m.faults.clone()));
     let stats = Memo::new(move |_| {
-        ctx.model
-            .with(|m| (m.stats.in_flight, m.stats.log_forces, m.stats.uptime_s))
+        ctx.model.with(|m| {
+            (
+                m.stats.in_flight,
+                m.stats.log_forces,
+                m.stats.uptime_s,
+                m.stats.in_flight_heuristic_mismatch,
+            )
+        })
     });
     let status = move || {
         coordinator
@@ -139,7 +145,17 @@ fn CoordinatorCard() -> impl IntoView {
                 {move || status_chip(status(), "coordinator-status".to_string())}
             </header>
             <dl class="facts">
-                <div><dt>"in flight"</dt><dd>{move || stats.get().0}</dd></div>
+                <div><dt>"in flight"</dt><dd data-testid="in-flight">{move || stats.get().0}
+                    {move || {
+                        let stuck = stats.get().3;
+                        (stuck > 0).then(|| view! {
+                            <span class="small muted" data-testid="in-flight-stuck"
+                                title="The coordinator decided commit; an operator forced abort on a node (a heuristic decision), and that node refuses the commit the coordinator keeps re-sending. The in-doubt panel names it.">
+                                {format!(" ({stuck} never finishes: a heuristic abort contradicts its commit)")}
+                            </span>
+                        })
+                    }}
+                </dd></div>
                 <div><dt>"log forces"</dt><dd>{move || stats.get().1}</dd></div>
                 <div><dt>"uptime"</dt><dd>{move || duration_ms(stats.get().2 * 1000.0)}</dd></div>
             </dl>

@@ -255,8 +255,8 @@ impl Coordinator {
     pub(super) fn undurable_seq(&self, tx_id: &str) -> Option<u64> {
         self.undurable
             .iter()
-            .find(|(_, id)| id == tx_id)
-            .map(|(seq, _)| *seq)
+            .find(|(_, id, _)| id == tx_id)
+            .map(|(seq, _, _)| *seq)
     }
 
     pub(super) fn validate(&self, request: &TransferRequest) -> Result<(), String> {

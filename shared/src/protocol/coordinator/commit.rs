@@ -32,9 +32,16 @@ impl Coordinator {
         while self
             .undurable
             .front()
-            .is_some_and(|(undurable_seq, _)| *undurable_seq <= self.durable_seq)
+            .is_some_and(|(undurable_seq, _, _)| *undurable_seq <= self.durable_seq)
         {
-            self.undurable.pop_front();
+            let Some((_, tx_id, record)) = self.undurable.pop_front() else {
+                break;
+            };
+            out.push(Action::Emit(EventKind::LogForced {
+                tx_id,
+                node: COORDINATOR.to_string(),
+                record: record.to_string(),
+            }));
         }
         while self
             .held_replies
@@ -65,7 +72,7 @@ impl Coordinator {
             out.push(Action::Emit(EventKind::LogForced {
                 tx_id: tx_id.clone(),
                 node: COORDINATOR.to_string(),
-                record: "commit".to_string(),
+                record: COMMIT_RECORD.to_string(),
             }));
             out.push(Action::Emit(EventKind::Decision {
                 tx_id: tx_id.clone(),
@@ -183,7 +190,7 @@ impl Coordinator {
             out.push(Action::Emit(EventKind::LogForced {
                 tx_id: tx_id.clone(),
                 node: node.clone(),
-                record: "committed".to_string(),
+                record: COMMITTED_RECORD.to_string(),
             }));
         }
         if !applied_before {

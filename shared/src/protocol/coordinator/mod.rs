@@ -47,6 +47,7 @@ use crate::api::{
     VoteView,
 };
 use crate::events::{EventKind, COORDINATOR};
+use crate::fold::{ABORT_RECORD, COMMITTED_RECORD, COMMIT_RECORD, FINISHED_RECORD};
 use crate::limits::{
     ACCOUNT_ID_BYTES_MAX, ACK_WAIT_MS, AMOUNT_CENTS_MAX, COMMIT_RETRY_MS,
     COORDINATOR_OUTCOMES_KEPT_MAX, COORDINATOR_TX_ACTIVE_MAX, IN_DOUBT_SWEEP_MS,
@@ -311,8 +312,9 @@ pub struct Coordinator {
     /// Auto-generated ids issued in this epoch.
     next_auto_id: u64,
     /// Remembered outcomes whose forced record is not durable yet, in seq
-    /// order: an answer from one of them waits for its record.
-    undurable: VecDeque<(u64, TxId)>,
+    /// order: an answer from one of them waits for its record (named as
+    /// its `log_forced` event will name it).
+    undurable: VecDeque<(u64, TxId, &'static str)>,
     /// Fixes taken away, for the checkers' own tests (volatile).
     #[cfg(feature = "mutants")]
     mutants: crate::protocol::mutants::Mutants,

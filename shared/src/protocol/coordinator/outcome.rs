@@ -195,7 +195,11 @@ impl Coordinator {
         let legs = std::mem::take(&mut tx.legs);
         self.remember(tx_id.clone(), Some(tx.request), &response, &legs);
         if forced {
-            self.undurable.push_back((seq, tx_id.clone()));
+            let name = match decision {
+                Decision::Abort => ABORT_RECORD,
+                Decision::Commit => FINISHED_RECORD,
+            };
+            self.undurable.push_back((seq, tx_id.clone(), name));
         }
         let clients = std::mem::take(&mut tx.clients);
         if forced && seq > self.durable_seq {
@@ -239,7 +243,7 @@ impl Coordinator {
             },
             sync: true,
         });
-        self.undurable.push_back((seq, tx_id.clone()));
+        self.undurable.push_back((seq, tx_id.clone(), ABORT_RECORD));
         self.remember(tx_id.clone(), None, &presumed_abort_response(&tx_id), &[]);
     }
 }
