@@ -1097,26 +1097,8 @@ mod tests {
     /// in an environment it would wipe the data at every start.
     #[test]
     fn every_option_has_its_environment_variable() {
-        let command = Args::command();
-        let mut missing = Vec::new();
-        for arg in command.get_arguments() {
-            let id = arg.get_id().as_str();
-            if matches!(id, "help" | "version" | "fresh") {
-                assert!(
-                    arg.get_env().is_none(),
-                    "--{id} must not read the environment"
-                );
-                continue;
-            }
-            match arg.get_env().and_then(|v| v.to_str()) {
-                Some(name) if name.starts_with("TPC_") => {}
-                _ => missing.push(id.to_string()),
-            }
-        }
-        assert!(
-            missing.is_empty(),
-            "options without a TPC_* variable: {missing:?}"
-        );
+        let broken = shared::cli::options_breaking_the_env_rule(&Args::command(), &["fresh"]);
+        assert!(broken.is_empty(), "{broken:#?}");
     }
 
     /// `trunk serve` writes a development build (with its auto-reload

@@ -370,25 +370,8 @@ mod tests {
     /// Every option can come from a `TPC_*` variable but `--forget-cluster`, a one-off act.
     #[test]
     fn every_option_has_its_environment_variable() {
-        let command = Cli::command();
-        let mut missing = Vec::new();
-        for arg in command.get_arguments() {
-            let id = arg.get_id().as_str();
-            if matches!(id, "help" | "version" | "forget_cluster") {
-                assert!(
-                    arg.get_env().is_none(),
-                    "--{id} must not read the environment"
-                );
-                continue;
-            }
-            match arg.get_env().and_then(|v| v.to_str()) {
-                Some(name) if name.starts_with("TPC_") => {}
-                _ => missing.push(id.to_string()),
-            }
-        }
-        assert!(
-            missing.is_empty(),
-            "options without a TPC_* variable: {missing:?}"
-        );
+        let broken =
+            shared::cli::options_breaking_the_env_rule(&Cli::command(), &["forget_cluster"]);
+        assert!(broken.is_empty(), "{broken:#?}");
     }
 }

@@ -37,6 +37,8 @@ pub mod wire;
 
 #[cfg(feature = "native")]
 pub mod auth;
+#[cfg(feature = "cli")]
+pub mod cli;
 #[cfg(feature = "native")]
 pub mod lines;
 #[cfg(feature = "native")]
