@@ -28,12 +28,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# A clean build of every layer takes about 15 GB under target/; say so
-# before cargo fails half-way with "No space left on device".
+# A clean build of every layer takes about 6 GB under target/ (more with
+# incremental caches); say so before cargo fails half-way with "No space
+# left on device".
 mkdir -p target
 free_kb=$(df -Pk target | awk 'NR==2 {print $4}')
-if [ "${free_kb:-0}" -lt $((15 * 1024 * 1024)) ]; then
-  printf 'warning: %s GB free under %s/target; a clean build needs about 15 GB (free space, or `cargo clean` old builds)\n' \
+if [ "${free_kb:-0}" -lt $((8 * 1024 * 1024)) ]; then
+  printf 'warning: %s GB free under %s/target; a clean build needs about 6 GB (free space, or `cargo clean` old builds)\n' \
     "$((free_kb / 1024 / 1024))" "$root" >&2
 fi
 
