@@ -13,6 +13,7 @@ use shared::limits::{
 };
 
 use crate::api;
+use crate::components::fields::{Count, NumberField};
 use crate::context::use_ctx;
 use shared::money::format_cents as cents;
 
@@ -167,11 +168,11 @@ pub fn ChaosPanel() -> impl IntoView {
                     </div>
                     <div class="load-line"><span>{status_line}</span></div>
                     <div class="load-counts chaos-counts">
-                        <div class="count"><strong data-testid="chaos-requests">{r.requests}</strong><span>"requests"</span></div>
-                        <div class="count good"><strong>{r.committed}</strong><span>"committed"</span></div>
-                        <div class="count bad"><strong>{r.aborted}</strong><span>"aborted"</span></div>
-                        <div class="count warn"><strong>{r.unknown}</strong><span>"503 / cut"</span></div>
-                        <div class="count"><strong data-testid="chaos-faults">{total_faults}</strong><span>"faults"</span></div>
+                        <Count value=r.requests.to_string() label="requests" test_id="chaos-requests"/>
+                        <Count value=r.committed.to_string() label="committed" tone="good"/>
+                        <Count value=r.aborted.to_string() label="aborted" tone="bad"/>
+                        <Count value=r.unknown.to_string() label="503 / cut" tone="warn"/>
+                        <Count value=total_faults.to_string() label="faults" test_id="chaos-faults"/>
                     </div>
                     <ul class="load-reasons chaos-faults">{faults}</ul>
                     {verdict}
@@ -187,21 +188,9 @@ pub fn ChaosPanel() -> impl IntoView {
                 <span class="muted small">"kill -9, engine crashes, cut and slow links under load; then an audit"</span>
             </div>
             <div class="row-inline">
-                <label class="field compact">
-                    <span>"Seconds"</span>
-                    <input data-testid="chaos-seconds" inputmode="numeric" prop:value=move || seconds_text.get()
-                        on:input=move |ev| seconds_text.set(event_target_value(&ev))/>
-                </label>
-                <label class="field compact">
-                    <span>"Clients"</span>
-                    <input data-testid="chaos-clients" inputmode="numeric" prop:value=move || clients_text.get()
-                        on:input=move |ev| clients_text.set(event_target_value(&ev))/>
-                </label>
-                <label class="field compact">
-                    <span>"Fault every (ms)"</span>
-                    <input data-testid="chaos-interval" inputmode="numeric" prop:value=move || interval_text.get()
-                        on:input=move |ev| interval_text.set(event_target_value(&ev))/>
-                </label>
+                <NumberField label="Seconds" test_id="chaos-seconds" text=seconds_text/>
+                <NumberField label="Clients" test_id="chaos-clients" text=clients_text/>
+                <NumberField label="Fault every (ms)" test_id="chaos-interval" text=interval_text/>
                 {move || if running() {
                     view! { <button class="btn btn-danger" data-testid="chaos-stop" on:click=stop>"Stop"</button> }.into_any()
                 } else {

@@ -10,6 +10,7 @@ use std::rc::Rc;
 use leptos::prelude::*;
 
 use crate::api;
+use crate::components::fields::{Count, NumberField};
 use crate::context::{now_ms, use_ctx};
 use crate::format::{duration_ms, percent};
 use crate::load::{parse_plan, random_transfer, LoadResult, LoadSummary};
@@ -148,10 +149,10 @@ pub fn LoadPanel() -> impl IntoView {
                         <span class="muted">{format!("{rate:.0} tx/s · {}", duration_ms(elapsed_ms as f64))}</span>
                     </div>
                     <div class="load-counts">
-                        <div class="count good"><strong data-testid="load-committed">{s.committed}</strong><span>"committed"</span></div>
-                        <div class="count bad"><strong data-testid="load-aborted">{s.aborted()}</strong><span>"aborted"</span></div>
-                        <div class="count warn"><strong>{s.failed()}</strong><span>"failed"</span></div>
-                        <div class="count"><strong>{commit_rate}</strong><span>"commit rate"</span></div>
+                        <Count value=s.committed.to_string() label="committed" tone="good" test_id="load-committed"/>
+                        <Count value=s.aborted().to_string() label="aborted" tone="bad" test_id="load-aborted"/>
+                        <Count value=s.failed().to_string() label="failed" tone="warn"/>
+                        <Count value=commit_rate label="commit rate"/>
                     </div>
                     <ul class="load-reasons">{reasons}{failures}</ul>
                 </div>
@@ -166,16 +167,8 @@ pub fn LoadPanel() -> impl IntoView {
                 <span class="muted small">"random transfers, many at once"</span>
             </div>
             <div class="row-inline">
-                <label class="field compact">
-                    <span>"Transfers"</span>
-                    <input data-testid="load-count" inputmode="numeric" prop:value=move || transfers_text.get()
-                        on:input=move |ev| transfers_text.set(event_target_value(&ev))/>
-                </label>
-                <label class="field compact">
-                    <span>"At once"</span>
-                    <input data-testid="load-concurrency" inputmode="numeric" prop:value=move || concurrency_text.get()
-                        on:input=move |ev| concurrency_text.set(event_target_value(&ev))/>
-                </label>
+                <NumberField label="Transfers" test_id="load-count" text=transfers_text/>
+                <NumberField label="At once" test_id="load-concurrency" text=concurrency_text/>
                 {move || if running() {
                     view! { <button class="btn btn-danger" data-testid="load-stop" on:click=stop>"Stop"</button> }.into_any()
                 } else {

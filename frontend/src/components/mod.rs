@@ -21,6 +21,8 @@
 //! - [`stats`]: totals, abort reasons, latency, throughput.
 //! - [`history`]: recent transactions; a click pins one in the diagram.
 //! - [`toasts`]: errors and notices.
+//! - [`fields`]: a labelled numeric input and a run's count, shared by
+//!   the concurrency demo and the chaos run.
 //! - [`token`]: the API token field, shown after a change was refused
 //!   for want of it (401).
 
@@ -28,6 +30,7 @@ pub mod chaos;
 pub mod cluster;
 pub mod evidence;
 pub mod faults;
+pub mod fields;
 pub mod header;
 pub mod held;
 pub mod history;
