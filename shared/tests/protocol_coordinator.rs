@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use shared::api::{Outcome, TransferRequest, TransferResponse};
-use shared::events::EventKind;
+use shared::events::{EventKind, COORDINATOR};
 use shared::protocol::coordinator::{
     Action, ClientId, Coordinator, CoordinatorConfig, DemoFaults, Input, TransferError,
 };
@@ -814,12 +814,16 @@ fn an_abort_is_answered_only_once_it_is_durable_and_survives_a_crash() {
         outcome_of(&a, 1).is_none(),
         "not answered before its record is durable: {a:?}"
     );
+    let forced_abort = ("log_forced abort".to_string(), COORDINATOR.to_string());
+    assert!(!events(&a).contains(&forced_abort), "{a:?}");
     // A duplicate arriving meanwhile waits too.
     let a = h.transfer(2, "A", "B", 100, "ab");
     assert!(replies(&a).is_empty(), "{a:?}");
     let a = h.fsync();
     assert_eq!(outcome_of(&a, 1).map(|o| o.0), Some(Outcome::Aborted));
     assert_eq!(outcome_of(&a, 2).map(|o| o.0), Some(Outcome::Aborted));
+    // The forced ABORT record is its own event, once it is durable.
+    assert_eq!(events(&a), vec![forced_abort]);
     // The coordinator crashes; the restarted one answers the retry the same way.
     let mut h2 = Harness::restarted(config(), &h.durable_records(), h.now_us);
     for node in [N1, N2] {
@@ -857,6 +861,10 @@ fn a_one_phase_commit_is_answered_only_once_durable_so_a_re_used_id_conflicts() 
     );
     let a = h.fsync();
     assert_eq!(outcome_of(&a, 1), Some((Outcome::Committed, None)));
+    assert_eq!(
+        events(&a),
+        vec![("log_forced finished".to_string(), COORDINATOR.to_string())]
+    );
     // The coordinator crashes; a client re-uses the id for another amount.
     let mut h2 = Harness::restarted(config(), &h.durable_records(), h.now_us);
     for node in [N1, N2] {
