@@ -3,7 +3,7 @@
 // (coordinator + participant processes), watches faults land, and waits
 // for the verdict: PASS, with every committed transfer on both ledgers,
 // every aborted one on none, and the total conserved. The cluster is then
-// back to every node up.
+// back to every node up, and the balances are put back as they were.
 //
 //   E2E_BASE_URL=http://127.0.0.1:8000 node --test e2e/chaos.test.mjs
 //
@@ -31,6 +31,41 @@ const EXPECTED_HTTP_ERRORS = /status of (409|503)\b/;
 
 const byTestId = (id) => `[data-testid="${id}"]`;
 
+/** Every account's balance, from the API: { id: cents }. */
+async function balances() {
+  const response = await fetch(`${BASE_URL}/api/accounts`);
+  assert.equal(response.status, 200, `GET /api/accounts: ${response.status}`);
+  return Object.fromEntries((await response.json()).map((a) => [a.id, a.balance_cents]));
+}
+
+/**
+ * Puts every balance back to `before` with ordinary transfers (the total
+ * is conserved, so what some accounts gained the others lost): the files
+ * after this one share the cluster, and a run can leave an account nearly
+ * empty, too poor for the transfers they expect to commit.
+ */
+async function restore(before) {
+  const now = await balances();
+  const gained = Object.keys(before).map((id) => ({ id, cents: now[id] - before[id] }));
+  const payers = gained.filter((g) => g.cents > 0);
+  const payees = gained.filter((g) => g.cents < 0).map((g) => ({ id: g.id, cents: -g.cents }));
+  for (const payer of payers) {
+    for (const payee of payees) {
+      const amount = Math.min(payer.cents, payee.cents);
+      if (amount <= 0) continue;
+      const response = await fetch(`${BASE_URL}/api/transfers`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ from: payer.id, to: payee.id, amount_cents: amount, tx_id: `e2e-restore-${payer.id}-${payee.id}-${Date.now()}` }),
+      });
+      assert.equal(response.status, 200, `restoring ${payee.id}: ${await response.text()}`);
+      payer.cents -= amount;
+      payee.cents -= amount;
+    }
+  }
+  assert.deepEqual(await balances(), before, 'the balances are back to what the run found');
+}
+
 test('run chaos: a short run from the page ends PASS with the audit figures', { timeout: 400_000, skip: !BASE_URL && 'E2E_BASE_URL is not set' }, async () => {
   fs.mkdirSync(SHOTS, { recursive: true });
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'tpc-e2e-'));
@@ -51,6 +86,7 @@ test('run chaos: a short run from the page ends PASS with the audit figures', { 
       problems.push(`console error: ${message.text()}`);
     }
   });
+  const before = await balances();
   try {
     await page.goto(BASE_URL);
     await page.locator(byTestId('connection')).filter({ hasText: 'live' }).waitFor({ timeout: 30_000 });
@@ -108,6 +144,7 @@ test('run chaos: a short run from the page ends PASS with the audit figures', { 
     // The button is back for another run.
     await panel.locator(byTestId('chaos-start')).waitFor({ timeout: 10_000 });
 
+    await restore(before);
     assert.deepEqual(problems, []);
   } finally {
     await context.close();
