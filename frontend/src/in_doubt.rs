@@ -257,6 +257,7 @@ mod tests {
             ops: vec![],
             coordinator_decision: Some(Decision::Abort),
             agrees,
+            reached_node: None,
             imbalance_cents: -1_000,
             detail: "forced".into(),
         }

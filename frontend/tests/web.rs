@@ -324,6 +324,7 @@ fn in_doubt_fixture() -> InDoubtView {
             ops: vec![],
             coordinator_decision: Some(Decision::Commit),
             agrees: Some(false),
+            reached_node: Some(Decision::Commit),
             imbalance_cents: -1_000,
             detail: "tx-old was heuristically aborted on node 6002, the coordinator decided commit"
                 .into(),

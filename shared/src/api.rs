@@ -434,6 +434,11 @@ pub struct HeuristicView {
     /// Whether the two agree; null while the coordinator's is unknown.
     /// `false` means the transaction is not atomic.
     pub agrees: Option<bool>,
+    /// The coordinator's decision as it reached that node (a `commit` or
+    /// `rollback` since the node's process started): the node acked it if
+    /// the two agree and refused it if not; null until one arrives.
+    #[serde(default)]
+    pub reached_node: Option<Decision>,
     /// What this heuristic adds to (+) or takes from (−) the total compared
     /// with what the coordinator's decision would have done (0 if it agrees).
     pub imbalance_cents: i64,

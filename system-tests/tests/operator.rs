@@ -7,7 +7,6 @@
 
 use std::process::Command;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use futures_util::StreamExt;
 use serde_json::{json, Value};
@@ -349,16 +348,30 @@ async fn a_heuristic_decision_on_a_cut_off_node_is_recorded_shown_and_its_mismat
         view.audit
     );
 
+    // Not yet: the link is cut, so no commit reached 6002.
+    assert_eq!(h.reached_node, None, "{h:?}");
+
     // Healed: the coordinator's commit reaches 6002, which refuses it with
     // the mismatch; the transaction stays visible, the money stays explained.
     c.delete("/api/nodes/6002/link").await;
     c.put("/api/faults", json!({"phase_pause_ms": 0})).await;
     c.wait_node_status("6002", ComponentStatus::Up).await;
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
-    let view = in_doubt(&c).await;
+    let view = wait_in_doubt(&c, "the re-sent commit of op-h reached 6002", |v| {
+        v.heuristics
+            .iter()
+            .any(|h| h.tx_id == "op-h" && h.reached_node == Some(Decision::Commit))
+    })
+    .await;
     assert!(
         has_reason(&view, "op-h", StuckReason::HeuristicMismatch),
         "never hidden: {view:?}"
+    );
+    let h = view.heuristics.iter().find(|h| h.tx_id == "op-h").unwrap();
+    assert!(
+        h.detail
+            .contains("the coordinator's commit reached node 6002, which refused it"),
+        "{}",
+        h.detail
     );
     let cluster = c.cluster().await;
     assert_eq!(

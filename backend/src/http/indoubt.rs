@@ -36,7 +36,7 @@ use shared::api::{
 use shared::events::EventKind;
 use shared::limits::{ENGINE_ANSWER_TIMEOUT_MS, HEURISTIC_WATCH_INTERVAL_MS, IN_DOUBT_LISTED_MAX};
 use shared::protocol::coordinator::ActiveTx;
-use shared::wire::{Decision, NodeId, Op, Query, QueryResult, Reply, Request, TxId};
+use shared::wire::{Decision, HeuristicOutcome, NodeId, Query, QueryResult, Reply, Request, TxId};
 use tokio::sync::{oneshot, watch};
 
 use utoipa_axum::router::OpenApiRouter;
@@ -396,13 +396,7 @@ async fn heuristics_of(
         };
         for h in status.heuristics {
             let (_, coordinator_decision) = coordinator.of(app, &h.tx_id).await;
-            out.push(heuristic_view(
-                &node.id,
-                h.tx_id,
-                h.decision,
-                h.ops,
-                coordinator_decision,
-            ));
+            out.push(heuristic_view(&node.id, h, coordinator_decision));
         }
     }
     out
@@ -410,11 +404,15 @@ async fn heuristics_of(
 
 fn heuristic_view(
     node: &str,
-    tx_id: TxId,
-    forced: Decision,
-    ops: Vec<Op>,
+    heuristic: HeuristicOutcome,
     coordinator: Option<Decision>,
 ) -> HeuristicView {
+    let HeuristicOutcome {
+        tx_id,
+        decision: forced,
+        ops,
+        coordinator_decision: reached_node,
+    } = heuristic;
     let agrees = coordinator.map(|c| c == forced);
     let net_cents: i64 = ops.iter().map(|o| o.delta_cents).sum();
     let applied = |d: Decision| i64::from(d == Decision::Commit);
@@ -423,7 +421,7 @@ fn heuristic_view(
         None => 0,
     };
     let forced_word = word(forced);
-    let detail = match (coordinator, agrees) {
+    let mut detail = match (coordinator, agrees) {
         (Some(_), Some(true)) => format!("{tx_id} was heuristically {forced_word} on node {node}, as the coordinator decided"),
         (Some(c), _) => format!(
             "HEURISTIC MISMATCH: {tx_id} was heuristically {forced_word} on node {node}, but the coordinator decided {}; \
@@ -436,6 +434,12 @@ fn heuristic_view(
             "{tx_id} was heuristically {forced_word} on node {node}; the coordinator has not decided yet (or is down)"
         ),
     };
+    if let Some(reached) = reached_node.filter(|d| *d != forced) {
+        detail.push_str(&format!(
+            "; the coordinator's {} reached node {node}, which refused it",
+            name(reached)
+        ));
+    }
     HeuristicView {
         tx_id,
         node: node.to_string(),
@@ -443,6 +447,7 @@ fn heuristic_view(
         ops,
         coordinator_decision: coordinator,
         agrees,
+        reached_node,
         imbalance_cents,
         detail,
     }
@@ -580,16 +585,16 @@ async fn force(
             {
                 app.remember_status(status);
             }
-            let ops = app
+            let heuristic = app
                 .last_status(id)
-                .and_then(|s| {
-                    s.heuristics
-                        .into_iter()
-                        .find(|h| h.tx_id == tx_id)
-                        .map(|h| h.ops)
-                })
-                .unwrap_or_default();
-            let view = heuristic_view(id, tx_id, decision, ops, coordinator_decision);
+                .and_then(|s| s.heuristics.into_iter().find(|h| h.tx_id == tx_id))
+                .unwrap_or(HeuristicOutcome {
+                    tx_id,
+                    decision,
+                    ops: Vec::new(),
+                    coordinator_decision: None,
+                });
+            let view = heuristic_view(id, heuristic, coordinator_decision);
             Ok(Json(view).into_response())
         }
         Ok(Reply::Error { message }) => Err(ApiError::new(
@@ -637,16 +642,17 @@ pub async fn watch_heuristics(app: Arc<App>, mut shutdown: watch::Receiver<bool>
                     continue;
                 }
                 let (_, decision) = coordinator.of(&app, &h.tx_id).await;
-                let view = heuristic_view(&node, h.tx_id.clone(), h.decision, h.ops, decision);
+                let tx_id = h.tx_id.clone();
+                let view = heuristic_view(&node, h, decision);
                 if view.agrees == Some(false) {
                     tracing::error!("{}", view.detail);
                     app.hub.publish(EventKind::Fault {
                         target: node.clone(),
                         description: view.detail,
                     });
-                    reported.insert((h.tx_id, node.clone()));
+                    reported.insert((tx_id, node.clone()));
                 } else if view.agrees == Some(true) {
-                    reported.insert((h.tx_id, node.clone()));
+                    reported.insert((tx_id, node.clone()));
                 }
             }
         }
