@@ -14,13 +14,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { balances, openBrowser, postTransfer, watch } from './browser.mjs';
 
 const BASE_URL = process.env.E2E_BASE_URL;
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const SHOTS = path.resolve(HERE, '..', 'test-output', 'e2e');
 const DOCS = path.resolve(HERE, '..', 'docs');
@@ -31,13 +29,6 @@ const EXPECTED_HTTP_ERRORS = /status of (409|503)\b/;
 
 const byTestId = (id) => `[data-testid="${id}"]`;
 
-/** Every account's balance, from the API: { id: cents }. */
-async function balances() {
-  const response = await fetch(`${BASE_URL}/api/accounts`);
-  assert.equal(response.status, 200, `GET /api/accounts: ${response.status}`);
-  return Object.fromEntries((await response.json()).map((a) => [a.id, a.balance_cents]));
-}
-
 /**
  * Puts every balance back to `before` with ordinary transfers (the total
  * is conserved, so what some accounts gained the others lost): the files
@@ -45,7 +36,7 @@ async function balances() {
  * empty, too poor for the transfers they expect to commit.
  */
 async function restore(before) {
-  const now = await balances();
+  const now = await balances(BASE_URL);
   const gained = Object.keys(before).map((id) => ({ id, cents: now[id] - before[id] }));
   const payers = gained.filter((g) => g.cents > 0);
   const payees = gained.filter((g) => g.cents < 0).map((g) => ({ id: g.id, cents: -g.cents }));
@@ -53,40 +44,22 @@ async function restore(before) {
     for (const payee of payees) {
       const amount = Math.min(payer.cents, payee.cents);
       if (amount <= 0) continue;
-      const response = await fetch(`${BASE_URL}/api/transfers`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ from: payer.id, to: payee.id, amount_cents: amount, tx_id: `e2e-restore-${payer.id}-${payee.id}-${Date.now()}` }),
-      });
-      assert.equal(response.status, 200, `restoring ${payee.id}: ${await response.text()}`);
+      const tx_id = `e2e-restore-${payer.id}-${payee.id}-${Date.now()}`;
+      const { status, body } = await postTransfer(BASE_URL, { from: payer.id, to: payee.id, amount_cents: amount, tx_id });
+      assert.equal(status, 200, `restoring ${payee.id}: ${JSON.stringify(body)}`);
       payer.cents -= amount;
       payee.cents -= amount;
     }
   }
-  assert.deepEqual(await balances(), before, 'the balances are back to what the run found');
+  assert.deepEqual(await balances(BASE_URL), before, 'the balances are back to what the run found');
 }
 
 test('run chaos: a short run from the page ends PASS with the audit figures', { timeout: 400_000, skip: !BASE_URL && 'E2E_BASE_URL is not set' }, async () => {
   fs.mkdirSync(SHOTS, { recursive: true });
-  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'tpc-e2e-'));
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    viewport: { width: 1440, height: 900 },
-    args: [
-      '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    ],
-  });
+  const { page, close } = await openBrowser('tpc-e2e-');
   const problems = [];
-  const page = context.pages()[0] ?? (await context.newPage());
-  page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
-  page.on('console', (message) => {
-    if (message.type() === 'error' && !EXPECTED_HTTP_ERRORS.test(message.text())) {
-      problems.push(`console error: ${message.text()}`);
-    }
-  });
-  const before = await balances();
+  watch(page, problems, EXPECTED_HTTP_ERRORS);
+  const before = await balances(BASE_URL);
   try {
     await page.goto(BASE_URL);
     await page.locator(byTestId('connection')).filter({ hasText: 'live' }).waitFor({ timeout: 30_000 });
@@ -147,7 +120,6 @@ test('run chaos: a short run from the page ends PASS with the audit figures', { 
     await restore(before);
     assert.deepEqual(problems, []);
   } finally {
-    await context.close();
-    fs.rmSync(profile, { recursive: true, force: true });
+    await close();
   }
 });

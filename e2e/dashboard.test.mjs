@@ -14,13 +14,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { openBrowser, watch } from './browser.mjs';
 
 const BASE_URL = process.env.E2E_BASE_URL;
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const SHOTS = path.resolve(HERE, '..', 'test-output', 'e2e');
 const STEP_TIMEOUT_MS = 30_000;
@@ -63,25 +61,10 @@ async function until(check, timeoutMs, what) {
 
 test('dashboard: transfer, crash, abort, restart, concurrency, history, in doubt', { timeout: 240_000, skip: !BASE_URL && 'E2E_BASE_URL is not set' }, async (t) => {
   fs.mkdirSync(SHOTS, { recursive: true });
-  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'tpc-e2e-'));
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    viewport: { width: 1440, height: 900 },
-    args: [
-      '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    ],
-  });
+  const { page, close } = await openBrowser('tpc-e2e-');
   const problems = [];
-  const page = context.pages()[0] ?? (await context.newPage());
   page.setDefaultTimeout(STEP_TIMEOUT_MS);
-  page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
-  page.on('console', (message) => {
-    if (message.type() === 'error' && !EXPECTED_HTTP_ERRORS.test(message.text())) {
-      problems.push(`console error: ${message.text()}`);
-    }
-  });
+  watch(page, problems, EXPECTED_HTTP_ERRORS);
   const shot = async (name) => {
     // The top bar is sticky: scroll up so it sits at the top of the picture.
     await page.evaluate(() => window.scrollTo(0, 0));
@@ -222,8 +205,7 @@ test('dashboard: transfer, crash, abort, restart, concurrency, history, in doubt
 
     assert.deepEqual(problems, [], 'no page errors and no console errors');
   } finally {
-    await context.close();
-    fs.rmSync(profile, { recursive: true, force: true });
+    await close();
   }
 });
 

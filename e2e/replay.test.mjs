@@ -24,10 +24,9 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { openBrowser, postTransfer, watch } from './browser.mjs';
 
 const BASE_URL = process.env.E2E_BASE_URL;
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..');
 const STATIC_DIR = process.env.E2E_STATIC_DIR || path.join(ROOT, 'dist');
@@ -52,14 +51,7 @@ async function api(method, url, body) {
 }
 
 /** A transfer through the API: its status and body (200 committed, 409 aborted). */
-async function transfer(body) {
-  const response = await fetch(new URL('/api/transfers', BASE_URL), {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  return { status: response.status, body: await response.json() };
-}
+const transfer = (body) => postTransfer(BASE_URL, body);
 
 const held = async () => (await (await api('GET', '/api/messages')).json()).messages;
 const act = (id, action) => api('POST', `/api/messages/${id}`, { action });
@@ -102,37 +94,17 @@ function staticServer(dir) {
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
 }
 
-async function browser(profile) {
-  return chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    viewport: { width: 1440, height: 900 },
-    acceptDownloads: true,
-    args: [
-      '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    ],
-  });
-}
-
 /** Fails the test on page errors and on console errors not `expected`. */
-function watch(page, problems, expected) {
+function watchPage(page, problems, expected) {
   page.setDefaultTimeout(STEP_TIMEOUT_MS);
-  page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
-  page.on('console', (message) => {
-    if (message.type() === 'error' && !expected.test(message.text())) {
-      problems.push(`console error: ${message.text()}`);
-    }
-  });
+  watch(page, problems, expected);
 }
 
 test('replay: time travel, recorded runs, held messages, crash at a step, space-time', { timeout: 420_000, skip: !BASE_URL && 'E2E_BASE_URL is not set' }, async (t) => {
   fs.mkdirSync(SHOTS, { recursive: true });
-  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'tpc-e2e-replay-'));
-  const context = await browser(profile);
+  const { context, page, close } = await openBrowser('tpc-e2e-replay-', { acceptDownloads: true });
   const problems = [];
-  const page = context.pages()[0] ?? (await context.newPage());
-  watch(page, problems, EXPECTED_HTTP_ERRORS);
+  watchPage(page, problems, EXPECTED_HTTP_ERRORS);
   const text = async (id) => (await page.locator(byTestId(id)).innerText()).trim();
   const waitForText = (id, pattern, timeout = STEP_TIMEOUT_MS) =>
     page.locator(byTestId(id)).filter({ hasText: pattern }).waitFor({ timeout });
@@ -209,7 +181,7 @@ test('replay: time travel, recorded runs, held messages, crash at a step, space-
       await scrubBack();
       // The address opens that same moment in a fresh page.
       const shared = await context.newPage();
-      watch(shared, problems, EXPECTED_HTTP_ERRORS);
+      watchPage(shared, problems, EXPECTED_HTTP_ERRORS);
       await shared.goto(page.url());
       await shared.locator(byTestId('travel-banner')).waitFor();
       await shared.locator(byTestId('balance-A')).filter({ hasText: before }).waitFor();
@@ -255,7 +227,7 @@ test('replay: time travel, recorded runs, held messages, crash at a step, space-
 
       const server = await staticServer(STATIC_DIR);
       const offline = await context.newPage();
-      watch(offline, problems, EXPECTED_OFFLINE_ERRORS);
+      watchPage(offline, problems, EXPECTED_OFFLINE_ERRORS);
       try {
         await offline.goto(`http://127.0.0.1:${server.address().port}/`);
         await offline.locator(byTestId('import-file')).setInputFiles(file);
@@ -372,8 +344,7 @@ test('replay: time travel, recorded runs, held messages, crash at a step, space-
     assert.deepEqual(problems, [], 'no page errors and no console errors');
   } finally {
     await api('PUT', '/api/faults', { hold_messages: false }).catch(() => {});
-    await context.close();
-    fs.rmSync(profile, { recursive: true, force: true });
+    await close();
     fs.rmSync(downloads, { recursive: true, force: true });
   }
 });

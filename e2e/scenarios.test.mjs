@@ -15,13 +15,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { balances, openBrowser, postTransfer, watch } from './browser.mjs';
 
 const BASE_URL = process.env.E2E_BASE_URL;
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const SHOTS = path.resolve(HERE, '..', 'test-output', 'e2e');
 /** A whole scenario, reset included, on a loaded machine. */
@@ -31,47 +29,19 @@ const ORDER = ['happy', 'insufficient', 'crashed', 'blocked', 'heuristic', 'orig
 
 const byTestId = (id) => `[data-testid="${id}"]`;
 
-/** The balance of one account, from the API. */
-async function balanceOf(account) {
-  const response = await fetch(new URL('/api/accounts', BASE_URL));
-  assert.equal(response.status, 200, `GET /api/accounts: ${response.status}`);
-  const found = (await response.json()).find((a) => a.id === account);
-  assert.ok(found, `account ${account} exists`);
-  return found.balance_cents;
-}
-
 /** Moves money from A to B until A holds `leftCents` (what a chaos run can leave). */
 async function drainA(leftCents) {
-  const amount = (await balanceOf('A')) - leftCents;
+  const amount = (await balances(BASE_URL)).A - leftCents;
   if (amount <= 0) return;
-  const response = await fetch(new URL('/api/transfers', BASE_URL), {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ from: 'A', to: 'B', amount_cents: amount, tx_id: `e2e-drain-${Date.now()}` }),
-  });
-  assert.equal(response.status, 200, `draining A: ${await response.text()}`);
+  const { status, body } = await postTransfer(BASE_URL, { from: 'A', to: 'B', amount_cents: amount, tx_id: `e2e-drain-${Date.now()}` });
+  assert.equal(status, 200, `draining A: ${JSON.stringify(body)}`);
 }
 
 test('guided scenarios: every one plays to its last green tick', { timeout: 900_000, skip: !BASE_URL && 'E2E_BASE_URL is not set' }, async (t) => {
   fs.mkdirSync(SHOTS, { recursive: true });
-  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'tpc-e2e-'));
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    viewport: { width: 1440, height: 900 },
-    args: [
-      '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    ],
-  });
+  const { page, close } = await openBrowser('tpc-e2e-');
   const problems = [];
-  const page = context.pages()[0] ?? (await context.newPage());
-  page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
-  page.on('console', (message) => {
-    if (message.type() === 'error' && !EXPECTED_HTTP_ERRORS.test(message.text())) {
-      problems.push(`console error: ${message.text()}`);
-    }
-  });
+  watch(page, problems, EXPECTED_HTTP_ERRORS);
   try {
     await t.test('a deep link opens its scenario', async () => {
       await page.goto(`${BASE_URL}/#scenario=blocked`);
@@ -96,7 +66,7 @@ test('guided scenarios: every one plays to its last green tick', { timeout: 900_
     // transfers: the reset must top it up from B, or "happy" is refused
     // for insufficient funds.
     await drainA(600);
-    assert.equal(await balanceOf('A'), 600);
+    assert.equal((await balances(BASE_URL)).A, 600);
 
     for (const id of ORDER) {
       await t.test(`scenario ${id}`, async () => {
@@ -148,7 +118,6 @@ test('guided scenarios: every one plays to its last green tick', { timeout: 900_
     }
     assert.deepEqual(problems, []);
   } finally {
-    await context.close();
-    fs.rmSync(profile, { recursive: true, force: true });
+    await close();
   }
 });

@@ -20,13 +20,12 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { balances as accountBalances, openBrowser, watch } from './browser.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..');
 const BACKEND = process.env.E2E_BACKEND || path.join(ROOT, 'target', 'debug', 'backend');
 const STATIC_DIR = process.env.E2E_STATIC_DIR || path.join(ROOT, 'dist');
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const STEP_TIMEOUT_MS = 30_000;
 const START_TIMEOUT_MS = 60_000;
 const TOKEN = 'e2e-token-7c2f9a41d0b3e865';
@@ -76,23 +75,13 @@ test('security: foreign pages are refused; the dashboard asks for the API token'
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tpc-e2e-security-'));
   const coordinator = await startCoordinator(dir);
   const site = await startForeignSite();
-  const context = await chromium.launchPersistentContext(path.join(dir, 'profile'), {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-sync'],
-  });
+  const { context, page, close } = await openBrowser('tpc-e2e-security-profile-');
   const read = async (url) => (await fetch(new URL(url, coordinator.url))).json();
-  const balances = async () => Object.fromEntries((await read('/api/accounts')).map((a) => [a.id, a.balance_cents]));
+  const balances = () => accountBalances(coordinator.url);
   try {
-    const page = context.pages()[0] ?? (await context.newPage());
     page.setDefaultTimeout(STEP_TIMEOUT_MS);
     const problems = [];
-    page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
-    page.on('console', (message) => {
-      if (message.type() === 'error' && !EXPECTED_HTTP_ERRORS.test(message.text())) {
-        problems.push(`console error: ${message.text()}`);
-      }
-    });
+    watch(page, problems, EXPECTED_HTTP_ERRORS);
     await page.goto(coordinator.url);
     await page.locator(`${byTestId('connection')}`).filter({ hasText: 'live' }).waitFor();
     await page.locator(byTestId('node-status-6002')).filter({ hasText: /up/i }).waitFor();
@@ -152,7 +141,7 @@ test('security: foreign pages are refused; the dashboard asks for the API token'
 
     assert.deepEqual(problems, [], 'no page errors and no unexpected console errors');
   } finally {
-    await context.close();
+    await close();
     site.close();
     coordinator.stop();
     fs.rmSync(dir, { recursive: true, force: true });
