@@ -68,6 +68,63 @@ struct Run {
     tx_id: String,
 }
 
+/// The run shown in the panel, changed as it goes.
+#[derive(Clone, Copy)]
+struct Progress(RwSignal<Option<Run>>);
+
+impl Progress {
+    fn start(self, scenario: &Scenario, note: &str, tx_id: String) {
+        self.0.set(Some(Run {
+            scenario: scenario.id,
+            step: None,
+            states: vec![StepState::Waiting; scenario.steps.len()],
+            verdict: None,
+            note: Some(note.to_string()),
+            tx_id,
+        }));
+    }
+
+    fn edit(self, change: impl FnOnce(&mut Run)) {
+        self.0.update(|r| {
+            if let Some(r) = r.as_mut() {
+                change(r);
+            }
+        });
+    }
+
+    fn say(self, note: String) {
+        self.edit(|r| r.note = Some(note));
+    }
+
+    /// Step `i` is running.
+    fn begin(self, i: usize) {
+        self.edit(|r| {
+            r.step = Some(i);
+            r.states[i] = StepState::Running;
+            r.note = None;
+        });
+    }
+
+    fn done(self, i: usize) {
+        self.edit(|r| r.states[i] = StepState::Done);
+    }
+
+    /// The run ends failed (at step `at`, if it got that far), saying why.
+    fn fail(self, note: String, at: Option<usize>) {
+        self.edit(|r| {
+            if let Some(i) = at {
+                r.states[i] = StepState::Failed;
+            }
+            r.verdict = Some("failed");
+            r.note = Some(note);
+        });
+    }
+
+    fn pass(self) {
+        self.edit(|r| r.verdict = Some("passed"));
+    }
+}
+
 async fn sleep_ms(ms: u64) {
     let (wake, woken) = futures::channel::oneshot::channel::<()>();
     set_timeout(
@@ -300,25 +357,13 @@ async fn play_recording(
     address: &'static str,
     run: RwSignal<Option<Run>>,
 ) {
-    run.set(Some(Run {
-        scenario: scenario.id,
-        step: None,
-        states: vec![StepState::Waiting; scenario.steps.len()],
-        verdict: None,
-        note: Some("Loading the model checker's counterexample…".into()),
-        tx_id: String::new(),
-    }));
-    let fail = |note: String, at: Option<usize>| {
-        run.update(|r| {
-            if let Some(r) = r.as_mut() {
-                if let Some(i) = at {
-                    r.states[i] = StepState::Failed;
-                }
-                r.verdict = Some("failed");
-                r.note = Some(note);
-            }
-        })
-    };
+    let progress = Progress(run);
+    progress.start(
+        scenario,
+        "Loading the model checker's counterexample…",
+        String::new(),
+    );
+    let fail = |note: String, at: Option<usize>| progress.fail(note, at);
     let mut replay = match load_recording(address).await {
         Ok(replay) => replay,
         Err(e) => return fail(format!("The recording cannot be loaded: {e}"), None),
@@ -329,20 +374,10 @@ async fn play_recording(
     // The ticks are found on a copy; the page shows the same run.
     ctx.start_travel(replay.clone(), 0);
     ctx.pin(tx_id.clone());
-    run.update(|r| {
-        if let Some(r) = r.as_mut() {
-            r.tx_id = tx_id.clone();
-        }
-    });
+    progress.edit(|r| r.tx_id = tx_id.clone());
     let mut at = 0;
     for (i, step) in scenario.steps.iter().enumerate() {
-        run.update(|r| {
-            if let Some(r) = r.as_mut() {
-                r.step = Some(i);
-                r.states[i] = StepState::Running;
-                r.note = None;
-            }
-        });
+        progress.begin(i);
         let Some(tick) = scenarios::next_tick(&mut replay, at, step, &tx_id) else {
             return fail(
                 format!("Step {} is not in the recording: {}", i + 1, step.expect),
@@ -365,18 +400,10 @@ async fn play_recording(
                 Some(i),
             );
         }
-        run.update(|r| {
-            if let Some(r) = r.as_mut() {
-                r.states[i] = StepState::Done;
-            }
-        });
+        progress.done(i);
         sleep_ms(REPLAY_TICK_PAUSE_MS).await;
     }
-    run.update(|r| {
-        if let Some(r) = r.as_mut() {
-            r.verdict = Some("passed");
-        }
-    });
+    progress.pass();
 }
 
 async fn play(ctx: Ctx, scenario: &'static Scenario, run: RwSignal<Option<Run>>) {
@@ -388,44 +415,19 @@ async fn play(ctx: Ctx, scenario: &'static Scenario, run: RwSignal<Option<Run>>)
         ctx.go_live();
     }
     let tx_id = scenarios::run_tx_id(scenario.id, now_ms());
-    run.set(Some(Run {
-        scenario: scenario.id,
-        step: None,
-        states: vec![StepState::Waiting; scenario.steps.len()],
-        verdict: None,
-        note: Some("Resetting the cluster: faults off, every node and the coordinator up…".into()),
-        tx_id: tx_id.clone(),
-    }));
-    let fail = |note: String, at: Option<usize>| {
-        run.update(|r| {
-            if let Some(r) = r.as_mut() {
-                if let Some(i) = at {
-                    r.states[i] = StepState::Failed;
-                }
-                r.verdict = Some("failed");
-                r.note = Some(note);
-            }
-        })
-    };
-    let say = |note: String| {
-        run.update(|r| {
-            if let Some(r) = r.as_mut() {
-                r.note = Some(note);
-            }
-        })
-    };
-    if let Err(e) = reset(ctx, scenario, say).await {
+    let progress = Progress(run);
+    progress.start(
+        scenario,
+        "Resetting the cluster: faults off, every node and the coordinator up…",
+        tx_id.clone(),
+    );
+    let fail = |note: String, at: Option<usize>| progress.fail(note, at);
+    if let Err(e) = reset(ctx, scenario, |note| progress.say(note)).await {
         fail(format!("Reset failed: {e}"), None);
         return;
     }
     for (i, step) in scenario.steps.iter().enumerate() {
-        run.update(|r| {
-            if let Some(r) = r.as_mut() {
-                r.step = Some(i);
-                r.states[i] = StepState::Running;
-                r.note = None;
-            }
-        });
+        progress.begin(i);
         for action in step.actions {
             if let Err(e) = act(ctx, *action, &tx_id).await {
                 fail(format!("Step {} could not run: {e}", i + 1), Some(i));
@@ -444,17 +446,9 @@ async fn play(ctx: Ctx, scenario: &'static Scenario, run: RwSignal<Option<Run>>)
             );
             return;
         }
-        run.update(|r| {
-            if let Some(r) = r.as_mut() {
-                r.states[i] = StepState::Done;
-            }
-        });
+        progress.done(i);
     }
-    run.update(|r| {
-        if let Some(r) = r.as_mut() {
-            r.verdict = Some("passed");
-        }
-    });
+    progress.pass();
 }
 
 #[component]
