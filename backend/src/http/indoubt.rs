@@ -365,21 +365,17 @@ pub async fn heuristic_mismatches_in_flight(app: &App) -> u64 {
         return 0;
     }
     let coordinator = CoordinatorKnowledge::ask(app).await;
-    let mismatched: BTreeSet<&TxId> = statuses
-        .iter()
-        .flat_map(|s| &s.heuristics)
-        .filter(|h| {
-            coordinator.active.get(&h.tx_id).is_some_and(|tx| {
-                let decided = match tx.state {
-                    TxState::Committed => Decision::Commit,
-                    TxState::Aborted => Decision::Abort,
-                    TxState::Active | TxState::Prepared => return false,
-                };
-                decided != h.decision
-            })
-        })
-        .map(|h| &h.tx_id)
-        .collect();
+    let mut mismatched: BTreeSet<&TxId> = BTreeSet::new();
+    for h in statuses.iter().flat_map(|s| &s.heuristics) {
+        // Only what the coordinator still holds open: `of` answers from its
+        // active transactions without asking further.
+        if coordinator.active.contains_key(&h.tx_id) {
+            let (_, decided) = coordinator.of(app, &h.tx_id).await;
+            if decided.is_some_and(|d| d != h.decision) {
+                mismatched.insert(&h.tx_id);
+            }
+        }
+    }
     mismatched.len() as u64
 }
 

@@ -431,11 +431,16 @@ pub(super) async fn read_ledger(
 #[utoipa::path(get, path = "/api/stats", tag = "state",
     responses((status = 200, description = "Counts, abort reasons, latency percentiles, throughput", body = Stats)))]
 async fn stats(State(app): State<Arc<App>>) -> Response {
+    Json(stats_now(&app).await).into_response()
+}
+
+/// The stats as `GET /api/stats` and the WebSocket snapshot give them.
+pub(crate) async fn stats_now(app: &App) -> Stats {
     let in_flight = app.engine.gauge(&app.engine.in_flight);
     let forces = app.engine.gauge(&app.engine.log_forces);
     let mut stats = app.hub.stats(in_flight, forces);
-    stats.in_flight_heuristic_mismatch = super::indoubt::heuristic_mismatches_in_flight(&app).await;
-    Json(stats).into_response()
+    stats.in_flight_heuristic_mismatch = super::indoubt::heuristic_mismatches_in_flight(app).await;
+    stats
 }
 
 #[utoipa::path(get, path = "/api/faults", tag = "faults",

@@ -98,11 +98,7 @@ pub async fn handler(
 
 pub async fn snapshot_event(app: &App) -> Event {
     let cluster = cluster_view(app).await;
-    let mut stats = app.hub.stats(
-        app.engine.gauge(&app.engine.in_flight),
-        app.engine.gauge(&app.engine.log_forces),
-    );
-    stats.in_flight_heuristic_mismatch = super::indoubt::heuristic_mismatches_in_flight(app).await;
+    let stats = super::routes::stats_now(app).await;
     let snapshot = Snapshot {
         cluster,
         transactions: app.hub.recent(WS_SNAPSHOT_TRANSACTIONS_MAX),
